@@ -1,0 +1,149 @@
+/**
+ * A stateful MCP server "pod" built on the official SDK
+ * (StreamableHTTPServerTransport, one transport + McpServer per session, kept
+ * in memory), as the tests and the local stack run it.
+ *
+ * Env: POD_NAME, POD_HOST (default 127.0.0.1), POD_PORT (default 0),
+ * POD_JSON=1 for JSON responses instead of SSE, POD_LOST_STATUS (default 404:
+ * the spec's answer to an unknown session; 400 imitates the SDK example server),
+ * POD_REFUSE_INIT=1 to answer every initialize with 503, POD_STATELESS=1 for a
+ * server that never issues session ids.
+ *
+ * Besides MCP on every path, it serves GET /_record: what it saw, so tests can
+ * assert where each request really landed; POST /_notify: sends a log
+ * notification to every session's standalone GET stream.
+ * Prints one JSON line {"listening": "host:port"} when ready.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { z } from 'zod';
+
+const name = process.env.POD_NAME ?? 'pod';
+const host = process.env.POD_HOST ?? '127.0.0.1';
+const port = Number(process.env.POD_PORT ?? 0);
+const json = process.env.POD_JSON === '1';
+const lostStatus = Number(process.env.POD_LOST_STATUS ?? 404);
+const refuseInit = process.env.POD_REFUSE_INIT === '1';
+const stateless = process.env.POD_STATELESS === '1';
+
+interface Seen {
+  httpMethod: string;
+  sessionId: string | null;
+  rpcMethod: string | null;
+  status?: number;
+}
+const record = { name, initialize: [] as string[], initialized: [] as string[], requests: [] as Seen[], deleted: [] as string[] };
+const sessions = new Map<string, { transport: StreamableHTTPServerTransport; server: McpServer }>();
+
+function newServer(getSessionId: () => string | undefined): McpServer {
+  const server = new McpServer({ name: `demo-${name}`, version: '1.0.0' }, { capabilities: { logging: {} } });
+  server.registerTool('whoami', { description: 'Which pod and session answered' }, async () => ({
+    content: [{ type: 'text', text: JSON.stringify({ pod: name, session: getSessionId() ?? null }) }],
+  }));
+  server.registerTool(
+    'echo',
+    { description: 'Echoes its argument back, with the pod name', inputSchema: { text: z.string() } },
+    async ({ text }) => ({ content: [{ type: 'text', text: JSON.stringify({ pod: name, text }) }] }),
+  );
+  return server;
+}
+
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+function rpcMethods(body: unknown): string[] {
+  const list = Array.isArray(body) ? body : [body];
+  return list.map((m) => (m && typeof m === 'object' && typeof (m as { method?: unknown }).method === 'string' ? (m as { method: string }).method : null)).filter((m): m is string => m !== null);
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
+}
+
+async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  if (req.url === '/_record' && req.method === 'GET') return sendJson(res, 200, record);
+  if (req.url === '/_notify' && req.method === 'POST') {
+    let sent = 0;
+    for (const { server } of sessions.values()) {
+      await server.server.sendLoggingMessage({ level: 'info', data: `hello from ${name}` }).then(() => sent++, () => {});
+    }
+    return sendJson(res, 200, { sent });
+  }
+  const sid = (req.headers['mcp-session-id'] as string | undefined) ?? null;
+  let parsed: unknown;
+  if (req.method === 'POST') {
+    const raw = await readBody(req);
+    try {
+      parsed = JSON.parse(raw.toString('utf8'));
+    } catch {
+      return sendJson(res, 400, { jsonrpc: '2.0', error: { code: -32700, message: 'Parse error' }, id: null });
+    }
+  }
+  const methods = rpcMethods(parsed);
+  const seen: Seen = { httpMethod: req.method ?? '', sessionId: sid, rpcMethod: methods[0] ?? null };
+  record.requests.push(seen);
+  res.on('finish', () => (seen.status = res.statusCode));
+
+  if (stateless) {
+    const server = newServer(() => undefined);
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: json });
+    res.on('close', () => void transport.close());
+    await server.connect(transport);
+    return transport.handleRequest(req, res, parsed);
+  }
+
+  if (sid !== null) {
+    const s = sessions.get(sid);
+    if (!s) return sendJson(res, lostStatus, { jsonrpc: '2.0', error: { code: lostStatus === 404 ? -32001 : -32000, message: 'Session not found' }, id: null });
+    if (methods.includes('notifications/initialized')) record.initialized.push(sid);
+    if (req.method === 'DELETE') record.deleted.push(sid);
+    return s.transport.handleRequest(req, res, parsed);
+  }
+  if (req.method === 'POST' && methods.includes('initialize')) {
+    if (refuseInit) return sendJson(res, 503, { jsonrpc: '2.0', error: { code: -32603, message: 'refusing initialize' }, id: null });
+    let id: string | undefined;
+    const server = newServer(() => id);
+    const transport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => `${name}-${randomUUID()}`,
+      enableJsonResponse: json,
+      onsessioninitialized: (newId) => {
+        id = newId;
+        sessions.set(newId, { transport, server });
+        record.initialize.push(newId);
+      },
+    });
+    transport.onclose = () => {
+      if (id) sessions.delete(id);
+    };
+    await server.connect(transport);
+    return transport.handleRequest(req, res, parsed);
+  }
+  return sendJson(res, 400, { jsonrpc: '2.0', error: { code: -32000, message: 'Bad Request: no session id' }, id: null });
+}
+
+const http = createServer((req, res) => {
+  handle(req, res).catch((err: unknown) => {
+    if (!res.headersSent) sendJson(res, 500, { jsonrpc: '2.0', error: { code: -32603, message: String(err) }, id: null });
+    else res.end();
+  });
+});
+http.listen(port, host, () => {
+  const a = http.address();
+  const p = typeof a === 'object' && a ? a.port : port;
+  process.stdout.write(`${JSON.stringify({ listening: `${host}:${p}`, name })}\n`);
+});
+const stop = (): void => {
+  http.closeAllConnections();
+  http.close(() => process.exit(0));
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);

@@ -1,0 +1,116 @@
+/**
+ * Renders envoy/envoy.template.yaml. The stack, the tests, the benchmark and
+ * the compose file all go through here, so there is one Envoy config that
+ * cannot drift into copies.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+export const ENVOY_TEMPLATE_PATH = fileURLToPath(new URL('./envoy.template.yaml', import.meta.url));
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface EnvoyParams {
+  adminAddress: string;
+  adminPort: number;
+  listenAddress: string;
+  listenPort: number;
+  internalAddress: string;
+  internalPort: number;
+  /** mcp-pin replicas Envoy's ext_proc filter talks to. */
+  extProc: HostPort[];
+  /** EDS file listing the MCP pods (see renderEds). */
+  serviceEdsPath: string;
+  pinHeader: string;
+  upstreamHeader: string;
+  messageTimeoutMs: number;
+  maxMessageTimeoutMs: number;
+  connectTimeoutMs: number;
+  recoveryRouteTimeoutMs: number;
+  bufferLimitBytes: number;
+}
+
+export const ENVOY_DEFAULTS = {
+  adminAddress: '127.0.0.1',
+  adminPort: 9901,
+  listenAddress: '0.0.0.0',
+  listenPort: 10000,
+  internalAddress: '127.0.0.1',
+  internalPort: 10001,
+  pinHeader: 'x-mcp-pin-dst',
+  upstreamHeader: 'x-mcp-pin-upstream',
+  messageTimeoutMs: 1000,
+  maxMessageTimeoutMs: 30_000,
+  connectTimeoutMs: 1000,
+  recoveryRouteTimeoutMs: 15_000,
+  bufferLimitBytes: 1024 * 1024,
+} as const;
+
+const seconds = (ms: number): string => `${(ms / 1000).toFixed(3)}s`;
+
+function flowEndpoints(hosts: HostPort[]): string {
+  if (hosts.length === 0) throw new Error('envoy config: at least one mcp-pin endpoint is needed');
+  const items = hosts.map(
+    (h) => `{ endpoint: { address: { socket_address: { address: "${h.host}", port_value: ${h.port} } } } }`,
+  );
+  return `[ ${items.join(', ')} ]`;
+}
+
+export function renderEnvoyConfig(params: EnvoyParams, template = readFileSync(ENVOY_TEMPLATE_PATH, 'utf8')): string {
+  const dir = params.serviceEdsPath.replace(/\/[^/]*$/, '') || '/';
+  const values: Record<string, string> = {
+    ADMIN_ADDRESS: params.adminAddress,
+    ADMIN_PORT: String(params.adminPort),
+    LISTEN_ADDRESS: params.listenAddress,
+    LISTEN_PORT: String(params.listenPort),
+    INTERNAL_ADDRESS: params.internalAddress,
+    INTERNAL_PORT: String(params.internalPort),
+    EXTPROC_ENDPOINTS: flowEndpoints(params.extProc),
+    SERVICE_EDS_PATH: params.serviceEdsPath,
+    SERVICE_EDS_DIR: dir,
+    PIN_HEADER: params.pinHeader,
+    UPSTREAM_HEADER: params.upstreamHeader,
+    MESSAGE_TIMEOUT: seconds(params.messageTimeoutMs),
+    MAX_MESSAGE_TIMEOUT: seconds(params.maxMessageTimeoutMs),
+    CONNECT_TIMEOUT: seconds(params.connectTimeoutMs),
+    RECOVERY_ROUTE_TIMEOUT: seconds(params.recoveryRouteTimeoutMs),
+    BUFFER_LIMIT_BYTES: String(params.bufferLimitBytes),
+  };
+  const used = new Set<string>();
+  const out = template.replace(/\{\{([A-Z_]+)\}\}/g, (_m, name: string) => {
+    const v = values[name];
+    if (v === undefined) throw new Error(`envoy template: unknown placeholder {{${name}}}`);
+    used.add(name);
+    return v;
+  });
+  const unused = Object.keys(values).filter((k) => !used.has(k));
+  if (unused.length > 0) throw new Error(`envoy template: values never used: ${unused.join(', ')}`);
+  return out;
+}
+
+/** The EDS file for the mcp_service cluster: one endpoint per pod. */
+export function renderEds(pods: HostPort[]): string {
+  return JSON.stringify(
+    {
+      version_info: String(Date.now()),
+      resources: [
+        {
+          '@type': 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment',
+          cluster_name: 'mcp_service',
+          endpoints: [
+            {
+              lb_endpoints: pods.map((p) => ({
+                endpoint: { address: { socket_address: { address: p.host, port_value: p.port } } },
+              })),
+            },
+          ],
+        },
+      ],
+    },
+    null,
+    2,
+  );
+}

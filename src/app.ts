@@ -1,0 +1,133 @@
+/**
+ * Wires one mcp-pin instance: store, ext_proc + health on one gRPC port,
+ * metrics over HTTP, a store watchdog driving health. main.ts runs it as a
+ * process; tests can run it in-process.
+ */
+import { createServer, type Server as HttpServer } from 'node:http';
+import * as grpc from '@grpc/grpc-js';
+import { splitHostPort, type Config } from './config.js';
+import { ExtProcService } from './extproc/server.js';
+import { Health } from './health.js';
+import type { Logger } from './log.js';
+import { Metrics } from './metrics.js';
+import { HttpRecoverer } from './recovery/http-recoverer.js';
+import { createStore, RedisStore, type SessionStore } from './sessions/index.js';
+
+const STORE_PROBE_INTERVAL_MS = 1000;
+
+export interface App {
+  grpcPort: number;
+  metricsPort: number | null;
+  store: SessionStore;
+  health: Health;
+  metrics: Metrics;
+  extProc: ExtProcService;
+  /** Drain and stop: NOT_SERVING, refuse new streams, wait up to drainGraceMs, close. */
+  shutdown(): Promise<{ leftOpen: number; drainMs: number }>;
+}
+
+export async function startApp(cfg: Config, log: Logger, opts: { store?: SessionStore } = {}): Promise<App> {
+  const metrics = new Metrics({ defaultMetrics: true });
+  const store = opts.store ?? createStore(cfg);
+  const health = new Health();
+  const recoverer = new HttpRecoverer({ cfg, store, log, metrics });
+  const extProc = new ExtProcService({ store, cfg, log, metrics, recoverer });
+
+  const server = new grpc.Server({
+    // Envoy keeps its connection to us open; ping it so dead peers are noticed.
+    'grpc.keepalive_time_ms': 30_000,
+    'grpc.keepalive_timeout_ms': 10_000,
+  });
+  extProc.addTo(server);
+  health.addTo(server);
+  const { host, port } = splitHostPort(cfg.listen);
+  const grpcPort = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    ),
+  );
+
+  let draining = false;
+  let probing = false;
+  const probeStore = async (): Promise<void> => {
+    if (probing) return;
+    probing = true;
+    try {
+      await store.ping();
+      if (!draining) health.set('SERVING');
+    } catch (err) {
+      if (health.current === 'SERVING') log.error({ err: (err as Error).message }, 'session store unreachable: NOT_SERVING');
+      health.set('NOT_SERVING');
+    } finally {
+      probing = false;
+    }
+  };
+  if (store instanceof RedisStore) {
+    try {
+      await store.connect(5000);
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'Redis not reachable at start; retrying in the background');
+    }
+  }
+  await probeStore();
+  const probeTimer = setInterval(() => void probeStore(), STORE_PROBE_INTERVAL_MS);
+
+  let metricsServer: HttpServer | null = null;
+  let metricsPort: number | null = null;
+  if (cfg.metricsListen !== 'off') {
+    const m = splitHostPort(cfg.metricsListen);
+    metricsServer = createServer((req, res) => {
+      if (req.url === '/metrics') {
+        metrics.registry.metrics().then(
+          (body) => {
+            res.writeHead(200, { 'content-type': metrics.registry.contentType });
+            res.end(body);
+          },
+          () => {
+            res.writeHead(500);
+            res.end();
+          },
+        );
+      } else if (req.url === '/healthz') {
+        const ok = health.current === 'SERVING';
+        res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' });
+        res.end(ok ? 'SERVING\n' : 'NOT_SERVING\n');
+      } else {
+        res.writeHead(404);
+        res.end();
+      }
+    });
+    metricsPort = await new Promise<number>((resolve, reject) => {
+      metricsServer!.once('error', reject);
+      metricsServer!.listen(m.port, m.host, () => {
+        const a = metricsServer!.address();
+        resolve(typeof a === 'object' && a ? a.port : m.port);
+      });
+    });
+  }
+  log.info({ grpcPort, metricsPort, store: store.constructor.name }, 'mcp-pin listening');
+
+  return {
+    grpcPort,
+    metricsPort,
+    store,
+    health,
+    metrics,
+    extProc,
+    async shutdown() {
+      const started = Date.now();
+      draining = true;
+      health.set('NOT_SERVING');
+      extProc.startDrain();
+      const leftOpen = await extProc.waitIdle(cfg.drainGraceMs);
+      if (leftOpen > 0) extProc.cancelAll();
+      clearInterval(probeTimer);
+      health.endWatches();
+      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      if (metricsServer) await new Promise<void>((resolve) => metricsServer!.close(() => resolve()));
+      await recoverer.close();
+      await store.close();
+      return { leftOpen, drainMs: Date.now() - started };
+    },
+  };
+}

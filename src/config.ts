@@ -1,0 +1,98 @@
+/**
+ * Every setting, from CLI flags (--name) or environment (MCP_PIN_NAME), with
+ * its default, in one table. Validated once at start: every problem is
+ * reported, one line each, and the process exits non-zero.
+ */
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { InvalidConfigError } from './errors.js';
+
+const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'expected host:port, e.g. 0.0.0.0:50051').refine(
+  (s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535,
+  'port must be 0-65535',
+);
+const ms = (min: number, max: number) => z.coerce.number().int('must be a whole number of milliseconds').min(min).max(max);
+const statusList = z
+  .string()
+  .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean).map(Number))
+  .pipe(z.array(z.number().int().min(400).max(599)).min(1, 'give at least one status, e.g. 404'));
+const headerName = z.string().regex(/^[a-z0-9-]+$/, 'a lowercase HTTP header name');
+const url = z.string().url();
+
+interface Option<T extends z.ZodType> {
+  flag: string;
+  env: string;
+  schema: T;
+  default: string;
+  doc: string;
+}
+const opt = <T extends z.ZodType>(flag: string, schema: T, def: string, doc: string): Option<T> => ({
+  flag,
+  env: `MCP_PIN_${flag.toUpperCase().replace(/-/g, '_')}`,
+  schema,
+  default: def,
+  doc,
+});
+
+/** The table: flag name, validation, default, one line of documentation. */
+export const OPTIONS = {
+  listen: opt('listen', hostPort, '0.0.0.0:50051', 'gRPC address Envoy sends ext_proc streams to (port 0: any free port)'),
+  metricsListen: opt('metrics-listen', z.union([z.literal('off'), hostPort]), '0.0.0.0:9464', "Prometheus /metrics address, or 'off'"),
+  storeUrl: opt('store-url', z.string().regex(/^(memory:|rediss?:\/\/)/, 'expected memory: or a redis:// / rediss:// URL'), 'memory:', 'session store: memory: (single replica only) or a Redis URL'),
+  keyPrefix: opt('key-prefix', z.string().min(1).max(64).regex(/^[^\s{}]+$/, 'no spaces or braces'), 'mcp-pin:', 'prefix of every store key'),
+  sessionTtlMs: opt('session-ttl-ms', ms(1_000, 30 * 24 * 3_600_000), String(2 * 3_600_000), 'sliding TTL of a session pin; every request extends it'),
+  storeTimeoutMs: opt('store-timeout-ms', ms(10, 10_000), '250', 'bound on one store command; past it the request fails fast'),
+  pinHeader: opt('pin-header', headerName, 'x-mcp-pin-dst', "header Envoy's ORIGINAL_DST cluster reads (http_header_name)"),
+  upstreamHeader: opt('upstream-header', headerName, 'x-mcp-pin-upstream', 'header the internal listener fills with %UPSTREAM_HOST%'),
+  recoveryUrl: opt('recovery-url', url, 'http://127.0.0.1:10001', "Envoy's internal listener that mcp-pin re-initializes and replays through"),
+  recoveryTimeoutMs: opt('recovery-timeout-ms', ms(100, 120_000), '10000', 'bound on one whole recovery (re-init, notify, replay)'),
+  lostSessionStatuses: opt('lost-session-statuses', statusList, '404', 'pod answers that mean "session lost", comma-separated (add 400 for SDK-example-style servers)'),
+  maxInitBodyBytes: opt('max-init-body-bytes', z.coerce.number().int().min(256).max(16 * 1024 * 1024), '65536', 'largest initialize body stored for recovery; larger ones are pinned but not recoverable'),
+  maxReplayBodyBytes: opt('max-replay-body-bytes', z.coerce.number().int().min(1024).max(64 * 1024 * 1024), String(4 * 1024 * 1024), 'largest replayed response mcp-pin buffers for the client'),
+  maxSessionIdLength: opt('max-session-id-length', z.coerce.number().int().min(8).max(1024), '256', 'longer mcp-session-id values are never looked up'),
+  drainGraceMs: opt('drain-grace-ms', ms(0, 600_000), '10000', 'on SIGTERM, how long open streams may finish'),
+  logLevel: opt('log-level', z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']), 'info', 'log level'),
+} as const;
+
+type Options = typeof OPTIONS;
+export type Config = { [K in keyof Options]: z.output<Options[K]['schema']> };
+
+export function helpText(): string {
+  const lines = ['Usage: mcp-pin [--flag value ...]', '', 'Each flag can also be given as an environment variable.', ''];
+  for (const o of Object.values(OPTIONS)) {
+    lines.push(`  --${o.flag}  (${o.env})`, `      ${o.doc}`, `      default: ${o.default}`);
+  }
+  return lines.join('\n');
+}
+
+/** Flags win over environment, environment over defaults. Throws InvalidConfigError listing every problem. */
+export function loadConfig(argv: string[] = process.argv.slice(2), env: NodeJS.ProcessEnv = process.env): Config {
+  const problems: string[] = [];
+  let flags: Record<string, string | boolean | undefined> = {};
+  try {
+    flags = parseArgs({
+      args: argv,
+      options: Object.fromEntries(Object.values(OPTIONS).map((o) => [o.flag, { type: 'string' as const }])),
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (err) {
+    problems.push((err as Error).message);
+  }
+  const out: Record<string, unknown> = {};
+  for (const [key, o] of Object.entries(OPTIONS)) {
+    const fromFlag = flags[o.flag];
+    const raw = typeof fromFlag === 'string' ? fromFlag : (env[o.env] ?? o.default);
+    const source = typeof fromFlag === 'string' ? `--${o.flag}` : env[o.env] !== undefined ? o.env : `default of --${o.flag}`;
+    const parsed = (o.schema as z.ZodType).safeParse(raw);
+    if (parsed.success) out[key] = parsed.data;
+    else problems.push(`${source}=${JSON.stringify(raw)}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+  }
+  if (problems.length > 0) throw new InvalidConfigError(problems);
+  return out as Config;
+}
+
+export function splitHostPort(hp: string): { host: string; port: number } {
+  const i = hp.lastIndexOf(':');
+  return { host: hp.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(hp.slice(i + 1)) };
+}

@@ -1,0 +1,52 @@
+/**
+ * One error module: a base class with a stable `code`, subclasses per
+ * concern. Callers branch on `code` (or instanceof), never on message text.
+ */
+export type PinErrorCode =
+  | 'MCP_PIN_INVALID_CONFIG'
+  | 'MCP_PIN_STORE_UNAVAILABLE'
+  | 'MCP_PIN_STORE_TIMEOUT'
+  | 'MCP_PIN_STORE_CONFLICT'
+  | 'MCP_PIN_PROTOCOL'
+  | 'MCP_PIN_RECOVERY_NO_INIT_BODY'
+  | 'MCP_PIN_RECOVERY_REINIT_FAILED'
+  | 'MCP_PIN_RECOVERY_REPLAY_FAILED'
+  | 'MCP_PIN_RECOVERY_TIMEOUT'
+  | 'MCP_PIN_RECOVERY_GONE';
+
+export class PinError extends Error {
+  readonly code: PinErrorCode;
+  constructor(code: PinErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+export class InvalidConfigError extends PinError {
+  constructor(readonly problems: string[]) {
+    super('MCP_PIN_INVALID_CONFIG', `invalid configuration:\n  - ${problems.join('\n  - ')}`);
+  }
+}
+
+/** The session store could not answer (down, refused, or over its time bound). */
+export class StoreError extends PinError {
+  constructor(code: 'MCP_PIN_STORE_UNAVAILABLE' | 'MCP_PIN_STORE_TIMEOUT', message: string, cause?: unknown) {
+    super(code, message, { cause });
+  }
+}
+
+/** Envoy sent something the ext_proc protocol does not allow here. */
+export class ProtocolError extends PinError {
+  constructor(message: string) {
+    super('MCP_PIN_PROTOCOL', message);
+  }
+}
+
+export type RecoveryErrorCode = Extract<PinErrorCode, `MCP_PIN_RECOVERY_${string}`>;
+
+export class RecoveryError extends PinError {
+  constructor(code: RecoveryErrorCode, message: string, cause?: unknown) {
+    super(code, message, { cause });
+  }
+}

@@ -1,0 +1,281 @@
+/**
+ * One HTTP exchange as Envoy streams it to mcp-pin: request headers, maybe
+ * the request body, then response headers. Holds what a later phase (or a
+ * recovery) needs from an earlier one, and decides where the request goes.
+ */
+import type { Config } from '../config.js';
+import { StoreError, ProtocolError } from '../errors.js';
+import { sessionTag, type Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import type { Pin, SessionStore } from '../sessions/store.js';
+import { firstHeader, headerPairs, type HeaderPairs } from './headers.js';
+import { isInitializeRequest, isJsonContentType } from './mcp-body.js';
+import type { ProcessingRequest, ProcessingResponse, WireHttpBody, WireHttpHeaders } from './protocol.js';
+import {
+  JSONRPC_INTERNAL_ERROR,
+  continueRequestBody,
+  continueRequestHeaders,
+  continueRequestTrailers,
+  continueResponseBody,
+  continueResponseHeaders,
+  continueResponseTrailers,
+  extendMessageTimeout,
+  jsonRpcError,
+} from './responses.js';
+import { isValidSessionId } from './session-id.js';
+import { isConnectFailure, parsePodAddress, upstreamReport, type UpstreamReport } from './upstream.js';
+
+export const SESSION_HEADER = 'mcp-session-id';
+
+/** A request of a pinned session whose pod lost it, handed to recovery. */
+export interface LostRequest {
+  clientSessionId: string;
+  pin: Pin;
+  method: string;
+  path: string;
+  headers: HeaderPairs;
+  body: Buffer | null;
+  /** What the pod (or Envoy) answered, for logs. */
+  status: number;
+  upstream: UpstreamReport;
+}
+
+/** Turns a lost request into the answer the client gets (see src/recovery). */
+export interface Recoverer {
+  /** How long a recovery may take; Envoy is asked to wait that long for the answer. */
+  readonly timeoutMs: number;
+  recover(req: LostRequest): Promise<ProcessingResponse>;
+}
+
+export interface ExchangeDeps {
+  store: SessionStore;
+  cfg: Pick<Config, 'pinHeader' | 'maxInitBodyBytes' | 'maxSessionIdLength' | 'lostSessionStatuses'>;
+  log: Logger;
+  metrics: Metrics;
+  recoverer?: Recoverer;
+}
+
+type Kind =
+  /** Nothing to do: no session, not an initialize. */
+  | 'passthrough'
+  /** A POST without session id whose body may be an initialize. */
+  | 'maybe-initialize'
+  /** A request of a session the store knows. */
+  | 'pinned'
+  /** A session id the store does not know: the service route decides. */
+  | 'unknown-session';
+
+const is2xx = (s: number): boolean => s >= 200 && s < 300;
+
+export class Exchange {
+  private kind: Kind | undefined;
+  private method = '';
+  private path = '';
+  private requestHeaders: HeaderPairs = [];
+  private clientSessionId: string | undefined;
+  private pin: Pin | undefined;
+  private isInitialize = false;
+  private initBody: Buffer | null = null;
+  private requestBody: Buffer | null = null;
+
+  /**
+   * @param sendInterim writes a message ahead of the answer to the current
+   * one (used to extend Envoy's message timeout before a recovery).
+   */
+  constructor(
+    private readonly deps: ExchangeDeps,
+    private readonly sendInterim: (r: ProcessingResponse) => void,
+  ) {}
+
+  /** Answers one message. Throws ProtocolError for messages that do not fit the exchange. */
+  async handle(msg: ProcessingRequest): Promise<ProcessingResponse[]> {
+    switch (msg.request) {
+      case 'request_headers':
+        if (this.kind !== undefined) throw new ProtocolError('request_headers received twice');
+        return [await this.onRequestHeaders(msg.request_headers)];
+      case 'request_body':
+        this.requireRequest('request_body');
+        return [this.onRequestBody(msg.request_body)];
+      case 'request_trailers':
+        this.requireRequest('request_trailers');
+        return [continueRequestTrailers()];
+      case 'response_headers':
+        this.requireRequest('response_headers');
+        return this.onResponseHeaders(msg);
+      case 'response_body':
+        this.requireRequest('response_body');
+        return [continueResponseBody()];
+      case 'response_trailers':
+        this.requireRequest('response_trailers');
+        return [continueResponseTrailers()];
+      default:
+        throw new ProtocolError('ProcessingRequest carries no known phase');
+    }
+  }
+
+  private requireRequest(phase: string): void {
+    if (this.kind === undefined) throw new ProtocolError(`${phase} received before request_headers`);
+  }
+
+  private async onRequestHeaders(h: WireHttpHeaders | undefined): Promise<ProcessingResponse> {
+    const { cfg, metrics } = this.deps;
+    const pairs = headerPairs(h);
+    this.requestHeaders = pairs;
+    this.method = firstHeader(pairs, ':method') ?? '';
+    this.path = firstHeader(pairs, ':path') ?? '';
+    if (!this.method) throw new ProtocolError('request_headers without :method');
+    // The client's own pin header never reaches routing or a pod.
+    const strip = { remove: [cfg.pinHeader] };
+    const sid = firstHeader(pairs, SESSION_HEADER);
+
+    if (sid === undefined) {
+      if (this.method === 'POST' && !h?.end_of_stream && isJsonContentType(firstHeader(pairs, 'content-type'))) {
+        this.kind = 'maybe-initialize';
+        return continueRequestHeaders(strip, { clearRouteCache: true, mode: { request_body_mode: 'BUFFERED' } });
+      }
+      this.kind = 'passthrough';
+      metrics.outcome('passthrough');
+      return continueRequestHeaders(strip, { clearRouteCache: true, mode: { response_header_mode: 'SKIP' } });
+    }
+
+    if (!isValidSessionId(sid, cfg.maxSessionIdLength)) {
+      this.kind = 'passthrough';
+      metrics.outcome('invalid_session_id');
+      return continueRequestHeaders(strip, { clearRouteCache: true, mode: { response_header_mode: 'SKIP' } });
+    }
+
+    this.clientSessionId = sid;
+    let pin: Pin | null;
+    try {
+      pin = await this.timedStore('lookup', () => this.deps.store.lookup(sid));
+    } catch (err) {
+      this.kind = 'passthrough';
+      return this.storeFailure('lookup', err);
+    }
+    if (!pin) {
+      this.kind = 'unknown-session';
+      metrics.outcome('unknown_session');
+      return continueRequestHeaders(strip, { clearRouteCache: true, mode: { response_header_mode: 'SKIP' } });
+    }
+
+    this.kind = 'pinned';
+    this.pin = pin;
+    metrics.outcome('pinned');
+    const set: [string, string][] = [[cfg.pinHeader, pin.pod]];
+    if (pin.backendSessionId !== sid) set.push([SESSION_HEADER, pin.backendSessionId]);
+    // A body is only worth buffering if a recovery may have to replay it.
+    const wantBody = this.deps.recoverer !== undefined && !h?.end_of_stream;
+    return continueRequestHeaders({ set }, { clearRouteCache: true, ...(wantBody ? { mode: { request_body_mode: 'BUFFERED' } } : {}) });
+  }
+
+  private onRequestBody(b: WireHttpBody | undefined): ProcessingResponse {
+    const body = b?.body ?? Buffer.alloc(0);
+    if (this.kind === 'maybe-initialize') {
+      this.isInitialize = isInitializeRequest(body);
+      // Copy: the decoded Buffer may be a view into a larger gRPC frame.
+      if (this.isInitialize && body.length <= this.deps.cfg.maxInitBodyBytes) this.initBody = Buffer.from(body);
+    } else if (this.kind === 'pinned') {
+      this.requestBody = Buffer.from(body);
+    }
+    return continueRequestBody();
+  }
+
+  private async onResponseHeaders(msg: ProcessingRequest): Promise<ProcessingResponse[]> {
+    const pairs = headerPairs(msg.response_headers);
+    const status = Number(firstHeader(pairs, ':status') ?? 0);
+    switch (this.kind) {
+      case 'maybe-initialize':
+        return [await this.afterInitialize(msg, pairs, status)];
+      case 'pinned':
+        return this.afterPinned(msg, status);
+      default:
+        return [continueResponseHeaders()];
+    }
+  }
+
+  private async afterInitialize(msg: ProcessingRequest, pairs: HeaderPairs, status: number): Promise<ProcessingResponse> {
+    const { metrics, log } = this.deps;
+    const sid = firstHeader(pairs, SESSION_HEADER);
+    // Stateless servers (and newer MCP revisions) send no session id: nothing to pin.
+    if (!this.isInitialize || !is2xx(status) || sid === undefined) return continueResponseHeaders();
+    const reported = upstreamReport(msg).address;
+    const pod = parsePodAddress(reported);
+    if (!pod || !isValidSessionId(sid, this.deps.cfg.maxSessionIdLength)) {
+      // Without the real pod address the session could not be routed later:
+      // fail this initialize loudly rather than hand out a session that breaks.
+      metrics.outcome('initialize_unrecorded');
+      log.error({ reported, validSessionId: isValidSessionId(sid, this.deps.cfg.maxSessionIdLength) }, 'initialize not pinned: Envoy reported no usable upstream.address (check response_attributes) or the session id is invalid');
+      return jsonRpcError(502, JSONRPC_INTERNAL_ERROR, 'mcp-pin: could not pin the new session', 'mcp_pin_no_upstream_address');
+    }
+    try {
+      await this.timedStore('create', () =>
+        this.deps.store.create(sid, { pod, backendSessionId: sid, initBody: this.initBody }),
+      );
+    } catch (err) {
+      // The client must not get a session that no replica can route.
+      return this.storeFailure('create', err);
+    }
+    metrics.outcome('initialize_recorded');
+    log.info({ session: sessionTag(sid), pod, initBodyKept: this.initBody !== null }, 'pin recorded');
+    return continueResponseHeaders();
+  }
+
+  private async afterPinned(msg: ProcessingRequest, status: number): Promise<ProcessingResponse[]> {
+    const { cfg, log, metrics, recoverer } = this.deps;
+    const sid = this.clientSessionId!;
+    const pin = this.pin!;
+    const upstream = upstreamReport(msg);
+    const lost = cfg.lostSessionStatuses.includes(status) || isConnectFailure(status, upstream);
+    // The client only ever sees its own session id.
+    const rewrite = pin.backendSessionId !== sid ? { overwrite: [[SESSION_HEADER, sid]] as [string, string][] } : undefined;
+
+    if (this.method === 'DELETE') {
+      if (is2xx(status) || lost) {
+        try {
+          await this.timedStore('remove', () => this.deps.store.remove(sid));
+          metrics.outcome('session_deleted');
+          log.info({ session: sessionTag(sid), status }, 'session forgotten');
+        } catch (err) {
+          // The pin expires by its TTL; the DELETE itself went through.
+          log.warn({ session: sessionTag(sid), err: (err as Error).message }, 'could not forget deleted session');
+        }
+      }
+      return [continueResponseHeaders(rewrite)];
+    }
+
+    if (lost && recoverer) {
+      const req: LostRequest = {
+        clientSessionId: sid,
+        pin,
+        method: this.method,
+        path: this.path,
+        headers: this.requestHeaders,
+        body: this.requestBody,
+        status,
+        upstream,
+      };
+      this.sendInterim(extendMessageTimeout(recoverer.timeoutMs));
+      return [await recoverer.recover(req)];
+    }
+    return [continueResponseHeaders(rewrite)];
+  }
+
+  private async timedStore<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    const end = this.deps.metrics.storeSeconds.startTimer({ op });
+    try {
+      return await fn();
+    } finally {
+      end();
+    }
+  }
+
+  private storeFailure(op: string, err: unknown): ProcessingResponse {
+    const code = err instanceof StoreError ? err.code : 'MCP_PIN_STORE_UNAVAILABLE';
+    this.deps.metrics.storeErrors.inc({ op, code });
+    this.deps.metrics.outcome('store_error');
+    this.deps.log.error({ op, code, err: (err as Error).message }, 'session store failed');
+    return jsonRpcError(503, JSONRPC_INTERNAL_ERROR, 'mcp-pin: session store unavailable, retry shortly', 'mcp_pin_store_unavailable', [
+      ['retry-after', '1'],
+    ]);
+  }
+}

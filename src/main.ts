@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+/** mcp-pin process: config, start, and a graceful drain on SIGTERM/SIGINT. */
+import { startApp } from './app.js';
+import { helpText, loadConfig } from './config.js';
+import { InvalidConfigError } from './errors.js';
+import { createLogger } from './log.js';
+
+async function main(): Promise<void> {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    process.stdout.write(`${helpText()}\n`);
+    return;
+  }
+  let cfg;
+  try {
+    cfg = loadConfig();
+  } catch (err) {
+    if (err instanceof InvalidConfigError) {
+      process.stderr.write(`mcp-pin: ${err.message}\n(see mcp-pin --help)\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = createLogger(cfg.logLevel);
+  const app = await startApp(cfg, log);
+  // Parent processes (tests, the stack script) read this line to learn the ports.
+  process.stdout.write(`${JSON.stringify({ ready: true, grpcPort: app.grpcPort, metricsPort: app.metricsPort })}\n`);
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal, openStreams: app.extProc.openStreams }, 'draining');
+    app.shutdown().then(
+      ({ leftOpen, drainMs }) => {
+        log.info({ leftOpen, drainMs }, 'stopped');
+        process.exit(0);
+      },
+      (err) => {
+        log.error({ err: (err as Error).message }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  // One bad request must never take the process down; log what escaped.
+  process.on('unhandledRejection', (err) => log.error({ err: (err as Error)?.message }, 'unhandled rejection'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`mcp-pin: failed to start: ${(err as Error)?.stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,57 @@
+/**
+ * Prometheus metrics on an own registry. Labels are closed sets: never a
+ * session id or a pod address.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export type RequestOutcome =
+  | 'passthrough'
+  | 'pinned'
+  | 'unknown_session'
+  | 'invalid_session_id'
+  | 'initialize_recorded'
+  | 'initialize_unrecorded'
+  | 'session_deleted'
+  | 'recovered'
+  | 'recovery_failed'
+  | 'store_error'
+  | 'adopted'
+  | 'rejected_pin';
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly streams = new Gauge({ name: 'mcp_pin_streams_open', help: 'ext_proc streams open now', registers: [this.registry] });
+  readonly streamsTotal = new Counter({ name: 'mcp_pin_streams_total', help: 'ext_proc streams accepted', registers: [this.registry] });
+  readonly streamErrors = new Counter({ name: 'mcp_pin_stream_errors_total', help: 'ext_proc streams ended with an error status', labelNames: ['code'] as const, registers: [this.registry] });
+  readonly requests = new Counter({ name: 'mcp_pin_requests_total', help: 'HTTP requests by what mcp-pin did with them', labelNames: ['outcome'] as const, registers: [this.registry] });
+  readonly storeSeconds = new Histogram({
+    name: 'mcp_pin_store_seconds',
+    help: 'session store call latency',
+    labelNames: ['op'] as const,
+    buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [this.registry],
+  });
+  readonly storeErrors = new Counter({ name: 'mcp_pin_store_errors_total', help: 'session store failures', labelNames: ['op', 'code'] as const, registers: [this.registry] });
+  readonly recoverySeconds = new Histogram({
+    name: 'mcp_pin_recovery_seconds',
+    help: 'duration of a recovery (re-init, notify, replay)',
+    labelNames: ['result'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly messageSeconds = new Histogram({
+    name: 'mcp_pin_message_seconds',
+    help: 'time to answer one ext_proc message',
+    labelNames: ['phase'] as const,
+    buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1],
+    registers: [this.registry],
+  });
+
+  constructor(opts: { defaultMetrics?: boolean } = {}) {
+    if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'mcp_pin_' });
+  }
+
+  outcome(o: RequestOutcome): void {
+    this.requests.inc({ outcome: o });
+  }
+}

@@ -1,0 +1,18 @@
+import type { Config } from '../config.js';
+import { MemoryStore } from './memory-store.js';
+import { RedisStore } from './redis-store.js';
+import type { SessionStore } from './store.js';
+
+export type { Pin, NewSession, SessionRecord, SessionStore } from './store.js';
+export { MemoryStore } from './memory-store.js';
+export { RedisStore } from './redis-store.js';
+
+export function createStore(cfg: Pick<Config, 'storeUrl' | 'keyPrefix' | 'sessionTtlMs' | 'storeTimeoutMs'>): SessionStore {
+  if (cfg.storeUrl === 'memory:') return new MemoryStore({ sessionTtlMs: cfg.sessionTtlMs });
+  return new RedisStore({
+    url: cfg.storeUrl,
+    keyPrefix: cfg.keyPrefix,
+    sessionTtlMs: cfg.sessionTtlMs,
+    storeTimeoutMs: cfg.storeTimeoutMs,
+  });
+}

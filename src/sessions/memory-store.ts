@@ -1,0 +1,117 @@
+/**
+ * In-process session store: the default when no Redis URL is given. Honours
+ * the same TTL and compare-and-set rules as RedisStore, but lives and dies
+ * with this process and is not shared: run a single replica with it.
+ */
+import type { NewSession, Pin, SessionRecord, SessionStore, StoreOptions } from './store.js';
+
+interface Entry extends SessionRecord {
+  expiresAtMs: number;
+}
+
+const SWEEP_INTERVAL_MS = 30_000;
+
+export class MemoryStore implements SessionStore {
+  private readonly sessions = new Map<string, Entry>();
+  private readonly locks = new Map<string, { token: string; expiresAtMs: number }>();
+  private readonly ttlMs: number;
+  private readonly now: () => number;
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(opts: StoreOptions) {
+    this.ttlMs = opts.sessionTtlMs;
+    this.now = opts.now ?? Date.now;
+    this.sweeper = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS).unref();
+  }
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  private live(sid: string): Entry | null {
+    const e = this.sessions.get(sid);
+    if (!e) return null;
+    if (e.expiresAtMs <= this.now()) {
+      this.sessions.delete(sid);
+      return null;
+    }
+    return e;
+  }
+
+  private sweep(): void {
+    const now = this.now();
+    for (const [k, e] of this.sessions) if (e.expiresAtMs <= now) this.sessions.delete(k);
+    for (const [k, l] of this.locks) if (l.expiresAtMs <= now) this.locks.delete(k);
+  }
+
+  async lookup(sid: string): Promise<Pin | null> {
+    const e = this.live(sid);
+    if (!e) return null;
+    const now = this.now();
+    e.lastSeenAtMs = now;
+    e.expiresAtMs = now + this.ttlMs;
+    return { pod: e.pod, backendSessionId: e.backendSessionId, generation: e.generation };
+  }
+
+  async create(sid: string, s: NewSession): Promise<void> {
+    const now = this.now();
+    this.sessions.set(sid, {
+      pod: s.pod,
+      backendSessionId: s.backendSessionId,
+      generation: 1,
+      initBody: s.initBody ? Buffer.from(s.initBody) : null,
+      createdAtMs: now,
+      lastSeenAtMs: now,
+      expiresAtMs: now + this.ttlMs,
+    });
+  }
+
+  async load(sid: string): Promise<SessionRecord | null> {
+    const e = this.live(sid);
+    if (!e) return null;
+    const { expiresAtMs: _, ...record } = e;
+    return { ...record };
+  }
+
+  async replacePin(sid: string, expectedGeneration: number, pod: string, bsid: string): Promise<Pin | null> {
+    const e = this.live(sid);
+    if (!e || e.generation !== expectedGeneration) return null;
+    const now = this.now();
+    e.pod = pod;
+    e.backendSessionId = bsid;
+    e.generation += 1;
+    e.lastSeenAtMs = now;
+    e.expiresAtMs = now + this.ttlMs;
+    return { pod, backendSessionId: bsid, generation: e.generation };
+  }
+
+  async remove(sid: string): Promise<void> {
+    this.sessions.delete(sid);
+  }
+
+  async removeIfGeneration(sid: string, expectedGeneration: number): Promise<boolean> {
+    const e = this.live(sid);
+    if (!e || e.generation !== expectedGeneration) return false;
+    this.sessions.delete(sid);
+    return true;
+  }
+
+  async tryLock(sid: string, token: string, ttlMs: number): Promise<boolean> {
+    const l = this.locks.get(sid);
+    if (l && l.expiresAtMs > this.now()) return false;
+    this.locks.set(sid, { token, expiresAtMs: this.now() + ttlMs });
+    return true;
+  }
+
+  async unlock(sid: string, token: string): Promise<void> {
+    if (this.locks.get(sid)?.token === token) this.locks.delete(sid);
+  }
+
+  async ping(): Promise<void> {}
+
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+    this.sessions.clear();
+    this.locks.clear();
+  }
+}

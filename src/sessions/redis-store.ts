@@ -1,0 +1,175 @@
+/**
+ * Session store in Redis (ioredis), shared by all mcp-pin replicas.
+ *
+ * Layout per client session id S (hash tag {S} keeps both keys in one slot):
+ *   <prefix>{S}       hash: pod, bsid, gen, init, created, seen (sliding TTL)
+ *   <prefix>{S}:lock  recovery lock: a random token, with expiry
+ *
+ * ioredis defaults are wrong for a request path (offline queue, 20 retries,
+ * no command timeout): here a command either answers within storeTimeoutMs
+ * or fails with a StoreError, and nothing queues while Redis is away.
+ */
+import { readFileSync } from 'node:fs';
+import { Redis, type RedisOptions } from 'ioredis';
+import { StoreError } from '../errors.js';
+import type { NewSession, Pin, SessionRecord, SessionStore, StoreOptions } from './store.js';
+
+const lua = (name: string): string => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
+
+interface ScriptCommands {
+  mcppinLookup(key: string, ttlMs: number, nowMs: number): Promise<[string, string, string] | null>;
+  mcppinCreate(key: string, ttlMs: number, nowMs: number, pod: string, bsid: string, init: Buffer): Promise<number>;
+  mcppinReplacePin(key: string, ttlMs: number, nowMs: number, gen: number, pod: string, bsid: string): Promise<number>;
+  mcppinUnlock(key: string, token: string): Promise<number>;
+  mcppinRemoveIfGeneration(key: string, gen: number): Promise<number>;
+}
+type ScriptedRedis = Redis & ScriptCommands;
+
+export interface RedisStoreOptions extends StoreOptions {
+  url: string;
+  keyPrefix: string;
+  storeTimeoutMs: number;
+  /** Extra ioredis options (tests); the fail-fast settings below always win. */
+  redisOptions?: RedisOptions;
+}
+
+export class RedisStore implements SessionStore {
+  readonly redis: ScriptedRedis;
+  private readonly ttlMs: number;
+  private readonly prefix: string;
+  private readonly timeoutMs: number;
+  private readonly now: () => number;
+
+  constructor(opts: RedisStoreOptions) {
+    this.ttlMs = opts.sessionTtlMs;
+    this.prefix = opts.keyPrefix;
+    this.timeoutMs = opts.storeTimeoutMs;
+    this.now = opts.now ?? Date.now;
+    const redis = new Redis(opts.url, {
+      ...opts.redisOptions,
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: opts.storeTimeoutMs,
+      connectTimeout: Math.max(1000, opts.storeTimeoutMs),
+      // Keep reconnecting for ever, never slower than once a second.
+      retryStrategy: (times) => Math.min(50 * times, 1000),
+      // Commands of a dropped connection fail rather than replay late.
+      autoResendUnfulfilledCommands: false,
+    });
+    // Errors reach callers through rejected commands; the connection's own
+    // error events (reconnect noise) must not crash the process.
+    redis.on('error', () => {});
+    redis.defineCommand('mcppinLookup', { numberOfKeys: 1, lua: lua('lookup-1') });
+    redis.defineCommand('mcppinCreate', { numberOfKeys: 1, lua: lua('create-1') });
+    redis.defineCommand('mcppinReplacePin', { numberOfKeys: 1, lua: lua('replace-pin-1') });
+    redis.defineCommand('mcppinUnlock', { numberOfKeys: 1, lua: lua('unlock-1') });
+    redis.defineCommand('mcppinRemoveIfGeneration', { numberOfKeys: 1, lua: lua('remove-if-generation-1') });
+    this.redis = redis as ScriptedRedis;
+  }
+
+  /** Connects, waiting up to timeoutMs; the store keeps trying after a failure. */
+  async connect(timeoutMs = 5000): Promise<void> {
+    if (this.redis.status === 'ready') return;
+    if (this.redis.status === 'wait') this.redis.connect().catch(() => {});
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => {
+        cleanup();
+        reject(new StoreError('MCP_PIN_STORE_UNAVAILABLE', `Redis not ready after ${timeoutMs} ms`));
+      }, timeoutMs);
+      const onReady = (): void => {
+        cleanup();
+        resolve();
+      };
+      const cleanup = (): void => {
+        clearTimeout(t);
+        this.redis.off('ready', onReady);
+      };
+      this.redis.on('ready', onReady);
+    });
+  }
+
+  private key(sid: string): string {
+    return `${this.prefix}{${sid}}`;
+  }
+
+  /** Runs one command, turning any failure into a StoreError with a stable code. */
+  private async run<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      return await fn();
+    } catch (err) {
+      const slow = performance.now() - started >= this.timeoutMs;
+      throw new StoreError(
+        slow ? 'MCP_PIN_STORE_TIMEOUT' : 'MCP_PIN_STORE_UNAVAILABLE',
+        slow ? `Redis ${what} took longer than ${this.timeoutMs} ms` : `Redis ${what} failed (status ${this.redis.status})`,
+        err,
+      );
+    }
+  }
+
+  async lookup(sid: string): Promise<Pin | null> {
+    const v = await this.run('lookup', () => this.redis.mcppinLookup(this.key(sid), this.ttlMs, this.now()));
+    if (!v) return null;
+    return { pod: v[0], backendSessionId: v[1], generation: Number(v[2]) };
+  }
+
+  async create(sid: string, s: NewSession): Promise<void> {
+    await this.run('create', () =>
+      this.redis.mcppinCreate(this.key(sid), this.ttlMs, this.now(), s.pod, s.backendSessionId, s.initBody ?? Buffer.alloc(0)),
+    );
+  }
+
+  async load(sid: string): Promise<SessionRecord | null> {
+    const v = await this.run('load', () =>
+      this.redis.hmgetBuffer(this.key(sid), 'pod', 'bsid', 'gen', 'init', 'created', 'seen'),
+    );
+    const [pod, bsid, gen, init, created, seen] = v;
+    if (!pod || !bsid || !gen) return null;
+    return {
+      pod: pod.toString(),
+      backendSessionId: bsid.toString(),
+      generation: Number(gen.toString()),
+      initBody: init && init.length > 0 ? init : null,
+      createdAtMs: Number(created?.toString() ?? 0),
+      lastSeenAtMs: Number(seen?.toString() ?? 0),
+    };
+  }
+
+  async replacePin(sid: string, expectedGeneration: number, pod: string, bsid: string): Promise<Pin | null> {
+    const r = await this.run('replacePin', () =>
+      this.redis.mcppinReplacePin(this.key(sid), this.ttlMs, this.now(), expectedGeneration, pod, bsid),
+    );
+    return r > 0 ? { pod, backendSessionId: bsid, generation: r } : null;
+  }
+
+  async remove(sid: string): Promise<void> {
+    await this.run('remove', () => this.redis.del(this.key(sid)));
+  }
+
+  async removeIfGeneration(sid: string, expectedGeneration: number): Promise<boolean> {
+    const r = await this.run('remove', () => this.redis.mcppinRemoveIfGeneration(this.key(sid), expectedGeneration));
+    return r === 1;
+  }
+
+  async tryLock(sid: string, token: string, ttlMs: number): Promise<boolean> {
+    const r = await this.run('lock', () => this.redis.set(`${this.key(sid)}:lock`, token, 'PX', ttlMs, 'NX'));
+    return r === 'OK';
+  }
+
+  async unlock(sid: string, token: string): Promise<void> {
+    await this.run('unlock', () => this.redis.mcppinUnlock(`${this.key(sid)}:lock`, token));
+  }
+
+  async ping(): Promise<void> {
+    await this.run('ping', () => this.redis.ping());
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.redis.quit();
+    } catch {
+      this.redis.disconnect();
+    }
+  }
+}

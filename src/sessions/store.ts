@@ -1,0 +1,58 @@
+/**
+ * The session store: client session id -> where that session lives.
+ * Two implementations pass the same contract tests (test/unit/store-contract):
+ * RedisStore (shared by replicas) and MemoryStore (one replica only).
+ */
+
+/** What a follow-up request needs: where to send it and under which backend id. */
+export interface Pin {
+  /** Pod address "ip:port", as Envoy reported connecting to it. */
+  pod: string;
+  /** The session id the pod knows; differs from the client's after a recovery. */
+  backendSessionId: string;
+  /** Bumped by every replacePin: guards recoveries against each other. */
+  generation: number;
+}
+
+export interface NewSession {
+  pod: string;
+  backendSessionId: string;
+  /** The raw initialize request, replayed on recovery; null when too large to keep. */
+  initBody: Buffer | null;
+}
+
+export interface SessionRecord extends Pin {
+  initBody: Buffer | null;
+  createdAtMs: number;
+  lastSeenAtMs: number;
+}
+
+export interface SessionStore {
+  /** The pin, or null. Extends the sliding TTL and records last-seen. */
+  lookup(clientSessionId: string): Promise<Pin | null>;
+  /** Records a new session (generation 1), replacing any record under that id. */
+  create(clientSessionId: string, session: NewSession): Promise<void>;
+  /** Full record with the init body (for recovery), or null. Does not slide the TTL. */
+  load(clientSessionId: string): Promise<SessionRecord | null>;
+  /**
+   * Moves the session to a new pod/backend id if its generation is still
+   * `expectedGeneration`. Returns the new pin, or null when the record is gone
+   * or another recovery got there first (compare with a fresh lookup).
+   */
+  replacePin(clientSessionId: string, expectedGeneration: number, pod: string, backendSessionId: string): Promise<Pin | null>;
+  remove(clientSessionId: string): Promise<void>;
+  /** Removes the session only while it is still at `expectedGeneration`. */
+  removeIfGeneration(clientSessionId: string, expectedGeneration: number): Promise<boolean>;
+  /** Recovery lock: true when taken by `token`; expires by itself after ttlMs. */
+  tryLock(clientSessionId: string, token: string, ttlMs: number): Promise<boolean>;
+  /** Releases the lock only if `token` still holds it. */
+  unlock(clientSessionId: string, token: string): Promise<void>;
+  /** Resolves when the store answers; rejects with a StoreError otherwise. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface StoreOptions {
+  sessionTtlMs: number;
+  now?: () => number;
+}

@@ -1,0 +1,148 @@
+/**
+ * A real Envoy 1.40 for tests, started from the project's one template
+ * (envoy/render.ts). Listeners on port 0 unless a port is given; the ports
+ * Envoy bound are read from its admin API.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ENVOY_DEFAULTS, renderEds, renderEnvoyConfig, type EnvoyParams, type HostPort } from '../../envoy/render.js';
+import { eventually } from './net.js';
+import { ManagedProcess } from './process.js';
+
+let envoyBin: string | undefined;
+/** The project's own install step decides which Envoy (ENVOY_BIN, PATH, or the venv). */
+export function findEnvoy(): string {
+  envoyBin ??= execFileSync('bash', [new URL('../../scripts/ensure-envoy.sh', import.meta.url).pathname], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  }).trim();
+  return envoyBin;
+}
+
+export interface EnvoyHandle {
+  proc: ManagedProcess;
+  dir: string;
+  publicPort: number;
+  internalPort: number;
+  adminUrl: string;
+  /** http://127.0.0.1:<public>/mcp */
+  mcpUrl: string;
+  internalUrl: string;
+  /** Rewrites the EDS file (atomic rename): the service's endpoints change while Envoy runs. */
+  setPods(pods: HostPort[]): Promise<void>;
+  /** Stops and starts a new Envoy process on the same ports. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+  stat(name: string): Promise<number>;
+}
+
+export interface EnvoyOptions {
+  extProc: HostPort[];
+  pods: HostPort[];
+  overrides?: Partial<EnvoyParams>;
+}
+
+async function adminGet(adminUrl: string, path: string): Promise<string> {
+  const res = await fetch(`${adminUrl}${path}`);
+  if (!res.ok) throw new Error(`${path}: ${res.status}`);
+  return res.text();
+}
+
+export async function startEnvoy(opts: EnvoyOptions): Promise<EnvoyHandle> {
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-pin-envoy-'));
+  mkdirSync(join(dir, 'eds'));
+  const edsPath = join(dir, 'eds', 'eds.json');
+  let podsNow = opts.pods;
+  const writeEds = (pods: HostPort[]): void => {
+    const tmp = join(dir, 'eds.json.tmp');
+    writeFileSync(tmp, renderEds(pods));
+    renameSync(tmp, edsPath);
+  };
+  writeEds(podsNow);
+
+  let publicPort = opts.overrides?.listenPort ?? 0;
+  let internalPort = opts.overrides?.internalPort ?? 0;
+  let proc: ManagedProcess;
+  let adminUrl = '';
+
+  const launch = async (): Promise<void> => {
+    const params: EnvoyParams = {
+      ...ENVOY_DEFAULTS,
+      adminPort: 0,
+      listenAddress: '127.0.0.1',
+      ...opts.overrides,
+      listenPort: publicPort,
+      internalPort,
+      extProc: opts.extProc,
+      serviceEdsPath: edsPath,
+    };
+    writeFileSync(join(dir, 'envoy.yaml'), renderEnvoyConfig(params));
+    const adminPath = join(dir, 'admin.txt');
+    writeFileSync(adminPath, '');
+    proc = new ManagedProcess('envoy', findEnvoy(), [
+      '-c', join(dir, 'envoy.yaml'),
+      '--disable-hot-restart',
+      '--admin-address-path', adminPath,
+      '--concurrency', '1',
+      '-l', process.env.ENVOY_LOG_LEVEL ?? 'warning',
+    ]).start();
+    const admin = await eventually(async () => {
+      if (!proc.alive) throw new Error(`envoy exited\n${proc.output.slice(-3000)}`);
+      const a = existsSync(adminPath) ? readFileSync(adminPath, 'utf8').trim() : '';
+      return a.length > 0 ? a : undefined;
+    }, 'envoy admin address', 15_000);
+    adminUrl = `http://${admin}`;
+    await eventually(async () => (await fetch(`${adminUrl}/ready`)).ok, 'envoy ready', 15_000);
+    const listeners = JSON.parse(await adminGet(adminUrl, '/listeners?format=json')) as {
+      listener_statuses: { name: string; local_address: { socket_address: { port_value: number } } }[];
+    };
+    for (const l of listeners.listener_statuses) {
+      if (l.name === 'mcp') publicPort = l.local_address.socket_address.port_value;
+      if (l.name === 'mcp_pin_internal') internalPort = l.local_address.socket_address.port_value;
+    }
+  };
+  await launch();
+
+  const handle: EnvoyHandle = {
+    get proc() {
+      return proc;
+    },
+    dir,
+    get publicPort() {
+      return publicPort;
+    },
+    get internalPort() {
+      return internalPort;
+    },
+    get adminUrl() {
+      return adminUrl;
+    },
+    get mcpUrl() {
+      return `http://127.0.0.1:${publicPort}/mcp`;
+    },
+    get internalUrl() {
+      return `http://127.0.0.1:${internalPort}`;
+    },
+    async setPods(pods) {
+      podsNow = pods;
+      const before = await handle.stat('cluster.mcp_service.update_success');
+      writeEds(pods);
+      await eventually(async () => (await handle.stat('cluster.mcp_service.update_success')) > before, 'EDS update', 10_000);
+    },
+    async restart() {
+      await proc.stop();
+      await launch();
+    },
+    async stop() {
+      await proc.stop();
+    },
+    async stat(name) {
+      const text = await adminGet(adminUrl, `/stats?filter=^${name.replace(/\./g, '\\.')}$`);
+      const m = /:\s*(\d+)/.exec(text);
+      return m ? Number(m[1]) : 0;
+    },
+  } as EnvoyHandle;
+  return handle;
+}

@@ -1,0 +1,52 @@
+/** mcp-pin as a real process (src/main.ts), as Envoy would talk to it. */
+import { ManagedProcess } from './process.js';
+
+const MAIN = new URL('../../src/main.ts', import.meta.url).pathname;
+
+export class McpPinProcess {
+  proc!: ManagedProcess;
+  metricsPort = 0;
+
+  constructor(
+    readonly name: string,
+    readonly port: number,
+    private readonly env: Record<string, string>,
+  ) {}
+
+  async start(extraEnv: Record<string, string> = {}): Promise<this> {
+    this.proc = new ManagedProcess(this.name, process.execPath, ['--import', 'tsx', MAIN], {
+      MCP_PIN_LISTEN: `127.0.0.1:${this.port}`,
+      MCP_PIN_METRICS_LISTEN: '127.0.0.1:0',
+      MCP_PIN_LOG_LEVEL: 'info',
+      ...this.env,
+      ...extraEnv,
+    }).start();
+    const ready = await this.proc.waitForJson((o) => o.ready === true, 20_000);
+    this.metricsPort = Number(ready.metricsPort);
+    return this;
+  }
+
+  async metrics(): Promise<string> {
+    return (await fetch(`http://127.0.0.1:${this.metricsPort}/metrics`)).text();
+  }
+
+  /** Value of one sample line, e.g. metric('mcp_pin_requests_total{outcome="pinned"}'). */
+  async metric(sample: string): Promise<number> {
+    const text = await this.metrics();
+    for (const line of text.split('\n')) if (line.startsWith(`${sample} `)) return Number(line.slice(sample.length + 1));
+    return 0;
+  }
+
+  async stop(): Promise<void> {
+    await this.proc?.stop(15_000);
+  }
+
+  async kill(): Promise<void> {
+    await this.proc?.kill();
+  }
+
+  async restart(extraEnv: Record<string, string> = {}): Promise<void> {
+    await this.kill();
+    await this.start(extraEnv);
+  }
+}

@@ -1,0 +1,92 @@
+/** MCP SDK pods (demo/mcp-pod.ts) as processes on their own loopback address. */
+import { ManagedProcess } from './process.js';
+
+const POD_SCRIPT = new URL('../../demo/mcp-pod.ts', import.meta.url).pathname;
+
+export interface PodRecord {
+  name: string;
+  initialize: string[];
+  initialized: string[];
+  deleted: string[];
+  requests: { httpMethod: string; sessionId: string | null; rpcMethod: string | null; status?: number }[];
+}
+
+export interface PodOptions {
+  name: string;
+  host: string;
+  port?: number;
+  env?: Record<string, string>;
+}
+
+export class Pod {
+  proc!: ManagedProcess;
+  host: string;
+  port: number;
+
+  constructor(private readonly opts: PodOptions) {
+    this.host = opts.host;
+    this.port = opts.port ?? 0;
+  }
+
+  get name(): string {
+    return this.opts.name;
+  }
+
+  get address(): { host: string; port: number } {
+    return { host: this.host, port: this.port };
+  }
+
+  async start(env: Record<string, string> = {}): Promise<this> {
+    this.proc = new ManagedProcess(`pod:${this.name}`, process.execPath, ['--import', 'tsx', POD_SCRIPT], {
+      POD_NAME: this.name,
+      POD_HOST: this.host,
+      POD_PORT: String(this.port),
+      ...this.opts.env,
+      ...env,
+    }).start();
+    const line = await this.proc.waitForJson((o) => typeof o.listening === 'string');
+    this.port = Number(String(line.listening).split(':').pop());
+    return this;
+  }
+
+  /** What this pod saw (only since its current process started). */
+  async record(): Promise<PodRecord> {
+    const res = await fetch(`http://${this.host}:${this.port}/_record`);
+    return (await res.json()) as PodRecord;
+  }
+
+  /** Sends a log notification to every session's standalone GET stream. */
+  async notifyAll(): Promise<number> {
+    const res = await fetch(`http://${this.host}:${this.port}/_notify`, { method: 'POST' });
+    return ((await res.json()) as { sent: number }).sent;
+  }
+
+  /** The pod process dies: its in-memory sessions are gone. */
+  async kill(): Promise<void> {
+    await this.proc.kill();
+  }
+
+  /** A new process at the same address, knowing no sessions (a pod restarted in place). */
+  async restartInPlace(env: Record<string, string> = {}): Promise<void> {
+    await this.proc.kill();
+    await this.start(env);
+  }
+
+  /** Rescheduled: the old address goes dead, a new process listens elsewhere. */
+  async moveTo(host: string): Promise<void> {
+    await this.proc.kill();
+    this.host = host;
+    this.port = 0;
+    await this.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.proc?.stop();
+  }
+}
+
+export async function startPods(n: number, env: Record<string, string> = {}, firstHostOctet = 2): Promise<Pod[]> {
+  return Promise.all(
+    Array.from({ length: n }, (_, i) => new Pod({ name: `pod${i + 1}`, host: `127.0.0.${firstHostOctet + i}`, env }).start()),
+  );
+}

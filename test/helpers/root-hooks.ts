@@ -1,0 +1,35 @@
+/**
+ * Mocha root hooks: when a test fails, print the tail of every process log
+ * registered for it (Envoy's access log included); after the run, kill every
+ * child process still running, whatever happened.
+ */
+import type { ManagedProcess } from './process.js';
+import { killAll } from './process.js';
+
+type Source = () => (ManagedProcess | undefined)[];
+let sources: Source[] = [];
+
+/** Registers processes whose logs a failing test prints; returns the unregister function. */
+export function registerForReport(src: Source): () => void {
+  sources.push(src);
+  return () => {
+    sources = sources.filter((s) => s !== src);
+  };
+}
+
+export const mochaHooks = {
+  afterEach(this: Mocha.Context): void {
+    if (this.currentTest?.state === 'failed') {
+      for (const src of sources) {
+        for (const p of src()) {
+          if (!p) continue;
+          process.stderr.write(`\n----- ${p.name} (last output) -----\n${p.output.slice(-4000)}\n`);
+        }
+      }
+    }
+  },
+  async afterAll(): Promise<void> {
+    sources = [];
+    await killAll();
+  },
+};

@@ -1,0 +1,70 @@
+/**
+ * A whole local stack for integration tests: redis-server (own port) or the
+ * memory store, N SDK pods on 127.0.0.2.., Envoy from the project template,
+ * and mcp-pin replicas as processes. Everything is torn down by stop(), and
+ * by the root hooks if a test fails first.
+ */
+import { startEnvoy, type EnvoyHandle } from './envoy.js';
+import { McpPinProcess } from './mcp-pin.js';
+import { freePort } from './net.js';
+import { startPods, type Pod } from './pod.js';
+import { startRedis, type RedisHandle } from './redis.js';
+import { registerForReport } from './root-hooks.js';
+
+export interface StackOptions {
+  pods?: number;
+  store?: 'redis' | 'memory';
+  replicas?: number;
+  podEnv?: Record<string, string>;
+  pinEnv?: Record<string, string>;
+  redisAppendOnly?: boolean;
+}
+
+export interface Stack {
+  redis: RedisHandle | null;
+  pods: Pod[];
+  envoy: EnvoyHandle;
+  pins: McpPinProcess[];
+  mcpUrl: string;
+  podByName(name: string): Pod;
+  stop(): Promise<void>;
+}
+
+export async function startStack(opts: StackOptions = {}): Promise<Stack> {
+  const storeKind = opts.store ?? 'redis';
+  const redis = storeKind === 'redis' ? await startRedis({ appendonly: opts.redisAppendOnly ?? false }) : null;
+  const pods = await startPods(opts.pods ?? 2, opts.podEnv);
+  const pinPorts = await Promise.all(Array.from({ length: opts.replicas ?? 1 }, () => freePort()));
+  const envoy = await startEnvoy({ extProc: pinPorts.map((port) => ({ host: '127.0.0.1', port })), pods: pods.map((p) => p.address) });
+  const pins = await Promise.all(
+    pinPorts.map((port, i) =>
+      new McpPinProcess(`mcp-pin-${i + 1}`, port, {
+        MCP_PIN_STORE_URL: redis ? redis.url : 'memory:',
+        MCP_PIN_RECOVERY_URL: envoy.internalUrl,
+        MCP_PIN_KEY_PREFIX: `t${Date.now().toString(36)}:`,
+        ...opts.pinEnv,
+      }).start(),
+    ),
+  );
+  const unregister = registerForReport(() => [envoy.proc, ...pins.map((p) => p.proc), ...pods.map((p) => p.proc)]);
+  const stack: Stack = {
+    redis,
+    pods,
+    envoy,
+    pins,
+    get mcpUrl() {
+      return envoy.mcpUrl;
+    },
+    podByName(name) {
+      const p = pods.find((x) => x.name === name);
+      if (!p) throw new Error(`no pod ${name}`);
+      return p;
+    },
+    async stop() {
+      await Promise.all([envoy.stop(), ...pins.map((p) => p.stop()), ...pods.map((p) => p.stop())]);
+      await redis?.stop();
+      unregister();
+    },
+  };
+  return stack;
+}

@@ -33,6 +33,8 @@ interface Seen {
   sessionId: string | null;
   rpcMethod: string | null;
   status?: number;
+  /** Any x-mcp-pin-* header that reached the pod (it never should). */
+  pinHeaders?: string[];
 }
 const record = { name, initialize: [] as string[], initialized: [] as string[], requests: [] as Seen[], deleted: [] as string[] };
 const sessions = new Map<string, { transport: StreamableHTTPServerTransport; server: McpServer }>();
@@ -90,6 +92,8 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
   }
   const methods = rpcMethods(parsed);
   const seen: Seen = { httpMethod: req.method ?? '', sessionId: sid, rpcMethod: methods[0] ?? null };
+  const leaked = Object.keys(req.headers).filter((h) => h.startsWith('x-mcp-pin'));
+  if (leaked.length > 0) seen.pinHeaders = leaked;
   record.requests.push(seen);
   res.on('finish', () => (seen.status = res.statusCode));
 

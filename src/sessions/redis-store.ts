@@ -50,7 +50,7 @@ export class RedisStore implements SessionStore {
       lazyConnect: true,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
-      commandTimeout: opts.storeTimeoutMs,
+      commandTimeout: opts.storeTimeoutMs * 2,
       connectTimeout: Math.max(1000, opts.storeTimeoutMs),
       // Keep reconnecting for ever, never slower than once a second.
       retryStrategy: (times) => Math.min(50 * times, 1000),
@@ -93,19 +93,27 @@ export class RedisStore implements SessionStore {
     return `${this.prefix}{${sid}}`;
   }
 
-  /** Runs one command, turning any failure into a StoreError with a stable code. */
-  private async run<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    const started = performance.now();
-    try {
-      return await fn();
-    } catch (err) {
-      const slow = performance.now() - started >= this.timeoutMs;
-      throw new StoreError(
-        slow ? 'MCP_PIN_STORE_TIMEOUT' : 'MCP_PIN_STORE_UNAVAILABLE',
-        slow ? `Redis ${what} took longer than ${this.timeoutMs} ms` : `Redis ${what} failed (status ${this.redis.status})`,
-        err,
+  /**
+   * Runs one command within storeTimeoutMs, turning any failure into a
+   * StoreError with a stable code. Our own deadline decides "timeout"
+   * (ioredis' commandTimeout, set looser, only cleans up behind it).
+   */
+  private run<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(new StoreError('MCP_PIN_STORE_TIMEOUT', `Redis ${what} took longer than ${this.timeoutMs} ms`));
+      }, this.timeoutMs);
+      fn().then(
+        (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          reject(new StoreError('MCP_PIN_STORE_UNAVAILABLE', `Redis ${what} failed (connection ${this.redis.status})`, err));
+        },
       );
-    }
+    });
   }
 
   async lookup(sid: string): Promise<Pin | null> {

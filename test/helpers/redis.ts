@@ -19,7 +19,7 @@ export interface RedisHandle {
 export async function startRedis(opts: { appendonly?: boolean } = {}): Promise<RedisHandle> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'mcp-pin-redis-'));
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir, '--appendonly', opts.appendonly ? 'yes' : 'no', '--appendfsync', 'everysec'];
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir, '--appendonly', opts.appendonly ? 'yes' : 'no', '--appendfsync', 'everysec', '--enable-debug-command', 'local'];
   const proc = new ManagedProcess(`redis:${port}`, 'redis-server', args);
   const url = `redis://127.0.0.1:${port}`;
   const waitReady = async (): Promise<void> => {

@@ -1,0 +1,180 @@
+/**
+ * One contract, two stores: MemoryStore and RedisStore (against a
+ * redis-server of the test's own) must behave the same.
+ */
+import { expect } from 'chai';
+import { Redis } from 'ioredis';
+import { StoreError } from '../../src/errors.js';
+import { MemoryStore } from '../../src/sessions/memory-store.js';
+import { RedisStore } from '../../src/sessions/redis-store.js';
+import type { SessionStore } from '../../src/sessions/store.js';
+import { startRedis, type RedisHandle } from '../helpers/redis.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function contract(name: string, make: (ttlMs: number) => Promise<SessionStore>): void {
+  describe(`SessionStore contract: ${name}`, function () {
+    let store: SessionStore;
+    const made: SessionStore[] = [];
+    const open = async (ttlMs = 60_000): Promise<SessionStore> => {
+      const s = await make(ttlMs);
+      made.push(s);
+      return s;
+    };
+    beforeEach(async () => {
+      store = await open();
+    });
+    afterEach(async () => {
+      await Promise.all(made.splice(0).map((s) => s.close()));
+    });
+
+    it('knows nothing of an unknown id', async () => {
+      expect(await store.lookup('nope')).to.equal(null);
+      expect(await store.load('nope')).to.equal(null);
+    });
+
+    it('records a session at generation 1 and returns its pin', async () => {
+      await store.create('c1', { pod: '10.0.0.1:8080', backendSessionId: 'c1', initBody: Buffer.from('{"method":"initialize"}') });
+      expect(await store.lookup('c1')).to.deep.equal({ pod: '10.0.0.1:8080', backendSessionId: 'c1', generation: 1 });
+    });
+
+    it('keeps the initialize body byte for byte, and null when none was kept', async () => {
+      const bytes = Buffer.from([0x7b, 0x00, 0xff, 0xfe, 0x22, 0xc3, 0x28, 0x7d]);
+      await store.create('bin', { pod: '10.0.0.1:1', backendSessionId: 'bin', initBody: bytes });
+      const rec = await store.load('bin');
+      expect(rec!.initBody!.equals(bytes)).to.equal(true);
+      expect(rec!.createdAtMs).to.be.greaterThan(0);
+      await store.create('none', { pod: '10.0.0.1:1', backendSessionId: 'none', initBody: null });
+      expect((await store.load('none'))!.initBody).to.equal(null);
+    });
+
+    it('replaces a pin only at the expected generation', async () => {
+      await store.create('g', { pod: '10.0.0.1:1', backendSessionId: 'g', initBody: null });
+      expect(await store.replacePin('g', 1, '10.0.0.2:2', 'b2')).to.deep.equal({ pod: '10.0.0.2:2', backendSessionId: 'b2', generation: 2 });
+      expect(await store.replacePin('g', 1, '10.0.0.3:3', 'b3'), 'stale generation').to.equal(null);
+      expect(await store.lookup('g')).to.deep.equal({ pod: '10.0.0.2:2', backendSessionId: 'b2', generation: 2 });
+      expect(await store.replacePin('missing', 1, '10.0.0.3:3', 'b3')).to.equal(null);
+    });
+
+    it('create replaces an existing record and restarts its generation', async () => {
+      await store.create('r', { pod: '10.0.0.1:1', backendSessionId: 'r', initBody: null });
+      await store.replacePin('r', 1, '10.0.0.2:2', 'x');
+      await store.create('r', { pod: '10.0.0.9:9', backendSessionId: 'r', initBody: null });
+      expect(await store.lookup('r')).to.deep.equal({ pod: '10.0.0.9:9', backendSessionId: 'r', generation: 1 });
+    });
+
+    it('removes, and removes-if-generation only at that generation', async () => {
+      await store.create('d', { pod: '10.0.0.1:1', backendSessionId: 'd', initBody: null });
+      await store.remove('d');
+      expect(await store.lookup('d')).to.equal(null);
+      await store.create('e', { pod: '10.0.0.1:1', backendSessionId: 'e', initBody: null });
+      await store.replacePin('e', 1, '10.0.0.2:2', 'e2');
+      expect(await store.removeIfGeneration('e', 1)).to.equal(false);
+      expect(await store.lookup('e')).to.not.equal(null);
+      expect(await store.removeIfGeneration('e', 2)).to.equal(true);
+      expect(await store.lookup('e')).to.equal(null);
+    });
+
+    it('expires a session after its TTL, and every lookup slides it', async () => {
+      const s = await open(400);
+      await s.create('t', { pod: '10.0.0.1:1', backendSessionId: 't', initBody: null });
+      await sleep(250);
+      expect(await s.lookup('t'), 'still alive at 250 ms').to.not.equal(null);
+      await sleep(250);
+      expect(await s.lookup('t'), 'alive at 500 ms because the lookup slid it').to.not.equal(null);
+      await sleep(600);
+      expect(await s.lookup('t'), 'gone after a full idle TTL').to.equal(null);
+    });
+
+    it('gives the recovery lock to one token at a time, and frees it by token or expiry', async () => {
+      expect(await store.tryLock('l', 'a', 300)).to.equal(true);
+      expect(await store.tryLock('l', 'b', 300)).to.equal(false);
+      await store.unlock('l', 'b');
+      expect(await store.tryLock('l', 'b', 300), 'wrong token did not unlock').to.equal(false);
+      await store.unlock('l', 'a');
+      expect(await store.tryLock('l', 'b', 200)).to.equal(true);
+      await sleep(350);
+      expect(await store.tryLock('l', 'c', 200), 'expired lock is free').to.equal(true);
+    });
+
+    it('treats odd ids as plain data (braces, colons, spaces, long)', async () => {
+      const ids = ['a}b{c', '{x}', 'x:lock', 'with space', '*', 'é-ünï', 'k'.repeat(1000)];
+      for (const [i, id] of ids.entries()) await store.create(id, { pod: `10.0.0.${i + 1}:1`, backendSessionId: id, initBody: null });
+      for (const [i, id] of ids.entries()) expect((await store.lookup(id))!.pod).to.equal(`10.0.0.${i + 1}:1`);
+      expect(await store.lookup('x')).to.equal(null);
+    });
+  });
+}
+
+contract('MemoryStore', async (ttlMs) => new MemoryStore({ sessionTtlMs: ttlMs }));
+
+describe('RedisStore', function () {
+  let redis: RedisHandle;
+  before(async () => {
+    redis = await startRedis();
+  });
+  after(async () => redis?.stop());
+
+  let n = 0;
+  const make = async (ttlMs: number, prefix = `c${n++}:`): Promise<RedisStore> => {
+    const s = new RedisStore({ url: redis.url, keyPrefix: prefix, sessionTtlMs: ttlMs, storeTimeoutMs: 200 });
+    await s.connect();
+    return s;
+  };
+  contract('RedisStore', (ttl) => make(ttl));
+
+  it('keeps stores with different key prefixes apart', async () => {
+    const a = await make(60_000, 'pa:');
+    const b = await make(60_000, 'pb:');
+    await a.create('same', { pod: '10.0.0.1:1', backendSessionId: 'same', initBody: null });
+    expect(await b.lookup('same')).to.equal(null);
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('keeps both keys of a session in one cluster hash slot', async () => {
+    const s = await make(60_000, 'slot:');
+    await s.create('abc', { pod: '10.0.0.1:1', backendSessionId: 'abc', initBody: null });
+    await s.tryLock('abc', 'tok', 1000);
+    const keys = (await s.redis.keys('slot:*')).sort();
+    expect(keys).to.deep.equal(['slot:{abc}', 'slot:{abc}:lock']);
+    await s.close();
+  });
+
+  it('fails fast with a coded StoreError when Redis is slow', async () => {
+    const s = await make(60_000);
+    const admin = new Redis(redis.url);
+    try {
+      const sleeping = admin.call('DEBUG', 'SLEEP', '0.6');
+      await sleep(20);
+      const started = Date.now();
+      const err = await s.lookup('x').then(() => null, (e: unknown) => e);
+      const took = Date.now() - started;
+      await sleeping;
+      expect(err).to.be.instanceOf(StoreError);
+      expect((err as StoreError).code).to.equal('MCP_PIN_STORE_TIMEOUT');
+      expect(took).to.be.lessThan(500);
+    } finally {
+      admin.disconnect();
+      await s.close();
+    }
+  });
+
+  it('fails fast with a coded StoreError when Redis is down, and works again when it is back', async () => {
+    const s = await make(60_000);
+    await s.create('kept', { pod: '10.0.0.1:1', backendSessionId: 'kept', initBody: null });
+    await redis.stop();
+    const started = Date.now();
+    const err = await s.lookup('kept').then(() => null, (e: unknown) => e);
+    expect(Date.now() - started).to.be.lessThan(1000);
+    expect(err).to.be.instanceOf(StoreError);
+    expect((err as StoreError).code).to.equal('MCP_PIN_STORE_UNAVAILABLE');
+    await redis.start();
+    let back = null;
+    for (let i = 0; i < 60 && back === null; i++) {
+      back = await s.ping().then(() => true, () => null);
+      if (back === null) await sleep(100);
+    }
+    expect(back, 'reconnected by itself').to.equal(true);
+    await s.close();
+  });
+});

@@ -127,8 +127,12 @@ export class SessionRecovery {
           }
           const next = await this.reinitialize(fresh.initBody, lost, signal);
           const pin = await store.replacePin(sid, fresh.generation, next.pod, next.backendSessionId);
-          if (!pin) throw new RecoveryError('MCP_PIN_RECOVERY_GONE', 'session changed or vanished while recovering');
-          return { pin, reinitialized: true };
+          if (pin) return { pin, reinitialized: true };
+          // Our lock expired and another recovery stored first: its pin wins
+          // (the backend session we made is left to expire on its pod).
+          const winner = await store.lookup(sid);
+          if (!winner) throw new RecoveryError('MCP_PIN_RECOVERY_GONE', 'session vanished while recovering');
+          return { pin: winner, reinitialized: false };
         } finally {
           await store.unlock(sid, token).catch(() => {});
         }

@@ -36,12 +36,13 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const pods = await startPods(opts.pods ?? 2, opts.podEnv);
   const pinPorts = await Promise.all(Array.from({ length: opts.replicas ?? 1 }, () => freePort()));
   const envoy = await startEnvoy({ extProc: pinPorts.map((port) => ({ host: '127.0.0.1', port })), pods: pods.map((p) => p.address) });
+  const keyPrefix = `t${Date.now().toString(36)}:`;
   const pins = await Promise.all(
     pinPorts.map((port, i) =>
       new McpPinProcess(`mcp-pin-${i + 1}`, port, {
         MCP_PIN_STORE_URL: redis ? redis.url : 'memory:',
         MCP_PIN_RECOVERY_URL: envoy.internalUrl,
-        MCP_PIN_KEY_PREFIX: `t${Date.now().toString(36)}:`,
+        MCP_PIN_KEY_PREFIX: keyPrefix,
         ...opts.pinEnv,
       }).start(),
     ),

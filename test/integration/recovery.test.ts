@@ -1,0 +1,192 @@
+/**
+ * Issue 4: transparent recovery, against real Envoy 1.40, redis-server, SDK
+ * pods and the SDK client. Pod records say what really happened on the pods.
+ */
+import { expect } from 'chai';
+import { LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { Redis } from 'ioredis';
+import { connectClient, type TestClient } from '../helpers/mcp-client.js';
+import { eventually } from '../helpers/net.js';
+import type { Pod } from '../helpers/pod.js';
+import { startStack, type Stack, type StackOptions } from '../helpers/stack.js';
+
+async function counts(pods: Pod[]): Promise<{ initialize: number; initialized: number }> {
+  let initialize = 0;
+  let initialized = 0;
+  for (const p of pods) {
+    const r = await p.record();
+    initialize += r.initialize.length;
+    initialized += r.initialized.length;
+  }
+  return { initialize, initialized };
+}
+
+describe('transparent recovery (issue 4)', function () {
+  this.timeout(120_000);
+  let stack: Stack;
+  const clients: TestClient[] = [];
+
+  async function up(opts: StackOptions = {}): Promise<void> {
+    stack = await startStack({ pods: 2, store: 'redis', ...opts });
+  }
+  async function client(): Promise<TestClient> {
+    const c = await connectClient(stack.mcpUrl);
+    clients.push(c);
+    return c;
+  }
+  afterEach(async function () {
+    await Promise.all(clients.splice(0).map((c) => c.close()));
+    await stack?.stop();
+  });
+
+  /** The client never saw any session id but its own, on any response. */
+  function onlyOwnIdSeen(c: TestClient, sid: string): void {
+    const foreign = c.seen.filter((s) => s.sessionId !== null && s.sessionId !== sid);
+    expect(foreign, 'responses carrying another session id').to.deep.equal([]);
+  }
+
+  it('recovers when the pod restarts in place: next tool call succeeds, same client id, one initialize + one initialized', async () => {
+    await up();
+    const c = await client();
+    const sid = c.sessionId();
+    const home = stack.podByName((await c.whoami()).pod);
+    const before = await counts(stack.pods.filter((p) => p !== home));
+    await home.restartInPlace();
+    const r = await c.echo('after restart');
+    expect(r.text).to.equal('after restart');
+    expect(c.sessionId()).to.equal(sid);
+    const after = await counts(stack.pods);
+    // The restarted pod's counts start from zero; the other pod's from `before`.
+    expect(after.initialize - before.initialize, 're-initializes').to.equal(1);
+    expect(after.initialized - before.initialized, 'notifications/initialized').to.equal(1);
+    // Later calls stay on the recovered pod, under the client's id.
+    const again = await c.echo('again');
+    expect(again.pod).to.equal(r.pod);
+    onlyOwnIdSeen(c, sid);
+    expect(await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="recovered"}')).to.be.at.least(1);
+  });
+
+  it('recovers when the pod is rescheduled to a new address (old address refuses, EDS updated)', async () => {
+    await up();
+    const c = await client();
+    const sid = c.sessionId();
+    const home = stack.podByName((await c.whoami()).pod);
+    const other = stack.pods.find((p) => p !== home)!;
+    const before = await counts([other]);
+    const oldAddress = `${home.host}:${home.port}`;
+    await home.moveTo('127.0.0.9');
+    await stack.envoy.setPods(stack.pods.map((p) => p.address));
+    const r = await c.echo('moved');
+    expect(r.text).to.equal('moved');
+    expect(c.sessionId()).to.equal(sid);
+    const after = await counts(stack.pods);
+    expect(after.initialize - before.initialize).to.equal(1);
+    expect(after.initialized - before.initialized).to.equal(1);
+    expect(oldAddress).to.not.equal(`${home.host}:${home.port}`);
+    onlyOwnIdSeen(c, sid);
+  });
+
+  for (const replicas of [1, 2]) {
+    it(`runs exactly one re-initialize for 20 concurrent calls after the pod restarted (${replicas} mcp-pin replica${replicas > 1 ? 's' : ''})`, async () => {
+      await up({ replicas });
+      const c = await client();
+      const sid = c.sessionId();
+      const home = stack.podByName((await c.whoami()).pod);
+      const before = await counts(stack.pods.filter((p) => p !== home));
+      await home.restartInPlace();
+      const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => c.echo(`c${i}`)));
+      expect(answers.map((a) => a.text)).to.deep.equal(Array.from({ length: 20 }, (_, i) => `c${i}`));
+      expect(new Set(answers.map((a) => a.pod)).size, 'all on one pod').to.equal(1);
+      const after = await counts(stack.pods);
+      expect(after.initialize - before.initialize, 'initializes that reached the pods').to.equal(1);
+      expect(c.sessionId()).to.equal(sid);
+      onlyOwnIdSeen(c, sid);
+      if (replicas > 1) {
+        const recovered = await Promise.all(stack.pins.map((p) => p.metric('mcp_pin_requests_total{outcome="recovered"}')));
+        expect(recovered.every((n) => n > 0), `both replicas served recovered requests: ${recovered}`).to.equal(true);
+      }
+    });
+  }
+
+  it('recovers from what Redis holds after mcp-pin restarted and then the pod restarted', async () => {
+    await up();
+    const c = await client();
+    const sid = c.sessionId();
+    const home = stack.podByName((await c.whoami()).pod);
+    await stack.pins[0]!.restart();
+    await home.restartInPlace();
+    expect((await c.echo('both restarted')).text).to.equal('both restarted');
+    expect(c.sessionId()).to.equal(sid);
+    onlyOwnIdSeen(c, sid);
+  });
+
+  it('does not recover a DELETE after the pod died: no re-init, the pin is gone', async () => {
+    await up();
+    const c = await client();
+    const sid = c.sessionId();
+    const home = stack.podByName((await c.whoami()).pod);
+    const other = stack.pods.find((p) => p !== home)!;
+    await home.kill();
+    const before = (await other.record()).initialize.length;
+    const res = await fetch(stack.mcpUrl, { method: 'DELETE', headers: { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' } });
+    expect(res.status).to.equal(503);
+    await res.body?.cancel();
+    expect((await other.record()).initialize.length, 'no re-initialize').to.equal(before);
+    expect(await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="session_deleted"}')).to.equal(1);
+    // Gone: the id now takes the service route and the live pod answers 404.
+    const next = await fetch(stack.mcpUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sid },
+      body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}',
+    });
+    expect(next.status).to.equal(404);
+    await next.body?.cancel();
+    expect((await other.record()).initialize.length).to.equal(before);
+  });
+
+  it('answers 404 / -32001 when every pod refuses initialize, leaves no pin, and stays healthy', async () => {
+    await up();
+    const c = await client();
+    const sid = c.sessionId();
+    await Promise.all(stack.pods.map((p) => p.restartInPlace({ POD_REFUSE_INIT: '1' })));
+    const raw = await fetch(stack.mcpUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' },
+      body: '{"jsonrpc":"2.0","id":9,"method":"tools/list"}',
+    });
+    expect(raw.status).to.equal(404);
+    expect(((await raw.json()) as { error: { code: number } }).error.code).to.equal(-32001);
+    // The SDK client sees the same 404 and throws.
+    const err = await c.echo('x').then(() => null, (e: unknown) => e as Error);
+    expect(err?.message).to.match(/404|Session not found/);
+    const r = new Redis(stack.redis!.url);
+    expect(await r.keys('*'), 'no pin left behind').to.deep.equal([]);
+    r.disconnect();
+    expect((await fetch(`http://127.0.0.1:${stack.pins[0]!.metricsPort}/healthz`)).status).to.equal(200);
+    expect(stack.pins[0]!.proc.alive).to.equal(true);
+  });
+
+  it('keeps an SSE GET stream: after its pod restarts, the client receives a notification from the new pod', async () => {
+    await up();
+    const c = await client();
+    const sid = c.sessionId();
+    const got: string[] = [];
+    c.client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
+      got.push(String(n.params.data));
+    });
+    const home = stack.podByName((await c.whoami()).pod);
+    // The standalone GET stream is open on the home pod.
+    await eventually(async () => (await home.notifyAll()) > 0 && got.includes(`hello from ${home.name}`), 'first notification');
+    await home.restartInPlace();
+    // No POST from the client: only its own GET reconnects drive the recovery.
+    const got2 = await eventually(async () => {
+      for (const p of stack.pods) await p.notifyAll();
+      return got.filter((g) => g.startsWith('hello from')).length >= 2 ? got : undefined;
+    }, 'notification after the restart', 20_000, 250);
+    expect(got2.length).to.be.at.least(2);
+    expect(c.sessionId()).to.equal(sid);
+    // And the session works for calls too, on the same (new) pod.
+    expect((await c.echo('after sse')).text).to.equal('after sse');
+    onlyOwnIdSeen(c, sid);
+  });
+});

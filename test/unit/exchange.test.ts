@@ -1,0 +1,199 @@
+import { expect } from 'chai';
+import { ProtocolError } from '../../src/errors.js';
+import { Exchange, type ExchangeDeps, type LostRequest, type Recoverer } from '../../src/extproc/exchange.js';
+import type { ProcessingResponse } from '../../src/extproc/protocol.js';
+import { immediate } from '../../src/extproc/responses.js';
+import { MemoryStore } from '../../src/sessions/memory-store.js';
+import { StoreError } from '../../src/errors.js';
+import { newMetrics, requestBody, requestHeaders, responseHeaders, silentLog } from './fakes.js';
+
+const cfg = { pinHeader: 'x-mcp-pin-dst', maxInitBodyBytes: 1024, maxSessionIdLength: 64, lostSessionStatuses: [404] };
+const INIT = JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25' } });
+const POST_JSON = { ':method': 'POST', ':path': '/mcp', 'content-type': 'application/json' };
+
+function setHeaders(r: ProcessingResponse): Record<string, string> {
+  const c = r.request_headers?.response ?? r.response_headers?.response;
+  return Object.fromEntries((c?.header_mutation?.set_headers ?? []).map((s) => [s.header.key, s.header.raw_value.toString()]));
+}
+
+function make(over: Partial<ExchangeDeps> = {}): { ex: Exchange; store: MemoryStore; interim: ProcessingResponse[]; deps: ExchangeDeps } {
+  const store = new MemoryStore({ sessionTtlMs: 60_000 });
+  const interim: ProcessingResponse[] = [];
+  const deps: ExchangeDeps = { store, cfg, log: silentLog, metrics: newMetrics(), ...over };
+  return { ex: new Exchange(deps, (r) => interim.push(r)), store, interim, deps };
+}
+
+describe('Exchange', () => {
+  it('strips a client pin header and skips the response for plain traffic', async () => {
+    const { ex } = make();
+    const [r] = await ex.handle(requestHeaders({ ':method': 'GET', ':path': '/', 'x-mcp-pin-dst': '127.0.0.1:6379' }, true));
+    expect(r!.request_headers!.response!.header_mutation!.remove_headers).to.deep.equal(['x-mcp-pin-dst']);
+    expect(r!.request_headers!.response!.clear_route_cache).to.equal(true);
+    expect(r!.mode_override).to.deep.equal({ response_header_mode: 'SKIP' });
+  });
+
+  it('asks for the body of a JSON POST without session, and records an initialize with the pod Envoy reported', async () => {
+    const { ex, store } = make();
+    const [h] = await ex.handle(requestHeaders(POST_JSON));
+    expect(h!.mode_override).to.deep.equal({ request_body_mode: 'BUFFERED' });
+    await ex.handle(requestBody(INIT));
+    const [r] = await ex.handle(responseHeaders({ ':status': '200', 'mcp-session-id': 'S1' }, { 'upstream.address': '10.1.2.3:8080' }));
+    expect(r!.response_headers).to.deep.equal({ response: {} });
+    const rec = await store.load('S1');
+    expect(rec).to.include({ pod: '10.1.2.3:8080', backendSessionId: 'S1', generation: 1 });
+    expect(rec!.initBody!.toString()).to.equal(INIT);
+  });
+
+  it('pins an initialize whose body is over the limit, without keeping the body', async () => {
+    const { ex, store } = make();
+    await ex.handle(requestHeaders(POST_JSON));
+    const big = JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { pad: 'x'.repeat(2000) } });
+    await ex.handle(requestBody(big));
+    await ex.handle(responseHeaders({ ':status': '200', 'mcp-session-id': 'S2' }, { 'upstream.address': '10.1.2.3:8080' }));
+    const rec = await store.load('S2');
+    expect(rec!.pod).to.equal('10.1.2.3:8080');
+    expect(rec!.initBody).to.equal(null);
+  });
+
+  it('does not pin non-initialize bodies, failed initializes, or stateless servers', async () => {
+    const cases: [string, Record<string, string>][] = [
+      [JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }), { ':status': '200', 'mcp-session-id': 'A' }],
+      [INIT, { ':status': '500', 'mcp-session-id': 'B' }],
+      [INIT, { ':status': '200' }],
+      ['{not json initialize', { ':status': '200', 'mcp-session-id': 'C' }],
+    ];
+    for (const [body, resp] of cases) {
+      const { ex, store } = make();
+      await ex.handle(requestHeaders(POST_JSON));
+      await ex.handle(requestBody(body));
+      const [r] = await ex.handle(responseHeaders(resp, { 'upstream.address': '10.0.0.1:1' }));
+      expect(r!.immediate_response).to.equal(undefined);
+      expect(store.size, body).to.equal(0);
+    }
+  });
+
+  it('fails an initialize loudly when Envoy reports no usable upstream address', async () => {
+    for (const attrs of [{}, { 'upstream.address': 'mcp-service:80' }]) {
+      const { ex, store } = make();
+      await ex.handle(requestHeaders(POST_JSON));
+      await ex.handle(requestBody(INIT));
+      const [r] = await ex.handle(responseHeaders({ ':status': '200', 'mcp-session-id': 'S' }, attrs));
+      expect(r!.immediate_response!.status.code).to.equal(502);
+      expect(store.size).to.equal(0);
+    }
+  });
+
+  it('routes a known session to its pod, rewriting the session id when the backend id differs', async () => {
+    const { ex, store } = make();
+    await store.create('C', { pod: '10.0.0.7:9000', backendSessionId: 'C', initBody: null });
+    await store.replacePin('C', 1, '10.0.0.8:9000', 'B2');
+    const [r] = await ex.handle(requestHeaders({ ':method': 'GET', ':path': '/mcp', 'mcp-session-id': 'C', 'x-mcp-pin-dst': '1.2.3.4:5' }, true));
+    expect(setHeaders(r!)).to.deep.equal({ 'x-mcp-pin-dst': '10.0.0.8:9000', 'mcp-session-id': 'B2' });
+    expect(r!.request_headers!.response!.clear_route_cache).to.equal(true);
+    const [resp] = await ex.handle(responseHeaders({ ':status': '200', 'mcp-session-id': 'B2' }));
+    const set = resp!.response_headers!.response!.header_mutation!.set_headers!;
+    expect(set.map((s) => [s.header.key, s.header.raw_value.toString(), s.append_action])).to.deep.equal([
+      ['mcp-session-id', 'C', 'OVERWRITE_IF_EXISTS'],
+    ]);
+  });
+
+  it('never looks up invalid session ids', async () => {
+    for (const sid of ['', 'has space', 'tab\there', 'x'.repeat(65), 'ünï']) {
+      let looked = false;
+      const store = new MemoryStore({ sessionTtlMs: 1000 });
+      store.lookup = async () => {
+        looked = true;
+        return null;
+      };
+      const ex = new Exchange({ store, cfg, log: silentLog, metrics: newMetrics() }, () => {});
+      const [r] = await ex.handle(requestHeaders({ ':method': 'GET', ':path': '/', 'mcp-session-id': sid }, true));
+      expect(looked, JSON.stringify(sid)).to.equal(false);
+      expect(r!.request_headers!.response!.header_mutation!.remove_headers).to.deep.equal(['x-mcp-pin-dst']);
+    }
+  });
+
+  it('answers 503 with a JSON-RPC error when the store fails, instead of guessing a route', async () => {
+    const store = new MemoryStore({ sessionTtlMs: 1000 });
+    store.lookup = async () => {
+      throw new StoreError('MCP_PIN_STORE_TIMEOUT', 'slow');
+    };
+    const ex = new Exchange({ store, cfg, log: silentLog, metrics: newMetrics() }, () => {});
+    const [r] = await ex.handle(requestHeaders({ ':method': 'POST', ':path': '/mcp', 'mcp-session-id': 'S' }));
+    expect(r!.immediate_response!.status.code).to.equal(503);
+    expect(JSON.parse(r!.immediate_response!.body!.toString()).error.code).to.equal(-32603);
+  });
+
+  it('forgets a session after a successful DELETE and after a DELETE to a dead pod, never recovering it', async () => {
+    for (const [status, attrs] of [
+      ['200', {}],
+      ['404', {}],
+      ['503', { 'response.flags': 0x20 }],
+    ] as const) {
+      let recovered = 0;
+      const recoverer: Recoverer = { timeoutMs: 1000, recover: async () => (recovered++, immediate(200, [], Buffer.alloc(0), 'x')) };
+      const { ex, store } = make({ recoverer });
+      await store.create('D', { pod: '10.0.0.7:9000', backendSessionId: 'D', initBody: Buffer.from(INIT) });
+      await ex.handle(requestHeaders({ ':method': 'DELETE', ':path': '/mcp', 'mcp-session-id': 'D' }, true));
+      await ex.handle(responseHeaders({ ':status': status }, attrs));
+      expect(await store.lookup('D'), status).to.equal(null);
+      expect(recovered).to.equal(0);
+    }
+  });
+
+  it('hands a lost session to the recoverer (404 or connect failure), extending the message timeout first', async () => {
+    for (const [status, attrs] of [
+      ['404', {}],
+      ['503', { 'response.code_details': 'upstream_reset_before_response_started{remote_connection_failure}' }],
+    ] as const) {
+      const seen: LostRequest[] = [];
+      const recoverer: Recoverer = { timeoutMs: 2500, recover: async (l) => (seen.push(l), immediate(200, [], Buffer.from('ok'), 'r')) };
+      const { ex, store, interim } = make({ recoverer });
+      await store.create('L', { pod: '10.0.0.7:9000', backendSessionId: 'L', initBody: Buffer.from(INIT) });
+      const [h] = await ex.handle(requestHeaders({ ':method': 'POST', ':path': '/mcp', 'mcp-session-id': 'L', 'content-type': 'application/json' }));
+      expect(h!.mode_override).to.deep.equal({ request_body_mode: 'BUFFERED' });
+      await ex.handle(requestBody('{"jsonrpc":"2.0","id":3,"method":"tools/call"}'));
+      const [r] = await ex.handle(responseHeaders({ ':status': status }, attrs));
+      expect(r!.immediate_response!.body!.toString()).to.equal('ok');
+      expect(interim).to.deep.equal([{ override_message_timeout: { seconds: '2', nanos: 500_000_000 } }]);
+      expect(seen[0]).to.include({ clientSessionId: 'L', method: 'POST', path: '/mcp' });
+      expect(seen[0]!.body!.toString()).to.contain('tools/call');
+    }
+  });
+
+  it('does not recover a 503 that was not a connection failure, nor statuses outside the lost set', async () => {
+    for (const [status, attrs] of [
+      ['503', { 'response.flags': 0 }],
+      ['400', {}],
+      ['500', {}],
+    ] as const) {
+      let recovered = 0;
+      const recoverer: Recoverer = { timeoutMs: 1000, recover: async () => (recovered++, immediate(200, [], Buffer.alloc(0), 'x')) };
+      const { ex, store } = make({ recoverer });
+      await store.create('N', { pod: '10.0.0.7:9000', backendSessionId: 'N', initBody: null });
+      await ex.handle(requestHeaders({ ':method': 'GET', ':path': '/mcp', 'mcp-session-id': 'N' }, true));
+      const [r] = await ex.handle(responseHeaders({ ':status': status }, attrs));
+      expect(r!.response_headers, status).to.not.equal(undefined);
+      expect(recovered).to.equal(0);
+    }
+  });
+
+  it('rejects out-of-order messages with a ProtocolError', async () => {
+    const bad = [
+      [requestBody('x')],
+      [responseHeaders({ ':status': '200' })],
+      [requestHeaders({ ':method': 'GET' }), requestHeaders({ ':method': 'GET' })],
+      [requestHeaders({ ':path': '/' })],
+      [{} as never],
+    ];
+    for (const seq of bad) {
+      const { ex } = make();
+      let err: unknown;
+      try {
+        for (const m of seq) await ex.handle(m);
+      } catch (e) {
+        err = e;
+      }
+      expect(err, JSON.stringify(seq)).to.be.instanceOf(ProtocolError);
+    }
+  });
+});

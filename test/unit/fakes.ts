@@ -1,0 +1,31 @@
+/** Fakes behind the narrow interfaces the units depend on. */
+import { pino } from 'pino';
+import { Metrics } from '../../src/metrics.js';
+import type { ProcessingRequest, WireHeader } from '../../src/extproc/protocol.js';
+
+export const silentLog = pino({ level: 'silent' });
+export const newMetrics = (): Metrics => new Metrics();
+
+export function wireHeaders(h: Record<string, string>): WireHeader[] {
+  return Object.entries(h).map(([key, v]) => ({ key, raw_value: Buffer.from(v) }));
+}
+
+export function requestHeaders(h: Record<string, string>, endOfStream = false): ProcessingRequest {
+  return { request: 'request_headers', request_headers: { headers: { headers: wireHeaders(h) }, end_of_stream: endOfStream } };
+}
+
+export function requestBody(body: string | Buffer): ProcessingRequest {
+  return { request: 'request_body', request_body: { body: Buffer.isBuffer(body) ? body : Buffer.from(body), end_of_stream: true } };
+}
+
+export function responseHeaders(h: Record<string, string>, attrs: Record<string, string | number> = {}): ProcessingRequest {
+  const fields: Record<string, { kind: string; stringValue?: string; numberValue?: number }> = {};
+  for (const [k, v] of Object.entries(attrs)) {
+    fields[k] = typeof v === 'number' ? { kind: 'numberValue', numberValue: v } : { kind: 'stringValue', stringValue: v };
+  }
+  return {
+    request: 'response_headers',
+    response_headers: { headers: { headers: wireHeaders(h) } },
+    attributes: { 'envoy.filters.http.ext_proc': { fields } },
+  };
+}

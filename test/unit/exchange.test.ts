@@ -73,7 +73,7 @@ describe('Exchange', () => {
   });
 
   it('fails an initialize loudly when Envoy reports no usable upstream address', async () => {
-    for (const attrs of [{}, { 'upstream.address': 'mcp-service:80' }]) {
+    for (const attrs of [{}, { 'upstream.address': 'mcp-service:80' }] as Record<string, string>[]) {
       const { ex, store } = make();
       await ex.handle(requestHeaders(POST_JSON));
       await ex.handle(requestBody(INIT));

@@ -1,0 +1,70 @@
+import { expect } from 'chai';
+import { helpText, loadConfig, OPTIONS } from '../../src/config.js';
+import { InvalidConfigError } from '../../src/errors.js';
+
+function problems(argv: string[], env: Record<string, string> = {}): string[] {
+  try {
+    loadConfig(argv, env);
+  } catch (err) {
+    expect(err).to.be.instanceOf(InvalidConfigError);
+    expect((err as InvalidConfigError).code).to.equal('MCP_PIN_INVALID_CONFIG');
+    return (err as InvalidConfigError).problems;
+  }
+  return [];
+}
+
+describe('config', () => {
+  it('has a default for everything', () => {
+    const cfg = loadConfig([], {});
+    expect(cfg).to.include({ listen: '0.0.0.0:50051', storeUrl: 'memory:', pinHeader: 'x-mcp-pin-dst', sessionTtlMs: 7_200_000, storeTimeoutMs: 250 });
+    expect(cfg.lostSessionStatuses).to.deep.equal([404]);
+  });
+
+  it('takes environment, and flags over environment', () => {
+    const cfg = loadConfig(['--store-url', 'redis://flag:6379'], { MCP_PIN_STORE_URL: 'redis://env:6379', MCP_PIN_LOST_SESSION_STATUSES: '404, 400', MCP_PIN_SESSION_TTL_MS: '60000' });
+    expect(cfg.storeUrl).to.equal('redis://flag:6379');
+    expect(cfg.lostSessionStatuses).to.deep.equal([404, 400]);
+    expect(cfg.sessionTtlMs).to.equal(60_000);
+  });
+
+  it('reports every bad value at once, naming where it came from', () => {
+    const p = problems(['--listen', 'nope', '--store-url', 'mysql://x'], {
+      MCP_PIN_SESSION_TTL_MS: '5',
+      MCP_PIN_LOST_SESSION_STATUSES: '200',
+      MCP_PIN_PIN_HEADER: 'X-Bad Header',
+      MCP_PIN_LOG_LEVEL: 'loud',
+      MCP_PIN_RECOVERY_URL: 'not a url',
+    });
+    expect(p).to.have.length(7);
+    expect(p.join('\n')).to.match(/--listen="nope": expected host:port/);
+    expect(p.join('\n')).to.match(/--store-url="mysql:\/\/x": expected memory: or a redis/);
+    expect(p.join('\n')).to.match(/MCP_PIN_SESSION_TTL_MS="5"/);
+    expect(p.join('\n')).to.match(/MCP_PIN_LOST_SESSION_STATUSES="200"/);
+    expect(p.join('\n')).to.match(/MCP_PIN_PIN_HEADER=.*lowercase HTTP header name/);
+    expect(p.join('\n')).to.match(/MCP_PIN_LOG_LEVEL="loud"/);
+  });
+
+  it('refuses unknown flags and out-of-range ports', () => {
+    expect(problems(['--colour', 'blue']).join()).to.match(/Unknown option '--colour'/);
+    expect(problems(['--listen', '0.0.0.0:70000']).join()).to.match(/port must be 0-65535/);
+  });
+
+  it('documents every option with its env name and default in --help', () => {
+    const text = helpText();
+    for (const o of Object.values(OPTIONS)) {
+      expect(text).to.contain(`--${o.flag}`);
+      expect(text).to.contain(o.env);
+      expect(text).to.contain(`default: ${o.default}`);
+    }
+  });
+});
+
+describe('README configuration table', () => {
+  it('lists every option with its env name and default', async () => {
+    const { readFileSync } = await import('node:fs');
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    for (const o of Object.values(OPTIONS)) {
+      expect(readme, o.flag).to.contain(`| \`--${o.flag}\` | \`${o.env}\` | \`${o.default}\` |`);
+    }
+  });
+});

@@ -31,6 +31,8 @@ export interface EnvoyParams {
   connectTimeoutMs: number;
   recoveryRouteTimeoutMs: number;
   bufferLimitBytes: number;
+  /** How often Envoy asks each mcp-pin replica for its health. */
+  healthCheckIntervalMs: number;
 }
 
 export const ENVOY_DEFAULTS = {
@@ -47,6 +49,7 @@ export const ENVOY_DEFAULTS = {
   connectTimeoutMs: 1000,
   recoveryRouteTimeoutMs: 15_000,
   bufferLimitBytes: 1024 * 1024,
+  healthCheckIntervalMs: 500,
 } as const;
 
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(3)}s`;
@@ -78,6 +81,7 @@ export function renderEnvoyConfig(params: EnvoyParams, template = readFileSync(E
     CONNECT_TIMEOUT: seconds(params.connectTimeoutMs),
     RECOVERY_ROUTE_TIMEOUT: seconds(params.recoveryRouteTimeoutMs),
     BUFFER_LIMIT_BYTES: String(params.bufferLimitBytes),
+    HEALTH_CHECK_INTERVAL: seconds(params.healthCheckIntervalMs),
   };
   const used = new Set<string>();
   const out = template.replace(/\{\{([A-Z_]+)\}\}/g, (_m, name: string) => {

@@ -118,6 +118,9 @@ export async function startApp(cfg: Config, log: Logger, opts: { store?: Session
       const started = Date.now();
       draining = true;
       health.set('NOT_SERVING');
+      // Still serving while Envoy's health check notices; refusing at once
+      // would fail the requests Envoy sends us meanwhile.
+      if (cfg.drainDelayMs > 0) await new Promise((r) => setTimeout(r, cfg.drainDelayMs));
       extProc.startDrain();
       const leftOpen = await extProc.waitIdle(cfg.drainGraceMs);
       if (leftOpen > 0) extProc.cancelAll();

@@ -50,7 +50,8 @@ export const OPTIONS = {
   maxInitBodyBytes: opt('max-init-body-bytes', z.coerce.number().int().min(256).max(16 * 1024 * 1024), '65536', 'largest initialize body stored for recovery; larger ones are pinned but not recoverable'),
   maxReplayBodyBytes: opt('max-replay-body-bytes', z.coerce.number().int().min(1024).max(64 * 1024 * 1024), String(4 * 1024 * 1024), 'largest replayed response mcp-pin buffers for the client'),
   maxSessionIdLength: opt('max-session-id-length', z.coerce.number().int().min(8).max(1024), '256', 'longer mcp-session-id values are never looked up'),
-  drainGraceMs: opt('drain-grace-ms', ms(0, 600_000), '10000', 'on SIGTERM, how long open streams may finish'),
+  drainDelayMs: opt('drain-delay-ms', ms(0, 120_000), '1500', "on SIGTERM, keep serving (NOT_SERVING) this long so Envoy's health check moves traffic away first"),
+  drainGraceMs: opt('drain-grace-ms', ms(0, 600_000), '10000', 'then, how long open streams may finish before they are cut'),
   logLevel: opt('log-level', z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']), 'info', 'log level'),
 } as const;
 

@@ -36,6 +36,8 @@ export interface EnvoyHandle {
   restart(): Promise<void>;
   stop(): Promise<void>;
   stat(name: string): Promise<number>;
+  /** True when Envoy's health check currently marks the mcp-pin replica on this port healthy. */
+  extProcHealthy(port: number): Promise<boolean>;
 }
 
 export interface EnvoyOptions {
@@ -137,6 +139,11 @@ export async function startEnvoy(opts: EnvoyOptions): Promise<EnvoyHandle> {
     },
     async stop() {
       await proc.stop();
+    },
+    async extProcHealthy(port) {
+      const text = await adminGet(adminUrl, '/clusters');
+      const line = text.split('\n').find((l) => l.startsWith(`mcp_pin::127.0.0.1:${port}::health_flags::`));
+      return line !== undefined && line.endsWith('::healthy');
     },
     async stat(name) {
       const text = await adminGet(adminUrl, `/stats?filter=^${name.replace(/\./g, '\\.')}$`);

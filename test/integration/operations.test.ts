@@ -1,0 +1,170 @@
+/**
+ * Issue 5: health, drain, rolling restart of two replicas under load,
+ * metrics, config validation. Real processes throughout.
+ */
+import { expect } from 'chai';
+import { once } from 'node:events';
+import { healthClient, extProcClient } from '../helpers/grpc-clients.js';
+import { connectClient, type TestClient } from '../helpers/mcp-client.js';
+import { McpPinProcess } from '../helpers/mcp-pin.js';
+import { eventually, freePort } from '../helpers/net.js';
+import { ManagedProcess } from '../helpers/process.js';
+import { startRedis, type RedisHandle } from '../helpers/redis.js';
+import { startStack, type Stack } from '../helpers/stack.js';
+
+describe('operations (issue 5)', function () {
+  this.timeout(120_000);
+
+  describe('health and drain of one replica', () => {
+    let redis: RedisHandle;
+    let pin: McpPinProcess;
+    beforeEach(async () => {
+      redis = await startRedis();
+      pin = await new McpPinProcess('mcp-pin', await freePort(), { MCP_PIN_STORE_URL: redis.url, MCP_PIN_DRAIN_DELAY_MS: '800' }).start();
+    });
+    afterEach(async () => {
+      await pin?.kill();
+      await redis?.stop();
+    });
+
+    it('is SERVING only while the store answers, and recovers by itself', async () => {
+      const h = healthClient(pin.port);
+      try {
+        await eventually(async () => (await h.check()) === 'SERVING', 'SERVING');
+        expect(await h.check('envoy.service.ext_proc.v3.ExternalProcessor')).to.equal('SERVING');
+        await redis.stop();
+        await eventually(async () => (await h.check()) === 'NOT_SERVING', 'NOT_SERVING while Redis is down', 5000);
+        expect((await fetch(`http://127.0.0.1:${pin.metricsPort}/healthz`)).status).to.equal(503);
+        await redis.start();
+        await eventually(async () => (await h.check()) === 'SERVING', 'SERVING again', 10_000);
+        const err = await h.check('no.such.Service').then(() => null, (e: { code: number }) => e);
+        expect(err?.code).to.equal(5); // NOT_FOUND
+      } finally {
+        h.close();
+      }
+    });
+
+    it('drains on SIGTERM: NOT_SERVING at once, serves through the delay, then refuses new streams, lets open ones finish, exits 0', async () => {
+      const h = healthClient(pin.port);
+      const client = extProcClient(pin.port);
+      try {
+        await eventually(async () => (await h.check()) === 'SERVING', 'SERVING');
+        // An open exchange: request headers answered, response not yet seen.
+        const open = client.Process();
+        open.write({ request_headers: { headers: { headers: [{ key: ':method', raw_value: Buffer.from('GET') }, { key: ':path', raw_value: Buffer.from('/mcp') }, { key: 'mcp-session-id', raw_value: Buffer.from('unknown') }] }, end_of_stream: true } });
+        await once(open, 'data');
+
+        pin.proc.child!.kill('SIGTERM');
+        await eventually(async () => (await h.check()) === 'NOT_SERVING', 'NOT_SERVING at once', 500, 20);
+        // During the drain delay new streams are still served (Envoy may not have noticed yet).
+        const during = client.Process();
+        during.write({ request_headers: { headers: { headers: [{ key: ':method', raw_value: Buffer.from('GET') }] }, end_of_stream: true } });
+        const [reply] = (await once(during, 'data')) as [Record<string, unknown>];
+        expect(reply.request_headers).to.not.equal(undefined);
+        during.end();
+        // After the delay: refused.
+        await new Promise((r) => setTimeout(r, 1000));
+        const late = client.Process();
+        const lateErr = await new Promise<{ code: number }>((resolve) => {
+          late.on('error', resolve);
+          late.on('data', () => {});
+          late.write({ request_headers: { headers: { headers: [{ key: ':method', raw_value: Buffer.from('GET') }] }, end_of_stream: true } });
+        });
+        expect(lateErr.code).to.equal(14); // UNAVAILABLE
+        expect(pin.proc.alive, 'waits for the open stream').to.equal(true);
+        // The open exchange completes normally, and then the process exits 0.
+        open.write({ response_headers: { headers: { headers: [{ key: ':status', raw_value: Buffer.from('200') }] } } });
+        const [resp] = (await once(open, 'data')) as [Record<string, unknown>];
+        expect(resp.response_headers).to.not.equal(undefined);
+        open.end();
+        expect(await pin.proc.waitExit(5000)).to.equal(0);
+        expect(pin.proc.output).to.match(/"leftOpen":0/);
+      } finally {
+        h.close();
+        client.close();
+      }
+    });
+
+    it('refuses bad configuration with one line per problem and exit code 2', async () => {
+      const p = new ManagedProcess('bad-config', process.execPath, ['--import', 'tsx', new URL('../../src/main.ts', import.meta.url).pathname, '--listen', 'nowhere'], {
+        MCP_PIN_STORE_URL: 'mysql://db',
+        MCP_PIN_SESSION_TTL_MS: 'soon',
+      }).start();
+      expect(await p.waitExit()).to.equal(2);
+      expect(p.output).to.contain('invalid configuration');
+      expect(p.output).to.match(/--listen="nowhere": expected host:port/);
+      expect(p.output).to.match(/MCP_PIN_STORE_URL="mysql:\/\/db"/);
+      expect(p.output).to.match(/MCP_PIN_SESSION_TTL_MS="soon"/);
+    });
+  });
+
+  describe('two replicas behind Envoy', () => {
+    let stack: Stack;
+    const clients: TestClient[] = [];
+    afterEach(async () => {
+      await Promise.all(clients.splice(0).map((c) => c.close()));
+      await stack?.stop();
+    });
+
+    it('restarts the replicas one after the other under steady load with zero client errors, every request on its pinned pod', async () => {
+      stack = await startStack({ pods: 2, replicas: 2 });
+      for (const p of stack.pins) await eventually(() => stack.envoy.extProcHealthy(p.port), `replica ${p.port} healthy in Envoy`);
+      for (let i = 0; i < 6; i++) clients.push(await connectClient(stack.mcpUrl));
+      const homes = await Promise.all(clients.map(async (c) => (await c.whoami()).pod));
+      let stop = false;
+      let sent = 0;
+      const errors: string[] = [];
+      const misplaced: string[] = [];
+      const deadline = Date.now() + 60_000;
+      const load = clients.map(async (c, i) => {
+        for (let n = 0; !stop && Date.now() < deadline && n < 5000; n++) {
+          sent++;
+          try {
+            const r = await c.echo(`${i}:${n}`);
+            if (r.pod !== homes[i]) misplaced.push(`${i}:${n} on ${r.pod}`);
+          } catch (err) {
+            errors.push(`${i}:${n} ${(err as Error).message}`);
+          }
+        }
+      });
+      const drains: { replica: string; drainMs: number }[] = [];
+      await new Promise((r) => setTimeout(r, 500));
+      for (const pin of stack.pins) {
+        const before = sent;
+        await pin.stop();
+        const m = /"leftOpen":(\d+),"drainMs":(\d+)/.exec(pin.proc.output);
+        drains.push({ replica: pin.name, drainMs: Number(m?.[2] ?? -1) });
+        expect(m?.[1], 'streams cut at shutdown').to.equal('0');
+        await pin.start();
+        await eventually(() => stack.envoy.extProcHealthy(pin.port), `${pin.name} healthy again`, 10_000);
+        expect(sent, 'load kept flowing').to.be.greaterThan(before);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      stop = true;
+      await Promise.all(load);
+      console.log(`      rolling restart: ${sent} requests, ${errors.length} errors, drains ${JSON.stringify(drains)}`);
+      expect(errors, 'client-visible errors').to.deep.equal([]);
+      expect(misplaced, 'requests off their pinned pod').to.deep.equal([]);
+      expect(sent).to.be.greaterThan(100);
+    });
+
+    it('exports metrics that move with traffic', async () => {
+      stack = await startStack({ pods: 2, replicas: 1 });
+      const pin = stack.pins[0]!;
+      const c = await connectClient(stack.mcpUrl);
+      clients.push(c);
+      for (let i = 0; i < 5; i++) await c.echo(String(i));
+      const text = await pin.metrics();
+      expect(await pin.metric('mcp_pin_requests_total{outcome="initialize_recorded"}')).to.equal(1);
+      expect(await pin.metric('mcp_pin_requests_total{outcome="pinned"}')).to.be.at.least(6);
+      expect(await pin.metric('mcp_pin_streams_total')).to.be.at.least(7);
+      expect(await pin.metric('mcp_pin_store_seconds_count{op="lookup"}')).to.be.at.least(6);
+      expect(await pin.metric('mcp_pin_store_seconds_count{op="create"}')).to.equal(1);
+      expect(await pin.metric('mcp_pin_message_seconds_count{phase="request_headers"}')).to.be.at.least(7);
+      expect(text).to.contain('mcp_pin_process_resident_memory_bytes');
+      // No session ids or addresses in labels.
+      expect(text).to.not.contain(c.sessionId());
+      expect(text).to.not.match(/127\.0\.0\.\d+:\d+/);
+    });
+  });
+});

@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { InvalidConfigError } from './errors.js';
+import { parseRedisUrl } from './sessions/redis-url.js';
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'expected host:port, e.g. 0.0.0.0:50051').refine(
   (s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535,
@@ -38,7 +39,14 @@ const opt = <T extends z.ZodType>(flag: string, schema: T, def: string, doc: str
 export const OPTIONS = {
   listen: opt('listen', hostPort, '0.0.0.0:50051', 'gRPC address Envoy sends ext_proc streams to (port 0: any free port)'),
   metricsListen: opt('metrics-listen', z.union([z.literal('off'), hostPort]), '0.0.0.0:9464', "Prometheus /metrics address, or 'off'"),
-  storeUrl: opt('store-url', z.string().regex(/^(memory:|rediss?:\/\/)/, 'expected memory: or a redis:// / rediss:// URL'), 'memory:', 'session store: memory: (single replica only) or a Redis URL'),
+  storeUrl: opt('store-url', z.string().regex(/^(memory:|rediss?:\/\/|redis-sentinel:\/\/|redis-cluster:\/\/)/, 'expected memory:, redis://, rediss://, redis-sentinel:// or redis-cluster://').superRefine((u, ctx) => {
+    if (u === 'memory:') return;
+    try {
+      parseRedisUrl(u);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    }
+  }), 'memory:', 'session store: memory: (single replica only), redis[s]://host:port, redis-sentinel://h1:p1,h2:p2/master or redis-cluster://h1:p1,h2:p2'),
   keyPrefix: opt('key-prefix', z.string().min(1).max(64).regex(/^[^\s{}]+$/, 'no spaces or braces'), 'mcp-pin:', 'prefix of every store key'),
   sessionTtlMs: opt('session-ttl-ms', ms(1_000, 30 * 24 * 3_600_000), String(2 * 3_600_000), 'sliding TTL of a session pin; every request extends it'),
   storeTimeoutMs: opt('store-timeout-ms', ms(10, 10_000), '250', 'bound on one store command; past it the request fails fast'),

@@ -10,8 +10,9 @@
  * or fails with a StoreError, and nothing queues while Redis is away.
  */
 import { readFileSync } from 'node:fs';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { StoreError } from '../errors.js';
+import { parseRedisUrl } from './redis-url.js';
 import type { NewSession, Pin, SessionRecord, SessionStore, StoreOptions } from './store.js';
 
 const lua = (name: string): string => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
@@ -23,7 +24,7 @@ interface ScriptCommands {
   mcppinUnlock(key: string, token: string): Promise<number>;
   mcppinRemoveIfGeneration(key: string, gen: number): Promise<number>;
 }
-type ScriptedRedis = Redis & ScriptCommands;
+type ScriptedRedis = (Redis | Cluster) & ScriptCommands;
 
 export interface RedisStoreOptions extends StoreOptions {
   url: string;
@@ -45,7 +46,7 @@ export class RedisStore implements SessionStore {
     this.prefix = opts.keyPrefix;
     this.timeoutMs = opts.storeTimeoutMs;
     this.now = opts.now ?? Date.now;
-    const redis = new Redis(opts.url, {
+    const failFast: RedisOptions = {
       ...opts.redisOptions,
       lazyConnect: true,
       enableOfflineQueue: false,
@@ -56,7 +57,23 @@ export class RedisStore implements SessionStore {
       retryStrategy: (times) => Math.min(50 * times, 1000),
       // Commands of a dropped connection fail rather than replay late.
       autoResendUnfulfilledCommands: false,
-    });
+    };
+    const target = parseRedisUrl(opts.url);
+    let redis: Redis | Cluster;
+    if (target.kind === 'single') redis = new Redis(target.url, failFast);
+    else if (target.kind === 'sentinel') {
+      const { username, password } = target;
+      redis = new Redis({ ...failFast, sentinels: target.sentinels, name: target.name, username, password, sentinelRetryStrategy: (t) => Math.min(100 * t, 1000) });
+    } else {
+      const { username, password } = target;
+      redis = new Cluster(target.nodes, {
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        maxRedirections: 4,
+        clusterRetryStrategy: (times) => Math.min(100 * times, 1000),
+        redisOptions: { ...failFast, username, password, lazyConnect: false },
+      });
+    }
     // Errors reach callers through rejected commands; the connection's own
     // error events (reconnect noise) must not crash the process.
     redis.on('error', () => {});

@@ -1,5 +1,5 @@
 /** A redis-server of the test's own, on a free port, in its own directory. */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ManagedProcess } from './process.js';
@@ -53,4 +53,68 @@ export async function startRedis(opts: { appendonly?: boolean } = {}): Promise<R
   };
   await handle.start();
   return handle;
+}
+
+async function redisReady(port: number, check: (r: Redis) => Promise<boolean> = async (r) => (await r.ping()) === 'PONG'): Promise<void> {
+  await eventually(async () => {
+    const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    r.on('error', () => {});
+    try {
+      await r.connect();
+      return await check(r);
+    } finally {
+      r.disconnect();
+    }
+  }, `redis on ${port}`, 20_000, 100);
+}
+
+export interface ProcsHandle {
+  url: string;
+  procs: ManagedProcess[];
+  stop(): Promise<void>;
+}
+
+/** A real three-master Redis Cluster of the test's own (cluster-enabled servers + redis-cli --cluster create). */
+export async function startRedisCluster(): Promise<ProcsHandle> {
+  const ports = [await freePort(), await freePort(), await freePort()];
+  const procs = ports.map((port) => {
+    const dir = mkdtempSync(join(tmpdir(), 'mcp-pin-cluster-'));
+    return new ManagedProcess(`redis-cluster:${port}`, 'redis-server', [
+      '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir,
+      '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-node-timeout', '2000',
+    ]).start();
+  });
+  for (const p of ports) await redisReady(p);
+  const create = new ManagedProcess('redis-cli --cluster create', 'redis-cli', [
+    '--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes',
+  ]).start();
+  const code = await create.waitExit(30_000);
+  if (code !== 0) throw new Error(`cluster create failed:\n${create.output}`);
+  for (const p of ports) await redisReady(p, async (r) => String(await r.call('CLUSTER', 'INFO')).includes('cluster_state:ok'));
+  return {
+    url: `redis-cluster://${ports.map((p) => `127.0.0.1:${p}`).join(',')}`,
+    procs,
+    stop: async () => {
+      await Promise.all(procs.map((p) => p.stop()));
+    },
+  };
+}
+
+/** A master and one Sentinel watching it (redis-server --sentinel), of the test's own. */
+export async function startRedisSentinel(): Promise<ProcsHandle> {
+  const master = await startRedis();
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-pin-sentinel-'));
+  const conf = join(dir, 'sentinel.conf');
+  writeFileSync(conf, [`port ${port}`, 'bind 127.0.0.1', `dir ${dir}`, `sentinel monitor mcppin 127.0.0.1 ${master.port} 1`, 'sentinel down-after-milliseconds mcppin 2000', ''].join('\n'));
+  const sentinel = new ManagedProcess(`sentinel:${port}`, 'redis-server', [conf, '--sentinel']).start();
+  await redisReady(port, async (r) => Array.isArray(await r.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', 'mcppin')));
+  return {
+    url: `redis-sentinel://127.0.0.1:${port}/mcppin`,
+    procs: [master.proc, sentinel],
+    stop: async () => {
+      await sentinel.stop();
+      await master.stop();
+    },
+  };
 }

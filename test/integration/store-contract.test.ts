@@ -8,7 +8,7 @@ import { StoreError } from '../../src/errors.js';
 import { MemoryStore } from '../../src/sessions/memory-store.js';
 import { RedisStore } from '../../src/sessions/redis-store.js';
 import type { SessionStore } from '../../src/sessions/store.js';
-import { startRedis, type RedisHandle } from '../helpers/redis.js';
+import { startRedis, startRedisCluster, startRedisSentinel, type ProcsHandle, type RedisHandle } from '../helpers/redis.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -178,3 +178,23 @@ describe('RedisStore', function () {
     await s.close();
   });
 });
+
+for (const [kind, start] of [
+  ['Redis Cluster (3 masters)', startRedisCluster],
+  ['Redis Sentinel', startRedisSentinel],
+] as const) {
+  describe(`RedisStore on ${kind}`, function () {
+    this.timeout(60_000);
+    let target: ProcsHandle;
+    before(async () => {
+      target = await start();
+    });
+    after(async () => target?.stop());
+    let n = 0;
+    contract(`RedisStore on ${kind}`, async (ttlMs) => {
+      const s = new RedisStore({ url: target.url, keyPrefix: `k${n++}:`, sessionTtlMs: ttlMs, storeTimeoutMs: 500 });
+      await s.connect(10_000);
+      return s;
+    });
+  });
+}

@@ -37,11 +37,17 @@ describe('config', () => {
     });
     expect(p).to.have.length(7);
     expect(p.join('\n')).to.match(/--listen="nope": expected host:port/);
-    expect(p.join('\n')).to.match(/--store-url="mysql:\/\/x": expected memory: or a redis/);
+    expect(p.join('\n')).to.match(/--store-url="mysql:\/\/x": expected memory:, redis:\/\//);
     expect(p.join('\n')).to.match(/MCP_PIN_SESSION_TTL_MS="5"/);
     expect(p.join('\n')).to.match(/MCP_PIN_LOST_SESSION_STATUSES="200"/);
     expect(p.join('\n')).to.match(/MCP_PIN_PIN_HEADER=.*lowercase HTTP header name/);
     expect(p.join('\n')).to.match(/MCP_PIN_LOG_LEVEL="loud"/);
+  });
+
+  it('parses Redis, Sentinel and Cluster URLs, and explains a broken one', () => {
+    expect(loadConfig(['--store-url', 'redis-cluster://10.0.0.1:7000,10.0.0.2:7000'], {}).storeUrl).to.equal('redis-cluster://10.0.0.1:7000,10.0.0.2:7000');
+    expect(problems(['--store-url', 'redis-sentinel://10.0.0.1:26379']).join()).to.match(/needs the master name/);
+    expect(problems(['--store-url', 'redis-cluster://a:99999']).join()).to.match(/bad host:port "a:99999"/);
   });
 
   it('refuses unknown flags and out-of-range ports', () => {

@@ -20,10 +20,11 @@ export interface EnvoyParams {
   listenPort: number;
   internalAddress: string;
   internalPort: number;
-  /** mcp-pin replicas Envoy's ext_proc filter talks to. */
+  /** mcp-pin replicas Envoy's ext_proc filter talks to: IPs (static) or DNS names resolving to every replica. */
   extProc: HostPort[];
-  /** EDS file listing the MCP pods (see renderEds). */
-  serviceEdsPath: string;
+  extProcDiscovery?: 'static' | 'dns';
+  /** The MCP pods: an EDS file (see renderEds) or a DNS name resolving to every pod (headless Service). */
+  service: { edsPath: string } | { dns: HostPort };
   pinHeader: string;
   upstreamHeader: string;
   messageTimeoutMs: number;
@@ -62,8 +63,25 @@ function flowEndpoints(hosts: HostPort[]): string {
   return `[ ${items.join(', ')} ]`;
 }
 
+/** One cluster's discovery, as YAML lines at the cluster's indentation. */
+const CLUSTER_INDENT = '\n    ';
+
+function serviceDiscovery(service: EnvoyParams['service']): string {
+  if ('edsPath' in service) {
+    const dir = service.edsPath.replace(/\/[^/]*$/, '') || '/';
+    return [
+      'type: EDS',
+      `eds_cluster_config: { eds_config: { resource_api_version: V3, path_config_source: { path: "${service.edsPath}", watched_directory: { path: "${dir}" } } } }`,
+    ].join(CLUSTER_INDENT);
+  }
+  return [
+    'type: STRICT_DNS',
+    'dns_lookup_family: V4_PREFERRED',
+    `load_assignment: { cluster_name: mcp_service, endpoints: [ { lb_endpoints: ${flowEndpoints([service.dns])} } ] }`,
+  ].join(CLUSTER_INDENT);
+}
+
 export function renderEnvoyConfig(params: EnvoyParams, template = readFileSync(ENVOY_TEMPLATE_PATH, 'utf8')): string {
-  const dir = params.serviceEdsPath.replace(/\/[^/]*$/, '') || '/';
   const values: Record<string, string> = {
     ADMIN_ADDRESS: params.adminAddress,
     ADMIN_PORT: String(params.adminPort),
@@ -71,9 +89,9 @@ export function renderEnvoyConfig(params: EnvoyParams, template = readFileSync(E
     LISTEN_PORT: String(params.listenPort),
     INTERNAL_ADDRESS: params.internalAddress,
     INTERNAL_PORT: String(params.internalPort),
+    EXTPROC_DISCOVERY: params.extProcDiscovery === 'dns' ? `type: STRICT_DNS${CLUSTER_INDENT}dns_lookup_family: V4_PREFERRED` : 'type: STATIC',
     EXTPROC_ENDPOINTS: flowEndpoints(params.extProc),
-    SERVICE_EDS_PATH: params.serviceEdsPath,
-    SERVICE_EDS_DIR: dir,
+    SERVICE_DISCOVERY: serviceDiscovery(params.service),
     PIN_HEADER: params.pinHeader,
     UPSTREAM_HEADER: params.upstreamHeader,
     MESSAGE_TIMEOUT: seconds(params.messageTimeoutMs),

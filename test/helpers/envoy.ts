@@ -78,7 +78,7 @@ export async function startEnvoy(opts: EnvoyOptions): Promise<EnvoyHandle> {
       listenPort: publicPort,
       internalPort,
       extProc: opts.extProc,
-      serviceEdsPath: edsPath,
+      service: { edsPath },
     };
     writeFileSync(join(dir, 'envoy.yaml'), renderEnvoyConfig(params));
     const adminPath = join(dir, 'admin.txt');

@@ -34,6 +34,8 @@ export interface EnvoyParams {
   bufferLimitBytes: number;
   /** How often Envoy asks each mcp-pin replica for its health. */
   healthCheckIntervalMs: number;
+  /** Hosts tried after the first for a session mcp-pin does not know (set to pods - 1). */
+  sessionSearchRetries: number;
 }
 
 export const ENVOY_DEFAULTS = {
@@ -51,6 +53,7 @@ export const ENVOY_DEFAULTS = {
   recoveryRouteTimeoutMs: 15_000,
   bufferLimitBytes: 1024 * 1024,
   healthCheckIntervalMs: 500,
+  sessionSearchRetries: 4,
 } as const;
 
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(3)}s`;
@@ -100,6 +103,7 @@ export function renderEnvoyConfig(params: EnvoyParams, template = readFileSync(E
     RECOVERY_ROUTE_TIMEOUT: seconds(params.recoveryRouteTimeoutMs),
     BUFFER_LIMIT_BYTES: String(params.bufferLimitBytes),
     HEALTH_CHECK_INTERVAL: seconds(params.healthCheckIntervalMs),
+    SESSION_SEARCH_RETRIES: String(params.sessionSearchRetries),
   };
   const used = new Set<string>();
   const out = template.replace(/\{\{([A-Z_]+)\}\}/g, (_m, name: string) => {

@@ -8,6 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { splitHostPort, type Config } from './config.js';
 import { ExtProcService } from './extproc/server.js';
 import { Health } from './health.js';
+import { PinAllowlist } from './extproc/pin-allowlist.js';
 import type { Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { HttpRecoverer } from './recovery/http-recoverer.js';
@@ -30,8 +31,10 @@ export async function startApp(cfg: Config, log: Logger, opts: { store?: Session
   const metrics = new Metrics({ defaultMetrics: true });
   const store = opts.store ?? createStore(cfg);
   const health = new Health();
-  const recoverer = new HttpRecoverer({ cfg, store, log, metrics });
-  const extProc = new ExtProcService({ store, cfg, log, metrics, recoverer });
+  const allowlist = new PinAllowlist(cfg.pinAllow);
+  if (allowlist.allowsAny) log.warn('--pin-allow is *: pins are not restricted to your pod networks (set it in production)');
+  const recoverer = new HttpRecoverer({ cfg, store, log, metrics, allowlist });
+  const extProc = new ExtProcService({ store, cfg, log, metrics, recoverer, allowlist });
 
   const server = new grpc.Server({
     // Envoy keeps its connection to us open; ping it so dead peers are noticed.

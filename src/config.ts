@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { InvalidConfigError } from './errors.js';
+import { PinAllowlist } from './extproc/pin-allowlist.js';
 import { parseRedisUrl } from './sessions/redis-url.js';
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'expected host:port, e.g. 0.0.0.0:50051').refine(
@@ -55,10 +56,17 @@ export const OPTIONS = {
   recoveryUrl: opt('recovery-url', url, 'http://127.0.0.1:10001', "Envoy's internal listener that mcp-pin re-initializes and replays through"),
   recoveryTimeoutMs: opt('recovery-timeout-ms', ms(100, 120_000), '10000', 'bound on one whole recovery (re-init, notify, replay)'),
   lostSessionStatuses: opt('lost-session-statuses', statusList, '404', 'pod answers that mean "session lost", comma-separated (add 400 for SDK-example-style servers)'),
+  pinAllow: opt('pin-allow', z.string().superRefine((v, ctx) => {
+    try {
+      new PinAllowlist(v);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    }
+  }), '*', 'networks a pin may point to: CIDR[:port[-port]], comma-separated; * allows any (set it in production: a poisoned store could aim sessions anywhere)'),
   maxInitBodyBytes: opt('max-init-body-bytes', z.coerce.number().int().min(256).max(16 * 1024 * 1024), '65536', 'largest initialize body stored for recovery; larger ones are pinned but not recoverable'),
   maxReplayBodyBytes: opt('max-replay-body-bytes', z.coerce.number().int().min(1024).max(64 * 1024 * 1024), String(4 * 1024 * 1024), 'largest replayed response mcp-pin buffers for the client'),
   maxSessionIdLength: opt('max-session-id-length', z.coerce.number().int().min(8).max(1024), '256', 'longer mcp-session-id values are never looked up'),
-  drainDelayMs: opt('drain-delay-ms', ms(0, 120_000), '1500', "on SIGTERM, keep serving (NOT_SERVING) this long so Envoy's health check moves traffic away first"),
+  drainDelayMs: opt('drain-delay-ms', ms(0, 120_000), '2000', "on SIGTERM, keep serving (NOT_SERVING) this long so Envoy's health check moves traffic away first"),
   drainGraceMs: opt('drain-grace-ms', ms(0, 600_000), '10000', 'then, how long open streams may finish before they are cut'),
   logLevel: opt('log-level', z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']), 'info', 'log level'),
 } as const;

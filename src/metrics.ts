@@ -51,7 +51,27 @@ export class Metrics {
     if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'mcp_pin_' });
   }
 
+  // Label children resolved once: the hot path never hashes label sets.
+  private readonly outcomeChildren = new Map<string, { inc(): void }>();
+  private readonly messageChildren = new Map<string, { startTimer(): () => void }>();
+  private readonly storeChildren = new Map<string, { startTimer(): () => void }>();
+
   outcome(o: RequestOutcome): void {
-    this.requests.inc({ outcome: o });
+    let c = this.outcomeChildren.get(o);
+    if (!c) this.outcomeChildren.set(o, (c = this.requests.labels(o)));
+    c.inc();
+  }
+
+  /** Starts timing one ext_proc message; call the result when answered. */
+  timeMessage(phase: string): () => void {
+    let c = this.messageChildren.get(phase);
+    if (!c) this.messageChildren.set(phase, (c = this.messageSeconds.labels(phase)));
+    return c.startTimer();
+  }
+
+  timeStore(op: string): () => void {
+    let c = this.storeChildren.get(op);
+    if (!c) this.storeChildren.set(op, (c = this.storeSeconds.labels(op)));
+    return c.startTimer();
   }
 }

@@ -23,6 +23,7 @@ import {
   jsonRpcError,
 } from './responses.js';
 import { isValidSessionId } from './session-id.js';
+import type { PinAllowlist } from './pin-allowlist.js';
 import { isConnectFailure, parsePodAddress, upstreamReport, type UpstreamReport } from './upstream.js';
 
 export const SESSION_HEADER = 'mcp-session-id';
@@ -49,6 +50,8 @@ export interface Recoverer {
 
 export interface ExchangeDeps {
   store: SessionStore;
+  /** Where pins may point; default: anywhere. */
+  allowlist?: PinAllowlist;
   cfg: Pick<Config, 'pinHeader' | 'maxInitBodyBytes' | 'maxSessionIdLength' | 'lostSessionStatuses'>;
   log: Logger;
   metrics: Metrics;
@@ -77,6 +80,19 @@ export class Exchange {
   private isInitialize = false;
   private initBody: Buffer | null = null;
   private requestBody: Buffer | null = null;
+  private expectResponseHeaders = true;
+  private expectRequestBody = false;
+  private ended = false;
+
+  /**
+   * True once Envoy will send nothing more on this stream (the response phase
+   * was skipped or answered, or an immediate response ended the exchange):
+   * the server then closes the stream itself rather than wait for Envoy to
+   * reset it.
+   */
+  get complete(): boolean {
+    return this.ended || (this.kind !== undefined && !this.expectResponseHeaders && !this.expectRequestBody);
+  }
 
   /**
    * @param sendInterim writes a message ahead of the answer to the current
@@ -89,18 +105,37 @@ export class Exchange {
 
   /** Answers one message. Throws ProtocolError for messages that do not fit the exchange. */
   async handle(msg: ProcessingRequest): Promise<ProcessingResponse[]> {
+    const out = await this.dispatch(msg);
+    for (const r of out) {
+      if (r.immediate_response) this.ended = true;
+      if (r.mode_override?.response_header_mode === 'SKIP') this.expectResponseHeaders = false;
+      if (r.mode_override?.request_body_mode === 'BUFFERED') this.expectRequestBody = true;
+    }
+    return out;
+  }
+
+  private async dispatch(msg: ProcessingRequest): Promise<ProcessingResponse[]> {
     switch (msg.request) {
       case 'request_headers':
         if (this.kind !== undefined) throw new ProtocolError('request_headers received twice');
         return [await this.onRequestHeaders(msg.request_headers)];
       case 'request_body':
         this.requireRequest('request_body');
+        this.expectRequestBody = false;
         return [this.onRequestBody(msg.request_body)];
       case 'request_trailers':
         this.requireRequest('request_trailers');
         return [continueRequestTrailers()];
       case 'response_headers':
-        this.requireRequest('response_headers');
+        // A reply Envoy made before ext_proc saw the request (e.g. the buffer
+        // filter's 413) reaches us with no request phase: nothing to decide.
+        if (this.kind === undefined) {
+          this.kind = 'passthrough';
+          this.expectResponseHeaders = false;
+          return [continueResponseHeaders()];
+        }
+        this.expectRequestBody = false;
+        this.expectResponseHeaders = false;
         return this.onResponseHeaders(msg);
       case 'response_body':
         this.requireRequest('response_body');
@@ -152,10 +187,21 @@ export class Exchange {
       this.kind = 'passthrough';
       return this.storeFailure('lookup', err);
     }
+    if (pin && !this.allowed(pin.pod)) {
+      // A poisoned or stale entry: never route there. Drop it and let the
+      // service route find the session (and re-adopt it from what Envoy reports).
+      metrics.outcome('rejected_pin');
+      this.deps.log.error({ session: sessionTag(sid), pod: pin.pod }, 'stored pin outside --pin-allow: dropped, not routed');
+      await this.deps.store.removeIfGeneration(sid, pin.generation).catch(() => false);
+      pin = null;
+    }
     if (!pin) {
+      // Response headers are still wanted: if a pod answers 2xx, the session
+      // it holds is adopted (the store lost it: flushed, or restarted without
+      // persistence).
       this.kind = 'unknown-session';
       metrics.outcome('unknown_session');
-      return continueRequestHeaders(strip, { clearRouteCache: true, mode: { response_header_mode: 'SKIP' } });
+      return continueRequestHeaders(strip, { clearRouteCache: true });
     }
 
     this.kind = 'pinned';
@@ -188,6 +234,8 @@ export class Exchange {
         return [await this.afterInitialize(msg, pairs, status)];
       case 'pinned':
         return this.afterPinned(msg, status);
+      case 'unknown-session':
+        return [await this.afterUnknownSession(msg, status)];
       default:
         return [continueResponseHeaders()];
     }
@@ -199,12 +247,13 @@ export class Exchange {
     // Stateless servers (and newer MCP revisions) send no session id: nothing to pin.
     if (!this.isInitialize || !is2xx(status) || sid === undefined) return continueResponseHeaders();
     const reported = upstreamReport(msg).address;
-    const pod = parsePodAddress(reported);
+    const parsed = parsePodAddress(reported);
+    const pod = parsed && this.allowed(parsed) ? parsed : null;
     if (!pod || !isValidSessionId(sid, this.deps.cfg.maxSessionIdLength)) {
       // Without the real pod address the session could not be routed later:
       // fail this initialize loudly rather than hand out a session that breaks.
       metrics.outcome('initialize_unrecorded');
-      log.error({ reported, validSessionId: isValidSessionId(sid, this.deps.cfg.maxSessionIdLength) }, 'initialize not pinned: Envoy reported no usable upstream.address (check response_attributes) or the session id is invalid');
+      log.error({ reported, validSessionId: isValidSessionId(sid, this.deps.cfg.maxSessionIdLength) }, 'initialize not pinned: Envoy reported no usable upstream.address (check response_attributes and --pin-allow) or the session id is invalid');
       return jsonRpcError(502, JSONRPC_INTERNAL_ERROR, 'mcp-pin: could not pin the new session', 'mcp_pin_no_upstream_address');
     }
     try {
@@ -260,8 +309,30 @@ export class Exchange {
     return [continueResponseHeaders(rewrite)];
   }
 
+  private allowed(pod: string): boolean {
+    return this.deps.allowlist?.allows(pod) ?? true;
+  }
+
+  /** A pod answered 2xx for a session the store did not know: it holds it, so pin it there. */
+  private async afterUnknownSession(msg: ProcessingRequest, status: number): Promise<ProcessingResponse> {
+    const sid = this.clientSessionId!;
+    if (!is2xx(status) || this.method === 'DELETE') return continueResponseHeaders();
+    const pod = parsePodAddress(upstreamReport(msg).address);
+    if (!pod || !this.allowed(pod)) return continueResponseHeaders();
+    try {
+      if (await this.timedStore('adopt', () => this.deps.store.adopt(sid, pod))) {
+        this.deps.metrics.outcome('adopted');
+        this.deps.log.info({ session: sessionTag(sid), pod }, 'pin adopted from a pod that holds the session');
+      }
+    } catch (err) {
+      // The answer itself is fine; the next request will try again.
+      this.deps.log.warn({ session: sessionTag(sid), err: (err as Error).message }, 'could not adopt session');
+    }
+    return continueResponseHeaders();
+  }
+
   private async timedStore<T>(op: string, fn: () => Promise<T>): Promise<T> {
-    const end = this.deps.metrics.storeSeconds.startTimer({ op });
+    const end = this.deps.metrics.timeStore(op);
     try {
       return await fn();
     } finally {

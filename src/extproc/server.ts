@@ -90,9 +90,12 @@ export class ExtProcService {
     call.on('data', (msg: ProcessingRequest) => {
       chain = chain.then(async () => {
         if (failed || done) return;
-        const end = metrics.messageSeconds.startTimer({ phase: msg.request ?? 'unknown' });
+        const end = metrics.timeMessage(msg.request ?? 'unknown');
         try {
           for (const r of await exchange.handle(msg)) write(r);
+          // Nothing more will come: close cleanly (Envoy would otherwise reset
+          // the stream, which costs an error object per request here).
+          if (exchange.complete && !failed && !done) call.end();
         } catch (err) {
           fail(err);
         } finally {
@@ -102,7 +105,7 @@ export class ExtProcService {
     });
     call.on('end', () => {
       chain = chain.then(() => {
-        if (!failed && !done) call.end();
+        if (!failed && !done && call.writable) call.end();
       });
     });
     call.on('error', () => finish());

@@ -18,6 +18,7 @@ import { sessionTag, type Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { SessionStore } from '../sessions/store.js';
 import { EnvoyForwarder, type Forwarder } from './forwarder.js';
+import type { PinAllowlist } from '../extproc/pin-allowlist.js';
 import { SessionRecovery, clientResponseHeaders } from './recovery.js';
 
 /** Envoy is asked to wait this much longer than the recovery itself may take. */
@@ -29,6 +30,7 @@ export interface HttpRecovererDeps {
   log: Logger;
   metrics: Metrics;
   forwarder?: Forwarder;
+  allowlist?: PinAllowlist;
 }
 
 /** What the client gets for each way a recovery can fail. */
@@ -63,6 +65,7 @@ export class HttpRecoverer implements Recoverer {
       pinHeader: cfg.pinHeader,
       timeoutMs: cfg.recoveryTimeoutMs,
       maxReplayBodyBytes: cfg.maxReplayBodyBytes,
+      ...(deps.allowlist ? { allows: (pod: string) => deps.allowlist!.allows(pod) } : {}),
     });
   }
 

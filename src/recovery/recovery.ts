@@ -67,6 +67,8 @@ export interface RecoveryOptions {
   pinHeader: string;
   timeoutMs: number;
   maxReplayBodyBytes: number;
+  /** Where a re-initialized session may be pinned. */
+  allows?: (pod: string) => boolean;
   /** Polling interval while another replica holds the lock. */
   lockPollMs?: number;
   newToken?: () => string;
@@ -158,6 +160,7 @@ export class SessionRecovery {
     if (!backendSessionId) throw new RecoveryError('MCP_PIN_RECOVERY_REINIT_FAILED', 're-initialize answered without a session id');
     const pod = parsePodAddress(res.upstream);
     if (!pod) throw new RecoveryError('MCP_PIN_RECOVERY_REINIT_FAILED', `Envoy reported no usable upstream for re-initialize (${res.upstream ?? 'none'})`);
+    if (this.o.allows && !this.o.allows(pod)) throw new RecoveryError('MCP_PIN_RECOVERY_REINIT_FAILED', `re-initialized pod ${pod} is outside --pin-allow`);
 
     let note: ForwardResponse;
     try {

@@ -66,6 +66,12 @@ export class MemoryStore implements SessionStore {
     });
   }
 
+  async adopt(sid: string, pod: string): Promise<boolean> {
+    if (this.live(sid)) return false;
+    await this.create(sid, { pod, backendSessionId: sid, initBody: null });
+    return true;
+  }
+
   async load(sid: string): Promise<SessionRecord | null> {
     const e = this.live(sid);
     if (!e) return null;

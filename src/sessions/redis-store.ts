@@ -23,6 +23,7 @@ interface ScriptCommands {
   mcppinReplacePin(key: string, ttlMs: number, nowMs: number, gen: number, pod: string, bsid: string): Promise<number>;
   mcppinUnlock(key: string, token: string): Promise<number>;
   mcppinRemoveIfGeneration(key: string, gen: number): Promise<number>;
+  mcppinAdopt(key: string, ttlMs: number, nowMs: number, pod: string, bsid: string): Promise<number>;
 }
 type ScriptedRedis = (Redis | Cluster) & ScriptCommands;
 
@@ -82,6 +83,7 @@ export class RedisStore implements SessionStore {
     redis.defineCommand('mcppinReplacePin', { numberOfKeys: 1, lua: lua('replace-pin-1') });
     redis.defineCommand('mcppinUnlock', { numberOfKeys: 1, lua: lua('unlock-1') });
     redis.defineCommand('mcppinRemoveIfGeneration', { numberOfKeys: 1, lua: lua('remove-if-generation-1') });
+    redis.defineCommand('mcppinAdopt', { numberOfKeys: 1, lua: lua('adopt-1') });
     this.redis = redis as ScriptedRedis;
   }
 
@@ -143,6 +145,11 @@ export class RedisStore implements SessionStore {
     await this.run('create', () =>
       this.redis.mcppinCreate(this.key(sid), this.ttlMs, this.now(), s.pod, s.backendSessionId, s.initBody ?? Buffer.alloc(0)),
     );
+  }
+
+  async adopt(sid: string, pod: string): Promise<boolean> {
+    const r = await this.run('adopt', () => this.redis.mcppinAdopt(this.key(sid), this.ttlMs, this.now(), pod, sid));
+    return r === 1;
   }
 
   async load(sid: string): Promise<SessionRecord | null> {

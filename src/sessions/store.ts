@@ -32,6 +32,11 @@ export interface SessionStore {
   lookup(clientSessionId: string): Promise<Pin | null>;
   /** Records a new session (generation 1), replacing any record under that id. */
   create(clientSessionId: string, session: NewSession): Promise<void>;
+  /**
+   * Records a session only if the id is unknown (after store data loss, when
+   * a pod proved it holds the session). Returns true when adopted.
+   */
+  adopt(clientSessionId: string, pod: string): Promise<boolean>;
   /** Full record with the init body (for recovery), or null. Does not slide the TTL. */
   load(clientSessionId: string): Promise<SessionRecord | null>;
   /**

@@ -44,6 +44,9 @@ export interface EnvoyOptions {
   extProc: HostPort[];
   pods: HostPort[];
   overrides?: Partial<EnvoyParams>;
+  /** Rewrites the rendered config (the benchmark derives its rival setups this way). */
+  transform?: (yaml: string) => string;
+  concurrency?: number;
 }
 
 async function adminGet(adminUrl: string, path: string): Promise<string> {
@@ -80,15 +83,18 @@ export async function startEnvoy(opts: EnvoyOptions): Promise<EnvoyHandle> {
       extProc: opts.extProc,
       service: { edsPath },
     };
-    writeFileSync(join(dir, 'envoy.yaml'), renderEnvoyConfig(params));
+    const rendered = renderEnvoyConfig(params);
+    writeFileSync(join(dir, 'envoy.yaml'), opts.transform ? opts.transform(rendered) : rendered);
     const adminPath = join(dir, 'admin.txt');
     writeFileSync(adminPath, '');
     proc = new ManagedProcess('envoy', findEnvoy(), [
       '-c', join(dir, 'envoy.yaml'),
       '--disable-hot-restart',
       '--admin-address-path', adminPath,
-      '--concurrency', '1',
+      '--concurrency', String(opts.concurrency ?? 1),
       '-l', process.env.ENVOY_LOG_LEVEL ?? 'warning',
+      // For debugging: the whole log in a file (the harness keeps only its tail).
+      ...(process.env.ENVOY_LOG_PATH ? ['--log-path', process.env.ENVOY_LOG_PATH] : []),
     ]).start();
     const admin = await eventually(async () => {
       if (!proc.alive) throw new Error(`envoy exited\n${proc.output.slice(-3000)}`);

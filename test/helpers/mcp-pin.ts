@@ -2,6 +2,7 @@
 import { ManagedProcess } from './process.js';
 
 const MAIN = new URL('../../src/main.ts', import.meta.url).pathname;
+const BUILT = new URL('../../dist/src/main.js', import.meta.url).pathname;
 
 export class McpPinProcess {
   proc!: ManagedProcess;
@@ -11,10 +12,14 @@ export class McpPinProcess {
     readonly name: string,
     readonly port: number,
     private readonly env: Record<string, string>,
+    /** Extra node flags, e.g. --cpu-prof for profiling. */
+    private readonly nodeArgs: string[] = [],
+    /** 'dist' runs the compiled build (npm run build), as production does; tests run the sources. */
+    private readonly entry: 'src' | 'dist' = 'src',
   ) {}
 
   async start(extraEnv: Record<string, string> = {}): Promise<this> {
-    this.proc = new ManagedProcess(this.name, process.execPath, ['--import', 'tsx', MAIN], {
+    this.proc = new ManagedProcess(this.name, process.execPath, [...this.nodeArgs, ...(this.entry === 'dist' ? [BUILT] : ['--import', 'tsx', MAIN])], {
       MCP_PIN_LISTEN: `127.0.0.1:${this.port}`,
       MCP_PIN_METRICS_LISTEN: '127.0.0.1:0',
       MCP_PIN_LOG_LEVEL: 'info',

@@ -16,6 +16,8 @@ export interface PodOptions {
   host: string;
   port?: number;
   env?: Record<string, string>;
+  /** Another pod program (the benchmark's fast pod); default demo/mcp-pod.ts. */
+  script?: string;
 }
 
 export class Pod {
@@ -37,7 +39,7 @@ export class Pod {
   }
 
   async start(env: Record<string, string> = {}): Promise<this> {
-    this.proc = new ManagedProcess(`pod:${this.name}`, process.execPath, ['--import', 'tsx', POD_SCRIPT], {
+    this.proc = new ManagedProcess(`pod:${this.name}`, process.execPath, ['--import', 'tsx', this.opts.script ?? POD_SCRIPT], {
       POD_NAME: this.name,
       POD_HOST: this.host,
       POD_PORT: String(this.port),

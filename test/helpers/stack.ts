@@ -6,7 +6,7 @@
  */
 import { startEnvoy, type EnvoyHandle } from './envoy.js';
 import { McpPinProcess } from './mcp-pin.js';
-import { freePort } from './net.js';
+import { eventually, freePort } from './net.js';
 import { startPods, type Pod } from './pod.js';
 import { startRedis, type RedisHandle } from './redis.js';
 import { registerForReport } from './root-hooks.js';
@@ -47,6 +47,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       }).start(),
     ),
   );
+  // Traffic starts once Envoy's health checks have admitted every replica.
+  await Promise.all(pins.map((p) => eventually(() => envoy.extProcHealthy(p.port), `${p.name} healthy in Envoy`, 15_000)));
   const unregister = registerForReport(() => [envoy.proc, ...pins.map((p) => p.proc), ...pods.map((p) => p.proc)]);
   const stack: Stack = {
     redis,

@@ -97,6 +97,14 @@ function contract(name: string, make: (ttlMs: number) => Promise<SessionStore>):
       expect(await store.tryLock('l', 'c', 200), 'expired lock is free').to.equal(true);
     });
 
+    it('adopts an unknown id once, with no init body, and never over an existing record', async () => {
+      expect(await store.adopt('a1', '10.0.0.4:80')).to.equal(true);
+      expect(await store.lookup('a1')).to.deep.equal({ pod: '10.0.0.4:80', backendSessionId: 'a1', generation: 1 });
+      expect((await store.load('a1'))!.initBody).to.equal(null);
+      expect(await store.adopt('a1', '10.0.0.5:80')).to.equal(false);
+      expect((await store.lookup('a1'))!.pod).to.equal('10.0.0.4:80');
+    });
+
     it('treats odd ids as plain data (braces, colons, spaces, long)', async () => {
       const ids = ['a}b{c', '{x}', 'x:lock', 'with space', '*', 'é-ünï', 'k'.repeat(1000)];
       for (const [i, id] of ids.entries()) await store.create(id, { pod: `10.0.0.${i + 1}:1`, backendSessionId: id, initBody: null });

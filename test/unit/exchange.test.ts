@@ -177,10 +177,63 @@ describe('Exchange', () => {
     }
   });
 
+  it('drops a stored pin outside the allowlist and never routes there', async () => {
+    const { PinAllowlist } = await import('../../src/extproc/pin-allowlist.js');
+    const { ex, store } = make({ allowlist: new PinAllowlist('10.0.0.0/8') });
+    await store.create('P', { pod: '127.0.0.1:6379', backendSessionId: 'P', initBody: null });
+    const [r] = await ex.handle(requestHeaders({ ':method': 'GET', ':path': '/mcp', 'mcp-session-id': 'P' }, true));
+    expect(setHeaders(r!)).to.deep.equal({});
+    expect(r!.request_headers!.response!.header_mutation!.remove_headers).to.deep.equal(['x-mcp-pin-dst']);
+    expect(await store.lookup('P')).to.equal(null);
+  });
+
+  it('refuses to pin an initialize to a pod outside the allowlist', async () => {
+    const { PinAllowlist } = await import('../../src/extproc/pin-allowlist.js');
+    const { ex, store } = make({ allowlist: new PinAllowlist('10.0.0.0/8') });
+    await ex.handle(requestHeaders(POST_JSON));
+    await ex.handle(requestBody(INIT));
+    const [r] = await ex.handle(responseHeaders({ ':status': '200', 'mcp-session-id': 'S' }, { 'upstream.address': '127.0.0.1:9901' }));
+    expect(r!.immediate_response!.status.code).to.equal(502);
+    expect(store.size).to.equal(0);
+  });
+
+  it('adopts an unknown session when a pod answers 2xx, never on 404, and never over an existing record', async () => {
+    for (const [status, adopted] of [['200', true], ['202', true], ['404', false], ['400', false]] as const) {
+      const { ex, store } = make();
+      await ex.handle(requestHeaders({ ':method': 'POST', ':path': '/mcp', 'mcp-session-id': 'U', 'content-type': 'application/json' }));
+      await ex.handle(responseHeaders({ ':status': status }, { 'upstream.address': '10.0.0.5:8080' }));
+      expect(await store.lookup('U') !== null, status).to.equal(adopted);
+    }
+    const { store } = make();
+    await store.create('E', { pod: '10.0.0.9:1', backendSessionId: 'E', initBody: null });
+    expect(await store.adopt('E', '10.0.0.5:8080')).to.equal(false);
+    expect((await store.lookup('E'))!.pod).to.equal('10.0.0.9:1');
+  });
+
+  it('tells the stream when nothing more will come', async () => {
+    const a = make().ex;
+    await a.handle(requestHeaders({ ':method': 'GET', ':path': '/' }, true));
+    expect(a.complete, 'passthrough skips the response').to.equal(true);
+    const b = make().ex;
+    await b.handle(requestHeaders(POST_JSON));
+    expect(b.complete, 'body still to come').to.equal(false);
+    await b.handle(requestBody('{}'));
+    expect(b.complete, 'response headers still to come').to.equal(false);
+    await b.handle(responseHeaders({ ':status': '200' }));
+    expect(b.complete).to.equal(true);
+  });
+
+  it('passes through a reply Envoy made before ext_proc saw the request (response_headers first)', async () => {
+    const { ex } = make();
+    const [r] = await ex.handle(responseHeaders({ ':status': '413' }));
+    expect(r).to.deep.equal({ response_headers: { response: {} } });
+    expect(ex.complete).to.equal(true);
+  });
+
   it('rejects out-of-order messages with a ProtocolError', async () => {
     const bad = [
       [requestBody('x')],
-      [responseHeaders({ ':status': '200' })],
+      [responseHeaders({ ':status': '200' }), requestHeaders({ ':method': 'GET' })],
       [requestHeaders({ ':method': 'GET' }), requestHeaders({ ':method': 'GET' })],
       [requestHeaders({ ':path': '/' })],
       [{} as never],

@@ -99,7 +99,7 @@ describe('packaging: Kubernetes example (syntax only; not run here)', () => {
     const d = byKind('Deployment', 'mcp-pin') as unknown as { spec: { template: { spec: { terminationGracePeriodSeconds: number; containers: { readinessProbe: { grpc: { port: number } }; env: { name: string; value: string }[] }[] } } } };
     const pod = d.spec.template.spec;
     expect(pod.containers[0]!.readinessProbe.grpc.port).to.equal(50051);
-    expect(pod.terminationGracePeriodSeconds * 1000).to.be.greaterThan(1500 + 10_000);
+    expect(pod.terminationGracePeriodSeconds * 1000).to.be.greaterThan(2000 + 10_000);
     expect(pod.containers[0]!.env.find((e) => e.name === 'MCP_PIN_RECOVERY_URL')!.value).to.contain('envoy-internal');
   });
 

@@ -1,0 +1,325 @@
+/**
+ * `npm run bench`: what mcp-pin costs per request, measured in one run on one
+ * machine with the same pods, against Envoy alone and Envoy's native
+ * stateful session. Loopback only; every load is bounded in time.
+ *
+ * Throughput: autocannon at fixed concurrency (1, 16, 64). Latency at a
+ * fixed rate, half of the lower of the envelope's and mcp-pin's saturation
+ * (so no row is measured overloaded): an open-loop probe timing each request
+ * with hrtime (autocannon rounds latency to whole ms, too coarse for
+ * sub-millisecond targets). mcp-pin runs from the compiled build, as in
+ * production. Writes bench/results/*.json.
+ * BENCH_SECONDS (default 5) sets the length of each load.
+ */
+import autocannon from 'autocannon';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { Pool } from 'undici';
+import { MemoryStore } from '../src/sessions/memory-store.js';
+import { RedisStore } from '../src/sessions/redis-store.js';
+import type { SessionStore } from '../src/sessions/store.js';
+import { startEnvoy, type EnvoyHandle } from '../test/helpers/envoy.js';
+import { McpPinProcess } from '../test/helpers/mcp-pin.js';
+import { freePort } from '../test/helpers/net.js';
+import { Pod } from '../test/helpers/pod.js';
+import { killAll } from '../test/helpers/process.js';
+import { startRedis, type RedisHandle } from '../test/helpers/redis.js';
+import { envoyAlone, envoyEnvelope } from './setups.js';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const CONCURRENCY = [1, 16, 64];
+const FAST_POD = new URL('./fast-pod.ts', import.meta.url).pathname;
+const MCP_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' };
+const CALL = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: 'bench' } } });
+const INIT = JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'bench', version: '1' } } });
+const log = (s: string): void => void process.stderr.write(`${s}\n`);
+
+function cpuMs(pid: number | undefined): number {
+  if (!pid) return 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime + stime, in ticks of 1/100 s
+  } catch {
+    return 0;
+  }
+}
+function rssMb(pid: number | undefined, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): number {
+  if (!pid) return 0;
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : 0;
+}
+const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+
+interface Target {
+  name: string;
+  url: string;
+  envoy: EnvoyHandle;
+  pin?: McpPinProcess;
+  redis?: RedisHandle;
+}
+
+async function initSessions(url: string, n: number): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const res = await fetch(url, { method: 'POST', headers: MCP_HEADERS, body: INIT });
+    const sid = res.headers.get('mcp-session-id');
+    await res.arrayBuffer();
+    if (!res.ok || !sid) throw new Error(`initialize through ${url} answered ${res.status}`);
+    const note = await fetch(url, { method: 'POST', headers: { ...MCP_HEADERS, 'mcp-session-id': sid }, body: '{"jsonrpc":"2.0","method":"notifications/initialized"}' });
+    await note.arrayBuffer();
+    out.push(sid);
+  }
+  return out;
+}
+
+interface Row {
+  setup: string;
+  concurrency: number;
+  rps: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  errors: number;
+  total: number;
+  cpuMs: { envoy: number; mcpPin: number; redis: number };
+  mcpPinRssMb?: number;
+  extProcMessagesPerRequest?: number;
+}
+
+async function throughput(t: Target, concurrency: number): Promise<Row> {
+  const sids = await initSessions(t.url, concurrency);
+  const pids = { envoy: t.envoy.proc.child?.pid, mcpPin: t.pin?.proc.child?.pid, redis: t.redis?.proc.child?.pid };
+  const before = { envoy: cpuMs(pids.envoy), mcpPin: cpuMs(pids.mcpPin), redis: cpuMs(pids.redis) };
+  const msgsBefore = t.pin ? await messagesHandled(t.pin) : 0;
+  let next = 0;
+  const result = await autocannon({
+    url: t.url,
+    connections: concurrency,
+    duration: SECONDS,
+    requests: [
+      {
+        method: 'POST',
+        // Each connection keeps one session (autocannon gives every connection its own context).
+        setupRequest: (req: autocannon.Request, context: object) => {
+          const ctx = context as { sid?: string };
+          ctx.sid ??= sids[next++ % sids.length];
+          return { ...req, headers: { ...MCP_HEADERS, 'mcp-session-id': ctx.sid! }, body: CALL };
+        },
+      },
+    ],
+  });
+  const total = result.requests.total;
+  const row: Row = {
+    setup: t.name,
+    concurrency,
+    rps: Math.round(result.requests.average),
+    p50: result.latency.p50,
+    p90: result.latency.p90,
+    p99: result.latency.p99,
+    errors: result.non2xx + result.errors + result.timeouts,
+    total,
+    cpuMs: { envoy: cpuMs(pids.envoy) - before.envoy, mcpPin: cpuMs(pids.mcpPin) - before.mcpPin, redis: cpuMs(pids.redis) - before.redis },
+  };
+  if (t.pin) {
+    row.mcpPinRssMb = Math.round(rssMb(pids.mcpPin));
+    row.extProcMessagesPerRequest = Number((((await messagesHandled(t.pin)) - msgsBefore) / Math.max(1, total)).toFixed(2));
+  }
+  log(`  ${t.name} c=${concurrency}: ${row.rps} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms, errors ${row.errors}`);
+  return row;
+}
+
+async function messagesHandled(pin: McpPinProcess): Promise<number> {
+  let n = 0;
+  for (const line of (await pin.metrics()).split('\n')) if (line.startsWith('mcp_pin_message_seconds_count')) n += Number(line.split(' ').pop());
+  return n;
+}
+
+/** Open-loop latency at a fixed rate: one request every 1/rate s, each timed with hrtime. */
+async function latencyAtRate(t: Target, rate: number): Promise<{ setup: string; rate: number; p50Us: number; p90Us: number; p99Us: number; errors: number }> {
+  const sids = await initSessions(t.url, 16);
+  const u = new URL(t.url);
+  const pool = new Pool(u.origin, { connections: 64 });
+  const samples: number[] = [];
+  let errors = 0;
+  const count = Math.floor(rate * SECONDS);
+  const started = performance.now();
+  const inflight: Promise<void>[] = [];
+  for (let i = 0; i < count; i++) {
+    const due = started + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    inflight.push(
+      (async () => {
+        const t0 = process.hrtime.bigint();
+        try {
+          const res = await pool.request({ method: 'POST', path: u.pathname, headers: { ...MCP_HEADERS, 'mcp-session-id': sids[i % sids.length]! }, body: CALL });
+          await res.body.dump();
+          if (res.statusCode >= 300) errors++;
+          samples.push(Number(process.hrtime.bigint() - t0) / 1000);
+        } catch {
+          errors++;
+        }
+      })(),
+    );
+  }
+  await Promise.all(inflight);
+  await pool.close();
+  samples.sort((a, b) => a - b);
+  const r = { setup: t.name, rate: Math.round(rate), p50Us: Math.round(pct(samples, 50)), p90Us: Math.round(pct(samples, 90)), p99Us: Math.round(pct(samples, 99)), errors };
+  log(`  ${t.name} @${r.rate}/s: p50 ${r.p50Us} µs, p90 ${r.p90Us} µs, p99 ${r.p99Us} µs, errors ${errors}`);
+  return r;
+}
+
+/** Mean lookup cost with `live` sessions stored: 20k lookups of random live ids, 64 in flight. */
+async function lookupRound(store: SessionStore, prefix: string, live: number): Promise<number> {
+  const N = 20_000;
+  let k = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: 64 }, async () => {
+      while (k < N) {
+        k++;
+        if (!(await store.lookup(`${prefix}${Math.floor(Math.random() * live)}`))) throw new Error('lookup missed');
+      }
+    }),
+  );
+  return ((performance.now() - t0) * 1000) / N;
+}
+
+/** 1k vs 100k live sessions in the same store, measured in alternating rounds so drift hits both. */
+async function lookupCost(store: SessionStore): Promise<{ live: number; lookupsPerSec: number; usPerLookup: number }[]> {
+  const sizes = [1_000, 100_000];
+  for (const live of sizes) {
+    for (let i = 0; i < live; i += 1000) {
+      await Promise.all(Array.from({ length: Math.min(1000, live - i) }, (_, j) => store.create(`n${live}-${i + j}`, { pod: '10.0.0.1:8080', backendSessionId: `n${live}-${i + j}`, initBody: Buffer.from(INIT) })));
+    }
+  }
+  const rounds: Record<number, number[]> = { 1000: [], 100000: [] };
+  for (let r = 0; r < 5; r++) for (const live of sizes) rounds[live]!.push(await lookupRound(store, `n${live}-`, live));
+  await store.close();
+  return sizes.map((live) => {
+    const us = pct([...rounds[live]!].sort((a, b) => a - b), 50);
+    return { live, lookupsPerSec: Math.round(1e6 / us), usPerLookup: Number(us.toFixed(2)) };
+  });
+}
+
+async function main(): Promise<void> {
+  const redis = await startRedis();
+  const fast = await new Pod({ name: 'fast1', host: '127.0.0.2', script: FAST_POD }).start();
+  const fast2 = await new Pod({ name: 'fast2', host: '127.0.0.3', script: FAST_POD }).start();
+  const rows: Row[] = [];
+  const latency: Awaited<ReturnType<typeof latencyAtRate>>[] = [];
+
+  const withEnvoy = async (name: string, pods: Pod[], opts: { transform?: (y: string) => string; store?: string }, fn: (t: Target) => Promise<void>): Promise<void> => {
+    log(`setup ${name}`);
+    const pinPort = await freePort();
+    const envoy = await startEnvoy({ extProc: [{ host: '127.0.0.1', port: pinPort }], pods: pods.map((p) => p.address), ...(opts.transform ? { transform: opts.transform } : {}) });
+    let pin: McpPinProcess | undefined;
+    if (opts.store) {
+      pin = await new McpPinProcess('mcp-pin', pinPort, { MCP_PIN_STORE_URL: opts.store, MCP_PIN_RECOVERY_URL: envoy.internalUrl, MCP_PIN_LOG_LEVEL: 'warn', MCP_PIN_KEY_PREFIX: `b${Date.now()}:` }, [], 'dist').start();
+    }
+    try {
+      await fn({ name, url: envoy.mcpUrl, envoy, ...(pin ? { pin } : {}), ...(opts.store?.startsWith('redis') ? { redis } : {}) });
+    } finally {
+      await pin?.stop();
+      await envoy.stop();
+    }
+  };
+  const allConcurrency = async (t: Target) => {
+    for (const c of CONCURRENCY) rows.push(await throughput(t, c));
+  };
+
+  await withEnvoy('envoy-alone (1 pod)', [fast], { transform: envoyAlone }, allConcurrency);
+  await withEnvoy('envoy-envelope', [fast], { transform: envoyEnvelope }, allConcurrency);
+  await withEnvoy('mcp-pin redis', [fast], { store: redis.url }, allConcurrency);
+  await withEnvoy('mcp-pin memory', [fast], { store: 'memory:' }, allConcurrency);
+  await withEnvoy('mcp-pin redis (2 pods)', [fast, fast2], { store: redis.url }, async (t) => {
+    rows.push(await throughput(t, 64));
+  });
+  const envelopeC64 = rows.find((r) => r.setup === 'envoy-envelope' && r.concurrency === 64)!.rps;
+  const pinC64Rps = rows.find((r) => r.setup === 'mcp-pin redis' && r.concurrency === 64)!.rps;
+  const rate = Math.min(envelopeC64, pinC64Rps) / 2;
+  log(`latency at ${Math.round(rate)} req/s`);
+  await withEnvoy('envoy-envelope', [fast], { transform: envoyEnvelope }, async (t) => void latency.push(await latencyAtRate(t, rate)));
+  await withEnvoy('mcp-pin redis', [fast], { store: redis.url }, async (t) => void latency.push(await latencyAtRate(t, rate)));
+  await withEnvoy('mcp-pin memory', [fast], { store: 'memory:' }, async (t) => void latency.push(await latencyAtRate(t, rate)));
+
+  // A realistic row and the cost of a recovery, with the SDK pods.
+  const sdk = [await new Pod({ name: 'sdk1', host: '127.0.0.4' }).start(), await new Pod({ name: 'sdk2', host: '127.0.0.5' }).start()];
+  const recovery = { initializeMs: 0, followUpMs: 0, recoveredRequestMs: 0, samples: 20 };
+  await withEnvoy('mcp-pin redis (SDK pods)', sdk, { store: redis.url }, async (t) => {
+    rows.push(await throughput(t, 16));
+    const inits: number[] = [];
+    const follow: number[] = [];
+    const recovered: number[] = [];
+    for (let i = 0; i < recovery.samples; i++) {
+      const t0 = performance.now();
+      const [sid] = await initSessions(t.url, 1);
+      inits.push(performance.now() - t0);
+      const call = async (): Promise<number> => {
+        const s = performance.now();
+        const res = await fetch(t.url, { method: 'POST', headers: { ...MCP_HEADERS, 'mcp-session-id': sid! }, body: CALL });
+        await res.arrayBuffer();
+        if (!res.ok) throw new Error(`call answered ${res.status}`);
+        return performance.now() - s;
+      };
+      follow.push(await call());
+      // The pod forgets the session (deleted behind mcp-pin's back): the next call recovers.
+      for (const p of sdk) await fetch(`http://${p.host}:${p.port}/mcp`, { method: 'DELETE', headers: { 'mcp-session-id': sid!, 'mcp-protocol-version': '2025-11-25' } }).then((r) => r.arrayBuffer());
+      recovered.push(await call());
+    }
+    const med = (a: number[]) => Number(pct([...a].sort((x, y) => x - y), 50).toFixed(2));
+    Object.assign(recovery, { initializeMs: med(inits), followUpMs: med(follow), recoveredRequestMs: med(recovered) });
+    log(`  recovery: initialize ${recovery.initializeMs} ms, follow-up ${recovery.followUpMs} ms, recovered request ${recovery.recoveredRequestMs} ms (medians of ${recovery.samples})`);
+  });
+
+  log('store lookup cost');
+  const redisStore = new RedisStore({ url: redis.url, keyPrefix: 'lookup:', sessionTtlMs: 600_000, storeTimeoutMs: 1000 });
+  await redisStore.connect();
+  const lookups = { redis: await lookupCost(redisStore), memory: await lookupCost(new MemoryStore({ sessionTtlMs: 600_000 })) };
+
+  // Report.
+  const base = (setup: string, c: number) => rows.find((r) => r.setup === setup && r.concurrency === c);
+  const table = rows.map((r) => ({
+    ...r,
+    vsEnvoyAlone: Number((r.rps / (base('envoy-alone (1 pod)', r.concurrency)?.rps ?? NaN)).toFixed(2)),
+    vsEnvelope: Number((r.rps / (base('envoy-envelope', r.concurrency)?.rps ?? NaN)).toFixed(2)),
+  }));
+  const lat = (s: string) => latency.find((l) => l.setup === s)!;
+  const pinC64 = base('mcp-pin redis', 64)!;
+  void pinC64Rps;
+  const peakRss = Math.round(Math.max(...rows.filter((r) => r.mcpPinRssMb).map((r) => r.mcpPinRssMb!)));
+  const targets = [
+    { target: 'mcp-pin redis >= 0.6x envelope req/s at c=64', value: Number((pinC64.rps / envelopeC64).toFixed(2)), met: pinC64.rps >= 0.6 * envelopeC64 },
+    { target: 'added p50 over envelope at half saturation <= 0.5 ms', value: (lat('mcp-pin redis').p50Us - lat('envoy-envelope').p50Us) / 1000, met: lat('mcp-pin redis').p50Us - lat('envoy-envelope').p50Us <= 500 },
+    { target: 'added p99 over envelope at half saturation <= 2 ms', value: (lat('mcp-pin redis').p99Us - lat('envoy-envelope').p99Us) / 1000, met: lat('mcp-pin redis').p99Us - lat('envoy-envelope').p99Us <= 2000 },
+    { target: 'mcp-pin RSS under load <= 150 MB', value: peakRss, met: peakRss <= 150 },
+    { target: 'Redis lookup at 100k sessions within 10% of 1k', value: Number((lookups.redis[1]!.usPerLookup / lookups.redis[0]!.usPerLookup).toFixed(2)), met: lookups.redis[1]!.usPerLookup <= lookups.redis[0]!.usPerLookup * 1.1 },
+  ];
+
+  const out = process.stdout;
+  out.write('\nThroughput (autocannon, POST tools/call with a session, each load ' + SECONDS + ' s)\n');
+  out.write('| setup | conc | req/s | p50 ms | p90 ms | p99 ms | errors | CPU ms envoy/mcp-pin/redis | mcp-pin RSS MB | ext_proc msgs/req | x envoy-alone | x envelope |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n');
+  for (const r of table) {
+    out.write(`| ${r.setup} | ${r.concurrency} | ${r.rps} | ${r.p50} | ${r.p90} | ${r.p99} | ${r.errors}/${r.total} | ${r.cpuMs.envoy}/${r.cpuMs.mcpPin}/${r.cpuMs.redis} | ${r.mcpPinRssMb ?? '-'} | ${r.extProcMessagesPerRequest ?? '-'} | ${r.vsEnvoyAlone} | ${r.vsEnvelope} |\n`);
+  }
+  out.write(`\nLatency at a fixed rate of ${Math.round(rate)} req/s (half of the lower c=64 saturation of envelope and mcp-pin redis), open loop, hrtime\n| setup | p50 µs | p90 µs | p99 µs | errors |\n|---|---|---|---|---|\n`);
+  for (const l of latency) out.write(`| ${l.setup} | ${l.p50Us} | ${l.p90Us} | ${l.p99Us} | ${l.errors} |\n`);
+  out.write(`\nRecovery (SDK pods, medians of ${recovery.samples}): initialize + initialized ${recovery.initializeMs} ms, follow-up call ${recovery.followUpMs} ms, call that recovers (re-init + notify + replay) ${recovery.recoveredRequestMs} ms\n`);
+  out.write(`\nStore lookup (median of 5 alternating rounds of 20k lookups, 64 in flight)\n| store | live sessions | lookups/s | µs per lookup (throughput) |\n|---|---|---|---|\n`);
+  for (const [k, v] of Object.entries(lookups)) for (const l of v) out.write(`| ${k} | ${l.live} | ${l.lookupsPerSec} | ${l.usPerLookup} |\n`);
+  out.write('\nTargets\n');
+  for (const t of targets) out.write(`- ${t.met ? 'MET    ' : 'NOT MET'} ${t.target}: ${t.value}\n`);
+
+  mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
+  const file = new URL(`./results/bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`, import.meta.url);
+  writeFileSync(file, JSON.stringify({ seconds: SECONDS, rows: table, latency, recovery, lookups, targets }, null, 2));
+  out.write(`\nJSON: ${file.pathname}\n`);
+}
+
+main()
+  .catch((err: unknown) => {
+    process.stderr.write(`bench failed: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exitCode = 1;
+  })
+  .finally(() => killAll());

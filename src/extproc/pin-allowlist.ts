@@ -1,0 +1,51 @@
+/**
+ * Where a pin may point. Pins come only from what Envoy reported, but the
+ * store could still be poisoned (anyone who can write Redis could aim
+ * sessions at Redis itself, Envoy's admin port, or a host outside the
+ * cluster). Every pin is checked here before it is stored or used.
+ *
+ * Entries: CIDR (any port), CIDR:port, CIDR:low-high; "*" allows any address.
+ */
+import { BlockList, isIP } from 'node:net';
+
+interface Rule {
+  list: BlockList;
+  low: number;
+  high: number;
+}
+
+export class PinAllowlist {
+  private readonly rules: Rule[] = [];
+  readonly allowsAny: boolean;
+
+  constructor(spec: string) {
+    const entries = spec.split(',').map((s) => s.trim()).filter(Boolean);
+    this.allowsAny = entries.includes('*');
+    for (const e of entries) {
+      if (e === '*') continue;
+      const m = /^(\[[0-9a-fA-F:.]+\]|[0-9.]+|[0-9a-fA-F:]+)\/(\d{1,3})(?::(\d{1,5})(?:-(\d{1,5}))?)?$/.exec(e);
+      if (!m) throw new Error(`"${e}" is not CIDR, CIDR:port or CIDR:low-high`);
+      const addr = m[1]!.replace(/^\[|\]$/g, '');
+      const family = isIP(addr);
+      const prefix = Number(m[2]);
+      if (family === 0 || prefix > (family === 4 ? 32 : 128)) throw new Error(`"${e}": bad network`);
+      const low = m[3] ? Number(m[3]) : 1;
+      const high = m[4] ? Number(m[4]) : m[3] ? low : 65535;
+      if (low < 1 || high > 65535 || low > high) throw new Error(`"${e}": bad port range`);
+      const list = new BlockList();
+      list.addSubnet(addr, prefix, family === 4 ? 'ipv4' : 'ipv6');
+      this.rules.push({ list, low, high });
+    }
+    if (!this.allowsAny && this.rules.length === 0) throw new Error('give at least one network, or * to allow any');
+  }
+
+  /** pod is "ip:port" or "[ipv6]:port", as parsePodAddress returns it. */
+  allows(pod: string): boolean {
+    if (this.allowsAny) return true;
+    const i = pod.lastIndexOf(':');
+    const host = pod.slice(0, i).replace(/^\[|\]$/g, '');
+    const port = Number(pod.slice(i + 1));
+    const family = isIP(host) === 6 ? 'ipv6' : 'ipv4';
+    return this.rules.some((r) => port >= r.low && port <= r.high && r.list.check(host, family));
+  }
+}

@@ -58,17 +58,24 @@ export class ExtProcService {
     this.open.add(call);
     metrics.streams.inc();
     metrics.streamsTotal.inc();
-    let failed = false;
+    // 'open' until we end the stream (cleanly or with an error); set at the
+    // moment we do, so a late message can never write after the end.
+    let state: 'open' | 'ended' | 'failed' = 'open';
     let done = false;
     const write = (r: ProcessingResponse): void => {
-      if (!failed && !done) call.write(r);
+      if (state === 'open') call.write(r);
+    };
+    const endCleanly = (): void => {
+      if (state !== 'open') return;
+      state = 'ended';
+      call.end();
     };
     const exchange = new Exchange(this.deps, write);
     let chain: Promise<void> = Promise.resolve();
 
     const fail = (err: unknown): void => {
-      if (failed || done) return;
-      failed = true;
+      if (state !== 'open') return;
+      state = 'failed';
       const code = err instanceof ProtocolError ? grpc.status.INVALID_ARGUMENT : grpc.status.INTERNAL;
       const label = err instanceof PinError ? err.code : 'UNEXPECTED';
       metrics.streamErrors.inc({ code: label });
@@ -89,13 +96,12 @@ export class ExtProcService {
 
     call.on('data', (msg: ProcessingRequest) => {
       chain = chain.then(async () => {
-        if (failed || done) return;
+        if (state !== 'open' || done) return;
         const end = metrics.timeMessage(msg.request ?? 'unknown');
         try {
           for (const r of await exchange.handle(msg)) write(r);
-          // Nothing more will come: close cleanly (Envoy would otherwise reset
-          // the stream, which costs an error object per request here).
-          if (exchange.complete && !failed && !done) call.end();
+          // Nothing more will come: close cleanly rather than wait for Envoy.
+          if (exchange.complete) endCleanly();
         } catch (err) {
           fail(err);
         } finally {
@@ -104,9 +110,7 @@ export class ExtProcService {
       });
     });
     call.on('end', () => {
-      chain = chain.then(() => {
-        if (!failed && !done && call.writable) call.end();
-      });
+      chain = chain.then(() => endCleanly());
     });
     call.on('error', () => finish());
     call.on('cancelled', () => finish());

@@ -12,6 +12,8 @@ RUN npm run build
 # Demo MCP pod for the compose stack (uses the dev dependencies: MCP SDK, tsx).
 FROM build AS demo-pod
 COPY demo demo
+COPY scripts scripts
+COPY test/helpers test/helpers
 USER node
 ENV POD_HOST=0.0.0.0 POD_PORT=8080
 EXPOSE 8080

@@ -33,13 +33,24 @@ describe('packaging: docker-compose.yml and Dockerfile', () => {
   });
 
   it('has the promised services, each buildable or pulled', () => {
-    expect(Object.keys(compose.services).sort()).to.deep.equal(['envoy', 'mcp-pin-1', 'mcp-pin-2', 'pod1', 'pod2', 'redis']);
+    expect(Object.keys(compose.services).sort()).to.deep.equal(['envoy', 'mcp-pin-1', 'mcp-pin-2', 'pod1', 'pod2', 'redis', 'tests']);
     const targets = [...dockerfile.matchAll(/^FROM \S+ AS (\S+)$/gm)].map((m) => m[1]);
     for (const [name, s] of Object.entries(compose.services)) {
       if (s.build) expect(targets, name).to.include(s.build.target);
       else expect(s.image, name).to.be.a('string');
     }
     expect(compose.services.envoy!.image).to.match(/^envoyproxy\/envoy:v1\.40\./);
+  });
+
+  it('has a tests service whose script exists and whose image carries it', () => {
+    const t = compose.services.tests as Service & { command: string[]; profiles: string[] };
+    expect(t.profiles).to.deep.equal(['test']);
+    const script = t.command[t.command.length - 1]!;
+    expect(existsSync(new URL(script, root)), script).to.equal(true);
+    expect(t.environment!.MCP_URL).to.equal('http://envoy:10000/mcp');
+    const demoStage = dockerfile.slice(dockerfile.indexOf('AS demo-pod'), dockerfile.indexOf('AS prod-deps'));
+    expect(demoStage).to.contain('COPY scripts scripts');
+    expect(demoStage).to.contain('COPY test/helpers test/helpers');
   });
 
   it('mounts only files that exist', () => {

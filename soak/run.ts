@@ -3,7 +3,9 @@
  * Two SDK pods, two mcp-pin replicas sharing Redis, Envoy; CLIENTS SDK
  * clients calling tools in a loop. Every RESTART_EVERY_S seconds, in turn: a
  * pod restarts in place (its sessions recover), then an mcp-pin replica is
- * drained and restarted. Samples mcp-pin RSS, open fds and open streams.
+ * drained and restarted (always replica 2; replica 1 lives throughout, so
+ * its RSS and fds show whether memory is flat). Samples mcp-pin RSS, open fds
+ * and open streams.
  * Reports requests, errors, lost pins (a session that stopped working or
  * whose pin is gone), RSS and fds at start and end. Not part of the tests.
  */
@@ -35,14 +37,22 @@ async function main(): Promise<void> {
   const at = (): number => Math.round((Date.now() - startedAt) / 1000);
   let requests = 0;
   const errors: string[] = [];
-  const samples: { t: number; rss: number[]; fds: number[]; streams: number[] }[] = [];
+  const samples: { t: number; rss: (number | null)[]; fds: (number | null)[]; streams: (number | null)[] }[] = [];
+  /** A replica being restarted has no pid or metrics for a moment: that sample says null. */
+  const orNull = <T>(f: () => T): T | null => {
+    try {
+      return f();
+    } catch {
+      return null;
+    }
+  };
   const sample = async (): Promise<void> => {
-    const pids = stack.pins.map((p) => p.proc.child!.pid!);
+    const pids = stack.pins.map((p) => (p.proc.alive ? p.proc.child!.pid! : 0));
     samples.push({
       t: at(),
-      rss: pids.map(rssMb),
-      fds: pids.map(fds),
-      streams: await Promise.all(stack.pins.map((p) => p.metric('mcp_pin_streams_open'))),
+      rss: pids.map((pid) => orNull(() => rssMb(pid))),
+      fds: pids.map((pid) => orNull(() => fds(pid))),
+      streams: await Promise.all(stack.pins.map((p) => p.metric('mcp_pin_streams_open').catch(() => null))),
     });
   };
   await sample();
@@ -70,7 +80,9 @@ async function main(): Promise<void> {
         events.push(`${at()} s: restarted ${pod.name} in place`);
         log(`restarted ${pod.name}`);
       } else {
-        const pin = stack.pins[((k - 1) / 2) % stack.pins.length]!;
+        // Replica 1 lives through the whole soak (its memory and fds are the
+        // flatness measure); replica 2 is the one drained and restarted.
+        const pin = stack.pins[1]!;
         await pin.stop();
         await pin.start();
         await eventually(() => stack.envoy.extProcHealthy(pin.port), `${pin.name} healthy`, 15_000);
@@ -79,7 +91,7 @@ async function main(): Promise<void> {
       }
     }
   })();
-  const sampler = setInterval(() => void sample(), 10_000);
+  const sampler = setInterval(() => void sample().catch(() => {}), 10_000);
   await Promise.all([...load, chaos]);
   clearInterval(sampler);
   await sample();
@@ -103,6 +115,7 @@ async function main(): Promise<void> {
     lostPins: lost.length,
     events,
     rssMb: { start: start.rss, end: end.rss, max: stack.pins.map((_, i) => Math.max(...samples.map((s) => s.rss[i] ?? 0))) },
+    note: 'replica 1 ran the whole soak; replica 2 was drained and restarted, so its end figures are of its newest process',
     openFds: { start: start.fds, end: end.fds },
     openStreamsAtEnd: end.streams,
     samples,

@@ -38,7 +38,8 @@ async function main(): Promise<void> {
   });
   const pins = await Promise.all(
     pinPorts.map((port, i) =>
-      new McpPinProcess(`mcp-pin-${i + 1}`, port, { MCP_PIN_STORE_URL: storeUrl, MCP_PIN_RECOVERY_URL: envoy.internalUrl }).start(),
+      // The demo pods live on 127.0.0.2 and 127.0.0.3: pins may point nowhere else.
+      new McpPinProcess(`mcp-pin-${i + 1}`, port, { MCP_PIN_STORE_URL: storeUrl, MCP_PIN_RECOVERY_URL: envoy.internalUrl, MCP_PIN_PIN_ALLOW: '127.0.0.2/31' }).start(),
     ),
   );
 

@@ -31,8 +31,11 @@ export async function startApp(cfg: Config, log: Logger, opts: { store?: Session
   const metrics = new Metrics({ defaultMetrics: true });
   const store = opts.store ?? createStore(cfg);
   const health = new Health();
-  const allowlist = new PinAllowlist(cfg.pinAllow);
+  const allowlist = new PinAllowlist(cfg.pinAllow, undefined, (name, err) =>
+    log.warn({ name, err: (err as Error)?.message }, '--pin-allow: DNS lookup failed; keeping the last answer'),
+  );
   if (allowlist.allowsAny) log.warn('--pin-allow is *: pins are not restricted to your pod networks (set it in production)');
+  await allowlist.start();
   const recoverer = new HttpRecoverer({ cfg, store, log, metrics, allowlist });
   const extProc = new ExtProcService({ store, cfg, log, metrics, recoverer, allowlist });
 
@@ -131,6 +134,7 @@ export async function startApp(cfg: Config, log: Logger, opts: { store?: Session
       health.endWatches();
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       if (metricsServer) await new Promise<void>((resolve) => metricsServer!.close(() => resolve()));
+      allowlist.stop();
       await recoverer.close();
       await store.close();
       return { leftOpen, drainMs: Date.now() - started };

@@ -62,7 +62,7 @@ export const OPTIONS = {
     } catch (err) {
       ctx.addIssue({ code: 'custom', message: (err as Error).message });
     }
-  }), '*', 'networks a pin may point to: CIDR[:port[-port]], comma-separated; * allows any (set it in production: a poisoned store could aim sessions anywhere)'),
+  }), '*', 'where a pin may point: CIDR[:port[-port]] or dns:<headless service>[:port], comma-separated; * allows any (set it in production: a poisoned store could aim sessions anywhere)'),
   maxInitBodyBytes: opt('max-init-body-bytes', z.coerce.number().int().min(256).max(16 * 1024 * 1024), '65536', 'largest initialize body stored for recovery; larger ones are pinned but not recoverable'),
   maxReplayBodyBytes: opt('max-replay-body-bytes', z.coerce.number().int().min(1024).max(64 * 1024 * 1024), String(4 * 1024 * 1024), 'largest replayed response mcp-pin buffers for the client'),
   maxSessionIdLength: opt('max-session-id-length', z.coerce.number().int().min(8).max(1024), '256', 'longer mcp-session-id values are never looked up'),

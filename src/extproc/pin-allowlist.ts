@@ -4,9 +4,24 @@
  * sessions at Redis itself, Envoy's admin port, or a host outside the
  * cluster). Every pin is checked here before it is stored or used.
  *
- * Entries: CIDR (any port), CIDR:port, CIDR:low-high; "*" allows any address.
+ * Entries: CIDR (any port), CIDR:port, CIDR:low-high; dns:<name>[:port] for
+ * the pods behind a name (a Kubernetes headless Service resolves to every pod
+ * IP), re-resolved every DNS_REFRESH_MS; "*" allows any address.
  */
+import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
+
+const DNS_REFRESH_MS = 5000;
+
+/** Resolves a name to all its addresses (injectable for tests). */
+export type Resolver = (name: string) => Promise<string[]>;
+const systemResolver: Resolver = async (name) => (await lookup(name, { all: true })).map((a) => a.address);
+
+interface DnsRule {
+  name: string;
+  port: number | null;
+  addresses: Set<string>;
+}
 
 interface Rule {
   list: BlockList;
@@ -16,13 +31,26 @@ interface Rule {
 
 export class PinAllowlist {
   private readonly rules: Rule[] = [];
+  private readonly dnsRules: DnsRule[] = [];
+  private timer: NodeJS.Timeout | null = null;
   readonly allowsAny: boolean;
 
-  constructor(spec: string) {
+  constructor(
+    spec: string,
+    private readonly resolve: Resolver = systemResolver,
+    private readonly onResolveError: (name: string, err: unknown) => void = () => {},
+  ) {
     const entries = spec.split(',').map((s) => s.trim()).filter(Boolean);
     this.allowsAny = entries.includes('*');
     for (const e of entries) {
       if (e === '*') continue;
+      const d = /^dns:([A-Za-z0-9.-]+)(?::(\d{1,5}))?$/.exec(e);
+      if (d) {
+        const port = d[2] ? Number(d[2]) : null;
+        if (port !== null && (port < 1 || port > 65535)) throw new Error(`"${e}": bad port`);
+        this.dnsRules.push({ name: d[1]!, port, addresses: new Set() });
+        continue;
+      }
       const m = /^(\[[0-9a-fA-F:.]+\]|[0-9.]+|[0-9a-fA-F:]+)\/(\d{1,3})(?::(\d{1,5})(?:-(\d{1,5}))?)?$/.exec(e);
       if (!m) throw new Error(`"${e}" is not CIDR, CIDR:port or CIDR:low-high`);
       const addr = m[1]!.replace(/^\[|\]$/g, '');
@@ -36,7 +64,31 @@ export class PinAllowlist {
       list.addSubnet(addr, prefix, family === 4 ? 'ipv4' : 'ipv6');
       this.rules.push({ list, low, high });
     }
-    if (!this.allowsAny && this.rules.length === 0) throw new Error('give at least one network, or * to allow any');
+    if (!this.allowsAny && this.rules.length === 0 && this.dnsRules.length === 0) throw new Error('give at least one network, or * to allow any');
+  }
+
+  /** Resolves the dns: entries now and then every few seconds; a failed lookup keeps the last answer. */
+  async start(): Promise<void> {
+    if (this.dnsRules.length === 0) return;
+    await this.refresh();
+    this.timer = setInterval(() => void this.refresh(), DNS_REFRESH_MS).unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  async refresh(): Promise<void> {
+    await Promise.all(
+      this.dnsRules.map(async (r) => {
+        try {
+          r.addresses = new Set(await this.resolve(r.name));
+        } catch (err) {
+          this.onResolveError(r.name, err);
+        }
+      }),
+    );
   }
 
   /** pod is "ip:port" or "[ipv6]:port", as parsePodAddress returns it. */
@@ -46,6 +98,7 @@ export class PinAllowlist {
     const host = pod.slice(0, i).replace(/^\[|\]$/g, '');
     const port = Number(pod.slice(i + 1));
     const family = isIP(host) === 6 ? 'ipv6' : 'ipv4';
-    return this.rules.some((r) => port >= r.low && port <= r.high && r.list.check(host, family));
+    if (this.rules.some((r) => port >= r.low && port <= r.high && r.list.check(host, family))) return true;
+    return this.dnsRules.some((r) => (r.port === null || r.port === port) && r.addresses.has(host));
   }
 }

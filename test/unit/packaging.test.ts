@@ -62,7 +62,7 @@ describe('packaging: docker-compose.yml and Dockerfile', () => {
     }
   });
 
-  it('gives pods and replicas the addresses the Envoy config names', () => {
+  it('gives pods and replicas the addresses the Envoy config names, and pins only to the pods', async () => {
     const ip = (n: string) => compose.services[n]!.networks!.mcp!.ipv4_address;
     expect([ip('pod1'), ip('pod2')]).to.deep.equal(COMPOSE.pods.map((p) => p.host));
     expect([ip('mcp-pin-1'), ip('mcp-pin-2')]).to.deep.equal(COMPOSE.mcpPin.map((p) => p.host));
@@ -71,6 +71,10 @@ describe('packaging: docker-compose.yml and Dockerfile', () => {
     expect(compose.services['mcp-pin-1']!.environment!.MCP_PIN_STORE_URL).to.equal('redis://redis:6379');
     expect(compose.services['mcp-pin-1']!.environment!.MCP_PIN_RECOVERY_URL).to.equal('http://envoy:10001');
     expect(compose.services.envoy!.ports).to.deep.equal(['10000:10000']);
+    const { PinAllowlist } = await import('../../src/extproc/pin-allowlist.js');
+    const allow = new PinAllowlist(compose.services['mcp-pin-2']!.environment!.MCP_PIN_PIN_ALLOW!);
+    for (const p of COMPOSE.pods) expect(allow.allows(`${p.host}:${p.port}`), p.host).to.equal(true);
+    for (const other of ['172.28.0.5:6379', '172.28.0.2:9901', '172.28.0.21:50051']) expect(allow.allows(other), other).to.equal(false);
   });
 
   it('runs the image as a non-root user with a health check', () => {
@@ -112,6 +116,7 @@ describe('packaging: Kubernetes example (syntax only; not run here)', () => {
     expect(pod.containers[0]!.readinessProbe.grpc.port).to.equal(50051);
     expect(pod.terminationGracePeriodSeconds * 1000).to.be.greaterThan(2000 + 10_000);
     expect(pod.containers[0]!.env.find((e) => e.name === 'MCP_PIN_RECOVERY_URL')!.value).to.contain('envoy-internal');
+    expect(pod.containers[0]!.env.find((e) => e.name === 'MCP_PIN_PIN_ALLOW')!.value).to.equal('dns:mcp-server-pods.mcp.svc.cluster.local:8080');
   });
 
   it('embeds an Envoy config that real Envoy 1.40 accepts', async () => {

@@ -13,11 +13,37 @@ describe('PinAllowlist', () => {
     expect(a.allows('[fd00::1]:443')).to.equal(true);
     expect(a.allows('[::1]:443')).to.equal(false);
   });
+  it('allows the addresses a dns: name resolves to, follows changes, and keeps the last answer on failure', async () => {
+    let answer: string[] | Error = ['10.1.0.7', '10.1.0.8'];
+    const errors: string[] = [];
+    const a = new PinAllowlist('dns:mcp-server-pods.mcp.svc.cluster.local:8080, 192.168.0.0/16', async (name) => {
+      expect(name).to.equal('mcp-server-pods.mcp.svc.cluster.local');
+      if (answer instanceof Error) throw answer;
+      return answer;
+    }, (name) => errors.push(name));
+    expect(a.allows('10.1.0.7:8080'), 'nothing before the first lookup').to.equal(false);
+    await a.start();
+    expect(a.allows('10.1.0.7:8080')).to.equal(true);
+    expect(a.allows('10.1.0.8:8080')).to.equal(true);
+    expect(a.allows('10.1.0.7:9090'), 'other port').to.equal(false);
+    expect(a.allows('10.1.0.9:8080')).to.equal(false);
+    expect(a.allows('192.168.3.4:1'), 'CIDR entries still apply').to.equal(true);
+    answer = ['10.1.0.9'];
+    await a.refresh();
+    expect(a.allows('10.1.0.7:8080'), 'pod gone').to.equal(false);
+    expect(a.allows('10.1.0.9:8080'), 'pod added').to.equal(true);
+    answer = new Error('SERVFAIL');
+    await a.refresh();
+    expect(a.allows('10.1.0.9:8080'), 'last answer kept').to.equal(true);
+    expect(errors).to.deep.equal(['mcp-server-pods.mcp.svc.cluster.local']);
+    a.stop();
+  });
+
   it('allows anything with *', () => {
     expect(new PinAllowlist('*').allows('1.2.3.4:5')).to.equal(true);
   });
   it('refuses specs it cannot read', () => {
-    for (const bad of ['', '10.0.0.0', '10.0.0.0/33', '10.0.0.0/8:0', '10.0.0.0/8:9-3', 'host/8', '::1/129']) {
+    for (const bad of ['', '10.0.0.0', '10.0.0.0/33', '10.0.0.0/8:0', '10.0.0.0/8:9-3', 'host/8', '::1/129', 'dns:', 'dns:a b', 'dns:host:70000']) {
       expect(() => new PinAllowlist(bad), bad).to.throw();
     }
   });

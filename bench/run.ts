@@ -210,13 +210,13 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const latency: Awaited<ReturnType<typeof latencyAtRate>>[] = [];
 
-  const withEnvoy = async (name: string, pods: Pod[], opts: { transform?: (y: string) => string; store?: string }, fn: (t: Target) => Promise<void>): Promise<void> => {
+  const withEnvoy = async (name: string, pods: Pod[], opts: { transform?: (y: string) => string; store?: string; pinEnv?: Record<string, string> }, fn: (t: Target) => Promise<void>): Promise<void> => {
     log(`setup ${name}`);
     const pinPort = await freePort();
     const envoy = await startEnvoy({ extProc: [{ host: '127.0.0.1', port: pinPort }], pods: pods.map((p) => p.address), ...(opts.transform ? { transform: opts.transform } : {}) });
     let pin: McpPinProcess | undefined;
     if (opts.store) {
-      pin = await new McpPinProcess('mcp-pin', pinPort, { MCP_PIN_STORE_URL: opts.store, MCP_PIN_RECOVERY_URL: envoy.internalUrl, MCP_PIN_LOG_LEVEL: 'warn', MCP_PIN_KEY_PREFIX: `b${Date.now()}:` }, [], 'dist').start();
+      pin = await new McpPinProcess('mcp-pin', pinPort, { MCP_PIN_STORE_URL: opts.store, MCP_PIN_RECOVERY_URL: envoy.internalUrl, MCP_PIN_LOG_LEVEL: 'warn', MCP_PIN_KEY_PREFIX: `b${Date.now()}:`, ...opts.pinEnv }, [], 'dist').start();
     }
     try {
       await fn({ name, url: envoy.mcpUrl, envoy, ...(pin ? { pin } : {}), ...(opts.store?.startsWith('redis') ? { redis } : {}) });
@@ -233,6 +233,7 @@ async function main(): Promise<void> {
   await withEnvoy('envoy-envelope', [fast], { transform: envoyEnvelope }, allConcurrency);
   await withEnvoy('mcp-pin redis', [fast], { store: redis.url }, allConcurrency);
   await withEnvoy('mcp-pin memory', [fast], { store: 'memory:' }, allConcurrency);
+  await withEnvoy('mcp-pin redis + 5 s pin cache', [fast], { store: redis.url, pinEnv: { MCP_PIN_PIN_CACHE_MS: '5000' } }, allConcurrency);
   await withEnvoy('mcp-pin redis (2 pods)', [fast, fast2], { store: redis.url }, async (t) => {
     rows.push(await throughput(t, 64));
   });
@@ -243,6 +244,7 @@ async function main(): Promise<void> {
   await withEnvoy('envoy-envelope', [fast], { transform: envoyEnvelope }, async (t) => void latency.push(await latencyAtRate(t, rate)));
   await withEnvoy('mcp-pin redis', [fast], { store: redis.url }, async (t) => void latency.push(await latencyAtRate(t, rate)));
   await withEnvoy('mcp-pin memory', [fast], { store: 'memory:' }, async (t) => void latency.push(await latencyAtRate(t, rate)));
+  await withEnvoy('mcp-pin redis + 5 s pin cache', [fast], { store: redis.url, pinEnv: { MCP_PIN_PIN_CACHE_MS: '5000' } }, async (t) => void latency.push(await latencyAtRate(t, rate)));
 
   // A realistic row and the cost of a recovery, with the SDK pods.
   const sdk = [await new Pod({ name: 'sdk1', host: '127.0.0.4' }).start(), await new Pod({ name: 'sdk2', host: '127.0.0.5' }).start()];

@@ -12,7 +12,7 @@ import { PinAllowlist } from './extproc/pin-allowlist.js';
 import type { Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { HttpRecoverer } from './recovery/http-recoverer.js';
-import { createStore, RedisStore, type SessionStore } from './sessions/index.js';
+import { CachedStore, createStore, RedisStore, type SessionStore } from './sessions/index.js';
 
 const STORE_PROBE_INTERVAL_MS = 1000;
 
@@ -68,9 +68,10 @@ export async function startApp(cfg: Config, log: Logger, opts: { store?: Session
       probing = false;
     }
   };
-  if (store instanceof RedisStore) {
+  const redis = store instanceof RedisStore ? store : store instanceof CachedStore && store.inner instanceof RedisStore ? store.inner : null;
+  if (redis) {
     try {
-      await store.connect(5000);
+      await redis.connect(5000);
     } catch (err) {
       log.error({ err: (err as Error).message }, 'Redis not reachable at start; retrying in the background');
     }

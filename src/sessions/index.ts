@@ -1,18 +1,21 @@
 import type { Config } from '../config.js';
 import { MemoryStore } from './memory-store.js';
 import { RedisStore } from './redis-store.js';
+import { CachedStore } from './cached-store.js';
 import type { SessionStore } from './store.js';
 
 export type { Pin, NewSession, SessionRecord, SessionStore } from './store.js';
 export { MemoryStore } from './memory-store.js';
 export { RedisStore } from './redis-store.js';
+export { CachedStore } from './cached-store.js';
 
-export function createStore(cfg: Pick<Config, 'storeUrl' | 'keyPrefix' | 'sessionTtlMs' | 'storeTimeoutMs'>): SessionStore {
+export function createStore(cfg: Pick<Config, 'storeUrl' | 'keyPrefix' | 'sessionTtlMs' | 'storeTimeoutMs' | 'pinCacheMs'>): SessionStore {
   if (cfg.storeUrl === 'memory:') return new MemoryStore({ sessionTtlMs: cfg.sessionTtlMs });
-  return new RedisStore({
+  const redis = new RedisStore({
     url: cfg.storeUrl,
     keyPrefix: cfg.keyPrefix,
     sessionTtlMs: cfg.sessionTtlMs,
     storeTimeoutMs: cfg.storeTimeoutMs,
   });
+  return cfg.pinCacheMs > 0 ? new CachedStore(redis, { ttlMs: cfg.pinCacheMs }) : redis;
 }

@@ -86,9 +86,9 @@ describe('transparent recovery (issue 4)', function () {
     onlyOwnIdSeen(c, sid);
   });
 
-  for (const replicas of [1, 2]) {
-    it(`runs exactly one re-initialize for 20 concurrent calls after the pod restarted (${replicas} mcp-pin replica${replicas > 1 ? 's' : ''})`, async () => {
-      await up({ replicas });
+  for (const [replicas, pinCacheMs] of [[1, 0], [2, 0], [2, 5000]] as const) {
+    it(`runs exactly one re-initialize for 20 concurrent calls after the pod restarted (${replicas} mcp-pin replica${replicas > 1 ? 's' : ''}${pinCacheMs ? `, ${pinCacheMs} ms pin cache` : ''})`, async () => {
+      await up({ replicas, pinEnv: { MCP_PIN_PIN_CACHE_MS: String(pinCacheMs) } });
       const c = await client();
       const sid = c.sessionId();
       const home = stack.podByName((await c.whoami()).pod);

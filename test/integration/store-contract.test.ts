@@ -7,6 +7,7 @@ import { Redis } from 'ioredis';
 import { StoreError } from '../../src/errors.js';
 import { MemoryStore } from '../../src/sessions/memory-store.js';
 import { RedisStore } from '../../src/sessions/redis-store.js';
+import { CachedStore } from '../../src/sessions/cached-store.js';
 import type { SessionStore } from '../../src/sessions/store.js';
 import { startRedis, startRedisCluster, startRedisSentinel, type ProcsHandle, type RedisHandle } from '../helpers/redis.js';
 
@@ -130,6 +131,7 @@ describe('RedisStore', function () {
     return s;
   };
   contract('RedisStore', (ttl) => make(ttl));
+  contract('CachedStore over RedisStore (100 ms pin cache)', async (ttl) => new CachedStore(await make(ttl), { ttlMs: 100, touchEveryMs: 50 }));
 
   it('keeps stores with different key prefixes apart', async () => {
     const a = await make(60_000, 'pa:');

@@ -12,7 +12,7 @@ import { PinAllowlist } from './extproc/pin-allowlist.js';
 import type { Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { HttpRecoverer } from './recovery/http-recoverer.js';
-import { CachedStore, createStore, RedisStore, type SessionStore } from './sessions/index.js';
+import { createStore, type SessionStore } from './sessions/index.js';
 
 const STORE_PROBE_INTERVAL_MS = 1000;
 
@@ -68,12 +68,11 @@ export async function startApp(cfg: Config, log: Logger, opts: { store?: Session
       probing = false;
     }
   };
-  const redis = store instanceof RedisStore ? store : store instanceof CachedStore && store.inner instanceof RedisStore ? store.inner : null;
-  if (redis) {
+  if (store.connect) {
     try {
-      await redis.connect(5000);
+      await store.connect(5000);
     } catch (err) {
-      log.error({ err: (err as Error).message }, 'Redis not reachable at start; retrying in the background');
+      log.error({ err: (err as Error).message }, 'store not reachable at start; retrying in the background');
     }
   }
   await probeStore();

@@ -52,26 +52,25 @@ export class Metrics {
   }
 
   // Label children resolved once: the hot path never hashes label sets.
-  private readonly outcomeChildren = new Map<string, { inc(): void }>();
-  private readonly messageChildren = new Map<string, { startTimer(): () => void }>();
-  private readonly storeChildren = new Map<string, { startTimer(): () => void }>();
+  private readonly children = new Map<string, unknown>();
+
+  private child<T>(kind: string, label: string, make: () => T): T {
+    const key = `${kind}\0${label}`;
+    let c = this.children.get(key) as T | undefined;
+    if (c === undefined) this.children.set(key, (c = make()));
+    return c;
+  }
 
   outcome(o: RequestOutcome): void {
-    let c = this.outcomeChildren.get(o);
-    if (!c) this.outcomeChildren.set(o, (c = this.requests.labels(o)));
-    c.inc();
+    this.child('outcome', o, () => this.requests.labels(o)).inc();
   }
 
   /** Starts timing one ext_proc message; call the result when answered. */
   timeMessage(phase: string): () => void {
-    let c = this.messageChildren.get(phase);
-    if (!c) this.messageChildren.set(phase, (c = this.messageSeconds.labels(phase)));
-    return c.startTimer();
+    return this.child('message', phase, () => this.messageSeconds.labels(phase)).startTimer();
   }
 
   timeStore(op: string): () => void {
-    let c = this.storeChildren.get(op);
-    if (!c) this.storeChildren.set(op, (c = this.storeSeconds.labels(op)));
-    return c.startTimer();
+    return this.child('store', op, () => this.storeSeconds.labels(op)).startTimer();
   }
 }

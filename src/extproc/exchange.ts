@@ -247,8 +247,7 @@ export class Exchange {
     // Stateless servers (and newer MCP revisions) send no session id: nothing to pin.
     if (!this.isInitialize || !is2xx(status) || sid === undefined) return continueResponseHeaders();
     const reported = upstreamReport(msg).address;
-    const parsed = parsePodAddress(reported);
-    const pod = parsed && this.allowed(parsed) ? parsed : null;
+    const pod = this.allowedPod(reported);
     if (!pod || !isValidSessionId(sid, this.deps.cfg.maxSessionIdLength)) {
       // Without the real pod address the session could not be routed later:
       // fail this initialize loudly rather than hand out a session that breaks.
@@ -313,12 +312,18 @@ export class Exchange {
     return this.deps.allowlist?.allows(pod) ?? true;
   }
 
+  /** The pod Envoy reported, if it is a usable address that pins may point to. */
+  private allowedPod(reported: string | undefined): string | null {
+    const pod = parsePodAddress(reported);
+    return pod && this.allowed(pod) ? pod : null;
+  }
+
   /** A pod answered 2xx for a session the store did not know: it holds it, so pin it there. */
   private async afterUnknownSession(msg: ProcessingRequest, status: number): Promise<ProcessingResponse> {
     const sid = this.clientSessionId!;
     if (!is2xx(status) || this.method === 'DELETE') return continueResponseHeaders();
-    const pod = parsePodAddress(upstreamReport(msg).address);
-    if (!pod || !this.allowed(pod)) return continueResponseHeaders();
+    const pod = this.allowedPod(upstreamReport(msg).address);
+    if (!pod) return continueResponseHeaders();
     try {
       if (await this.timedStore('adopt', () => this.deps.store.adopt(sid, pod))) {
         this.deps.metrics.outcome('adopted');

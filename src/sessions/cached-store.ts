@@ -116,6 +116,10 @@ export class CachedStore implements SessionStore {
     return this.inner.unlock(sid, token);
   }
 
+  async connect(timeoutMs: number): Promise<void> {
+    await this.inner.connect?.(timeoutMs);
+  }
+
   ping(): Promise<void> {
     return this.inner.ping();
   }

@@ -52,6 +52,8 @@ export interface SessionStore {
   tryLock(clientSessionId: string, token: string, ttlMs: number): Promise<boolean>;
   /** Releases the lock only if `token` still holds it. */
   unlock(clientSessionId: string, token: string): Promise<void>;
+  /** Stores that hold a connection open it here, waiting up to timeoutMs (they keep trying after). */
+  connect?(timeoutMs: number): Promise<void>;
   /** Resolves when the store answers; rejects with a StoreError otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;

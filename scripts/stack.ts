@@ -10,12 +10,8 @@
  */
 import { parseArgs } from 'node:util';
 import { connectClient } from '../test/helpers/mcp-client.js';
-import { startEnvoy } from '../test/helpers/envoy.js';
-import { McpPinProcess } from '../test/helpers/mcp-pin.js';
-import { freePort } from '../test/helpers/net.js';
-import { startPods } from '../test/helpers/pod.js';
 import { killAll } from '../test/helpers/process.js';
-import { startRedis } from '../test/helpers/redis.js';
+import { startStack } from '../test/helpers/stack.js';
 
 const { values: flags } = parseArgs({
   options: { port: { type: 'string', default: '10000' }, memory: { type: 'boolean', default: false }, once: { type: 'boolean', default: false } },
@@ -23,25 +19,18 @@ const { values: flags } = parseArgs({
 
 async function main(): Promise<void> {
   const say = (s: string): void => void process.stdout.write(`${s}\n`);
-  let storeUrl = 'memory:';
-  if (!flags.memory) {
-    if (process.env.REDIS_URL) storeUrl = process.env.REDIS_URL;
-    else storeUrl = (await startRedis({ appendonly: true })).url;
-  }
-  const replicas = storeUrl === 'memory:' ? 1 : 2;
-  const pods = await startPods(2);
-  const pinPorts = await Promise.all(Array.from({ length: replicas }, () => freePort()));
-  const envoy = await startEnvoy({
-    extProc: pinPorts.map((port) => ({ host: '127.0.0.1', port })),
-    pods: pods.map((p) => p.address),
-    overrides: { listenPort: Number(flags.port) },
+  const memory = flags.memory;
+  const stack = await startStack({
+    pods: 2,
+    store: memory ? 'memory' : 'redis',
+    ...(process.env.REDIS_URL && !memory ? { redisUrl: process.env.REDIS_URL } : {}),
+    redisAppendOnly: true,
+    replicas: memory ? 1 : 2,
+    listenPort: Number(flags.port),
+    // The demo pods live on 127.0.0.2 and 127.0.0.3: pins may point nowhere else.
+    pinEnv: { MCP_PIN_PIN_ALLOW: '127.0.0.2/31', MCP_PIN_KEY_PREFIX: 'mcp-pin:' },
   });
-  const pins = await Promise.all(
-    pinPorts.map((port, i) =>
-      // The demo pods live on 127.0.0.2 and 127.0.0.3: pins may point nowhere else.
-      new McpPinProcess(`mcp-pin-${i + 1}`, port, { MCP_PIN_STORE_URL: storeUrl, MCP_PIN_RECOVERY_URL: envoy.internalUrl, MCP_PIN_PIN_ALLOW: '127.0.0.2/31' }).start(),
-    ),
-  );
+  const { envoy, pins, pods, storeUrl } = stack;
 
   say('');
   say('mcp-pin local stack is up');
@@ -65,7 +54,7 @@ async function main(): Promise<void> {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
-  await Promise.all([envoy.stop(), ...pins.map((p) => p.stop()), ...pods.map((p) => p.stop())]);
+  await stack.stop();
 }
 
 main()

@@ -22,18 +22,7 @@ export async function startRedis(opts: { appendonly?: boolean } = {}): Promise<R
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir, '--appendonly', opts.appendonly ? 'yes' : 'no', '--appendfsync', 'everysec', '--enable-debug-command', 'local'];
   const proc = new ManagedProcess(`redis:${port}`, 'redis-server', args);
   const url = `redis://127.0.0.1:${port}`;
-  const waitReady = async (): Promise<void> => {
-    await eventually(async () => {
-      const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-      r.on('error', () => {});
-      try {
-        await r.connect();
-        return (await r.ping()) === 'PONG';
-      } finally {
-        r.disconnect();
-      }
-    }, `redis on ${port}`);
-  };
+  const waitReady = (): Promise<void> => redisReady(port, undefined, 10_000, 50);
   const handle: RedisHandle = {
     url,
     port,
@@ -55,7 +44,12 @@ export async function startRedis(opts: { appendonly?: boolean } = {}): Promise<R
   return handle;
 }
 
-async function redisReady(port: number, check: (r: Redis) => Promise<boolean> = async (r) => (await r.ping()) === 'PONG'): Promise<void> {
+async function redisReady(
+  port: number,
+  check: (r: Redis) => Promise<boolean> = async (r) => (await r.ping()) === 'PONG',
+  timeoutMs = 20_000,
+  everyMs = 100,
+): Promise<void> {
   await eventually(async () => {
     const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
     r.on('error', () => {});
@@ -65,7 +59,7 @@ async function redisReady(port: number, check: (r: Redis) => Promise<boolean> = 
     } finally {
       r.disconnect();
     }
-  }, `redis on ${port}`, 20_000, 100);
+  }, `redis on ${port}`, timeoutMs, everyMs);
 }
 
 export interface ProcsHandle {

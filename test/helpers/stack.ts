@@ -18,10 +18,16 @@ export interface StackOptions {
   podEnv?: Record<string, string>;
   pinEnv?: Record<string, string>;
   redisAppendOnly?: boolean;
+  /** Use this Redis instead of starting one (store 'redis'). */
+  redisUrl?: string;
+  /** Envoy's public port (default: any free port). */
+  listenPort?: number;
 }
 
 export interface Stack {
   redis: RedisHandle | null;
+  /** What the replicas were given as --store-url. */
+  storeUrl: string;
   pods: Pod[];
   envoy: EnvoyHandle;
   pins: McpPinProcess[];
@@ -32,15 +38,20 @@ export interface Stack {
 
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const storeKind = opts.store ?? 'redis';
-  const redis = storeKind === 'redis' ? await startRedis({ appendonly: opts.redisAppendOnly ?? false }) : null;
+  const redis = storeKind === 'redis' && !opts.redisUrl ? await startRedis({ appendonly: opts.redisAppendOnly ?? false }) : null;
+  const storeUrl = storeKind === 'memory' ? 'memory:' : (opts.redisUrl ?? redis!.url);
   const pods = await startPods(opts.pods ?? 2, opts.podEnv);
   const pinPorts = await Promise.all(Array.from({ length: opts.replicas ?? 1 }, () => freePort()));
-  const envoy = await startEnvoy({ extProc: pinPorts.map((port) => ({ host: '127.0.0.1', port })), pods: pods.map((p) => p.address) });
+  const envoy = await startEnvoy({
+    extProc: pinPorts.map((port) => ({ host: '127.0.0.1', port })),
+    pods: pods.map((p) => p.address),
+    ...(opts.listenPort !== undefined ? { overrides: { listenPort: opts.listenPort } } : {}),
+  });
   const keyPrefix = `t${Date.now().toString(36)}:`;
   const pins = await Promise.all(
     pinPorts.map((port, i) =>
       new McpPinProcess(`mcp-pin-${i + 1}`, port, {
-        MCP_PIN_STORE_URL: redis ? redis.url : 'memory:',
+        MCP_PIN_STORE_URL: storeUrl,
         MCP_PIN_RECOVERY_URL: envoy.internalUrl,
         MCP_PIN_KEY_PREFIX: keyPrefix,
         ...opts.pinEnv,
@@ -52,6 +63,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const unregister = registerForReport(() => [envoy.proc, ...pins.map((p) => p.proc), ...pods.map((p) => p.proc)]);
   const stack: Stack = {
     redis,
+    storeUrl,
     pods,
     envoy,
     pins,

@@ -49,7 +49,7 @@ export const OPTIONS = {
     }
   }), 'memory:', 'session store: memory: (single replica only), redis[s]://host:port, redis-sentinel://h1:p1,h2:p2/master or redis-cluster://h1:p1,h2:p2'),
   keyPrefix: opt('key-prefix', z.string().min(1).max(64).regex(/^[^\s{}]+$/, 'no spaces or braces'), 'mcp-pin:', 'prefix of every store key'),
-  sessionTtlMs: opt('session-ttl-ms', ms(1_000, 30 * 24 * 3_600_000), String(2 * 3_600_000), 'sliding TTL of a session pin; every request extends it'),
+  sessionTtlMs: opt('session-ttl-ms', ms(1_000, 30 * 24 * 3_600_000), String(2 * 3_600_000), 'sliding TTL of a session pin; requests extend it (Redis: in steps of 1% of it, a write per step)'),
   storeTimeoutMs: opt('store-timeout-ms', ms(10, 10_000), '250', 'bound on one store command; past it the request fails fast'),
   pinCacheMs: opt('pin-cache-ms', ms(0, 60_000), '0', 'keep pins in this replica for this long (0: off); saves a store round trip per request; a change by another replica is seen up to this late (recovery corrects it), and cached pins keep routing this long while the store is down'),
   pinHeader: opt('pin-header', headerName, 'x-mcp-pin-dst', "header Envoy's ORIGINAL_DST cluster reads (http_header_name)"),

@@ -18,7 +18,7 @@ import type { NewSession, Pin, SessionRecord, SessionStore, StoreOptions } from 
 const lua = (name: string): string => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
 
 interface ScriptCommands {
-  mcppinLookup(key: string, ttlMs: number, nowMs: number): Promise<[string, string, string] | null>;
+  mcppinLookup(key: string, ttlMs: number, nowMs: number, slideStepMs: number): Promise<[string, string, string] | null>;
   mcppinCreate(key: string, ttlMs: number, nowMs: number, pod: string, bsid: string, init: Buffer): Promise<number>;
   mcppinReplacePin(key: string, ttlMs: number, nowMs: number, gen: number, pod: string, bsid: string): Promise<number>;
   mcppinUnlock(key: string, token: string): Promise<number>;
@@ -40,10 +40,13 @@ export class RedisStore implements SessionStore {
   private readonly ttlMs: number;
   private readonly prefix: string;
   private readonly timeoutMs: number;
+  /** The sliding TTL moves in steps of 1% of it: a write per step, not per request. */
+  private readonly slideStepMs: number;
   private readonly now: () => number;
 
   constructor(opts: RedisStoreOptions) {
     this.ttlMs = opts.sessionTtlMs;
+    this.slideStepMs = Math.floor(opts.sessionTtlMs / 100);
     this.prefix = opts.keyPrefix;
     this.timeoutMs = opts.storeTimeoutMs;
     this.now = opts.now ?? Date.now;
@@ -58,6 +61,9 @@ export class RedisStore implements SessionStore {
       retryStrategy: (times) => Math.min(50 * times, 1000),
       // Commands of a dropped connection fail rather than replay late.
       autoResendUnfulfilledCommands: false,
+      // Lookups of concurrent requests issued in one tick go out in one
+      // write: a syscall per command was a fifth of mcp-pin's CPU (bench).
+      enableAutoPipelining: true,
     };
     const target = parseRedisUrl(opts.url);
     let redis: Redis | Cluster;
@@ -70,6 +76,7 @@ export class RedisStore implements SessionStore {
       redis = new Cluster(target.nodes, {
         lazyConnect: true,
         enableOfflineQueue: false,
+        enableAutoPipelining: true,
         maxRedirections: 4,
         clusterRetryStrategy: (times) => Math.min(100 * times, 1000),
         redisOptions: { ...failFast, username, password, lazyConnect: false },
@@ -136,7 +143,7 @@ export class RedisStore implements SessionStore {
   }
 
   async lookup(sid: string): Promise<Pin | null> {
-    const v = await this.run('lookup', () => this.redis.mcppinLookup(this.key(sid), this.ttlMs, this.now()));
+    const v = await this.run('lookup', () => this.redis.mcppinLookup(this.key(sid), this.ttlMs, this.now(), this.slideStepMs));
     if (!v) return null;
     return { pod: v[0], backendSessionId: v[1], generation: Number(v[2]) };
   }

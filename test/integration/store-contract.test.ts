@@ -141,6 +141,21 @@ describe('RedisStore', function () {
     await Promise.all([a.close(), b.close()]);
   });
 
+  it('slides the TTL in steps of 1% of it: a write per step, not per lookup', async () => {
+    const s = await make(20_000, 'slide:'); // step 200 ms
+    await s.create('w', { pod: '10.0.0.1:1', backendSessionId: 'w', initBody: null });
+    const seen = async (): Promise<string | null> => s.redis.hget('slide:{w}', 'seen');
+    const created = await seen();
+    await sleep(5);
+    await s.lookup('w');
+    expect(await seen(), 'a lookup within the step does not write').to.equal(created);
+    await sleep(250);
+    await s.lookup('w');
+    expect(Number(await seen()), 'a lookup after the step slides it').to.be.greaterThan(Number(created));
+    expect(await s.redis.pttl('slide:{w}')).to.be.greaterThan(19_500);
+    await s.close();
+  });
+
   it('keeps both keys of a session in one cluster hash slot', async () => {
     const s = await make(60_000, 'slot:');
     await s.create('abc', { pod: '10.0.0.1:1', backendSessionId: 'abc', initBody: null });

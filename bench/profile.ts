@@ -1,0 +1,86 @@
+/**
+ * `npm run bench:profile`: one mcp-pin row (Redis store, fast pod, c=64)
+ * with mcp-pin under --cpu-prof, then the hottest functions by self time and
+ * the time per package. For finding what to change; the numbers that count
+ * come from `npm run bench`. PROFILE_SECONDS (default 8), PROFILE_STORE
+ * (redis | memory), PROFILE_SETUP=envelope (no mcp-pin), PROFILE_RATE (fixed
+ * request rate instead of saturation: CPU per request then compares across
+ * changes), PROFILE_CPU=0 (no profiler).
+ */
+import autocannon from 'autocannon';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startEnvoy } from '../test/helpers/envoy.js';
+import { McpPinProcess } from '../test/helpers/mcp-pin.js';
+import { freePort } from '../test/helpers/net.js';
+import { Pod } from '../test/helpers/pod.js';
+import { killAll } from '../test/helpers/process.js';
+import { startRedis } from '../test/helpers/redis.js';
+import { envoyEnvelope } from './setups.js';
+
+const SECONDS = Number(process.env.PROFILE_SECONDS ?? 8);
+const HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' };
+const INIT = JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'p', version: '1' } } });
+const CALL = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: 'bench' } } });
+
+function cpuMs(pid: number | undefined): number {
+  if (!pid) return 0;
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+}
+
+interface Node { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount: number }
+
+async function main(): Promise<void> {
+  const redis = await startRedis();
+  const pod = await new Pod({ name: 'fast1', host: '127.0.0.2', script: new URL('./fast-pod.ts', import.meta.url).pathname }).start();
+  const pinPort = await freePort();
+  const envelope = process.env.PROFILE_SETUP === 'envelope';
+  const envoy = await startEnvoy({ extProc: [{ host: '127.0.0.1', port: pinPort }], pods: [pod.address], ...(envelope ? { transform: envoyEnvelope } : {}) });
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-pin-prof-'));
+  const store = process.env.PROFILE_STORE === 'memory' ? 'memory:' : redis.url;
+  const pin = envelope ? undefined : await new McpPinProcess('mcp-pin', pinPort, { MCP_PIN_STORE_URL: store, MCP_PIN_RECOVERY_URL: envoy.internalUrl, MCP_PIN_LOG_LEVEL: 'warn' }, process.env.PROFILE_CPU === '0' ? [] : ['--cpu-prof', `--cpu-prof-dir=${dir}`], 'dist').start();
+  const sids: string[] = [];
+  for (let i = 0; i < 64; i++) {
+    const res = await fetch(envoy.mcpUrl, { method: 'POST', headers: HEADERS, body: INIT });
+    await res.arrayBuffer();
+    sids.push(res.headers.get('mcp-session-id')!);
+  }
+  const pids = { envoy: envoy.proc.child?.pid, mcpPin: pin?.proc.child?.pid, redis: redis.proc.child?.pid, pod: pod.proc.child?.pid, loadgen: process.pid };
+  const before = Object.fromEntries(Object.entries(pids).map(([k, v]) => [k, cpuMs(v)]));
+  let next = 0;
+  const r = await autocannon({
+    url: envoy.mcpUrl,
+    connections: 64,
+    duration: SECONDS,
+    ...(process.env.PROFILE_RATE ? { overallRate: Number(process.env.PROFILE_RATE) } : {}),
+    requests: [{ method: 'POST', setupRequest: (req: autocannon.Request, ctx: object) => {
+      const c = ctx as { sid?: string };
+      c.sid ??= sids[next++ % sids.length];
+      return { ...req, headers: { ...HEADERS, 'mcp-session-id': c.sid! }, body: CALL };
+    } }],
+  });
+  process.stdout.write(`${Math.round(r.requests.average)} req/s, errors ${r.non2xx + r.errors + r.timeouts}\n`);
+  const n = r.requests.total;
+  process.stdout.write(`CPU µs per request: ${Object.entries(pids).map(([k, v]) => `${k} ${Math.round(((cpuMs(v) - before[k]!) * 1000) / n)}`).join(', ')}\n`);
+  await pin?.stop();
+  await envoy.stop();
+  if (!pin || process.env.PROFILE_CPU === '0') return;
+  const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))!;
+  const prof = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { nodes: Node[] };
+  const total = prof.nodes.reduce((s, n) => s + n.hitCount, 0);
+  const byFn = new Map<string, number>();
+  const byPkg = new Map<string, number>();
+  for (const n of prof.nodes) {
+    const u = n.callFrame.url;
+    const key = `${n.callFrame.functionName || '(anon)'} ${u.replace(/.*node_modules\//, '').replace(/.*\/work\/main\//, '')}:${n.callFrame.lineNumber}`;
+    byFn.set(key, (byFn.get(key) ?? 0) + n.hitCount);
+    const pkg = u.includes('node_modules/') ? u.replace(/.*node_modules\//, '').split('/').slice(0, u.includes('node_modules/@') ? 2 : 1).join('/') : u.startsWith('node:') ? u : u ? 'mcp-pin' : n.callFrame.functionName;
+    byPkg.set(pkg, (byPkg.get(pkg) ?? 0) + n.hitCount);
+  }
+  const top = (m: Map<string, number>, k: number) => [...m].sort((a, b) => b[1] - a[1]).slice(0, k).map(([n, h]) => `${((100 * h) / total).toFixed(1).padStart(5)}%  ${n}`).join('\n');
+  process.stdout.write(`\nby package\n${top(byPkg, 25)}\n\nby function (self)\n${top(byFn, 45)}\n\nprofile: ${join(dir, file)}\n`);
+}
+
+main().catch((e) => { process.stderr.write(`${(e as Error).stack}\n`); process.exitCode = 1; }).finally(() => killAll());

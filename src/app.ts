@@ -4,9 +4,9 @@
  * process; tests can run it in-process.
  */
 import { createServer, type Server as HttpServer } from 'node:http';
-import * as grpc from '@grpc/grpc-js';
 import { splitHostPort, type Config } from './config.js';
 import { ExtProcService } from './extproc/server.js';
+import { GrpcServer } from './grpc/server.js';
 import { Health } from './health.js';
 import { PinAllowlist } from './extproc/pin-allowlist.js';
 import type { Logger } from './log.js';
@@ -39,19 +39,17 @@ export async function startApp(cfg: Config, log: Logger, opts: { store?: Session
   const recoverer = new HttpRecoverer({ cfg, store, log, metrics, allowlist });
   const extProc = new ExtProcService({ store, cfg, log, metrics, recoverer, allowlist });
 
-  const server = new grpc.Server({
+  const server = new GrpcServer({
+    // Above any request body Envoy buffers for mcp-pin (1 MiB by default) plus its headers.
+    maxMessageBytes: 16 * 1024 * 1024,
     // Envoy keeps its connection to us open; ping it so dead peers are noticed.
-    'grpc.keepalive_time_ms': 30_000,
-    'grpc.keepalive_timeout_ms': 10_000,
+    keepaliveMs: 30_000,
+    keepaliveTimeoutMs: 10_000,
   });
   extProc.addTo(server);
   health.addTo(server);
   const { host, port } = splitHostPort(cfg.listen);
-  const grpcPort = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
-      err ? reject(err) : resolve(p),
-    ),
-  );
+  const grpcPort = await server.listen(host, port);
 
   let draining = false;
   let probing = false;
@@ -132,7 +130,7 @@ export async function startApp(cfg: Config, log: Logger, opts: { store?: Session
       if (leftOpen > 0) extProc.cancelAll();
       clearInterval(probeTimer);
       health.endWatches();
-      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      await server.close();
       if (metricsServer) await new Promise<void>((resolve) => metricsServer!.close(() => resolve()));
       allowlist.stop();
       await recoverer.close();

@@ -1,24 +1,10 @@
 /**
- * The ext_proc wire types as @grpc/proto-loader hands them to us, and the
- * loader itself. Options are chosen once, here: field names as in the .proto
- * (keepCase), bytes as Buffer, enums as their names, oneofs named, no
- * defaults filled in (absent means absent).
+ * The ext_proc wire types, in the shapes src/extproc/codec.ts decodes to and
+ * encodes from: field names as in the .proto, bytes as Buffer, enums by name,
+ * the phase oneof named in `request`, absent fields absent. (These are also
+ * the shapes @grpc/proto-loader produces with the options the tests use, so
+ * the tests can compare the two field by field.)
  */
-import { fileURLToPath } from 'node:url';
-import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-
-export const PROTO_DIR = fileURLToPath(new URL('../../protos', import.meta.url));
-
-export const LOADER_OPTIONS: protoLoader.Options = {
-  keepCase: true,
-  longs: String,
-  enums: String,
-  bytes: Buffer,
-  defaults: false,
-  oneofs: true,
-  includeDirs: [PROTO_DIR],
-};
 
 export interface WireHeader {
   key: string;
@@ -109,11 +95,3 @@ export interface ProcessingResponse {
 }
 
 export const EXT_PROC_ATTRIBUTES_KEY = 'envoy.filters.http.ext_proc';
-
-export function loadExternalProcessorService(): grpc.ServiceDefinition {
-  const def = protoLoader.loadSync('envoy/service/ext_proc/v3/external_processor.proto', LOADER_OPTIONS);
-  const pkg = grpc.loadPackageDefinition(def) as unknown as {
-    envoy: { service: { ext_proc: { v3: { ExternalProcessor: grpc.ServiceClientConstructor } } } };
-  };
-  return pkg.envoy.service.ext_proc.v3.ExternalProcessor.service;
-}

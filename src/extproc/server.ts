@@ -4,15 +4,16 @@
  * message ends that stream with a gRPC error; no stream can take the process
  * (or another stream) down.
  */
-import * as grpc from '@grpc/grpc-js';
+import { GrpcStatus, type CallHandlers, type GrpcServer, type ServerCall } from '../grpc/server.js';
 import { PinError, ProtocolError } from '../errors.js';
+import { decodeProcessingRequest, encodeProcessingResponse } from './codec.js';
 import { Exchange, type ExchangeDeps } from './exchange.js';
-import { loadExternalProcessorService, type ProcessingRequest, type ProcessingResponse } from './protocol.js';
+import type { ProcessingRequest, ProcessingResponse } from './protocol.js';
 
-type Stream = grpc.ServerDuplexStream<ProcessingRequest, ProcessingResponse>;
+export const PROCESS_PATH = '/envoy.service.ext_proc.v3.ExternalProcessor/Process';
 
 export class ExtProcService {
-  private readonly open = new Set<Stream>();
+  private readonly open = new Set<ServerCall>();
   private draining = false;
   private idleWaiters: (() => void)[] = [];
 
@@ -22,8 +23,8 @@ export class ExtProcService {
     return this.open.size;
   }
 
-  addTo(server: grpc.Server): void {
-    server.addService(loadExternalProcessorService(), { Process: (call: Stream) => this.process(call) });
+  addTo(server: GrpcServer): void {
+    server.add(PROCESS_PATH, (call) => this.process(call));
   }
 
   /** Refuse new streams from now on. */
@@ -46,75 +47,68 @@ export class ExtProcService {
 
   /** Ends every stream still open (after the grace period). */
   cancelAll(): void {
-    for (const s of this.open) s.emit('error', { code: grpc.status.UNAVAILABLE, details: 'mcp-pin shutting down' });
+    for (const c of this.open) c.end(GrpcStatus.UNAVAILABLE, 'mcp-pin shutting down');
   }
 
-  private process(call: Stream): void {
+  private process(call: ServerCall): CallHandlers {
     const { metrics, log } = this.deps;
     if (this.draining) {
-      call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'mcp-pin is draining' });
-      return;
+      call.end(GrpcStatus.UNAVAILABLE, 'mcp-pin is draining');
+      return { message() {}, halfClose() {}, closed() {} };
     }
     this.open.add(call);
     metrics.streams.inc();
     metrics.streamsTotal.inc();
-    // 'open' until we end the stream (cleanly or with an error); set at the
-    // moment we do, so a late message can never write after the end.
-    let state: 'open' | 'ended' | 'failed' = 'open';
-    let done = false;
-    const write = (r: ProcessingResponse): void => {
-      if (state === 'open') call.write(r);
-    };
-    const endCleanly = (): void => {
-      if (state !== 'open') return;
-      state = 'ended';
-      call.end();
-    };
+    const write = (r: ProcessingResponse): void => call.write(encodeProcessingResponse(r));
     const exchange = new Exchange(this.deps, write);
+    // Messages are answered strictly in order, each after the one before.
     let chain: Promise<void> = Promise.resolve();
 
     const fail = (err: unknown): void => {
-      if (state !== 'open') return;
-      state = 'failed';
-      const code = err instanceof ProtocolError ? grpc.status.INVALID_ARGUMENT : grpc.status.INTERNAL;
+      if (call.ended) return;
+      const code = err instanceof ProtocolError ? GrpcStatus.INVALID_ARGUMENT : GrpcStatus.INTERNAL;
       const label = err instanceof PinError ? err.code : 'UNEXPECTED';
       metrics.streamErrors.inc({ code: label });
       log.warn({ code: label, err: (err as Error)?.message }, 'ext_proc stream failed');
-      call.emit('error', { code, details: `mcp-pin: ${(err as Error)?.message ?? String(err)}` });
+      call.end(code, `mcp-pin: ${(err as Error)?.message ?? String(err)}`);
     };
-    const finish = (): void => {
-      if (done) return;
-      done = true;
-      this.open.delete(call);
-      metrics.streams.dec();
-      if (this.open.size === 0) {
-        const w = this.idleWaiters;
-        this.idleWaiters = [];
-        for (const f of w) f();
+    const handle = async (msg: ProcessingRequest): Promise<void> => {
+      if (call.ended) return;
+      const end = metrics.timeMessage(msg.request ?? 'unknown');
+      try {
+        for (const r of await exchange.handle(msg)) write(r);
+        // Nothing more will come: close cleanly rather than wait for Envoy.
+        if (exchange.complete) call.end();
+      } catch (err) {
+        fail(err);
+      } finally {
+        end();
       }
     };
 
-    call.on('data', (msg: ProcessingRequest) => {
-      chain = chain.then(async () => {
-        if (state !== 'open' || done) return;
-        const end = metrics.timeMessage(msg.request ?? 'unknown');
+    return {
+      message: (bytes) => {
+        let msg: ProcessingRequest;
         try {
-          for (const r of await exchange.handle(msg)) write(r);
-          // Nothing more will come: close cleanly rather than wait for Envoy.
-          if (exchange.complete) endCleanly();
+          msg = decodeProcessingRequest(bytes);
         } catch (err) {
-          fail(err);
-        } finally {
-          end();
+          fail(new ProtocolError(`undecodable ProcessingRequest: ${(err as Error).message}`));
+          return;
         }
-      });
-    });
-    call.on('end', () => {
-      chain = chain.then(() => endCleanly());
-    });
-    call.on('error', () => finish());
-    call.on('cancelled', () => finish());
-    call.on('close', () => finish());
-    call.on('finish', () => finish());
+        chain = chain.then(() => handle(msg));
+      },
+      halfClose: () => {
+        chain = chain.then(() => call.end());
+      },
+      closed: () => {
+        this.open.delete(call);
+        metrics.streams.dec();
+        if (this.open.size === 0) {
+          const w = this.idleWaiters;
+          this.idleWaiters = [];
+          for (const f of w) f();
+        }
+      },
+    };
   }
 }

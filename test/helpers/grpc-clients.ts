@@ -1,7 +1,24 @@
 /** Raw gRPC clients for mcp-pin's own services (health, ext_proc), from the project's protos. */
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { LOADER_OPTIONS } from '../../src/extproc/protocol.js';
+import { fileURLToPath } from 'node:url';
+
+const PROTO_DIR = fileURLToPath(new URL('../../protos', import.meta.url));
+
+/**
+ * How the tests load the project's protos with @grpc/proto-loader: field
+ * names as in the .proto (keepCase), bytes as Buffer, enums by name, oneofs
+ * named, no defaults filled in: the shapes of src/extproc/protocol.ts.
+ */
+export const LOADER_OPTIONS: protoLoader.Options = {
+  keepCase: true,
+  longs: String,
+  enums: String,
+  bytes: Buffer,
+  defaults: false,
+  oneofs: true,
+  includeDirs: [PROTO_DIR],
+};
 
 type Ctor = grpc.ServiceClientConstructor;
 

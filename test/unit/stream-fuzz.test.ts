@@ -1,6 +1,6 @@
 /**
  * Property test of the ext_proc stream handler over real gRPC (in-process
- * server, @grpc/grpc-js client): random message sequences (any phase, any
+ * mcp-pin's gRPC server, @grpc/grpc-js client): random message sequences (any phase, any
  * order, odd headers and bodies) and raw garbage frames. Every stream must
  * end (OK or a gRPC error) without hanging, a well-formed exchange running
  * alongside must be unaffected, and the process must survive.
@@ -9,6 +9,7 @@ import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
 import { ExtProcService } from '../../src/extproc/server.js';
+import { GrpcServer } from '../../src/grpc/server.js';
 import { MemoryStore } from '../../src/sessions/memory-store.js';
 import { extProcClient } from '../helpers/grpc-clients.js';
 import { newMetrics, silentLog } from './fakes.js';
@@ -50,20 +51,20 @@ const message: fc.Arbitrary<Msg> = fc.oneof(
 
 describe('ext_proc stream handler under random input', function () {
   this.timeout(120_000);
-  let server: grpc.Server;
+  let server: GrpcServer;
   let port: number;
   let client: ReturnType<typeof extProcClient>;
   const store = new MemoryStore({ sessionTtlMs: 60_000 });
 
   before(async () => {
-    server = new grpc.Server();
+    server = new GrpcServer({ maxMessageBytes: 1024 * 1024, keepaliveMs: 0, keepaliveTimeoutMs: 0 });
     new ExtProcService({ store, cfg: { pinHeader: 'x-mcp-pin-dst', maxInitBodyBytes: 1024, maxSessionIdLength: 64, lostSessionStatuses: [404] }, log: silentLog, metrics: newMetrics() }).addTo(server);
-    port = await new Promise((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+    port = await server.listen('127.0.0.1', 0);
     client = extProcClient(port);
   });
   after(async () => {
     client.close();
-    await new Promise<void>((r) => server.tryShutdown(() => r()));
+    await server.close();
     await store.close();
   });
 

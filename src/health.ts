@@ -16,10 +16,10 @@ const STATUS_NUMBER = { UNKNOWN: 0, SERVING: 1, NOT_SERVING: 2, SERVICE_UNKNOWN:
 function decodeService(buf: Buffer): string {
   const r = new Reader(buf);
   let service = '';
-  while (!r.done) {
-    const [field, wt] = r.tag();
-    if (field === 1 && wt === WIRE_LEN) service = r.string();
-    else r.skip(wt);
+  while (r.pos < buf.length) {
+    const t = r.tag();
+    if (t === 1 * 8 + WIRE_LEN) service = r.string(buf.length);
+    else r.skip(t & 7, buf.length);
   }
   return service;
 }

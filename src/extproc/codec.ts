@@ -36,157 +36,143 @@ const PHASES: Record<number, RequestPhase> = {
   7: 'response_trailers',
 };
 
+/** Tags (field number * 8 + wire type) of the fields read below. */
+const LEN = (field: number): number => field * 8 + WIRE_LEN;
+const VARINT = (field: number): number => field * 8 + WIRE_VARINT;
+
 export function decodeProcessingRequest(buf: Buffer): ProcessingRequest {
   const r = new Reader(buf);
+  const end = buf.length;
   const out: ProcessingRequest = {};
-  while (!r.done) {
-    const [field, wt] = r.tag();
+  while (r.pos < end) {
+    const t = r.tag();
+    const field = t >>> 3;
     const phase = PHASES[field];
     if (phase) {
-      r.expect(wt, WIRE_LEN, phase);
-      const [s, e] = r.lengthDelimited();
+      if ((t & 7) !== WIRE_LEN) throw new WireError(`${phase}: wire type ${t & 7}`);
+      const e = r.len(end);
       // A oneof: the last member on the wire wins.
       if (out.request) delete out[out.request];
       out.request = phase;
-      if (field <= 3) out[phase as 'request_headers'] = decodeHttpHeaders(new Reader(buf, s, e));
-      else if (field <= 5) out[phase as 'request_body'] = decodeHttpBody(new Reader(buf, s, e));
-      else out[phase as 'request_trailers'] = {};
-    } else if (field === 9) {
-      r.expect(wt, WIRE_LEN, 'attributes');
-      const [s, e] = r.lengthDelimited();
-      const [key, fields] = decodeAttributeEntry(new Reader(buf, s, e));
+      if (field <= 3) out[phase as 'request_headers'] = decodeHttpHeaders(r, e);
+      else if (field <= 5) out[phase as 'request_body'] = decodeHttpBody(r, e);
+      else {
+        out[phase as 'request_trailers'] = {};
+        r.pos = e;
+      }
+    } else if (t === LEN(9)) {
+      const e = r.len(end);
+      let key = '';
+      let fields: Record<string, WireValue> = {};
+      // map<string, google.protobuf.Struct> entry: key = 1, value = 2.
+      while (r.pos < e) {
+        const et = r.tag();
+        if (et === LEN(1)) key = r.string(e);
+        else if (et === LEN(2)) fields = decodeStruct(r, r.len(e));
+        else r.skip(et & 7, e);
+      }
       (out.attributes ??= {})[key] = Object.keys(fields).length > 0 ? { fields } : {};
-    } else if (field === 10 && wt === WIRE_VARINT) {
+    } else if (t === VARINT(10)) {
       out.observability_mode = r.bool();
     } else {
-      r.skip(wt);
+      r.skip(t & 7, end);
     }
   }
   return out;
 }
 
-function decodeHttpHeaders(r: Reader): WireHttpHeaders {
+function decodeHttpHeaders(r: Reader, end: number): WireHttpHeaders {
   const out: WireHttpHeaders = {};
-  while (!r.done) {
-    const [field, wt] = r.tag();
-    if (field === 1 && wt === WIRE_LEN) {
-      const [s, e] = r.lengthDelimited();
-      const list = decodeHeaderMap(new Reader(r.buf, s, e));
+  while (r.pos < end) {
+    const t = r.tag();
+    if (t === LEN(1)) {
+      const list = decodeHeaderMap(r, r.len(end));
       out.headers = list.length > 0 ? { headers: list } : {};
-    } else if (field === 3 && wt === WIRE_VARINT) {
+    } else if (t === VARINT(3)) {
       out.end_of_stream = r.bool();
-    } else r.skip(wt);
+    } else r.skip(t & 7, end);
   }
   return out;
 }
 
-function decodeHeaderMap(r: Reader): WireHeader[] {
+function decodeHeaderMap(r: Reader, end: number): WireHeader[] {
   const list: WireHeader[] = [];
-  while (!r.done) {
-    const [field, wt] = r.tag();
-    if (field === 1 && wt === WIRE_LEN) {
-      const [s, e] = r.lengthDelimited();
-      list.push(decodeHeaderValue(new Reader(r.buf, s, e)));
-    } else r.skip(wt);
+  while (r.pos < end) {
+    const t = r.tag();
+    if (t === LEN(1)) list.push(decodeHeaderValue(r, r.len(end)));
+    else r.skip(t & 7, end);
   }
   return list;
 }
 
-function decodeHeaderValue(r: Reader): WireHeader {
+function decodeHeaderValue(r: Reader, end: number): WireHeader {
   // Fields absent on the wire stay absent (as protobufjs with defaults: false).
   const h = {} as WireHeader;
-  while (!r.done) {
-    const [field, wt] = r.tag();
-    if (field === 1 && wt === WIRE_LEN) h.key = r.string();
-    else if (field === 2 && wt === WIRE_LEN) h.value = r.string();
-    else if (field === 3 && wt === WIRE_LEN) h.raw_value = r.bytes();
-    else r.skip(wt);
+  while (r.pos < end) {
+    const t = r.tag();
+    if (t === LEN(1)) h.key = r.string(end);
+    else if (t === LEN(2)) h.value = r.string(end);
+    else if (t === LEN(3)) h.raw_value = r.bytes(end);
+    else r.skip(t & 7, end);
   }
   return h;
 }
 
-function decodeHttpBody(r: Reader): WireHttpBody {
+function decodeHttpBody(r: Reader, end: number): WireHttpBody {
   const out: WireHttpBody = {};
-  while (!r.done) {
-    const [field, wt] = r.tag();
-    if (field === 1 && wt === WIRE_LEN) out.body = r.bytes();
-    else if (field === 2 && wt === WIRE_VARINT) out.end_of_stream = r.bool();
-    else r.skip(wt);
+  while (r.pos < end) {
+    const t = r.tag();
+    if (t === LEN(1)) out.body = r.bytes(end);
+    else if (t === VARINT(2)) out.end_of_stream = r.bool();
+    else r.skip(t & 7, end);
   }
   return out;
 }
 
-/** One entry of map<string, google.protobuf.Struct>. */
-function decodeAttributeEntry(r: Reader): [string, Record<string, WireValue>] {
-  let key = '';
-  let fields: Record<string, WireValue> = {};
-  while (!r.done) {
-    const [field, wt] = r.tag();
-    if (field === 1 && wt === WIRE_LEN) key = r.string();
-    else if (field === 2 && wt === WIRE_LEN) {
-      const [s, e] = r.lengthDelimited();
-      fields = decodeStruct(new Reader(r.buf, s, e));
-    } else r.skip(wt);
-  }
-  return [key, fields];
-}
-
 /** google.protobuf.Struct: map<string, Value> fields = 1. */
-function decodeStruct(r: Reader): Record<string, WireValue> {
+function decodeStruct(r: Reader, end: number): Record<string, WireValue> {
   const fields: Record<string, WireValue> = {};
-  while (!r.done) {
-    const [field, wt] = r.tag();
-    if (field === 1 && wt === WIRE_LEN) {
-      const [s, e] = r.lengthDelimited();
-      const entry = new Reader(r.buf, s, e);
-      let key = '';
-      let value: WireValue = {};
-      while (!entry.done) {
-        const [f, w] = entry.tag();
-        if (f === 1 && w === WIRE_LEN) key = entry.string();
-        else if (f === 2 && w === WIRE_LEN) {
-          const [vs, ve] = entry.lengthDelimited();
-          value = decodeValue(new Reader(r.buf, vs, ve));
-        } else entry.skip(w);
-      }
-      fields[key] = value;
-    } else r.skip(wt);
+  while (r.pos < end) {
+    const t = r.tag();
+    if (t !== LEN(1)) {
+      r.skip(t & 7, end);
+      continue;
+    }
+    const e = r.len(end);
+    let key = '';
+    let value: WireValue = {};
+    while (r.pos < e) {
+      const et = r.tag();
+      if (et === LEN(1)) key = r.string(e);
+      else if (et === LEN(2)) value = decodeValue(r, r.len(e));
+      else r.skip(et & 7, e);
+    }
+    fields[key] = value;
   }
   return fields;
 }
 
+const VALUE_KINDS = ['', 'nullValue', 'numberValue', 'stringValue', 'boolValue', 'structValue', 'listValue'];
+
 /** google.protobuf.Value, scalar kinds only (mcp-pin's attributes are strings and numbers). */
-function decodeValue(r: Reader): WireValue {
+function decodeValue(r: Reader, end: number): WireValue {
   const v: WireValue = {};
-  while (!r.done) {
-    const [field, wt] = r.tag();
-    if (field === 2 && wt === WIRE_FIXED64) {
-      clearKind(v);
-      v.kind = 'numberValue';
-      v.numberValue = r.double();
-    } else if (field === 3 && wt === WIRE_LEN) {
-      clearKind(v);
-      v.kind = 'stringValue';
-      v.stringValue = r.string();
-    } else if (field === 4 && wt === WIRE_VARINT) {
-      clearKind(v);
-      v.kind = 'boolValue';
-      v.boolValue = r.bool();
-    } else {
-      if (field >= 1 && field <= 6) {
-        clearKind(v);
-        v.kind = ['', 'nullValue', '', '', '', 'structValue', 'listValue'][field]!;
-      }
-      r.skip(wt);
+  while (r.pos < end) {
+    const t = r.tag();
+    const field = t >>> 3;
+    if (field >= 1 && field <= 6) {
+      // A oneof: the last member wins.
+      delete v.numberValue;
+      delete v.stringValue;
+      delete v.boolValue;
+      v.kind = VALUE_KINDS[field]!;
     }
+    if (t === 2 * 8 + WIRE_FIXED64) v.numberValue = r.double(end);
+    else if (t === LEN(3)) v.stringValue = r.string(end);
+    else if (t === VARINT(4)) v.boolValue = r.bool();
+    else r.skip(t & 7, end);
   }
   return v;
-}
-
-function clearKind(v: WireValue): void {
-  delete v.numberValue;
-  delete v.stringValue;
-  delete v.boolValue;
 }
 
 // ---- encoding -------------------------------------------------------------

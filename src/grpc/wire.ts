@@ -14,27 +14,21 @@ export const WIRE_FIXED32 = 5;
 /** A message that does not parse. */
 export class WireError extends Error {}
 
-/** Reads one message (or a length-delimited part of one). Views, not copies, for bytes. */
+/**
+ * Reads one message. Nested messages are read in place (the caller loops
+ * while pos < the end that len() returned), and bytes come back as views,
+ * not copies: no allocation per field.
+ */
 export class Reader {
-  pos: number;
-  constructor(
-    readonly buf: Buffer,
-    start = 0,
-    readonly end = buf.length,
-  ) {
-    this.pos = start;
-  }
-
-  get done(): boolean {
-    return this.pos >= this.end;
-  }
+  pos = 0;
+  constructor(readonly buf: Buffer) {}
 
   /** A varint of up to 64 bits, as a number (exact up to 2^53; enough for tags, lengths, enums, bools). */
   varint(): number {
     let result = 0;
     let mul = 1;
     for (let i = 0; i < 10; i++) {
-      if (this.pos >= this.end) throw new WireError('truncated varint');
+      if (this.pos >= this.buf.length) throw new WireError('truncated varint');
       const b = this.buf[this.pos++]!;
       result += (b & 0x7f) * mul;
       if (b < 0x80) return result;
@@ -43,72 +37,68 @@ export class Reader {
     throw new WireError('varint longer than 10 bytes');
   }
 
-  /** [fieldNumber, wireType] of the next field. */
-  tag(): [number, number] {
+  /** The next field's tag: field number * 8 + wire type. */
+  tag(): number {
     const t = this.varint();
-    const field = Math.floor(t / 8);
-    if (field === 0) throw new WireError('field number 0');
-    return [field, t & 7];
+    if (t < 8) throw new WireError('field number 0');
+    return t;
   }
 
-  /** The bounds of a length-delimited field's content; advances past it. */
-  lengthDelimited(): [number, number] {
-    const len = this.varint();
-    const start = this.pos;
-    const end = start + len;
-    if (end > this.end) throw new WireError('length-delimited field runs past its message');
-    this.pos = end;
-    return [start, end];
+  /** Reads a length prefix; returns where the field's content ends (pos is at its start). */
+  len(end: number): number {
+    const n = this.varint();
+    const e = this.pos + n;
+    if (e > end) throw new WireError('length-delimited field runs past its message');
+    return e;
   }
 
-  bytes(): Buffer {
-    const [s, e] = this.lengthDelimited();
-    return this.buf.subarray(s, e);
+  bytes(end: number): Buffer {
+    const e = this.len(end);
+    const b = this.buf.subarray(this.pos, e);
+    this.pos = e;
+    return b;
   }
 
-  string(): string {
-    const [s, e] = this.lengthDelimited();
-    return this.buf.toString('utf8', s, e);
+  string(end: number): string {
+    const e = this.len(end);
+    const s = this.buf.toString('utf8', this.pos, e);
+    this.pos = e;
+    return s;
   }
 
   bool(): boolean {
     return this.varint() !== 0;
   }
 
-  double(): number {
-    if (this.pos + 8 > this.end) throw new WireError('truncated double');
+  double(end: number): number {
+    if (this.pos + 8 > end) throw new WireError('truncated double');
     const v = this.buf.readDoubleLE(this.pos);
     this.pos += 8;
     return v;
   }
 
   /** Skips a field this decoder does not use (unknown fields are legal). */
-  skip(wireType: number): void {
+  skip(wireType: number, end: number): void {
     switch (wireType) {
       case WIRE_VARINT:
         this.varint();
         return;
       case WIRE_FIXED64:
-        this.advance(8);
+        this.advance(8, end);
         return;
       case WIRE_LEN:
-        this.lengthDelimited();
+        this.pos = this.len(end);
         return;
       case WIRE_FIXED32:
-        this.advance(4);
+        this.advance(4, end);
         return;
       default:
         throw new WireError(`unsupported wire type ${wireType}`);
     }
   }
 
-  /** Reads `field` only if it has the expected wire type; throws otherwise. */
-  expect(wireType: number, want: number, what: string): void {
-    if (wireType !== want) throw new WireError(`${what}: wire type ${wireType}, expected ${want}`);
-  }
-
-  private advance(n: number): void {
-    if (this.pos + n > this.end) throw new WireError('truncated fixed-width field');
+  private advance(n: number, end: number): void {
+    if (this.pos + n > end) throw new WireError('truncated fixed-width field');
     this.pos += n;
   }
 }

@@ -148,5 +148,6 @@ describe('protobuf codec, checked against protobufjs from protos/', () => {
     expect(() => decodeProcessingRequest(Buffer.from([0x0f]))).to.throw(); // wire type 7
     expect(() => decodeProcessingRequest(Buffer.from([0x12, 0x05, 0x01]))).to.throw(); // length past the end
     expect(() => new Reader(Buffer.alloc(11, 0xff)).varint()).to.throw();
+    expect(() => decodeProcessingRequest(Buffer.from([0x08, 0x01]))).to.not.throw(); // unknown field 1, skipped
   });
 });

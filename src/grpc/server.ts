@@ -181,6 +181,9 @@ export class GrpcServer {
   constructor(private readonly opts: GrpcServerOptions) {
     // Session memory in MB: many concurrent streams with buffered bodies must fit.
     this.h2 = http2.createServer({ maxSessionMemory: 256 });
+    // Answers are small frames written right after others: with Nagle on,
+    // one waits for the peer's delayed ACK (up to 40 ms on Linux).
+    this.h2.on('connection', (socket: import('node:net').Socket) => socket.setNoDelay(true));
     this.h2.on('session', (s: http2.ServerHttp2Session) => this.track(s));
     this.h2.on('stream', (stream, headers) => this.onStream(stream, headers));
     // A peer that breaks HTTP/2 loses its connection; nothing else is affected.

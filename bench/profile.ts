@@ -40,7 +40,7 @@ async function main(): Promise<void> {
   const envoy = await startEnvoy({ extProc: [{ host: '127.0.0.1', port: pinPort }], pods: [pod.address], ...(envelope ? { transform: envoyEnvelope } : {}) });
   const dir = mkdtempSync(join(tmpdir(), 'mcp-pin-prof-'));
   const store = process.env.PROFILE_STORE === 'memory' ? 'memory:' : redis.url;
-  const pin = envelope ? undefined : await new McpPinProcess('mcp-pin', pinPort, { MCP_PIN_STORE_URL: store, MCP_PIN_RECOVERY_URL: envoy.internalUrl, MCP_PIN_LOG_LEVEL: 'warn' }, process.env.PROFILE_CPU === '0' ? [] : ['--cpu-prof', `--cpu-prof-dir=${dir}`], 'dist').start();
+  const pin = envelope ? undefined : await new McpPinProcess('mcp-pin', pinPort, { MCP_PIN_STORE_URL: store, MCP_PIN_RECOVERY_URL: envoy.internalUrl, MCP_PIN_LOG_LEVEL: 'warn' }, [...(process.env.PROFILE_NODE_ARGS ? process.env.PROFILE_NODE_ARGS.split(' ') : []), ...(process.env.PROFILE_CPU === '0' ? [] : ['--cpu-prof', `--cpu-prof-dir=${dir}`])], 'dist').start();
   const sids: string[] = [];
   for (let i = 0; i < 64; i++) {
     const res = await fetch(envoy.mcpUrl, { method: 'POST', headers: HEADERS, body: INIT });
@@ -61,9 +61,14 @@ async function main(): Promise<void> {
       return { ...req, headers: { ...HEADERS, 'mcp-session-id': c.sid! }, body: CALL };
     } }],
   });
-  process.stdout.write(`${Math.round(r.requests.average)} req/s, errors ${r.non2xx + r.errors + r.timeouts}\n`);
+  process.stdout.write(`${Math.round(r.requests.average)} req/s, errors ${r.non2xx + r.errors + r.timeouts}, latency p50 ${r.latency.p50} p90 ${r.latency.p90} p99 ${r.latency.p99} ms\n`);
   const n = r.requests.total;
   process.stdout.write(`CPU µs per request: ${Object.entries(pids).map(([k, v]) => `${k} ${Math.round(((cpuMs(v) - before[k]!) * 1000) / n)}`).join(', ')}\n`);
+  if (pin) {
+    const rss = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pids.mcpPin}/status`, 'utf8'))?.[1];
+    const heap = (await pin.metrics()).split('\n').filter((l) => /^mcp_pin_nodejs_heap_(size_total|size_used)_bytes|^mcp_pin_nodejs_external_memory_bytes|^mcp_pin_nodejs_heap_space_size_total_bytes/.test(l));
+    process.stdout.write(`mcp-pin RSS ${Math.round(Number(rss) / 1024)} MB; ${heap.map((l) => `${l.split(' ')[0]} ${Math.round(Number(l.split(' ')[1]) / 1048576)} MB`).join(', ')}\n`);
+  }
   await pin?.stop();
   await envoy.stop();
   if (!pin || process.env.PROFILE_CPU === '0') return;

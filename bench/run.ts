@@ -13,6 +13,7 @@
  */
 import autocannon from 'autocannon';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { Pool } from 'undici';
 import { MemoryStore } from '../src/sessions/memory-store.js';
 import { RedisStore } from '../src/sessions/redis-store.js';
@@ -27,6 +28,7 @@ import { envoyAlone, envoyEnvelope } from './setups.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONCURRENCY = [1, 16, 64];
+const LOW_RATE = 200;
 const FAST_POD = new URL('./fast-pod.ts', import.meta.url).pathname;
 const MCP_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' };
 const CALL = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: 'bench' } } });
@@ -52,6 +54,7 @@ const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.leng
 
 interface Target {
   name: string;
+  pods: Pod[];
   url: string;
   envoy: EnvoyHandle;
   pin?: McpPinProcess;
@@ -81,7 +84,8 @@ interface Row {
   p99: number;
   errors: number;
   total: number;
-  cpuMs: { envoy: number; mcpPin: number; redis: number };
+  /** CPU time during the load; pods and the load generator (this process) share the machine. */
+  cpuMs: { envoy: number; mcpPin: number; redis: number; pods: number; loadgen: number };
   mcpPinRssMb?: number;
   extProcMessagesPerRequest?: number;
 }
@@ -89,7 +93,8 @@ interface Row {
 async function throughput(t: Target, concurrency: number): Promise<Row> {
   const sids = await initSessions(t.url, concurrency);
   const pids = { envoy: t.envoy.proc.child?.pid, mcpPin: t.pin?.proc.child?.pid, redis: t.redis?.proc.child?.pid };
-  const before = { envoy: cpuMs(pids.envoy), mcpPin: cpuMs(pids.mcpPin), redis: cpuMs(pids.redis) };
+  const podsCpu = (): number => t.pods.reduce((s, p) => s + cpuMs(p.proc.child?.pid), 0);
+  const before = { envoy: cpuMs(pids.envoy), mcpPin: cpuMs(pids.mcpPin), redis: cpuMs(pids.redis), pods: podsCpu(), loadgen: cpuMs(process.pid) };
   const msgsBefore = t.pin ? await messagesHandled(t.pin) : 0;
   let next = 0;
   const result = await autocannon({
@@ -118,7 +123,13 @@ async function throughput(t: Target, concurrency: number): Promise<Row> {
     p99: result.latency.p99,
     errors: result.non2xx + result.errors + result.timeouts,
     total,
-    cpuMs: { envoy: cpuMs(pids.envoy) - before.envoy, mcpPin: cpuMs(pids.mcpPin) - before.mcpPin, redis: cpuMs(pids.redis) - before.redis },
+    cpuMs: {
+      envoy: cpuMs(pids.envoy) - before.envoy,
+      mcpPin: cpuMs(pids.mcpPin) - before.mcpPin,
+      redis: cpuMs(pids.redis) - before.redis,
+      pods: podsCpu() - before.pods,
+      loadgen: cpuMs(process.pid) - before.loadgen,
+    },
   };
   if (t.pin) {
     row.mcpPinRssMb = Math.round(rssMb(pids.mcpPin));
@@ -209,6 +220,8 @@ async function main(): Promise<void> {
   const fast2 = await new Pod({ name: 'fast2', host: '127.0.0.3', script: FAST_POD }).start();
   const rows: Row[] = [];
   const latency: Awaited<ReturnType<typeof latencyAtRate>>[] = [];
+  // The same without contention: what the extra hops cost on an idle machine.
+  const lowRateLatency: Awaited<ReturnType<typeof latencyAtRate>>[] = [];
 
   const withEnvoy = async (name: string, pods: Pod[], opts: { transform?: (y: string) => string; store?: string; pinEnv?: Record<string, string> }, fn: (t: Target) => Promise<void>): Promise<void> => {
     log(`setup ${name}`);
@@ -219,7 +232,7 @@ async function main(): Promise<void> {
       pin = await new McpPinProcess('mcp-pin', pinPort, { MCP_PIN_STORE_URL: opts.store, MCP_PIN_RECOVERY_URL: envoy.internalUrl, MCP_PIN_LOG_LEVEL: 'warn', MCP_PIN_KEY_PREFIX: `b${Date.now()}:`, ...opts.pinEnv }, [], 'dist').start();
     }
     try {
-      await fn({ name, url: envoy.mcpUrl, envoy, ...(pin ? { pin } : {}), ...(opts.store?.startsWith('redis') ? { redis } : {}) });
+      await fn({ name, pods, url: envoy.mcpUrl, envoy, ...(pin ? { pin } : {}), ...(opts.store?.startsWith('redis') ? { redis } : {}) });
     } finally {
       await pin?.stop();
       await envoy.stop();
@@ -241,10 +254,18 @@ async function main(): Promise<void> {
   const pinC64Rps = rows.find((r) => r.setup === 'mcp-pin redis' && r.concurrency === 64)!.rps;
   const rate = Math.min(envelopeC64, pinC64Rps) / 2;
   log(`latency at ${Math.round(rate)} req/s`);
-  await withEnvoy('envoy-envelope', [fast], { transform: envoyEnvelope }, async (t) => void latency.push(await latencyAtRate(t, rate)));
-  await withEnvoy('mcp-pin redis', [fast], { store: redis.url }, async (t) => void latency.push(await latencyAtRate(t, rate)));
-  await withEnvoy('mcp-pin memory', [fast], { store: 'memory:' }, async (t) => void latency.push(await latencyAtRate(t, rate)));
-  await withEnvoy('mcp-pin redis + 5 s pin cache', [fast], { store: redis.url, pinEnv: { MCP_PIN_PIN_CACHE_MS: '5000' } }, async (t) => void latency.push(await latencyAtRate(t, rate)));
+  const latencySetups: [string, Parameters<typeof withEnvoy>[2]][] = [
+    ['envoy-envelope', { transform: envoyEnvelope }],
+    ['mcp-pin redis', { store: redis.url }],
+    ['mcp-pin memory', { store: 'memory:' }],
+    ['mcp-pin redis + 5 s pin cache', { store: redis.url, pinEnv: { MCP_PIN_PIN_CACHE_MS: '5000' } }],
+  ];
+  for (const [name, opts] of latencySetups) {
+    await withEnvoy(name, [fast], opts, async (t) => {
+      latency.push(await latencyAtRate(t, rate));
+      lowRateLatency.push(await latencyAtRate(t, LOW_RATE));
+    });
+  }
 
   // A realistic row and the cost of a recovery, with the SDK pods.
   const sdk = [await new Pod({ name: 'sdk1', host: '127.0.0.4' }).start(), await new Pod({ name: 'sdk2', host: '127.0.0.5' }).start()];
@@ -301,12 +322,28 @@ async function main(): Promise<void> {
 
   const out = process.stdout;
   out.write('\nThroughput (autocannon, POST tools/call with a session, each load ' + SECONDS + ' s)\n');
-  out.write('| setup | conc | req/s | p50 ms | p90 ms | p99 ms | errors | CPU ms envoy/mcp-pin/redis | mcp-pin RSS MB | ext_proc msgs/req | x envoy-alone | x envelope |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n');
+  out.write('| setup | conc | req/s | p50 ms | p90 ms | p99 ms | errors | CPU ms envoy/mcp-pin/redis | CPU µs per req envoy/mcp-pin/redis | mcp-pin RSS MB | ext_proc msgs/req | x envoy-alone | x envelope |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n');
   for (const r of table) {
-    out.write(`| ${r.setup} | ${r.concurrency} | ${r.rps} | ${r.p50} | ${r.p90} | ${r.p99} | ${r.errors}/${r.total} | ${r.cpuMs.envoy}/${r.cpuMs.mcpPin}/${r.cpuMs.redis} | ${r.mcpPinRssMb ?? '-'} | ${r.extProcMessagesPerRequest ?? '-'} | ${r.vsEnvoyAlone} | ${r.vsEnvelope} |\n`);
+    const per = (ms: number): number => Math.round((ms * 1000) / Math.max(1, r.total));
+    out.write(`| ${r.setup} | ${r.concurrency} | ${r.rps} | ${r.p50} | ${r.p90} | ${r.p99} | ${r.errors}/${r.total} | ${r.cpuMs.envoy}/${r.cpuMs.mcpPin}/${r.cpuMs.redis} | ${per(r.cpuMs.envoy)}/${per(r.cpuMs.mcpPin)}/${per(r.cpuMs.redis)} | ${r.mcpPinRssMb ?? '-'} | ${r.extProcMessagesPerRequest ?? '-'} | ${r.vsEnvoyAlone} | ${r.vsEnvelope} |\n`);
   }
+  // Where the time goes at c=64: what Envoy itself spends on ext_proc is a
+  // floor no change inside mcp-pin can remove.
+  const perReq = (r: Row | undefined, k: keyof Row['cpuMs']): number => (r ? (r.cpuMs[k] * 1000) / Math.max(1, r.total) : NaN);
+  const env64 = base('envoy-envelope', 64);
+  const envoyExtProcUs = Math.round(perReq(pinC64, 'envoy') - perReq(env64, 'envoy'));
+  const cores = availableParallelism();
+  const budgetUs = (cores * 1e6) / (0.6 * envelopeC64);
+  const notMcpPinUs = perReq(pinC64, 'envoy') + perReq(pinC64, 'redis') + perReq(pinC64, 'pods') + perReq(pinC64, 'loadgen');
+  out.write(
+    `\nWhere the CPU goes at c=64 (µs per request): envelope row: Envoy ${Math.round(perReq(env64, 'envoy'))}, pod ${Math.round(perReq(env64, 'pods'))}, load generator ${Math.round(perReq(env64, 'loadgen'))}. ` +
+      `mcp-pin redis row: Envoy ${Math.round(perReq(pinC64, 'envoy'))} (its own ext_proc work about ${envoyExtProcUs}), mcp-pin ${Math.round(perReq(pinC64, 'mcpPin'))}, Redis ${Math.round(perReq(pinC64, 'redis'))}, pod ${Math.round(perReq(pinC64, 'pods'))}, load generator ${Math.round(perReq(pinC64, 'loadgen'))}. ` +
+      `All share ${cores} cores: 0.6x the envelope's rate leaves ${Math.round(budgetUs)} µs per request in all; everything but mcp-pin already takes ${Math.round(notMcpPinUs)}.\n`,
+  );
   out.write(`\nLatency at a fixed rate of ${Math.round(rate)} req/s (half of the lower c=64 saturation of envelope and mcp-pin redis), open loop, hrtime\n| setup | p50 µs | p90 µs | p99 µs | errors |\n|---|---|---|---|---|\n`);
   for (const l of latency) out.write(`| ${l.setup} | ${l.p50Us} | ${l.p90Us} | ${l.p99Us} | ${l.errors} |\n`);
+  out.write(`\nLatency at ${LOW_RATE} req/s (machine mostly idle), open loop, hrtime\n| setup | p50 µs | p90 µs | p99 µs | errors |\n|---|---|---|---|---|\n`);
+  for (const l of lowRateLatency) out.write(`| ${l.setup} | ${l.p50Us} | ${l.p90Us} | ${l.p99Us} | ${l.errors} |\n`);
   out.write(`\nRecovery (SDK pods, medians of ${recovery.samples}): initialize + initialized ${recovery.initializeMs} ms, follow-up call ${recovery.followUpMs} ms, call that recovers (re-init + notify + replay) ${recovery.recoveredRequestMs} ms\n`);
   out.write(`\nStore lookup (median of 5 alternating rounds of 20k lookups, 64 in flight)\n| store | live sessions | lookups/s | µs per lookup (throughput) |\n|---|---|---|---|\n`);
   for (const [k, v] of Object.entries(lookups)) for (const l of v) out.write(`| ${k} | ${l.live} | ${l.lookupsPerSec} | ${l.usPerLookup} |\n`);
@@ -315,7 +352,7 @@ async function main(): Promise<void> {
 
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
   const file = new URL(`./results/bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`, import.meta.url);
-  writeFileSync(file, JSON.stringify({ seconds: SECONDS, rows: table, latency, recovery, lookups, targets }, null, 2));
+  writeFileSync(file, JSON.stringify({ seconds: SECONDS, rows: table, latency, lowRateLatency, recovery, lookups, targets }, null, 2));
   out.write(`\nJSON: ${file.pathname}\n`);
 }
 

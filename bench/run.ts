@@ -146,13 +146,13 @@ async function messagesHandled(pin: McpPinProcess): Promise<number> {
 }
 
 /** Open-loop latency at a fixed rate: one request every 1/rate s, each timed with hrtime. */
-async function latencyAtRate(t: Target, rate: number): Promise<{ setup: string; rate: number; p50Us: number; p90Us: number; p99Us: number; errors: number }> {
+async function latencyAtRate(t: Target, rate: number, seconds = SECONDS): Promise<{ setup: string; rate: number; p50Us: number; p90Us: number; p99Us: number; errors: number }> {
   const sids = await initSessions(t.url, 16);
   const u = new URL(t.url);
   const pool = new Pool(u.origin, { connections: 64 });
   const samples: number[] = [];
   let errors = 0;
-  const count = Math.floor(rate * SECONDS);
+  const count = Math.floor(rate * seconds);
   const started = performance.now();
   const inflight: Promise<void>[] = [];
   for (let i = 0; i < count; i++) {
@@ -262,6 +262,9 @@ async function main(): Promise<void> {
   ];
   for (const [name, opts] of latencySetups) {
     await withEnvoy(name, [fast], opts, async (t) => {
+      // Fresh processes: JIT, heap and connection pools warm up first (the
+      // first seconds of a new mcp-pin showed a p90 ten times the rest).
+      await latencyAtRate(t, rate, 2);
       latency.push(await latencyAtRate(t, rate));
       lowRateLatency.push(await latencyAtRate(t, LOW_RATE));
     });

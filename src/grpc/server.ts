@@ -77,22 +77,26 @@ class H2Call implements ServerCall {
 
   write(message: Buffer): void {
     if (this.ended || this.stream.destroyed) return;
-    if (!this.headersSent) {
-      this.headersSent = true;
-      this.stream.respond({ ':status': 200, 'content-type': GRPC_CONTENT_TYPE }, { waitForTrailers: true });
-      this.stream.once('wantTrailers', () => {
-        try {
-          this.stream.sendTrailers(this.trailers);
-        } catch {
-          // The stream was reset meanwhile: nobody left to tell.
-        }
-      });
-    }
     const frame = Buffer.allocUnsafe(5 + message.length);
     frame[0] = 0; // not compressed
     frame.writeUInt32BE(message.length, 1);
     message.copy(frame, 5);
-    this.stream.write(frame);
+    try {
+      if (!this.headersSent) {
+        this.headersSent = true;
+        this.stream.respond({ ':status': 200, 'content-type': GRPC_CONTENT_TYPE }, { waitForTrailers: true });
+        this.stream.once('wantTrailers', () => {
+          try {
+            this.stream.sendTrailers(this.trailers);
+          } catch {
+            // The stream was reset meanwhile: nobody left to tell.
+          }
+        });
+      }
+      this.stream.write(frame);
+    } catch {
+      // The session is going away under us; the peer sees the stream reset.
+    }
   }
 
   end(code: number = GrpcStatus.OK, message?: string): void {

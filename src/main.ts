@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=8
 /** mcp-pin process: config, start, and a graceful drain on SIGTERM/SIGINT. */
 import { startApp } from './app.js';
 import { helpText, loadConfig } from './config.js';

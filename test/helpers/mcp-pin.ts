@@ -4,6 +4,14 @@ import { ManagedProcess } from './process.js';
 const MAIN = new URL('../../src/main.ts', import.meta.url).pathname;
 const BUILT = new URL('../../dist/src/main.js', import.meta.url).pathname;
 
+/**
+ * The node flags the image runs mcp-pin with (Dockerfile ENTRYPOINT; a
+ * packaging test keeps the two equal): V8's young generation capped at
+ * 2 x 8 MB instead of growing to 32 MB under load. Measured with
+ * bench:profile: about 15 MB less RSS, no measurable CPU cost.
+ */
+export const PRODUCTION_NODE_ARGS = ['--max-semi-space-size=8'];
+
 export class McpPinProcess {
   proc!: ManagedProcess;
   metricsPort = 0;
@@ -14,12 +22,13 @@ export class McpPinProcess {
     private readonly env: Record<string, string>,
     /** Extra node flags, e.g. --cpu-prof for profiling. */
     private readonly nodeArgs: string[] = [],
-    /** 'dist' runs the compiled build (npm run build), as production does; tests run the sources. */
+    /** 'dist' runs the compiled build (npm run build) with the image's node flags, as production does; tests run the sources. */
     private readonly entry: 'src' | 'dist' = 'src',
   ) {}
 
   async start(extraEnv: Record<string, string> = {}): Promise<this> {
-    this.proc = new ManagedProcess(this.name, process.execPath, [...this.nodeArgs, ...(this.entry === 'dist' ? [BUILT] : ['--import', 'tsx', MAIN])], {
+    const entry = this.entry === 'dist' ? [...PRODUCTION_NODE_ARGS, BUILT] : ['--import', 'tsx', MAIN];
+    this.proc = new ManagedProcess(this.name, process.execPath, [...this.nodeArgs, ...entry], {
       MCP_PIN_LISTEN: `127.0.0.1:${this.port}`,
       MCP_PIN_METRICS_LISTEN: '127.0.0.1:0',
       MCP_PIN_LOG_LEVEL: 'info',

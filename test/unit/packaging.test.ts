@@ -8,6 +8,7 @@ import { expect } from 'chai';
 import { existsSync, readFileSync } from 'node:fs';
 import { parse, parseAllDocuments } from 'yaml';
 import { COMPOSE, renderCompose, renderK8sEnvoyConfig } from '../../scripts/render-deploy.js';
+import { PRODUCTION_NODE_ARGS } from '../helpers/mcp-pin.js';
 
 const root = new URL('../../', import.meta.url);
 const read = (p: string): string => readFileSync(new URL(p, root), 'utf8');
@@ -51,6 +52,13 @@ describe('packaging: docker-compose.yml and Dockerfile', () => {
     const demoStage = dockerfile.slice(dockerfile.indexOf('AS demo-pod'), dockerfile.indexOf('AS prod-deps'));
     expect(demoStage).to.contain('COPY scripts scripts');
     expect(demoStage).to.contain('COPY test/helpers test/helpers');
+  });
+
+  it('runs mcp-pin with the node flags the benchmark measures it with', () => {
+    const entry = /^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)?.[1];
+    expect(JSON.parse(entry ?? 'null')).to.deep.equal(['node', ...PRODUCTION_NODE_ARGS, 'dist/src/main.js']);
+    // The installed `mcp-pin` binary (package.json bin) too.
+    expect(read('src/main.ts').split('\n')[0]).to.equal(`#!/usr/bin/env -S node ${PRODUCTION_NODE_ARGS.join(' ')}`);
   });
 
   it('mounts only files that exist', () => {

@@ -29,6 +29,7 @@ import { envoyAlone, envoyEnvelope } from './setups.js';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONCURRENCY = [1, 16, 64];
 const LOW_RATE = 200;
+const PAIRS = 5;
 const FAST_POD = new URL('./fast-pod.ts', import.meta.url).pathname;
 const MCP_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' };
 const CALL = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: 'bench' } } });
@@ -245,6 +246,22 @@ async function main(): Promise<void> {
   await withEnvoy('mcp-pin redis (2 pods)', [fast, fast2], { store: redis.url }, async (t) => {
     rows.push(await throughput(t, 64));
   });
+  // The headline ratio, from alternating loads: both setups run side by
+  // side and take turns at c=64, so the machine's drift (rows above are
+  // minutes apart) hits both alike. The median of the pairs' ratios counts.
+  const pairs: { envelope: number; mcpPin: number; ratio: number }[] = [];
+  await withEnvoy('envoy-envelope', [fast], { transform: envoyEnvelope }, (env) =>
+    withEnvoy('mcp-pin redis', [fast], { store: redis.url }, async (pin) => {
+      for (let i = 0; i < PAIRS; i++) {
+        const e = (await throughput(env, 64)).rps;
+        const m = (await throughput(pin, 64)).rps;
+        pairs.push({ envelope: e, mcpPin: m, ratio: Number((m / e).toFixed(3)) });
+      }
+    }),
+  );
+  const pairedRatio = pct(pairs.map((p) => p.ratio).sort((a, b) => a - b), 50);
+  log(`paired c=64 ratios: ${pairs.map((p) => p.ratio).join(', ')} (median ${pairedRatio})`);
+
   const envelopeC64 = rows.find((r) => r.setup === 'envoy-envelope' && r.concurrency === 64)!.rps;
   const pinC64Rps = rows.find((r) => r.setup === 'mcp-pin redis' && r.concurrency === 64)!.rps;
   const rate = Math.min(envelopeC64, pinC64Rps) / 2;
@@ -311,7 +328,7 @@ async function main(): Promise<void> {
   void pinC64Rps;
   const peakRss = Math.round(Math.max(...rows.filter((r) => r.mcpPinRssMb).map((r) => r.mcpPinRssMb!)));
   const targets = [
-    { target: 'mcp-pin redis >= 0.6x envelope req/s at c=64', value: Number((pinC64.rps / envelopeC64).toFixed(2)), met: pinC64.rps >= 0.6 * envelopeC64 },
+    { target: `mcp-pin redis >= 0.6x envelope req/s at c=64 (median of ${PAIRS} alternating pairs)`, value: pairedRatio, met: pairedRatio >= 0.6 },
     { target: 'added p50 over envelope at half saturation <= 0.5 ms', value: (lat('mcp-pin redis').p50Us - lat('envoy-envelope').p50Us) / 1000, met: lat('mcp-pin redis').p50Us - lat('envoy-envelope').p50Us <= 500 },
     { target: 'added p99 over envelope at half saturation <= 2 ms', value: (lat('mcp-pin redis').p99Us - lat('envoy-envelope').p99Us) / 1000, met: lat('mcp-pin redis').p99Us - lat('envoy-envelope').p99Us <= 2000 },
     { target: 'mcp-pin RSS under load <= 150 MB', value: peakRss, met: peakRss <= 150 },
@@ -338,6 +355,7 @@ async function main(): Promise<void> {
       `mcp-pin redis row: Envoy ${Math.round(perReq(pinC64, 'envoy'))} (its own ext_proc work about ${envoyExtProcUs}), mcp-pin ${Math.round(perReq(pinC64, 'mcpPin'))}, Redis ${Math.round(perReq(pinC64, 'redis'))}, pod ${Math.round(perReq(pinC64, 'pods'))}, load generator ${Math.round(perReq(pinC64, 'loadgen'))}. ` +
       `All share ${cores} cores: 0.6x the envelope's rate leaves ${Math.round(budgetUs)} µs per request in all; everything but mcp-pin already takes ${Math.round(notMcpPinUs)}.\n`,
   );
+  out.write(`\nPaired c=64 loads, alternating (req/s envelope / mcp-pin redis = ratio): ${pairs.map((p) => `${p.envelope} / ${p.mcpPin} = ${p.ratio}`).join('; ')}; median ratio ${pairedRatio}\n`);
   out.write(`\nLatency at a fixed rate of ${Math.round(rate)} req/s (half of the lower c=64 saturation of envelope and mcp-pin redis), open loop, hrtime\n| setup | p50 µs | p90 µs | p99 µs | errors |\n|---|---|---|---|---|\n`);
   for (const l of latency) out.write(`| ${l.setup} | ${l.p50Us} | ${l.p90Us} | ${l.p99Us} | ${l.errors} |\n`);
   out.write(`\nLatency at ${LOW_RATE} req/s (machine mostly idle), open loop, hrtime\n| setup | p50 µs | p90 µs | p99 µs | errors |\n|---|---|---|---|---|\n`);
@@ -350,7 +368,7 @@ async function main(): Promise<void> {
 
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
   const file = new URL(`./results/bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`, import.meta.url);
-  writeFileSync(file, JSON.stringify({ seconds: SECONDS, rows: table, latency, lowRateLatency, recovery, lookups, targets }, null, 2));
+  writeFileSync(file, JSON.stringify({ seconds: SECONDS, rows: table, pairs, latency, lowRateLatency, recovery, lookups, targets }, null, 2));
   out.write(`\nJSON: ${file.pathname}\n`);
 }
 

@@ -134,6 +134,10 @@ describe('transparent recovery (issue 4)', function () {
     expect((await other.record()).initialize.length, 'no re-initialize').to.equal(before);
     expect(await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="session_deleted"}')).to.equal(1);
     // Gone: the id now takes the service route and the live pod answers 404.
+    // Discovery drops the dead pod first, as Kubernetes does: while it is
+    // still listed, the search's last retry can land on it and answer 503
+    // (connection refused) instead (seen once in about a dozen runs).
+    await stack.envoy.setPods([other.address]);
     const next = await fetch(stack.mcpUrl, {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sid },

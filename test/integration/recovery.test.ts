@@ -34,6 +34,12 @@ describe('transparent recovery (issue 4)', function () {
     clients.push(c);
     return c;
   }
+  /** A connected client, the pod its session is pinned to, and the other pod. */
+  async function pinnedClient(): Promise<{ c: TestClient; sid: string; home: Pod; other: Pod }> {
+    const c = await client();
+    const home = stack.podByName((await c.whoami()).pod);
+    return { c, sid: c.sessionId(), home, other: stack.pods.find((p) => p !== home)! };
+  }
   afterEach(async function () {
     await Promise.all(clients.splice(0).map((c) => c.close()));
     await stack?.stop();
@@ -47,9 +53,7 @@ describe('transparent recovery (issue 4)', function () {
 
   it('recovers when the pod restarts in place: next tool call succeeds, same client id, one initialize + one initialized', async () => {
     await up();
-    const c = await client();
-    const sid = c.sessionId();
-    const home = stack.podByName((await c.whoami()).pod);
+    const { c, sid, home } = await pinnedClient();
     const before = await counts(stack.pods.filter((p) => p !== home));
     await home.restartInPlace();
     const r = await c.echo('after restart');
@@ -68,10 +72,7 @@ describe('transparent recovery (issue 4)', function () {
 
   it('recovers when the pod is rescheduled to a new address (old address refuses, EDS updated)', async () => {
     await up();
-    const c = await client();
-    const sid = c.sessionId();
-    const home = stack.podByName((await c.whoami()).pod);
-    const other = stack.pods.find((p) => p !== home)!;
+    const { c, sid, home, other } = await pinnedClient();
     const before = await counts([other]);
     const oldAddress = `${home.host}:${home.port}`;
     await home.moveTo('127.0.0.9');
@@ -89,9 +90,7 @@ describe('transparent recovery (issue 4)', function () {
   for (const [replicas, pinCacheMs] of [[1, 0], [2, 0], [2, 5000]] as const) {
     it(`runs exactly one re-initialize for 20 concurrent calls after the pod restarted (${replicas} mcp-pin replica${replicas > 1 ? 's' : ''}${pinCacheMs ? `, ${pinCacheMs} ms pin cache` : ''})`, async () => {
       await up({ replicas, pinEnv: { MCP_PIN_PIN_CACHE_MS: String(pinCacheMs) } });
-      const c = await client();
-      const sid = c.sessionId();
-      const home = stack.podByName((await c.whoami()).pod);
+      const { c, sid, home } = await pinnedClient();
       const before = await counts(stack.pods.filter((p) => p !== home));
       await home.restartInPlace();
       const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => c.echo(`c${i}`)));
@@ -110,9 +109,7 @@ describe('transparent recovery (issue 4)', function () {
 
   it('recovers from what Redis holds after mcp-pin restarted and then the pod restarted', async () => {
     await up();
-    const c = await client();
-    const sid = c.sessionId();
-    const home = stack.podByName((await c.whoami()).pod);
+    const { c, sid, home } = await pinnedClient();
     await stack.pins[0]!.restart();
     await home.restartInPlace();
     expect((await c.echo('both restarted')).text).to.equal('both restarted');
@@ -122,10 +119,7 @@ describe('transparent recovery (issue 4)', function () {
 
   it('does not recover a DELETE after the pod died: no re-init, the pin is gone', async () => {
     await up();
-    const c = await client();
-    const sid = c.sessionId();
-    const home = stack.podByName((await c.whoami()).pod);
-    const other = stack.pods.find((p) => p !== home)!;
+    const { c, sid, home, other } = await pinnedClient();
     await home.kill();
     const before = (await other.record()).initialize.length;
     const res = await fetch(stack.mcpUrl, { method: 'DELETE', headers: { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' } });

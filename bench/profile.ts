@@ -17,18 +17,10 @@ import { freePort } from '../test/helpers/net.js';
 import { Pod } from '../test/helpers/pod.js';
 import { killAll } from '../test/helpers/process.js';
 import { startRedis } from '../test/helpers/redis.js';
+import { CALL, INIT, MCP_HEADERS, cpuMs, rssMb } from './common.js';
 import { envoyEnvelope } from './setups.js';
 
 const SECONDS = Number(process.env.PROFILE_SECONDS ?? 8);
-const HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' };
-const INIT = JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'p', version: '1' } } });
-const CALL = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: 'bench' } } });
-
-function cpuMs(pid: number | undefined): number {
-  if (!pid) return 0;
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
-}
 
 interface Node { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount: number }
 
@@ -43,7 +35,7 @@ async function main(): Promise<void> {
   const pin = envelope ? undefined : await new McpPinProcess('mcp-pin', pinPort, { MCP_PIN_STORE_URL: store, MCP_PIN_RECOVERY_URL: envoy.internalUrl, MCP_PIN_LOG_LEVEL: 'warn' }, [...(process.env.PROFILE_NODE_ARGS ? process.env.PROFILE_NODE_ARGS.split(' ') : []), ...(process.env.PROFILE_CPU === '0' ? [] : ['--cpu-prof', `--cpu-prof-dir=${dir}`])], 'dist').start();
   const sids: string[] = [];
   for (let i = 0; i < 64; i++) {
-    const res = await fetch(envoy.mcpUrl, { method: 'POST', headers: HEADERS, body: INIT });
+    const res = await fetch(envoy.mcpUrl, { method: 'POST', headers: MCP_HEADERS, body: INIT });
     await res.arrayBuffer();
     sids.push(res.headers.get('mcp-session-id')!);
   }
@@ -58,16 +50,15 @@ async function main(): Promise<void> {
     requests: [{ method: 'POST', setupRequest: (req: autocannon.Request, ctx: object) => {
       const c = ctx as { sid?: string };
       c.sid ??= sids[next++ % sids.length];
-      return { ...req, headers: { ...HEADERS, 'mcp-session-id': c.sid! }, body: CALL };
+      return { ...req, headers: { ...MCP_HEADERS, 'mcp-session-id': c.sid! }, body: CALL };
     } }],
   });
   process.stdout.write(`${Math.round(r.requests.average)} req/s, errors ${r.non2xx + r.errors + r.timeouts}, latency p50 ${r.latency.p50} p90 ${r.latency.p90} p99 ${r.latency.p99} ms\n`);
   const n = r.requests.total;
   process.stdout.write(`CPU µs per request: ${Object.entries(pids).map(([k, v]) => `${k} ${Math.round(((cpuMs(v) - before[k]!) * 1000) / n)}`).join(', ')}\n`);
   if (pin) {
-    const rss = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pids.mcpPin}/status`, 'utf8'))?.[1];
     const heap = (await pin.metrics()).split('\n').filter((l) => /^mcp_pin_nodejs_heap_(size_total|size_used)_bytes|^mcp_pin_nodejs_external_memory_bytes|^mcp_pin_nodejs_heap_space_size_total_bytes/.test(l));
-    process.stdout.write(`mcp-pin RSS ${Math.round(Number(rss) / 1024)} MB; ${heap.map((l) => `${l.split(' ')[0]} ${Math.round(Number(l.split(' ')[1]) / 1048576)} MB`).join(', ')}\n`);
+    process.stdout.write(`mcp-pin RSS ${Math.round(rssMb(pids.mcpPin))} MB; ${heap.map((l) => `${l.split(' ')[0]} ${Math.round(Number(l.split(' ')[1]) / 1048576)} MB`).join(', ')}\n`);
   }
   await pin?.stop();
   await envoy.stop();

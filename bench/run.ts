@@ -12,7 +12,7 @@
  * BENCH_SECONDS (default 5) sets the length of each load.
  */
 import autocannon from 'autocannon';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Pool } from 'undici';
 import { MemoryStore } from '../src/sessions/memory-store.js';
@@ -24,6 +24,7 @@ import { freePort } from '../test/helpers/net.js';
 import { Pod } from '../test/helpers/pod.js';
 import { killAll } from '../test/helpers/process.js';
 import { startRedis, type RedisHandle } from '../test/helpers/redis.js';
+import { CALL, INIT, MCP_HEADERS, cpuMs, rssMb } from './common.js';
 import { envoyAlone, envoyEnvelope } from './setups.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -31,26 +32,8 @@ const CONCURRENCY = [1, 16, 64];
 const LOW_RATE = 200;
 const PAIRS = 5;
 const FAST_POD = new URL('./fast-pod.ts', import.meta.url).pathname;
-const MCP_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' };
-const CALL = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: 'bench' } } });
-const INIT = JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'bench', version: '1' } } });
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
 
-function cpuMs(pid: number | undefined): number {
-  if (!pid) return 0;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime + stime, in ticks of 1/100 s
-  } catch {
-    return 0;
-  }
-}
-function rssMb(pid: number | undefined, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): number {
-  if (!pid) return 0;
-  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : 0;
-}
 const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 
 interface Target {
@@ -325,7 +308,6 @@ async function main(): Promise<void> {
   }));
   const lat = (s: string) => latency.find((l) => l.setup === s)!;
   const pinC64 = base('mcp-pin redis', 64)!;
-  void pinC64Rps;
   const peakRss = Math.round(Math.max(...rows.filter((r) => r.mcpPinRssMb).map((r) => r.mcpPinRssMb!)));
   const targets = [
     { target: `mcp-pin redis >= 0.6x envelope req/s at c=64 (median of ${PAIRS} alternating pairs)`, value: pairedRatio, met: pairedRatio >= 0.6 },

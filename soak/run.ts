@@ -9,7 +9,8 @@
  * Reports requests, errors, lost pins (a session that stopped working or
  * whose pin is gone), RSS and fds at start and end. Not part of the tests.
  */
-import { readdirSync, readFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { readdirSync, mkdirSync, writeFileSync } from 'node:fs';
+import { rssMb } from '../bench/common.js';
 import { Redis } from 'ioredis';
 import { connectClient, type TestClient } from '../test/helpers/mcp-client.js';
 import { eventually } from '../test/helpers/net.js';
@@ -21,10 +22,6 @@ const CLIENTS = Number(process.env.SOAK_CLIENTS ?? 8);
 const RESTART_EVERY_S = Number(process.env.RESTART_EVERY_S ?? 45);
 const log = (s: string): void => void process.stderr.write(`[soak ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
 
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Math.round(Number(m[1]) / 1024) : 0;
-}
 const fds = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
 
 async function main(): Promise<void> {
@@ -50,7 +47,7 @@ async function main(): Promise<void> {
     const pids = stack.pins.map((p) => (p.proc.alive ? p.proc.child!.pid! : 0));
     samples.push({
       t: at(),
-      rss: pids.map((pid) => orNull(() => rssMb(pid))),
+      rss: pids.map((pid) => orNull(() => Math.round(rssMb(pid)))),
       fds: pids.map((pid) => orNull(() => fds(pid))),
       streams: await Promise.all(stack.pins.map((p) => p.metric('mcp_pin_streams_open').catch(() => null))),
     });

@@ -6,7 +6,7 @@
  * HealthCheckResponse { ServingStatus status = 1 }.
  */
 import { GrpcStatus, type CallHandlers, type GrpcServer, type ServerCall } from './grpc/server.js';
-import { Reader, Writer, WIRE_LEN } from './grpc/wire.js';
+import { Reader, Writer, WIRE_LEN, tagOf } from './grpc/wire.js';
 
 export type ServingStatus = 'SERVING' | 'NOT_SERVING';
 
@@ -18,7 +18,7 @@ function decodeService(buf: Buffer): string {
   let service = '';
   while (r.pos < buf.length) {
     const t = r.tag();
-    if (t === 1 * 8 + WIRE_LEN) service = r.string(buf.length);
+    if (t === tagOf(1, WIRE_LEN)) service = r.string(buf.length);
     else r.skip(t & 7, buf.length);
   }
   return service;

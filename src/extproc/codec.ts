@@ -6,7 +6,7 @@
  * loaded from those protos. Only the fields mcp-pin reads are decoded; the
  * rest are skipped, as protobuf allows.
  */
-import { Reader, WIRE_FIXED64, WIRE_LEN, WIRE_VARINT, Writer, WireError } from '../grpc/wire.js';
+import { Reader, WIRE_FIXED64, WIRE_LEN, WIRE_VARINT, Writer, WireError, tagOf } from '../grpc/wire.js';
 import type {
   AppendAction,
   BodySendMode,
@@ -36,9 +36,9 @@ const PHASES: Record<number, RequestPhase> = {
   7: 'response_trailers',
 };
 
-/** Tags (field number * 8 + wire type) of the fields read below. */
-const LEN = (field: number): number => field * 8 + WIRE_LEN;
-const VARINT = (field: number): number => field * 8 + WIRE_VARINT;
+/** Tags of the fields read below, by wire type. */
+const LEN = (field: number): number => tagOf(field, WIRE_LEN);
+const VARINT = (field: number): number => tagOf(field, WIRE_VARINT);
 
 export function decodeProcessingRequest(buf: Buffer): ProcessingRequest {
   const r = new Reader(buf);
@@ -167,7 +167,7 @@ function decodeValue(r: Reader, end: number): WireValue {
       delete v.boolValue;
       v.kind = VALUE_KINDS[field]!;
     }
-    if (t === 2 * 8 + WIRE_FIXED64) v.numberValue = r.double(end);
+    if (t === tagOf(2, WIRE_FIXED64)) v.numberValue = r.double(end);
     else if (t === LEN(3)) v.stringValue = r.string(end);
     else if (t === VARINT(4)) v.boolValue = r.bool();
     else r.skip(t & 7, end);

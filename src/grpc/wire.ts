@@ -11,6 +11,9 @@ export const WIRE_FIXED64 = 1;
 export const WIRE_LEN = 2;
 export const WIRE_FIXED32 = 5;
 
+/** A field's tag on the wire: field number * 8 + wire type. */
+export const tagOf = (field: number, wireType: number): number => field * 8 + wireType;
+
 /** A message that does not parse. */
 export class WireError extends Error {}
 
@@ -144,7 +147,7 @@ export class Writer {
   }
 
   tag(field: number, wireType: number): this {
-    return this.varint(field * 8 + wireType);
+    return this.varint(tagOf(field, wireType));
   }
 
   uint(field: number, v: number): this {

@@ -221,20 +221,24 @@ async function main(): Promise<void> {
     for (const c of CONCURRENCY) rows.push(await throughput(t, c));
   };
 
-  await withEnvoy('envoy-alone (1 pod)', [fast], { transform: envoyAlone }, allConcurrency);
-  await withEnvoy('envoy-envelope', [fast], { transform: envoyEnvelope }, allConcurrency);
-  await withEnvoy('mcp-pin redis', [fast], { store: redis.url }, allConcurrency);
-  await withEnvoy('mcp-pin memory', [fast], { store: 'memory:' }, allConcurrency);
-  await withEnvoy('mcp-pin redis + 5 s pin cache', [fast], { store: redis.url, pinEnv: { MCP_PIN_PIN_CACHE_MS: '5000' } }, allConcurrency);
-  await withEnvoy('mcp-pin redis (2 pods)', [fast, fast2], { store: redis.url }, async (t) => {
+  // Each setup once, by the name the report uses.
+  type Setup = readonly [name: string, opts: Parameters<typeof withEnvoy>[2]];
+  const alone: Setup = ['envoy-alone (1 pod)', { transform: envoyAlone }];
+  const envelope: Setup = ['envoy-envelope', { transform: envoyEnvelope }];
+  const pinRedis: Setup = ['mcp-pin redis', { store: redis.url }];
+  const pinMemory: Setup = ['mcp-pin memory', { store: 'memory:' }];
+  const pinCache: Setup = ['mcp-pin redis + 5 s pin cache', { store: redis.url, pinEnv: { MCP_PIN_PIN_CACHE_MS: '5000' } }];
+
+  for (const [name, opts] of [alone, envelope, pinRedis, pinMemory, pinCache]) await withEnvoy(name, [fast], opts, allConcurrency);
+  await withEnvoy('mcp-pin redis (2 pods)', [fast, fast2], pinRedis[1], async (t) => {
     rows.push(await throughput(t, 64));
   });
   // The headline ratio, from alternating loads: both setups run side by
   // side and take turns at c=64, so the machine's drift (rows above are
   // minutes apart) hits both alike. The median of the pairs' ratios counts.
   const pairs: { envelope: number; mcpPin: number; ratio: number }[] = [];
-  await withEnvoy('envoy-envelope', [fast], { transform: envoyEnvelope }, (env) =>
-    withEnvoy('mcp-pin redis', [fast], { store: redis.url }, async (pin) => {
+  await withEnvoy(envelope[0], [fast], envelope[1], (env) =>
+    withEnvoy(pinRedis[0], [fast], pinRedis[1], async (pin) => {
       for (let i = 0; i < PAIRS; i++) {
         const e = (await throughput(env, 64)).rps;
         const m = (await throughput(pin, 64)).rps;
@@ -249,13 +253,7 @@ async function main(): Promise<void> {
   const pinC64Rps = rows.find((r) => r.setup === 'mcp-pin redis' && r.concurrency === 64)!.rps;
   const rate = Math.min(envelopeC64, pinC64Rps) / 2;
   log(`latency at ${Math.round(rate)} req/s`);
-  const latencySetups: [string, Parameters<typeof withEnvoy>[2]][] = [
-    ['envoy-envelope', { transform: envoyEnvelope }],
-    ['mcp-pin redis', { store: redis.url }],
-    ['mcp-pin memory', { store: 'memory:' }],
-    ['mcp-pin redis + 5 s pin cache', { store: redis.url, pinEnv: { MCP_PIN_PIN_CACHE_MS: '5000' } }],
-  ];
-  for (const [name, opts] of latencySetups) {
+  for (const [name, opts] of [envelope, pinRedis, pinMemory, pinCache]) {
     await withEnvoy(name, [fast], opts, async (t) => {
       // Fresh processes: JIT, heap and connection pools warm up first (the
       // first seconds of a new mcp-pin showed a p90 ten times the rest).
@@ -268,7 +266,7 @@ async function main(): Promise<void> {
   // A realistic row and the cost of a recovery, with the SDK pods.
   const sdk = [await new Pod({ name: 'sdk1', host: '127.0.0.4' }).start(), await new Pod({ name: 'sdk2', host: '127.0.0.5' }).start()];
   const recovery = { initializeMs: 0, followUpMs: 0, recoveredRequestMs: 0, samples: 20 };
-  await withEnvoy('mcp-pin redis (SDK pods)', sdk, { store: redis.url }, async (t) => {
+  await withEnvoy('mcp-pin redis (SDK pods)', sdk, pinRedis[1], async (t) => {
     rows.push(await throughput(t, 16));
     const inits: number[] = [];
     const follow: number[] = [];

@@ -6,7 +6,7 @@
 import { createServer, type Server as HttpServer } from 'node:http';
 import { splitHostPort, type Config } from './config.js';
 import { ExtProcService } from './extproc/server.js';
-import { GrpcServer } from './grpc/server.js';
+import { createGrpcServer, listen, shutdown } from './grpc-server.js';
 import { Health } from './health.js';
 import { PinAllowlist } from './extproc/pin-allowlist.js';
 import type { Logger } from './log.js';
@@ -23,7 +23,7 @@ export interface App {
   health: Health;
   metrics: Metrics;
   extProc: ExtProcService;
-  /** Drain and stop: NOT_SERVING, refuse new streams, wait up to drainGraceMs, close. */
+  /** Drain and stop: NOT_SERVING, then GOAWAY (no new streams), open streams get up to drainGraceMs, close. */
   shutdown(): Promise<{ leftOpen: number; drainMs: number }>;
 }
 
@@ -39,17 +39,11 @@ export async function startApp(cfg: Config, log: Logger, opts: { store?: Session
   const recoverer = new HttpRecoverer({ cfg, store, log, metrics, allowlist });
   const extProc = new ExtProcService({ store, cfg, log, metrics, recoverer, allowlist });
 
-  const server = new GrpcServer({
-    // Above any request body Envoy buffers for mcp-pin (1 MiB by default) plus its headers.
-    maxMessageBytes: 16 * 1024 * 1024,
-    // Envoy keeps its connection to us open; ping it so dead peers are noticed.
-    keepaliveMs: 30_000,
-    keepaliveTimeoutMs: 10_000,
-  });
+  const server = createGrpcServer();
   extProc.addTo(server);
   health.addTo(server);
   const { host, port } = splitHostPort(cfg.listen);
-  const grpcPort = await server.listen(host, port);
+  const grpcPort = await listen(server, host, port);
 
   let draining = false;
   let probing = false;
@@ -125,12 +119,11 @@ export async function startApp(cfg: Config, log: Logger, opts: { store?: Session
       // Still serving while Envoy's health check notices; refusing at once
       // would fail the requests Envoy sends us meanwhile.
       if (cfg.drainDelayMs > 0) await new Promise((r) => setTimeout(r, cfg.drainDelayMs));
-      extProc.startDrain();
-      const leftOpen = await extProc.waitIdle(cfg.drainGraceMs);
-      if (leftOpen > 0) extProc.cancelAll();
+      // GOAWAY now: Envoy opens new streams on another replica, never here,
+      // while the streams in flight finish.
+      let leftOpen = 0;
+      await shutdown(server, cfg.drainGraceMs, () => (leftOpen = extProc.openStreams));
       clearInterval(probeTimer);
-      health.endWatches();
-      await server.close();
       if (metricsServer) await new Promise<void>((resolve) => metricsServer!.close(() => resolve()));
       allowlist.stop();
       await recoverer.close();

@@ -1,9 +1,8 @@
 /**
- * The ext_proc wire types, in the shapes src/extproc/codec.ts decodes to and
- * encodes from: field names as in the .proto, bytes as Buffer, enums by name,
- * the phase oneof named in `request`, absent fields absent. (These are also
- * the shapes @grpc/proto-loader produces with the options the tests use, so
- * the tests can compare the two field by field.)
+ * The ext_proc wire types, in the shapes @grpc/proto-loader decodes to and
+ * encodes from with the options of src/protos.ts: field names as in the
+ * .proto, bytes as Buffer, enums by name, the phase oneof named in
+ * `request`, absent fields absent.
  */
 
 export interface WireHeader {

@@ -1,24 +1,7 @@
 /** Raw gRPC clients for mcp-pin's own services (health, ext_proc), from the project's protos. */
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { fileURLToPath } from 'node:url';
-
-const PROTO_DIR = fileURLToPath(new URL('../../protos', import.meta.url));
-
-/**
- * How the tests load the project's protos with @grpc/proto-loader: field
- * names as in the .proto (keepCase), bytes as Buffer, enums by name, oneofs
- * named, no defaults filled in: the shapes of src/extproc/protocol.ts.
- */
-export const LOADER_OPTIONS: protoLoader.Options = {
-  keepCase: true,
-  longs: String,
-  enums: String,
-  bytes: Buffer,
-  defaults: false,
-  oneofs: true,
-  includeDirs: [PROTO_DIR],
-};
+import { LOADER_OPTIONS } from '../../src/protos.js';
 
 type Ctor = grpc.ServiceClientConstructor;
 
@@ -45,4 +28,30 @@ export function extProcClient(port: number): grpc.Client & { Process: () => grpc
     envoy: { service: { ext_proc: { v3: { ExternalProcessor: Ctor } } } };
   };
   return new pkg.envoy.service.ext_proc.v3.ExternalProcessor(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as never;
+}
+
+/** A grpc.health.v1 Watch stream: next() resolves with each status as it arrives. */
+export function healthWatch(port: number, service: string): { next(): Promise<string>; close(): void } {
+  const pkg = load('grpc/health/v1/health.proto') as unknown as { grpc: { health: { v1: { Health: Ctor } } } };
+  const c = new pkg.grpc.health.v1.Health(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
+    Watch: (req: unknown) => grpc.ClientReadableStream<{ status: string }>;
+  };
+  const call = c.Watch({ service });
+  call.on('error', () => {});
+  const seen: string[] = [];
+  let waiter: ((s: string) => void) | undefined;
+  call.on('data', (m: { status: string }) => {
+    if (waiter) {
+      const w = waiter;
+      waiter = undefined;
+      w(m.status);
+    } else seen.push(m.status);
+  });
+  return {
+    next: () => (seen.length > 0 ? Promise.resolve(seen.shift()!) : new Promise((resolve) => (waiter = resolve))),
+    close: () => {
+      call.cancel();
+      c.close();
+    },
+  };
 }

@@ -1,122 +1,143 @@
 /**
- * mcp-pin's gRPC server (src/grpc/server.ts) as @grpc/grpc-js clients see it:
- * message framing over any chunking, status codes, limits, health. The
- * ext_proc service over it is covered by stream-fuzz (random input) and by
- * every integration test (real Envoy).
+ * mcp-pin's gRPC server (src/grpc-server.ts: @grpc/grpc-js with mcp-pin's
+ * options, ext_proc and grpc.health.v1 on one port) as @grpc/grpc-js clients
+ * see it: limits, unknown methods, non-gRPC requests, health, and the
+ * shutdown that lets calls in flight finish while refusing new ones.
  */
 import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
-import fc from 'fast-check';
-import { GrpcServer, GrpcStatus, MessageFramer } from '../../src/grpc/server.js';
+import { once } from 'node:events';
+import { connect } from 'node:http2';
+import { ExtProcService } from '../../src/extproc/server.js';
+import { createGrpcServer, listen, shutdown } from '../../src/grpc-server.js';
 import { Health } from '../../src/health.js';
-import { healthClient } from '../helpers/grpc-clients.js';
+import { MemoryStore } from '../../src/sessions/memory-store.js';
+import { extProcClient, healthClient, healthWatch } from '../helpers/grpc-clients.js';
+import { newMetrics, silentLog } from './fakes.js';
 
-/** One gRPC message on the wire: flag 0, 4-byte big-endian length, the bytes. */
-function frame(m: Buffer): Buffer {
-  const prefix = Buffer.alloc(5);
-  prefix.writeUInt32BE(m.length, 1);
-  return Buffer.concat([prefix, m]);
-}
+const GET = { request_headers: { headers: { headers: [{ key: ':method', raw_value: Buffer.from('GET') }, { key: ':path', raw_value: Buffer.from('/') }] }, end_of_stream: true } };
+/** Request headers of a session the store does not know: the exchange then waits for the response phase. */
+const UNKNOWN_SESSION = {
+  request_headers: { headers: { headers: [{ key: ':method', raw_value: Buffer.from('GET') }, { key: ':path', raw_value: Buffer.from('/mcp') }, { key: 'mcp-session-id', raw_value: Buffer.from('unknown') }] }, end_of_stream: true },
+};
 
-describe('gRPC server', function () {
+describe('gRPC server (grpc-js)', function () {
   this.timeout(20_000);
+  let server: grpc.Server;
+  let port: number;
+  let service: ExtProcService;
+  const health = new Health();
+  const store = new MemoryStore({ sessionTtlMs: 60_000 });
 
-  it('splits any chunking of a byte stream back into the messages that were framed', () => {
-    fc.assert(
-      fc.property(fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 10 }), fc.array(fc.integer({ min: 1, max: 50 }), { minLength: 1, maxLength: 20 }), (msgs, cuts) => {
-        const wire = Buffer.concat(msgs.map((m) => frame(Buffer.from(m))));
-        const framer = new MessageFramer(1024);
-        const got: Buffer[] = [];
-        let off = 0;
-        for (let i = 0; off < wire.length; i++) {
-          const n = cuts[i % cuts.length]!;
-          framer.push(wire.subarray(off, off + n), (m) => got.push(Buffer.from(m)));
-          off += n;
-        }
-        expect(got.map((b) => [...b])).to.deep.equal(msgs.map((m) => [...m]));
-      }),
-      { numRuns: 500 },
-    );
+  beforeEach(async () => {
+    server = createGrpcServer({ maxMessageBytes: 1000 });
+    service = new ExtProcService({ store, cfg: { pinHeader: 'x-mcp-pin-dst', maxInitBodyBytes: 1024, maxSessionIdLength: 64, lostSessionStatuses: [404] }, log: silentLog, metrics: newMetrics() });
+    service.addTo(server);
+    health.addTo(server);
+    port = await listen(server, '127.0.0.1', 0);
+  });
+  afterEach(() => shutdown(server, 1000));
+  after(() => store.close());
+
+  const statusOf = (call: NodeJS.EventEmitter): Promise<grpc.StatusObject> => new Promise((resolve) => call.on('status', resolve));
+
+  it('answers an ext_proc exchange and ends the stream with OK once nothing more will come', async () => {
+    const client = extProcClient(port);
+    try {
+      const call = client.Process();
+      const replies: Record<string, unknown>[] = [];
+      call.on('data', (m: Record<string, unknown>) => replies.push(m));
+      const status = statusOf(call);
+      call.write(GET);
+      expect((await status).code).to.equal(grpc.status.OK);
+      expect(replies).to.have.length(1);
+      expect(replies[0]!.request_headers).to.not.equal(undefined);
+      expect(service.openStreams).to.equal(0);
+    } finally {
+      client.close();
+    }
   });
 
-  it('refuses a message over the limit and a compressed one', () => {
-    expect(() => new MessageFramer(10).push(frame(Buffer.alloc(11)), () => {})).to.throw(/over the 10 byte limit/);
-    expect(() => new MessageFramer(10).push(Buffer.from([1, 0, 0, 0, 1, 7]), () => {})).to.throw(/compressed/);
+  it('answers UNIMPLEMENTED for an unknown method and RESOURCE_EXHAUSTED over the message size limit', async () => {
+    const raw = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    try {
+      const nope = raw.makeBidiStreamRequest('/test.Echo/Nope', (b: Buffer) => b, (b: Buffer) => b);
+      nope.on('error', () => {});
+      const nopeStatus = statusOf(nope);
+      nope.write(Buffer.from('x'));
+      nope.end();
+      expect((await nopeStatus).code).to.equal(grpc.status.UNIMPLEMENTED);
+
+      const big = raw.makeBidiStreamRequest('/envoy.service.ext_proc.v3.ExternalProcessor/Process', (b: Buffer) => b, (b: Buffer) => b);
+      big.on('error', () => {});
+      const bigStatus = statusOf(big);
+      big.write(Buffer.alloc(1001));
+      big.end();
+      expect((await bigStatus).code).to.equal(grpc.status.RESOURCE_EXHAUSTED);
+    } finally {
+      raw.close();
+    }
   });
 
-  describe('over the network', () => {
-    let server: GrpcServer;
-    let port: number;
-    const health = new Health();
-    before(async () => {
-      server = new GrpcServer({ maxMessageBytes: 1000, keepaliveMs: 0, keepaliveTimeoutMs: 0 });
-      health.addTo(server);
-      server.add('/test.Echo/Bidi', (call) => ({
-        message: (m) => call.write(m),
-        halfClose: () => call.end(),
-        closed: () => {},
-      }));
-      port = await server.listen('127.0.0.1', 0);
-    });
-    after(() => server.close());
+  it('serves grpc.health.v1: Check with the current status, NOT_FOUND for unknown services, Watch follows changes', async () => {
+    const c = healthClient(port);
+    const w = healthWatch(port, '');
+    try {
+      health.set('NOT_SERVING');
+      expect(await c.check()).to.equal('NOT_SERVING');
+      expect(await w.next()).to.equal('NOT_SERVING');
+      health.set('SERVING');
+      expect(await c.check('envoy.service.ext_proc.v3.ExternalProcessor')).to.equal('SERVING');
+      expect(await w.next()).to.equal('SERVING');
+      const err = await c.check('nope').then(() => null, (e: grpc.ServiceError) => e);
+      expect(err?.code).to.equal(grpc.status.NOT_FOUND);
+    } finally {
+      w.close();
+      c.close();
+    }
+  });
 
-    const bidi = (path: string, msgs: Buffer[]): Promise<{ replies: Buffer[]; code: number; details: string }> => {
-      const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-      return new Promise((resolve) => {
-        const call = client.makeBidiStreamRequest(path, (b: Buffer) => b, (b: Buffer) => b);
-        const replies: Buffer[] = [];
-        call.on('data', (b: Buffer) => replies.push(b));
-        call.on('status', (s: grpc.StatusObject) => {
-          client.close();
-          resolve({ replies, code: s.code, details: s.details });
-        });
-        call.on('error', () => {});
-        for (const m of msgs) call.write(m);
-        call.end();
+  it('refuses plain HTTP/2 requests that are not gRPC', async () => {
+    const session = connect(`http://127.0.0.1:${port}`);
+    try {
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = session.request({ ':method': 'GET', ':path': '/' });
+        req.on('response', (h) => resolve(Number(h[':status'])));
+        req.on('error', reject);
+        req.end();
       });
-    };
+      expect(status).to.equal(415);
+    } finally {
+      session.close();
+    }
+  });
 
-    it('echoes messages in order and ends with OK', async () => {
-      const msgs = [Buffer.from('a'), Buffer.alloc(0), Buffer.alloc(900, 7), Buffer.from('z')];
-      const r = await bidi('/test.Echo/Bidi', msgs);
-      expect(r.code).to.equal(GrpcStatus.OK);
-      expect(r.replies.map((b) => b.toString('hex'))).to.deep.equal(msgs.map((b) => b.toString('hex')));
-    });
+  it('on shutdown refuses new streams at once (GOAWAY) and lets an open exchange finish', async () => {
+    const client = extProcClient(port);
+    try {
+      const open = client.Process();
+      const openStatus = statusOf(open);
+      open.write(UNKNOWN_SESSION);
+      await once(open, 'data');
+      let stopped = false;
+      const stopping = shutdown(server, 10_000).then(() => (stopped = true));
 
-    it('answers UNIMPLEMENTED for an unknown method and RESOURCE_EXHAUSTED over the size limit', async () => {
-      expect((await bidi('/test.Echo/Nope', [Buffer.from('x')])).code).to.equal(GrpcStatus.UNIMPLEMENTED);
-      const big = await bidi('/test.Echo/Bidi', [Buffer.alloc(1001)]);
-      expect(big.code).to.equal(GrpcStatus.RESOURCE_EXHAUSTED);
-      expect(big.details).to.match(/1001 bytes/);
-    });
+      const late = client.Process();
+      late.on('error', () => {});
+      late.on('data', () => {});
+      const lateStatus = statusOf(late);
+      late.write(GET);
+      expect((await lateStatus).code).to.equal(grpc.status.UNAVAILABLE);
+      expect(stopped, 'waits for the open exchange').to.equal(false);
 
-    it('serves grpc.health.v1 Check with the current status, NOT_FOUND for unknown services', async () => {
-      const c = healthClient(port);
-      try {
-        expect(await c.check()).to.equal('NOT_SERVING');
-        health.set('SERVING');
-        expect(await c.check('envoy.service.ext_proc.v3.ExternalProcessor')).to.equal('SERVING');
-        const err = await c.check('nope').then(() => null, (e: grpc.ServiceError) => e);
-        expect(err?.code).to.equal(GrpcStatus.NOT_FOUND);
-      } finally {
-        c.close();
-      }
-    });
-
-    it('refuses plain HTTP/2 requests that are not gRPC', async () => {
-      const { connect } = await import('node:http2');
-      const session = connect(`http://127.0.0.1:${port}`);
-      try {
-        const status = await new Promise<number>((resolve, reject) => {
-          const req = session.request({ ':method': 'GET', ':path': '/' });
-          req.on('response', (h) => resolve(Number(h[':status'])));
-          req.on('error', reject);
-          req.end();
-        });
-        expect(status).to.equal(415);
-      } finally {
-        session.close();
-      }
-    });
+      open.write({ response_headers: { headers: { headers: [{ key: ':status', raw_value: Buffer.from('200') }] } } });
+      const [resp] = (await once(open, 'data')) as [Record<string, unknown>];
+      expect(resp.response_headers).to.not.equal(undefined);
+      expect((await openStatus).code).to.equal(grpc.status.OK);
+      await stopping;
+      expect(service.openStreams).to.equal(0);
+    } finally {
+      client.close();
+    }
   });
 });

@@ -85,6 +85,15 @@ describe('packaging: docker-compose.yml and Dockerfile', () => {
     for (const other of ['172.28.0.5:6379', '172.28.0.2:9901', '172.28.0.21:50051']) expect(allow.allows(other), other).to.equal(false);
   });
 
+  it('builds and runs on Node 24 LTS, and ships the protos the gRPC server loads at run time', () => {
+    const bases = [...dockerfile.matchAll(/^FROM (node:\S+)/gm)].map((m) => m[1]);
+    expect(bases).to.have.length(3);
+    for (const b of bases) expect(b).to.match(/^node:24-/);
+    const build = dockerfile.slice(0, dockerfile.indexOf('AS demo-pod'));
+    expect(build).to.match(/^COPY protos protos$/m);
+    expect(JSON.parse(read('package.json')).scripts.build).to.contain('cp -r protos dist/protos');
+  });
+
   it('runs the image as a non-root user with a health check', () => {
     const runtime = dockerfile.slice(dockerfile.indexOf('AS runtime'));
     expect(runtime).to.match(/^USER node$/m);

@@ -7,7 +7,9 @@
  * POD_JSON=1 for JSON responses instead of SSE, POD_LOST_STATUS (default 404:
  * the spec's answer to an unknown session; 400 imitates the SDK example server),
  * POD_REFUSE_INIT=1 to answer every initialize with 503, POD_STATELESS=1 for a
- * server that never issues session ids.
+ * server that never issues session ids, POD_MODERN=1 for a server on the v2
+ * SDK (@modelcontextprotocol/server): MCP revision 2026-07-28, which has no
+ * sessions, and 2025 clients served statelessly.
  *
  * Besides MCP on every path, it serves GET /_record: what it saw, so tests can
  * assert where each request really landed; POST /_notify: sends a log
@@ -18,6 +20,8 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { McpServer as ModernMcpServer, createMcpHandler } from '@modelcontextprotocol/server';
+import { toNodeHandler } from '@modelcontextprotocol/node';
 import { z } from 'zod';
 
 const name = process.env.POD_NAME ?? 'pod';
@@ -27,11 +31,14 @@ const json = process.env.POD_JSON === '1';
 const lostStatus = Number(process.env.POD_LOST_STATUS ?? 404);
 const refuseInit = process.env.POD_REFUSE_INIT === '1';
 const stateless = process.env.POD_STATELESS === '1';
+const modern = process.env.POD_MODERN === '1';
 
 interface Seen {
   httpMethod: string;
   sessionId: string | null;
   rpcMethod: string | null;
+  /** The MCP-Protocol-Version header, if any. */
+  protocolVersion?: string;
   status?: number;
   /** Any x-mcp-pin-* header that reached the pod (it never should). */
   pinHeaders?: string[];
@@ -51,6 +58,22 @@ function newServer(getSessionId: () => string | undefined): McpServer {
   );
   return server;
 }
+
+/** The same tools on the v2 SDK, one server per request (2026-07-28 has no sessions). */
+const modernHandler = modern
+  ? toNodeHandler(
+      createMcpHandler(() => {
+        const server = new ModernMcpServer({ name: `demo-${name}`, version: '1.0.0' });
+        server.registerTool('whoami', { description: 'Which pod answered' }, async () => ({
+          content: [{ type: 'text', text: JSON.stringify({ pod: name, session: null }) }],
+        }));
+        server.registerTool('echo', { description: 'Echoes its argument back, with the pod name', inputSchema: z.object({ text: z.string() }) }, async ({ text }) => ({
+          content: [{ type: 'text', text: JSON.stringify({ pod: name, text }) }],
+        }));
+        return server;
+      }),
+    )
+  : null;
 
 function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -92,10 +115,14 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
   }
   const methods = rpcMethods(parsed);
   const seen: Seen = { httpMethod: req.method ?? '', sessionId: sid, rpcMethod: methods[0] ?? null };
+  const version = req.headers['mcp-protocol-version'];
+  if (typeof version === 'string') seen.protocolVersion = version;
   const leaked = Object.keys(req.headers).filter((h) => h.startsWith('x-mcp-pin'));
   if (leaked.length > 0) seen.pinHeaders = leaked;
   record.requests.push(seen);
   res.on('finish', () => (seen.status = res.statusCode));
+
+  if (modernHandler) return modernHandler(req, res, parsed);
 
   if (stateless) {
     const server = newServer(() => undefined);

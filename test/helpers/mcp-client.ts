@@ -1,6 +1,7 @@
 /** The user: the official MCP SDK client, plus a record of raw response headers. */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { Client as ModernClient, StreamableHTTPClientTransport as ModernStreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 
 export interface SeenResponse {
   method: string;
@@ -49,6 +50,35 @@ export async function connectClient(url: string, opts: { headers?: Record<string
       return transport.sessionId;
     },
     whoami: async () => JSON.parse(textOf(await client.callTool({ name: 'whoami', arguments: {} }))) as { pod: string; session: string },
+    echo: async (text) => JSON.parse(textOf(await client.callTool({ name: 'echo', arguments: { text } }))) as { pod: string; text: string },
+    close: async () => {
+      await client.close().catch(() => {});
+    },
+  };
+}
+
+/**
+ * A user on the v2 SDK (@modelcontextprotocol/client) with version
+ * negotiation 'auto': MCP revision 2026-07-28 (no sessions) where the server
+ * speaks it, the 2025 initialize handshake where it does not.
+ */
+export async function connectModernClient(url: string): Promise<{
+  client: ModernClient;
+  /** Every HTTP request this client sent: method and MCP-Protocol-Version. */
+  sent: { method: string; protocolVersion: string | null }[];
+  echo(text: string): Promise<{ pod: string; text: string }>;
+  close(): Promise<void>;
+}> {
+  const sent: { method: string; protocolVersion: string | null }[] = [];
+  const recordingFetch: typeof fetch = async (input, init) => {
+    sent.push({ method: init?.method ?? 'GET', protocolVersion: new Headers(init?.headers).get('mcp-protocol-version') });
+    return fetch(input, init);
+  };
+  const client = new ModernClient({ name: 'mcp-pin-test-v2', version: '1.0.0' }, { versionNegotiation: { mode: 'auto' } });
+  await client.connect(new ModernStreamableHTTPClientTransport(new URL(url), { fetch: recordingFetch }));
+  return {
+    client,
+    sent,
     echo: async (text) => JSON.parse(textOf(await client.callTool({ name: 'echo', arguments: { text } }))) as { pod: string; text: string },
     close: async () => {
       await client.close().catch(() => {});

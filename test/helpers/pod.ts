@@ -8,7 +8,7 @@ export interface PodRecord {
   initialize: string[];
   initialized: string[];
   deleted: string[];
-  requests: { httpMethod: string; sessionId: string | null; rpcMethod: string | null; status?: number; pinHeaders?: string[] }[];
+  requests: { httpMethod: string; sessionId: string | null; rpcMethod: string | null; protocolVersion?: string; status?: number; pinHeaders?: string[] }[];
 }
 
 export interface PodOptions {

@@ -1,0 +1,68 @@
+/**
+ * Session-less traffic passes Envoy without mcp-pin (issue 11, item 3):
+ * requests of MCP revision 2026-07-28 or later, and 2025 requests without a
+ * session id that carry MCP-Protocol-Version, take a route on which ext_proc
+ * (and the body buffer) are disabled. Counted from mcp-pin's own metric of
+ * the ext_proc streams Envoy opened. Real Envoy, v1 and v2 SDK clients and
+ * pods.
+ */
+import { expect } from 'chai';
+import { connectClient, connectModernClient, type TestClient } from '../helpers/mcp-client.js';
+import { startStack, type Stack } from '../helpers/stack.js';
+
+describe('session-less traffic skips mcp-pin', function () {
+  this.timeout(60_000);
+  let stack: Stack;
+  const closers: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    await Promise.all(closers.splice(0).map((c) => c()));
+    await stack?.stop();
+  });
+  const streams = (): Promise<number> => stack.pins[0]!.metric('mcp_pin_streams_total');
+
+  it('a 2026-07-28 client (v2 SDK) on session-less pods: every request answered, not one ext_proc stream', async () => {
+    stack = await startStack({ pods: 2, store: 'memory', podEnv: { POD_MODERN: '1' } });
+    const before = await streams();
+    const c = await connectModernClient(stack.mcpUrl);
+    closers.push(c.close);
+    const pods = new Set<string>();
+    for (let i = 0; i < 6; i++) {
+      const r = await c.echo(`m${i}`);
+      expect(r.text).to.equal(`m${i}`);
+      pods.add(r.pod);
+    }
+    await c.client.listTools();
+    expect(c.sent.length).to.be.at.least(8);
+    expect(c.sent.every((s) => s.protocolVersion === '2026-07-28'), JSON.stringify(c.sent)).to.equal(true);
+    expect(await streams(), 'ext_proc streams for 2026-07-28 traffic').to.equal(before);
+    // Load-balanced by Envoy like any session-less traffic.
+    expect([...pods].sort()).to.deep.equal(['pod1', 'pod2']);
+  });
+
+  it('a 2025 client (v1 SDK) on a stateless server: only its initialize reaches mcp-pin', async () => {
+    stack = await startStack({ pods: 2, store: 'memory', podEnv: { POD_MODERN: '1' } });
+    const before = await streams();
+    const c: TestClient = await connectClient(stack.mcpUrl);
+    closers.push(c.close);
+    for (let i = 0; i < 6; i++) expect((await c.echo(`l${i}`)).text).to.equal(`l${i}`);
+    const seen = (await Promise.all(stack.pods.map((p) => p.record()))).flatMap((r) => r.requests);
+    const withVersion = seen.filter((r) => r.protocolVersion !== undefined);
+    expect(withVersion.length, 'requests after initialize carry MCP-Protocol-Version').to.be.at.least(7);
+    expect(seen.filter((r) => r.rpcMethod === 'initialize').every((r) => r.protocolVersion === undefined)).to.equal(true);
+    expect(await streams(), 'ext_proc streams: the initialize only').to.equal(before + 1);
+    expect(await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="initialize_recorded"}')).to.equal(0);
+  });
+
+  it('a v2 client in auto mode still gets a pinned session from a 2025 stateful server', async () => {
+    stack = await startStack({ pods: 2, store: 'memory' });
+    const c = await connectModernClient(stack.mcpUrl);
+    closers.push(c.close);
+    // The 2026-07-28 probe went past mcp-pin to a 2025 server, which refused it; the client fell back to initialize.
+    expect(c.sent[0]!.protocolVersion).to.equal('2026-07-28');
+    const homes = new Set<string>();
+    for (let i = 0; i < 6; i++) homes.add((await c.echo(`p${i}`)).pod);
+    expect(homes.size, 'every call on the pod that answered initialize').to.equal(1);
+    expect(await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="initialize_recorded"}')).to.equal(1);
+    expect(await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="pinned"}')).to.be.at.least(6);
+  });
+});

@@ -10,6 +10,8 @@ import { eventually } from '../helpers/net.js';
 import { startStack, type Stack } from '../helpers/stack.js';
 
 const MCP = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' };
+/** What an initialize carries: no session id and no MCP-Protocol-Version, so it goes through mcp-pin. */
+const INIT = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
 /** The pods live on 127.0.0.2-127.0.0.15; Redis, Envoy's admin and the canaries do not. */
 const POD_NETWORKS = '127.0.0.2/31,127.0.0.4/30,127.0.0.8/29';
 
@@ -108,15 +110,19 @@ describe('hardening (issue 7)', function () {
     });
 
     it('answers an oversized request with Envoy 413 and passes malformed, batched and non-JSON bodies through', async () => {
-      const big = await fetch(stack.mcpUrl, { method: 'POST', headers: MCP, body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { pad: 'x'.repeat(2 * 1024 * 1024) } }) });
+      const pad = 'x'.repeat(2 * 1024 * 1024);
+      const big = await fetch(stack.mcpUrl, { method: 'POST', headers: INIT, body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { pad } }) });
       expect(big.status).to.equal(413);
       await big.arrayBuffer();
       const cases: [string, Record<string, string>][] = [
+        ['{"jsonrpc":"2.0", this is not json', INIT],
+        ['[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":2,"method":"ping"}]', INIT],
+        ['[]', INIT],
+        ['null', INIT],
+        ['initialize', { ...INIT, 'content-type': 'text/plain' }],
+        // Session-less (a protocol version, no session id): not buffered by Envoy, the pod's answer whatever the size.
+        [JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: { pad } }), MCP],
         ['{"jsonrpc":"2.0", this is not json', MCP],
-        ['[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":2,"method":"ping"}]', MCP],
-        ['[]', MCP],
-        ['null', MCP],
-        ['initialize', { ...MCP, 'content-type': 'text/plain' }],
       ];
       for (const [body, headers] of cases) {
         const viaProxy = await fetch(stack.mcpUrl, { method: 'POST', headers, body });

@@ -15,7 +15,8 @@ interface Config {
 function withoutMcpPin(yaml: string, filters: unknown[]): string {
   const cfg = parse(yaml) as Config;
   cfg.static_resources.listeners = cfg.static_resources.listeners.filter((l) => l.name === 'mcp');
-  cfg.static_resources.clusters = cfg.static_resources.clusters.filter((c) => c.name !== 'mcp_pin');
+  // mcp_pinned's retry filter talks to mcp_pin: both go.
+  cfg.static_resources.clusters = cfg.static_resources.clusters.filter((c) => c.name !== 'mcp_pin' && c.name !== 'mcp_pinned');
   const hcm = cfg.static_resources.listeners[0]!.filter_chains[0]!.filters[0]!.typed_config;
   const router = hcm.http_filters[hcm.http_filters.length - 1];
   hcm.http_filters = [...filters, router];

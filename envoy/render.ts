@@ -36,6 +36,8 @@ export interface EnvoyParams {
   healthCheckIntervalMs: number;
   /** Hosts tried after the first for a session mcp-pin does not know (set to pods - 1). */
   sessionSearchRetries: number;
+  /** Pod answers that mean "session lost" (mcp-pin's --lost-session-statuses): Envoy retries these on another pod. */
+  lostSessionStatuses: readonly number[];
 }
 
 export const ENVOY_DEFAULTS = {
@@ -54,6 +56,7 @@ export const ENVOY_DEFAULTS = {
   bufferLimitBytes: 1024 * 1024,
   healthCheckIntervalMs: 500,
   sessionSearchRetries: 4,
+  lostSessionStatuses: [404],
 } as const;
 
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(3)}s`;
@@ -69,18 +72,20 @@ function flowEndpoints(hosts: HostPort[]): string {
 /** One cluster's discovery, as YAML lines at the cluster's indentation. */
 const CLUSTER_INDENT = '\n    ';
 
-function serviceDiscovery(service: EnvoyParams['service']): string {
+/** Discovery of the pods for one of the two clusters that hold them (mcp_service, mcp_pinned): the same source for both. */
+function podDiscovery(service: EnvoyParams['service'], cluster: string): string {
   if ('edsPath' in service) {
     const dir = service.edsPath.replace(/\/[^/]*$/, '') || '/';
     return [
       'type: EDS',
-      `eds_cluster_config: { eds_config: { resource_api_version: V3, path_config_source: { path: "${service.edsPath}", watched_directory: { path: "${dir}" } } } }`,
+      // One EDS resource (named mcp_service) feeds both clusters.
+      `eds_cluster_config: { service_name: mcp_service, eds_config: { resource_api_version: V3, path_config_source: { path: "${service.edsPath}", watched_directory: { path: "${dir}" } } } }`,
     ].join(CLUSTER_INDENT);
   }
   return [
     'type: STRICT_DNS',
     'dns_lookup_family: V4_PREFERRED',
-    `load_assignment: { cluster_name: mcp_service, endpoints: [ { lb_endpoints: ${flowEndpoints([service.dns])} } ] }`,
+    `load_assignment: { cluster_name: ${cluster}, endpoints: [ { lb_endpoints: ${flowEndpoints([service.dns])} } ] }`,
   ].join(CLUSTER_INDENT);
 }
 
@@ -94,7 +99,9 @@ export function renderEnvoyConfig(params: EnvoyParams, template = readFileSync(E
     INTERNAL_PORT: String(params.internalPort),
     EXTPROC_DISCOVERY: params.extProcDiscovery === 'dns' ? `type: STRICT_DNS${CLUSTER_INDENT}dns_lookup_family: V4_PREFERRED` : 'type: STATIC',
     EXTPROC_ENDPOINTS: flowEndpoints(params.extProc),
-    SERVICE_DISCOVERY: serviceDiscovery(params.service),
+    SERVICE_DISCOVERY: podDiscovery(params.service, 'mcp_service'),
+    PINNED_DISCOVERY: podDiscovery(params.service, 'mcp_pinned'),
+    LOST_SESSION_STATUSES: `[${params.lostSessionStatuses.join(', ')}]`,
     PIN_HEADER: params.pinHeader,
     UPSTREAM_HEADER: params.upstreamHeader,
     MESSAGE_TIMEOUT: seconds(params.messageTimeoutMs),

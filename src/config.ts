@@ -52,11 +52,11 @@ export const OPTIONS = {
   sessionTtlMs: opt('session-ttl-ms', ms(1_000, 30 * 24 * 3_600_000), String(2 * 3_600_000), 'sliding TTL of a session pin; requests extend it (Redis: in steps of 1% of it, a write per step)'),
   storeTimeoutMs: opt('store-timeout-ms', ms(10, 10_000), '250', 'bound on one store command; past it the request fails fast'),
   pinCacheMs: opt('pin-cache-ms', ms(0, 60_000), '0', 'keep pins in this replica for this long (0: off); saves a store round trip per request; a change by another replica is seen up to this late (recovery corrects it), and cached pins keep routing this long while the store is down'),
-  pinHeader: opt('pin-header', headerName, 'x-mcp-pin-dst', "header Envoy's ORIGINAL_DST cluster reads (http_header_name)"),
+  pinHeader: opt('pin-header', headerName, 'x-mcp-pin-dst', "header that carries the pinned pod to Envoy's override_host policy (template value pinHeader)"),
   upstreamHeader: opt('upstream-header', headerName, 'x-mcp-pin-upstream', 'header the internal listener fills with %UPSTREAM_HOST%'),
   recoveryUrl: opt('recovery-url', url, 'http://127.0.0.1:10001', "Envoy's internal listener that mcp-pin re-initializes and replays through"),
-  recoveryTimeoutMs: opt('recovery-timeout-ms', ms(100, 120_000), '10000', 'bound on one whole recovery (re-init, notify, replay)'),
-  lostSessionStatuses: opt('lost-session-statuses', statusList, '404', 'pod answers that mean "session lost", comma-separated (add 400 for SDK-example-style servers)'),
+  recoveryTimeoutMs: opt('recovery-timeout-ms', ms(100, 120_000), '10000', 'bound on one whole recovery (re-initialize and notifications/initialized; Envoy replays the request itself)'),
+  lostSessionStatuses: opt('lost-session-statuses', statusList, '404', 'pod answers that mean "session lost", comma-separated (add 400 for SDK-example-style servers); Envoy\'s pinned route must retry the same statuses (template value lostSessionStatuses)'),
   pinAllow: opt('pin-allow', z.string().superRefine((v, ctx) => {
     try {
       new PinAllowlist(v);
@@ -65,7 +65,6 @@ export const OPTIONS = {
     }
   }), '*', 'where a pin may point: CIDR[:port[-port]] or dns:<headless service>[:port], comma-separated; * allows any (set it in production: a poisoned store could aim sessions anywhere)'),
   maxInitBodyBytes: opt('max-init-body-bytes', z.coerce.number().int().min(256).max(16 * 1024 * 1024), '65536', 'largest initialize body stored for recovery; larger ones are pinned but not recoverable'),
-  maxReplayBodyBytes: opt('max-replay-body-bytes', z.coerce.number().int().min(1024).max(64 * 1024 * 1024), String(4 * 1024 * 1024), 'largest replayed response mcp-pin buffers for the client'),
   maxSessionIdLength: opt('max-session-id-length', z.coerce.number().int().min(8).max(1024), '256', 'longer mcp-session-id values are never looked up'),
   drainDelayMs: opt('drain-delay-ms', ms(0, 120_000), '2000', "on SIGTERM, keep serving (NOT_SERVING) this long so Envoy's health check moves traffic away first"),
   drainGraceMs: opt('drain-grace-ms', ms(0, 600_000), '10000', 'then, how long open streams may finish before they are cut'),

@@ -13,6 +13,7 @@ export type RequestOutcome =
   | 'initialize_unrecorded'
   | 'session_deleted'
   | 'recovered'
+  | 'redirected'
   | 'recovery_failed'
   | 'store_error'
   | 'adopted'

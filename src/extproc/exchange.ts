@@ -1,7 +1,10 @@
 /**
- * One HTTP exchange as Envoy streams it to mcp-pin: request headers, maybe
- * the request body, then response headers. Holds what a later phase (or a
- * recovery) needs from an earlier one, and decides where the request goes.
+ * One client request as the public listener's ext_proc filter streams it to
+ * mcp-pin: request headers, maybe the request body (a possible initialize),
+ * then response headers where they are needed. Decides where the request
+ * goes. A pinned request in the common case is one message: its session's
+ * pod goes into the pin header and nothing more is asked for; a retry after
+ * a lost session reaches mcp-pin as a separate attempt (attempt.ts).
  */
 import type { Config } from '../config.js';
 import { StoreError, ProtocolError } from '../errors.js';
@@ -11,42 +14,20 @@ import type { Pin, SessionStore } from '../sessions/store.js';
 import { firstHeader, headerPairs, type HeaderPairs } from './headers.js';
 import { isInitializeRequest, isJsonContentType } from './mcp-body.js';
 import type { ProcessingRequest, ProcessingResponse, WireHttpBody, WireHttpHeaders } from './protocol.js';
+import { errorResponse } from './error-responses.js';
 import {
-  JSONRPC_INTERNAL_ERROR,
   continueRequestBody,
   continueRequestHeaders,
   continueRequestTrailers,
   continueResponseBody,
   continueResponseHeaders,
   continueResponseTrailers,
-  extendMessageTimeout,
-  jsonRpcError,
+  type Mutation,
 } from './responses.js';
 import { isValidSessionId } from './session-id.js';
 import type { PinAllowlist } from './pin-allowlist.js';
-import { isConnectFailure, parsePodAddress, upstreamReport, type UpstreamReport } from './upstream.js';
-
-export const SESSION_HEADER = 'mcp-session-id';
-
-/** A request of a pinned session whose pod lost it, handed to recovery. */
-export interface LostRequest {
-  clientSessionId: string;
-  pin: Pin;
-  method: string;
-  path: string;
-  headers: HeaderPairs;
-  body: Buffer | null;
-  /** What the pod (or Envoy) answered, for logs. */
-  status: number;
-  upstream: UpstreamReport;
-}
-
-/** Turns a lost request into the answer the client gets (see src/recovery). */
-export interface Recoverer {
-  /** How long a recovery may take; Envoy is asked to wait that long for the answer. */
-  readonly timeoutMs: number;
-  recover(req: LostRequest): Promise<ProcessingResponse>;
-}
+import { isConnectFailure, parsePodAddress, upstreamReport } from './upstream.js';
+import { CLIENT_SESSION_HEADER, SESSION_HEADER } from '../mcp-headers.js';
 
 export interface ExchangeDeps {
   store: SessionStore;
@@ -55,7 +36,6 @@ export interface ExchangeDeps {
   cfg: Pick<Config, 'pinHeader' | 'maxInitBodyBytes' | 'maxSessionIdLength' | 'lostSessionStatuses'>;
   log: Logger;
   metrics: Metrics;
-  recoverer?: Recoverer;
 }
 
 type Kind =
@@ -79,7 +59,6 @@ export class Exchange {
   private pin: Pin | undefined;
   private isInitialize = false;
   private initBody: Buffer | null = null;
-  private requestBody: Buffer | null = null;
   private expectResponseHeaders = true;
   private expectRequestBody = false;
   private ended = false;
@@ -94,14 +73,7 @@ export class Exchange {
     return this.ended || (this.kind !== undefined && !this.expectResponseHeaders && !this.expectRequestBody);
   }
 
-  /**
-   * @param sendInterim writes a message ahead of the answer to the current
-   * one (used to extend Envoy's message timeout before a recovery).
-   */
-  constructor(
-    private readonly deps: ExchangeDeps,
-    private readonly sendInterim: (r: ProcessingResponse) => void,
-  ) {}
+  constructor(private readonly deps: ExchangeDeps) {}
 
   /** Answers one message. Throws ProtocolError for messages that do not fit the exchange. */
   async handle(msg: ProcessingRequest): Promise<ProcessingResponse[]> {
@@ -159,8 +131,8 @@ export class Exchange {
     this.method = firstHeader(pairs, ':method') ?? '';
     this.path = firstHeader(pairs, ':path') ?? '';
     if (!this.method) throw new ProtocolError('request_headers without :method');
-    // The client's own pin header never reaches routing or a pod.
-    const strip = { remove: [cfg.pinHeader] };
+    // The client's own pin (and client-session) header never reaches routing or a pod.
+    const strip = { remove: [cfg.pinHeader, CLIENT_SESSION_HEADER] };
     const sid = firstHeader(pairs, SESSION_HEADER);
 
     if (sid === undefined) {
@@ -207,11 +179,18 @@ export class Exchange {
     this.kind = 'pinned';
     this.pin = pin;
     metrics.outcome('pinned');
-    const set: [string, string][] = [[cfg.pinHeader, pin.pod]];
-    if (pin.backendSessionId !== sid) set.push([SESSION_HEADER, pin.backendSessionId]);
-    // A body is only worth buffering if a recovery may have to replay it.
-    const wantBody = this.deps.recoverer !== undefined && !h?.end_of_stream;
-    return continueRequestHeaders({ set }, { clearRouteCache: true, ...(wantBody ? { mode: { request_body_mode: 'BUFFERED' } } : {}) });
+    const mutation: Mutation = { set: [[cfg.pinHeader, pin.pod]], remove: [CLIENT_SESSION_HEADER] };
+    const rewritten = pin.backendSessionId !== sid;
+    if (rewritten) {
+      // The pod knows the session by its backend id; a retry attempt needs the client's to find it.
+      mutation.set!.push([SESSION_HEADER, pin.backendSessionId], [CLIENT_SESSION_HEADER, sid]);
+      mutation.remove = [];
+    }
+    // The response matters only to put the client's id back, or to forget a
+    // deleted session. Everything else is one message: a lost session is
+    // retried by Envoy and recovered on that attempt.
+    const needResponse = rewritten || this.method === 'DELETE';
+    return continueRequestHeaders(mutation, { clearRouteCache: true, ...(needResponse ? {} : { mode: { response_header_mode: 'SKIP' } }) });
   }
 
   private onRequestBody(b: WireHttpBody | undefined): ProcessingResponse {
@@ -220,8 +199,6 @@ export class Exchange {
       this.isInitialize = isInitializeRequest(body);
       // Copy: the decoded Buffer may be a view into a larger gRPC frame.
       if (this.isInitialize && body.length <= this.deps.cfg.maxInitBodyBytes) this.initBody = Buffer.from(body);
-    } else if (this.kind === 'pinned') {
-      this.requestBody = Buffer.from(body);
     }
     return continueRequestBody();
   }
@@ -233,7 +210,7 @@ export class Exchange {
       case 'maybe-initialize':
         return [await this.afterInitialize(msg, pairs, status)];
       case 'pinned':
-        return this.afterPinned(msg, status);
+        return [await this.afterPinned(msg, status)];
       case 'unknown-session':
         return [await this.afterUnknownSession(msg, status)];
       default:
@@ -253,7 +230,7 @@ export class Exchange {
       // fail this initialize loudly rather than hand out a session that breaks.
       metrics.outcome('initialize_unrecorded');
       log.error({ reported, validSessionId: isValidSessionId(sid, this.deps.cfg.maxSessionIdLength) }, 'initialize not pinned: Envoy reported no usable upstream.address (check response_attributes and --pin-allow) or the session id is invalid');
-      return jsonRpcError(502, JSONRPC_INTERNAL_ERROR, 'mcp-pin: could not pin the new session', 'mcp_pin_no_upstream_address');
+      return errorResponse('MCP_PIN_NO_UPSTREAM_ADDRESS');
     }
     try {
       await this.timedStore('create', () =>
@@ -268,16 +245,13 @@ export class Exchange {
     return continueResponseHeaders();
   }
 
-  private async afterPinned(msg: ProcessingRequest, status: number): Promise<ProcessingResponse[]> {
-    const { cfg, log, metrics, recoverer } = this.deps;
+  private async afterPinned(msg: ProcessingRequest, status: number): Promise<ProcessingResponse> {
+    const { cfg, log, metrics } = this.deps;
     const sid = this.clientSessionId!;
-    const pin = this.pin!;
-    const upstream = upstreamReport(msg);
-    const lost = cfg.lostSessionStatuses.includes(status) || isConnectFailure(status, upstream);
     // The client only ever sees its own session id.
-    const rewrite = pin.backendSessionId !== sid ? { overwrite: [[SESSION_HEADER, sid]] as [string, string][] } : undefined;
-
+    const rewrite = this.pin!.backendSessionId !== sid ? { overwrite: [[SESSION_HEADER, sid]] as [string, string][] } : undefined;
     if (this.method === 'DELETE') {
+      const lost = cfg.lostSessionStatuses.includes(status) || isConnectFailure(status, upstreamReport(msg));
       if (is2xx(status) || lost) {
         try {
           await this.timedStore('remove', () => this.deps.store.remove(sid));
@@ -288,24 +262,8 @@ export class Exchange {
           log.warn({ session: sessionTag(sid), err: (err as Error).message }, 'could not forget deleted session');
         }
       }
-      return [continueResponseHeaders(rewrite)];
     }
-
-    if (lost && recoverer) {
-      const req: LostRequest = {
-        clientSessionId: sid,
-        pin,
-        method: this.method,
-        path: this.path,
-        headers: this.requestHeaders,
-        body: this.requestBody,
-        status,
-        upstream,
-      };
-      this.sendInterim(extendMessageTimeout(recoverer.timeoutMs));
-      return [await recoverer.recover(req)];
-    }
-    return [continueResponseHeaders(rewrite)];
+    return continueResponseHeaders(rewrite);
   }
 
   private allowed(pod: string): boolean {
@@ -350,8 +308,6 @@ export class Exchange {
     this.deps.metrics.storeErrors.inc({ op, code });
     this.deps.metrics.outcome('store_error');
     this.deps.log.error({ op, code, err: (err as Error).message }, 'session store failed');
-    return jsonRpcError(503, JSONRPC_INTERNAL_ERROR, 'mcp-pin: session store unavailable, retry shortly', 'mcp_pin_store_unavailable', [
-      ['retry-after', '1'],
-    ]);
+    return errorResponse(code);
   }
 }

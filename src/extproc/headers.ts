@@ -1,8 +1,8 @@
 /** Reading Envoy's header lists. Envoy sends values in raw_value (bytes). */
+import type { HeaderPairs } from '../mcp-headers.js';
 import type { WireHeader, WireHttpHeaders, WireValue } from './protocol.js';
 
-/** All headers in order, keys lower-cased, values as text. */
-export type HeaderPairs = [name: string, value: string][];
+export { firstHeader, type HeaderPairs } from '../mcp-headers.js';
 
 export function headerPairs(h: WireHttpHeaders | undefined): HeaderPairs {
   const list: WireHeader[] = h?.headers?.headers ?? [];
@@ -13,12 +13,6 @@ export function headerPairs(h: WireHttpHeaders | undefined): HeaderPairs {
     out.push([e.key.toLowerCase(), v]);
   }
   return out;
-}
-
-/** First value of a header, or undefined. */
-export function firstHeader(pairs: HeaderPairs, name: string): string | undefined {
-  for (const [k, v] of pairs) if (k === name) return v;
-  return undefined;
 }
 
 export function attributeString(v: WireValue | undefined): string | undefined {

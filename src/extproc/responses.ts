@@ -83,10 +83,6 @@ export function immediate(status: number, headers: [string, string][], body: Buf
   };
 }
 
-/** JSON-RPC error codes mcp-pin answers with. */
-export const JSONRPC_SESSION_NOT_FOUND = -32001;
-export const JSONRPC_INTERNAL_ERROR = -32603;
-
 /** An HTTP error with a JSON-RPC error body, as MCP clients expect. */
 export function jsonRpcError(status: number, code: number, message: string, details: string, extraHeaders: [string, string][] = []): ProcessingResponse {
   const body = Buffer.from(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }));

@@ -1,21 +1,33 @@
 /**
- * The ext_proc gRPC service on @grpc/grpc-js: one Envoy stream per HTTP
- * request, handled by one Exchange. Messages of a stream are answered
- * strictly in order. A bad message ends that stream with a gRPC error; no
- * stream can take the process (or another stream) down.
+ * The ext_proc gRPC service on @grpc/grpc-js. Envoy opens one stream per
+ * client request (the public listener's filter: an Exchange) and one per
+ * retry attempt of a pinned request (the pinned cluster's upstream filter,
+ * marked by its x-mcp-pin-role metadata: an AttemptExchange). Messages of a
+ * stream are answered strictly in order. A bad message ends that stream with
+ * a gRPC error; no stream can take the process (or another stream) down.
  */
 import * as grpc from '@grpc/grpc-js';
 import { PinError, ProtocolError } from '../errors.js';
 import { extProcServiceDefinition } from '../protos.js';
+import type { Recoverer } from '../recovery/http-recoverer.js';
+import { AttemptExchange } from './attempt.js';
 import { Exchange, type ExchangeDeps } from './exchange.js';
 import type { ProcessingRequest, ProcessingResponse } from './protocol.js';
 
 type ProcessCall = grpc.ServerDuplexStream<ProcessingRequest, ProcessingResponse>;
 
+/** gRPC metadata the pinned cluster's filter sends (envoy/envoy.template.yaml). */
+const ROLE_METADATA = 'x-mcp-pin-role';
+
+export interface ExtProcDeps extends ExchangeDeps {
+  /** Plans retry attempts; without it, attempts go as Envoy built them. */
+  recoverer?: Recoverer;
+}
+
 export class ExtProcService {
   private readonly open = new Set<ProcessCall>();
 
-  constructor(private readonly deps: ExchangeDeps) {}
+  constructor(private readonly deps: ExtProcDeps) {}
 
   get openStreams(): number {
     return this.open.size;
@@ -42,7 +54,13 @@ export class ExtProcService {
       if (status) call.emit('error', status);
       else call.end();
     };
-    const exchange = new Exchange(this.deps, write);
+    // Aborts work for this stream (a recovery) once Envoy has given up on it.
+    const gone = new AbortController();
+    const { recoverer } = this.deps;
+    const exchange =
+      recoverer && call.metadata.get(ROLE_METADATA)[0] === 'attempt'
+        ? new AttemptExchange({ ...this.deps, recoverer }, write, gone.signal)
+        : new Exchange(this.deps);
     // Messages are answered strictly in order, each after the one before.
     let chain: Promise<void> = Promise.resolve();
 
@@ -71,6 +89,7 @@ export class ExtProcService {
     let closed = false;
     const onClosed = (): void => {
       ended = true;
+      gone.abort();
       if (closed) return;
       closed = true;
       this.open.delete(call);

@@ -1,6 +1,6 @@
 /** What Envoy reported about the upstream: which pod, and whether connecting failed. */
-import { isIP } from 'node:net';
 import { attributeNumber, attributeString } from './headers.js';
+export { parsePodAddress } from '../pod-address.js';
 import { EXT_PROC_ATTRIBUTES_KEY, type ProcessingRequest } from './protocol.js';
 
 /** Envoy's ResponseFlag bit for UF (upstream connection failure). */
@@ -31,17 +31,4 @@ export function isConnectFailure(status: number, r: UpstreamReport): boolean {
   if (status !== 503) return false;
   if (r.flags !== undefined && (r.flags & UPSTREAM_CONNECTION_FAILURE_FLAG) !== 0) return true;
   return r.codeDetails !== undefined && r.codeDetails.includes('connection_failure');
-}
-
-/** "ip:port" with a literal IPv4/IPv6 address (what ORIGINAL_DST accepts); null otherwise. */
-export function parsePodAddress(addr: string | undefined): string | null {
-  if (!addr) return null;
-  const i = addr.lastIndexOf(':');
-  if (i <= 0) return null;
-  const host = addr.slice(0, i).replace(/^\[(.*)\]$/, '$1');
-  const port = Number(addr.slice(i + 1));
-  if (!Number.isInteger(port) || port < 1 || port > 65535) return null;
-  const v = isIP(host);
-  if (v === 0) return null;
-  return v === 6 ? `[${host}]:${port}` : `${host}:${port}`;
 }

@@ -1,22 +1,30 @@
 /**
- * Recovery of a session whose pod lost it: take the session's recovery lock
- * (one recovery per session across all replicas), re-initialize through the
- * service, send notifications/initialized, store the new pin with a
- * compare-and-set on the generation, then replay the request there.
+ * Recovery of a session whose pod lost it. Envoy does the replay: when the
+ * pinned pod answers with a lost-session status or cannot be reached, it
+ * retries the request (with the body it kept) on another pod, and asks
+ * mcp-pin, for that attempt only, how to send it. The plan:
+ *
+ * - the stored pin is the one the failed attempt used: re-initialize a
+ *   backend session on this attempt's pod (stored initialize +
+ *   notifications/initialized), under the session's recovery lock (one
+ *   recovery per session across all replicas), and store it with a
+ *   compare-and-set on the generation;
+ * - the session was moved meanwhile (another request recovered it): follow
+ *   that pin, on this pod if it is there, else on the next attempt.
  *
  * Pure orchestration over two narrow interfaces (SessionStore, Forwarder);
- * mapping outcomes to what the client sees is http-recoverer.ts's job.
+ * it returns a plain plan, and the ext_proc layer turns it into Envoy's
+ * answer.
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RecoveryError } from '../errors.js';
-import { SESSION_HEADER, type LostRequest } from '../extproc/exchange.js';
-import { firstHeader, type HeaderPairs } from '../extproc/headers.js';
-import { parsePodAddress } from '../extproc/upstream.js';
+import { SESSION_HEADER, firstHeader, type HeaderPairs } from '../mcp-headers.js';
+import { parsePodAddress } from '../pod-address.js';
 import type { Pin, SessionStore } from '../sessions/store.js';
 import type { ForwardResponse, Forwarder } from './forwarder.js';
 
-/** Headers that belong to one hop (RFC 9110 7.6.1) or to Envoy/mcp-pin, never forwarded or copied back. */
+/** Headers that belong to one hop (RFC 9110 7.6.1) or to Envoy/mcp-pin, never forwarded. */
 const HOP_HEADERS = new Set([
   'connection',
   'keep-alive',
@@ -32,13 +40,13 @@ const HOP_HEADERS = new Set([
   'x-forwarded-proto',
 ]);
 
-/** Client headers a replayed request keeps: end-to-end ones (Authorization, MCP-Protocol-Version, ...). */
+/** Client headers a re-initialize keeps: end-to-end ones (Authorization, MCP-Protocol-Version, ...). */
 export function endToEndHeaders(headers: HeaderPairs, drop: Set<string>): HeaderPairs {
   const out: HeaderPairs = [];
   let authority: string | undefined;
   for (const [k, v] of headers) {
     if (k === ':authority') authority = v;
-    if (k.startsWith(':') || HOP_HEADERS.has(k) || drop.has(k) || k.startsWith('x-envoy-')) continue;
+    if (k.startsWith(':') || HOP_HEADERS.has(k) || drop.has(k) || k.startsWith('x-envoy-') || k.startsWith('x-mcp-pin')) continue;
     out.push([k, v]);
   }
   // Pods may check Host (the SDK's DNS-rebinding guard): keep the client's.
@@ -46,27 +54,37 @@ export function endToEndHeaders(headers: HeaderPairs, drop: Set<string>): Header
   return out;
 }
 
-/** Response headers copied to the client: no hop headers, and its own session id. */
-export function clientResponseHeaders(headers: HeaderPairs, clientSessionId: string): [string, string][] {
-  const merged = new Map<string, string>();
-  for (const [k, v] of headers) {
-    if (HOP_HEADERS.has(k) || k.startsWith(':')) continue;
-    const value = k === SESSION_HEADER ? clientSessionId : v;
-    const prev = merged.get(k);
-    merged.set(k, prev === undefined || k === SESSION_HEADER ? value : `${prev}, ${value}`);
-  }
-  return [...merged];
+const is2xx = (s: number): boolean => s >= 200 && s < 300;
+const pinOf = (r: Pin): Pin => ({ pod: r.pod, backendSessionId: r.backendSessionId, generation: r.generation });
+const INITIALIZED = Buffer.from('{"jsonrpc":"2.0","method":"notifications/initialized"}');
+
+/** A retry Envoy is about to send, after the attempt before it failed. */
+export interface RetryAttempt {
+  clientSessionId: string;
+  /** The session id the failed attempt carried: the backend id of the pin it used. */
+  failedSessionId: string;
+  /** The pod ("ip:port") this attempt goes to. */
+  pod: string;
+  path: string;
+  /** The request's headers (end-to-end ones are reused for a re-initialize). */
+  headers: HeaderPairs;
 }
 
-const is2xx = (s: number): boolean => s >= 200 && s < 300;
-const INITIALIZED = Buffer.from('{"jsonrpc":"2.0","method":"notifications/initialized"}');
+/** How to send a retry attempt. */
+export type RetryPlan =
+  /** Send it on this attempt's pod under pin.backendSessionId. */
+  | { kind: 'send'; pin: Pin; reinitialized: boolean }
+  /** The session lives on another pod: let this attempt fail; the next goes to pin.pod. */
+  | { kind: 'redirect'; pin: Pin }
+  /** The store does not know the session (deleted, expired): send it untouched. */
+  | { kind: 'unknown' };
 
 export interface RecoveryOptions {
   store: SessionStore;
   forwarder: Forwarder;
-  pinHeader: string;
   timeoutMs: number;
-  maxReplayBodyBytes: number;
+  /** Largest re-initialize response read. */
+  maxResponseBytes: number;
   /** Where a re-initialized session may be pinned. */
   allows?: (pod: string) => boolean;
   /** Polling interval while another replica holds the lock. */
@@ -81,7 +99,7 @@ export interface Recovered {
 }
 
 export class SessionRecovery {
-  /** Recoveries under way in this process, per client session: later requests join them. */
+  /** Recoveries under way in this process, per client session: later attempts join them. */
   private readonly inflight = new Map<string, { fromGeneration: number; done: Promise<Recovered> }>();
   private readonly lockPollMs: number;
   private readonly newToken: () => string;
@@ -91,43 +109,58 @@ export class SessionRecovery {
     this.newToken = o.newToken ?? randomUUID;
   }
 
+  /** Decides how to send a retry attempt; recovers the session first when its pin is the one that failed. */
+  async planRetry(attempt: RetryAttempt, signal: AbortSignal): Promise<RetryPlan> {
+    // Not the pin cache: a retry must see what other replicas stored.
+    const rec = await this.o.store.load(attempt.clientSessionId);
+    if (!rec) return { kind: 'unknown' };
+    let pin = pinOf(rec);
+    let reinitialized = false;
+    if (rec.backendSessionId === attempt.failedSessionId) {
+      const r = await this.obtainPin(attempt, pin, signal);
+      pin = r.pin;
+      reinitialized = r.reinitialized;
+    }
+    return pin.pod === attempt.pod ? { kind: 'send', pin, reinitialized } : { kind: 'redirect', pin };
+  }
+
   /**
-   * A working pin for the session, newer than `lost.pin`: made by this call or
-   * by a concurrent recovery (here or on another replica).
+   * A working pin for the session, newer than `failed`: made by this call (on
+   * the attempt's pod) or by a concurrent recovery (here or on another replica).
    */
-  obtainPin(lost: LostRequest, signal: AbortSignal): Promise<Recovered> {
-    const sid = lost.clientSessionId;
+  private obtainPin(attempt: RetryAttempt, failed: Pin, signal: AbortSignal): Promise<Recovered> {
+    const sid = attempt.clientSessionId;
     const running = this.inflight.get(sid);
-    if (running && running.fromGeneration === lost.pin.generation) {
+    if (running && running.fromGeneration === failed.generation) {
       return running.done.then((r) => ({ pin: r.pin, reinitialized: false }));
     }
-    const done = this.coordinate(lost, signal).finally(() => {
+    const done = this.coordinate(attempt, failed, signal).finally(() => {
       if (this.inflight.get(sid)?.done === done) this.inflight.delete(sid);
     });
-    this.inflight.set(sid, { fromGeneration: lost.pin.generation, done });
+    this.inflight.set(sid, { fromGeneration: failed.generation, done });
     return done;
   }
 
-  private async coordinate(lost: LostRequest, signal: AbortSignal): Promise<Recovered> {
+  private async coordinate(attempt: RetryAttempt, failed: Pin, signal: AbortSignal): Promise<Recovered> {
     const { store } = this.o;
-    const sid = lost.clientSessionId;
+    const sid = attempt.clientSessionId;
     const token = this.newToken();
     let wait = this.lockPollMs;
     for (;;) {
       signal.throwIfAborted();
       const rec = await store.load(sid);
       if (!rec) throw new RecoveryError('MCP_PIN_RECOVERY_GONE', 'session no longer in the store');
-      if (rec.generation !== lost.pin.generation) return { pin: rec, reinitialized: false };
+      if (rec.generation !== failed.generation) return { pin: pinOf(rec), reinitialized: false };
       if (await store.tryLock(sid, token, this.o.timeoutMs)) {
         try {
           // Someone may have finished between our read and our lock.
           const fresh = await store.load(sid);
           if (!fresh) throw new RecoveryError('MCP_PIN_RECOVERY_GONE', 'session no longer in the store');
-          if (fresh.generation !== lost.pin.generation) return { pin: fresh, reinitialized: false };
+          if (fresh.generation !== failed.generation) return { pin: pinOf(fresh), reinitialized: false };
           if (!fresh.initBody) {
             throw new RecoveryError('MCP_PIN_RECOVERY_NO_INIT_BODY', 'no initialize body stored for this session');
           }
-          const next = await this.reinitialize(fresh.initBody, lost, signal);
+          const next = await this.reinitialize(fresh.initBody, attempt, signal);
           const pin = await store.replacePin(sid, fresh.generation, next.pod, next.backendSessionId);
           if (pin) return { pin, reinitialized: true };
           // Our lock expired and another recovery stored first: its pin wins
@@ -145,59 +178,33 @@ export class SessionRecovery {
     }
   }
 
-  /** New backend session on a pod the service picks, announced with notifications/initialized. */
-  private async reinitialize(initBody: Buffer, lost: LostRequest, signal: AbortSignal): Promise<{ pod: string; backendSessionId: string }> {
-    const base = endToEndHeaders(lost.headers, new Set([SESSION_HEADER, this.o.pinHeader, 'accept', 'content-type', 'last-event-id']));
+  /** New backend session on the attempt's pod, announced with notifications/initialized. */
+  private async reinitialize(initBody: Buffer, attempt: RetryAttempt, signal: AbortSignal): Promise<{ pod: string; backendSessionId: string }> {
+    const base = endToEndHeaders(attempt.headers, new Set([SESSION_HEADER, 'accept', 'content-type', 'last-event-id']));
+    // A POST that accepts JSON and SSE, also when a GET is being recovered.
     const headers: HeaderPairs = [...base, ['content-type', 'application/json'], ['accept', 'application/json, text/event-stream']];
+    const send = { method: 'POST', path: attempt.path, signal, maxBodyBytes: this.o.maxResponseBytes };
     let res: ForwardResponse;
     try {
-      res = await this.o.forwarder.send({ method: 'POST', path: lost.path, headers, body: initBody, signal, maxBodyBytes: this.o.maxReplayBodyBytes });
+      res = await this.o.forwarder.send({ ...send, headers, body: initBody, pod: attempt.pod });
     } catch (err) {
       throw new RecoveryError('MCP_PIN_RECOVERY_REINIT_FAILED', 're-initialize request failed', err);
     }
     if (!is2xx(res.status)) throw new RecoveryError('MCP_PIN_RECOVERY_REINIT_FAILED', `re-initialize answered ${res.status}`);
     const backendSessionId = firstHeader(res.headers, SESSION_HEADER);
     if (!backendSessionId) throw new RecoveryError('MCP_PIN_RECOVERY_REINIT_FAILED', 're-initialize answered without a session id');
+    // The pod Envoy really used (it is the attempt's, unless that one left discovery meanwhile).
     const pod = parsePodAddress(res.upstream);
     if (!pod) throw new RecoveryError('MCP_PIN_RECOVERY_REINIT_FAILED', `Envoy reported no usable upstream for re-initialize (${res.upstream ?? 'none'})`);
     if (this.o.allows && !this.o.allows(pod)) throw new RecoveryError('MCP_PIN_RECOVERY_REINIT_FAILED', `re-initialized pod ${pod} is outside --pin-allow`);
 
     let note: ForwardResponse;
     try {
-      note = await this.o.forwarder.send({
-        method: 'POST',
-        path: lost.path,
-        headers: [...headers, [SESSION_HEADER, backendSessionId]],
-        body: INITIALIZED,
-        pod,
-        signal,
-        maxBodyBytes: this.o.maxReplayBodyBytes,
-      });
+      note = await this.o.forwarder.send({ ...send, headers: [...headers, [SESSION_HEADER, backendSessionId]], body: INITIALIZED, pod });
     } catch (err) {
       throw new RecoveryError('MCP_PIN_RECOVERY_REINIT_FAILED', 'notifications/initialized failed', err);
     }
     if (!is2xx(note.status)) throw new RecoveryError('MCP_PIN_RECOVERY_REINIT_FAILED', `notifications/initialized answered ${note.status}`);
     return { pod, backendSessionId };
-  }
-
-  /** The original request, sent to the recovered pod under the backend's session id. */
-  async replay(lost: LostRequest, pin: Pin, signal: AbortSignal): Promise<ForwardResponse> {
-    const headers: HeaderPairs = [
-      ...endToEndHeaders(lost.headers, new Set([SESSION_HEADER, this.o.pinHeader])),
-      [SESSION_HEADER, pin.backendSessionId],
-    ];
-    try {
-      return await this.o.forwarder.send({
-        method: lost.method,
-        path: lost.path,
-        headers,
-        body: lost.body,
-        pod: pin.pod,
-        signal,
-        maxBodyBytes: this.o.maxReplayBodyBytes,
-      });
-    } catch (err) {
-      throw new RecoveryError('MCP_PIN_RECOVERY_REPLAY_FAILED', 'replay to the recovered pod failed', err);
-    }
   }
 }

@@ -135,9 +135,15 @@ export async function startEnvoy(opts: EnvoyOptions): Promise<EnvoyHandle> {
     },
     async setPods(pods) {
       podsNow = pods;
-      const before = await handle.stat('cluster.mcp_service.update_success');
+      // Both clusters of pods read the one EDS file.
+      const clusters = ['mcp_service', 'mcp_pinned'];
+      const before = await Promise.all(clusters.map((c) => handle.stat(`cluster.${c}.update_success`)));
       writeEds(pods);
-      await eventually(async () => (await handle.stat('cluster.mcp_service.update_success')) > before, 'EDS update', 10_000);
+      await eventually(
+        async () => (await Promise.all(clusters.map((c, i) => handle.stat(`cluster.${c}.update_success`).then((n) => n > before[i]!)))).every(Boolean),
+        'EDS update of both clusters',
+        10_000,
+      );
     },
     async restart() {
       await proc.stop();

@@ -8,19 +8,24 @@ import { killAll } from './process.js';
 
 type Source = () => (ManagedProcess | undefined)[];
 let sources: Source[] = [];
+/** Unregistered during the current test: still reported if it fails (its own afterEach runs before ours). */
+let leaving: Source[] = [];
 
 /** Registers processes whose logs a failing test prints; returns the unregister function. */
 export function registerForReport(src: Source): () => void {
   sources.push(src);
   return () => {
     sources = sources.filter((s) => s !== src);
+    leaving.push(src);
   };
 }
 
 export const mochaHooks = {
   afterEach(this: Mocha.Context): void {
+    const all = [...sources, ...leaving];
+    leaving = [];
     if (this.currentTest?.state === 'failed') {
-      for (const src of sources) {
+      for (const src of all) {
         for (const p of src()) {
           if (!p) continue;
           process.stderr.write(`\n----- ${p.name} (last output) -----\n${p.output.slice(-4000)}\n`);
@@ -30,6 +35,7 @@ export const mochaHooks = {
   },
   async afterAll(): Promise<void> {
     sources = [];
+    leaving = [];
     await killAll();
   },
 };

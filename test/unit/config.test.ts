@@ -70,7 +70,10 @@ describe('README configuration table', () => {
     const { readFileSync } = await import('node:fs');
     const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
     for (const o of Object.values(OPTIONS)) {
-      expect(readme, o.flag).to.contain(`| \`--${o.flag}\` | \`${o.env}\` | \`${o.default}\` |`);
+      expect(readme, o.flag).to.contain(`| \`--${o.flag}\` | \`${o.env}\` | \`${o.default}\` | ${o.doc} |`);
     }
+    // And nothing else: no row for an option that is gone.
+    const rows = readme.split('\n').filter((l) => l.startsWith('| `--'));
+    expect(rows.map((l) => /^\| `--([a-z-]+)`/.exec(l)![1]).sort()).to.deep.equal(Object.values(OPTIONS).map((o) => o.flag).sort());
   });
 });

@@ -1,8 +1,7 @@
 import { expect } from 'chai';
 import { ProtocolError } from '../../src/errors.js';
-import { Exchange, type ExchangeDeps, type LostRequest, type Recoverer } from '../../src/extproc/exchange.js';
+import { Exchange, type ExchangeDeps } from '../../src/extproc/exchange.js';
 import type { ProcessingResponse } from '../../src/extproc/protocol.js';
-import { immediate } from '../../src/extproc/responses.js';
 import { MemoryStore } from '../../src/sessions/memory-store.js';
 import { StoreError } from '../../src/errors.js';
 import { newMetrics, requestBody, requestHeaders, responseHeaders, silentLog } from './fakes.js';
@@ -16,18 +15,17 @@ function setHeaders(r: ProcessingResponse): Record<string, string> {
   return Object.fromEntries((c?.header_mutation?.set_headers ?? []).map((s) => [s.header.key, s.header.raw_value.toString()]));
 }
 
-function make(over: Partial<ExchangeDeps> = {}): { ex: Exchange; store: MemoryStore; interim: ProcessingResponse[]; deps: ExchangeDeps } {
+function make(over: Partial<ExchangeDeps> = {}): { ex: Exchange; store: MemoryStore; deps: ExchangeDeps } {
   const store = new MemoryStore({ sessionTtlMs: 60_000 });
-  const interim: ProcessingResponse[] = [];
   const deps: ExchangeDeps = { store, cfg, log: silentLog, metrics: newMetrics(), ...over };
-  return { ex: new Exchange(deps, (r) => interim.push(r)), store, interim, deps };
+  return { ex: new Exchange(deps), store, deps };
 }
 
 describe('Exchange', () => {
   it('strips a client pin header and skips the response for plain traffic', async () => {
     const { ex } = make();
     const [r] = await ex.handle(requestHeaders({ ':method': 'GET', ':path': '/', 'x-mcp-pin-dst': '127.0.0.1:6379' }, true));
-    expect(r!.request_headers!.response!.header_mutation!.remove_headers).to.deep.equal(['x-mcp-pin-dst']);
+    expect(r!.request_headers!.response!.header_mutation!.remove_headers).to.deep.equal(['x-mcp-pin-dst', 'x-mcp-pin-client-session']);
     expect(r!.request_headers!.response!.clear_route_cache).to.equal(true);
     expect(r!.mode_override).to.deep.equal({ response_header_mode: 'SKIP' });
   });
@@ -83,13 +81,25 @@ describe('Exchange', () => {
     }
   });
 
-  it('routes a known session to its pod, rewriting the session id when the backend id differs', async () => {
+  it('answers a request of a known session in one message: its pod in the pin header, no body, no response phase', async () => {
+    const { ex, store } = make();
+    await store.create('K', { pod: '10.0.0.7:9000', backendSessionId: 'K', initBody: Buffer.from(INIT) });
+    const [r] = await ex.handle(requestHeaders({ ...POST_JSON, 'mcp-session-id': 'K', 'x-mcp-pin-dst': '1.2.3.4:5', 'x-mcp-pin-client-session': 'other' }));
+    expect(setHeaders(r!)).to.deep.equal({ 'x-mcp-pin-dst': '10.0.0.7:9000' });
+    expect(r!.request_headers!.response!.header_mutation!.remove_headers).to.deep.equal(['x-mcp-pin-client-session']);
+    expect(r!.request_headers!.response!.clear_route_cache).to.equal(true);
+    expect(r!.mode_override).to.deep.equal({ response_header_mode: 'SKIP' });
+    expect(ex.complete).to.equal(true);
+  });
+
+  it('routes a known session to its pod, rewriting the session id both ways when the backend id differs', async () => {
     const { ex, store } = make();
     await store.create('C', { pod: '10.0.0.7:9000', backendSessionId: 'C', initBody: null });
     await store.replacePin('C', 1, '10.0.0.8:9000', 'B2');
     const [r] = await ex.handle(requestHeaders({ ':method': 'GET', ':path': '/mcp', 'mcp-session-id': 'C', 'x-mcp-pin-dst': '1.2.3.4:5' }, true));
-    expect(setHeaders(r!)).to.deep.equal({ 'x-mcp-pin-dst': '10.0.0.8:9000', 'mcp-session-id': 'B2' });
+    expect(setHeaders(r!)).to.deep.equal({ 'x-mcp-pin-dst': '10.0.0.8:9000', 'mcp-session-id': 'B2', 'x-mcp-pin-client-session': 'C' });
     expect(r!.request_headers!.response!.clear_route_cache).to.equal(true);
+    expect(r!.mode_override, 'the response phase puts the client id back').to.equal(undefined);
     const [resp] = await ex.handle(responseHeaders({ ':status': '200', 'mcp-session-id': 'B2' }));
     const set = resp!.response_headers!.response!.header_mutation!.set_headers!;
     expect(set.map((s) => [s.header.key, s.header.raw_value.toString(), s.append_action])).to.deep.equal([
@@ -105,10 +115,10 @@ describe('Exchange', () => {
         looked = true;
         return null;
       };
-      const ex = new Exchange({ store, cfg, log: silentLog, metrics: newMetrics() }, () => {});
+      const ex = new Exchange({ store, cfg, log: silentLog, metrics: newMetrics() });
       const [r] = await ex.handle(requestHeaders({ ':method': 'GET', ':path': '/', 'mcp-session-id': sid }, true));
       expect(looked, JSON.stringify(sid)).to.equal(false);
-      expect(r!.request_headers!.response!.header_mutation!.remove_headers).to.deep.equal(['x-mcp-pin-dst']);
+      expect(r!.request_headers!.response!.header_mutation!.remove_headers).to.deep.equal(['x-mcp-pin-dst', 'x-mcp-pin-client-session']);
     }
   });
 
@@ -117,63 +127,38 @@ describe('Exchange', () => {
     store.lookup = async () => {
       throw new StoreError('MCP_PIN_STORE_TIMEOUT', 'slow');
     };
-    const ex = new Exchange({ store, cfg, log: silentLog, metrics: newMetrics() }, () => {});
+    const ex = new Exchange({ store, cfg, log: silentLog, metrics: newMetrics() });
     const [r] = await ex.handle(requestHeaders({ ':method': 'POST', ':path': '/mcp', 'mcp-session-id': 'S' }));
     expect(r!.immediate_response!.status.code).to.equal(503);
     expect(JSON.parse(r!.immediate_response!.body!.toString()).error.code).to.equal(-32603);
   });
 
-  it('forgets a session after a successful DELETE and after a DELETE to a dead pod, never recovering it', async () => {
+  it('forgets a session after a successful DELETE and after a DELETE to a dead pod, and asks for that response', async () => {
     for (const [status, attrs] of [
       ['200', {}],
       ['404', {}],
       ['503', { 'response.flags': 0x20 }],
     ] as const) {
-      let recovered = 0;
-      const recoverer: Recoverer = { timeoutMs: 1000, recover: async () => (recovered++, immediate(200, [], Buffer.alloc(0), 'x')) };
-      const { ex, store } = make({ recoverer });
+      const { ex, store } = make();
       await store.create('D', { pod: '10.0.0.7:9000', backendSessionId: 'D', initBody: Buffer.from(INIT) });
-      await ex.handle(requestHeaders({ ':method': 'DELETE', ':path': '/mcp', 'mcp-session-id': 'D' }, true));
+      const [h] = await ex.handle(requestHeaders({ ':method': 'DELETE', ':path': '/mcp', 'mcp-session-id': 'D' }, true));
+      expect(h!.mode_override, 'response phase wanted').to.equal(undefined);
       await ex.handle(responseHeaders({ ':status': status }, attrs));
       expect(await store.lookup('D'), status).to.equal(null);
-      expect(recovered).to.equal(0);
     }
   });
 
-  it('hands a lost session to the recoverer (404 or connect failure), extending the message timeout first', async () => {
-    for (const [status, attrs] of [
-      ['404', {}],
-      ['503', { 'response.code_details': 'upstream_reset_before_response_started{remote_connection_failure}' }],
-    ] as const) {
-      const seen: LostRequest[] = [];
-      const recoverer: Recoverer = { timeoutMs: 2500, recover: async (l) => (seen.push(l), immediate(200, [], Buffer.from('ok'), 'r')) };
-      const { ex, store, interim } = make({ recoverer });
-      await store.create('L', { pod: '10.0.0.7:9000', backendSessionId: 'L', initBody: Buffer.from(INIT) });
-      const [h] = await ex.handle(requestHeaders({ ':method': 'POST', ':path': '/mcp', 'mcp-session-id': 'L', 'content-type': 'application/json' }));
-      expect(h!.mode_override).to.deep.equal({ request_body_mode: 'BUFFERED' });
-      await ex.handle(requestBody('{"jsonrpc":"2.0","id":3,"method":"tools/call"}'));
-      const [r] = await ex.handle(responseHeaders({ ':status': status }, attrs));
-      expect(r!.immediate_response!.body!.toString()).to.equal('ok');
-      expect(interim).to.deep.equal([{ override_message_timeout: { seconds: '2', nanos: 500_000_000 } }]);
-      expect(seen[0]).to.include({ clientSessionId: 'L', method: 'POST', path: '/mcp' });
-      expect(seen[0]!.body!.toString()).to.contain('tools/call');
-    }
-  });
-
-  it('does not recover a 503 that was not a connection failure, nor statuses outside the lost set', async () => {
+  it('keeps a session whose DELETE failed otherwise (a 503 that was not a connection failure, a 500)', async () => {
     for (const [status, attrs] of [
       ['503', { 'response.flags': 0 }],
-      ['400', {}],
       ['500', {}],
     ] as const) {
-      let recovered = 0;
-      const recoverer: Recoverer = { timeoutMs: 1000, recover: async () => (recovered++, immediate(200, [], Buffer.alloc(0), 'x')) };
-      const { ex, store } = make({ recoverer });
+      const { ex, store } = make();
       await store.create('N', { pod: '10.0.0.7:9000', backendSessionId: 'N', initBody: null });
-      await ex.handle(requestHeaders({ ':method': 'GET', ':path': '/mcp', 'mcp-session-id': 'N' }, true));
+      await ex.handle(requestHeaders({ ':method': 'DELETE', ':path': '/mcp', 'mcp-session-id': 'N' }, true));
       const [r] = await ex.handle(responseHeaders({ ':status': status }, attrs));
       expect(r!.response_headers, status).to.not.equal(undefined);
-      expect(recovered).to.equal(0);
+      expect(await store.lookup('N'), status).to.not.equal(null);
     }
   });
 
@@ -183,7 +168,7 @@ describe('Exchange', () => {
     await store.create('P', { pod: '127.0.0.1:6379', backendSessionId: 'P', initBody: null });
     const [r] = await ex.handle(requestHeaders({ ':method': 'GET', ':path': '/mcp', 'mcp-session-id': 'P' }, true));
     expect(setHeaders(r!)).to.deep.equal({});
-    expect(r!.request_headers!.response!.header_mutation!.remove_headers).to.deep.equal(['x-mcp-pin-dst']);
+    expect(r!.request_headers!.response!.header_mutation!.remove_headers).to.deep.equal(['x-mcp-pin-dst', 'x-mcp-pin-client-session']);
     expect(await store.lookup('P')).to.equal(null);
   });
 

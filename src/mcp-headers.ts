@@ -1,0 +1,20 @@
+/** HTTP header names and lists every layer agrees on (ext_proc, recovery, tests). */
+
+/** The MCP session id header (Streamable HTTP). */
+export const SESSION_HEADER = 'mcp-session-id';
+
+/**
+ * Carries the client's own session id on a request whose mcp-session-id was
+ * rewritten to the backend's, so a retry attempt can find the session. Envoy
+ * drops any a client sends (envoy/envoy.template.yaml).
+ */
+export const CLIENT_SESSION_HEADER = 'x-mcp-pin-client-session';
+
+/** All headers in order, keys lower-cased, values as text. */
+export type HeaderPairs = [name: string, value: string][];
+
+/** First value of a header, or undefined. */
+export function firstHeader(pairs: HeaderPairs, name: string): string | undefined {
+  for (const [k, v] of pairs) if (k === name) return v;
+  return undefined;
+}

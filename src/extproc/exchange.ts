@@ -53,8 +53,6 @@ const is2xx = (s: number): boolean => s >= 200 && s < 300;
 export class Exchange {
   private kind: Kind | undefined;
   private method = '';
-  private path = '';
-  private requestHeaders: HeaderPairs = [];
   private clientSessionId: string | undefined;
   private pin: Pin | undefined;
   private isInitialize = false;
@@ -127,9 +125,7 @@ export class Exchange {
   private async onRequestHeaders(h: WireHttpHeaders | undefined): Promise<ProcessingResponse> {
     const { cfg, metrics } = this.deps;
     const pairs = headerPairs(h);
-    this.requestHeaders = pairs;
     this.method = firstHeader(pairs, ':method') ?? '';
-    this.path = firstHeader(pairs, ':path') ?? '';
     if (!this.method) throw new ProtocolError('request_headers without :method');
     // The client's own pin (and client-session) header never reaches routing or a pod.
     const strip = { remove: [cfg.pinHeader, CLIENT_SESSION_HEADER] };

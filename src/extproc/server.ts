@@ -54,13 +54,12 @@ export class ExtProcService {
       if (status) call.emit('error', status);
       else call.end();
     };
-    // Aborts work for this stream (a recovery) once Envoy has given up on it.
-    const gone = new AbortController();
     const { recoverer } = this.deps;
-    const exchange =
-      recoverer && call.metadata.get(ROLE_METADATA)[0] === 'attempt'
-        ? new AttemptExchange({ ...this.deps, recoverer }, write, gone.signal)
-        : new Exchange(this.deps);
+    // Only a retry attempt has work to abandon (a recovery) once Envoy gives
+    // up on its stream; a client request's stream gets no AbortController
+    // (creating and aborting one per request was measurable in profiles).
+    const gone = recoverer && call.metadata.get(ROLE_METADATA)[0] === 'attempt' ? new AbortController() : undefined;
+    const exchange = gone ? new AttemptExchange({ ...this.deps, recoverer: recoverer! }, write, gone.signal) : new Exchange(this.deps);
     // Messages are answered strictly in order, each after the one before.
     let chain: Promise<void> = Promise.resolve();
 
@@ -89,7 +88,7 @@ export class ExtProcService {
     let closed = false;
     const onClosed = (): void => {
       ended = true;
-      gone.abort();
+      gone?.abort();
       if (closed) return;
       closed = true;
       this.open.delete(call);

@@ -4,7 +4,9 @@
  */
 import { readFileSync } from 'node:fs';
 
-export const MCP_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' };
+/** An initialize carries no MCP-Protocol-Version (2025 clients send it only afterwards). */
+export const INIT_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+export const MCP_HEADERS = { ...INIT_HEADERS, 'mcp-protocol-version': '2025-11-25' };
 export const CALL = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: 'bench' } } });
 export const INIT = JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'bench', version: '1' } } });
 

@@ -17,7 +17,7 @@ import { freePort } from '../test/helpers/net.js';
 import { Pod } from '../test/helpers/pod.js';
 import { killAll } from '../test/helpers/process.js';
 import { startRedis } from '../test/helpers/redis.js';
-import { CALL, INIT, MCP_HEADERS, cpuMs, rssMb } from './common.js';
+import { CALL, INIT, INIT_HEADERS, MCP_HEADERS, cpuMs, rssMb } from './common.js';
 import { envoyEnvelope } from './setups.js';
 
 const SECONDS = Number(process.env.PROFILE_SECONDS ?? 8);
@@ -35,7 +35,7 @@ async function main(): Promise<void> {
   const pin = envelope ? undefined : await new McpPinProcess('mcp-pin', pinPort, { MCP_PIN_STORE_URL: store, MCP_PIN_RECOVERY_URL: envoy.internalUrl, MCP_PIN_LOG_LEVEL: 'warn' }, [...(process.env.PROFILE_NODE_ARGS ? process.env.PROFILE_NODE_ARGS.split(' ') : []), ...(process.env.PROFILE_CPU === '0' ? [] : ['--cpu-prof', `--cpu-prof-dir=${dir}`])], 'dist').start();
   const sids: string[] = [];
   for (let i = 0; i < 64; i++) {
-    const res = await fetch(envoy.mcpUrl, { method: 'POST', headers: MCP_HEADERS, body: INIT });
+    const res = await fetch(envoy.mcpUrl, { method: 'POST', headers: INIT_HEADERS, body: INIT });
     await res.arrayBuffer();
     sids.push(res.headers.get('mcp-session-id')!);
   }

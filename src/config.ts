@@ -51,10 +51,10 @@ export const OPTIONS = {
   keyPrefix: opt('key-prefix', z.string().min(1).max(64).regex(/^[^\s{}]+$/, 'no spaces or braces'), 'mcp-pin:', 'prefix of every store key'),
   sessionTtlMs: opt('session-ttl-ms', ms(1_000, 30 * 24 * 3_600_000), String(2 * 3_600_000), 'sliding TTL of a session pin; requests extend it (Redis: in steps of 1% of it, a write per step)'),
   storeTimeoutMs: opt('store-timeout-ms', ms(10, 10_000), '250', 'bound on one store command; past it the request fails fast'),
-  pinCacheMs: opt('pin-cache-ms', ms(0, 60_000), '0', 'keep pins in this replica for this long (0: off); saves a store round trip per request; a change by another replica is seen up to this late (recovery corrects it), and cached pins keep routing this long while the store is down'),
+  pinCacheMs: opt('pin-cache-ms', ms(0, 60_000), '1000', 'keep pins in this replica for this long (0: off; Redis stores only); saves a store round trip per request; a change by another replica is seen up to this late (a retry corrects it), and cached pins keep routing this long while the store is down'),
   pinHeader: opt('pin-header', headerName, 'x-mcp-pin-dst', "header that carries the pinned pod to Envoy's override_host policy (template value pinHeader)"),
   upstreamHeader: opt('upstream-header', headerName, 'x-mcp-pin-upstream', 'header the internal listener fills with %UPSTREAM_HOST%'),
-  recoveryUrl: opt('recovery-url', url, 'http://127.0.0.1:10001', "Envoy's internal listener that mcp-pin re-initializes and replays through"),
+  recoveryUrl: opt('recovery-url', url, 'http://127.0.0.1:10001', "Envoy's internal listener that mcp-pin re-initializes sessions through"),
   recoveryTimeoutMs: opt('recovery-timeout-ms', ms(100, 120_000), '10000', 'bound on one whole recovery (re-initialize and notifications/initialized; Envoy replays the request itself)'),
   lostSessionStatuses: opt('lost-session-statuses', statusList, '404', 'pod answers that mean "session lost", comma-separated (add 400 for SDK-example-style servers); Envoy\'s pinned route must retry the same statuses (template value lostSessionStatuses)'),
   pinAllow: opt('pin-allow', z.string().superRefine((v, ctx) => {

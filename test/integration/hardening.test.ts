@@ -11,6 +11,8 @@ import { startStack, type Stack } from '../helpers/stack.js';
 
 const MCP = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' };
 /** What an initialize carries: no session id and no MCP-Protocol-Version, so it goes through mcp-pin. */
+/** Fail-fast and store-checking tests: every request reads the store (the default 1 s pin cache would answer for it). */
+const NO_PIN_CACHE = { MCP_PIN_PIN_CACHE_MS: '0' };
 const INIT = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
 /** The pods live on 127.0.0.2-127.0.0.15; Redis, Envoy's admin and the canaries do not. */
 const POD_NETWORKS = '127.0.0.2/31,127.0.0.4/30,127.0.0.8/29';
@@ -45,7 +47,8 @@ describe('hardening (issue 7)', function () {
 
   describe('no open proxy', () => {
     beforeEach(async () => {
-      stack = await startStack({ pods: 2, pinEnv: { MCP_PIN_PIN_ALLOW: POD_NETWORKS } });
+      // Every request reads the store here (no pin cache), so a poisoned entry is seen at once.
+      stack = await startStack({ pods: 2, pinEnv: { MCP_PIN_PIN_ALLOW: POD_NETWORKS, ...NO_PIN_CACHE } });
     });
 
     it('never lets a forged pin header reach Redis, Envoy admin or an address outside the allowlist', async () => {
@@ -146,7 +149,7 @@ describe('hardening (issue 7)', function () {
 
   describe('Redis faults', () => {
     it('fails fast with a JSON-RPC error while Redis is down, shows it in health, and resumes with every pin (AOF) when it is back', async () => {
-      stack = await startStack({ pods: 2, redisAppendOnly: true });
+      stack = await startStack({ pods: 2, redisAppendOnly: true, pinEnv: NO_PIN_CACHE });
       const cs = await Promise.all(Array.from({ length: 4 }, () => client()));
       const homes = await Promise.all(cs.map(async (c) => (await c.whoami()).pod));
       await new Promise((r) => setTimeout(r, 1200)); // AOF everysec
@@ -168,8 +171,21 @@ describe('hardening (issue 7)', function () {
       expect(await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="adopted"}'), 'pins came back from the AOF, not by adoption').to.equal(0);
     });
 
+    it('keeps routing pinned sessions from the pin cache while Redis is down, and fails fast for the rest', async () => {
+      stack = await startStack({ pods: 2, pinEnv: { MCP_PIN_PIN_CACHE_MS: '60000' } });
+      const cached = await client();
+      const home = (await cached.whoami()).pod;
+      await stack.redis!.stop();
+      // The cached pin still routes (no store round trip), to the same pod.
+      for (let i = 0; i < 3; i++) expect((await cached.echo(`down ${i}`)).pod).to.equal(home);
+      // A session id this replica has not cached needs the store: 503 at once.
+      const res = await fetch(stack.mcpUrl, { method: 'POST', headers: { ...MCP, 'mcp-session-id': 'never-cached-session' }, body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' });
+      expect(res.status).to.equal(503);
+      await res.body?.cancel();
+    });
+
     it('fails fast when Redis is slow (DEBUG SLEEP), then serves again', async () => {
-      stack = await startStack({ pods: 2 });
+      stack = await startStack({ pods: 2, pinEnv: NO_PIN_CACHE });
       const c = await client();
       const admin = new Redis(stack.redis!.url);
       try {
@@ -188,7 +204,7 @@ describe('hardening (issue 7)', function () {
     });
 
     it('adopts sessions back after Redis lost its data: no client error, each on its own pod; a session no pod holds gets 404', async () => {
-      stack = await startStack({ pods: 2 });
+      stack = await startStack({ pods: 2, pinEnv: NO_PIN_CACHE });
       const cs = await Promise.all(Array.from({ length: 6 }, () => client()));
       const homes = await Promise.all(cs.map(async (c) => (await c.whoami()).pod));
       expect(new Set(homes).size).to.equal(2);

@@ -53,6 +53,30 @@ describe('session-less traffic skips mcp-pin', function () {
     expect(await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="initialize_recorded"}')).to.equal(0);
   });
 
+  it('an initialize that carries MCP-Protocol-Version skips mcp-pin; its session is adopted on its first follow-up', async () => {
+    stack = await startStack({ pods: 2, store: 'memory' });
+    const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' };
+    const before = await streams();
+    const init = await fetch(stack.mcpUrl, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'versioned-init', version: '1' } } }),
+    });
+    const sid = init.headers.get('mcp-session-id')!;
+    await init.text();
+    expect(init.status).to.equal(200);
+    expect(await streams(), 'the initialize went past mcp-pin').to.equal(before);
+    expect(await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="initialize_recorded"}')).to.equal(0);
+    const call = async (): Promise<number> => {
+      const r = await fetch(stack.mcpUrl, { method: 'POST', headers: { ...headers, 'mcp-session-id': sid }, body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' });
+      await r.text();
+      return r.status;
+    };
+    for (let i = 0; i < 4; i++) expect(await call()).to.equal(200);
+    expect(await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="adopted"}'), 'found by the session search, then pinned').to.equal(1);
+    expect(await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="pinned"}')).to.equal(3);
+  });
+
   it('a v2 client in auto mode still gets a pinned session from a 2025 stateful server', async () => {
     stack = await startStack({ pods: 2, store: 'memory' });
     const c = await connectModernClient(stack.mcpUrl);

@@ -9,6 +9,7 @@ export type RequestOutcome =
   | 'pinned'
   | 'unknown_session'
   | 'invalid_session_id'
+  | 'ambiguous_session_id'
   | 'initialize_recorded'
   | 'initialize_unrecorded'
   | 'session_deleted'

@@ -10,6 +10,7 @@ import { jsonRpcError } from './responses.js';
 /** JSON-RPC error codes mcp-pin answers with. */
 export const JSONRPC_SESSION_NOT_FOUND = -32001;
 export const JSONRPC_INTERNAL_ERROR = -32603;
+export const JSONRPC_INVALID_REQUEST = -32600;
 
 interface ClientError {
   status: number;
@@ -35,6 +36,12 @@ const UNEXPECTED: ClientError = { status: 502, jsonRpcCode: JSONRPC_INTERNAL_ERR
 export const CLIENT_ERRORS: Record<PinErrorCode, ClientError> = {
   MCP_PIN_STORE_UNAVAILABLE: STORE_DOWN,
   MCP_PIN_STORE_TIMEOUT: STORE_DOWN,
+  MCP_PIN_AMBIGUOUS_SESSION_ID: {
+    status: 400,
+    jsonRpcCode: JSONRPC_INVALID_REQUEST,
+    message: 'mcp-pin: one Mcp-Session-Id header with one session id expected',
+    details: 'mcp_pin_ambiguous_session_id',
+  },
   MCP_PIN_NO_UPSTREAM_ADDRESS: { status: 502, jsonRpcCode: JSONRPC_INTERNAL_ERROR, message: 'mcp-pin: could not pin the new session', details: 'mcp_pin_no_upstream_address' },
   MCP_PIN_RECOVERY_NO_INIT_BODY: SESSION_GONE,
   MCP_PIN_RECOVERY_REINIT_FAILED: SESSION_GONE,

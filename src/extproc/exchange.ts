@@ -129,7 +129,15 @@ export class Exchange {
     if (!this.method) throw new ProtocolError('request_headers without :method');
     // The client's own pin (and client-session) header never reaches routing or a pod.
     const strip = { remove: [cfg.pinHeader, CLIENT_SESSION_HEADER] };
-    const sid = firstHeader(pairs, SESSION_HEADER);
+    const sids = pairs.filter(([k]) => k === SESSION_HEADER);
+    const sid = sids[0]?.[1];
+    if (sids.length > 1 || sid?.includes(',')) {
+      // Which session is meant? A pod would see them joined ("a, b"), answer
+      // 404, and a retry would then recover a healthy session: refuse instead.
+      this.kind = 'passthrough';
+      metrics.outcome('ambiguous_session_id');
+      return errorResponse('MCP_PIN_AMBIGUOUS_SESSION_ID');
+    }
 
     if (sid === undefined) {
       if (this.method === 'POST' && !h?.end_of_stream && isJsonContentType(firstHeader(pairs, 'content-type'))) {

@@ -107,6 +107,28 @@ describe('Exchange', () => {
     ]);
   });
 
+  it('refuses a request with more than one session id (two header lines, or a list) with 400, touching no pin', async () => {
+    for (const headers of [
+      [['mcp-session-id', 'K'], ['mcp-session-id', 'x']],
+      [['mcp-session-id', 'K, x']],
+      [['mcp-session-id', 'K,K']],
+    ]) {
+      const { ex, store } = make();
+      await store.create('K', { pod: '10.0.0.7:9000', backendSessionId: 'K', initBody: null });
+      let looked = false;
+      const lookup = store.lookup.bind(store);
+      store.lookup = async (id) => ((looked = true), lookup(id));
+      const msg = requestHeaders({ ':method': 'POST', ':path': '/mcp' });
+      msg.request_headers!.headers!.headers!.push(...headers.map(([key, v]) => ({ key: key!, raw_value: Buffer.from(v!) })));
+      const [r] = await ex.handle(msg);
+      expect(r!.immediate_response!.status.code, JSON.stringify(headers)).to.equal(400);
+      expect(JSON.parse(r!.immediate_response!.body!.toString()).error.code).to.equal(-32600);
+      expect(looked).to.equal(false);
+      expect(ex.complete).to.equal(true);
+      expect(await store.load('K')).to.include({ generation: 1, pod: '10.0.0.7:9000' });
+    }
+  });
+
   it('never looks up invalid session ids', async () => {
     for (const sid of ['', 'has space', 'tab\there', 'x'.repeat(65), 'ünï']) {
       let looked = false;

@@ -1,0 +1,67 @@
+/**
+ * Issue 12: recovery only for what is really lost. Real Envoy 1.40,
+ * redis-server, SDK pods and clients; raw HTTP where a client would never
+ * send such a request.
+ */
+import { expect } from 'chai';
+import { request } from 'node:http';
+import { connectClient, type TestClient } from '../helpers/mcp-client.js';
+import { startStack, type Stack } from '../helpers/stack.js';
+
+/** One POST with these raw header lines (names may repeat), through Envoy. */
+function rawPost(url: string, headerLines: [string, string][], body: string): Promise<{ status: number; body: string }> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    // Raw header lines (Node then adds no Host of its own).
+    const lines = [['host', u.host], ...headerLines].flat();
+    const req = request({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers: lines }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+describe('recovery correctness (issue 12)', function () {
+  this.timeout(60_000);
+  let stack: Stack;
+  const clients: TestClient[] = [];
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.close()));
+    await stack?.stop();
+  });
+
+  it('refuses a request with two Mcp-Session-Id lines or a list: 400, no pod sees it, the session is untouched', async () => {
+    stack = await startStack({ pods: 2 });
+    const c = await connectClient(stack.mcpUrl);
+    clients.push(c);
+    const sid = c.sessionId();
+    const home = stack.podByName((await c.whoami()).pod);
+    const initsBefore = (await Promise.all(stack.pods.map(async (p) => (await p.record()).initialize.length))).reduce((a, b) => a + b);
+    const requestsBefore = (await Promise.all(stack.pods.map(async (p) => (await p.record()).requests.length))).reduce((a, b) => a + b);
+    const base: [string, string][] = [
+      ['content-type', 'application/json'],
+      ['accept', 'application/json, text/event-stream'],
+      ['mcp-protocol-version', '2025-11-25'],
+    ];
+    const body = '{"jsonrpc":"2.0","id":7,"method":"tools/list"}';
+    for (const lines of [
+      [['mcp-session-id', sid], ['mcp-session-id', 'x']],
+      [['mcp-session-id', `${sid}, x`]],
+    ] as [string, string][][]) {
+      const r = await rawPost(stack.mcpUrl, [...base, ...lines], body);
+      expect(r.status, JSON.stringify(lines)).to.equal(400);
+      expect((JSON.parse(r.body) as { error: { code: number } }).error.code, r.body).to.equal(-32600);
+    }
+    const requestsAfter = (await Promise.all(stack.pods.map(async (p) => (await p.record()).requests.length))).reduce((a, b) => a + b);
+    expect(requestsAfter, 'no pod saw them').to.equal(requestsBefore);
+    // The session still lives where it did, with no re-initialize.
+    expect((await c.echo('still here')).pod).to.equal(home.name);
+    const initsAfter = (await Promise.all(stack.pods.map(async (p) => (await p.record()).initialize.length))).reduce((a, b) => a + b);
+    expect(initsAfter).to.equal(initsBefore);
+    expect(c.sessionId()).to.equal(sid);
+  });
+});

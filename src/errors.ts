@@ -13,6 +13,8 @@ export type PinErrorCode =
   | 'MCP_PIN_RECOVERY_REINIT_FAILED'
   | 'MCP_PIN_RECOVERY_TIMEOUT'
   | 'MCP_PIN_RECOVERY_GONE'
+  | 'MCP_PIN_RELAY_FAILED'
+  | 'MCP_PIN_RELAY_TOO_LARGE'
   | 'MCP_PIN_UNEXPECTED';
 
 export class PinError extends Error {

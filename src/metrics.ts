@@ -14,10 +14,11 @@ export type RequestOutcome =
   | 'initialize_unrecorded'
   | 'session_deleted'
   | 'recovered'
-  | 'redirected'
+  | 'relayed'
   | 'recovery_failed'
   | 'store_error'
   | 'adopted'
+  | 'adoption_unproven'
   | 'rejected_pin';
 
 export class Metrics {

@@ -14,9 +14,9 @@ import type { Metrics } from '../metrics.js';
 import type { Recoverer } from '../recovery/http-recoverer.js';
 import type { RetryPlan } from '../recovery/recovery.js';
 import { errorResponse } from './error-responses.js';
-import { firstHeader, headerPairs } from './headers.js';
+import { firstHeader, headerPairs, type HeaderPairs } from './headers.js';
 import type { ProcessingRequest, ProcessingResponse } from './protocol.js';
-import { continueRequestHeaders, continueResponseHeaders, extendMessageTimeout, type Mutation } from './responses.js';
+import { continueRequestHeaders, continueResponseHeaders, extendMessageTimeout, immediate, type Mutation } from './responses.js';
 import { isValidSessionId } from './session-id.js';
 import { parsePodAddress, upstreamReport } from './upstream.js';
 
@@ -27,18 +27,29 @@ export interface AttemptDeps {
   recoverer: Recoverer;
 }
 
-/**
- * The id a redirected attempt carries: no pod holds it, so the pod answers
- * 404 and Envoy's next attempt goes where the session now lives.
- */
-export const REDIRECT_SESSION_ID = 'mcp-pin-moved';
+/** Hop-by-hop headers of a relayed answer, never copied to the client (RFC 9110 7.6.1). */
+const HOP_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'content-length']);
+
+/** A relayed answer's headers for the client: no hop headers, nothing of Envoy's or mcp-pin's, and its own session id. */
+export function clientResponseHeaders(headers: HeaderPairs, clientSessionId: string): [string, string][] {
+  const merged = new Map<string, string>();
+  for (const [k, v] of headers) {
+    if (HOP_HEADERS.has(k) || k.startsWith(':') || k.startsWith('x-envoy-') || k.startsWith('x-mcp-pin')) continue;
+    const value = k === SESSION_HEADER ? clientSessionId : v;
+    const prev = merged.get(k);
+    merged.set(k, prev === undefined || k === SESSION_HEADER ? value : `${prev}, ${value}`);
+  }
+  return [...merged];
+}
 
 const SKIP_RESPONSE = { mode: { response_header_mode: 'SKIP' as const } };
 
 export class AttemptExchange {
-  private phase: 'request' | 'response' | 'done' = 'request';
+  private phase: 'request' | 'body' | 'response' | 'done' = 'request';
   private clientSessionId: string | undefined;
   private plan: RetryPlan | undefined;
+  /** What a relay needs from the request headers. */
+  private request: { method: string; path: string; headers: HeaderPairs } | undefined;
 
   /**
    * @param sendInterim writes a message ahead of the answer to the current
@@ -57,6 +68,11 @@ export class AttemptExchange {
 
   async handle(msg: ProcessingRequest): Promise<ProcessingResponse[]> {
     if (msg.request === 'request_headers' && this.phase === 'request') return [await this.onRequestHeaders(msg)];
+    if (msg.request === 'request_body' && this.phase === 'body') {
+      this.phase = 'done';
+      // Copy: the decoded Buffer may be a view into a larger gRPC frame.
+      return [await this.relay(Buffer.from(msg.request_body?.body ?? Buffer.alloc(0)))];
+    }
     if (msg.request === 'response_headers' && this.phase === 'response') {
       this.phase = 'done';
       return [this.onResponseHeaders(msg)];
@@ -97,16 +113,40 @@ export class AttemptExchange {
         log.info({ session: tag, pod, reinitialized: outcome.reinitialized }, 'retry sent to the recovered session');
         return continueRequestHeaders(this.sessionMutation(outcome.pin.backendSessionId));
       }
-      case 'redirect': {
+      case 'relay': {
+        // Another request recovered the session onto another pod meanwhile.
+        // Envoy keeps the retry's hosts fixed (override_host reads the pin
+        // header once per request), so this attempt cannot be steered
+        // there: mcp-pin relays it itself (rare: concurrent requests of one
+        // lost session whose retries landed on different pods).
         this.plan = outcome;
-        this.phase = 'response';
-        metrics.outcome('redirected');
-        log.info({ session: tag, pod, to: outcome.pin.pod }, 'session lives on another pod: next attempt goes there');
-        const m = this.sessionMutation(REDIRECT_SESSION_ID);
-        m.set!.push([cfg.pinHeader, outcome.pin.pod]);
-        return continueRequestHeaders(m);
+        metrics.outcome('relayed');
+        log.info({ session: tag, pod, to: outcome.pin.pod }, 'session lives on another pod: relaying the request there');
+        this.request = { method: firstHeader(pairs, ':method') ?? 'POST', path, headers: pairs };
+        if (msg.request_headers?.end_of_stream) {
+          this.phase = 'done';
+          return this.relay(null);
+        }
+        this.phase = 'body';
+        return continueRequestHeaders(undefined, { mode: { request_body_mode: 'BUFFERED' } });
       }
     }
+  }
+
+  /** Sends the request to the pod that now holds the session and answers with what it said. */
+  private async relay(body: Buffer | null): Promise<ProcessingResponse> {
+    const { recoverer, metrics } = this.deps;
+    const pin = (this.plan as Extract<RetryPlan, { kind: 'relay' }>).pin;
+    const req = this.request!;
+    if (req.method === 'GET') {
+      // A standalone SSE stream cannot be relayed into one answer: end it, and
+      // the client's reconnect goes straight to the session's pod.
+      return immediate(200, [['content-type', 'text/event-stream'], ['cache-control', 'no-cache'], [SESSION_HEADER, this.clientSessionId!]], Buffer.alloc(0), 'mcp_pin_relayed_reconnect');
+    }
+    const r = await recoverer.relay({ pin, method: req.method, path: req.path, headers: req.headers, body }, this.cancelled);
+    if (r.kind === 'failed') return errorResponse(r.code);
+    metrics.outcome('recovered');
+    return immediate(r.status, clientResponseHeaders(r.headers, this.clientSessionId!), r.body, 'mcp_pin_relayed');
   }
 
   /** This attempt goes under `sessionId`; later attempts still know the client's. */

@@ -47,6 +47,14 @@ export const CLIENT_ERRORS: Record<PinErrorCode, ClientError> = {
   MCP_PIN_RECOVERY_REINIT_FAILED: SESSION_GONE,
   MCP_PIN_RECOVERY_GONE: SESSION_GONE,
   MCP_PIN_RECOVERY_TIMEOUT: { status: 504, jsonRpcCode: JSONRPC_INTERNAL_ERROR, message: 'mcp-pin: session recovery timed out', details: 'mcp_pin_recovery_timeout' },
+  MCP_PIN_RELAY_FAILED: { status: 502, jsonRpcCode: JSONRPC_INTERNAL_ERROR, message: "mcp-pin: could not reach the session's pod", details: 'mcp_pin_relay_failed' },
+  // The pod ran it: say so, so that the client does not run it twice.
+  MCP_PIN_RELAY_TOO_LARGE: {
+    status: 502,
+    jsonRpcCode: JSONRPC_INTERNAL_ERROR,
+    message: "mcp-pin: the request ran on the session's pod, but its answer was too large to relay; do not send it again",
+    details: 'mcp_pin_relay_too_large',
+  },
   MCP_PIN_UNEXPECTED: UNEXPECTED,
   // Never a client's answer (they end the process or the gRPC stream), listed so the table is whole.
   MCP_PIN_INVALID_CONFIG: UNEXPECTED,

@@ -163,7 +163,7 @@ export class Exchange {
       this.kind = 'passthrough';
       return this.storeFailure('lookup', err);
     }
-    if (pin && !this.allowed(pin.pod)) {
+    if (pin && !(await this.allowed(pin.pod))) {
       // A poisoned or stale entry: never route there. Drop it and let the
       // service route find the session (and re-adopt it from what Envoy reports).
       metrics.outcome('rejected_pin');
@@ -228,7 +228,7 @@ export class Exchange {
     // Stateless servers (and newer MCP revisions) send no session id: nothing to pin.
     if (!this.isInitialize || !is2xx(status) || sid === undefined) return continueResponseHeaders();
     const reported = upstreamReport(msg).address;
-    const pod = this.allowedPod(reported);
+    const pod = await this.allowedPod(reported);
     if (!pod || !isValidSessionId(sid, this.deps.cfg.maxSessionIdLength)) {
       // Without the real pod address the session could not be routed later:
       // fail this initialize loudly rather than hand out a session that breaks.
@@ -270,21 +270,29 @@ export class Exchange {
     return continueResponseHeaders(rewrite);
   }
 
-  private allowed(pod: string): boolean {
-    return this.deps.allowlist?.allows(pod) ?? true;
+  private async allowed(pod: string): Promise<boolean> {
+    return (await this.deps.allowlist?.allowsFresh(pod)) ?? true;
   }
 
   /** The pod Envoy reported, if it is a usable address that pins may point to. */
-  private allowedPod(reported: string | undefined): string | null {
+  private async allowedPod(reported: string | undefined): Promise<string | null> {
     const pod = parsePodAddress(reported);
-    return pod && this.allowed(pod) ? pod : null;
+    return pod && (await this.allowed(pod)) ? pod : null;
   }
 
   /** A pod answered 2xx for a session the store did not know: it holds it, so pin it there. */
   private async afterUnknownSession(msg: ProcessingRequest, status: number): Promise<ProcessingResponse> {
     const sid = this.clientSessionId!;
     if (!is2xx(status) || this.method === 'DELETE') return continueResponseHeaders();
-    const pod = this.allowedPod(upstreamReport(msg).address);
+    // Proof that the pod holds this session: it names it in its answer (the
+    // SDK servers do on every response to a request). A 2xx alone is not: a
+    // server that ignores session ids answers 2xx to any made-up id, and each
+    // would become a stored pin.
+    if (firstHeader(headerPairs(msg.response_headers), SESSION_HEADER) !== sid) {
+      this.deps.metrics.outcome('adoption_unproven');
+      return continueResponseHeaders();
+    }
+    const pod = await this.allowedPod(upstreamReport(msg).address);
     if (!pod) return continueResponseHeaders();
     try {
       if (await this.timedStore('adopt', () => this.deps.store.adopt(sid, pod))) {

@@ -12,6 +12,8 @@ import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
 
 const DNS_REFRESH_MS = 5000;
+/** A pod not (yet) in the last DNS answer triggers a lookup at once, at most this often. */
+const MISS_REFRESH_MIN_INTERVAL_MS = 1000;
 
 /** Resolves a name to all its addresses (injectable for tests). */
 export type Resolver = (name: string) => Promise<string[]>;
@@ -33,12 +35,15 @@ export class PinAllowlist {
   private readonly rules: Rule[] = [];
   private readonly dnsRules: DnsRule[] = [];
   private timer: NodeJS.Timeout | null = null;
+  private missRefresh: Promise<void> | null = null;
+  private lastMissRefreshAt = -Infinity;
   readonly allowsAny: boolean;
 
   constructor(
     spec: string,
     private readonly resolve: Resolver = systemResolver,
     private readonly onResolveError: (name: string, err: unknown) => void = () => {},
+    private readonly now: () => number = Date.now,
   ) {
     const entries = spec.split(',').map((s) => s.trim()).filter(Boolean);
     this.allowsAny = entries.includes('*');
@@ -89,6 +94,23 @@ export class PinAllowlist {
         }
       }),
     );
+  }
+
+  /**
+   * Like allows(), but a pod missing from the last DNS answer (a pod scaled
+   * up since, that Envoy already sends an initialize to) makes the dns:
+   * entries resolve again at once before the answer is no; such lookups are
+   * shared and at most one per MISS_REFRESH_MIN_INTERVAL_MS, so a flood of
+   * bad pins cannot hammer DNS.
+   */
+  async allowsFresh(pod: string): Promise<boolean> {
+    if (this.allows(pod) || this.dnsRules.length === 0) return this.allows(pod);
+    if (!this.missRefresh && this.now() - this.lastMissRefreshAt >= MISS_REFRESH_MIN_INTERVAL_MS) {
+      this.lastMissRefreshAt = this.now();
+      this.missRefresh = this.refresh().finally(() => (this.missRefresh = null));
+    }
+    if (this.missRefresh) await this.missRefresh;
+    return this.allows(pod);
   }
 
   /** pod is "ip:port" or "[ipv6]:port", as parsePodAddress returns it. */

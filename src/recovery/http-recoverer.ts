@@ -9,22 +9,28 @@ import { RecoveryError, StoreError, type PinErrorCode } from '../errors.js';
 import { sessionTag, type Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { SessionStore } from '../sessions/store.js';
-import { EnvoyForwarder, type Forwarder } from './forwarder.js';
+import { EnvoyForwarder, ResponseTooLargeError, type Forwarder } from './forwarder.js';
 import type { PinAllowlist } from '../extproc/pin-allowlist.js';
-import { SessionRecovery, type RetryAttempt, type RetryPlan } from './recovery.js';
+import type { HeaderPairs } from '../mcp-headers.js';
+import { SessionRecovery, type RelayRequest, type RetryAttempt, type RetryPlan } from './recovery.js';
 
 /** Envoy is asked to wait this much longer than the recovery itself may take. */
 const MESSAGE_TIMEOUT_MARGIN_MS = 1000;
 /** A re-initialize answer is one JSON-RPC result; anything bigger is refused. */
 const MAX_REINIT_RESPONSE_BYTES = 1024 * 1024;
+/** A relayed answer is held whole: bounded. */
+const MAX_RELAY_RESPONSE_BYTES = 16 * 1024 * 1024;
 
 export type RetryOutcome = RetryPlan | { kind: 'failed'; code: PinErrorCode };
+export type RelayOutcome = { kind: 'answered'; status: number; headers: HeaderPairs; body: Buffer } | { kind: 'failed'; code: PinErrorCode };
 
 /** What the ext_proc layer needs from recovery. */
 export interface Recoverer {
   /** How long a plan may take; Envoy is asked to wait that long for the answer. */
   readonly timeoutMs: number;
   planRetry(attempt: RetryAttempt, cancelled: AbortSignal): Promise<RetryOutcome>;
+  /** Sends a request to the pod that holds its session (a retry that landed elsewhere). */
+  relay(req: RelayRequest, cancelled: AbortSignal): Promise<RelayOutcome>;
 }
 
 export interface HttpRecovererDeps {
@@ -50,7 +56,8 @@ export class HttpRecoverer implements Recoverer {
       forwarder: this.forwarder,
       timeoutMs: cfg.recoveryTimeoutMs,
       maxResponseBytes: MAX_REINIT_RESPONSE_BYTES,
-      ...(deps.allowlist ? { allows: (pod: string) => deps.allowlist!.allows(pod) } : {}),
+      maxRelayBytes: MAX_RELAY_RESPONSE_BYTES,
+      ...(deps.allowlist ? { allows: (pod: string) => deps.allowlist!.allowsFresh(pod) } : {}),
     });
   }
 
@@ -86,6 +93,20 @@ export class HttpRecoverer implements Recoverer {
         const rec = await store.load(attempt.clientSessionId).catch(() => null);
         if (rec && rec.backendSessionId === attempt.failedSessionId) await store.removeIfGeneration(attempt.clientSessionId, rec.generation).catch(() => false);
       }
+      return { kind: 'failed', code };
+    }
+  }
+
+  async relay(req: RelayRequest, cancelled: AbortSignal): Promise<RelayOutcome> {
+    const signal = AbortSignal.any([AbortSignal.timeout(this.deps.cfg.recoveryTimeoutMs), cancelled]);
+    try {
+      const res = await this.recovery.relay(req, signal);
+      return { kind: 'answered', status: res.status, headers: res.headers, body: res.body };
+    } catch (err) {
+      // Too large: the pod has run it; the client must not run it again.
+      const code: PinErrorCode = err instanceof ResponseTooLargeError ? 'MCP_PIN_RELAY_TOO_LARGE' : 'MCP_PIN_RELAY_FAILED';
+      this.deps.metrics.outcome('recovery_failed');
+      this.deps.log.warn({ pod: req.pin.pod, code, err: (err as Error)?.message }, 'relay to the session\'s pod failed');
       return { kind: 'failed', code };
     }
   }

@@ -10,7 +10,8 @@
  *   recovery per session across all replicas), and store it with a
  *   compare-and-set on the generation;
  * - the session was moved meanwhile (another request recovered it): follow
- *   that pin, on this pod if it is there, else on the next attempt.
+ *   that pin: on this pod if it is there; else the request is relayed to
+ *   that pod by mcp-pin (Envoy cannot steer a retry once it is under way).
  *
  * Pure orchestration over two narrow interfaces (SessionStore, Forwarder);
  * it returns a plain plan, and the ext_proc layer turns it into Envoy's
@@ -70,12 +71,21 @@ export interface RetryAttempt {
   headers: HeaderPairs;
 }
 
+/** A request to send to the pod that holds its session, under that session's backend id. */
+export interface RelayRequest {
+  pin: Pin;
+  method: string;
+  path: string;
+  headers: HeaderPairs;
+  body: Buffer | null;
+}
+
 /** How to send a retry attempt. */
 export type RetryPlan =
   /** Send it on this attempt's pod under pin.backendSessionId. */
   | { kind: 'send'; pin: Pin; reinitialized: boolean }
-  /** The session lives on another pod: let this attempt fail; the next goes to pin.pod. */
-  | { kind: 'redirect'; pin: Pin }
+  /** The session lives on another pod: relay the request there (relay()). */
+  | { kind: 'relay'; pin: Pin }
   /** The store does not know the session (deleted, expired): send it untouched. */
   | { kind: 'unknown' };
 
@@ -85,8 +95,10 @@ export interface RecoveryOptions {
   timeoutMs: number;
   /** Largest re-initialize response read. */
   maxResponseBytes: number;
+  /** Largest relayed answer read (it is held whole before it goes to the client). */
+  maxRelayBytes: number;
   /** Where a re-initialized session may be pinned. */
-  allows?: (pod: string) => boolean;
+  allows?: (pod: string) => Promise<boolean>;
   /** Polling interval while another replica holds the lock. */
   lockPollMs?: number;
   newToken?: () => string;
@@ -121,7 +133,7 @@ export class SessionRecovery {
       pin = r.pin;
       reinitialized = r.reinitialized;
     }
-    return pin.pod === attempt.pod ? { kind: 'send', pin, reinitialized } : { kind: 'redirect', pin };
+    return pin.pod === attempt.pod ? { kind: 'send', pin, reinitialized } : { kind: 'relay', pin };
   }
 
   /**
@@ -178,6 +190,12 @@ export class SessionRecovery {
     }
   }
 
+  /** The request, once, to pin.pod under the session's backend id; its answer as the pod gave it. */
+  async relay(req: RelayRequest, signal: AbortSignal): Promise<ForwardResponse> {
+    const headers: HeaderPairs = [...endToEndHeaders(req.headers, new Set([SESSION_HEADER])), [SESSION_HEADER, req.pin.backendSessionId]];
+    return this.o.forwarder.send({ method: req.method, path: req.path, headers, body: req.body, pod: req.pin.pod, signal, maxBodyBytes: this.o.maxRelayBytes });
+  }
+
   /** New backend session on the attempt's pod, announced with notifications/initialized. */
   private async reinitialize(initBody: Buffer, attempt: RetryAttempt, signal: AbortSignal): Promise<{ pod: string; backendSessionId: string }> {
     const base = endToEndHeaders(attempt.headers, new Set([SESSION_HEADER, 'accept', 'content-type', 'last-event-id']));
@@ -196,7 +214,7 @@ export class SessionRecovery {
     // The pod Envoy really used (it is the attempt's, unless that one left discovery meanwhile).
     const pod = parsePodAddress(res.upstream);
     if (!pod) throw new RecoveryError('MCP_PIN_RECOVERY_REINIT_FAILED', `Envoy reported no usable upstream for re-initialize (${res.upstream ?? 'none'})`);
-    if (this.o.allows && !this.o.allows(pod)) throw new RecoveryError('MCP_PIN_RECOVERY_REINIT_FAILED', `re-initialized pod ${pod} is outside --pin-allow`);
+    if (this.o.allows && !(await this.o.allows(pod))) throw new RecoveryError('MCP_PIN_RECOVERY_REINIT_FAILED', `re-initialized pod ${pod} is outside --pin-allow`);
 
     let note: ForwardResponse;
     try {

@@ -5,6 +5,7 @@
  */
 import { expect } from 'chai';
 import { request } from 'node:http';
+import { Redis } from 'ioredis';
 import { connectClient, type TestClient } from '../helpers/mcp-client.js';
 import { startStack, type Stack } from '../helpers/stack.js';
 
@@ -63,5 +64,23 @@ describe('recovery correctness (issue 12)', function () {
     const initsAfter = (await Promise.all(stack.pods.map(async (p) => (await p.record()).initialize.length))).reduce((a, b) => a + b);
     expect(initsAfter).to.equal(initsBefore);
     expect(c.sessionId()).to.equal(sid);
+  });
+
+  it('adopts only a session the pod names in its answer: made-up ids on a server that ignores them create no pin', async () => {
+    stack = await startStack({ pods: 2, podEnv: { POD_STATELESS: '1' } });
+    const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' };
+    for (let i = 0; i < 5; i++) {
+      const r = await fetch(stack.mcpUrl, { method: 'POST', headers: { ...headers, 'mcp-session-id': `made-up-${i}` }, body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' });
+      expect(r.status, 'the stateless server answers anyway').to.equal(200);
+      await r.text();
+    }
+    const redis = new Redis(stack.redis!.url);
+    try {
+      expect(await redis.keys('*'), 'no pin stored').to.deep.equal([]);
+    } finally {
+      redis.disconnect();
+    }
+    expect(await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="adoption_unproven"}')).to.equal(5);
+    expect(await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="adopted"}')).to.equal(0);
   });
 });

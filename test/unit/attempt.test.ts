@@ -3,30 +3,31 @@
  * Recoverer: what Envoy is told for each plan recovery returns.
  */
 import { expect } from 'chai';
-import { AttemptExchange, REDIRECT_SESSION_ID } from '../../src/extproc/attempt.js';
+import { AttemptExchange } from '../../src/extproc/attempt.js';
 import type { ProcessingRequest, ProcessingResponse } from '../../src/extproc/protocol.js';
-import type { Recoverer, RetryOutcome } from '../../src/recovery/http-recoverer.js';
-import type { RetryAttempt } from '../../src/recovery/recovery.js';
-import { newMetrics, responseHeaders, silentLog, wireHeaders } from './fakes.js';
+import type { RelayOutcome, Recoverer, RetryOutcome } from '../../src/recovery/http-recoverer.js';
+import type { RelayRequest, RetryAttempt } from '../../src/recovery/recovery.js';
+import { newMetrics, requestBody, responseHeaders, silentLog, wireHeaders } from './fakes.js';
 
 const cfg = { pinHeader: 'x-mcp-pin-dst', maxSessionIdLength: 64, lostSessionStatuses: [404] };
 const POD = '10.0.1.1:8080';
 
-function attemptHeaders(h: Record<string, string>, pod = POD): ProcessingRequest {
+function attemptHeaders(h: Record<string, string>, pod = POD, endOfStream = false): ProcessingRequest {
   return {
     request: 'request_headers',
-    request_headers: { headers: { headers: wireHeaders({ ':method': 'POST', ':path': '/mcp', 'x-envoy-attempt-count': '2', ...h }) } },
+    request_headers: { headers: { headers: wireHeaders({ ':method': 'POST', ':path': '/mcp', 'x-envoy-attempt-count': '2', ...h }) }, end_of_stream: endOfStream },
     attributes: { 'envoy.filters.http.ext_proc': { fields: { 'upstream.address': { kind: 'stringValue', stringValue: pod } } } },
   };
 }
 
-function make(outcome: RetryOutcome) {
+function make(outcome: RetryOutcome, relayed: RelayOutcome = { kind: 'answered', status: 200, headers: [['content-type', 'application/json'], ['mcp-session-id', 'b'], ['content-length', '9'], ['x-mcp-pin-upstream', '10.0.2.2:8080']], body: Buffer.from('{"r":"ok"}') }) {
   const asked: RetryAttempt[] = [];
-  const recoverer: Recoverer = { timeoutMs: 3500, planRetry: async (a) => (asked.push(a), outcome) };
+  const relays: RelayRequest[] = [];
+  const recoverer: Recoverer = { timeoutMs: 3500, planRetry: async (a) => (asked.push(a), outcome), relay: async (r) => (relays.push(r), relayed) };
   const interim: ProcessingResponse[] = [];
   const metrics = newMetrics();
   const ex = new AttemptExchange({ cfg, log: silentLog, metrics, recoverer }, (r) => interim.push(r), new AbortController().signal);
-  return { ex, asked, interim, metrics };
+  return { ex, asked, relays, interim, metrics };
 }
 
 const setOf = (r: ProcessingResponse): Record<string, [string, string]> =>
@@ -55,12 +56,32 @@ describe('AttemptExchange (a retry of a pinned request)', () => {
     expect(asked[0]).to.include({ clientSessionId: 'client-1', failedSessionId: 'backend-1' });
   });
 
-  it('redirects: pins the next attempt to the pod that holds the session and makes this one fail with an id no pod knows', async () => {
-    const { ex } = make({ kind: 'redirect', pin: { pod: '10.0.2.2:8080', backendSessionId: 'b', generation: 3 } });
-    const [r] = await ex.handle(attemptHeaders({ 'mcp-session-id': 'client-1' }));
-    expect(setOf(r!)).to.deep.include({ 'x-mcp-pin-dst': ['10.0.2.2:8080', 'OVERWRITE_IF_EXISTS_OR_ADD'], 'mcp-session-id': [REDIRECT_SESSION_ID, 'OVERWRITE_IF_EXISTS_OR_ADD'] });
-    const [resp] = await ex.handle(responseHeaders({ ':status': '404', 'mcp-session-id': REDIRECT_SESSION_ID }));
-    expect(setOf(resp!)).to.deep.equal({ 'mcp-session-id': ['client-1', 'OVERWRITE_IF_EXISTS'] });
+  it('relays a request whose session another request moved to another pod meanwhile, answering with that pod\'s answer', async () => {
+    const pin = { pod: '10.0.2.2:8080', backendSessionId: 'b', generation: 3 };
+    const { ex, relays } = make({ kind: 'relay', pin });
+    const [h] = await ex.handle(attemptHeaders({ 'mcp-session-id': 'client-1' }));
+    expect(h!.mode_override, 'asks for the body').to.deep.equal({ request_body_mode: 'BUFFERED' });
+    expect(h!.request_headers!.response!.header_mutation).to.equal(undefined);
+    const [r] = await ex.handle(requestBody('{"jsonrpc":"2.0","id":4,"method":"tools/call"}'));
+    expect(relays[0]).to.deep.include({ pin, method: 'POST', path: '/mcp' });
+    expect(relays[0]!.body!.toString()).to.contain('tools/call');
+    expect(r!.immediate_response!.status.code).to.equal(200);
+    expect(r!.immediate_response!.body!.toString()).to.equal('{"r":"ok"}');
+    const set = Object.fromEntries(r!.immediate_response!.headers!.set_headers!.map((x) => [x.header.key, x.header.raw_value.toString()]));
+    expect(set).to.deep.equal({ 'content-type': 'application/json', 'mcp-session-id': 'client-1' });
+    expect(ex.complete).to.equal(true);
+  });
+
+  it('answers a relayed GET with an ended SSE stream (the reconnect goes to the session\'s pod), and a failed relay from the error table', async () => {
+    const get = make({ kind: 'relay', pin: { pod: '10.0.2.2:8080', backendSessionId: 'b', generation: 3 } });
+    const [g] = await get.ex.handle({ ...attemptHeaders({ ':method': 'GET', 'mcp-session-id': 'client-1' }, POD, true) });
+    expect(g!.immediate_response!.status.code).to.equal(200);
+    expect(get.relays).to.have.length(0);
+    const big = make({ kind: 'relay', pin: { pod: '10.0.2.2:8080', backendSessionId: 'b', generation: 3 } }, { kind: 'failed', code: 'MCP_PIN_RELAY_TOO_LARGE' });
+    await big.ex.handle(attemptHeaders({ 'mcp-session-id': 'client-1' }));
+    const [r] = await big.ex.handle(requestBody('{}'));
+    expect(r!.immediate_response!.status.code).to.equal(502);
+    expect(JSON.parse(r!.immediate_response!.body!.toString()).error.message).to.match(/ran .*do not send it again/);
   });
 
   it('sends an attempt untouched when the store does not know the session, or nothing usable came', async () => {

@@ -204,12 +204,20 @@ describe('Exchange', () => {
     expect(store.size).to.equal(0);
   });
 
-  it('adopts an unknown session when a pod answers 2xx, never on 404, and never over an existing record', async () => {
-    for (const [status, adopted] of [['200', true], ['202', true], ['404', false], ['400', false]] as const) {
+  it('adopts an unknown session when a pod answers 2xx naming it, never on 404, never unproven, never over an existing record', async () => {
+    for (const [status, echoed, adopted] of [
+      ['200', 'U', true],
+      ['202', 'U', true],
+      ['404', 'U', false],
+      ['400', 'U', false],
+      // A server that ignores session ids: 2xx, but it does not name the session.
+      ['200', undefined, false],
+      ['200', 'other', false],
+    ] as const) {
       const { ex, store } = make();
       await ex.handle(requestHeaders({ ':method': 'POST', ':path': '/mcp', 'mcp-session-id': 'U', 'content-type': 'application/json' }));
-      await ex.handle(responseHeaders({ ':status': status }, { 'upstream.address': '10.0.0.5:8080' }));
-      expect(await store.lookup('U') !== null, status).to.equal(adopted);
+      await ex.handle(responseHeaders({ ':status': status, ...(echoed ? { 'mcp-session-id': echoed } : {}) }, { 'upstream.address': '10.0.0.5:8080' }));
+      expect(await store.lookup('U') !== null, `${status} ${echoed}`).to.equal(adopted);
     }
     const { store } = make();
     await store.create('E', { pod: '10.0.0.9:1', backendSessionId: 'E', initBody: null });

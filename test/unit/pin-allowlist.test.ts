@@ -39,6 +39,31 @@ describe('PinAllowlist', () => {
     a.stop();
   });
 
+  it('resolves again at once for a pod missing from the last answer (a pod scaled up since), at most once a second', async () => {
+    let answer = ['10.1.0.7'];
+    let lookups = 0;
+    let now = 0;
+    const a = new PinAllowlist('dns:pods:8080', async () => (lookups++, answer), () => {}, () => now);
+    await a.start();
+    a.stop();
+    expect(lookups).to.equal(1);
+    answer = ['10.1.0.7', '10.1.0.8'];
+    expect(a.allows('10.1.0.8:8080'), 'not in the last answer').to.equal(false);
+    // Concurrent misses share one lookup, and the new pod is allowed.
+    expect(await Promise.all([a.allowsFresh('10.1.0.8:8080'), a.allowsFresh('10.1.0.8:8080')])).to.deep.equal([true, true]);
+    expect(lookups).to.equal(2);
+    // A pod that is in no answer: no more lookups within that second, then one.
+    expect(await a.allowsFresh('10.9.9.9:8080')).to.equal(false);
+    expect(lookups).to.equal(2);
+    now += 1000;
+    expect(await a.allowsFresh('10.9.9.9:8080')).to.equal(false);
+    expect(await a.allowsFresh('10.9.9.9:8080')).to.equal(false);
+    expect(lookups).to.equal(3);
+    // Known pods never cost a lookup.
+    expect(await a.allowsFresh('10.1.0.7:8080')).to.equal(true);
+    expect(lookups).to.equal(3);
+  });
+
   it('allows anything with *', () => {
     expect(new PinAllowlist('*').allows('1.2.3.4:5')).to.equal(true);
   });

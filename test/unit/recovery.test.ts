@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import { HttpRecoverer, type RetryOutcome } from '../../src/recovery/http-recoverer.js';
-import type { ForwardRequest, ForwardResponse, Forwarder } from '../../src/recovery/forwarder.js';
+import { ResponseTooLargeError, type ForwardRequest, type ForwardResponse, type Forwarder } from '../../src/recovery/forwarder.js';
 import type { RetryAttempt } from '../../src/recovery/recovery.js';
 import { MemoryStore } from '../../src/sessions/memory-store.js';
 import { newMetrics, silentLog } from './fakes.js';
@@ -93,20 +93,20 @@ describe('recovery: planning a retry attempt', () => {
     expect(pods.sent).to.have.length(2);
   });
 
-  it('follows a newer pin without re-initializing: sends on this pod if the session is here, else redirects', async () => {
+  it('follows a newer pin without re-initializing: sends on this pod if the session is here, else relays', async () => {
     const { store, pods, recoverer, attempt } = await setup();
     await store.replacePin('client-1', 1, RETRY_POD, 'moved');
     expect(await recoverer.planRetry(attempt(), never)).to.deep.equal({ kind: 'send', reinitialized: false, pin: { pod: RETRY_POD, backendSessionId: 'moved', generation: 2 } });
     await store.replacePin('client-1', 2, '10.0.2.2:8080', 'elsewhere');
-    expect(await recoverer.planRetry(attempt({ failedSessionId: 'moved' }), never)).to.deep.include({ kind: 'redirect' });
+    expect(await recoverer.planRetry(attempt({ failedSessionId: 'moved' }), never)).to.deep.include({ kind: 'relay' });
     expect(pods.sent).to.have.length(0);
   });
 
-  it('redirects when the re-initialize landed on another pod than the attempt (it left discovery meanwhile)', async () => {
+  it('relays when the re-initialize landed on another pod than the attempt (it left discovery meanwhile)', async () => {
     const { recoverer, pods, attempt } = await setup();
     pods.init = () => ({ upstream: '10.0.3.3:8080' });
     const o = await recoverer.planRetry(attempt(), never);
-    expect(o).to.deep.equal({ kind: 'redirect', pin: { pod: '10.0.3.3:8080', backendSessionId: 'backend-1', generation: 2 } });
+    expect(o).to.deep.equal({ kind: 'relay', pin: { pod: '10.0.3.3:8080', backendSessionId: 'backend-1', generation: 2 } });
   });
 
   it('sends a session the store no longer knows untouched', async () => {
@@ -161,7 +161,7 @@ describe('recovery: planning a retry attempt', () => {
     // The other replica finishes its recovery on another pod and releases the lock.
     await store.replacePin('client-1', 1, '10.0.2.2:8080', 'their-backend');
     await store.unlock('client-1', 'other-replica');
-    expect(await pending).to.deep.equal({ kind: 'redirect', pin: { pod: '10.0.2.2:8080', backendSessionId: 'their-backend', generation: 2 } });
+    expect(await pending).to.deep.equal({ kind: 'relay', pin: { pod: '10.0.2.2:8080', backendSessionId: 'their-backend', generation: 2 } });
     expect(pods.count('"initialize"'), 'no second re-init').to.equal(0);
   });
 
@@ -186,6 +186,35 @@ describe('recovery: planning a retry attempt', () => {
   });
 });
 
+describe('recovery: relaying a request to the pod that holds its session', () => {
+  it('sends it once, to that pod, under the backend id, with the client\'s end-to-end headers', async () => {
+    const { pods, recoverer, attempt } = await setup();
+    pods.notify = () => ({ status: 200, headers: [['content-type', 'application/json']], body: Buffer.from('{"r":1}') });
+    const pin = { pod: '10.0.2.2:8080', backendSessionId: 'theirs', generation: 3 };
+    const out = await recoverer.relay({ pin, method: 'POST', path: '/mcp', headers: attempt().headers, body: Buffer.from('{"method":"tools/call"}') }, never);
+    expect(out).to.deep.include({ kind: 'answered', status: 200 });
+    expect(pods.sent).to.have.length(1);
+    const sent = pods.sent[0]!;
+    expect(sent.pod).to.equal('10.0.2.2:8080');
+    expect(Object.fromEntries(sent.headers)).to.include({ 'mcp-session-id': 'theirs', authorization: 'Bearer t0k' });
+    expect(Object.fromEntries(sent.headers)).to.not.have.any.keys('x-mcp-pin-client-session', 'x-envoy-attempt-count');
+  });
+
+  it('says the request ran when its answer is too large to relay, and a relay that failed otherwise', async () => {
+    const { pods, recoverer, attempt } = await setup();
+    const pin = { pod: '10.0.2.2:8080', backendSessionId: 'theirs', generation: 3 };
+    const req = { pin, method: 'POST', path: '/mcp', headers: attempt().headers, body: Buffer.from('{}') };
+    pods.send = async () => {
+      throw new ResponseTooLargeError(10);
+    };
+    expect(await recoverer.relay(req, never)).to.deep.equal({ kind: 'failed', code: 'MCP_PIN_RELAY_TOO_LARGE' });
+    pods.send = async () => {
+      throw new Error('ECONNREFUSED');
+    };
+    expect(await recoverer.relay(req, never)).to.deep.equal({ kind: 'failed', code: 'MCP_PIN_RELAY_FAILED' });
+  });
+});
+
 describe('recovery races', () => {
   it('follows the winner pin when its compare-and-set loses (lock expired under it)', async () => {
     const { store, pods, recoverer, attempt } = await setup();
@@ -194,7 +223,7 @@ describe('recovery races', () => {
       void store.replacePin('client-1', 1, '10.0.3.3:8080', 'winner');
       return {};
     };
-    expect(await recoverer.planRetry(attempt(), never)).to.deep.equal({ kind: 'redirect', pin: { pod: '10.0.3.3:8080', backendSessionId: 'winner', generation: 2 } });
+    expect(await recoverer.planRetry(attempt(), never)).to.deep.equal({ kind: 'relay', pin: { pod: '10.0.3.3:8080', backendSessionId: 'winner', generation: 2 } });
     expect(await store.lookup('client-1')).to.deep.include({ pod: '10.0.3.3:8080', backendSessionId: 'winner' });
   });
 });

@@ -15,6 +15,7 @@ export type RequestOutcome =
   | 'session_deleted'
   | 'recovered'
   | 'relayed'
+  | 'not_lost'
   | 'recovery_failed'
   | 'store_error'
   | 'adopted'

@@ -145,7 +145,7 @@ export class AttemptExchange {
     }
     const r = await recoverer.relay({ pin, method: req.method, path: req.path, headers: req.headers, body }, this.cancelled);
     if (r.kind === 'failed') return errorResponse(r.code);
-    metrics.outcome('recovered');
+    if (!(this.plan as Extract<RetryPlan, { kind: 'relay' }>).notLost) metrics.outcome('recovered');
     return immediate(r.status, clientResponseHeaders(r.headers, this.clientSessionId!), r.body, 'mcp_pin_relayed');
   }
 

@@ -34,7 +34,7 @@ export interface Recoverer {
 }
 
 export interface HttpRecovererDeps {
-  cfg: Pick<Config, 'recoveryUrl' | 'recoveryTimeoutMs' | 'pinHeader' | 'upstreamHeader'>;
+  cfg: Pick<Config, 'recoveryUrl' | 'recoveryTimeoutMs' | 'pinHeader' | 'upstreamHeader' | 'lostSessionStatuses'>;
   store: SessionStore;
   log: Logger;
   metrics: Metrics;
@@ -57,6 +57,7 @@ export class HttpRecoverer implements Recoverer {
       timeoutMs: cfg.recoveryTimeoutMs,
       maxResponseBytes: MAX_REINIT_RESPONSE_BYTES,
       maxRelayBytes: MAX_RELAY_RESPONSE_BYTES,
+      lostSessionStatuses: cfg.lostSessionStatuses,
       ...(deps.allowlist ? { allows: (pod: string) => deps.allowlist!.allowsFresh(pod) } : {}),
     });
   }
@@ -70,6 +71,11 @@ export class HttpRecoverer implements Recoverer {
     const timer = metrics.recoverySeconds.startTimer();
     try {
       const plan = await this.recovery.planRetry(attempt, signal);
+      if (plan.kind === 'relay' && plan.notLost) {
+        timer({ result: 'not_lost' });
+        metrics.outcome('not_lost');
+        log.info({ session: tag, pod: plan.pin.pod }, 'session not lost (its pod still holds it): request goes back there');
+      }
       if (plan.kind === 'send' && plan.reinitialized) {
         timer({ result: 'recovered' });
         log.info({ session: tag, pod: plan.pin.pod, generation: plan.pin.generation }, 'session re-initialized');

@@ -4,11 +4,15 @@
  * retries the request (with the body it kept) on another pod, and asks
  * mcp-pin, for that attempt only, how to send it. The plan:
  *
- * - the stored pin is the one the failed attempt used: re-initialize a
+ * - the stored pin is the one the failed attempt used: under the session's
+ *   recovery lock (one recovery per session across all replicas), first make
+ *   sure the session is really lost (its pod is unreachable, or answers a
+ *   ping in it with a lost-session status); if it is, re-initialize a
  *   backend session on this attempt's pod (stored initialize +
- *   notifications/initialized), under the session's recovery lock (one
- *   recovery per session across all replicas), and store it with a
- *   compare-and-set on the generation;
+ *   notifications/initialized) and store it with a compare-and-set on the
+ *   generation; if it is not (the failure was about something else), the
+ *   request goes back to its pod by relay and the client gets that pod's
+ *   own answer;
  * - the session was moved meanwhile (another request recovered it): follow
  *   that pin: on this pod if it is there; else the request is relayed to
  *   that pod by mcp-pin (Envoy cannot steer a retry once it is under way).
@@ -58,6 +62,7 @@ export function endToEndHeaders(headers: HeaderPairs, drop: Set<string>): Header
 const is2xx = (s: number): boolean => s >= 200 && s < 300;
 const pinOf = (r: Pin): Pin => ({ pod: r.pod, backendSessionId: r.backendSessionId, generation: r.generation });
 const INITIALIZED = Buffer.from('{"jsonrpc":"2.0","method":"notifications/initialized"}');
+const PING = Buffer.from('{"jsonrpc":"2.0","id":"mcp-pin-probe","method":"ping"}');
 
 /** A retry Envoy is about to send, after the attempt before it failed. */
 export interface RetryAttempt {
@@ -84,8 +89,8 @@ export interface RelayRequest {
 export type RetryPlan =
   /** Send it on this attempt's pod under pin.backendSessionId. */
   | { kind: 'send'; pin: Pin; reinitialized: boolean }
-  /** The session lives on another pod: relay the request there (relay()). */
-  | { kind: 'relay'; pin: Pin }
+  /** The session lives on another pod (moved meanwhile, or never lost): relay the request there (relay()). */
+  | { kind: 'relay'; pin: Pin; notLost?: true }
   /** The store does not know the session (deleted, expired): send it untouched. */
   | { kind: 'unknown' };
 
@@ -95,6 +100,8 @@ export interface RecoveryOptions {
   timeoutMs: number;
   /** Largest re-initialize response read. */
   maxResponseBytes: number;
+  /** Pod answers that mean "session lost" (--lost-session-statuses). */
+  lostSessionStatuses: readonly number[];
   /** Largest relayed answer read (it is held whole before it goes to the client). */
   maxRelayBytes: number;
   /** Where a re-initialized session may be pinned. */
@@ -108,6 +115,8 @@ export interface Recovered {
   pin: Pin;
   /** True when this call re-initialized; false when it used another's result. */
   reinitialized: boolean;
+  /** The pod still holds the session: nothing was lost, pin unchanged. */
+  notLost?: true;
 }
 
 export class SessionRecovery {
@@ -130,6 +139,7 @@ export class SessionRecovery {
     let reinitialized = false;
     if (rec.backendSessionId === attempt.failedSessionId) {
       const r = await this.obtainPin(attempt, pin, signal);
+      if (r.notLost) return { kind: 'relay', pin: r.pin, notLost: true };
       pin = r.pin;
       reinitialized = r.reinitialized;
     }
@@ -169,6 +179,9 @@ export class SessionRecovery {
           const fresh = await store.load(sid);
           if (!fresh) throw new RecoveryError('MCP_PIN_RECOVERY_GONE', 'session no longer in the store');
           if (fresh.generation !== failed.generation) return { pin: pinOf(fresh), reinitialized: false };
+          // A status alone is no proof (a 404 for a wrong path, a 400 for a
+          // malformed body): ask the pod itself.
+          if (await this.stillHolds(fresh, attempt, signal)) return { pin: pinOf(fresh), reinitialized: false, notLost: true };
           if (!fresh.initBody) {
             throw new RecoveryError('MCP_PIN_RECOVERY_NO_INIT_BODY', 'no initialize body stored for this session');
           }
@@ -190,6 +203,39 @@ export class SessionRecovery {
     }
   }
 
+  /**
+   * Whether the pin's pod still holds the session: a ping in it. Lost means
+   * the pod cannot be reached (or Envoy had to send the ping elsewhere: the
+   * pod left discovery) or it answers a lost-session status; any other answer
+   * means the session is there.
+   */
+  private async stillHolds(pin: Pin, attempt: RetryAttempt, signal: AbortSignal): Promise<boolean> {
+    let res: ForwardResponse;
+    try {
+      res = await this.o.forwarder.send({
+        method: 'POST',
+        path: attempt.path,
+        headers: [...this.postHeaders(attempt), [SESSION_HEADER, pin.backendSessionId]],
+        body: PING,
+        pod: pin.pod,
+        signal,
+        maxBodyBytes: this.o.maxResponseBytes,
+      });
+    } catch {
+      signal.throwIfAborted();
+      return false;
+    }
+    if (parsePodAddress(res.upstream) !== pin.pod) return false;
+    return !this.o.lostSessionStatuses.includes(res.status);
+  }
+
+  /** A POST of mcp-pin's own (ping, initialize), with the client's end-to-end headers. */
+  private postHeaders(attempt: RetryAttempt): HeaderPairs {
+    const base = endToEndHeaders(attempt.headers, new Set([SESSION_HEADER, 'accept', 'content-type', 'last-event-id']));
+    // JSON and SSE accepted, also when a GET is being recovered.
+    return [...base, ['content-type', 'application/json'], ['accept', 'application/json, text/event-stream']];
+  }
+
   /** The request, once, to pin.pod under the session's backend id; its answer as the pod gave it. */
   async relay(req: RelayRequest, signal: AbortSignal): Promise<ForwardResponse> {
     const headers: HeaderPairs = [...endToEndHeaders(req.headers, new Set([SESSION_HEADER])), [SESSION_HEADER, req.pin.backendSessionId]];
@@ -198,9 +244,7 @@ export class SessionRecovery {
 
   /** New backend session on the attempt's pod, announced with notifications/initialized. */
   private async reinitialize(initBody: Buffer, attempt: RetryAttempt, signal: AbortSignal): Promise<{ pod: string; backendSessionId: string }> {
-    const base = endToEndHeaders(attempt.headers, new Set([SESSION_HEADER, 'accept', 'content-type', 'last-event-id']));
-    // A POST that accepts JSON and SSE, also when a GET is being recovered.
-    const headers: HeaderPairs = [...base, ['content-type', 'application/json'], ['accept', 'application/json, text/event-stream']];
+    const headers = this.postHeaders(attempt);
     const send = { method: 'POST', path: attempt.path, signal, maxBodyBytes: this.o.maxResponseBytes };
     let res: ForwardResponse;
     try {

@@ -4,6 +4,7 @@
  * and mcp-pin replicas as processes. Everything is torn down by stop(), and
  * by the root hooks if a test fails first.
  */
+import type { EnvoyParams } from '../../envoy/render.js';
 import { startEnvoy, type EnvoyHandle } from './envoy.js';
 import { McpPinProcess } from './mcp-pin.js';
 import { eventually, freePort } from './net.js';
@@ -22,6 +23,8 @@ export interface StackOptions {
   redisUrl?: string;
   /** Envoy's public port (default: any free port). */
   listenPort?: number;
+  /** More template values (e.g. lostSessionStatuses, to match the replicas' --lost-session-statuses). */
+  envoy?: Partial<EnvoyParams>;
 }
 
 export interface Stack {
@@ -45,7 +48,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const envoy = await startEnvoy({
     extProc: pinPorts.map((port) => ({ host: '127.0.0.1', port })),
     pods: pods.map((p) => p.address),
-    ...(opts.listenPort !== undefined ? { overrides: { listenPort: opts.listenPort } } : {}),
+    overrides: { ...opts.envoy, ...(opts.listenPort !== undefined ? { listenPort: opts.listenPort } : {}) },
   });
   const keyPrefix = `t${Date.now().toString(36)}:`;
   const pins = await Promise.all(

@@ -116,7 +116,7 @@ describe('hardening (issue 7)', function () {
       const pad = 'x'.repeat(2 * 1024 * 1024);
       const big = await fetch(stack.mcpUrl, { method: 'POST', headers: INIT, body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { pad } }) });
       expect(big.status).to.equal(413);
-      await big.arrayBuffer();
+      expect(((await big.json()) as { error: { code: number } }).error.code, 'a JSON-RPC body from Envoy\'s local reply mapping').to.equal(-32603);
       const cases: [string, Record<string, string>][] = [
         ['{"jsonrpc":"2.0", this is not json', INIT],
         ['[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":2,"method":"ping"}]', INIT],

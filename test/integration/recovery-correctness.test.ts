@@ -83,4 +83,56 @@ describe('recovery correctness (issue 12)', function () {
     expect(await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="adoption_unproven"}')).to.equal(5);
     expect(await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="adopted"}')).to.equal(0);
   });
+
+  it('answers with a JSON-RPC error body when Envoy answers itself: no pod reachable, mcp-pin down', async () => {
+    stack = await startStack({ pods: 1 });
+    const c = await connectClient(stack.mcpUrl);
+    clients.push(c);
+    const post = () =>
+      fetch(stack.mcpUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25', 'mcp-session-id': c.sessionId() },
+        body: '{"jsonrpc":"2.0","id":3,"method":"tools/list"}',
+      });
+    await stack.pods[0]!.kill();
+    const noPod = await post();
+    expect(noPod.status).to.equal(503);
+    expect(noPod.headers.get('content-type')).to.equal('application/json');
+    const e1 = (await noPod.json()) as { jsonrpc: string; error: { code: number; message: string } };
+    expect(e1.jsonrpc).to.equal('2.0');
+    expect(e1.error.code).to.equal(-32603);
+    expect(e1.error.message).to.match(/connection_failure|connect/);
+    await stack.pins[0]!.kill();
+    const noPin = await post();
+    expect(noPin.status).to.equal(500);
+    const e2 = (await noPin.json()) as { error: { code: number; message: string } };
+    expect(e2.error.code).to.equal(-32603);
+    expect(e2.error.message).to.match(/ext_proc_error/);
+  });
+
+  it('recovers only a session that is really lost: a 400 for a malformed body on a live session is the pod\'s own answer', async () => {
+    // SDK-example-style pods: an unknown session gets 400, so 400 counts as "lost" too.
+    stack = await startStack({ pods: 2, podEnv: { POD_LOST_STATUS: '400' }, pinEnv: { MCP_PIN_LOST_SESSION_STATUSES: '404,400' }, envoy: { lostSessionStatuses: [404, 400] } });
+    const c = await connectClient(stack.mcpUrl);
+    clients.push(c);
+    const home = stack.podByName((await c.whoami()).pod);
+    const inits = async (): Promise<number> => (await Promise.all(stack.pods.map(async (p) => (await p.record()).initialize.length))).reduce((a, b) => a + b);
+    const before = await inits();
+    const r = await rawPost(
+      stack.mcpUrl,
+      [['content-type', 'application/json'], ['accept', 'application/json, text/event-stream'], ['mcp-protocol-version', '2025-11-25'], ['mcp-session-id', c.sessionId()]],
+      '{"jsonrpc":"2.0", this is not json',
+    );
+    expect(r.status).to.equal(400);
+    expect((JSON.parse(r.body) as { error: { code: number } }).error.code, 'the pod\'s parse error').to.equal(-32700);
+    expect(await inits(), 'no re-initialize').to.equal(before);
+    expect(await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="not_lost"}')).to.equal(1);
+    expect((await c.echo('same session')).pod).to.equal(home.name);
+    // A session that is really lost (the pod restarted) is still recovered, on the other pod.
+    const other = stack.pods.find((p) => p !== home)!;
+    const otherBefore = (await other.record()).initialize.length;
+    await home.restartInPlace();
+    expect((await c.echo('after restart')).text).to.equal('after restart');
+    expect((await other.record()).initialize.length, 'one re-initialize').to.equal(otherBefore + 1);
+  });
 });

@@ -20,6 +20,8 @@ class FakePods implements Forwarder {
   n = 0;
   init: (req: ForwardRequest) => Partial<ForwardResponse> | Error = () => ({});
   notify: (req: ForwardRequest) => Partial<ForwardResponse> = () => ({ status: 202 });
+  /** The ping that asks the failed pod whether it still holds the session: by default it does not. */
+  probe: (req: ForwardRequest) => Partial<ForwardResponse> | Error = () => ({ status: 404 });
   delayMs = 0;
 
   async send(req: ForwardRequest): Promise<ForwardResponse> {
@@ -31,7 +33,9 @@ class FakePods implements Forwarder {
       const custom = this.init(req);
       if (custom instanceof Error) throw custom;
       out = { status: 200, headers: [['mcp-session-id', `backend-${++this.n}`], ['content-type', 'text/event-stream']], ...custom };
-    } else out = this.notify(req);
+    } else if (body.includes('"ping"')) out = this.probe(req);
+    else out = this.notify(req);
+    if (out instanceof Error) throw out;
     return { status: 200, headers: [], body: Buffer.alloc(0), upstream: req.pod, ...out };
   }
   async close(): Promise<void> {}
@@ -40,7 +44,7 @@ class FakePods implements Forwarder {
   }
 }
 
-const cfg = { recoveryUrl: 'http://127.0.0.1:1', recoveryTimeoutMs: 2000, pinHeader: 'x-mcp-pin-dst', upstreamHeader: 'x-mcp-pin-upstream' };
+const cfg = { recoveryUrl: 'http://127.0.0.1:1', recoveryTimeoutMs: 2000, pinHeader: 'x-mcp-pin-dst', upstreamHeader: 'x-mcp-pin-upstream', lostSessionStatuses: [404] };
 const never = new AbortController().signal;
 
 async function setup(initBody: Buffer | null = INIT, recoveryTimeoutMs = cfg.recoveryTimeoutMs) {
@@ -80,7 +84,11 @@ describe('recovery: planning a retry attempt', () => {
     expect(await store.lookup('client-1')).to.deep.equal({ pod: RETRY_POD, backendSessionId: 'backend-1', generation: 2 });
     expect((await store.load('client-1'))!.initBody!.equals(INIT), 'init body kept').to.equal(true);
 
-    const [init, note] = pods.sent;
+    const [probe, init, note] = pods.sent;
+    // First the proof: a ping in the session, to the pod that failed.
+    expect(probe!.pod).to.equal(OLD_POD);
+    expect(probe!.body!.toString()).to.contain('"ping"');
+    expect(Object.fromEntries(probe!.headers)['mcp-session-id']).to.equal('client-1');
     const h = (req: ForwardRequest) => Object.fromEntries(req.headers);
     // Re-init: a POST to the attempt's pod, JSON + SSE accept (a GET is being recovered), the client's end-to-end headers, no session id.
     expect(init!.pod).to.equal(RETRY_POD);
@@ -90,7 +98,23 @@ describe('recovery: planning a retry attempt', () => {
     // notifications/initialized to the same pod under the new id.
     expect(note!.pod).to.equal(RETRY_POD);
     expect(h(note!)['mcp-session-id']).to.equal('backend-1');
-    expect(pods.sent).to.have.length(2);
+    expect(pods.sent).to.have.length(3);
+  });
+
+  it('does not re-initialize a session its pod still holds: the request goes back there by relay', async () => {
+    const { store, pods, recoverer, attempt } = await setup();
+    pods.probe = () => ({ status: 200 });
+    expect(await recoverer.planRetry(attempt(), never)).to.deep.equal({ kind: 'relay', notLost: true, pin: { pod: OLD_POD, backendSessionId: 'client-1', generation: 1 } });
+    expect(pods.count('"initialize"')).to.equal(0);
+    expect(await store.lookup('client-1')).to.deep.include({ pod: OLD_POD, generation: 1 });
+  });
+
+  it('takes an unreachable pod, or a ping Envoy had to send to another pod, as proof of loss', async () => {
+    for (const probe of [() => new Error('ECONNREFUSED'), () => ({ status: 200, upstream: '10.0.9.9:8080' })]) {
+      const { pods, recoverer, attempt } = await setup();
+      pods.probe = probe as never;
+      expect(await recoverer.planRetry(attempt(), never)).to.deep.include({ kind: 'send', reinitialized: true });
+    }
   });
 
   it('follows a newer pin without re-initializing: sends on this pod if the session is here, else relays', async () => {
@@ -119,7 +143,7 @@ describe('recovery: planning a retry attempt', () => {
   it('fails with NO_INIT_BODY and drops the pin when no init body was stored', async () => {
     const { store, pods, recoverer, attempt } = await setup(null);
     expect(failed(await recoverer.planRetry(attempt(), never))).to.equal('MCP_PIN_RECOVERY_NO_INIT_BODY');
-    expect(pods.sent).to.have.length(0);
+    expect(pods.sent.map((r) => r.body!.toString()), 'only the proof that it is lost').to.deep.equal(['{"jsonrpc":"2.0","id":"mcp-pin-probe","method":"ping"}']);
     expect(await store.lookup('client-1')).to.equal(null);
   });
 

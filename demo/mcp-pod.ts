@@ -9,7 +9,8 @@
  * POD_REFUSE_INIT=1 to answer every initialize with 503, POD_STATELESS=1 for a
  * server that never issues session ids, POD_MODERN=1 for a server on the v2
  * SDK (@modelcontextprotocol/server): MCP revision 2026-07-28, which has no
- * sessions, and 2025 clients served statelessly.
+ * sessions, and 2025 clients served statelessly. POD_INIT_DELAY_MS delays the
+ * answer to every initialize (a slow pod).
  *
  * Besides MCP on every path, it serves GET /_record: what it saw, so tests can
  * assert where each request really landed; POST /_notify: sends a log
@@ -32,6 +33,7 @@ const lostStatus = Number(process.env.POD_LOST_STATUS ?? 404);
 const refuseInit = process.env.POD_REFUSE_INIT === '1';
 const stateless = process.env.POD_STATELESS === '1';
 const modern = process.env.POD_MODERN === '1';
+const initDelayMs = Number(process.env.POD_INIT_DELAY_MS ?? 0);
 
 interface Seen {
   httpMethod: string;
@@ -51,6 +53,11 @@ function newServer(getSessionId: () => string | undefined): McpServer {
   server.registerTool('whoami', { description: 'Which pod and session answered' }, async () => ({
     content: [{ type: 'text', text: JSON.stringify({ pod: name, session: getSessionId() ?? null }) }],
   }));
+  server.registerTool(
+    'big',
+    { description: 'Answers with `size` bytes of text', inputSchema: { size: z.number().int().min(0).max(64 * 1024 * 1024) } },
+    async ({ size }) => ({ content: [{ type: 'text', text: 'x'.repeat(size) }] }),
+  );
   server.registerTool(
     'echo',
     { description: 'Echoes its argument back, with the pod name', inputSchema: { text: z.string() } },
@@ -141,6 +148,7 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
   }
   if (req.method === 'POST' && methods.includes('initialize')) {
     if (refuseInit) return sendJson(res, 503, { jsonrpc: '2.0', error: { code: -32603, message: 'refusing initialize' }, id: null });
+    if (initDelayMs > 0) await new Promise((r) => setTimeout(r, initDelayMs));
     let id: string | undefined;
     const server = newServer(() => id);
     const transport = new StreamableHTTPServerTransport({

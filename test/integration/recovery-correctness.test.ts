@@ -7,6 +7,7 @@ import { expect } from 'chai';
 import { request } from 'node:http';
 import { Redis } from 'ioredis';
 import { connectClient, type TestClient } from '../helpers/mcp-client.js';
+import { eventually } from '../helpers/net.js';
 import { startStack, type Stack } from '../helpers/stack.js';
 
 /** One POST with these raw header lines (names may repeat), through Envoy. */
@@ -134,5 +135,44 @@ describe('recovery correctness (issue 12)', function () {
     await home.restartInPlace();
     expect((await c.echo('after restart')).text).to.equal('after restart');
     expect((await other.record()).initialize.length, 'one re-initialize').to.equal(otherBefore + 1);
+  });
+
+  it('streams a large answer of a recovered request to the client whole (6 MB tool result)', async () => {
+    stack = await startStack({ pods: 2 });
+    const c = await connectClient(stack.mcpUrl);
+    clients.push(c);
+    const home = stack.podByName((await c.whoami()).pod);
+    await home.restartInPlace();
+    const size = 6 * 1024 * 1024;
+    const result = (await c.client.callTool({ name: 'big', arguments: { size } })) as { content: { text: string }[] };
+    expect(result.content[0]!.text.length).to.equal(size);
+    expect(await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="recovered"}')).to.equal(1);
+  });
+
+  it('abandons a recovery when the client goes away, and the request never reaches a pod', async () => {
+    stack = await startStack({ pods: 2 });
+    const c = await connectClient(stack.mcpUrl);
+    clients.push(c);
+    const home = stack.podByName((await c.whoami()).pod);
+    const other = stack.pods.find((p) => p !== home)!;
+    // The pod the retry goes to answers initialize slowly; the home pod forgets the session.
+    await other.restartInPlace({ POD_INIT_DELAY_MS: '3000' });
+    await home.restartInPlace();
+    const gone = new AbortController();
+    const call = fetch(stack.mcpUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25', 'mcp-session-id': c.sessionId() },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 42, method: 'tools/call', params: { name: 'echo', arguments: { text: 'once' } } }),
+      signal: gone.signal,
+    }).catch((e: Error) => e);
+    // The recovery is under way (its re-initialize waits on the slow pod) when the client leaves.
+    await eventually(async () => (await other.record()).requests.some((r) => r.rpcMethod === 'initialize'), 'the re-initialize reached the slow pod', 5000);
+    gone.abort();
+    expect(await call).to.be.instanceOf(Error);
+    await eventually(async () => /"cancelled":true/.test(stack.pins[0]!.proc.output), 'mcp-pin abandoned the recovery', 5000);
+    // The home pod saw the first attempt and answered 404 (session unknown); nothing ran the tool.
+    const calls = [...(await home.record()).requests, ...(await other.record()).requests].filter((r) => r.rpcMethod === 'tools/call');
+    expect(calls.map((r) => r.status), 'the tool call never ran').to.deep.equal([404]);
+    expect((await other.record()).requests.filter((r) => r.rpcMethod === 'tools/call'), 'never sent to the recovering pod').to.deep.equal([]);
   });
 });

@@ -8,6 +8,7 @@ import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import { once } from 'node:events';
 import { connect } from 'node:http2';
+import { connect as netConnect } from 'node:net';
 import { ExtProcService } from '../../src/extproc/server.js';
 import { createGrpcServer, listen, shutdown } from '../../src/grpc-server.js';
 import { Health } from '../../src/health.js';
@@ -112,7 +113,7 @@ describe('gRPC server (grpc-js)', function () {
     }
   });
 
-  it('on shutdown refuses new streams at once (GOAWAY) and lets an open exchange finish', async () => {
+  it('on shutdown refuses new connections and streams at once (GOAWAY) and lets an open exchange finish', async () => {
     const client = extProcClient(port);
     try {
       const open = client.Process();
@@ -122,6 +123,13 @@ describe('gRPC server (grpc-js)', function () {
       let stopped = false;
       const stopping = shutdown(server, 10_000).then(() => (stopped = true));
 
+      // The port takes no new connection (Envoy connects to another replica).
+      const refused = await new Promise<string>((resolve) => {
+        const sock = netConnect(port, '127.0.0.1');
+        sock.on('connect', () => (sock.destroy(), resolve('connected')));
+        sock.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+      });
+      expect(refused).to.equal('ECONNREFUSED');
       const late = client.Process();
       late.on('error', () => {});
       late.on('data', () => {});

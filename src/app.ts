@@ -8,7 +8,7 @@ import { splitHostPort, type Config } from './config.js';
 import { ExtProcService } from './extproc/server.js';
 import { createGrpcServer, listen, shutdown } from './grpc-server.js';
 import { Health } from './health.js';
-import { PinAllowlist } from './extproc/pin-allowlist.js';
+import { PinAllowlist } from './pin-allowlist.js';
 import type { Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { HttpRecoverer } from './recovery/http-recoverer.js';

@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { InvalidConfigError } from './errors.js';
-import { PinAllowlist } from './extproc/pin-allowlist.js';
+import { PinAllowlist } from './pin-allowlist.js';
 import { parseRedisUrl } from './sessions/redis-url.js';
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'expected host:port, e.g. 0.0.0.0:50051').refine(

@@ -25,7 +25,7 @@ import {
   type Mutation,
 } from './responses.js';
 import { isValidSessionId } from './session-id.js';
-import type { PinAllowlist } from './pin-allowlist.js';
+import type { PinAllowlist } from '../pin-allowlist.js';
 import { isConnectFailure, parsePodAddress, upstreamReport } from './upstream.js';
 import { CLIENT_SESSION_HEADER, SESSION_HEADER } from '../mcp-headers.js';
 

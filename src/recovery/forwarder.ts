@@ -4,7 +4,7 @@
  * and Envoy reports the pod it picked. A narrow interface, faked in unit tests.
  */
 import { Pool } from 'undici';
-import type { HeaderPairs } from '../extproc/headers.js';
+import type { HeaderPairs } from '../mcp-headers.js';
 
 export interface ForwardRequest {
   method: string;

@@ -10,7 +10,7 @@ import { sessionTag, type Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { SessionStore } from '../sessions/store.js';
 import { EnvoyForwarder, ResponseTooLargeError, type Forwarder } from './forwarder.js';
-import type { PinAllowlist } from '../extproc/pin-allowlist.js';
+import type { PinAllowlist } from '../pin-allowlist.js';
 import type { HeaderPairs } from '../mcp-headers.js';
 import { SessionRecovery, type RelayRequest, type RetryAttempt, type RetryPlan } from './recovery.js';
 

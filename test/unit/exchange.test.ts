@@ -185,7 +185,7 @@ describe('Exchange', () => {
   });
 
   it('drops a stored pin outside the allowlist and never routes there', async () => {
-    const { PinAllowlist } = await import('../../src/extproc/pin-allowlist.js');
+    const { PinAllowlist } = await import('../../src/pin-allowlist.js');
     const { ex, store } = make({ allowlist: new PinAllowlist('10.0.0.0/8') });
     await store.create('P', { pod: '127.0.0.1:6379', backendSessionId: 'P', initBody: null });
     const [r] = await ex.handle(requestHeaders({ ':method': 'GET', ':path': '/mcp', 'mcp-session-id': 'P' }, true));
@@ -195,7 +195,7 @@ describe('Exchange', () => {
   });
 
   it('refuses to pin an initialize to a pod outside the allowlist', async () => {
-    const { PinAllowlist } = await import('../../src/extproc/pin-allowlist.js');
+    const { PinAllowlist } = await import('../../src/pin-allowlist.js');
     const { ex, store } = make({ allowlist: new PinAllowlist('10.0.0.0/8') });
     await ex.handle(requestHeaders(POST_JSON));
     await ex.handle(requestBody(INIT));

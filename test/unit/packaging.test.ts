@@ -79,7 +79,7 @@ describe('packaging: docker-compose.yml and Dockerfile', () => {
     expect(compose.services['mcp-pin-1']!.environment!.MCP_PIN_STORE_URL).to.equal('redis://redis:6379');
     expect(compose.services['mcp-pin-1']!.environment!.MCP_PIN_RECOVERY_URL).to.equal('http://envoy:10001');
     expect(compose.services.envoy!.ports).to.deep.equal(['10000:10000']);
-    const { PinAllowlist } = await import('../../src/extproc/pin-allowlist.js');
+    const { PinAllowlist } = await import('../../src/pin-allowlist.js');
     const allow = new PinAllowlist(compose.services['mcp-pin-2']!.environment!.MCP_PIN_PIN_ALLOW!);
     for (const p of COMPOSE.pods) expect(allow.allows(`${p.host}:${p.port}`), p.host).to.equal(true);
     for (const other of ['172.28.0.5:6379', '172.28.0.2:9901', '172.28.0.21:50051']) expect(allow.allows(other), other).to.equal(false);

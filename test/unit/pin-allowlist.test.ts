@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { PinAllowlist } from '../../src/extproc/pin-allowlist.js';
+import { PinAllowlist } from '../../src/pin-allowlist.js';
 
 describe('PinAllowlist', () => {
   it('allows pods inside the networks and port ranges, nothing else', () => {

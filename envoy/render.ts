@@ -38,6 +38,8 @@ export interface EnvoyParams {
   sessionSearchRetries: number;
   /** Pod answers that mean "session lost" (mcp-pin's --lost-session-statuses): Envoy retries these on another pod. */
   lostSessionStatuses: readonly number[];
+  /** CIDRs allowed to use the internal listener: where the mcp-pin replicas connect from. */
+  internalClients: readonly string[];
 }
 
 export const ENVOY_DEFAULTS = {
@@ -57,9 +59,21 @@ export const ENVOY_DEFAULTS = {
   healthCheckIntervalMs: 500,
   sessionSearchRetries: 4,
   lostSessionStatuses: [404],
+  internalClients: ['127.0.0.1/32', '::1/128'],
 } as const;
 
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(3)}s`;
+
+/** RBAC principals: the connection's own peer address (not X-Forwarded-For) in one of these CIDRs. */
+function cidrPrincipals(cidrs: readonly string[]): string {
+  if (cidrs.length === 0) throw new Error('envoy config: at least one internal client CIDR is needed');
+  const items = cidrs.map((c) => {
+    const m = /^([0-9a-fA-F.:]+)\/(\d{1,3})$/.exec(c);
+    if (!m) throw new Error(`envoy config: "${c}" is not a CIDR`);
+    return `{ direct_remote_ip: { address_prefix: "${m[1]}", prefix_len: ${m[2]} } }`;
+  });
+  return `[ ${items.join(', ')} ]`;
+}
 
 function flowEndpoints(hosts: HostPort[]): string {
   if (hosts.length === 0) throw new Error('envoy config: at least one mcp-pin endpoint is needed');
@@ -102,6 +116,7 @@ export function renderEnvoyConfig(params: EnvoyParams, template = readFileSync(E
     SERVICE_DISCOVERY: podDiscovery(params.service, 'mcp_service'),
     PINNED_DISCOVERY: podDiscovery(params.service, 'mcp_pinned'),
     LOST_SESSION_STATUSES: `[${params.lostSessionStatuses.join(', ')}]`,
+    INTERNAL_CLIENTS: cidrPrincipals(params.internalClients),
     PIN_HEADER: params.pinHeader,
     UPSTREAM_HEADER: params.upstreamHeader,
     MESSAGE_TIMEOUT: seconds(params.messageTimeoutMs),

@@ -23,10 +23,12 @@ export function renderCompose(): { 'envoy.yaml': string; 'eds.json': string } {
   return {
     'envoy.yaml': renderEnvoyConfig({
       ...ENVOY_DEFAULTS,
-      adminAddress: '0.0.0.0',
+      // Admin only inside the Envoy container.
+      adminAddress: '127.0.0.1',
       listenAddress: '0.0.0.0',
-      // Reachable by the mcp-pin containers on the compose network; not published.
+      // On the compose network (not published), for the mcp-pin containers only (RBAC).
       internalAddress: '0.0.0.0',
+      internalClients: COMPOSE.mcpPin.map((p) => `${p.host}/32`),
       extProc: COMPOSE.mcpPin,
       service: { edsPath: '/etc/envoy/eds/eds.json' },
     }),
@@ -47,7 +49,10 @@ export function renderK8sEnvoyConfig(): string {
     adminAddress: '127.0.0.1',
     listenAddress: '0.0.0.0',
     // Reached by mcp-pin through the envoy-internal Service; a NetworkPolicy admits only mcp-pin.
+    // mcp-pin's pod IPs are not known in advance: narrow this to the CIDR your mcp-pin pods get
+    // where NetworkPolicy is not enforced. Either way the listener reaches only MCP pods (override_host).
     internalAddress: '0.0.0.0',
+    internalClients: ['0.0.0.0/0', '::/0'],
     extProc: [K8S.mcpPin],
     extProcDiscovery: 'dns',
     service: { dns: K8S.service },

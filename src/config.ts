@@ -85,16 +85,21 @@ export function helpText(): string {
 /** Flags win over environment, environment over defaults. Throws InvalidConfigError listing every problem. */
 export function loadConfig(argv: string[] = process.argv.slice(2), env: NodeJS.ProcessEnv = process.env): Config {
   const problems: string[] = [];
-  let flags: Record<string, string | boolean | undefined> = {};
-  try {
-    flags = parseArgs({
-      args: argv,
-      options: Object.fromEntries(Object.values(OPTIONS).map((o) => [o.flag, { type: 'string' as const }])),
-      strict: true,
-      allowPositionals: false,
-    }).values;
-  } catch (err) {
-    problems.push((err as Error).message);
+  // Not strict: a bad flag is one problem among all the others, not the only one reported.
+  const known = new Set(Object.values(OPTIONS).map((o) => o.flag));
+  const { tokens } = parseArgs({
+    args: argv,
+    options: Object.fromEntries(Object.values(OPTIONS).map((o) => [o.flag, { type: 'string' as const }])),
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
+  const flags: Record<string, string> = {};
+  for (const t of tokens) {
+    if (t.kind === 'positional') problems.push(`unexpected argument '${t.value}'`);
+    else if (t.kind === 'option' && !known.has(t.name)) problems.push(`unknown option '${t.rawName}' (see --help)`);
+    else if (t.kind === 'option' && typeof t.value !== 'string') problems.push(`option '${t.rawName}' needs a value`);
+    else if (t.kind === 'option') flags[t.name] = t.value as string;
   }
   const out: Record<string, unknown> = {};
   for (const [key, o] of Object.entries(OPTIONS)) {

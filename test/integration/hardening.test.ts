@@ -3,7 +3,7 @@
  * loss, against real Envoy, redis-server, SDK pods and the SDK client.
  */
 import { expect } from 'chai';
-import { createServer, type Server } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
 import { Redis } from 'ioredis';
 import { connectClient, type TestClient } from '../helpers/mcp-client.js';
 import { eventually } from '../helpers/net.js';
@@ -68,6 +68,35 @@ describe('hardening (issue 7)', function () {
         }
       }
       expect(loop.hits() + outside.hits(), 'requests that reached a forged target').to.equal(0);
+    });
+
+    it('lets only mcp-pin use the internal listener, and even there a pin reaches only the pods', async () => {
+      const loop = await canary('127.0.0.1');
+      servers.push(loop.server);
+      const internal = new URL(stack.envoy.internalUrl);
+      const post = (localAddress: string, target: string): Promise<{ status: number; body: string }> =>
+        new Promise((resolve, reject) => {
+          const req = request(
+            { host: internal.hostname, port: internal.port, path: '/mcp', method: 'POST', localAddress, headers: { ...MCP, 'x-mcp-pin-dst': target } },
+            (res) => {
+              let body = '';
+              res.setEncoding('utf8');
+              res.on('data', (c: string) => (body += c));
+              res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+            },
+          );
+          req.on('error', reject);
+          req.end('{"jsonrpc":"2.0","id":1,"method":"ping"}');
+        });
+      // From a pod's address (say, untrusted tool code on an MCP server): refused by Envoy.
+      for (const target of [loop.address, `${stack.pods[1]!.host}:${stack.pods[1]!.port}`]) {
+        const r = await post(stack.pods[0]!.host, target);
+        expect(r.status, target).to.equal(403);
+      }
+      // From mcp-pin's address, aimed outside the pods: Envoy sends it to a pod instead (override_host).
+      const r = await post('127.0.0.1', loop.address);
+      expect(r.body).to.not.equal('canary');
+      expect(loop.hits(), 'requests that reached the canary').to.equal(0);
     });
 
     it('drops a poisoned store entry (aimed at Redis, the admin port, outside addresses) and finds the real pod again', async () => {

@@ -51,7 +51,13 @@ describe('config', () => {
   });
 
   it('refuses unknown flags and out-of-range ports', () => {
-    expect(problems(['--colour', 'blue']).join()).to.match(/Unknown option '--colour'/);
+    expect(problems(['--colour', 'blue']).join()).to.match(/unknown option '--colour'/);
+    // Every problem at once: an unknown flag does not hide a bad value.
+    const both = problems(['--bogus', '--listen', 'x']);
+    expect(both).to.have.length(2);
+    expect(both[0]).to.match(/unknown option '--bogus'/);
+    expect(both[1]).to.match(/--listen="x": expected host:port/);
+    expect(problems(['--listen'])).to.deep.equal(["option '--listen' needs a value"]);
     expect(problems(['--listen', '0.0.0.0:70000']).join()).to.match(/port must be 0-65535/);
   });
 

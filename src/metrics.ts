@@ -38,7 +38,7 @@ export class Metrics {
   readonly storeErrors = new Counter({ name: 'mcp_pin_store_errors_total', help: 'session store failures', labelNames: ['op', 'code'] as const, registers: [this.registry] });
   readonly recoverySeconds = new Histogram({
     name: 'mcp_pin_recovery_seconds',
-    help: 'duration of a recovery (re-init, notify, replay)',
+    help: 'duration of a recovery (proof of loss, re-init, notify)',
     labelNames: ['result'] as const,
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [this.registry],

@@ -17,7 +17,7 @@ export interface Pin {
 export interface NewSession {
   pod: string;
   backendSessionId: string;
-  /** The raw initialize request, replayed on recovery; null when too large to keep. */
+  /** The raw initialize request, sent again to re-initialize on recovery; null when too large to keep. */
   initBody: Buffer | null;
 }
 

@@ -22,6 +22,9 @@ export type RequestOutcome =
   | 'adoption_unproven'
   | 'rejected_pin';
 
+/** What mcp-pin was doing when it caught a failure it carries on after. */
+export type IgnoredOp = 'drop_poisoned_pin' | 'forget_deleted_session' | 'adopt_session' | 'drop_stale_pin' | 'release_recovery_lock';
+
 export class Metrics {
   readonly registry = new Registry();
   readonly streams = new Gauge({ name: 'mcp_pin_streams_open', help: 'ext_proc streams open now', registers: [this.registry] });
@@ -35,6 +38,8 @@ export class Metrics {
     buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     registers: [this.registry],
   });
+  /** Failures mcp-pin deliberately carries on after (the answer is still right); labels: a closed set of ops. */
+  readonly ignoredErrors = new Counter({ name: 'mcp_pin_ignored_errors_total', help: 'failures mcp-pin carried on after, by what it was doing', labelNames: ['op'] as const, registers: [this.registry] });
   readonly storeErrors = new Counter({ name: 'mcp_pin_store_errors_total', help: 'session store failures', labelNames: ['op', 'code'] as const, registers: [this.registry] });
   readonly recoverySeconds = new Histogram({
     name: 'mcp_pin_recovery_seconds',
@@ -63,6 +68,11 @@ export class Metrics {
     let c = this.children.get(key) as T | undefined;
     if (c === undefined) this.children.set(key, (c = make()));
     return c;
+  }
+
+  /** Counts a failure that was caught and deliberately not passed on. */
+  ignored(op: IgnoredOp): void {
+    this.child('ignored', op, () => this.ignoredErrors.labels(op)).inc();
   }
 
   outcome(o: RequestOutcome): void {

@@ -168,7 +168,8 @@ export class Exchange {
       // service route find the session (and re-adopt it from what Envoy reports).
       metrics.outcome('rejected_pin');
       this.deps.log.error({ session: sessionTag(sid), pod: pin.pod }, 'stored pin outside --pin-allow: dropped, not routed');
-      await this.deps.store.removeIfGeneration(sid, pin.generation).catch(() => false);
+      // Not routed either way; a stale record left behind is checked again next time.
+      await this.deps.store.removeIfGeneration(sid, pin.generation).catch(() => metrics.ignored('drop_poisoned_pin'));
       pin = null;
     }
     if (!pin) {
@@ -263,6 +264,7 @@ export class Exchange {
           log.info({ session: sessionTag(sid), status }, 'session forgotten');
         } catch (err) {
           // The pin expires by its TTL; the DELETE itself went through.
+          metrics.ignored('forget_deleted_session');
           log.warn({ session: sessionTag(sid), err: (err as Error).message }, 'could not forget deleted session');
         }
       }
@@ -301,6 +303,7 @@ export class Exchange {
       }
     } catch (err) {
       // The answer itself is fine; the next request will try again.
+      this.deps.metrics.ignored('adopt_session');
       this.deps.log.warn({ session: sessionTag(sid), err: (err as Error).message }, 'could not adopt session');
     }
     return continueResponseHeaders();

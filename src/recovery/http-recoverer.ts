@@ -58,6 +58,7 @@ export class HttpRecoverer implements Recoverer {
       maxResponseBytes: MAX_REINIT_RESPONSE_BYTES,
       maxRelayBytes: MAX_RELAY_RESPONSE_BYTES,
       lostSessionStatuses: cfg.lostSessionStatuses,
+      onIgnoredError: (op) => deps.metrics.ignored(op),
       ...(deps.allowlist ? { allows: (pod: string) => deps.allowlist!.allowsFresh(pod) } : {}),
     });
   }
@@ -96,8 +97,12 @@ export class HttpRecoverer implements Recoverer {
       log.warn({ session: tag, pod: attempt.pod, code, cancelled: cancelled.aborted, err: (err as Error)?.message, cause }, 'recovery failed');
       if (code === 'MCP_PIN_RECOVERY_NO_INIT_BODY' || code === 'MCP_PIN_RECOVERY_REINIT_FAILED') {
         // The stale pin goes, unless another replica has stored a newer one meanwhile.
-        const rec = await store.load(attempt.clientSessionId).catch(() => null);
-        if (rec && rec.backendSessionId === attempt.failedSessionId) await store.removeIfGeneration(attempt.clientSessionId, rec.generation).catch(() => false);
+        // If this fails, the stale pin stays until its TTL; the client gets its 404 either way.
+        const dropped = async (): Promise<void> => {
+          const rec = await store.load(attempt.clientSessionId);
+          if (rec && rec.backendSessionId === attempt.failedSessionId) await store.removeIfGeneration(attempt.clientSessionId, rec.generation);
+        };
+        await dropped().catch(() => metrics.ignored('drop_stale_pin'));
       }
       return { kind: 'failed', code };
     }

@@ -108,6 +108,8 @@ export interface RecoveryOptions {
   allows?: (pod: string) => Promise<boolean>;
   /** Polling interval while another replica holds the lock. */
   lockPollMs?: number;
+  /** Told of a failure recovery carries on after (a lock it could not release expires by itself). */
+  onIgnoredError?: (op: 'release_recovery_lock') => void;
   newToken?: () => string;
 }
 
@@ -194,7 +196,7 @@ export class SessionRecovery {
           if (!winner) throw new RecoveryError('MCP_PIN_RECOVERY_GONE', 'session vanished while recovering');
           return { pin: winner, reinitialized: false };
         } finally {
-          await store.unlock(sid, token).catch(() => {});
+          await store.unlock(sid, token).catch(() => this.o.onIgnoredError?.('release_recovery_lock'));
         }
       }
       // Another replica is recovering this session: wait for its result.

@@ -10,6 +10,12 @@ export const SESSION_HEADER = 'mcp-session-id';
  */
 export const CLIENT_SESSION_HEADER = 'x-mcp-pin-client-session';
 
+/** Headers of one hop (RFC 9110 7.6.1) and the body length: never carried over to another message. */
+export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'content-length']);
+
+/** Set by Envoy or mcp-pin, never copied between a client and a pod. */
+export const isProxyHeader = (name: string): boolean => name.startsWith('x-envoy-') || name.startsWith('x-mcp-pin');
+
 /** All headers in order, keys lower-cased, values as text. */
 export type HeaderPairs = [name: string, value: string][];
 

@@ -9,7 +9,7 @@
  */
 import { ProtocolError } from '../errors.js';
 import { sessionTag, type Logger } from '../log.js';
-import { CLIENT_SESSION_HEADER, SESSION_HEADER } from '../mcp-headers.js';
+import { CLIENT_SESSION_HEADER, HOP_BY_HOP_HEADERS, SESSION_HEADER, isProxyHeader } from '../mcp-headers.js';
 import type { Metrics } from '../metrics.js';
 import type { Recoverer } from '../recovery/http-recoverer.js';
 import type { RetryPlan } from '../recovery/recovery.js';
@@ -27,14 +27,11 @@ export interface AttemptDeps {
   recoverer: Recoverer;
 }
 
-/** Hop-by-hop headers of a relayed answer, never copied to the client (RFC 9110 7.6.1). */
-const HOP_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'content-length']);
-
 /** A relayed answer's headers for the client: no hop headers, nothing of Envoy's or mcp-pin's, and its own session id. */
 export function clientResponseHeaders(headers: HeaderPairs, clientSessionId: string): [string, string][] {
   const merged = new Map<string, string>();
   for (const [k, v] of headers) {
-    if (HOP_HEADERS.has(k) || k.startsWith(':') || k.startsWith('x-envoy-') || k.startsWith('x-mcp-pin')) continue;
+    if (HOP_BY_HOP_HEADERS.has(k) || k.startsWith(':') || isProxyHeader(k)) continue;
     const value = k === SESSION_HEADER ? clientSessionId : v;
     const prev = merged.get(k);
     merged.set(k, prev === undefined || k === SESSION_HEADER ? value : `${prev}, ${value}`);
@@ -48,6 +45,8 @@ export class AttemptExchange {
   private phase: 'request' | 'body' | 'response' | 'done' = 'request';
   private clientSessionId: string | undefined;
   private plan: RetryPlan | undefined;
+  /** The pod that holds the session, when this attempt is relayed there. */
+  private relayTo: Extract<RetryPlan, { kind: 'relay' }> | undefined;
   /** What a relay needs from the request headers. */
   private request: { method: string; path: string; headers: HeaderPairs } | undefined;
 
@@ -119,7 +118,7 @@ export class AttemptExchange {
         // header once per request), so this attempt cannot be steered
         // there: mcp-pin relays it itself (rare: concurrent requests of one
         // lost session whose retries landed on different pods).
-        this.plan = outcome;
+        this.plan = this.relayTo = outcome;
         metrics.outcome('relayed');
         log.info({ session: tag, pod, to: outcome.pin.pod }, 'session lives on another pod: relaying the request there');
         this.request = { method: firstHeader(pairs, ':method') ?? 'POST', path, headers: pairs };
@@ -136,7 +135,7 @@ export class AttemptExchange {
   /** Sends the request to the pod that now holds the session and answers with what it said. */
   private async relay(body: Buffer | null): Promise<ProcessingResponse> {
     const { recoverer, metrics } = this.deps;
-    const pin = (this.plan as Extract<RetryPlan, { kind: 'relay' }>).pin;
+    const { pin, notLost } = this.relayTo!;
     const req = this.request!;
     if (req.method === 'GET') {
       // A standalone SSE stream cannot be relayed into one answer: end it, and
@@ -145,7 +144,7 @@ export class AttemptExchange {
     }
     const r = await recoverer.relay({ pin, method: req.method, path: req.path, headers: req.headers, body }, this.cancelled);
     if (r.kind === 'failed') return errorResponse(r.code);
-    if (!(this.plan as Extract<RetryPlan, { kind: 'relay' }>).notLost) metrics.outcome('recovered');
+    if (!notLost) metrics.outcome('recovered');
     return immediate(r.status, clientResponseHeaders(r.headers, this.clientSessionId!), r.body, 'mcp_pin_relayed');
   }
 

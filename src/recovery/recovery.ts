@@ -24,26 +24,14 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RecoveryError } from '../errors.js';
-import { SESSION_HEADER, firstHeader, type HeaderPairs } from '../mcp-headers.js';
+import { HOP_BY_HOP_HEADERS, SESSION_HEADER, firstHeader, isProxyHeader, type HeaderPairs } from '../mcp-headers.js';
 import { parsePodAddress } from '../pod-address.js';
 import type { Pin, SessionStore } from '../sessions/store.js';
 import type { ForwardResponse, Forwarder } from './forwarder.js';
 
 /** Headers that belong to one hop (RFC 9110 7.6.1) or to Envoy/mcp-pin, never forwarded. */
-const HOP_HEADERS = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'upgrade',
-  'te',
-  'trailer',
-  'content-length',
-  'host',
-  'x-request-id',
-  'x-envoy-expected-rq-timeout-ms',
-  'x-forwarded-proto',
-]);
+/** Besides hop-by-hop ones: headers of this hop's routing, which the pod's own request gets anew. */
+const ROUTING_HEADERS = new Set(['host', 'x-request-id', 'x-forwarded-proto']);
 
 /** Client headers a re-initialize keeps: end-to-end ones (Authorization, MCP-Protocol-Version, ...). */
 export function endToEndHeaders(headers: HeaderPairs, drop: Set<string>): HeaderPairs {
@@ -51,7 +39,7 @@ export function endToEndHeaders(headers: HeaderPairs, drop: Set<string>): Header
   let authority: string | undefined;
   for (const [k, v] of headers) {
     if (k === ':authority') authority = v;
-    if (k.startsWith(':') || HOP_HEADERS.has(k) || drop.has(k) || k.startsWith('x-envoy-') || k.startsWith('x-mcp-pin')) continue;
+    if (k.startsWith(':') || HOP_BY_HOP_HEADERS.has(k) || ROUTING_HEADERS.has(k) || drop.has(k) || isProxyHeader(k)) continue;
     out.push([k, v]);
   }
   // Pods may check Host (the SDK's DNS-rebinding guard): keep the client's.

@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { InvalidConfigError } from './errors.js';
+import { ConfigValueError, InvalidConfigError } from './errors.js';
 import { PinAllowlist } from './pin-allowlist.js';
 import { parseRedisUrl } from './sessions/redis-url.js';
 
@@ -45,7 +45,8 @@ export const OPTIONS = {
     try {
       parseRedisUrl(u);
     } catch (err) {
-      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      if (!(err instanceof ConfigValueError)) throw err;
+      ctx.addIssue({ code: 'custom', message: err.message });
     }
   }), 'memory:', 'session store: memory: (single replica only), redis[s]://host:port, redis-sentinel://h1:p1,h2:p2/master or redis-cluster://h1:p1,h2:p2'),
   keyPrefix: opt('key-prefix', z.string().min(1).max(64).regex(/^[^\s{}]+$/, 'no spaces or braces'), 'mcp-pin:', 'prefix of every store key'),
@@ -61,7 +62,8 @@ export const OPTIONS = {
     try {
       new PinAllowlist(v);
     } catch (err) {
-      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      if (!(err instanceof ConfigValueError)) throw err;
+      ctx.addIssue({ code: 'custom', message: err.message });
     }
   }), '*', 'where a pin may point: CIDR[:port[-port]] or dns:<headless service>[:port], comma-separated; * allows any (set it in production: a poisoned store could aim sessions anywhere)'),
   maxInitBodyBytes: opt('max-init-body-bytes', z.coerce.number().int().min(256).max(16 * 1024 * 1024), '65536', 'largest initialize body stored for recovery; larger ones are pinned but not recoverable'),

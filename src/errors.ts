@@ -4,6 +4,7 @@
  */
 export type PinErrorCode =
   | 'MCP_PIN_INVALID_CONFIG'
+  | 'MCP_PIN_BAD_CONFIG_VALUE'
   | 'MCP_PIN_STORE_UNAVAILABLE'
   | 'MCP_PIN_STORE_TIMEOUT'
   | 'MCP_PIN_PROTOCOL'
@@ -29,6 +30,13 @@ export class PinError extends Error {
 export class InvalidConfigError extends PinError {
   constructor(readonly problems: string[]) {
     super('MCP_PIN_INVALID_CONFIG', `invalid configuration:\n  - ${problems.join('\n  - ')}`);
+  }
+}
+
+/** One setting's value cannot be parsed (a store URL, a pin allowlist); config.ts gathers these into InvalidConfigError. */
+export class ConfigValueError extends PinError {
+  constructor(message: string) {
+    super('MCP_PIN_BAD_CONFIG_VALUE', message);
   }
 }
 

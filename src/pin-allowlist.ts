@@ -10,6 +10,7 @@
  */
 import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
+import { ConfigValueError } from './errors.js';
 
 const DNS_REFRESH_MS = 5000;
 /** A pod not (yet) in the last DNS answer triggers a lookup at once, at most this often. */
@@ -52,24 +53,24 @@ export class PinAllowlist {
       const d = /^dns:([A-Za-z0-9.-]+)(?::(\d{1,5}))?$/.exec(e);
       if (d) {
         const port = d[2] ? Number(d[2]) : null;
-        if (port !== null && (port < 1 || port > 65535)) throw new Error(`"${e}": bad port`);
+        if (port !== null && (port < 1 || port > 65535)) throw new ConfigValueError(`"${e}": bad port`);
         this.dnsRules.push({ name: d[1]!, port, addresses: new Set() });
         continue;
       }
       const m = /^(\[[0-9a-fA-F:.]+\]|[0-9.]+|[0-9a-fA-F:]+)\/(\d{1,3})(?::(\d{1,5})(?:-(\d{1,5}))?)?$/.exec(e);
-      if (!m) throw new Error(`"${e}" is not CIDR, CIDR:port or CIDR:low-high`);
+      if (!m) throw new ConfigValueError(`"${e}" is not CIDR, CIDR:port or CIDR:low-high`);
       const addr = m[1]!.replace(/^\[|\]$/g, '');
       const family = isIP(addr);
       const prefix = Number(m[2]);
-      if (family === 0 || prefix > (family === 4 ? 32 : 128)) throw new Error(`"${e}": bad network`);
+      if (family === 0 || prefix > (family === 4 ? 32 : 128)) throw new ConfigValueError(`"${e}": bad network`);
       const low = m[3] ? Number(m[3]) : 1;
       const high = m[4] ? Number(m[4]) : m[3] ? low : 65535;
-      if (low < 1 || high > 65535 || low > high) throw new Error(`"${e}": bad port range`);
+      if (low < 1 || high > 65535 || low > high) throw new ConfigValueError(`"${e}": bad port range`);
       const list = new BlockList();
       list.addSubnet(addr, prefix, family === 4 ? 'ipv4' : 'ipv6');
       this.rules.push({ list, low, high });
     }
-    if (!this.allowsAny && this.rules.length === 0 && this.dnsRules.length === 0) throw new Error('give at least one network, or * to allow any');
+    if (!this.allowsAny && this.rules.length === 0 && this.dnsRules.length === 0) throw new ConfigValueError('give at least one network, or * to allow any');
   }
 
   /** Resolves the dns: entries now and then every few seconds; a failed lookup keeps the last answer. */

@@ -58,6 +58,7 @@ export const CLIENT_ERRORS: Record<PinErrorCode, ClientError> = {
   MCP_PIN_UNEXPECTED: UNEXPECTED,
   // Never a client's answer (they end the process or the gRPC stream), listed so the table is whole.
   MCP_PIN_INVALID_CONFIG: UNEXPECTED,
+  MCP_PIN_BAD_CONFIG_VALUE: UNEXPECTED,
   MCP_PIN_PROTOCOL: UNEXPECTED,
 };
 

@@ -4,6 +4,8 @@
  *   redis-sentinel://[user:pass@]h1:p1,h2:p2/<master name>        Sentinel
  *   redis-cluster://[user:pass@]h1:p1,h2:p2                         Cluster
  */
+import { ConfigValueError } from '../errors.js';
+
 export type RedisTarget =
   | { kind: 'single'; url: string }
   | { kind: 'sentinel'; sentinels: { host: string; port: number }[]; name: string; username?: string; password?: string }
@@ -14,16 +16,16 @@ function hosts(list: string, scheme: string): { host: string; port: number }[] {
     const i = hp.lastIndexOf(':');
     const host = i > 0 ? hp.slice(0, i).replace(/^\[|\]$/g, '') : hp;
     const port = i > 0 ? Number(hp.slice(i + 1)) : scheme === 'redis-sentinel' ? 26379 : 6379;
-    if (!host || !Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`bad host:port "${hp}" in ${scheme} URL`);
+    if (!host || !Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigValueError(`bad host:port "${hp}" in ${scheme} URL`);
     return { host, port };
   });
-  if (out.length === 0) throw new Error(`${scheme} URL names no host`);
+  if (out.length === 0) throw new ConfigValueError(`${scheme} URL names no host`);
   return out;
 }
 
 export function parseRedisUrl(url: string): RedisTarget {
   const m = /^(redis|rediss|redis-sentinel|redis-cluster):\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/?#]+)(?:\/([^?#]*))?$/.exec(url);
-  if (!m) throw new Error(`not a Redis URL: ${url.replace(/\/\/[^@]*@/, '//***@')}`);
+  if (!m) throw new ConfigValueError(`not a Redis URL: ${url.replace(/\/\/[^@]*@/, '//***@')}`);
   const [, scheme, user, pass, hostList, path] = m;
   const auth = {
     ...(user ? { username: decodeURIComponent(user) } : {}),
@@ -31,7 +33,7 @@ export function parseRedisUrl(url: string): RedisTarget {
   };
   if (scheme === 'redis' || scheme === 'rediss') return { kind: 'single', url };
   if (scheme === 'redis-sentinel') {
-    if (!path) throw new Error('redis-sentinel URL needs the master name as its path, e.g. redis-sentinel://h1:26379,h2:26379/mymaster');
+    if (!path) throw new ConfigValueError('redis-sentinel URL needs the master name as its path, e.g. redis-sentinel://h1:26379,h2:26379/mymaster');
     return { kind: 'sentinel', sentinels: hosts(hostList!, scheme), name: decodeURIComponent(path), ...auth };
   }
   return { kind: 'cluster', nodes: hosts(hostList!, scheme!), ...auth };

@@ -1,3 +1,4 @@
+import { ConfigValueError } from '../../src/errors.js';
 import { expect } from 'chai';
 import { PinAllowlist } from '../../src/pin-allowlist.js';
 
@@ -69,7 +70,7 @@ describe('PinAllowlist', () => {
   });
   it('refuses specs it cannot read', () => {
     for (const bad of ['', '10.0.0.0', '10.0.0.0/33', '10.0.0.0/8:0', '10.0.0.0/8:9-3', 'host/8', '::1/129', 'dns:', 'dns:a b', 'dns:host:70000']) {
-      expect(() => new PinAllowlist(bad), bad).to.throw();
+      expect(() => new PinAllowlist(bad), bad).to.throw(ConfigValueError).with.property('code', 'MCP_PIN_BAD_CONFIG_VALUE');
     }
   });
 });

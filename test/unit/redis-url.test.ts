@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { ConfigValueError } from '../../src/errors.js';
 import { parseRedisUrl } from '../../src/sessions/redis-url.js';
 
 describe('parseRedisUrl', () => {
@@ -21,7 +22,7 @@ describe('parseRedisUrl', () => {
     });
   });
   it('refuses what it cannot read, without echoing credentials', () => {
-    expect(() => parseRedisUrl('redis-cluster://')).to.throw();
+    expect(() => parseRedisUrl('redis-cluster://')).to.throw(ConfigValueError).with.property('code', 'MCP_PIN_BAD_CONFIG_VALUE');
     expect(() => parseRedisUrl('redis-sentinel://h:1')).to.throw(/master name/);
     expect(() => parseRedisUrl('http://u:secret@h')).to.throw(/not a Redis URL: http:\/\/\*\*\*@h/);
   });

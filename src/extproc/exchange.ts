@@ -48,6 +48,18 @@ type Kind =
   /** A session id the store does not know: the service route decides. */
   | 'unknown-session';
 
+/**
+ * What the exchange waits for next. Set where the decision is made (the
+ * answer to request headers says which phases Envoy will still send), never
+ * inferred from the mode overrides afterwards.
+ */
+type Phase = 'request-headers' | 'request-body' | 'response-headers' | 'done';
+
+interface Decision {
+  response: ProcessingResponse;
+  next: Phase;
+}
+
 const is2xx = (s: number): boolean => s >= 200 && s < 300;
 
 export class Exchange {
@@ -57,9 +69,7 @@ export class Exchange {
   private pin: Pin | undefined;
   private isInitialize = false;
   private initBody: Buffer | null = null;
-  private expectResponseHeaders = true;
-  private expectRequestBody = false;
-  private ended = false;
+  private phase: Phase = 'request-headers';
 
   /**
    * True once Envoy will send nothing more on this stream (the response phase
@@ -68,45 +78,41 @@ export class Exchange {
    * reset it.
    */
   get complete(): boolean {
-    return this.ended || (this.kind !== undefined && !this.expectResponseHeaders && !this.expectRequestBody);
+    return this.phase === 'done';
   }
 
   constructor(private readonly deps: ExchangeDeps) {}
 
   /** Answers one message. Throws ProtocolError for messages that do not fit the exchange. */
   async handle(msg: ProcessingRequest): Promise<ProcessingResponse[]> {
-    const out = await this.dispatch(msg);
-    for (const r of out) {
-      if (r.immediate_response) this.ended = true;
-      if (r.mode_override?.response_header_mode === 'SKIP') this.expectResponseHeaders = false;
-      if (r.mode_override?.request_body_mode === 'BUFFERED') this.expectRequestBody = true;
-    }
-    return out;
-  }
-
-  private async dispatch(msg: ProcessingRequest): Promise<ProcessingResponse[]> {
     switch (msg.request) {
-      case 'request_headers':
-        if (this.kind !== undefined) throw new ProtocolError('request_headers received twice');
-        return [await this.onRequestHeaders(msg.request_headers)];
-      case 'request_body':
+      case 'request_headers': {
+        if (this.phase !== 'request-headers') throw new ProtocolError('request_headers received twice');
+        const { response, next } = await this.onRequestHeaders(msg.request_headers);
+        this.phase = response.immediate_response ? 'done' : next;
+        return [response];
+      }
+      case 'request_body': {
         this.requireRequest('request_body');
-        this.expectRequestBody = false;
-        return [this.onRequestBody(msg.request_body)];
+        const response = this.onRequestBody(msg.request_body);
+        if (this.phase === 'request-body') this.phase = 'response-headers';
+        return [response];
+      }
       case 'request_trailers':
         this.requireRequest('request_trailers');
         return [continueRequestTrailers()];
-      case 'response_headers':
+      case 'response_headers': {
         // A reply Envoy made before ext_proc saw the request (e.g. the buffer
         // filter's 413) reaches us with no request phase: nothing to decide.
-        if (this.kind === undefined) {
+        if (this.phase === 'request-headers') {
           this.kind = 'passthrough';
-          this.expectResponseHeaders = false;
+          this.phase = 'done';
           return [continueResponseHeaders()];
         }
-        this.expectRequestBody = false;
-        this.expectResponseHeaders = false;
+        // Also when the body never came: Envoy answered before it was read.
+        this.phase = 'done';
         return this.onResponseHeaders(msg);
+      }
       case 'response_body':
         this.requireRequest('response_body');
         return [continueResponseBody()];
@@ -119,10 +125,10 @@ export class Exchange {
   }
 
   private requireRequest(phase: string): void {
-    if (this.kind === undefined) throw new ProtocolError(`${phase} received before request_headers`);
+    if (this.phase === 'request-headers') throw new ProtocolError(`${phase} received before request_headers`);
   }
 
-  private async onRequestHeaders(h: WireHttpHeaders | undefined): Promise<ProcessingResponse> {
+  private async onRequestHeaders(h: WireHttpHeaders | undefined): Promise<Decision> {
     const { cfg, metrics } = this.deps;
     const pairs = headerPairs(h);
     this.method = firstHeader(pairs, ':method') ?? '';
@@ -136,23 +142,23 @@ export class Exchange {
       // 404, and a retry would then recover a healthy session: refuse instead.
       this.kind = 'passthrough';
       metrics.outcome('ambiguous_session_id');
-      return errorResponse('MCP_PIN_AMBIGUOUS_SESSION_ID');
+      return { response: errorResponse('MCP_PIN_AMBIGUOUS_SESSION_ID'), next: 'done' };
     }
 
     if (sid === undefined) {
       if (this.method === 'POST' && !h?.end_of_stream && isJsonContentType(firstHeader(pairs, 'content-type'))) {
         this.kind = 'maybe-initialize';
-        return continueRequestHeaders(strip, { clearRouteCache: true, mode: { request_body_mode: 'BUFFERED' } });
+        return { response: continueRequestHeaders(strip, { clearRouteCache: true, mode: { request_body_mode: 'BUFFERED' } }), next: 'request-body' };
       }
       this.kind = 'passthrough';
       metrics.outcome('passthrough');
-      return continueRequestHeaders(strip, { clearRouteCache: true, mode: { response_header_mode: 'SKIP' } });
+      return { response: continueRequestHeaders(strip, { clearRouteCache: true, mode: { response_header_mode: 'SKIP' } }), next: 'done' };
     }
 
     if (!isValidSessionId(sid, cfg.maxSessionIdLength)) {
       this.kind = 'passthrough';
       metrics.outcome('invalid_session_id');
-      return continueRequestHeaders(strip, { clearRouteCache: true, mode: { response_header_mode: 'SKIP' } });
+      return { response: continueRequestHeaders(strip, { clearRouteCache: true, mode: { response_header_mode: 'SKIP' } }), next: 'done' };
     }
 
     this.clientSessionId = sid;
@@ -161,7 +167,7 @@ export class Exchange {
       pin = await this.timedStore('lookup', () => this.deps.store.lookup(sid));
     } catch (err) {
       this.kind = 'passthrough';
-      return this.storeFailure('lookup', err);
+      return { response: this.storeFailure('lookup', err), next: 'done' };
     }
     if (pin && !(await this.allowed(pin.pod))) {
       // A poisoned or stale entry: never route there. Drop it and let the
@@ -178,7 +184,7 @@ export class Exchange {
       // persistence).
       this.kind = 'unknown-session';
       metrics.outcome('unknown_session');
-      return continueRequestHeaders(strip, { clearRouteCache: true });
+      return { response: continueRequestHeaders(strip, { clearRouteCache: true }), next: 'response-headers' };
     }
 
     this.kind = 'pinned';
@@ -195,7 +201,8 @@ export class Exchange {
     // deleted session. Everything else is one message: a lost session is
     // retried by Envoy and recovered on that attempt.
     const needResponse = rewritten || this.method === 'DELETE';
-    return continueRequestHeaders(mutation, { clearRouteCache: true, ...(needResponse ? {} : { mode: { response_header_mode: 'SKIP' } }) });
+    if (!needResponse) return { response: continueRequestHeaders(mutation, { clearRouteCache: true, mode: { response_header_mode: 'SKIP' } }), next: 'done' };
+    return { response: continueRequestHeaders(mutation, { clearRouteCache: true }), next: 'response-headers' };
   }
 
   private onRequestBody(b: WireHttpBody | undefined): ProcessingResponse {

@@ -76,6 +76,8 @@ describe('AttemptExchange (a retry of a pinned request)', () => {
     const get = make({ kind: 'relay', pin: { pod: '10.0.2.2:8080', backendSessionId: 'b', generation: 3 } });
     const [g] = await get.ex.handle({ ...attemptHeaders({ ':method': 'GET', 'mcp-session-id': 'client-1' }, POD, true) });
     expect(g!.immediate_response!.status.code).to.equal(200);
+    const gh = Object.fromEntries(g!.immediate_response!.headers!.set_headers!.map((s) => [s.header.key, s.header.raw_value.toString()]));
+    expect(gh).to.include({ 'content-type': 'text/event-stream', 'mcp-session-id': 'client-1' });
     expect(get.relays).to.have.length(0);
     const big = make({ kind: 'relay', pin: { pod: '10.0.2.2:8080', backendSessionId: 'b', generation: 3 } }, { kind: 'failed', code: 'MCP_PIN_RELAY_TOO_LARGE' });
     await big.ex.handle(attemptHeaders({ 'mcp-session-id': 'client-1' }));

@@ -1,0 +1,123 @@
+/**
+ * The template values a user sets to render envoy/envoy.template.yaml for
+ * their own Envoy: one table with each value's default and meaning (the
+ * render command's --list and the README come from it), and one parser that
+ * reports every bad or unknown value at once.
+ */
+import { ENVOY_DEFAULTS, type EnvoyParams, type HostPort } from './render.js';
+
+type Raw = string | number | readonly (string | number)[];
+
+interface ValueSpec {
+  /** Shown by --list; undefined: required. */
+  default?: string;
+  meaning: string;
+  parse(raw: Raw): unknown;
+}
+
+class ValueProblem extends Error {}
+
+const list = (raw: Raw): string[] =>
+  (Array.isArray(raw) ? raw.map(String) : String(raw).split(',')).map((s) => s.trim()).filter((s) => s.length > 0);
+
+function hostPort(s: string): HostPort {
+  const m = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(s);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port < 1 || port > 65535) throw new ValueProblem(`"${s}" is not host:port`);
+  return { host: m[1]!, port };
+}
+
+function integer(min: number, max: number) {
+  return (raw: Raw): number => {
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max) throw new ValueProblem(`"${String(raw)}" is not an integer in ${min}..${max}`);
+    return n;
+  };
+}
+
+const text = (raw: Raw): string => {
+  const s = String(raw).trim();
+  if (s.length === 0 || /[\s"{}]/.test(s)) throw new ValueProblem(`"${s}" must be non-empty, without spaces, quotes or braces`);
+  return s;
+};
+
+const headerName = (raw: Raw): string => {
+  const s = text(raw).toLowerCase();
+  if (!/^[a-z0-9-]+$/.test(s)) throw new ValueProblem(`"${s}" is not an HTTP header name`);
+  return s;
+};
+
+const d = (k: keyof typeof ENVOY_DEFAULTS): string => {
+  const v = ENVOY_DEFAULTS[k];
+  return Array.isArray(v) ? v.join(',') : String(v);
+};
+
+export const TEMPLATE_VALUES: Record<Exclude<keyof EnvoyParams, 'extProcDiscovery'> | 'extProcDiscovery', ValueSpec> = {
+  extProc: { meaning: 'mcp-pin replicas as host:port, comma-separated (IPs, or one DNS name that resolves to every replica with extProcDiscovery=dns)', parse: (r) => list(r).map(hostPort) },
+  extProcDiscovery: {
+    default: 'static',
+    meaning: 'static (extProc lists IPs) or dns (extProc is a name resolving to every replica, e.g. a headless Service)',
+    parse: (r) => {
+      const s = String(r);
+      if (s !== 'static' && s !== 'dns') throw new ValueProblem(`"${s}" is not static or dns`);
+      return s;
+    },
+  },
+  service: {
+    meaning: 'the MCP pods: eds:<path of an EDS file> (write a new file, then rename it over this path), or dns:<name>:<port> resolving to every pod (headless Service)',
+    parse: (r) => {
+      const s = String(r);
+      if (s.startsWith('eds:') && s.length > 4 && s.slice(4).startsWith('/')) return { edsPath: s.slice(4) };
+      if (s.startsWith('dns:')) return { dns: hostPort(s.slice(4)) };
+      throw new ValueProblem(`"${s}" is not eds:/absolute/path or dns:name:port`);
+    },
+  },
+  listenAddress: { default: d('listenAddress'), meaning: "address of the public listener MCP clients connect to", parse: text },
+  listenPort: { default: d('listenPort'), meaning: 'port of the public listener', parse: integer(1, 65535) },
+  internalAddress: { default: d('internalAddress'), meaning: 'address of the internal listener mcp-pin re-initializes sessions through (mcp-pin --recovery-url); never reachable from clients or pods', parse: text },
+  internalPort: { default: d('internalPort'), meaning: 'port of the internal listener', parse: integer(1, 65535) },
+  internalClients: { default: d('internalClients'), meaning: "CIDRs allowed to use the internal listener (RBAC on the connection's own peer address): where the mcp-pin replicas connect from", parse: (r) => list(r).map((c) => (/^[0-9a-fA-F.:]+\/\d{1,3}$/.test(c) ? c : (() => { throw new ValueProblem(`"${c}" is not a CIDR`); })())) },
+  adminAddress: { default: d('adminAddress'), meaning: "Envoy's admin interface address (keep it on loopback)", parse: text },
+  adminPort: { default: d('adminPort'), meaning: "Envoy's admin port", parse: integer(1, 65535) },
+  pinHeader: { default: d('pinHeader'), meaning: 'header mcp-pin names the pinned pod in (mcp-pin --pin-header); stripped from every client request', parse: headerName },
+  upstreamHeader: { default: d('upstreamHeader'), meaning: 'header the internal listener reports the reached pod in (mcp-pin --upstream-header)', parse: headerName },
+  lostSessionStatuses: { default: d('lostSessionStatuses'), meaning: 'pod answers that mean "session lost", retried on the pinned route (mcp-pin --lost-session-statuses: the same list)', parse: (r) => list(r).map(integer(400, 599)) },
+  sessionSearchRetries: { default: d('sessionSearchRetries'), meaning: 'retries over other pods for a session mcp-pin has no pin for (Envoy finds the pod that holds it); at least the pod count minus one', parse: integer(0, 64) },
+  messageTimeoutMs: { default: d('messageTimeoutMs'), meaning: "ext_proc message_timeout: how long Envoy waits for one mcp-pin answer", parse: integer(50, 60_000) },
+  maxMessageTimeoutMs: { default: d('maxMessageTimeoutMs'), meaning: 'ext_proc max_message_timeout: the most mcp-pin may extend it to while it recovers a session', parse: integer(50, 600_000) },
+  connectTimeoutMs: { default: d('connectTimeoutMs'), meaning: 'connect timeout to a pod (a refused or silent pod counts as lost after it)', parse: integer(10, 60_000) },
+  recoveryRouteTimeoutMs: { default: d('recoveryRouteTimeoutMs'), meaning: "route timeout of the internal listener (one re-initialize or relay)", parse: integer(100, 600_000) },
+  bufferLimitBytes: { default: d('bufferLimitBytes'), meaning: 'largest request body Envoy buffers: initialize bodies to store, and bodies to replay on a retry', parse: integer(1024, 64 * 1024 * 1024) },
+  healthCheckIntervalMs: { default: d('healthCheckIntervalMs'), meaning: "how often Envoy checks each mcp-pin replica's gRPC health", parse: integer(100, 60_000) },
+};
+
+export class TemplateValuesError extends Error {
+  readonly code = 'MCP_PIN_BAD_TEMPLATE_VALUES';
+  constructor(readonly problems: string[]) {
+    super(`bad template values:\n  - ${problems.join('\n  - ')}`);
+  }
+}
+
+/** EnvoyParams from user values (a values file's object and/or name=value pairs); every problem reported at once. */
+export function paramsFromValues(values: Record<string, Raw>): EnvoyParams {
+  const problems: string[] = [];
+  const out: Record<string, unknown> = { ...ENVOY_DEFAULTS };
+  for (const [name, raw] of Object.entries(values)) {
+    const spec = (TEMPLATE_VALUES as Record<string, ValueSpec>)[name];
+    if (!spec) {
+      problems.push(`unknown template value "${name}" (npm run render:envoy -- --list shows them all)`);
+      continue;
+    }
+    try {
+      out[name] = spec.parse(raw);
+    } catch (err) {
+      if (!(err instanceof ValueProblem)) throw err;
+      problems.push(`${name}: ${err.message}`);
+    }
+  }
+  for (const [name, spec] of Object.entries(TEMPLATE_VALUES)) {
+    if (spec.default === undefined && values[name] === undefined) problems.push(`${name} is required: ${spec.meaning}`);
+  }
+  if (problems.length > 0) throw new TemplateValuesError(problems);
+  return out as unknown as EnvoyParams;
+}

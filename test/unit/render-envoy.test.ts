@@ -1,0 +1,65 @@
+/**
+ * The render command for people who run their own Envoy: every template value
+ * listed with its default and meaning, unknown or bad ones refused all at once,
+ * and what it renders is accepted by real Envoy 1.40.
+ */
+import { expect } from 'chai';
+import { spawnSync, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { parse } from 'yaml';
+import { ENVOY_DEFAULTS } from '../../envoy/render.js';
+import { TEMPLATE_VALUES, TemplateValuesError, paramsFromValues } from '../../envoy/values.js';
+import { findEnvoy } from '../helpers/envoy.js';
+
+const root = new URL('../../', import.meta.url);
+const render = (...args: string[]) =>
+  spawnSync(process.execPath, ['--import', 'tsx', 'scripts/render-envoy.ts', ...args], { cwd: root, encoding: 'utf8' });
+
+describe('npm run render:envoy (your own Envoy)', () => {
+  it('documents every value the renderer takes, with the renderer\'s defaults', () => {
+    const documented = Object.keys(TEMPLATE_VALUES).sort();
+    const settable = [...Object.keys(ENVOY_DEFAULTS), 'extProc', 'extProcDiscovery', 'service'].sort();
+    expect(documented).to.deep.equal(settable);
+    const list = render('--list');
+    expect(list.status).to.equal(0);
+    for (const [name, spec] of Object.entries(TEMPLATE_VALUES)) expect(list.stdout).to.contain(`${name} = ${spec.default ?? '(required)'}\n`);
+    expect(list.stdout).to.match(/sessionSearchRetries = 4\n.*pod count minus one/);
+    // The README's table is this list.
+    const readme = readFileSync(new URL('README.md', root), 'utf8');
+    for (const [name, spec] of Object.entries(TEMPLATE_VALUES)) {
+      expect(readme).to.contain(`| \`${name}\` | ${spec.default === undefined ? 'required' : `\`${spec.default}\``} | ${spec.meaning} |`);
+    }
+  });
+
+  it('refuses unknown and bad values, naming every problem at once', () => {
+    let err: unknown;
+    try {
+      paramsFromValues({ bogus: 1, listenPort: 'x', internalClients: '10.0.0.0', extProc: '127.0.0.1:50051', service: 'eds:/x/eds.json' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).to.be.instanceOf(TemplateValuesError);
+    expect((err as TemplateValuesError).problems).to.have.length(3);
+    const r = render('--set', 'bogus=1', '--set', 'listenPort=0');
+    expect(r.status).to.equal(2);
+    expect(r.stderr).to.contain('unknown template value "bogus"').and.contain('listenPort').and.contain('extProc is required').and.contain('service is required');
+    expect(r.stdout).to.equal('');
+  });
+
+  it('renders a values file plus --set overrides into a config real Envoy accepts', () => {
+    const dir = mkdtempSync(`${tmpdir()}/render-envoy-`);
+    writeFileSync(`${dir}/values.json`, JSON.stringify({ extProc: ['10.0.0.5:50051', '10.0.0.6:50051'], service: `eds:${dir}/eds.json`, sessionSearchRetries: 7 }));
+    const eds = render('--eds', '10.0.1.1:8080,10.0.1.2:8080', '--out', `${dir}/eds.json`);
+    expect(eds.status, eds.stderr).to.equal(0);
+    expect(JSON.parse(readFileSync(`${dir}/eds.json`, 'utf8')).resources[0].endpoints[0].lb_endpoints).to.have.length(2);
+    const r = render('--values', `${dir}/values.json`, '--set', 'lostSessionStatuses=404,400', '--set', 'listenPort=8080', '--out', `${dir}/envoy.yaml`);
+    expect(r.status, r.stderr).to.equal(0);
+    const text = readFileSync(`${dir}/envoy.yaml`, 'utf8');
+    const cfg = parse(text) as { static_resources: { listeners: { address: { socket_address: { port_value: number } } }[] } };
+    expect(cfg.static_resources.listeners[0]!.address.socket_address.port_value).to.equal(8080);
+    expect(text).to.contain('num_retries: 7').and.contain('retriable_status_codes: [404, 400]').and.contain('10.0.0.6');
+    const out = execFileSync(findEnvoy(), ['--mode', 'validate', '-c', `${dir}/envoy.yaml`, '--disable-hot-restart'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    expect(out).to.contain('OK');
+  });
+});

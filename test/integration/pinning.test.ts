@@ -92,17 +92,30 @@ describe('pinning through real Envoy (issue 3)', function () {
 
   it('c. ignores a client-supplied pin header aimed at Redis or at the other pod', async () => {
     const redisTarget = `127.0.0.1:${stack.redis!.port}`;
-    // With a session: every request still goes where the session is pinned.
+    // With a session: a request that names the other pod (or Redis) in the
+    // pin header still goes where the session is pinned, as the pods' records show.
     const probe = await client();
     const home = (await probe.whoami()).pod;
     const otherPod = stack.pods.find((p) => p.name !== home)!;
-    const forgedToOther = await connectClient(stack.mcpUrl, { headers: { 'x-mcp-pin-dst': `${otherPod.host}:${otherPod.port}` } });
-    clients.push(forgedToOther);
-    const forgedHome = (await forgedToOther.whoami()).pod;
-    for (let i = 0; i < 5; i++) expect((await forgedToOther.echo(`x${i}`)).pod).to.equal(forgedHome);
+    const sid = probe.sessionId();
+    for (const forged of [`${otherPod.host}:${otherPod.port}`, redisTarget]) {
+      for (let i = 0; i < 5; i++) {
+        const res = await fetch(stack.mcpUrl, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25', 'mcp-session-id': sid, 'x-mcp-pin-dst': forged },
+          body: JSON.stringify({ jsonrpc: '2.0', id: 100 + i, method: 'tools/call', params: { name: 'echo', arguments: { text: `forged ${i}` } } }),
+        });
+        expect(res.status, `forged pin ${forged}`).to.equal(200);
+        expect(await res.text()).to.contain(`forged ${i}`);
+      }
+    }
+    const seen = await landings(stack.pods, sid);
+    expect(seen[otherPod.name], 'requests of the session on the pod the forged header named').to.equal(0);
+    expect(seen[home], 'the session\'s requests on its pod').to.be.at.least(11);
+    // A client that sends the forged header from its first request on: its
+    // initialize is load-balanced (never sent to Redis) and it stays on that pod.
     const forgedToRedis = await client({ 'x-mcp-pin-dst': redisTarget });
     const redisHome = (await forgedToRedis.whoami()).pod;
-    expect(['pod1', 'pod2']).to.include(redisHome);
     for (let i = 0; i < 5; i++) expect((await forgedToRedis.echo(`r${i}`)).pod).to.equal(redisHome);
 
     // Without a session: the service route answers (a pod's 400), never Redis.

@@ -39,8 +39,13 @@ const attributes = fc.option(
   fc.record({ 'envoy.filters.http.ext_proc': fc.record({ fields: fc.dictionary(fc.constantFrom('upstream.address', 'response.flags', 'response.code_details', 'x'), fc.oneof(fc.string({ maxLength: 30 }).map((s) => ({ stringValue: s })), fc.double().map((n) => ({ numberValue: n })))) }) }),
   { nil: undefined },
 );
+/** Headers as Envoy sends them (a method and a path first), then random ones. */
+const requestHeaders = fc
+  .tuple(fc.constantFrom('POST', 'GET', 'DELETE'), headers)
+  .map(([method, h]) => ({ ...h, headers: { headers: [{ key: ':method', raw_value: Buffer.from(method) }, { key: ':path', raw_value: Buffer.from('/mcp') }, ...h.headers.headers] } }));
 const message: fc.Arbitrary<Msg> = fc.oneof(
   fc.record({ request_headers: headers, attributes }),
+  fc.record({ request_headers: requestHeaders, attributes }),
   fc.record({ response_headers: headers, attributes }),
   fc.record({ request_body: body }),
   fc.record({ response_body: body }),
@@ -49,6 +54,13 @@ const message: fc.Arbitrary<Msg> = fc.oneof(
   fc.constant({}),
   fc.constant({ observability_mode: true }),
 );
+
+/** First message: request headers whose first :method is a plain method (raw value, which Envoy always sends). */
+function opensWithMethod(messages: Msg[]): boolean {
+  const h = (messages[0]?.request_headers as { headers?: { headers?: { key: string; raw_value?: Buffer }[] } } | undefined)?.headers?.headers;
+  const method = h?.find((x) => x.key === ':method');
+  return method?.raw_value !== undefined && ['POST', 'GET', 'DELETE'].includes(method.raw_value.toString('latin1'));
+}
 
 describe('ext_proc stream handler under random input', function () {
   this.timeout(120_000);
@@ -104,6 +116,9 @@ describe('ext_proc stream handler under random input', function () {
       fc.asyncProperty(fc.array(message, { maxLength: 6 }), async (messages) => {
         const [fuzzed, ok] = await Promise.all([run(messages), canary()]);
         expect([0, grpc.status.INVALID_ARGUMENT], JSON.stringify(fuzzed)).to.include(fuzzed.code);
+        // A stream that opens with request headers naming a method is an
+        // exchange: its headers get an answer, whatever follows.
+        if (opensWithMethod(messages)) expect(fuzzed.replies.length, JSON.stringify(messages).slice(0, 300)).to.be.greaterThan(0);
         expect(ok.code).to.equal(0);
         expect(ok.replies).to.have.length(1);
       }),

@@ -31,6 +31,8 @@ export interface Stack {
   redis: RedisHandle | null;
   /** What the replicas were given as --store-url. */
   storeUrl: string;
+  /** Every store key starts with it (unique per stack). */
+  keyPrefix: string;
   pods: Pod[];
   envoy: EnvoyHandle;
   pins: McpPinProcess[];
@@ -67,6 +69,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const stack: Stack = {
     redis,
     storeUrl,
+    keyPrefix,
     pods,
     envoy,
     pins,

@@ -20,8 +20,12 @@ export interface EnvoyParams {
   listenPort: number;
   internalAddress: string;
   internalPort: number;
-  /** mcp-pin replicas Envoy's ext_proc filter talks to: IPs (static) or DNS names resolving to every replica. */
-  extProc: HostPort[];
+  /**
+   * mcp-pin replicas Envoy's ext_proc filter talks to: IPs (static) or DNS
+   * names resolving to every replica; or an EDS file (resource mcp_pin), for
+   * replicas whose ports are known only once they run (the tests bind port 0).
+   */
+  extProc: HostPort[] | { edsPath: string };
   extProcDiscovery?: 'static' | 'dns';
   /** The MCP pods: an EDS file (see renderEds) or a DNS name resolving to every pod (headless Service). */
   service: { edsPath: string } | { dns: HostPort };
@@ -86,20 +90,31 @@ function flowEndpoints(hosts: HostPort[]): string {
 /** One cluster's discovery, as YAML lines at the cluster's indentation. */
 const CLUSTER_INDENT = '\n    ';
 
+/** Discovery from an EDS file, watched by directory so a renamed-over file is seen whole. */
+function edsDiscovery(edsPath: string, serviceName: string): string {
+  const dir = edsPath.replace(/\/[^/]*$/, '') || '/';
+  return [
+    'type: EDS',
+    `eds_cluster_config: { service_name: ${serviceName}, eds_config: { resource_api_version: V3, path_config_source: { path: "${edsPath}", watched_directory: { path: "${dir}" } } } }`,
+  ].join(CLUSTER_INDENT);
+}
+
 /** Discovery of the pods for one of the two clusters that hold them (mcp_service, mcp_pinned): the same source for both. */
 function podDiscovery(service: EnvoyParams['service'], cluster: string): string {
-  if ('edsPath' in service) {
-    const dir = service.edsPath.replace(/\/[^/]*$/, '') || '/';
-    return [
-      'type: EDS',
-      // One EDS resource (named mcp_service) feeds both clusters.
-      `eds_cluster_config: { service_name: mcp_service, eds_config: { resource_api_version: V3, path_config_source: { path: "${service.edsPath}", watched_directory: { path: "${dir}" } } } }`,
-    ].join(CLUSTER_INDENT);
-  }
+  // One EDS resource (named mcp_service) feeds both clusters.
+  if ('edsPath' in service) return edsDiscovery(service.edsPath, 'mcp_service');
   return [
     'type: STRICT_DNS',
     'dns_lookup_family: V4_PREFERRED',
     `load_assignment: { cluster_name: ${cluster}, endpoints: [ { lb_endpoints: ${flowEndpoints([service.dns])} } ] }`,
+  ].join(CLUSTER_INDENT);
+}
+
+function extProcDiscovery(params: EnvoyParams): string {
+  if (!Array.isArray(params.extProc)) return edsDiscovery(params.extProc.edsPath, 'mcp_pin');
+  return [
+    ...(params.extProcDiscovery === 'dns' ? ['type: STRICT_DNS', 'dns_lookup_family: V4_PREFERRED'] : ['type: STATIC']),
+    `load_assignment: { cluster_name: mcp_pin, endpoints: [ { lb_endpoints: ${flowEndpoints(params.extProc)} } ] }`,
   ].join(CLUSTER_INDENT);
 }
 
@@ -111,8 +126,7 @@ export function renderEnvoyConfig(params: EnvoyParams, template = readFileSync(E
     LISTEN_PORT: String(params.listenPort),
     INTERNAL_ADDRESS: params.internalAddress,
     INTERNAL_PORT: String(params.internalPort),
-    EXTPROC_DISCOVERY: params.extProcDiscovery === 'dns' ? `type: STRICT_DNS${CLUSTER_INDENT}dns_lookup_family: V4_PREFERRED` : 'type: STATIC',
-    EXTPROC_ENDPOINTS: flowEndpoints(params.extProc),
+    EXTPROC_DISCOVERY: extProcDiscovery(params),
     SERVICE_DISCOVERY: podDiscovery(params.service, 'mcp_service'),
     PINNED_DISCOVERY: podDiscovery(params.service, 'mcp_pinned'),
     LOST_SESSION_STATUSES: `[${params.lostSessionStatuses.join(', ')}]`,
@@ -139,15 +153,15 @@ export function renderEnvoyConfig(params: EnvoyParams, template = readFileSync(E
   return out;
 }
 
-/** The EDS file for the mcp_service cluster: one endpoint per pod. */
-export function renderEds(pods: HostPort[]): string {
+/** An EDS file: the pods (resource mcp_service), or the mcp-pin replicas (mcp_pin). */
+export function renderEds(pods: HostPort[], resource: 'mcp_service' | 'mcp_pin' = 'mcp_service'): string {
   return JSON.stringify(
     {
       version_info: String(Date.now()),
       resources: [
         {
           '@type': 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment',
-          cluster_name: 'mcp_service',
+          cluster_name: resource,
           endpoints: [
             {
               lb_endpoints: pods.map((p) => ({

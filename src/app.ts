@@ -119,6 +119,7 @@ export async function startApp(cfg: Config, log: Logger, opts: { store?: Session
       // Still serving while Envoy's health check notices; refusing at once
       // would fail the requests Envoy sends us meanwhile.
       if (cfg.drainDelayMs > 0) await new Promise((r) => setTimeout(r, cfg.drainDelayMs));
+      log.info({ openStreams: extProc.openStreams }, 'drain delay over: refusing new streams');
       // GOAWAY now: Envoy opens new streams on another replica, never here,
       // while the streams in flight finish.
       let leftOpen = 0;

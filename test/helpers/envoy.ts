@@ -32,6 +32,8 @@ export interface EnvoyHandle {
   internalUrl: string;
   /** Rewrites the EDS file (atomic rename): the service's endpoints change while Envoy runs. */
   setPods(pods: HostPort[]): Promise<void>;
+  /** The mcp-pin replicas, when startEnvoy got no extProc list (their EDS file; replicas bind port 0 and report). */
+  setExtProc(replicas: HostPort[]): Promise<void>;
   /** Stops and starts a new Envoy process on the same ports. */
   restart(): Promise<void>;
   stop(): Promise<void>;
@@ -41,7 +43,8 @@ export interface EnvoyHandle {
 }
 
 export interface EnvoyOptions {
-  extProc: HostPort[];
+  /** Fixed replica addresses; without it, an EDS file that setExtProc fills once the replicas report their ports. */
+  extProc?: HostPort[];
   pods: HostPort[];
   overrides?: Partial<EnvoyParams>;
   /** Rewrites the rendered config (the benchmark derives its rival setups this way). */
@@ -66,6 +69,15 @@ export async function startEnvoy(opts: EnvoyOptions): Promise<EnvoyHandle> {
     renameSync(tmp, edsPath);
   };
   writeEds(podsNow);
+  mkdirSync(join(dir, 'extproc-eds'));
+  const extProcEdsPath = join(dir, 'extproc-eds', 'eds.json');
+  let replicasNow: HostPort[] = opts.extProc ?? [];
+  const writeExtProcEds = (replicas: HostPort[]): void => {
+    const tmp = join(dir, 'extproc-eds.json.tmp');
+    writeFileSync(tmp, renderEds(replicas, 'mcp_pin'));
+    renameSync(tmp, extProcEdsPath);
+  };
+  if (!opts.extProc) writeExtProcEds(replicasNow);
 
   let publicPort = opts.overrides?.listenPort ?? 0;
   let internalPort = opts.overrides?.internalPort ?? 0;
@@ -80,7 +92,7 @@ export async function startEnvoy(opts: EnvoyOptions): Promise<EnvoyHandle> {
       ...opts.overrides,
       listenPort: publicPort,
       internalPort,
-      extProc: opts.extProc,
+      extProc: opts.extProc ?? { edsPath: extProcEdsPath },
       service: { edsPath },
     };
     const rendered = renderEnvoyConfig(params);
@@ -144,6 +156,13 @@ export async function startEnvoy(opts: EnvoyOptions): Promise<EnvoyHandle> {
         'EDS update of both clusters',
         10_000,
       );
+    },
+    async setExtProc(replicas) {
+      if (opts.extProc) throw new Error('this Envoy was started with a fixed extProc list');
+      replicasNow = replicas;
+      const before = await handle.stat('cluster.mcp_pin.update_success');
+      writeExtProcEds(replicasNow);
+      await eventually(async () => (await handle.stat('cluster.mcp_pin.update_success')) > before, 'EDS update of the mcp_pin cluster', 10_000);
     },
     async restart() {
       await proc.stop();

@@ -18,7 +18,8 @@ export class McpPinProcess {
 
   constructor(
     readonly name: string,
-    readonly port: number,
+    /** 0: bind any free port and report it; a restart binds the port it got, as a fixed-port replica would. */
+    public port: number,
     private readonly env: Record<string, string>,
     /** Extra node flags, e.g. --cpu-prof for profiling. */
     private readonly nodeArgs: string[] = [],
@@ -37,6 +38,7 @@ export class McpPinProcess {
     }).start();
     const ready = await this.proc.waitForJson((o) => o.ready === true, 20_000);
     this.metricsPort = Number(ready.metricsPort);
+    this.port = Number(ready.grpcPort);
     return this;
   }
 

@@ -16,14 +16,33 @@ export interface RedisHandle {
   start(): Promise<void>;
 }
 
+/**
+ * redis-server cannot bind port 0 and report the port, so a free port is
+ * picked first; if another process took it meanwhile (the server exits with
+ * "Address already in use"), it starts again on another.
+ */
 export async function startRedis(opts: { appendonly?: boolean } = {}): Promise<RedisHandle> {
-  const port = await freePort();
+  for (let attempt = 1; ; attempt++) {
+    const handle = redisOn(await freePort(), opts);
+    try {
+      await handle.start();
+      return handle;
+    } catch (err) {
+      await handle.stop();
+      if (attempt >= 5 || !handle.proc.output.includes('Address already in use')) throw err;
+    }
+  }
+}
+
+function redisOn(port: number, opts: { appendonly?: boolean }): RedisHandle {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-pin-redis-'));
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir, '--appendonly', opts.appendonly ? 'yes' : 'no', '--appendfsync', 'everysec', '--enable-debug-command', 'local'];
+  // appendfsync always: a write the test saw acknowledged is on disk, so a
+  // restart test needs no wait for the once-a-second fsync.
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir, '--appendonly', opts.appendonly ? 'yes' : 'no', '--appendfsync', 'always', '--enable-debug-command', 'local'];
   const proc = new ManagedProcess(`redis:${port}`, 'redis-server', args);
   const url = `redis://127.0.0.1:${port}`;
-  const waitReady = (): Promise<void> => redisReady(port, undefined, 10_000, 50);
-  const handle: RedisHandle = {
+  const waitReady = (): Promise<void> => redisReady(port, undefined, 10_000, 50, () => proc.alive);
+  return {
     url,
     port,
     proc,
@@ -40,26 +59,29 @@ export async function startRedis(opts: { appendonly?: boolean } = {}): Promise<R
       await waitReady();
     },
   };
-  await handle.start();
-  return handle;
 }
 
+/** Waits until the server answers check; gives up at once if it exited (alive false). */
 async function redisReady(
   port: number,
   check: (r: Redis) => Promise<boolean> = async (r) => (await r.ping()) === 'PONG',
   timeoutMs = 20_000,
   everyMs = 100,
+  alive: () => boolean = () => true,
 ): Promise<void> {
   await eventually(async () => {
+    if (!alive()) return 'exited';
     const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
     r.on('error', () => {});
     try {
       await r.connect();
-      return await check(r);
+      return (await check(r)) ? 'ready' : false;
     } finally {
       r.disconnect();
     }
-  }, `redis on ${port}`, timeoutMs, everyMs);
+  }, `redis on ${port}`, timeoutMs, everyMs).then((state) => {
+    if (state === 'exited') throw new Error(`redis-server on ${port} exited before it was ready`);
+  });
 }
 
 export interface ProcsHandle {

@@ -7,7 +7,7 @@
 import type { EnvoyParams } from '../../envoy/render.js';
 import { startEnvoy, type EnvoyHandle } from './envoy.js';
 import { McpPinProcess } from './mcp-pin.js';
-import { eventually, freePort } from './net.js';
+import { eventually } from './net.js';
 import { startPods, type Pod } from './pod.js';
 import { startRedis, type RedisHandle } from './redis.js';
 import { registerForReport } from './root-hooks.js';
@@ -46,16 +46,16 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const redis = storeKind === 'redis' && !opts.redisUrl ? await startRedis({ appendonly: opts.redisAppendOnly ?? false }) : null;
   const storeUrl = storeKind === 'memory' ? 'memory:' : (opts.redisUrl ?? redis!.url);
   const pods = await startPods(opts.pods ?? 2, opts.podEnv);
-  const pinPorts = await Promise.all(Array.from({ length: opts.replicas ?? 1 }, () => freePort()));
+  // Envoy first (its listeners on port 0, read back from admin), then the
+  // replicas on port 0 (each reports its port), then Envoy learns them (EDS).
   const envoy = await startEnvoy({
-    extProc: pinPorts.map((port) => ({ host: '127.0.0.1', port })),
     pods: pods.map((p) => p.address),
     overrides: { ...opts.envoy, ...(opts.listenPort !== undefined ? { listenPort: opts.listenPort } : {}) },
   });
   const keyPrefix = `t${Date.now().toString(36)}:`;
   const pins = await Promise.all(
-    pinPorts.map((port, i) =>
-      new McpPinProcess(`mcp-pin-${i + 1}`, port, {
+    Array.from({ length: opts.replicas ?? 1 }, (_, i) =>
+      new McpPinProcess(`mcp-pin-${i + 1}`, 0, {
         MCP_PIN_STORE_URL: storeUrl,
         MCP_PIN_RECOVERY_URL: envoy.internalUrl,
         MCP_PIN_KEY_PREFIX: keyPrefix,
@@ -63,6 +63,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       }).start(),
     ),
   );
+  await envoy.setExtProc(pins.map((p) => ({ host: '127.0.0.1', port: p.port })));
   // Traffic starts once Envoy's health checks have admitted every replica.
   await Promise.all(pins.map((p) => eventually(() => envoy.extProcHealthy(p.port), `${p.name} healthy in Envoy`, 15_000)));
   const unregister = registerForReport(() => [envoy.proc, ...pins.map((p) => p.proc), ...pods.map((p) => p.proc)]);

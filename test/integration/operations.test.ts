@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { healthClient, extProcClient } from '../helpers/grpc-clients.js';
 import { connectClient, type TestClient } from '../helpers/mcp-client.js';
 import { McpPinProcess } from '../helpers/mcp-pin.js';
-import { eventually, freePort } from '../helpers/net.js';
+import { eventually } from '../helpers/net.js';
 import { ManagedProcess } from '../helpers/process.js';
 import { startRedis, type RedisHandle } from '../helpers/redis.js';
 import { startStack, type Stack } from '../helpers/stack.js';
@@ -20,7 +20,7 @@ describe('operations (issue 5)', function () {
     let pin: McpPinProcess;
     beforeEach(async () => {
       redis = await startRedis();
-      pin = await new McpPinProcess('mcp-pin', await freePort(), { MCP_PIN_STORE_URL: redis.url, MCP_PIN_DRAIN_DELAY_MS: '800' }).start();
+      pin = await new McpPinProcess('mcp-pin', 0, { MCP_PIN_STORE_URL: redis.url, MCP_PIN_DRAIN_DELAY_MS: '800' }).start();
     });
     afterEach(async () => {
       await pin?.kill();
@@ -54,6 +54,7 @@ describe('operations (issue 5)', function () {
         open.write({ request_headers: { headers: { headers: [{ key: ':method', raw_value: Buffer.from('GET') }, { key: ':path', raw_value: Buffer.from('/mcp') }, { key: 'mcp-session-id', raw_value: Buffer.from('unknown') }] }, end_of_stream: true } });
         await once(open, 'data');
 
+        const refusing = pin.proc.waitForJson((o) => o.msg === 'drain delay over: refusing new streams', 5000);
         pin.proc.child!.kill('SIGTERM');
         await eventually(async () => (await h.check()) === 'NOT_SERVING', 'NOT_SERVING at once', 500, 20);
         // During the drain delay new streams are still served (Envoy may not have noticed yet).
@@ -63,7 +64,7 @@ describe('operations (issue 5)', function () {
         expect(reply.request_headers).to.not.equal(undefined);
         during.end();
         // After the delay: refused.
-        await new Promise((r) => setTimeout(r, 1000));
+        await refusing;
         const late = client.Process();
         const lateErr = await new Promise<{ code: number }>((resolve) => {
           late.on('error', resolve);
@@ -128,7 +129,11 @@ describe('operations (issue 5)', function () {
         }
       });
       const drains: { replica: string; drainMs: number }[] = [];
-      await new Promise((r) => setTimeout(r, 500));
+      // Load is flowing before, and again after, each restart.
+      const flowing = async (from: number, what: string): Promise<void> => {
+        await eventually(async () => sent >= from + 20, what, 10_000, 10);
+      };
+      await flowing(0, 'load before the first restart');
       for (const pin of stack.pins) {
         const before = sent;
         await pin.stop();
@@ -138,7 +143,7 @@ describe('operations (issue 5)', function () {
         await pin.start();
         await eventually(() => stack.envoy.extProcHealthy(pin.port), `${pin.name} healthy again`, 10_000);
         expect(sent, 'load kept flowing').to.be.greaterThan(before);
-        await new Promise((r) => setTimeout(r, 500));
+        await flowing(sent, `load after restarting ${pin.name}`);
       }
       stop = true;
       await Promise.all(load);

@@ -9,11 +9,24 @@ import { MemoryStore } from '../../src/sessions/memory-store.js';
 import { RedisStore } from '../../src/sessions/redis-store.js';
 import { CachedStore } from '../../src/sessions/cached-store.js';
 import type { SessionStore } from '../../src/sessions/store.js';
+import { eventually } from '../helpers/net.js';
 import { startRedis, startRedisCluster, startRedisSentinel, type ProcsHandle, type RedisHandle } from '../helpers/redis.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A clock the test moves by hand: TTLs are checked without waiting for them. */
+class FakeClock {
+  nowMs = 1_700_000_000_000;
+  readonly now = (): number => this.nowMs;
+  advance(ms: number): void {
+    this.nowMs += ms;
+  }
+}
 
-function contract(name: string, make: (ttlMs: number) => Promise<SessionStore>): void {
+/**
+ * The behaviour both stores share. TTL behaviour is part of it where the
+ * test owns the clock (the memory store); Redis expires keys by its own
+ * clock, so RedisStore's TTLs are checked below by waiting on conditions.
+ */
+function contract(name: string, make: (ttlMs: number) => Promise<SessionStore>, clock?: FakeClock): void {
   describe(`SessionStore contract: ${name}`, function () {
     let store: SessionStore;
     const made: SessionStore[] = [];
@@ -76,27 +89,37 @@ function contract(name: string, make: (ttlMs: number) => Promise<SessionStore>):
       expect(await store.lookup('e')).to.equal(null);
     });
 
-    it('expires a session after its TTL, and every lookup slides it', async () => {
-      const s = await open(400);
-      await s.create('t', { pod: '10.0.0.1:1', backendSessionId: 't', initBody: null });
-      await sleep(250);
-      expect(await s.lookup('t'), 'still alive at 250 ms').to.not.equal(null);
-      await sleep(250);
-      expect(await s.lookup('t'), 'alive at 500 ms because the lookup slid it').to.not.equal(null);
-      await sleep(600);
-      expect(await s.lookup('t'), 'gone after a full idle TTL').to.equal(null);
+    it('gives the recovery lock to one token at a time, and frees it by token', async () => {
+      expect(await store.tryLock('l', 'a', 30_000)).to.equal(true);
+      expect(await store.tryLock('l', 'b', 30_000)).to.equal(false);
+      await store.unlock('l', 'b');
+      expect(await store.tryLock('l', 'b', 30_000), 'wrong token did not unlock').to.equal(false);
+      await store.unlock('l', 'a');
+      expect(await store.tryLock('l', 'b', 30_000)).to.equal(true);
     });
 
-    it('gives the recovery lock to one token at a time, and frees it by token or expiry', async () => {
-      expect(await store.tryLock('l', 'a', 300)).to.equal(true);
-      expect(await store.tryLock('l', 'b', 300)).to.equal(false);
-      await store.unlock('l', 'b');
-      expect(await store.tryLock('l', 'b', 300), 'wrong token did not unlock').to.equal(false);
-      await store.unlock('l', 'a');
-      expect(await store.tryLock('l', 'b', 200)).to.equal(true);
-      await sleep(350);
-      expect(await store.tryLock('l', 'c', 200), 'expired lock is free').to.equal(true);
-    });
+    if (clock) {
+      it('expires a session after its TTL, and every lookup slides it (fake clock)', async () => {
+        const s = await open(400);
+        await s.create('t', { pod: '10.0.0.1:1', backendSessionId: 't', initBody: null });
+        clock.advance(250);
+        expect(await s.lookup('t'), 'still alive at 250 ms').to.not.equal(null);
+        clock.advance(250);
+        expect(await s.lookup('t'), 'alive at 500 ms because the lookup slid it').to.not.equal(null);
+        clock.advance(399);
+        expect(await s.load('t'), 'alive 399 ms after the last lookup').to.not.equal(null);
+        clock.advance(1);
+        expect(await s.lookup('t'), 'gone after a full idle TTL').to.equal(null);
+      });
+
+      it('frees a lock when it expires (fake clock)', async () => {
+        expect(await store.tryLock('l', 'a', 200)).to.equal(true);
+        clock.advance(199);
+        expect(await store.tryLock('l', 'c', 200), 'held until it expires').to.equal(false);
+        clock.advance(1);
+        expect(await store.tryLock('l', 'c', 200), 'expired lock is free').to.equal(true);
+      });
+    }
 
     it('adopts an unknown id once, with no init body, and never over an existing record', async () => {
       expect(await store.adopt('a1', '10.0.0.4:80')).to.equal(true);
@@ -115,7 +138,8 @@ function contract(name: string, make: (ttlMs: number) => Promise<SessionStore>):
   });
 }
 
-contract('MemoryStore', async (ttlMs) => new MemoryStore({ sessionTtlMs: ttlMs }));
+const memoryClock = new FakeClock();
+contract('MemoryStore', async (ttlMs) => new MemoryStore({ sessionTtlMs: ttlMs, now: memoryClock.now }), memoryClock);
 
 describe('RedisStore', function () {
   let redis: RedisHandle;
@@ -125,8 +149,8 @@ describe('RedisStore', function () {
   after(async () => redis?.stop());
 
   let n = 0;
-  const make = async (ttlMs: number, prefix = `c${n++}:`): Promise<RedisStore> => {
-    const s = new RedisStore({ url: redis.url, keyPrefix: prefix, sessionTtlMs: ttlMs, storeTimeoutMs: 200 });
+  const make = async (ttlMs: number, prefix = `c${n++}:`, now?: () => number): Promise<RedisStore> => {
+    const s = new RedisStore({ url: redis.url, keyPrefix: prefix, sessionTtlMs: ttlMs, storeTimeoutMs: 200, ...(now ? { now } : {}) });
     await s.connect();
     return s;
   };
@@ -142,17 +166,40 @@ describe('RedisStore', function () {
   });
 
   it('slides the TTL in steps of 1% of it: a write per step, not per lookup', async () => {
-    const s = await make(20_000, 'slide:'); // step 200 ms
+    // The step is decided by mcp-pin's clock (a fake one here); the TTL itself is Redis's.
+    const clock = new FakeClock();
+    const s = await make(20_000, 'slide:', clock.now); // step 200 ms
     await s.create('w', { pod: '10.0.0.1:1', backendSessionId: 'w', initBody: null });
     const seen = async (): Promise<string | null> => s.redis.hget('slide:{w}', 'seen');
     const created = await seen();
-    await sleep(5);
+    await s.redis.pexpire('slide:{w}', 5_000);
+    clock.advance(199);
     await s.lookup('w');
     expect(await seen(), 'a lookup within the step does not write').to.equal(created);
-    await sleep(250);
+    expect(await s.redis.pttl('slide:{w}'), 'nor extend the TTL').to.be.at.most(5_000);
+    clock.advance(1);
     await s.lookup('w');
-    expect(Number(await seen()), 'a lookup after the step slides it').to.be.greaterThan(Number(created));
-    expect(await s.redis.pttl('slide:{w}')).to.be.greaterThan(19_500);
+    expect(Number(await seen()), 'a lookup after the step slides it').to.equal(Number(created) + 200);
+    expect(await s.redis.pttl('slide:{w}'), 'to a whole TTL again').to.be.greaterThan(19_000);
+    await s.close();
+  });
+
+  it('lets Redis expire an idle session after its TTL', async () => {
+    const s = await make(300, 'expiry:');
+    await s.create('t', { pod: '10.0.0.1:1', backendSessionId: 't', initBody: null });
+    const pttl = await s.redis.pttl('expiry:{t}');
+    expect(pttl, 'the record carries the TTL').to.be.within(1, 300);
+    // load, not lookup: a lookup would slide the TTL it waits out.
+    await eventually(async () => (await s.load('t')) === null, 'the session expired', 5_000, 20);
+    await s.close();
+  });
+
+  it('frees a recovery lock when it expires', async () => {
+    const s = await make(60_000, 'lockexp:');
+    expect(await s.tryLock('l', 'a', 200)).to.equal(true);
+    const lockTtl = await s.redis.pttl('lockexp:{l}:lock');
+    expect(lockTtl, 'the lock carries its TTL').to.be.within(1, 200);
+    await eventually(() => s.tryLock('l', 'c', 200), 'the expired lock taken by another token', 5_000, 20);
     await s.close();
   });
 
@@ -169,12 +216,13 @@ describe('RedisStore', function () {
     const s = await make(60_000);
     const admin = new Redis(redis.url);
     try {
-      const sleeping = admin.call('DEBUG', 'SLEEP', '0.6');
-      await sleep(20);
+      // Every other client's commands wait from the moment this returns.
+      // (WRITE mode blocks every script, as mcp-pin's lookups are, and leaves this connection free to unpause.)
+      await admin.call('CLIENT', 'PAUSE', '2000', 'WRITE');
       const started = Date.now();
       const err = await s.lookup('x').then(() => null, (e: unknown) => e);
       const took = Date.now() - started;
-      await sleeping;
+      await admin.call('CLIENT', 'UNPAUSE');
       expect(err).to.be.instanceOf(StoreError);
       expect((err as StoreError).code).to.equal('MCP_PIN_STORE_TIMEOUT');
       expect(took).to.be.lessThan(500);
@@ -194,12 +242,7 @@ describe('RedisStore', function () {
     expect(err).to.be.instanceOf(StoreError);
     expect((err as StoreError).code).to.equal('MCP_PIN_STORE_UNAVAILABLE');
     await redis.start();
-    let back = null;
-    for (let i = 0; i < 60 && back === null; i++) {
-      back = await s.ping().then(() => true, () => null);
-      if (back === null) await sleep(100);
-    }
-    expect(back, 'reconnected by itself').to.equal(true);
+    await eventually(() => s.ping().then(() => true, () => false), 'reconnected by itself', 6_000, 50);
     await s.close();
   });
 });

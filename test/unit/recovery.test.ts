@@ -4,6 +4,7 @@
  * behind the Forwarder interface, the memory store.
  */
 import { expect } from 'chai';
+import { eventually } from '../helpers/net.js';
 import { HttpRecoverer, type RetryOutcome } from '../../src/recovery/http-recoverer.js';
 import { ResponseTooLargeError, type ForwardRequest, type ForwardResponse, type Forwarder } from '../../src/recovery/forwarder.js';
 import type { RetryAttempt } from '../../src/recovery/recovery.js';
@@ -180,8 +181,11 @@ describe('recovery: planning a retry attempt', () => {
   it('waits for a recovery held by another replica (lock contention) and follows its result', async () => {
     const { store, pods, recoverer, attempt } = await setup();
     expect(await store.tryLock('client-1', 'other-replica', 5000)).to.equal(true);
+    let lockTries = 0;
+    const tryLock = store.tryLock.bind(store);
+    store.tryLock = async (...args) => (lockTries++, tryLock(...args));
     const pending = recoverer.planRetry(attempt(), never);
-    await new Promise((r) => setTimeout(r, 60));
+    await eventually(async () => lockTries > 0, 'the recovery found the lock held');
     // The other replica finishes its recovery on another pod and releases the lock.
     await store.replacePin('client-1', 1, '10.0.2.2:8080', 'their-backend');
     await store.unlock('client-1', 'other-replica');

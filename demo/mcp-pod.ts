@@ -10,7 +10,11 @@
  * server that never issues session ids, POD_MODERN=1 for a server on the v2
  * SDK (@modelcontextprotocol/server): MCP revision 2026-07-28, which has no
  * sessions, and 2025 clients served statelessly. POD_INIT_DELAY_MS delays the
- * answer to every initialize (a slow pod).
+ * answer to every initialize (a slow pod). POD_GRACE_MS bounds the graceful
+ * shutdown on SIGTERM (see shutdown below).
+ *
+ * Tools: whoami, echo, big (size bytes), slow (answers after ms); resource
+ * template slow://{ms} (a read that takes ms).
  *
  * Besides MCP on every path, it serves GET /_record: what it saw, so tests can
  * assert where each request really landed; POST /_notify: sends a log
@@ -19,7 +23,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { McpServer as ModernMcpServer, createMcpHandler } from '@modelcontextprotocol/server';
 import { toNodeHandler } from '@modelcontextprotocol/node';
@@ -45,8 +49,10 @@ interface Seen {
   /** Any x-mcp-pin-* header that reached the pod (it never should). */
   pinHeaders?: string[];
 }
-const record = { name, initialize: [] as string[], initialized: [] as string[], requests: [] as Seen[], deleted: [] as string[] };
+const record = { name, initialize: [] as string[], initialized: [] as string[], requests: [] as Seen[], deleted: [] as string[], reads: [] as string[] };
 const sessions = new Map<string, { transport: StreamableHTTPServerTransport; server: McpServer }>();
+let inFlight = 0;
+let stopping = false;
 
 function newServer(getSessionId: () => string | undefined): McpServer {
   const server = new McpServer({ name: `demo-${name}`, version: '1.0.0' }, { capabilities: { logging: {} } });
@@ -62,6 +68,25 @@ function newServer(getSessionId: () => string | undefined): McpServer {
     'echo',
     { description: 'Echoes its argument back, with the pod name', inputSchema: { text: z.string() } },
     async ({ text }) => ({ content: [{ type: 'text', text: JSON.stringify({ pod: name, text }) }] }),
+  );
+  server.registerTool(
+    'slow',
+    { description: 'Answers after `ms` milliseconds (a tool with effects, as far as a proxy can tell)', inputSchema: { ms: z.number().int().min(0).max(60_000) } },
+    async ({ ms }) => {
+      await new Promise((r) => setTimeout(r, ms));
+      return { content: [{ type: 'text', text: JSON.stringify({ pod: name, slept: ms }) }] };
+    },
+  );
+  // A read that takes `ms` milliseconds: resources/read is safe to run twice.
+  server.registerResource(
+    'slow',
+    new ResourceTemplate('slow://{ms}', { list: undefined }),
+    { description: 'Read after {ms} milliseconds' },
+    async (uri, { ms }) => {
+      record.reads.push(uri.href);
+      await new Promise((r) => setTimeout(r, Number(ms)));
+      return { contents: [{ uri: uri.href, text: JSON.stringify({ pod: name, slept: Number(ms) }) }] };
+    },
   );
   return server;
 }
@@ -128,6 +153,12 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
   if (leaked.length > 0) seen.pinHeaders = leaked;
   record.requests.push(seen);
   res.on('finish', () => (seen.status = res.statusCode));
+  if (stopping) res.setHeader('connection', 'close');
+  // Requests that must finish before a graceful exit (the standalone GET stream never finishes by itself).
+  if (req.method !== 'GET') {
+    inFlight++;
+    res.on('close', () => inFlight--);
+  }
 
   if (modernHandler) return modernHandler(req, res, parsed);
 
@@ -180,9 +211,28 @@ http.listen(port, host, () => {
   const p = typeof a === 'object' && a ? a.port : port;
   process.stdout.write(`${JSON.stringify({ listening: `${host}:${p}`, name })}\n`);
 });
-const stop = (): void => {
-  http.closeAllConnections();
-  http.close(() => process.exit(0));
+/**
+ * SIGTERM, the way a well-written server ends: it keeps answering (the proxy
+ * may still send a request or two while it learns this pod is gone), with
+ * `connection: close` so no connection is reused; once no request is in
+ * flight it closes its sessions (their standalone GET streams end, and the
+ * clients reconnect elsewhere) and exits. POD_GRACE_MS bounds the wait
+ * (Kubernetes' terminationGracePeriodSeconds plays that part).
+ */
+const graceMs = Number(process.env.POD_GRACE_MS ?? 25_000);
+const shutdown = (): void => {
+  if (stopping) return;
+  stopping = true;
+  const deadline = Date.now() + graceMs;
+  const poll = setInterval(() => {
+    if (inFlight > 0 && Date.now() < deadline) return;
+    clearInterval(poll);
+    process.stdout.write(`${JSON.stringify({ exiting: name, inFlight })}\n`);
+    void Promise.all([...sessions.values()].map((s) => s.transport.close().catch(() => {}))).then(() => {
+      http.closeAllConnections();
+      http.close(() => process.exit(0));
+    });
+  }, 10);
 };
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);

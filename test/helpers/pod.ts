@@ -8,6 +8,8 @@ export interface PodRecord {
   initialize: string[];
   initialized: string[];
   deleted: string[];
+  /** resources/read URIs, in order. */
+  reads: string[];
   requests: { httpMethod: string; sessionId: string | null; rpcMethod: string | null; protocolVersion?: string; status?: number; pinHeaders?: string[] }[];
 }
 
@@ -84,6 +86,12 @@ export class Pod {
 
   async stop(): Promise<void> {
     await this.proc?.stop();
+  }
+
+  /** SIGTERM, as Kubernetes ends a pod: it finishes its in-flight requests, then exits. Resolves with its exit code. */
+  async terminate(graceMs = 30_000): Promise<number | null> {
+    this.proc.child!.kill('SIGTERM');
+    return this.proc.waitExit(graceMs);
   }
 }
 

@@ -6,6 +6,9 @@
 import { Pool } from 'undici';
 import type { HeaderPairs } from '../mcp-headers.js';
 
+/** Set by the internal listener on every answer Envoy made itself (local reply). */
+export const ENVOY_REPLY_HEADER = 'x-mcp-pin-envoy-reply';
+
 export interface ForwardRequest {
   method: string;
   path: string;
@@ -22,7 +25,7 @@ export interface ForwardResponse {
   status: number;
   headers: HeaderPairs;
   body: Buffer;
-  /** The pod Envoy connected to, as it reported. */
+  /** The pod Envoy connected to, as it reported; undefined when Envoy answered itself (no pod answered). */
   upstream: string | undefined;
 }
 
@@ -79,15 +82,22 @@ export class EnvoyForwarder implements Forwarder {
     }
     const out: HeaderPairs = [];
     let upstream: string | undefined;
+    let envoyReply = false;
     for (const [k, v] of Object.entries(res.headers)) {
       if (v === undefined) continue;
       if (k === this.upstreamHeader) {
         upstream = Array.isArray(v) ? v[0] : v;
         continue;
       }
+      if (k === ENVOY_REPLY_HEADER) {
+        envoyReply = true;
+        continue;
+      }
       for (const one of Array.isArray(v) ? v : [v]) out.push([k, one]);
     }
-    return { status: res.statusCode, headers: out, body: Buffer.concat(chunks), upstream };
+    // Envoy answered itself (the pod refused or reset the connection): no pod
+    // answered, whatever host Envoy tried.
+    return { status: res.statusCode, headers: out, body: Buffer.concat(chunks), upstream: envoyReply ? undefined : upstream };
   }
 
   async close(): Promise<void> {

@@ -92,6 +92,20 @@ describe('transparent recovery (issue 4)', function () {
     onlyOwnIdSeen(c, sid);
   });
 
+  it('recovers when the pod crashed and discovery still lists it (its address refuses; Envoy\'s own 503 is no proof the pod holds the session)', async () => {
+    await up();
+    const { c, sid, other } = await pinnedClient();
+    const before = await counts([other]);
+    const home = stack.podByName((await c.whoami()).pod);
+    await home.kill();
+    const r = await c.echo('after crash');
+    expect(r).to.deep.equal({ pod: other.name, text: 'after crash' });
+    expect(c.sessionId()).to.equal(sid);
+    const after = await counts([other]);
+    expect(after.initialize - before.initialize, 're-initializes').to.equal(1);
+    onlyOwnIdSeen(c, sid);
+  });
+
   // With 4 pods the retries of the 20 calls land on the three other pods: those
   // not on the pod the recovery chose are relayed there by mcp-pin.
   for (const [replicas, pinCacheMs, pods] of [[1, 0, 2], [2, 0, 2], [2, 5000, 2], [2, 0, 4]] as const) {

@@ -44,6 +44,12 @@ export interface EnvoyParams {
   lostSessionStatuses: readonly number[];
   /** CIDRs allowed to use the internal listener: where the mcp-pin replicas connect from. */
   internalClients: readonly string[];
+  /**
+   * JSON-RPC methods of pinned requests that Envoy replays after the pod's
+   * connection reset mid-request: safe to run twice. `name/*` covers a
+   * prefix; `responses` covers a client's answers to server requests.
+   */
+  replayAfterReset: readonly string[];
 }
 
 export const ENVOY_DEFAULTS = {
@@ -64,7 +70,32 @@ export const ENVOY_DEFAULTS = {
   sessionSearchRetries: 4,
   lostSessionStatuses: [404],
   internalClients: ['127.0.0.1/32', '::1/128'],
+  replayAfterReset: [
+    'ping',
+    'tools/list',
+    'prompts/list',
+    'prompts/get',
+    'resources/list',
+    'resources/templates/list',
+    'resources/read',
+    'completion/complete',
+    'notifications/*',
+    'responses',
+  ],
 } as const;
+
+/** The Envoy value matcher for the methods Envoy's MCP filter reports, for replayAfterReset. */
+export function replayMatcher(methods: readonly string[]): string {
+  // No method: null_match, which no method name (always a string) satisfies.
+  if (methods.length === 0) return '{ null_match: {} }';
+  const items = methods.map((m) => {
+    if (m === 'responses') return '{ string_match: { exact: "__jsonrpc_response" } }';
+    if (m.endsWith('/*')) return `{ string_match: { prefix: "${m.slice(0, -1)}" } }`;
+    return `{ string_match: { exact: "${m}" } }`;
+  });
+  // Envoy's or_match takes two or more.
+  return items.length === 1 ? items[0]! : `{ or_match: { value_matchers: [ ${items.join(', ')} ] } }`;
+}
 
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(3)}s`;
 
@@ -131,6 +162,7 @@ export function renderEnvoyConfig(params: EnvoyParams, template = readFileSync(E
     PINNED_DISCOVERY: podDiscovery(params.service, 'mcp_pinned'),
     LOST_SESSION_STATUSES: `[${params.lostSessionStatuses.join(', ')}]`,
     INTERNAL_CLIENTS: cidrPrincipals(params.internalClients),
+    REPLAY_AFTER_RESET: replayMatcher(params.replayAfterReset),
     PIN_HEADER: params.pinHeader,
     UPSTREAM_HEADER: params.upstreamHeader,
     MESSAGE_TIMEOUT: seconds(params.messageTimeoutMs),

@@ -82,6 +82,15 @@ export const TEMPLATE_VALUES: Record<Exclude<keyof EnvoyParams, 'extProcDiscover
   pinHeader: { default: d('pinHeader'), meaning: 'header mcp-pin names the pinned pod in (mcp-pin --pin-header); stripped from every client request', parse: headerName },
   upstreamHeader: { default: d('upstreamHeader'), meaning: 'header the internal listener reports the reached pod in (mcp-pin --upstream-header)', parse: headerName },
   lostSessionStatuses: { default: d('lostSessionStatuses'), meaning: 'pod answers that mean "session lost", retried on the pinned route (mcp-pin --lost-session-statuses: the same list)', parse: (r) => list(r).map(integer(400, 599)) },
+  replayAfterReset: {
+    default: d('replayAfterReset'),
+    meaning: "JSON-RPC methods of pinned requests Envoy replays on another pod when the pod's connection resets before it answered (the pod died mid-request): only methods safe to run twice; name/* covers a prefix, responses covers a client's answers; empty: none. tools/call is not listed: the pod may have run it",
+    parse: (r) =>
+      (Array.isArray(r) || String(r).trim() !== '' ? list(r) : []).map((m) => {
+        if (!/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*(\/\*)?$/.test(m)) throw new ValueProblem(`"${m}" is not a JSON-RPC method name (or name/*)`);
+        return m;
+      }),
+  },
   sessionSearchRetries: { default: d('sessionSearchRetries'), meaning: 'retries over other pods for a session mcp-pin has no pin for (Envoy finds the pod that holds it); at least the pod count minus one', parse: integer(0, 64) },
   messageTimeoutMs: { default: d('messageTimeoutMs'), meaning: "ext_proc message_timeout: how long Envoy waits for one mcp-pin answer", parse: integer(50, 60_000) },
   maxMessageTimeoutMs: { default: d('maxMessageTimeoutMs'), meaning: 'ext_proc max_message_timeout: the most mcp-pin may extend it to while it recovers a session', parse: integer(50, 600_000) },

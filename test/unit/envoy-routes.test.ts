@@ -6,10 +6,20 @@
  */
 import { expect } from 'chai';
 import { parse } from 'yaml';
-import { ENVOY_DEFAULTS, renderEnvoyConfig } from '../../envoy/render.js';
+import { ENVOY_DEFAULTS, renderEnvoyConfig, replayMatcher } from '../../envoy/render.js';
+
+interface ValueMatcher {
+  string_match?: { exact?: string; prefix?: string };
+  or_match?: { value_matchers: ValueMatcher[] };
+  null_match?: object;
+}
 
 interface Route {
-  match: { headers?: { name: string; present_match?: boolean; string_match?: { safe_regex: { regex: string } } }[] };
+  match: {
+    headers?: { name: string; present_match?: boolean; string_match?: { safe_regex: { regex: string } } }[];
+    dynamic_metadata?: { filter: string; path: { key: string }[]; value: ValueMatcher }[];
+  };
+  route?: { retry_policy?: { retry_on: string } };
   typed_per_filter_config?: Record<string, { disabled?: boolean }>;
 }
 
@@ -42,5 +52,46 @@ describe('Envoy routes: what reaches mcp-pin', () => {
       { name: 'mcp-protocol-version', present_match: true },
     ]);
     expect(routes.slice(2).some(skipsMcpPin)).to.equal(false);
+  });
+});
+
+/** Whether Envoy's value matcher accepts this method name (the subset the template uses). */
+function accepts(m: ValueMatcher, method: string): boolean {
+  if (m.or_match) return m.or_match.value_matchers.some((x) => accepts(x, method));
+  if (m.string_match?.exact !== undefined) return m.string_match.exact === method;
+  if (m.string_match?.prefix !== undefined) return method.startsWith(m.string_match.prefix);
+  return false;
+}
+
+describe('Envoy routes: replay after a connection reset', () => {
+  const pinnedRoutes = routes.filter((r) => r.match.headers?.some((h) => h.name === ENVOY_DEFAULTS.pinHeader));
+  const replayRoute = pinnedRoutes.find((r) => r.match.dynamic_metadata)!;
+  const matcher = replayRoute.match.dynamic_metadata![0]!;
+
+  it('retries resets only on the pinned route whose method (from Envoy\'s MCP filter) is safe to run twice', () => {
+    expect(matcher.filter).to.equal('envoy.filters.http.mcp');
+    expect(matcher.path).to.deep.equal([{ key: 'method' }]);
+    for (const r of routes) {
+      const resets = r.route?.retry_policy?.retry_on.split(',').includes('reset') ?? false;
+      expect(resets, JSON.stringify(r.match)).to.equal(r === replayRoute);
+    }
+    // It comes before the general pinned route, which would otherwise take every pinned request.
+    expect(pinnedRoutes.indexOf(replayRoute)).to.be.lessThan(pinnedRoutes.findIndex((r) => !r.match.dynamic_metadata && !r.match.headers!.some((h) => h.name === ':method')));
+  });
+
+  it('treats reads, notifications and client responses as safe by default; tool calls and unknown methods never', () => {
+    for (const m of ['ping', 'tools/list', 'prompts/list', 'prompts/get', 'resources/list', 'resources/templates/list', 'resources/read', 'completion/complete', 'notifications/cancelled', 'notifications/initialized', '__jsonrpc_response']) {
+      expect(accepts(matcher.value, m), m).to.equal(true);
+    }
+    for (const m of ['tools/call', 'initialize', 'sampling/createMessage', 'resources/subscribe', 'logging/setLevel', 'tasks/get', 'notifications', 'x']) {
+      expect(accepts(matcher.value, m), m).to.equal(false);
+    }
+  });
+
+  it('renders the operator\'s list: one method, several, or none', () => {
+    expect(replayMatcher([])).to.equal('{ null_match: {} }');
+    expect(replayMatcher(['tools/call'])).to.equal('{ string_match: { exact: "tools/call" } }');
+    const two = parse(replayMatcher(['tools/call', 'x/*'])) as ValueMatcher;
+    expect(accepts(two, 'tools/call') && accepts(two, 'x/y') && !accepts(two, 'tools/list')).to.equal(true);
   });
 });

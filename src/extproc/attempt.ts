@@ -12,7 +12,7 @@ import { sessionTag, type Logger } from '../log.js';
 import { CLIENT_SESSION_HEADER, HOP_BY_HOP_HEADERS, SESSION_HEADER, isProxyHeader } from '../mcp-headers.js';
 import type { Metrics } from '../metrics.js';
 import type { Recoverer } from '../recovery/http-recoverer.js';
-import type { RetryPlan } from '../recovery/recovery.js';
+import type { RetryAttempt, RetryPlan } from '../recovery/recovery.js';
 import { errorResponse } from './error-responses.js';
 import { firstHeader, headerPairs, type HeaderPairs } from './headers.js';
 import type { ProcessingRequest, ProcessingResponse } from './protocol.js';
@@ -47,6 +47,8 @@ export class AttemptExchange {
   private plan: RetryPlan | undefined;
   /** The pod that holds the session, when this attempt is relayed there. */
   private relayTo: Extract<RetryPlan, { kind: 'relay' }> | undefined;
+  /** What the attempt was planned from (a relay may need to plan again). */
+  private attempt: RetryAttempt | undefined;
   /** What a relay needs from the request headers. */
   private request: { method: string; path: string; headers: HeaderPairs } | undefined;
 
@@ -122,6 +124,7 @@ export class AttemptExchange {
         metrics.outcome('relayed');
         log.info({ session: tag, pod, to: outcome.pin.pod }, 'session lives on another pod: relaying the request there');
         this.request = { method: firstHeader(pairs, ':method') ?? 'POST', path, headers: pairs };
+        this.attempt = { clientSessionId, failedSessionId, pod, path, headers: pairs };
         if (msg.request_headers?.end_of_stream) {
           this.phase = 'done';
           return this.relay(null);
@@ -142,7 +145,18 @@ export class AttemptExchange {
       // the client's reconnect goes straight to the session's pod.
       return immediate(200, [['content-type', 'text/event-stream'], ['cache-control', 'no-cache'], [SESSION_HEADER, this.clientSessionId!]], Buffer.alloc(0), 'mcp_pin_relayed_reconnect');
     }
-    const r = await recoverer.relay({ pin, method: req.method, path: req.path, headers: req.headers, body }, this.cancelled);
+    let r = await recoverer.relay({ pin, method: req.method, path: req.path, headers: req.headers, body }, this.cancelled);
+    if (r.kind === 'answered' && this.deps.cfg.lostSessionStatuses.includes(r.status)) {
+      // The pod the store named has lost the session too (it restarted since
+      // it was recovered there): recover it once more, from that pin, on this
+      // attempt's pod, and relay there. One more relay at most.
+      const again = await recoverer.planRetry({ ...this.attempt!, failedSessionId: pin.backendSessionId }, this.cancelled);
+      if (again.kind === 'failed') return errorResponse(again.code);
+      if (again.kind === 'send' || again.kind === 'relay') {
+        this.deps.log.info({ session: sessionTag(this.clientSessionId!), from: pin.pod, to: again.pin.pod }, 'relayed-to pod lost the session too: recovered again, relaying there');
+        r = await recoverer.relay({ pin: again.pin, method: req.method, path: req.path, headers: req.headers, body }, this.cancelled);
+      }
+    }
     if (r.kind === 'failed') return errorResponse(r.code);
     if (!notLost) metrics.outcome('recovered');
     return immediate(r.status, clientResponseHeaders(r.headers, this.clientSessionId!), r.body, 'mcp_pin_relayed');

@@ -3,6 +3,7 @@
  * wait on a stdout JSON line instead of sleeps, and teardown that always
  * runs (every process is registered and killed after the run).
  */
+import { appendFileSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 
 const running = new Set<ManagedProcess>();
@@ -57,6 +58,8 @@ export class ManagedProcess {
   }
 
   private append(s: string): void {
+    // PROCESS_LOG_DIR keeps every process's whole output (the soak's post-mortems).
+    if (process.env.PROCESS_LOG_DIR) appendFileSync(`${process.env.PROCESS_LOG_DIR}/${this.name.replace(/[^\w.-]/g, '_')}.log`, s);
     this.log += s;
     if (this.log.length > KEEP_LOG_CHARS * 2) this.log = this.log.slice(-KEEP_LOG_CHARS);
   }

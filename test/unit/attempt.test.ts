@@ -72,6 +72,25 @@ describe('AttemptExchange (a retry of a pinned request)', () => {
     expect(ex.complete).to.equal(true);
   });
 
+  it('recovers once more when the relayed-to pod lost the session too (it restarted), and relays to the pod that now holds it', async () => {
+    const stale = { pod: '10.0.2.2:8080', backendSessionId: 'b', generation: 3 };
+    const fresh = { pod: POD, backendSessionId: 'c', generation: 4 };
+    const asked: RetryAttempt[] = [];
+    const relays: RelayRequest[] = [];
+    const recoverer: Recoverer = {
+      timeoutMs: 3500,
+      planRetry: async (a) => (asked.push(a), asked.length === 1 ? { kind: 'relay', pin: stale } : { kind: 'send', reinitialized: true, pin: fresh }),
+      relay: async (r) => (relays.push(r), r.pin === stale ? { kind: 'answered', status: 404, headers: [], body: Buffer.from('{}') } : { kind: 'answered', status: 200, headers: [['mcp-session-id', 'c']], body: Buffer.from('{"r":"ok"}') }),
+    };
+    const ex = new AttemptExchange({ cfg, log: silentLog, metrics: newMetrics(), recoverer }, () => {}, new AbortController().signal);
+    await ex.handle(attemptHeaders({ 'mcp-session-id': 'a', 'x-mcp-pin-client-session': 'client-1' }));
+    const [r] = await ex.handle(requestBody('{"jsonrpc":"2.0","id":4,"method":"tools/list"}'));
+    expect(asked.map((a) => a.failedSessionId), 'planned from the failed id, then from the stale pin').to.deep.equal(['a', 'b']);
+    expect(relays.map((x) => x.pin), 'relayed to the stale pod, then to the recovered one').to.deep.equal([stale, fresh]);
+    expect(r!.immediate_response!.status.code).to.equal(200);
+    expect(r!.immediate_response!.body!.toString()).to.equal('{"r":"ok"}');
+  });
+
   it('answers a relayed GET with an ended SSE stream (the reconnect goes to the session\'s pod), and a failed relay from the error table', async () => {
     const get = make({ kind: 'relay', pin: { pod: '10.0.2.2:8080', backendSessionId: 'b', generation: 3 } });
     const [g] = await get.ex.handle({ ...attemptHeaders({ ':method': 'GET', 'mcp-session-id': 'client-1' }, POD, true) });

@@ -146,10 +146,11 @@ export class AttemptExchange {
       return immediate(200, [['content-type', 'text/event-stream'], ['cache-control', 'no-cache'], [SESSION_HEADER, this.clientSessionId!]], Buffer.alloc(0), 'mcp_pin_relayed_reconnect');
     }
     let r = await recoverer.relay({ pin, method: req.method, path: req.path, headers: req.headers, body }, this.cancelled);
-    if (r.kind === 'answered' && this.deps.cfg.lostSessionStatuses.includes(r.status)) {
-      // The pod the store named has lost the session too (it restarted since
-      // it was recovered there): recover it once more, from that pin, on this
-      // attempt's pod, and relay there. One more relay at most.
+    if (r.kind === 'answered' && !notLost && this.deps.cfg.lostSessionStatuses.includes(r.status)) {
+      // The pod a newer pin named has lost the session too (it restarted
+      // since it was recovered there): recover it once more, from that pin,
+      // on this attempt's pod, and relay there. One more relay at most. (Not
+      // after a proof that the pod holds it: then the status is its answer.)
       const again = await recoverer.planRetry({ ...this.attempt!, failedSessionId: pin.backendSessionId }, this.cancelled);
       if (again.kind === 'failed') return errorResponse(again.code);
       if (again.kind === 'send' || again.kind === 'relay') {

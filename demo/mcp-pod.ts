@@ -53,6 +53,7 @@ const record = { name, initialize: [] as string[], initialized: [] as string[], 
 const sessions = new Map<string, { transport: StreamableHTTPServerTransport; server: McpServer }>();
 let inFlight = 0;
 let stopping = false;
+let lastRequestAt = 0;
 
 function newServer(getSessionId: () => string | undefined): McpServer {
   const server = new McpServer({ name: `demo-${name}`, version: '1.0.0' }, { capabilities: { logging: {} } });
@@ -153,6 +154,7 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
   if (leaked.length > 0) seen.pinHeaders = leaked;
   record.requests.push(seen);
   res.on('finish', () => (seen.status = res.statusCode));
+  lastRequestAt = Date.now();
   if (stopping) res.setHeader('connection', 'close');
   // Requests that must finish before a graceful exit (the standalone GET stream never finishes by itself).
   if (req.method !== 'GET') {
@@ -215,17 +217,22 @@ http.listen(port, host, () => {
  * SIGTERM, the way a well-written server ends: it keeps answering (the proxy
  * may still send a request or two while it learns this pod is gone), with
  * `connection: close` so no connection is reused; once no request is in
- * flight it closes its sessions (their standalone GET streams end, and the
+ * flight and none has come for POD_QUIET_MS, it closes its sessions (their standalone GET streams end, and the
  * clients reconnect elsewhere) and exits. POD_GRACE_MS bounds the wait
  * (Kubernetes' terminationGracePeriodSeconds plays that part).
  */
 const graceMs = Number(process.env.POD_GRACE_MS ?? 25_000);
+// Quiet time before closing: the proxy learns of the pod's removal a moment
+// after the signal, and a request it sends on a pooled connection that we
+// close meanwhile is reset (what a preStop delay is for in Kubernetes).
+const quietMs = Number(process.env.POD_QUIET_MS ?? 500);
 const shutdown = (): void => {
   if (stopping) return;
   stopping = true;
+  lastRequestAt = Date.now();
   const deadline = Date.now() + graceMs;
   const poll = setInterval(() => {
-    if (inFlight > 0 && Date.now() < deadline) return;
+    if ((inFlight > 0 || Date.now() - lastRequestAt < quietMs) && Date.now() < deadline) return;
     clearInterval(poll);
     process.stdout.write(`${JSON.stringify({ exiting: name, inFlight })}\n`);
     void Promise.all([...sessions.values()].map((s) => s.transport.close().catch(() => {}))).then(() => {

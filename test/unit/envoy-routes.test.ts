@@ -27,7 +27,9 @@ const config = parse(renderEnvoyConfig({ ...ENVOY_DEFAULTS, extProc: [{ host: '1
   static_resources: { listeners: { name: string; filter_chains: { filters: { typed_config: { route_config: { virtual_hosts: { routes: Route[] }[] } } }[] }[] }[] };
 };
 const routes = config.static_resources.listeners.find((l) => l.name === 'mcp')!.filter_chains[0]!.filters[0]!.typed_config.route_config.virtual_hosts[0]!.routes;
-const skipsMcpPin = (r: Route): boolean => r.typed_per_filter_config?.['envoy.filters.http.ext_proc']?.disabled === true;
+// Session-less routes skip mcp-pin, the body buffer and Envoy's MCP body parser: nothing waits for the body.
+const skipsMcpPin = (r: Route): boolean =>
+  ['envoy.filters.http.ext_proc', 'envoy.filters.http.buffer', 'envoy.filters.http.mcp'].every((f) => r.typed_per_filter_config?.[f]?.disabled === true);
 
 describe('Envoy routes: what reaches mcp-pin', () => {
   const versionRoute = routes[0]!;

@@ -45,3 +45,11 @@ export const envoyEnvelope = (yaml: string): string =>
       },
     },
   ]);
+
+/** mcp-pin as shipped, minus Envoy's MCP filter (no replay after a reset): what the method parse costs. */
+export const withoutMcpFilter = (yaml: string): string => {
+  const cfg = parse(yaml) as Config;
+  const hcm = cfg.static_resources.listeners.find((l) => l.name === 'mcp')!.filter_chains[0]!.filters[0]!.typed_config;
+  hcm.http_filters = hcm.http_filters.filter((f) => (f as { name: string }).name !== 'envoy.filters.http.mcp');
+  return stringify(cfg);
+};

@@ -3,7 +3,7 @@
  * the compose file all go through here, so there is one Envoy config that
  * cannot drift into copies.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export const ENVOY_TEMPLATE_PATH = fileURLToPath(new URL('./envoy.template.yaml', import.meta.url));
@@ -99,11 +99,14 @@ export function replayMatcher(methods: readonly string[]): string {
 
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(3)}s`;
 
+/** An address prefix as the RBAC principals take it: address/length. */
+export const CIDR_PATTERN = /^([0-9a-fA-F.:]+)\/(\d{1,3})$/;
+
 /** RBAC principals: the connection's own peer address (not X-Forwarded-For) in one of these CIDRs. */
 function cidrPrincipals(cidrs: readonly string[]): string {
   if (cidrs.length === 0) throw new Error('envoy config: at least one internal client CIDR is needed');
   const items = cidrs.map((c) => {
-    const m = /^([0-9a-fA-F.:]+)\/(\d{1,3})$/.exec(c);
+    const m = CIDR_PATTERN.exec(c);
     if (!m) throw new Error(`envoy config: "${c}" is not a CIDR`);
     return `{ direct_remote_ip: { address_prefix: "${m[1]}", prefix_len: ${m[2]} } }`;
   });
@@ -207,4 +210,15 @@ export function renderEds(pods: HostPort[], resource: 'mcp_service' | 'mcp_pin' 
     null,
     2,
   );
+}
+
+/**
+ * Whole file or nothing: written beside the target, then renamed over it, so
+ * Envoy's file watch (watched_directory) sees one complete file, never a
+ * half-written one. For EDS files and rendered configs.
+ */
+export function writeFileAtomically(path: string, text: string): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, path);
 }

@@ -4,7 +4,7 @@
  * render command's --list and the README come from it), and one parser that
  * reports every bad or unknown value at once.
  */
-import { ENVOY_DEFAULTS, type EnvoyParams, type HostPort } from './render.js';
+import { CIDR_PATTERN, ENVOY_DEFAULTS, type EnvoyParams, type HostPort } from './render.js';
 
 type Raw = string | number | readonly (string | number)[];
 
@@ -15,7 +15,8 @@ interface ValueSpec {
   parse(raw: Raw): unknown;
 }
 
-class ValueProblem extends Error {}
+/** One value that cannot be read; its message names the value as given. */
+export class ValueProblem extends Error {}
 
 const list = (raw: Raw): string[] =>
   (Array.isArray(raw) ? raw.map(String) : String(raw).split(',')).map((s) => s.trim()).filter((s) => s.length > 0);
@@ -26,6 +27,9 @@ function hostPort(s: string): HostPort {
   if (!m || port < 1 || port > 65535) throw new ValueProblem(`"${s}" is not host:port`);
   return { host: m[1]!, port };
 }
+
+/** host:port entries, comma-separated (or a list). */
+export const hostPorts = (raw: Raw): HostPort[] => list(raw).map(hostPort);
 
 function integer(min: number, max: number) {
   return (raw: Raw): number => {
@@ -53,7 +57,7 @@ const d = (k: keyof typeof ENVOY_DEFAULTS): string => {
 };
 
 export const TEMPLATE_VALUES: Record<Exclude<keyof EnvoyParams, 'extProcDiscovery'> | 'extProcDiscovery', ValueSpec> = {
-  extProc: { meaning: 'mcp-pin replicas as host:port, comma-separated (IPs, or one DNS name that resolves to every replica with extProcDiscovery=dns)', parse: (r) => list(r).map(hostPort) },
+  extProc: { meaning: 'mcp-pin replicas as host:port, comma-separated (IPs, or one DNS name that resolves to every replica with extProcDiscovery=dns)', parse: hostPorts },
   extProcDiscovery: {
     default: 'static',
     meaning: 'static (extProc lists IPs) or dns (extProc is a name resolving to every replica, e.g. a headless Service)',
@@ -76,7 +80,15 @@ export const TEMPLATE_VALUES: Record<Exclude<keyof EnvoyParams, 'extProcDiscover
   listenPort: { default: d('listenPort'), meaning: 'port of the public listener', parse: integer(1, 65535) },
   internalAddress: { default: d('internalAddress'), meaning: 'address of the internal listener mcp-pin re-initializes sessions through (mcp-pin --recovery-url); never reachable from clients or pods', parse: text },
   internalPort: { default: d('internalPort'), meaning: 'port of the internal listener', parse: integer(1, 65535) },
-  internalClients: { default: d('internalClients'), meaning: "CIDRs allowed to use the internal listener (RBAC on the connection's own peer address): where the mcp-pin replicas connect from", parse: (r) => list(r).map((c) => (/^[0-9a-fA-F.:]+\/\d{1,3}$/.test(c) ? c : (() => { throw new ValueProblem(`"${c}" is not a CIDR`); })())) },
+  internalClients: {
+    default: d('internalClients'),
+    meaning: "CIDRs allowed to use the internal listener (RBAC on the connection's own peer address): where the mcp-pin replicas connect from",
+    parse: (r) =>
+      list(r).map((c) => {
+        if (!CIDR_PATTERN.test(c)) throw new ValueProblem(`"${c}" is not a CIDR`);
+        return c;
+      }),
+  },
   adminAddress: { default: d('adminAddress'), meaning: "Envoy's admin interface address (keep it on loopback)", parse: text },
   adminPort: { default: d('adminPort'), meaning: "Envoy's admin port", parse: integer(1, 65535) },
   pinHeader: { default: d('pinHeader'), meaning: 'header mcp-pin names the pinned pod in (mcp-pin --pin-header); stripped from every client request', parse: headerName },

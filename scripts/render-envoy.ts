@@ -9,21 +9,14 @@
  * overrides it. Unknown names and bad values are all reported at once (exit 2).
  * --eds writes the EDS file the service=eds:<path> discovery watches.
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { renderEds, renderEnvoyConfig } from '../envoy/render.js';
-import { TEMPLATE_VALUES, TemplateValuesError, paramsFromValues } from '../envoy/values.js';
+import { renderEds, renderEnvoyConfig, writeFileAtomically } from '../envoy/render.js';
+import { TEMPLATE_VALUES, TemplateValuesError, ValueProblem, hostPorts, paramsFromValues } from '../envoy/values.js';
 
 function usage(problem: string): never {
   process.stderr.write(`render:envoy: ${problem}\nusage: npm run render:envoy -- [--list] [--values file.json] [--set name=value ...] [--eds host:port,...] [--out file]\n`);
   process.exit(2);
-}
-
-/** Whole file or nothing: write beside the target, then rename over it (Envoy's file watches see one change). */
-function writeAtomically(path: string, text: string): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
 }
 
 let args;
@@ -46,12 +39,12 @@ if (args.list) {
 
 let text: string;
 if (args.eds !== undefined) {
-  const pods = args.eds.split(',').map((s) => s.trim()).filter(Boolean).map((s) => {
-    const m = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(s);
-    if (!m) usage(`--eds: "${s}" is not host:port`);
-    return { host: m[1]!, port: Number(m[2]) };
-  });
-  text = renderEds(pods) + '\n';
+  try {
+    text = renderEds(hostPorts(args.eds)) + '\n';
+  } catch (err) {
+    if (!(err instanceof ValueProblem)) throw err;
+    usage(`--eds: ${err.message}`);
+  }
 } else {
   const values: Record<string, string | number | string[]> = {};
   const problems: string[] = [];
@@ -83,5 +76,5 @@ if (args.eds !== undefined) {
   text = renderEnvoyConfig(params);
 }
 
-if (args.out) writeAtomically(args.out, text);
+if (args.out) writeFileAtomically(args.out, text);
 else process.stdout.write(text);

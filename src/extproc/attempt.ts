@@ -12,6 +12,7 @@ import { sessionTag, type Logger } from '../log.js';
 import { CLIENT_SESSION_HEADER, HOP_BY_HOP_HEADERS, SESSION_HEADER, isProxyHeader } from '../mcp-headers.js';
 import type { Metrics } from '../metrics.js';
 import type { Recoverer } from '../recovery/http-recoverer.js';
+import type { Pin } from '../sessions/store.js';
 import type { RetryAttempt, RetryPlan } from '../recovery/recovery.js';
 import { errorResponse } from './error-responses.js';
 import { firstHeader, headerPairs, type HeaderPairs } from './headers.js';
@@ -45,12 +46,8 @@ export class AttemptExchange {
   private phase: 'request' | 'body' | 'response' | 'done' = 'request';
   private clientSessionId: string | undefined;
   private plan: RetryPlan | undefined;
-  /** The pod that holds the session, when this attempt is relayed there. */
-  private relayTo: Extract<RetryPlan, { kind: 'relay' }> | undefined;
-  /** What the attempt was planned from (a relay may need to plan again). */
-  private attempt: RetryAttempt | undefined;
-  /** What a relay needs from the request headers. */
-  private request: { method: string; path: string; headers: HeaderPairs } | undefined;
+  /** When this attempt is relayed: where to (the plan), what it was planned from (it may plan again), the request's method. */
+  private relayed: { plan: Extract<RetryPlan, { kind: 'relay' }>; attempt: RetryAttempt; method: string } | undefined;
 
   /**
    * @param sendInterim writes a message ahead of the answer to the current
@@ -120,11 +117,10 @@ export class AttemptExchange {
         // header once per request), so this attempt cannot be steered
         // there: mcp-pin relays it itself (rare: concurrent requests of one
         // lost session whose retries landed on different pods).
-        this.plan = this.relayTo = outcome;
+        this.plan = outcome;
         metrics.outcome('relayed');
         log.info({ session: tag, pod, to: outcome.pin.pod }, 'session lives on another pod: relaying the request there');
-        this.request = { method: firstHeader(pairs, ':method') ?? 'POST', path, headers: pairs };
-        this.attempt = { clientSessionId, failedSessionId, pod, path, headers: pairs };
+        this.relayed = { plan: outcome, attempt: { clientSessionId, failedSessionId, pod, path, headers: pairs }, method: firstHeader(pairs, ':method') ?? 'POST' };
         if (msg.request_headers?.end_of_stream) {
           this.phase = 'done';
           return this.relay(null);
@@ -138,24 +134,24 @@ export class AttemptExchange {
   /** Sends the request to the pod that now holds the session and answers with what it said. */
   private async relay(body: Buffer | null): Promise<ProcessingResponse> {
     const { recoverer, metrics } = this.deps;
-    const { pin, notLost } = this.relayTo!;
-    const req = this.request!;
-    if (req.method === 'GET') {
+    const { plan: { pin, notLost }, attempt, method } = this.relayed!;
+    const send = (to: Pin) => recoverer.relay({ pin: to, method, path: attempt.path, headers: attempt.headers, body }, this.cancelled);
+    if (method === 'GET') {
       // A standalone SSE stream cannot be relayed into one answer: end it, and
       // the client's reconnect goes straight to the session's pod.
       return immediate(200, [['content-type', 'text/event-stream'], ['cache-control', 'no-cache'], [SESSION_HEADER, this.clientSessionId!]], Buffer.alloc(0), 'mcp_pin_relayed_reconnect');
     }
-    let r = await recoverer.relay({ pin, method: req.method, path: req.path, headers: req.headers, body }, this.cancelled);
+    let r = await send(pin);
     if (r.kind === 'answered' && !notLost && this.deps.cfg.lostSessionStatuses.includes(r.status)) {
       // The pod a newer pin named has lost the session too (it restarted
       // since it was recovered there): recover it once more, from that pin,
       // on this attempt's pod, and relay there. One more relay at most. (Not
       // after a proof that the pod holds it: then the status is its answer.)
-      const again = await recoverer.planRetry({ ...this.attempt!, failedSessionId: pin.backendSessionId }, this.cancelled);
+      const again = await recoverer.planRetry({ ...attempt, failedSessionId: pin.backendSessionId }, this.cancelled);
       if (again.kind === 'failed') return errorResponse(again.code);
       if (again.kind === 'send' || again.kind === 'relay') {
         this.deps.log.info({ session: sessionTag(this.clientSessionId!), from: pin.pod, to: again.pin.pod }, 'relayed-to pod lost the session too: recovered again, relaying there');
-        r = await recoverer.relay({ pin: again.pin, method: req.method, path: req.path, headers: req.headers, body }, this.cancelled);
+        r = await send(again.pin);
       }
     }
     if (r.kind === 'failed') return errorResponse(r.code);

@@ -89,7 +89,7 @@ export class Exchange {
       case 'request_headers': {
         if (this.phase !== 'request-headers') throw new ProtocolError('request_headers received twice');
         const { response, next } = await this.onRequestHeaders(msg.request_headers);
-        this.phase = response.immediate_response ? 'done' : next;
+        this.phase = next;
         return [response];
       }
       case 'request_body': {

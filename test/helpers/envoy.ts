@@ -4,10 +4,10 @@
  * Envoy bound are read from its admin API.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ENVOY_DEFAULTS, renderEds, renderEnvoyConfig, type EnvoyParams, type HostPort } from '../../envoy/render.js';
+import { ENVOY_DEFAULTS, renderEds, renderEnvoyConfig, writeFileAtomically, type EnvoyParams, type HostPort } from '../../envoy/render.js';
 import { eventually } from './net.js';
 import { ManagedProcess } from './process.js';
 
@@ -63,21 +63,12 @@ export async function startEnvoy(opts: EnvoyOptions): Promise<EnvoyHandle> {
   mkdirSync(join(dir, 'eds'));
   const edsPath = join(dir, 'eds', 'eds.json');
   let podsNow = opts.pods;
-  const writeEds = (pods: HostPort[]): void => {
-    const tmp = join(dir, 'eds.json.tmp');
-    writeFileSync(tmp, renderEds(pods));
-    renameSync(tmp, edsPath);
-  };
+  const writeEds = (pods: HostPort[]): void => writeFileAtomically(edsPath, renderEds(pods));
   writeEds(podsNow);
   mkdirSync(join(dir, 'extproc-eds'));
   const extProcEdsPath = join(dir, 'extproc-eds', 'eds.json');
-  let replicasNow: HostPort[] = opts.extProc ?? [];
-  const writeExtProcEds = (replicas: HostPort[]): void => {
-    const tmp = join(dir, 'extproc-eds.json.tmp');
-    writeFileSync(tmp, renderEds(replicas, 'mcp_pin'));
-    renameSync(tmp, extProcEdsPath);
-  };
-  if (!opts.extProc) writeExtProcEds(replicasNow);
+  const writeExtProcEds = (replicas: HostPort[]): void => writeFileAtomically(extProcEdsPath, renderEds(replicas, 'mcp_pin'));
+  if (!opts.extProc) writeExtProcEds([]);
 
   let publicPort = opts.overrides?.listenPort ?? 0;
   let internalPort = opts.overrides?.internalPort ?? 0;
@@ -159,9 +150,8 @@ export async function startEnvoy(opts: EnvoyOptions): Promise<EnvoyHandle> {
     },
     async setExtProc(replicas) {
       if (opts.extProc) throw new Error('this Envoy was started with a fixed extProc list');
-      replicasNow = replicas;
       const before = await handle.stat('cluster.mcp_pin.update_success');
-      writeExtProcEds(replicasNow);
+      writeExtProcEds(replicas);
       await eventually(async () => (await handle.stat('cluster.mcp_pin.update_success')) > before, 'EDS update of the mcp_pin cluster', 10_000);
     },
     async restart() {

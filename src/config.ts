@@ -56,7 +56,7 @@ export const OPTIONS = {
   pinHeader: opt('pin-header', headerName, 'x-mcp-pin-dst', "header that carries the pinned pod to Envoy's override_host policy (template value pinHeader)"),
   upstreamHeader: opt('upstream-header', headerName, 'x-mcp-pin-upstream', 'header the internal listener fills with %UPSTREAM_HOST%'),
   recoveryUrl: opt('recovery-url', url, 'http://127.0.0.1:10001', "Envoy's internal listener that mcp-pin re-initializes sessions through"),
-  recoveryTimeoutMs: opt('recovery-timeout-ms', ms(100, 120_000), '10000', 'bound on one whole recovery (re-initialize and notifications/initialized; Envoy replays the request itself)'),
+  recoveryTimeoutMs: opt('recovery-timeout-ms', ms(100, 120_000), '10000', "bound on each step of a retry attempt's work: a shared recovery (proof of loss, re-initialize, notifications/initialized), and a relay to the session's pod; Envoy waits this long plus 1 s for each answer (needs Envoy's max_message_timeout at least that)"),
   lostSessionStatuses: opt('lost-session-statuses', statusList, '404', 'pod answers that mean "session lost", comma-separated (add 400 for SDK-example-style servers); Envoy\'s pinned route must retry the same statuses (template value lostSessionStatuses)'),
   pinAllow: opt('pin-allow', z.string().superRefine((v, ctx) => {
     try {
@@ -66,6 +66,8 @@ export const OPTIONS = {
       ctx.addIssue({ code: 'custom', message: err.message });
     }
   }), '*', 'where a pin may point: CIDR[:port[-port]] or dns:<headless service>[:port], comma-separated; * allows any (set it in production: a poisoned store could aim sessions anywhere)'),
+  relayBudgetBytes: opt('relay-budget-bytes', z.coerce.number().int().min(1024 * 1024).max(4 * 1024 * 1024 * 1024), String(64 * 1024 * 1024), 'bytes of relayed answers held at once across all relays (each is held whole, up to 16 MiB); a relay that would pass it fails (before sending: "did not run"; while reading: "ran, answer too large")'),
+  memoryStoreMaxSessions: opt('memory-store-max-sessions', z.coerce.number().int().min(1).max(100_000_000), '1000000', 'memory: store only: most sessions held; past it a new initialize gets 503 (live sessions are never evicted)'),
   maxInitBodyBytes: opt('max-init-body-bytes', z.coerce.number().int().min(256).max(16 * 1024 * 1024), '65536', 'largest initialize body stored for recovery; larger ones are pinned but not recoverable'),
   maxSessionIdLength: opt('max-session-id-length', z.coerce.number().int().min(8).max(1024), '256', 'longer mcp-session-id values are never looked up'),
   drainDelayMs: opt('drain-delay-ms', ms(0, 120_000), '2000', "on SIGTERM, keep serving (NOT_SERVING) this long so Envoy's health check moves traffic away first"),

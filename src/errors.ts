@@ -10,11 +10,17 @@ export type PinErrorCode =
   | 'MCP_PIN_PROTOCOL'
   | 'MCP_PIN_AMBIGUOUS_SESSION_ID'
   | 'MCP_PIN_NO_UPSTREAM_ADDRESS'
+  | 'MCP_PIN_STORE_FULL'
   | 'MCP_PIN_RECOVERY_NO_INIT_BODY'
-  | 'MCP_PIN_RECOVERY_REINIT_FAILED'
+  | 'MCP_PIN_RECOVERY_REINIT_REFUSED'
+  | 'MCP_PIN_RECOVERY_UNAVAILABLE'
   | 'MCP_PIN_RECOVERY_TIMEOUT'
   | 'MCP_PIN_RECOVERY_GONE'
+  | 'MCP_PIN_RECOVERY_CANCELLED'
   | 'MCP_PIN_RELAY_FAILED'
+  | 'MCP_PIN_RELAY_NOT_ALLOWED'
+  | 'MCP_PIN_RELAY_BUSY'
+  | 'MCP_PIN_RELAY_MAY_HAVE_RUN'
   | 'MCP_PIN_RELAY_TOO_LARGE'
   | 'MCP_PIN_UNEXPECTED';
 
@@ -42,7 +48,7 @@ export class ConfigValueError extends PinError {
 
 /** The session store could not answer (down, refused, or over its time bound). */
 export class StoreError extends PinError {
-  constructor(code: 'MCP_PIN_STORE_UNAVAILABLE' | 'MCP_PIN_STORE_TIMEOUT', message: string, cause?: unknown) {
+  constructor(code: 'MCP_PIN_STORE_UNAVAILABLE' | 'MCP_PIN_STORE_TIMEOUT' | 'MCP_PIN_STORE_FULL', message: string, cause?: unknown) {
     super(code, message, { cause });
   }
 }
@@ -56,6 +62,7 @@ export class ProtocolError extends PinError {
 
 export type RecoveryErrorCode = Extract<PinErrorCode, `MCP_PIN_RECOVERY_${string}`>;
 
+/** A recovery could not finish. Codes that end in _REFUSED or _NO_INIT_BODY are proof the session can never come back. */
 export class RecoveryError extends PinError {
   constructor(code: RecoveryErrorCode, message: string, cause?: unknown) {
     super(code, message, { cause });

@@ -24,3 +24,6 @@ export function firstHeader(pairs: HeaderPairs, name: string): string | undefine
   for (const [k, v] of pairs) if (k === name) return v;
   return undefined;
 }
+
+/** A 2xx status. */
+export const is2xx = (status: number): boolean => status >= 200 && status < 300;

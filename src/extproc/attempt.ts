@@ -12,13 +12,12 @@ import { sessionTag, type Logger } from '../log.js';
 import { CLIENT_SESSION_HEADER, HOP_BY_HOP_HEADERS, SESSION_HEADER, isProxyHeader } from '../mcp-headers.js';
 import type { Metrics } from '../metrics.js';
 import type { Recoverer } from '../recovery/http-recoverer.js';
-import type { Pin } from '../sessions/store.js';
-import type { RetryAttempt, RetryPlan } from '../recovery/recovery.js';
+import type { RelayRequest, RetryAttempt, RetryPlan } from '../recovery/recovery.js';
 import { errorResponse } from './error-responses.js';
 import { firstHeader, headerPairs, type HeaderPairs } from './headers.js';
 import type { ProcessingRequest, ProcessingResponse } from './protocol.js';
 import { continueRequestHeaders, continueResponseHeaders, extendMessageTimeout, immediate, type Mutation } from './responses.js';
-import { isValidSessionId } from './session-id.js';
+import { isValidSessionId } from '../session-id.js';
 import { parsePodAddress, upstreamReport } from './upstream.js';
 
 export interface AttemptDeps {
@@ -46,12 +45,12 @@ export class AttemptExchange {
   private phase: 'request' | 'body' | 'response' | 'done' = 'request';
   private clientSessionId: string | undefined;
   private plan: RetryPlan | undefined;
-  /** When this attempt is relayed: where to (the plan), what it was planned from (it may plan again), the request's method. */
-  private relayed: { plan: Extract<RetryPlan, { kind: 'relay' }>; attempt: RetryAttempt; method: string } | undefined;
+  /** When this attempt is relayed: the plan, the attempt it was planned for, and the request's method. */
+  private relayed: Omit<RelayRequest, 'body'> | undefined;
 
   /**
    * @param sendInterim writes a message ahead of the answer to the current
-   * one (extends Envoy's message timeout before a recovery).
+   * one (extends Envoy's message timeout before recovery work).
    * @param cancelled aborts when Envoy gives up on the stream.
    */
   constructor(
@@ -69,7 +68,7 @@ export class AttemptExchange {
     if (msg.request === 'request_body' && this.phase === 'body') {
       this.phase = 'done';
       // Copy: the decoded Buffer may be a view into a larger gRPC frame.
-      return [await this.relay(Buffer.from(msg.request_body?.body ?? Buffer.alloc(0)))];
+      return [await this.relay(Buffer.from(msg.request_body?.body ?? Buffer.alloc(0)), this.boundedMessage())];
     }
     if (msg.request === 'response_headers' && this.phase === 'response') {
       this.phase = 'done';
@@ -78,8 +77,19 @@ export class AttemptExchange {
     throw new ProtocolError(`${msg.request ?? 'no phase'} not expected in a retry attempt's ${this.phase} phase`);
   }
 
+  /**
+   * Work done while Envoy waits for the answer to the current message: Envoy
+   * is told to wait longer than the work's own bound, so that the work ends
+   * first and says what happened (a relay that may have run is never cut by
+   * Envoy's bare timeout).
+   */
+  private boundedMessage(): AbortSignal {
+    this.sendInterim(extendMessageTimeout(this.deps.recoverer.messageTimeoutMs));
+    return this.deps.recoverer.deadline(this.cancelled);
+  }
+
   private async onRequestHeaders(msg: ProcessingRequest): Promise<ProcessingResponse> {
-    const { cfg, log, metrics, recoverer } = this.deps;
+    const { cfg, log, recoverer } = this.deps;
     const pairs = headerPairs(msg.request_headers);
     const failedSessionId = firstHeader(pairs, SESSION_HEADER);
     const clientSessionId = firstHeader(pairs, CLIENT_SESSION_HEADER) ?? failedSessionId;
@@ -92,71 +102,47 @@ export class AttemptExchange {
       return continueRequestHeaders(undefined, SKIP_RESPONSE);
     }
     this.clientSessionId = clientSessionId;
-    // A re-initialize may take longer than Envoy's message timeout.
-    this.sendInterim(extendMessageTimeout(recoverer.timeoutMs));
-    const path = firstHeader(pairs, ':path') ?? '/';
-    const outcome = await recoverer.planRetry({ clientSessionId, failedSessionId, pod, path, headers: pairs }, this.cancelled);
-    const tag = sessionTag(clientSessionId);
-    switch (outcome.kind) {
+    const signal = this.boundedMessage();
+    const attempt: RetryAttempt = { clientSessionId, failedSessionId, pod, path: firstHeader(pairs, ':path') ?? '/', headers: pairs };
+    const plan = await recoverer.planRetry(attempt, signal);
+    switch (plan.kind) {
       case 'failed':
         this.phase = 'done';
-        return errorResponse(outcome.code);
+        return errorResponse(plan.code);
       case 'unknown':
         // Deleted or expired meanwhile: the pod answers as it would without mcp-pin.
         this.phase = 'done';
         return continueRequestHeaders(undefined, SKIP_RESPONSE);
-      case 'send': {
-        this.plan = outcome;
+      case 'send':
+        this.plan = plan;
         this.phase = 'response';
-        log.info({ session: tag, pod, reinitialized: outcome.reinitialized }, 'retry sent to the recovered session');
-        return continueRequestHeaders(this.sessionMutation(outcome.pin.backendSessionId));
-      }
-      case 'relay': {
-        // Another request recovered the session onto another pod meanwhile.
+        log.info({ session: sessionTag(clientSessionId), pod, reinitialized: plan.reinitialized }, 'retry sent to the recovered session');
+        return continueRequestHeaders(this.sessionMutation(plan.pin.backendSessionId));
+      case 'relay':
         // Envoy keeps the retry's hosts fixed (override_host reads the pin
-        // header once per request), so this attempt cannot be steered
-        // there: mcp-pin relays it itself (rare: concurrent requests of one
-        // lost session whose retries landed on different pods).
-        this.plan = outcome;
-        metrics.outcome('relayed');
-        log.info({ session: tag, pod, to: outcome.pin.pod }, 'session lives on another pod: relaying the request there');
-        this.relayed = { plan: outcome, attempt: { clientSessionId, failedSessionId, pod, path, headers: pairs }, method: firstHeader(pairs, ':method') ?? 'POST' };
+        // header once per request): mcp-pin sends it to the plan's pod itself.
+        log.info({ session: sessionTag(clientSessionId), pod, to: plan.pin.pod, why: plan.why }, "relaying the request to the session's pod");
+        this.relayed = { plan, attempt, method: firstHeader(pairs, ':method') ?? 'POST' };
         if (msg.request_headers?.end_of_stream) {
           this.phase = 'done';
-          return this.relay(null);
+          return this.relay(null, signal);
         }
         this.phase = 'body';
         return continueRequestHeaders(undefined, { mode: { request_body_mode: 'BUFFERED' } });
-      }
     }
   }
 
-  /** Sends the request to the pod that now holds the session and answers with what it said. */
-  private async relay(body: Buffer | null): Promise<ProcessingResponse> {
-    const { recoverer, metrics } = this.deps;
-    const { plan: { pin, notLost }, attempt, method } = this.relayed!;
-    const send = (to: Pin) => recoverer.relay({ pin: to, method, path: attempt.path, headers: attempt.headers, body }, this.cancelled);
-    if (method === 'GET') {
-      // A standalone SSE stream cannot be relayed into one answer: end it, and
-      // the client's reconnect goes straight to the session's pod.
-      return immediate(200, [['content-type', 'text/event-stream'], ['cache-control', 'no-cache'], [SESSION_HEADER, this.clientSessionId!]], Buffer.alloc(0), 'mcp_pin_relayed_reconnect');
+  /** Answers with what the session's pod said, or with the error recovery reports. */
+  private async relay(body: Buffer | null, signal: AbortSignal): Promise<ProcessingResponse> {
+    const out = await this.deps.recoverer.relay({ ...this.relayed!, body }, signal);
+    switch (out.kind) {
+      case 'failed':
+        return errorResponse(out.code);
+      case 'reconnect':
+        return immediate(200, [['content-type', 'text/event-stream'], ['cache-control', 'no-cache'], [SESSION_HEADER, this.clientSessionId!]], Buffer.alloc(0), 'mcp_pin_relayed_reconnect');
+      case 'answered':
+        return immediate(out.status, clientResponseHeaders(out.headers, this.clientSessionId!), out.body, 'mcp_pin_relayed');
     }
-    let r = await send(pin);
-    if (r.kind === 'answered' && !notLost && this.deps.cfg.lostSessionStatuses.includes(r.status)) {
-      // The pod a newer pin named has lost the session too (it restarted
-      // since it was recovered there): recover it once more, from that pin,
-      // on this attempt's pod, and relay there. One more relay at most. (Not
-      // after a proof that the pod holds it: then the status is its answer.)
-      const again = await recoverer.planRetry({ ...attempt, failedSessionId: pin.backendSessionId }, this.cancelled);
-      if (again.kind === 'failed') return errorResponse(again.code);
-      if (again.kind === 'send' || again.kind === 'relay') {
-        this.deps.log.info({ session: sessionTag(this.clientSessionId!), from: pin.pod, to: again.pin.pod }, 'relayed-to pod lost the session too: recovered again, relaying there');
-        r = await send(again.pin);
-      }
-    }
-    if (r.kind === 'failed') return errorResponse(r.code);
-    if (!notLost) metrics.outcome('recovered');
-    return immediate(r.status, clientResponseHeaders(r.headers, this.clientSessionId!), r.body, 'mcp_pin_relayed');
   }
 
   /** This attempt goes under `sessionId`; later attempts still know the client's. */

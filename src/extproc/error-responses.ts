@@ -30,36 +30,72 @@ const STORE_DOWN: ClientError = {
 };
 // The session cannot come back: the spec's answer, so the client starts a new one.
 const SESSION_GONE: ClientError = { status: 404, jsonRpcCode: JSONRPC_SESSION_NOT_FOUND, message: 'Session not found', details: 'mcp_pin_recovery_failed' };
+// The session is kept and the request never reached a pod: the client may send it again.
+const RECOVERY_LATER: ClientError = {
+  status: 503,
+  jsonRpcCode: JSONRPC_INTERNAL_ERROR,
+  message: 'mcp-pin: the session could not be recovered just now; the request did not run and the session is kept, retry shortly',
+  details: 'mcp_pin_recovery_unavailable',
+  headers: [['retry-after', '1']],
+};
+// Sent to the session's pod, and then a limit or a broken connection ended it: it may have run there.
+const MAY_HAVE_RUN: ClientError = {
+  status: 502,
+  jsonRpcCode: JSONRPC_INTERNAL_ERROR,
+  message: "mcp-pin: the request was sent to the session's pod but no whole answer came back; it may have run there, so do not assume it did not",
+  details: 'mcp_pin_relay_may_have_run',
+};
 
 const UNEXPECTED: ClientError = { status: 502, jsonRpcCode: JSONRPC_INTERNAL_ERROR, message: 'mcp-pin: internal error', details: 'mcp_pin_unexpected' };
 
-export const CLIENT_ERRORS: Record<PinErrorCode, ClientError> = {
-  MCP_PIN_STORE_UNAVAILABLE: STORE_DOWN,
-  MCP_PIN_STORE_TIMEOUT: STORE_DOWN,
+/**
+ * Every code with what the client gets. `mayHaveRun` says whether the request
+ * can have reached a pod's MCP server before the failure: the message says so,
+ * and the interleaving test checks it against what the pods really ran.
+ */
+export const CLIENT_ERRORS: Record<PinErrorCode, ClientError & { mayHaveRun: boolean }> = {
+  MCP_PIN_STORE_UNAVAILABLE: { ...STORE_DOWN, mayHaveRun: false },
+  MCP_PIN_STORE_TIMEOUT: { ...STORE_DOWN, mayHaveRun: false },
+  MCP_PIN_STORE_FULL: {
+    status: 503,
+    jsonRpcCode: JSONRPC_INTERNAL_ERROR,
+    message: 'mcp-pin: the session store is full (--memory-store-max-sessions); the session was not created',
+    details: 'mcp_pin_store_full',
+    headers: [['retry-after', '5']],
+    mayHaveRun: false,
+  },
   MCP_PIN_AMBIGUOUS_SESSION_ID: {
     status: 400,
     jsonRpcCode: JSONRPC_INVALID_REQUEST,
     message: 'mcp-pin: one Mcp-Session-Id header with one session id expected',
     details: 'mcp_pin_ambiguous_session_id',
+    mayHaveRun: false,
   },
-  MCP_PIN_NO_UPSTREAM_ADDRESS: { status: 502, jsonRpcCode: JSONRPC_INTERNAL_ERROR, message: 'mcp-pin: could not pin the new session', details: 'mcp_pin_no_upstream_address' },
-  MCP_PIN_RECOVERY_NO_INIT_BODY: SESSION_GONE,
-  MCP_PIN_RECOVERY_REINIT_FAILED: SESSION_GONE,
-  MCP_PIN_RECOVERY_GONE: SESSION_GONE,
-  MCP_PIN_RECOVERY_TIMEOUT: { status: 504, jsonRpcCode: JSONRPC_INTERNAL_ERROR, message: 'mcp-pin: session recovery timed out', details: 'mcp_pin_recovery_timeout' },
-  MCP_PIN_RELAY_FAILED: { status: 502, jsonRpcCode: JSONRPC_INTERNAL_ERROR, message: "mcp-pin: could not reach the session's pod", details: 'mcp_pin_relay_failed' },
+  MCP_PIN_NO_UPSTREAM_ADDRESS: { status: 502, jsonRpcCode: JSONRPC_INTERNAL_ERROR, message: 'mcp-pin: could not pin the new session', details: 'mcp_pin_no_upstream_address', mayHaveRun: true },
+  MCP_PIN_RECOVERY_NO_INIT_BODY: { ...SESSION_GONE, mayHaveRun: false },
+  MCP_PIN_RECOVERY_REINIT_REFUSED: { ...SESSION_GONE, mayHaveRun: false },
+  MCP_PIN_RECOVERY_GONE: { ...SESSION_GONE, mayHaveRun: false },
+  MCP_PIN_RECOVERY_UNAVAILABLE: { ...RECOVERY_LATER, mayHaveRun: false },
+  MCP_PIN_RECOVERY_TIMEOUT: { ...RECOVERY_LATER, status: 504, message: 'mcp-pin: session recovery timed out; the request did not run and the session is kept, retry shortly', details: 'mcp_pin_recovery_timeout', mayHaveRun: false },
+  // Nobody is left to read it (Envoy gave up on the request); listed so the table is whole.
+  MCP_PIN_RECOVERY_CANCELLED: { ...RECOVERY_LATER, details: 'mcp_pin_recovery_cancelled', mayHaveRun: false },
+  MCP_PIN_RELAY_FAILED: { status: 502, jsonRpcCode: JSONRPC_INTERNAL_ERROR, message: "mcp-pin: could not reach the session's pod; the request did not run", details: 'mcp_pin_relay_failed', mayHaveRun: false },
+  MCP_PIN_RELAY_NOT_ALLOWED: { status: 502, jsonRpcCode: JSONRPC_INTERNAL_ERROR, message: "mcp-pin: the session's stored pod is outside --pin-allow; the request did not run", details: 'mcp_pin_relay_not_allowed', mayHaveRun: false },
+  MCP_PIN_RELAY_BUSY: { ...RECOVERY_LATER, message: 'mcp-pin: too many relayed answers held at once (--relay-budget-bytes); the request did not run, retry shortly', details: 'mcp_pin_relay_busy', mayHaveRun: false },
+  MCP_PIN_RELAY_MAY_HAVE_RUN: { ...MAY_HAVE_RUN, mayHaveRun: true },
   // The pod ran it: say so, so that the client does not run it twice.
   MCP_PIN_RELAY_TOO_LARGE: {
     status: 502,
     jsonRpcCode: JSONRPC_INTERNAL_ERROR,
     message: "mcp-pin: the request ran on the session's pod, but its answer was too large to relay; do not send it again",
     details: 'mcp_pin_relay_too_large',
+    mayHaveRun: true,
   },
-  MCP_PIN_UNEXPECTED: UNEXPECTED,
+  MCP_PIN_UNEXPECTED: { ...UNEXPECTED, mayHaveRun: true },
   // Never a client's answer (they end the process or the gRPC stream), listed so the table is whole.
-  MCP_PIN_INVALID_CONFIG: UNEXPECTED,
-  MCP_PIN_BAD_CONFIG_VALUE: UNEXPECTED,
-  MCP_PIN_PROTOCOL: UNEXPECTED,
+  MCP_PIN_INVALID_CONFIG: { ...UNEXPECTED, mayHaveRun: true },
+  MCP_PIN_BAD_CONFIG_VALUE: { ...UNEXPECTED, mayHaveRun: true },
+  MCP_PIN_PROTOCOL: { ...UNEXPECTED, mayHaveRun: true },
 };
 
 export function errorResponse(code: PinErrorCode): ProcessingResponse {

@@ -10,7 +10,7 @@ import type { Config } from '../config.js';
 import { StoreError, ProtocolError } from '../errors.js';
 import { sessionTag, type Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import type { Pin, SessionStore } from '../sessions/store.js';
+import { MAX_INIT_PATH_LENGTH, type Pin, type SessionStore } from '../sessions/store.js';
 import { firstHeader, headerPairs, type HeaderPairs } from './headers.js';
 import { isInitializeRequest, isJsonContentType } from './mcp-body.js';
 import type { ProcessingRequest, ProcessingResponse, WireHttpBody, WireHttpHeaders } from './protocol.js';
@@ -24,10 +24,10 @@ import {
   continueResponseTrailers,
   type Mutation,
 } from './responses.js';
-import { isValidSessionId } from './session-id.js';
+import { isValidSessionId } from '../session-id.js';
 import type { PinAllowlist } from '../pin-allowlist.js';
 import { isConnectFailure, parsePodAddress, upstreamReport } from './upstream.js';
-import { CLIENT_SESSION_HEADER, SESSION_HEADER } from '../mcp-headers.js';
+import { CLIENT_SESSION_HEADER, SESSION_HEADER, is2xx } from '../mcp-headers.js';
 
 export interface ExchangeDeps {
   store: SessionStore;
@@ -60,7 +60,6 @@ interface Decision {
   next: Phase;
 }
 
-const is2xx = (s: number): boolean => s >= 200 && s < 300;
 
 export class Exchange {
   private kind: Kind | undefined;
@@ -69,6 +68,7 @@ export class Exchange {
   private pin: Pin | undefined;
   private isInitialize = false;
   private initBody: Buffer | null = null;
+  private path = '';
   private phase: Phase = 'request-headers';
 
   /**
@@ -133,6 +133,7 @@ export class Exchange {
     const pairs = headerPairs(h);
     this.method = firstHeader(pairs, ':method') ?? '';
     if (!this.method) throw new ProtocolError('request_headers without :method');
+    this.path = firstHeader(pairs, ':path') ?? '';
     // The client's own pin (and client-session) header never reaches routing or a pod.
     const strip = { remove: [cfg.pinHeader, CLIENT_SESSION_HEADER] };
     const sids = pairs.filter(([k]) => k === SESSION_HEADER);
@@ -164,7 +165,10 @@ export class Exchange {
     this.clientSessionId = sid;
     let pin: Pin | null;
     try {
-      pin = await this.timedStore('lookup', () => this.deps.store.lookup(sid));
+      // A DELETE reads the shared store, not this replica's pin cache: a
+      // stale cached pin would send it to a pod that no longer holds the
+      // session, and the 404 there would end a session that lives elsewhere.
+      pin = this.method === 'DELETE' ? await this.timedStore('load', () => this.deps.store.load(sid)) : await this.timedStore('lookup', () => this.deps.store.lookup(sid));
     } catch (err) {
       this.kind = 'passthrough';
       return { response: this.storeFailure('lookup', err), next: 'done' };
@@ -237,16 +241,17 @@ export class Exchange {
     if (!this.isInitialize || !is2xx(status) || sid === undefined) return continueResponseHeaders();
     const reported = upstreamReport(msg).address;
     const pod = await this.allowedPod(reported);
-    if (!pod || !isValidSessionId(sid, this.deps.cfg.maxSessionIdLength)) {
+    const validSessionId = isValidSessionId(sid, this.deps.cfg.maxSessionIdLength);
+    if (!pod || !validSessionId) {
       // Without the real pod address the session could not be routed later:
       // fail this initialize loudly rather than hand out a session that breaks.
       metrics.outcome('initialize_unrecorded');
-      log.error({ reported, validSessionId: isValidSessionId(sid, this.deps.cfg.maxSessionIdLength) }, 'initialize not pinned: Envoy reported no usable upstream.address (check response_attributes and --pin-allow) or the session id is invalid');
+      log.error({ reported, validSessionId }, 'initialize not pinned: Envoy reported no usable upstream.address (check response_attributes and --pin-allow) or the session id is invalid');
       return errorResponse('MCP_PIN_NO_UPSTREAM_ADDRESS');
     }
     try {
       await this.timedStore('create', () =>
-        this.deps.store.create(sid, { pod, backendSessionId: sid, initBody: this.initBody }),
+        this.deps.store.create(sid, { pod, backendSessionId: sid, initBody: this.initBody, initPath: this.path.length <= MAX_INIT_PATH_LENGTH ? this.path : null }),
       );
     } catch (err) {
       // The client must not get a session that no replica can route.
@@ -266,9 +271,12 @@ export class Exchange {
       const lost = cfg.lostSessionStatuses.includes(status) || isConnectFailure(status, upstreamReport(msg));
       if (is2xx(status) || lost) {
         try {
-          await this.timedStore('remove', () => this.deps.store.remove(sid));
-          metrics.outcome('session_deleted');
-          log.info({ session: sessionTag(sid), status }, 'session forgotten');
+          // Only the pin this DELETE went to: a newer one (another replica
+          // recovered the session meanwhile) stays.
+          if (await this.timedStore('remove', () => this.deps.store.removeIfGeneration(sid, this.pin!.generation))) {
+            metrics.outcome('session_deleted');
+            log.info({ session: sessionTag(sid), status }, 'session forgotten');
+          }
         } catch (err) {
           // The pin expires by its TTL; the DELETE itself went through.
           metrics.ignored('forget_deleted_session');

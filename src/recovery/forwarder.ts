@@ -4,7 +4,9 @@
  * and Envoy reports the pod it picked. A narrow interface, faked in unit tests.
  */
 import { Pool } from 'undici';
+import { PinError } from '../errors.js';
 import type { HeaderPairs } from '../mcp-headers.js';
+import type { Lease } from './byte-budget.js';
 
 /** Set by the internal listener on every answer Envoy made itself (local reply). */
 export const ENVOY_REPLY_HEADER = 'x-mcp-pin-envoy-reply';
@@ -19,6 +21,8 @@ export interface ForwardRequest {
   signal: AbortSignal;
   /** Larger responses fail rather than fill memory. */
   maxBodyBytes: number;
+  /** Every byte read is taken from this lease first (a budget shared by relays); when it is refused the read fails as too large. */
+  lease?: Lease;
 }
 
 export interface ForwardResponse {
@@ -27,6 +31,8 @@ export interface ForwardResponse {
   body: Buffer;
   /** The pod Envoy connected to, as it reported; undefined when Envoy answered itself (no pod answered). */
   upstream: string | undefined;
+  /** Envoy answered itself: its response code details (why no pod answered), e.g. "upstream_reset_before_response_started{connection_failure}". */
+  envoyReply?: string;
 }
 
 export interface Forwarder {
@@ -34,10 +40,24 @@ export interface Forwarder {
   close(): Promise<void>;
 }
 
-export class ResponseTooLargeError extends Error {
+export class ResponseTooLargeError extends PinError {
   constructor(limit: number) {
-    super(`response body over ${limit} bytes`);
+    super('MCP_PIN_RELAY_TOO_LARGE', `response body over ${limit} bytes (or over the shared relay budget)`);
   }
+}
+
+/** undici's errors for a connection that never opened: the request was not sent. */
+const NOT_CONNECTED = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
+
+/** The request never left: connecting failed (to Envoy's internal listener). */
+export function neverSent(err: unknown): boolean {
+  const code = (err as { code?: string } | undefined)?.code ?? (err as { cause?: { code?: string } } | undefined)?.cause?.code;
+  return code !== undefined && NOT_CONNECTED.has(code);
+}
+
+/** Envoy answered itself because it could not connect to any pod: no pod saw the request. */
+export function envoyNeverConnected(details: string): boolean {
+  return details.includes('connection_failure') || details === 'no_healthy_upstream' || details.includes('no_healthy_upstream');
 }
 
 export class EnvoyForwarder implements Forwarder {
@@ -73,7 +93,7 @@ export class EnvoyForwarder implements Forwarder {
     try {
       for await (const chunk of res.body) {
         size += (chunk as Buffer).length;
-        if (size > req.maxBodyBytes) throw new ResponseTooLargeError(req.maxBodyBytes);
+        if (size > req.maxBodyBytes || (req.lease && !req.lease.take((chunk as Buffer).length))) throw new ResponseTooLargeError(req.maxBodyBytes);
         chunks.push(chunk as Buffer);
       }
     } catch (err) {
@@ -82,7 +102,7 @@ export class EnvoyForwarder implements Forwarder {
     }
     const out: HeaderPairs = [];
     let upstream: string | undefined;
-    let envoyReply = false;
+    let envoyReply: string | undefined;
     for (const [k, v] of Object.entries(res.headers)) {
       if (v === undefined) continue;
       if (k === this.upstreamHeader) {
@@ -90,14 +110,16 @@ export class EnvoyForwarder implements Forwarder {
         continue;
       }
       if (k === ENVOY_REPLY_HEADER) {
-        envoyReply = true;
+        envoyReply = Array.isArray(v) ? v[0] : v;
         continue;
       }
       for (const one of Array.isArray(v) ? v : [v]) out.push([k, one]);
     }
     // Envoy answered itself (the pod refused or reset the connection): no pod
     // answered, whatever host Envoy tried.
-    return { status: res.statusCode, headers: out, body: Buffer.concat(chunks), upstream: envoyReply ? undefined : upstream };
+    const body = Buffer.concat(chunks);
+    if (envoyReply !== undefined) return { status: res.statusCode, headers: out, body, upstream: undefined, envoyReply };
+    return { status: res.statusCode, headers: out, body, upstream };
   }
 
   async close(): Promise<void> {

@@ -1,35 +1,44 @@
 /**
- * Recovery of a session whose pod lost it. Envoy does the replay: when the
- * pinned pod answers with a lost-session status or cannot be reached, it
- * retries the request (with the body it kept) on another pod, and asks
- * mcp-pin, for that attempt only, how to send it. The plan:
+ * Recovery: every decision about a retry attempt of a pinned request, and
+ * every store change recovery makes. The protocol and its invariants (I1-I7)
+ * are written down in docs/recovery-protocol.md; this module upholds those
+ * that are mcp-pin's, and test/protocol/ checks them over generated
+ * interleavings.
  *
- * - the stored pin is the one the failed attempt used: under the session's
- *   recovery lock (one recovery per session across all replicas), first make
- *   sure the session is really lost (its pod is unreachable, or answers a
- *   ping in it with a lost-session status); if it is, re-initialize a
- *   backend session on this attempt's pod (stored initialize +
- *   notifications/initialized) and store it with a compare-and-set on the
- *   generation; if it is not (the failure was about something else), the
- *   request goes back to its pod by relay and the client gets that pod's
- *   own answer;
- * - the session was moved meanwhile (another request recovered it): follow
- *   that pin: on this pod if it is there; else the request is relayed to
- *   that pod by mcp-pin (Envoy cannot steer a retry once it is under way).
+ * Envoy does the replay: when the pinned pod answers with a lost-session
+ * status or cannot be reached, it retries the request (with the body it
+ * kept) on another pod and asks mcp-pin, for that attempt only, how to send
+ * it. planRetry answers with one plan:
  *
- * Pure orchestration over two narrow interfaces (SessionStore, Forwarder);
- * it returns a plain plan, and the ext_proc layer turns it into Envoy's
- * answer.
+ * - send: on this attempt's pod, under the pin's backend session id (after
+ *   a re-initialize there, or because the session already lives there);
+ * - relay: the session lives on another pod (moved meanwhile: Envoy cannot
+ *   steer a retry once it is under way), or its pod still holds it (the
+ *   failure was about something else: the pod's own answer stands); mcp-pin
+ *   sends the request there itself (relay());
+ * - unknown: the store does not know the session: send it untouched;
+ * - failed: nothing was sent; the code says what the client gets.
+ *
+ * A recovery (proof of loss, re-initialize, notifications/initialized,
+ * storing the new pin) is shared: one per session across replicas (a lock
+ * in the store), and one per session in this process (later attempts join
+ * it and get its whole result). It runs under its own deadline, never under
+ * a caller's cancellation: a caller that leaves stops waiting, and the
+ * recovery still finishes or fails on its own terms (I3). A record is removed
+ * here only on proof that the session can never come back: no stored
+ * initialize, or a pod refused it with a 4xx (I5). A transient failure keeps
+ * it.
  */
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { RecoveryError } from '../errors.js';
-import { HOP_BY_HOP_HEADERS, SESSION_HEADER, firstHeader, isProxyHeader, type HeaderPairs } from '../mcp-headers.js';
+import { abortedByDeadline, systemClock, untilAborted, type Clock } from '../clock.js';
+import { PinError, RecoveryError, type PinErrorCode } from '../errors.js';
+import { HOP_BY_HOP_HEADERS, SESSION_HEADER, firstHeader, is2xx, isProxyHeader, type HeaderPairs } from '../mcp-headers.js';
 import { parsePodAddress } from '../pod-address.js';
-import type { Pin, SessionStore } from '../sessions/store.js';
-import type { ForwardResponse, Forwarder } from './forwarder.js';
+import { isValidSessionId } from '../session-id.js';
+import type { Pin, SessionRecord, SessionStore } from '../sessions/store.js';
+import type { ByteBudget } from './byte-budget.js';
+import { ResponseTooLargeError, envoyNeverConnected, neverSent, type ForwardResponse, type Forwarder } from './forwarder.js';
 
-/** Headers that belong to one hop (RFC 9110 7.6.1) or to Envoy/mcp-pin, never forwarded. */
 /** Besides hop-by-hop ones: headers of this hop's routing, which the pod's own request gets anew. */
 const ROUTING_HEADERS = new Set(['host', 'x-request-id', 'x-forwarded-proto']);
 
@@ -47,10 +56,11 @@ export function endToEndHeaders(headers: HeaderPairs, drop: Set<string>): Header
   return out;
 }
 
-const is2xx = (s: number): boolean => s >= 200 && s < 300;
 const pinOf = (r: Pin): Pin => ({ pod: r.pod, backendSessionId: r.backendSessionId, generation: r.generation });
 const INITIALIZED = Buffer.from('{"jsonrpc":"2.0","method":"notifications/initialized"}');
 const PING = Buffer.from('{"jsonrpc":"2.0","id":"mcp-pin-probe","method":"ping"}');
+/** The recovery lock outlives the recovery's own deadline, so it never expires under a recovery still running (I4). */
+export const LOCK_MARGIN_MS = 1000;
 
 /** A retry Envoy is about to send, after the attempt before it failed. */
 export interface RetryAttempt {
@@ -64,27 +74,39 @@ export interface RetryAttempt {
   headers: HeaderPairs;
 }
 
-/** A request to send to the pod that holds its session, under that session's backend id. */
-export interface RelayRequest {
-  pin: Pin;
-  method: string;
-  path: string;
-  headers: HeaderPairs;
-  body: Buffer | null;
-}
+export type RelayPlan = { kind: 'relay'; pin: Pin; why: 'moved' | 'not-lost' };
 
 /** How to send a retry attempt. */
 export type RetryPlan =
   /** Send it on this attempt's pod under pin.backendSessionId. */
   | { kind: 'send'; pin: Pin; reinitialized: boolean }
-  /** The session lives on another pod (moved meanwhile, or never lost): relay the request there (relay()). */
-  | { kind: 'relay'; pin: Pin; notLost?: true }
+  /** mcp-pin sends it to pin.pod itself (relay()): the session moved there, or that pod still holds it (not lost). */
+  | RelayPlan
   /** The store does not know the session (deleted, expired): send it untouched. */
-  | { kind: 'unknown' };
+  | { kind: 'unknown' }
+  /** Not sent anywhere; the code says what the client gets (error-responses.ts). */
+  | { kind: 'failed'; code: PinErrorCode };
+
+/** A retry attempt that a plan said to relay, with its body once Envoy sent it. */
+export interface RelayRequest {
+  attempt: RetryAttempt;
+  plan: RelayPlan;
+  /** The HTTP method of the request. */
+  method: string;
+  body: Buffer | null;
+}
+
+export type RelayOutcome =
+  /** The pod's own answer, to hand to the client as it is (with the client's session id). */
+  | { kind: 'answered'; status: number; headers: HeaderPairs; body: Buffer }
+  /** A standalone GET stream cannot be relayed into one answer: end it; the client's reconnect goes to the session's pod. */
+  | { kind: 'reconnect' }
+  | { kind: 'failed'; code: PinErrorCode };
 
 export interface RecoveryOptions {
   store: SessionStore;
   forwarder: Forwarder;
+  /** Bound on a shared recovery, and on each caller's wait and relay (--recovery-timeout-ms). */
   timeoutMs: number;
   /** Largest re-initialize response read. */
   maxResponseBytes: number;
@@ -92,18 +114,24 @@ export interface RecoveryOptions {
   lostSessionStatuses: readonly number[];
   /** Largest relayed answer read (it is held whole before it goes to the client). */
   maxRelayBytes: number;
-  /** Where a re-initialized session may be pinned. */
+  /** A pod's new session id longer than this is refused as it is at initialize. */
+  maxSessionIdLength: number;
+  /** Where a pin may point (--pin-allow): re-initialized pods and relay targets. */
   allows?: (pod: string) => Promise<boolean>;
+  /** Shared by all relays of this process (--relay-budget-bytes). */
+  relayBudget?: ByteBudget;
   /** Polling interval while another replica holds the lock. */
   lockPollMs?: number;
   /** Told of a failure recovery carries on after (a lock it could not release expires by itself). */
-  onIgnoredError?: (op: 'release_recovery_lock') => void;
+  onIgnoredError?: (op: 'release_recovery_lock' | 'drop_stale_pin') => void;
   newToken?: () => string;
+  clock?: Clock;
 }
 
-export interface Recovered {
+/** The result of a shared recovery. */
+interface Recovered {
   pin: Pin;
-  /** True when this call re-initialized; false when it used another's result. */
+  /** True for the caller whose call re-initialized; joiners see false. */
   reinitialized: boolean;
   /** The pod still holds the session: nothing was lost, pin unchanged. */
   notLost?: true;
@@ -114,108 +142,152 @@ export class SessionRecovery {
   private readonly inflight = new Map<string, { fromGeneration: number; done: Promise<Recovered> }>();
   private readonly lockPollMs: number;
   private readonly newToken: () => string;
+  private readonly clock: Clock;
 
   constructor(private readonly o: RecoveryOptions) {
     this.lockPollMs = o.lockPollMs ?? 20;
     this.newToken = o.newToken ?? randomUUID;
+    this.clock = o.clock ?? systemClock;
   }
 
-  /** Decides how to send a retry attempt; recovers the session first when its pin is the one that failed. */
+  /** The bound of one caller's work (a plan, a relay): the recovery timeout, or the caller leaving. */
+  deadline(cancelled: AbortSignal): AbortSignal {
+    return AbortSignal.any([this.clock.timeout(this.o.timeoutMs), cancelled]);
+  }
+
+  /** Decides how to send a retry attempt; recovers the session first when its pin is the one that failed. Never throws. */
   async planRetry(attempt: RetryAttempt, signal: AbortSignal): Promise<RetryPlan> {
+    try {
+      return await this.plan(attempt, signal);
+    } catch (err) {
+      return { kind: 'failed', code: failureCode(err, signal) };
+    }
+  }
+
+  private async plan(attempt: RetryAttempt, signal: AbortSignal): Promise<RetryPlan> {
     // Not the pin cache: a retry must see what other replicas stored.
     const rec = await this.o.store.load(attempt.clientSessionId);
     if (!rec) return { kind: 'unknown' };
-    let pin = pinOf(rec);
-    let reinitialized = false;
-    if (rec.backendSessionId === attempt.failedSessionId) {
-      const r = await this.obtainPin(attempt, pin, signal);
-      if (r.notLost) return { kind: 'relay', pin: r.pin, notLost: true };
-      pin = r.pin;
-      reinitialized = r.reinitialized;
-    }
-    return pin.pod === attempt.pod ? { kind: 'send', pin, reinitialized } : { kind: 'relay', pin };
+    // The pin that failed is no longer the stored one: follow the newer one.
+    if (rec.backendSessionId !== attempt.failedSessionId) return this.toward(pinOf(rec), attempt, false);
+    const r = await untilAborted(this.shared(attempt, rec), signal);
+    if (r.notLost) return { kind: 'relay', pin: r.pin, why: 'not-lost' };
+    return this.toward(r.pin, attempt, r.reinitialized);
   }
 
-  /**
-   * A working pin for the session, newer than `failed`: made by this call (on
-   * the attempt's pod) or by a concurrent recovery (here or on another replica).
-   */
-  private obtainPin(attempt: RetryAttempt, failed: Pin, signal: AbortSignal): Promise<Recovered> {
+  private toward(pin: Pin, attempt: RetryAttempt, reinitialized: boolean): RetryPlan {
+    return pin.pod === attempt.pod ? { kind: 'send', pin, reinitialized } : { kind: 'relay', pin, why: 'moved' };
+  }
+
+  /** The recovery of this session from this generation: the one under way here, or a new one. */
+  private shared(attempt: RetryAttempt, rec: SessionRecord): Promise<Recovered> {
     const sid = attempt.clientSessionId;
     const running = this.inflight.get(sid);
-    if (running && running.fromGeneration === failed.generation) {
-      return running.done.then((r) => ({ pin: r.pin, reinitialized: false }));
-    }
-    const done = this.coordinate(attempt, failed, signal).finally(() => {
+    // Joiners get the whole result (not lost included), and never re-plan from it.
+    if (running && running.fromGeneration === rec.generation) return running.done.then((r) => ({ ...r, reinitialized: false }));
+    const done = this.coordinate(attempt, rec.generation).finally(() => {
       if (this.inflight.get(sid)?.done === done) this.inflight.delete(sid);
     });
-    this.inflight.set(sid, { fromGeneration: failed.generation, done });
+    // Every caller may have left: the outcome is then nobody's to report.
+    done.catch(() => {});
+    this.inflight.set(sid, { fromGeneration: rec.generation, done });
     return done;
   }
 
-  private async coordinate(attempt: RetryAttempt, failed: Pin, signal: AbortSignal): Promise<Recovered> {
+  /**
+   * A working pin for the session, newer than `fromGeneration`: made by this
+   * call (on the attempt's pod) or by a concurrent recovery on another
+   * replica. Runs under its own deadline, not a caller's.
+   */
+  private async coordinate(attempt: RetryAttempt, fromGeneration: number): Promise<Recovered> {
     const { store } = this.o;
     const sid = attempt.clientSessionId;
+    const own = this.clock.timeout(this.o.timeoutMs);
     const token = this.newToken();
     let wait = this.lockPollMs;
-    for (;;) {
-      signal.throwIfAborted();
-      const rec = await store.load(sid);
-      if (!rec) throw new RecoveryError('MCP_PIN_RECOVERY_GONE', 'session no longer in the store');
-      if (rec.generation !== failed.generation) return { pin: pinOf(rec), reinitialized: false };
-      if (await store.tryLock(sid, token, this.o.timeoutMs)) {
-        try {
-          // Someone may have finished between our read and our lock.
-          const fresh = await store.load(sid);
-          if (!fresh) throw new RecoveryError('MCP_PIN_RECOVERY_GONE', 'session no longer in the store');
-          if (fresh.generation !== failed.generation) return { pin: pinOf(fresh), reinitialized: false };
-          // A status alone is no proof (a 404 for a wrong path, a 400 for a
-          // malformed body): ask the pod itself.
-          if (await this.stillHolds(fresh, attempt, signal)) return { pin: pinOf(fresh), reinitialized: false, notLost: true };
-          if (!fresh.initBody) {
-            throw new RecoveryError('MCP_PIN_RECOVERY_NO_INIT_BODY', 'no initialize body stored for this session');
+    try {
+      for (;;) {
+        own.throwIfAborted();
+        const rec = await store.load(sid);
+        if (!rec) throw new RecoveryError('MCP_PIN_RECOVERY_GONE', 'session no longer in the store');
+        if (rec.generation !== fromGeneration) return { pin: pinOf(rec), reinitialized: false };
+        if (await store.tryLock(sid, token, this.o.timeoutMs + LOCK_MARGIN_MS)) {
+          try {
+            return await this.recoverUnderLock(attempt, fromGeneration, own);
+          } finally {
+            await store.unlock(sid, token).catch(() => this.o.onIgnoredError?.('release_recovery_lock'));
           }
-          const next = await this.reinitialize(fresh.initBody, attempt, signal);
-          const pin = await store.replacePin(sid, fresh.generation, next.pod, next.backendSessionId);
-          if (pin) return { pin, reinitialized: true };
-          // Our lock expired and another recovery stored first: its pin wins
-          // (the backend session we made is left to expire on its pod).
-          const winner = await store.lookup(sid);
-          if (!winner) throw new RecoveryError('MCP_PIN_RECOVERY_GONE', 'session vanished while recovering');
-          return { pin: winner, reinitialized: false };
-        } finally {
-          await store.unlock(sid, token).catch(() => this.o.onIgnoredError?.('release_recovery_lock'));
         }
+        // Another replica is recovering this session: wait for its result.
+        await this.clock.sleep(wait, own);
+        wait = Math.min(wait * 2, 200);
       }
-      // Another replica is recovering this session: wait for its result.
-      await sleep(wait, undefined, { signal });
-      wait = Math.min(wait * 2, 200);
+    } catch (err) {
+      if (err instanceof PinError) throw err;
+      if (own.aborted) throw new RecoveryError('MCP_PIN_RECOVERY_TIMEOUT', `recovery took longer than ${this.o.timeoutMs} ms`, err);
+      throw err;
     }
   }
 
+  private async recoverUnderLock(attempt: RetryAttempt, fromGeneration: number, own: AbortSignal): Promise<Recovered> {
+    const { store } = this.o;
+    const sid = attempt.clientSessionId;
+    // Someone may have finished between our read and our lock.
+    const fresh = await store.load(sid);
+    if (!fresh) throw new RecoveryError('MCP_PIN_RECOVERY_GONE', 'session no longer in the store');
+    if (fresh.generation !== fromGeneration) return { pin: pinOf(fresh), reinitialized: false };
+    // A status alone is no proof (a 404 for a wrong path, a 400 for a
+    // malformed body): ask the pod itself (I6).
+    if (await this.stillHolds(fresh, attempt, own)) return { pin: pinOf(fresh), reinitialized: false, notLost: true };
+    if (!fresh.initBody) {
+      await this.forget(sid, fresh.generation);
+      throw new RecoveryError('MCP_PIN_RECOVERY_NO_INIT_BODY', 'no initialize body stored for this session');
+    }
+    let next: { pod: string; backendSessionId: string };
+    try {
+      next = await this.reinitialize(fresh, attempt, own);
+    } catch (err) {
+      // A pod refused the stored initialize itself: it can never succeed (I5).
+      if (err instanceof RecoveryError && err.code === 'MCP_PIN_RECOVERY_REINIT_REFUSED') await this.forget(sid, fresh.generation);
+      throw err;
+    }
+    const pin = await store.replacePin(sid, fresh.generation, next.pod, next.backendSessionId);
+    if (pin) return { pin, reinitialized: true };
+    // Our lock expired and another recovery stored first: its pin wins (the
+    // backend session we made is left to expire on its pod).
+    const winner = await store.load(sid);
+    if (!winner) throw new RecoveryError('MCP_PIN_RECOVERY_GONE', 'session vanished while recovering');
+    return { pin: pinOf(winner), reinitialized: false };
+  }
+
+  /** Drops a record that can never be recovered, unless a newer pin was stored meanwhile. */
+  private async forget(sid: string, generation: number): Promise<void> {
+    await this.o.store.removeIfGeneration(sid, generation).catch(() => this.o.onIgnoredError?.('drop_stale_pin'));
+  }
+
   /**
-   * Whether the pin's pod still holds the session: a ping in it. Lost means
-   * the pod cannot be reached (or Envoy had to send the ping elsewhere: the
-   * pod left discovery) or it answers a lost-session status; any other answer
-   * means the session is there.
+   * Whether the pin's pod still holds the session: a ping in it, at the path
+   * the session was initialized on. Lost means the pod cannot be reached (or
+   * Envoy had to send the ping elsewhere: the pod left discovery) or it
+   * answers a lost-session status; any other answer means the session is there.
    */
-  private async stillHolds(pin: Pin, attempt: RetryAttempt, signal: AbortSignal): Promise<boolean> {
+  private async stillHolds(rec: SessionRecord, attempt: RetryAttempt, own: AbortSignal): Promise<boolean> {
     let res: ForwardResponse;
     try {
       res = await this.o.forwarder.send({
         method: 'POST',
-        path: attempt.path,
-        headers: [...this.postHeaders(attempt), [SESSION_HEADER, pin.backendSessionId]],
+        path: rec.initPath ?? attempt.path,
+        headers: [...this.postHeaders(attempt), [SESSION_HEADER, rec.backendSessionId]],
         body: PING,
-        pod: pin.pod,
-        signal,
+        pod: rec.pod,
+        signal: own,
         maxBodyBytes: this.o.maxResponseBytes,
       });
-    } catch {
-      signal.throwIfAborted();
+    } catch (err) {
+      if (own.aborted) throw err;
       return false;
     }
-    if (parsePodAddress(res.upstream) !== pin.pod) return false;
+    if (parsePodAddress(res.upstream) !== rec.pod) return false;
     return !this.o.lostSessionStatuses.includes(res.status);
   }
 
@@ -226,37 +298,107 @@ export class SessionRecovery {
     return [...base, ['content-type', 'application/json'], ['accept', 'application/json, text/event-stream']];
   }
 
-  /** The request, once, to pin.pod under the session's backend id; its answer as the pod gave it. */
-  async relay(req: RelayRequest, signal: AbortSignal): Promise<ForwardResponse> {
-    const headers: HeaderPairs = [...endToEndHeaders(req.headers, new Set([SESSION_HEADER])), [SESSION_HEADER, req.pin.backendSessionId]];
-    return this.o.forwarder.send({ method: req.method, path: req.path, headers, body: req.body, pod: req.pin.pod, signal, maxBodyBytes: this.o.maxRelayBytes });
-  }
-
-  /** New backend session on the attempt's pod, announced with notifications/initialized. */
-  private async reinitialize(initBody: Buffer, attempt: RetryAttempt, signal: AbortSignal): Promise<{ pod: string; backendSessionId: string }> {
+  /**
+   * New backend session on the attempt's pod, announced with
+   * notifications/initialized. Throws REINIT_REFUSED when a pod answered the
+   * stored initialize with a 4xx (it will never work), UNAVAILABLE for
+   * anything that may go better next time.
+   */
+  private async reinitialize(rec: SessionRecord, attempt: RetryAttempt, own: AbortSignal): Promise<{ pod: string; backendSessionId: string }> {
     const headers = this.postHeaders(attempt);
-    const send = { method: 'POST', path: attempt.path, signal, maxBodyBytes: this.o.maxResponseBytes };
+    const send = { method: 'POST', path: rec.initPath ?? attempt.path, signal: own, maxBodyBytes: this.o.maxResponseBytes };
+    const unavailable = (why: string, cause?: unknown) => new RecoveryError('MCP_PIN_RECOVERY_UNAVAILABLE', why, cause);
     let res: ForwardResponse;
     try {
-      res = await this.o.forwarder.send({ ...send, headers, body: initBody, pod: attempt.pod });
+      res = await this.o.forwarder.send({ ...send, headers, body: rec.initBody, pod: attempt.pod });
     } catch (err) {
-      throw new RecoveryError('MCP_PIN_RECOVERY_REINIT_FAILED', 're-initialize request failed', err);
+      if (own.aborted) throw err;
+      throw unavailable('re-initialize request failed', err);
     }
-    if (!is2xx(res.status)) throw new RecoveryError('MCP_PIN_RECOVERY_REINIT_FAILED', `re-initialize answered ${res.status}`);
+    if (res.envoyReply !== undefined) throw unavailable(`no pod answered the re-initialize (${res.envoyReply})`);
+    if (res.status >= 400 && res.status < 500) throw new RecoveryError('MCP_PIN_RECOVERY_REINIT_REFUSED', `the stored initialize was refused with ${res.status}`);
+    if (!is2xx(res.status)) throw unavailable(`re-initialize answered ${res.status}`);
     const backendSessionId = firstHeader(res.headers, SESSION_HEADER);
-    if (!backendSessionId) throw new RecoveryError('MCP_PIN_RECOVERY_REINIT_FAILED', 're-initialize answered without a session id');
+    if (!backendSessionId || !isValidSessionId(backendSessionId, this.o.maxSessionIdLength)) throw unavailable('re-initialize answered without a usable session id');
     // The pod Envoy really used (it is the attempt's, unless that one left discovery meanwhile).
     const pod = parsePodAddress(res.upstream);
-    if (!pod) throw new RecoveryError('MCP_PIN_RECOVERY_REINIT_FAILED', `Envoy reported no usable upstream for re-initialize (${res.upstream ?? 'none'})`);
-    if (this.o.allows && !(await this.o.allows(pod))) throw new RecoveryError('MCP_PIN_RECOVERY_REINIT_FAILED', `re-initialized pod ${pod} is outside --pin-allow`);
-
+    if (!pod) throw unavailable(`Envoy reported no usable upstream for re-initialize (${res.upstream ?? 'none'})`);
+    if (!(await this.allowed(pod))) throw unavailable(`re-initialized pod ${pod} is outside --pin-allow`);
     let note: ForwardResponse;
     try {
       note = await this.o.forwarder.send({ ...send, headers: [...headers, [SESSION_HEADER, backendSessionId]], body: INITIALIZED, pod });
     } catch (err) {
-      throw new RecoveryError('MCP_PIN_RECOVERY_REINIT_FAILED', 'notifications/initialized failed', err);
+      if (own.aborted) throw err;
+      throw unavailable('notifications/initialized failed', err);
     }
-    if (!is2xx(note.status)) throw new RecoveryError('MCP_PIN_RECOVERY_REINIT_FAILED', `notifications/initialized answered ${note.status}`);
+    if (!is2xx(note.status)) throw unavailable(`notifications/initialized answered ${note.status}`);
     return { pod, backendSessionId };
   }
+
+  private async allowed(pod: string): Promise<boolean> {
+    return this.o.allows ? this.o.allows(pod) : true;
+  }
+
+  /**
+   * Sends a relayed attempt to the pod its plan names, once, and returns that
+   * pod's answer. If the plan followed a newer pin and that pod answers a
+   * lost status too (it restarted since the session was recovered there),
+   * the session is recovered once more from that pin and the request relayed
+   * where it then lives: one more relay at most. After a proof that the pod
+   * holds the session, its answer stands, whatever it is.
+   */
+  async relay(req: RelayRequest, signal: AbortSignal): Promise<RelayOutcome> {
+    if (req.method === 'GET') return { kind: 'reconnect' };
+    const first = await this.relayOnce(req.plan.pin, req, signal);
+    if (first.kind !== 'answered' || req.plan.why !== 'moved' || !this.o.lostSessionStatuses.includes(first.status)) return first;
+    const again = await this.planRetry({ ...req.attempt, failedSessionId: req.plan.pin.backendSessionId }, signal);
+    switch (again.kind) {
+      case 'failed':
+        return again;
+      case 'unknown':
+        return first;
+      case 'send':
+      case 'relay':
+        return this.relayOnce(again.pin, req, signal);
+    }
+  }
+
+  /** One send to the session's pod under its backend id; failures say whether it may have run there (I2). */
+  private async relayOnce(pin: Pin, req: RelayRequest, signal: AbortSignal): Promise<RelayOutcome> {
+    if (!(await this.allowed(pin.pod))) return { kind: 'failed', code: 'MCP_PIN_RELAY_NOT_ALLOWED' };
+    const budget = this.o.relayBudget;
+    if (budget?.exhausted) return { kind: 'failed', code: 'MCP_PIN_RELAY_BUSY' };
+    const lease = budget?.lease();
+    const headers: HeaderPairs = [...endToEndHeaders(req.attempt.headers, new Set([SESSION_HEADER])), [SESSION_HEADER, pin.backendSessionId]];
+    try {
+      const res = await this.o.forwarder.send({
+        method: req.method,
+        path: req.attempt.path,
+        headers,
+        body: req.body,
+        pod: pin.pod,
+        signal,
+        maxBodyBytes: this.o.maxRelayBytes,
+        ...(lease ? { lease } : {}),
+      });
+      if (res.envoyReply !== undefined) return { kind: 'failed', code: envoyNeverConnected(res.envoyReply) ? 'MCP_PIN_RELAY_FAILED' : 'MCP_PIN_RELAY_MAY_HAVE_RUN' };
+      return { kind: 'answered', status: res.status, headers: res.headers, body: res.body };
+    } catch (err) {
+      // Too large: the pod has run it; the client must not run it again.
+      if (err instanceof ResponseTooLargeError) return { kind: 'failed', code: 'MCP_PIN_RELAY_TOO_LARGE' };
+      if (neverSent(err)) return { kind: 'failed', code: 'MCP_PIN_RELAY_FAILED' };
+      // A deadline, the client leaving, a broken connection: sent, so it may have run.
+      return { kind: 'failed', code: 'MCP_PIN_RELAY_MAY_HAVE_RUN' };
+    } finally {
+      // The answer is handed on (copied into a gRPC frame) as soon as we return.
+      lease?.release();
+    }
+  }
+}
+
+/** The code a failed plan carries: the error's own, or what ended the caller's wait. */
+function failureCode(err: unknown, signal: AbortSignal): PinErrorCode {
+  if (err instanceof PinError) return err.code;
+  if (signal.aborted) return abortedByDeadline(signal) ? 'MCP_PIN_RECOVERY_TIMEOUT' : 'MCP_PIN_RECOVERY_CANCELLED';
+  return 'MCP_PIN_UNEXPECTED';
 }

@@ -9,8 +9,8 @@ export { MemoryStore } from './memory-store.js';
 export { RedisStore } from './redis-store.js';
 export { CachedStore } from './cached-store.js';
 
-export function createStore(cfg: Pick<Config, 'storeUrl' | 'keyPrefix' | 'sessionTtlMs' | 'storeTimeoutMs' | 'pinCacheMs'>): SessionStore {
-  if (cfg.storeUrl === 'memory:') return new MemoryStore({ sessionTtlMs: cfg.sessionTtlMs });
+export function createStore(cfg: Pick<Config, 'storeUrl' | 'keyPrefix' | 'sessionTtlMs' | 'storeTimeoutMs' | 'pinCacheMs' | 'memoryStoreMaxSessions'>): SessionStore {
+  if (cfg.storeUrl === 'memory:') return new MemoryStore({ sessionTtlMs: cfg.sessionTtlMs, maxEntries: cfg.memoryStoreMaxSessions });
   const redis = new RedisStore({
     url: cfg.storeUrl,
     keyPrefix: cfg.keyPrefix,

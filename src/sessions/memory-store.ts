@@ -2,8 +2,19 @@
  * In-process session store: the default when no Redis URL is given. Honours
  * the same TTL and compare-and-set rules as RedisStore, but lives and dies
  * with this process and is not shared: run a single replica with it.
+ *
+ * Bounded: past maxEntries live sessions a new one is refused
+ * (MCP_PIN_STORE_FULL; its initialize gets 503) after expired ones are swept.
+ * Live sessions are never evicted to make room: that would break a client
+ * that did nothing wrong.
  */
+import { StoreError } from '../errors.js';
 import type { NewSession, Pin, SessionRecord, SessionStore, StoreOptions } from './store.js';
+
+export interface MemoryStoreOptions extends StoreOptions {
+  /** Most sessions held at once (--memory-store-max-sessions). */
+  maxEntries?: number;
+}
 
 interface Entry extends SessionRecord {
   expiresAtMs: number;
@@ -17,9 +28,11 @@ export class MemoryStore implements SessionStore {
   private readonly ttlMs: number;
   private readonly now: () => number;
   private readonly sweeper: NodeJS.Timeout;
+  private readonly maxEntries: number;
 
-  constructor(opts: StoreOptions) {
+  constructor(opts: MemoryStoreOptions) {
     this.ttlMs = opts.sessionTtlMs;
+    this.maxEntries = opts.maxEntries ?? 1_000_000;
     this.now = opts.now ?? Date.now;
     this.sweeper = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS).unref();
   }
@@ -55,11 +68,16 @@ export class MemoryStore implements SessionStore {
 
   async create(sid: string, s: NewSession): Promise<void> {
     const now = this.now();
+    if (!this.sessions.has(sid) && this.sessions.size >= this.maxEntries) {
+      this.sweep();
+      if (this.sessions.size >= this.maxEntries) throw new StoreError('MCP_PIN_STORE_FULL', `memory store holds ${this.maxEntries} sessions (--memory-store-max-sessions)`);
+    }
     this.sessions.set(sid, {
       pod: s.pod,
       backendSessionId: s.backendSessionId,
       generation: 1,
       initBody: s.initBody ? Buffer.from(s.initBody) : null,
+      initPath: s.initPath ?? null,
       createdAtMs: now,
       lastSeenAtMs: now,
       expiresAtMs: now + this.ttlMs,
@@ -68,7 +86,7 @@ export class MemoryStore implements SessionStore {
 
   async adopt(sid: string, pod: string): Promise<boolean> {
     if (this.live(sid)) return false;
-    await this.create(sid, { pod, backendSessionId: sid, initBody: null });
+    await this.create(sid, { pod, backendSessionId: sid, initBody: null, initPath: null });
     return true;
   }
 

@@ -2,7 +2,7 @@
  * Session store in Redis (ioredis), shared by all mcp-pin replicas.
  *
  * Layout per client session id S (hash tag {S} keeps both keys in one slot):
- *   <prefix>{S}       hash: pod, bsid, gen, init, created, seen (sliding TTL)
+ *   <prefix>{S}       hash: pod, bsid, gen, init, path, created, seen (sliding TTL)
  *   <prefix>{S}:lock  recovery lock: a random token, with expiry
  *
  * ioredis defaults are wrong for a request path (offline queue, 20 retries,
@@ -19,7 +19,7 @@ const lua = (name: string): string => readFileSync(new URL(`./lua/${name}.lua`, 
 
 interface ScriptCommands {
   mcppinLookup(key: string, ttlMs: number, nowMs: number, slideStepMs: number): Promise<[string, string, string] | null>;
-  mcppinCreate(key: string, ttlMs: number, nowMs: number, pod: string, bsid: string, init: Buffer): Promise<number>;
+  mcppinCreate(key: string, ttlMs: number, nowMs: number, pod: string, bsid: string, init: Buffer, path: string): Promise<number>;
   mcppinReplacePin(key: string, ttlMs: number, nowMs: number, gen: number, pod: string, bsid: string): Promise<number>;
   mcppinUnlock(key: string, token: string): Promise<number>;
   mcppinRemoveIfGeneration(key: string, gen: number): Promise<number>;
@@ -153,7 +153,7 @@ export class RedisStore implements SessionStore {
 
   async create(sid: string, s: NewSession): Promise<void> {
     await this.run('create', () =>
-      this.redis.mcppinCreate(this.key(sid), this.ttlMs, this.now(), s.pod, s.backendSessionId, s.initBody ?? Buffer.alloc(0)),
+      this.redis.mcppinCreate(this.key(sid), this.ttlMs, this.now(), s.pod, s.backendSessionId, s.initBody ?? Buffer.alloc(0), s.initPath ?? ''),
     );
   }
 
@@ -164,15 +164,16 @@ export class RedisStore implements SessionStore {
 
   async load(sid: string): Promise<SessionRecord | null> {
     const v = await this.run('load', () =>
-      this.redis.hmgetBuffer(this.key(sid), 'pod', 'bsid', 'gen', 'init', 'created', 'seen'),
+      this.redis.hmgetBuffer(this.key(sid), 'pod', 'bsid', 'gen', 'init', 'path', 'created', 'seen'),
     );
-    const [pod, bsid, gen, init, created, seen] = v;
+    const [pod, bsid, gen, init, path, created, seen] = v;
     if (!pod || !bsid || !gen) return null;
     return {
       pod: pod.toString(),
       backendSessionId: bsid.toString(),
       generation: Number(gen.toString()),
       initBody: init && init.length > 0 ? init : null,
+      initPath: path && path.length > 0 ? path.toString() : null,
       createdAtMs: Number(created?.toString() ?? 0),
       lastSeenAtMs: Number(seen?.toString() ?? 0),
     };

@@ -19,10 +19,14 @@ export interface NewSession {
   backendSessionId: string;
   /** The raw initialize request, sent again to re-initialize on recovery; null when too large to keep. */
   initBody: Buffer | null;
+  /** The path the session was initialized on: where recovery pings and re-initializes (a request's own path may be wrong). */
+  initPath?: string | null;
 }
 
 export interface SessionRecord extends Pin {
   initBody: Buffer | null;
+  /** Null for records made before it was stored, and for adopted sessions. */
+  initPath: string | null;
   createdAtMs: number;
   lastSeenAtMs: number;
 }
@@ -63,3 +67,6 @@ export interface StoreOptions {
   sessionTtlMs: number;
   now?: () => number;
 }
+
+/** The longest initialize path stored with a record; a longer one is not kept (recovery then uses the request's path). */
+export const MAX_INIT_PATH_LENGTH = 2048;

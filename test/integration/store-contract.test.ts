@@ -62,6 +62,15 @@ function contract(name: string, make: (ttlMs: number) => Promise<SessionStore>, 
       expect((await store.load('none'))!.initBody).to.equal(null);
     });
 
+    it('keeps the path the session was initialized on (where recovery pings), and null when none was given', async () => {
+      await store.create('p', { pod: '10.0.0.1:1', backendSessionId: 'p', initBody: Buffer.from('{}'), initPath: '/mcp?tenant=a' });
+      expect((await store.load('p'))!.initPath).to.equal('/mcp?tenant=a');
+      await store.create('p', { pod: '10.0.0.1:1', backendSessionId: 'p', initBody: null });
+      expect((await store.load('p'))!.initPath, 'create replaces the whole record').to.equal(null);
+      await store.adopt('adopted', '10.0.0.1:1');
+      expect((await store.load('adopted'))!.initPath).to.equal(null);
+    });
+
     it('replaces a pin only at the expected generation', async () => {
       await store.create('g', { pod: '10.0.0.1:1', backendSessionId: 'g', initBody: null });
       expect(await store.replacePin('g', 1, '10.0.0.2:2', 'b2')).to.deep.equal({ pod: '10.0.0.2:2', backendSessionId: 'b2', generation: 2 });

@@ -5,8 +5,8 @@
 import { expect } from 'chai';
 import { AttemptExchange } from '../../src/extproc/attempt.js';
 import type { ProcessingRequest, ProcessingResponse } from '../../src/extproc/protocol.js';
-import type { RelayOutcome, Recoverer, RetryOutcome } from '../../src/recovery/http-recoverer.js';
-import type { RelayRequest, RetryAttempt } from '../../src/recovery/recovery.js';
+import type { Recoverer } from '../../src/recovery/http-recoverer.js';
+import type { RelayOutcome, RelayRequest, RetryAttempt, RetryPlan } from '../../src/recovery/recovery.js';
 import { newMetrics, requestBody, responseHeaders, silentLog, wireHeaders } from './fakes.js';
 
 const cfg = { pinHeader: 'x-mcp-pin-dst', maxSessionIdLength: 64, lostSessionStatuses: [404] };
@@ -20,10 +20,10 @@ function attemptHeaders(h: Record<string, string>, pod = POD, endOfStream = fals
   };
 }
 
-function make(outcome: RetryOutcome, relayed: RelayOutcome = { kind: 'answered', status: 200, headers: [['content-type', 'application/json'], ['mcp-session-id', 'b'], ['content-length', '9'], ['x-mcp-pin-upstream', '10.0.2.2:8080']], body: Buffer.from('{"r":"ok"}') }) {
+function make(outcome: RetryPlan, relayed: RelayOutcome = { kind: 'answered', status: 200, headers: [['content-type', 'application/json'], ['mcp-session-id', 'b'], ['content-length', '9'], ['x-mcp-pin-upstream', '10.0.2.2:8080']], body: Buffer.from('{"r":"ok"}') }) {
   const asked: RetryAttempt[] = [];
   const relays: RelayRequest[] = [];
-  const recoverer: Recoverer = { timeoutMs: 3500, planRetry: async (a) => (asked.push(a), outcome), relay: async (r) => (relays.push(r), relayed) };
+  const recoverer: Recoverer = { messageTimeoutMs: 3500, deadline: (c) => c, planRetry: async (a) => (asked.push(a), outcome), relay: async (r) => (relays.push(r), relayed) };
   const interim: ProcessingResponse[] = [];
   const metrics = newMetrics();
   const ex = new AttemptExchange({ cfg, log: silentLog, metrics, recoverer }, (r) => interim.push(r), new AbortController().signal);
@@ -58,12 +58,16 @@ describe('AttemptExchange (a retry of a pinned request)', () => {
 
   it('relays a request whose session another request moved to another pod meanwhile, answering with that pod\'s answer', async () => {
     const pin = { pod: '10.0.2.2:8080', backendSessionId: 'b', generation: 3 };
-    const { ex, relays } = make({ kind: 'relay', pin });
+    const plan = { kind: 'relay', pin, why: 'moved' } as const;
+    const { ex, relays, interim } = make(plan);
     const [h] = await ex.handle(attemptHeaders({ 'mcp-session-id': 'client-1' }));
     expect(h!.mode_override, 'asks for the body').to.deep.equal({ request_body_mode: 'BUFFERED' });
     expect(h!.request_headers!.response!.header_mutation).to.equal(undefined);
     const [r] = await ex.handle(requestBody('{"jsonrpc":"2.0","id":4,"method":"tools/call"}'));
-    expect(relays[0]).to.deep.include({ pin, method: 'POST', path: '/mcp' });
+    // The relay runs while Envoy waits for the answer to the body: its timeout is extended for that message too.
+    expect(interim, 'one extension per message').to.deep.equal([{ override_message_timeout: { seconds: '3', nanos: 500_000_000 } }, { override_message_timeout: { seconds: '3', nanos: 500_000_000 } }]);
+    expect(relays[0]).to.deep.include({ plan, method: 'POST' });
+    expect(relays[0]!.attempt).to.deep.include({ clientSessionId: 'client-1', path: '/mcp' });
     expect(relays[0]!.body!.toString()).to.contain('tools/call');
     expect(r!.immediate_response!.status.code).to.equal(200);
     expect(r!.immediate_response!.body!.toString()).to.equal('{"r":"ok"}');
@@ -72,37 +76,23 @@ describe('AttemptExchange (a retry of a pinned request)', () => {
     expect(ex.complete).to.equal(true);
   });
 
-  it('recovers once more when the relayed-to pod lost the session too (it restarted), and relays to the pod that now holds it', async () => {
-    const stale = { pod: '10.0.2.2:8080', backendSessionId: 'b', generation: 3 };
-    const fresh = { pod: POD, backendSessionId: 'c', generation: 4 };
-    const asked: RetryAttempt[] = [];
-    const relays: RelayRequest[] = [];
-    const recoverer: Recoverer = {
-      timeoutMs: 3500,
-      planRetry: async (a) => (asked.push(a), asked.length === 1 ? { kind: 'relay', pin: stale } : { kind: 'send', reinitialized: true, pin: fresh }),
-      relay: async (r) => (relays.push(r), r.pin === stale ? { kind: 'answered', status: 404, headers: [], body: Buffer.from('{}') } : { kind: 'answered', status: 200, headers: [['mcp-session-id', 'c']], body: Buffer.from('{"r":"ok"}') }),
-    };
-    const ex = new AttemptExchange({ cfg, log: silentLog, metrics: newMetrics(), recoverer }, () => {}, new AbortController().signal);
-    await ex.handle(attemptHeaders({ 'mcp-session-id': 'a', 'x-mcp-pin-client-session': 'client-1' }));
-    const [r] = await ex.handle(requestBody('{"jsonrpc":"2.0","id":4,"method":"tools/list"}'));
-    expect(asked.map((a) => a.failedSessionId), 'planned from the failed id, then from the stale pin').to.deep.equal(['a', 'b']);
-    expect(relays.map((x) => x.pin), 'relayed to the stale pod, then to the recovered one').to.deep.equal([stale, fresh]);
-    expect(r!.immediate_response!.status.code).to.equal(200);
-    expect(r!.immediate_response!.body!.toString()).to.equal('{"r":"ok"}');
-  });
-
   it('answers a relayed GET with an ended SSE stream (the reconnect goes to the session\'s pod), and a failed relay from the error table', async () => {
-    const get = make({ kind: 'relay', pin: { pod: '10.0.2.2:8080', backendSessionId: 'b', generation: 3 } });
+    const get = make({ kind: 'relay', why: 'moved', pin: { pod: '10.0.2.2:8080', backendSessionId: 'b', generation: 3 } }, { kind: 'reconnect' });
     const [g] = await get.ex.handle({ ...attemptHeaders({ ':method': 'GET', 'mcp-session-id': 'client-1' }, POD, true) });
     expect(g!.immediate_response!.status.code).to.equal(200);
     const gh = Object.fromEntries(g!.immediate_response!.headers!.set_headers!.map((s) => [s.header.key, s.header.raw_value.toString()]));
     expect(gh).to.include({ 'content-type': 'text/event-stream', 'mcp-session-id': 'client-1' });
-    expect(get.relays).to.have.length(0);
-    const big = make({ kind: 'relay', pin: { pod: '10.0.2.2:8080', backendSessionId: 'b', generation: 3 } }, { kind: 'failed', code: 'MCP_PIN_RELAY_TOO_LARGE' });
+    expect(get.relays[0]!.method).to.equal('GET');
+    const big = make({ kind: 'relay', why: 'moved', pin: { pod: '10.0.2.2:8080', backendSessionId: 'b', generation: 3 } }, { kind: 'failed', code: 'MCP_PIN_RELAY_TOO_LARGE' });
     await big.ex.handle(attemptHeaders({ 'mcp-session-id': 'client-1' }));
     const [r] = await big.ex.handle(requestBody('{}'));
     expect(r!.immediate_response!.status.code).to.equal(502);
     expect(JSON.parse(r!.immediate_response!.body!.toString()).error.message).to.match(/ran .*do not send it again/);
+    const cut = make({ kind: 'relay', why: 'moved', pin: { pod: '10.0.2.2:8080', backendSessionId: 'b', generation: 3 } }, { kind: 'failed', code: 'MCP_PIN_RELAY_MAY_HAVE_RUN' });
+    await cut.ex.handle(attemptHeaders({ 'mcp-session-id': 'client-1' }));
+    const [c] = await cut.ex.handle(requestBody('{}'));
+    expect(c!.immediate_response!.status.code).to.equal(502);
+    expect(JSON.parse(c!.immediate_response!.body!.toString()).error.message).to.match(/may have run/);
   });
 
   it('sends an attempt untouched when the store does not know the session, or nothing usable came', async () => {
@@ -118,7 +108,8 @@ describe('AttemptExchange (a retry of a pinned request)', () => {
   it('answers a failed recovery from the one error table', async () => {
     for (const [code, status, rpc] of [
       ['MCP_PIN_RECOVERY_NO_INIT_BODY', 404, -32001],
-      ['MCP_PIN_RECOVERY_REINIT_FAILED', 404, -32001],
+      ['MCP_PIN_RECOVERY_REINIT_REFUSED', 404, -32001],
+      ['MCP_PIN_RECOVERY_UNAVAILABLE', 503, -32603],
       ['MCP_PIN_RECOVERY_TIMEOUT', 504, -32603],
       ['MCP_PIN_STORE_UNAVAILABLE', 503, -32603],
     ] as const) {

@@ -53,11 +53,11 @@ describe('failures carried on after are counted', () => {
     await store.create('S', { pod: '10.0.0.9:8080', backendSessionId: 'S', initBody: Buffer.from('{"method":"initialize"}') });
     store.unlock = fail;
     store.removeIfGeneration = fail;
-    // The pod that failed is gone (ping refused) and the re-initialize is refused too.
-    const pods: Forwarder = { send: async (req) => (req.body?.toString().includes('ping') ? Promise.reject(new Error('ECONNREFUSED')) : { status: 503, headers: [], body: Buffer.alloc(0), upstream: req.pod }), close: async () => {} };
-    const recoverer = new HttpRecoverer({ cfg: { recoveryUrl: 'http://127.0.0.1:1', recoveryTimeoutMs: 2000, pinHeader: 'x-mcp-pin-dst', upstreamHeader: 'x-mcp-pin-upstream', lostSessionStatuses: [404] }, store, log: silentLog, metrics, forwarder: pods });
+    // The pod that failed is gone (ping refused) and a pod refuses the stored initialize itself (4xx: proof it can never work).
+    const pods: Forwarder = { send: async (req) => (req.body?.toString().includes('ping') ? Promise.reject(new Error('ECONNREFUSED')) : { status: 400, headers: [], body: Buffer.alloc(0), upstream: req.pod }), close: async () => {} };
+    const recoverer = new HttpRecoverer({ cfg: { recoveryUrl: 'http://127.0.0.1:1', recoveryTimeoutMs: 2000, pinHeader: 'x-mcp-pin-dst', upstreamHeader: 'x-mcp-pin-upstream', lostSessionStatuses: [404], maxSessionIdLength: 256, relayBudgetBytes: 64 << 20 }, store, log: silentLog, metrics, forwarder: pods });
     const out = await recoverer.planRetry({ clientSessionId: 'S', failedSessionId: 'S', pod: '10.0.1.1:8080', path: '/mcp', headers: [] }, new AbortController().signal);
-    expect(out).to.deep.equal({ kind: 'failed', code: 'MCP_PIN_RECOVERY_REINIT_FAILED' });
+    expect(out).to.deep.equal({ kind: 'failed', code: 'MCP_PIN_RECOVERY_REINIT_REFUSED' });
     expect(await ignored(metrics, 'release_recovery_lock')).to.equal(1);
     expect(await ignored(metrics, 'drop_stale_pin')).to.equal(1);
   });

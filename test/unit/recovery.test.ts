@@ -5,9 +5,9 @@
  */
 import { expect } from 'chai';
 import { eventually } from '../helpers/net.js';
-import { HttpRecoverer, type RetryOutcome } from '../../src/recovery/http-recoverer.js';
+import { HttpRecoverer } from '../../src/recovery/http-recoverer.js';
 import { ResponseTooLargeError, type ForwardRequest, type ForwardResponse, type Forwarder } from '../../src/recovery/forwarder.js';
-import type { RetryAttempt } from '../../src/recovery/recovery.js';
+import type { RelayPlan, RetryAttempt, RetryPlan } from '../../src/recovery/recovery.js';
 import { MemoryStore } from '../../src/sessions/memory-store.js';
 import { newMetrics, silentLog } from './fakes.js';
 
@@ -45,14 +45,15 @@ class FakePods implements Forwarder {
   }
 }
 
-const cfg = { recoveryUrl: 'http://127.0.0.1:1', recoveryTimeoutMs: 2000, pinHeader: 'x-mcp-pin-dst', upstreamHeader: 'x-mcp-pin-upstream', lostSessionStatuses: [404] };
+const cfg = { recoveryUrl: 'http://127.0.0.1:1', recoveryTimeoutMs: 2000, pinHeader: 'x-mcp-pin-dst', upstreamHeader: 'x-mcp-pin-upstream', lostSessionStatuses: [404], maxSessionIdLength: 256, relayBudgetBytes: 64 << 20 };
 const never = new AbortController().signal;
 
-async function setup(initBody: Buffer | null = INIT, recoveryTimeoutMs = cfg.recoveryTimeoutMs) {
+async function setup(initBody: Buffer | null = INIT, recoveryTimeoutMs = cfg.recoveryTimeoutMs, more: Partial<typeof cfg> & { allows?: (pod: string) => boolean } = {}) {
   const store = new MemoryStore({ sessionTtlMs: 60_000 });
-  await store.create('client-1', { pod: OLD_POD, backendSessionId: 'client-1', initBody });
+  await store.create('client-1', { pod: OLD_POD, backendSessionId: 'client-1', initBody, initPath: '/mcp' });
   const pods = new FakePods();
-  const recoverer = new HttpRecoverer({ cfg: { ...cfg, recoveryTimeoutMs }, store, log: silentLog, metrics: newMetrics(), forwarder: pods });
+  const allowlist = more.allows ? ({ allowsFresh: async (p: string) => more.allows!(p) } as never) : undefined;
+  const recoverer = new HttpRecoverer({ cfg: { ...cfg, recoveryTimeoutMs, ...more }, store, log: silentLog, metrics: newMetrics(), forwarder: pods, ...(allowlist ? { allowlist } : {}) });
   const attempt = (over: Partial<RetryAttempt> = {}): RetryAttempt => ({
     clientSessionId: 'client-1',
     failedSessionId: 'client-1',
@@ -75,7 +76,7 @@ async function setup(initBody: Buffer | null = INIT, recoveryTimeoutMs = cfg.rec
   return { store, pods, recoverer, attempt };
 }
 
-const failed = (o: RetryOutcome): string => (o.kind === 'failed' ? o.code : `not failed: ${o.kind}`);
+const failed = (o: RetryPlan): string => (o.kind === 'failed' ? o.code : `not failed: ${o.kind}`);
 
 describe('recovery: planning a retry attempt', () => {
   it('re-initializes on the attempt\'s pod, notifies, and stores the new pin', async () => {
@@ -105,7 +106,7 @@ describe('recovery: planning a retry attempt', () => {
   it('does not re-initialize a session its pod still holds: the request goes back there by relay', async () => {
     const { store, pods, recoverer, attempt } = await setup();
     pods.probe = () => ({ status: 200 });
-    expect(await recoverer.planRetry(attempt(), never)).to.deep.equal({ kind: 'relay', notLost: true, pin: { pod: OLD_POD, backendSessionId: 'client-1', generation: 1 } });
+    expect(await recoverer.planRetry(attempt(), never)).to.deep.equal({ kind: 'relay', why: 'not-lost', pin: { pod: OLD_POD, backendSessionId: 'client-1', generation: 1 } });
     expect(pods.count('"initialize"')).to.equal(0);
     expect(await store.lookup('client-1')).to.deep.include({ pod: OLD_POD, generation: 1 });
   });
@@ -123,7 +124,7 @@ describe('recovery: planning a retry attempt', () => {
     await store.replacePin('client-1', 1, RETRY_POD, 'moved');
     expect(await recoverer.planRetry(attempt(), never)).to.deep.equal({ kind: 'send', reinitialized: false, pin: { pod: RETRY_POD, backendSessionId: 'moved', generation: 2 } });
     await store.replacePin('client-1', 2, '10.0.2.2:8080', 'elsewhere');
-    expect(await recoverer.planRetry(attempt({ failedSessionId: 'moved' }), never)).to.deep.include({ kind: 'relay' });
+    expect(await recoverer.planRetry(attempt({ failedSessionId: 'moved' }), never)).to.deep.include({ kind: 'relay', why: 'moved' });
     expect(pods.sent).to.have.length(0);
   });
 
@@ -131,7 +132,27 @@ describe('recovery: planning a retry attempt', () => {
     const { recoverer, pods, attempt } = await setup();
     pods.init = () => ({ upstream: '10.0.3.3:8080' });
     const o = await recoverer.planRetry(attempt(), never);
-    expect(o).to.deep.equal({ kind: 'relay', pin: { pod: '10.0.3.3:8080', backendSessionId: 'backend-1', generation: 2 } });
+    expect(o).to.deep.equal({ kind: 'relay', why: 'moved', pin: { pod: '10.0.3.3:8080', backendSessionId: 'backend-1', generation: 2 } });
+  });
+
+  it('pings and re-initializes at the path the session was initialized on, not the request\'s own (harm 4: a /typo 404 is no proof)', async () => {
+    const { store, pods, recoverer, attempt } = await setup();
+    // The pod serves MCP at /mcp only: anything else is its 404.
+    pods.probe = (req) => ({ status: req.path === '/mcp' ? 200 : 404 });
+    const o = await recoverer.planRetry(attempt({ path: '/typo' }), never);
+    expect(o).to.deep.equal({ kind: 'relay', why: 'not-lost', pin: { pod: OLD_POD, backendSessionId: 'client-1', generation: 1 } });
+    expect(pods.sent.map((r) => r.path)).to.deep.equal(['/mcp']);
+    expect(pods.count('"initialize"')).to.equal(0);
+    expect(await store.lookup('client-1')).to.deep.include({ generation: 1 });
+  });
+
+  it('gives joiners the whole result of the recovery they join: "not lost" too (harm 3: no second ping, no third send)', async () => {
+    const { pods, recoverer, attempt } = await setup();
+    pods.probe = () => ({ status: 200 });
+    pods.delayMs = 20;
+    const plans = await Promise.all([recoverer.planRetry(attempt(), never), recoverer.planRetry(attempt({ pod: '10.0.5.5:8080' }), never)]);
+    for (const p of plans) expect(p).to.deep.include({ kind: 'relay', why: 'not-lost' });
+    expect(pods.count('"ping"'), 'one proof for both').to.equal(1);
   });
 
   it('sends a session the store no longer knows untouched', async () => {
@@ -141,7 +162,7 @@ describe('recovery: planning a retry attempt', () => {
     expect(pods.sent).to.have.length(0);
   });
 
-  it('fails with NO_INIT_BODY and drops the pin when no init body was stored', async () => {
+  it('fails with NO_INIT_BODY and drops the pin when no init body was stored (proof it can never come back)', async () => {
     const { store, pods, recoverer, attempt } = await setup(null);
     expect(failed(await recoverer.planRetry(attempt(), never))).to.equal('MCP_PIN_RECOVERY_NO_INIT_BODY');
     expect(pods.sent.map((r) => r.body!.toString()), 'only the proof that it is lost').to.deep.equal(['{"jsonrpc":"2.0","id":"mcp-pin-probe","method":"ping"}']);
@@ -149,24 +170,37 @@ describe('recovery: planning a retry attempt', () => {
   });
 
   for (const [name, init] of [
-    ['re-init answers non-2xx', () => ({ status: 503 })],
+    ['re-init answers 5xx', () => ({ status: 503 })],
     ['re-init answers without a session id', () => ({ headers: [] })],
     ['re-init request fails', () => new Error('ECONNREFUSED')],
     ['Envoy reports no pod address', () => ({ upstream: undefined })],
+    ['Envoy answered the re-init itself', () => ({ status: 503, upstream: undefined, envoyReply: 'upstream_reset_before_response_started{connection_failure}' })],
   ] as const) {
-    it(`fails with REINIT_FAILED and drops the pin when ${name}`, async () => {
+    it(`fails with RECOVERY_UNAVAILABLE and keeps the record (transient) when ${name}`, async () => {
       const { store, pods, recoverer, attempt } = await setup();
       pods.init = init as never;
-      expect(failed(await recoverer.planRetry(attempt(), never))).to.equal('MCP_PIN_RECOVERY_REINIT_FAILED');
-      expect(await store.lookup('client-1')).to.equal(null);
+      expect(failed(await recoverer.planRetry(attempt(), never))).to.equal('MCP_PIN_RECOVERY_UNAVAILABLE');
+      const rec = await store.load('client-1');
+      expect(rec, 'record kept').to.deep.include({ pod: OLD_POD, generation: 1 });
+      expect(rec!.initBody!.equals(INIT), 'initialize body kept').to.equal(true);
+      // The next request tries again, and the session comes back.
+      pods.init = () => ({});
+      expect(await recoverer.planRetry(attempt(), never)).to.deep.include({ kind: 'send', reinitialized: true });
     });
   }
 
-  it('fails with REINIT_FAILED when notifications/initialized is refused', async () => {
+  it('fails with REINIT_REFUSED and drops the record when a pod refuses the stored initialize with a 4xx (proof)', async () => {
+    const { store, pods, recoverer, attempt } = await setup();
+    pods.init = () => ({ status: 400 });
+    expect(failed(await recoverer.planRetry(attempt(), never))).to.equal('MCP_PIN_RECOVERY_REINIT_REFUSED');
+    expect(await store.lookup('client-1')).to.equal(null);
+  });
+
+  it('fails with RECOVERY_UNAVAILABLE and keeps the record when notifications/initialized is refused', async () => {
     const { store, pods, recoverer, attempt } = await setup();
     pods.notify = () => ({ status: 400 });
-    expect(failed(await recoverer.planRetry(attempt(), never))).to.equal('MCP_PIN_RECOVERY_REINIT_FAILED');
-    expect(await store.lookup('client-1')).to.equal(null);
+    expect(failed(await recoverer.planRetry(attempt(), never))).to.equal('MCP_PIN_RECOVERY_UNAVAILABLE');
+    expect(await store.lookup('client-1')).to.deep.include({ pod: OLD_POD, generation: 1 });
   });
 
   it('runs one re-init for 20 concurrent retries of a session; every one is sent under the new id', async () => {
@@ -189,7 +223,7 @@ describe('recovery: planning a retry attempt', () => {
     // The other replica finishes its recovery on another pod and releases the lock.
     await store.replacePin('client-1', 1, '10.0.2.2:8080', 'their-backend');
     await store.unlock('client-1', 'other-replica');
-    expect(await pending).to.deep.equal({ kind: 'relay', pin: { pod: '10.0.2.2:8080', backendSessionId: 'their-backend', generation: 2 } });
+    expect(await pending).to.deep.equal({ kind: 'relay', why: 'moved', pin: { pod: '10.0.2.2:8080', backendSessionId: 'their-backend', generation: 2 } });
     expect(pods.count('"initialize"'), 'no second re-init').to.equal(0);
   });
 
@@ -201,16 +235,21 @@ describe('recovery: planning a retry attempt', () => {
     expect(await store.lookup('client-1'), 'pin kept for the lock holder').to.not.equal(null);
   });
 
-  it('stops before the re-initialize when Envoy gives up on the attempt', async () => {
+  it('a caller that leaves stops waiting, and the recovery it started finishes on its own: the record is never dropped (harm 1)', async () => {
     const { store, pods, recoverer, attempt } = await setup();
+    pods.delayMs = 30;
     const gone = new AbortController();
-    await store.tryLock('client-1', 'other-replica', 5000);
-    const pending = recoverer.planRetry(attempt(), gone.signal);
+    const first = recoverer.planRetry(attempt(), gone.signal);
+    const joiner = recoverer.planRetry(attempt({ pod: RETRY_POD }), never);
+    // The first client leaves while its re-initialize is on the wire.
+    await eventually(async () => pods.count('"initialize"') === 1, 're-initialize sent');
     gone.abort();
-    await store.unlock('client-1', 'other-replica');
-    expect((await pending).kind).to.equal('failed');
-    expect(pods.sent, 'nothing sent after the cancel').to.have.length(0);
-    expect(await store.lookup('client-1')).to.deep.include({ pod: OLD_POD, generation: 1 });
+    expect(failed(await first)).to.equal('MCP_PIN_RECOVERY_CANCELLED');
+    // The joiner, still connected, gets the recovered session, and so does the store.
+    expect(await joiner).to.deep.include({ kind: 'send', pin: { pod: RETRY_POD, backendSessionId: 'backend-1', generation: 2 } });
+    const rec = await store.load('client-1');
+    expect(rec).to.deep.include({ pod: RETRY_POD, generation: 2 });
+    expect(rec!.initBody!.equals(INIT)).to.equal(true);
   });
 });
 
@@ -218,8 +257,8 @@ describe('recovery: relaying a request to the pod that holds its session', () =>
   it('sends it once, to that pod, under the backend id, with the client\'s end-to-end headers', async () => {
     const { pods, recoverer, attempt } = await setup();
     pods.notify = () => ({ status: 200, headers: [['content-type', 'application/json']], body: Buffer.from('{"r":1}') });
-    const pin = { pod: '10.0.2.2:8080', backendSessionId: 'theirs', generation: 3 };
-    const out = await recoverer.relay({ pin, method: 'POST', path: '/mcp', headers: attempt().headers, body: Buffer.from('{"method":"tools/call"}') }, never);
+    const plan: RelayPlan = { kind: 'relay', why: 'moved', pin: { pod: '10.0.2.2:8080', backendSessionId: 'theirs', generation: 3 } };
+    const out = await recoverer.relay({ plan, method: 'POST', attempt: attempt(), body: Buffer.from('{"method":"tools/call"}') }, never);
     expect(out).to.deep.include({ kind: 'answered', status: 200 });
     expect(pods.sent).to.have.length(1);
     const sent = pods.sent[0]!;
@@ -228,18 +267,80 @@ describe('recovery: relaying a request to the pod that holds its session', () =>
     expect(Object.fromEntries(sent.headers)).to.not.have.any.keys('x-mcp-pin-client-session', 'x-envoy-attempt-count');
   });
 
-  it('says the request ran when its answer is too large to relay, and a relay that failed otherwise', async () => {
+  const relayReq = (attempt: (o?: Partial<RetryAttempt>) => RetryAttempt, pod = '10.0.2.2:8080', why: RelayPlan['why'] = 'moved') => ({
+    plan: { kind: 'relay', why, pin: { pod, backendSessionId: 'theirs', generation: 3 } } as RelayPlan,
+    method: 'POST',
+    attempt: attempt(),
+    body: Buffer.from('{}'),
+  });
+
+  it('says whether a failed relay may have run: too large (ran), connection never opened (did not), anything after sending (may have)', async () => {
     const { pods, recoverer, attempt } = await setup();
-    const pin = { pod: '10.0.2.2:8080', backendSessionId: 'theirs', generation: 3 };
-    const req = { pin, method: 'POST', path: '/mcp', headers: attempt().headers, body: Buffer.from('{}') };
-    pods.send = async () => {
-      throw new ResponseTooLargeError(10);
+    const req = relayReq(attempt);
+    const cases: [() => Promise<ForwardResponse>, string][] = [
+      [async () => Promise.reject(new ResponseTooLargeError(10)), 'MCP_PIN_RELAY_TOO_LARGE'],
+      [async () => Promise.reject(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })), 'MCP_PIN_RELAY_FAILED'],
+      [async () => ({ status: 503, headers: [], body: Buffer.alloc(0), upstream: undefined, envoyReply: 'upstream_reset_before_response_started{connection_failure}' }), 'MCP_PIN_RELAY_FAILED'],
+      [async () => ({ status: 503, headers: [], body: Buffer.alloc(0), upstream: undefined, envoyReply: 'upstream_reset_before_response_started{connection_termination}' }), 'MCP_PIN_RELAY_MAY_HAVE_RUN'],
+      [async () => ({ status: 504, headers: [], body: Buffer.alloc(0), upstream: undefined, envoyReply: 'upstream_response_timeout' }), 'MCP_PIN_RELAY_MAY_HAVE_RUN'],
+      [async () => Promise.reject(new DOMException('The operation was aborted due to timeout', 'TimeoutError')), 'MCP_PIN_RELAY_MAY_HAVE_RUN'],
+      [async () => Promise.reject(Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' })), 'MCP_PIN_RELAY_MAY_HAVE_RUN'],
+    ];
+    for (const [send, code] of cases) {
+      pods.send = send;
+      expect(await recoverer.relay(req, never), code).to.deep.equal({ kind: 'failed', code });
+    }
+  });
+
+  it('never relays to a pod outside --pin-allow', async () => {
+    const { pods, recoverer, attempt } = await setup(INIT, 2000, { allows: (p) => p.startsWith('10.0.1.') });
+    expect(await recoverer.relay(relayReq(attempt), never)).to.deep.equal({ kind: 'failed', code: 'MCP_PIN_RELAY_NOT_ALLOWED' });
+    expect(pods.sent).to.have.length(0);
+  });
+
+  it('holds relayed answers within one shared byte budget', async () => {
+    const { pods, recoverer, attempt } = await setup(INIT, 2000, { relayBudgetBytes: 1024 * 1024 });
+    // One relay fills the budget while it reads: a second one at that moment is not sent.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    pods.send = async (req) => {
+      pods.sent.push(req);
+      req.lease!.take(1024 * 1024);
+      await gate;
+      return { status: 200, headers: [], body: Buffer.alloc(1024 * 1024), upstream: req.pod };
     };
-    expect(await recoverer.relay(req, never)).to.deep.equal({ kind: 'failed', code: 'MCP_PIN_RELAY_TOO_LARGE' });
-    pods.send = async () => {
-      throw new Error('ECONNREFUSED');
-    };
-    expect(await recoverer.relay(req, never)).to.deep.equal({ kind: 'failed', code: 'MCP_PIN_RELAY_FAILED' });
+    const first = recoverer.relay(relayReq(attempt), never);
+    await eventually(async () => pods.sent.length === 1, 'first relay reading');
+    expect(await recoverer.relay(relayReq(attempt), never)).to.deep.equal({ kind: 'failed', code: 'MCP_PIN_RELAY_BUSY' });
+    release();
+    expect(await first).to.deep.include({ kind: 'answered', status: 200 });
+    // Given back once handed on: the next relay goes.
+    pods.send = async (req) => ({ status: 200, headers: [], body: Buffer.from('{}'), upstream: req.pod });
+    expect(await recoverer.relay(relayReq(attempt), never)).to.deep.include({ kind: 'answered' });
+  });
+
+  it('recovers once more when the relayed-to pod lost the session too (it restarted), and relays to the pod that now holds it', async () => {
+    const { store, pods, recoverer, attempt } = await setup();
+    // The session moved to 10.0.2.2 (another request recovered it there), which has since restarted.
+    await store.replacePin('client-1', 1, '10.0.2.2:8080', 'theirs');
+    pods.notify = (req) => (req.pod === '10.0.2.2:8080' ? { status: 404 } : { status: 200, body: Buffer.from('{"r":"ok"}') });
+    const out = await recoverer.relay(relayReq(attempt), never);
+    expect(out).to.deep.include({ kind: 'answered', status: 200 });
+    expect(pods.count('"initialize"'), 'recovered once more').to.equal(1);
+    expect(await store.lookup('client-1')).to.deep.include({ pod: RETRY_POD, generation: 3 });
+  });
+
+  it('lets the pod\'s own answer stand after a proof that it holds the session: one relay back, whatever it answers', async () => {
+    const { pods, recoverer, attempt } = await setup();
+    pods.notify = () => ({ status: 404 });
+    expect(await recoverer.relay(relayReq(attempt, OLD_POD, 'not-lost'), never)).to.deep.include({ kind: 'answered', status: 404 });
+    expect(pods.sent).to.have.length(1);
+  });
+
+  it('answers a GET with "reconnect": a stream cannot be relayed into one answer', async () => {
+    const { pods, recoverer, attempt } = await setup();
+    expect(await recoverer.relay({ ...relayReq(attempt), method: 'GET', body: null }, never)).to.deep.equal({ kind: 'reconnect' });
+    expect(pods.sent).to.have.length(0);
   });
 });
 
@@ -251,7 +352,7 @@ describe('recovery races', () => {
       void store.replacePin('client-1', 1, '10.0.3.3:8080', 'winner');
       return {};
     };
-    expect(await recoverer.planRetry(attempt(), never)).to.deep.equal({ kind: 'relay', pin: { pod: '10.0.3.3:8080', backendSessionId: 'winner', generation: 2 } });
+    expect(await recoverer.planRetry(attempt(), never)).to.deep.equal({ kind: 'relay', why: 'moved', pin: { pod: '10.0.3.3:8080', backendSessionId: 'winner', generation: 2 } });
     expect(await store.lookup('client-1')).to.deep.include({ pod: '10.0.3.3:8080', backendSessionId: 'winner' });
   });
 });

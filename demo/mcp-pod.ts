@@ -6,7 +6,7 @@
  * Env: POD_NAME, POD_HOST (default 127.0.0.1), POD_PORT (default 0),
  * POD_JSON=1 for JSON responses instead of SSE, POD_LOST_STATUS (default 404:
  * the spec's answer to an unknown session; 400 imitates the SDK example server),
- * POD_REFUSE_INIT=1 to answer every initialize with 503, POD_STATELESS=1 for a
+ * POD_REFUSE_INIT=1 to answer every initialize with 503 (or =<status> with that status), POD_STATELESS=1 for a
  * server that never issues session ids, POD_MODERN=1 for a server on the v2
  * SDK (@modelcontextprotocol/server): MCP revision 2026-07-28, which has no
  * sessions, and 2025 clients served statelessly. POD_INIT_DELAY_MS delays the
@@ -34,7 +34,7 @@ const host = process.env.POD_HOST ?? '127.0.0.1';
 const port = Number(process.env.POD_PORT ?? 0);
 const json = process.env.POD_JSON === '1';
 const lostStatus = Number(process.env.POD_LOST_STATUS ?? 404);
-const refuseInit = process.env.POD_REFUSE_INIT === '1';
+const refuseInitStatus = process.env.POD_REFUSE_INIT === '1' ? 503 : Number(process.env.POD_REFUSE_INIT ?? 0);
 const stateless = process.env.POD_STATELESS === '1';
 const modern = process.env.POD_MODERN === '1';
 const initDelayMs = Number(process.env.POD_INIT_DELAY_MS ?? 0);
@@ -180,7 +180,7 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
     return s.transport.handleRequest(req, res, parsed);
   }
   if (req.method === 'POST' && methods.includes('initialize')) {
-    if (refuseInit) return sendJson(res, 503, { jsonrpc: '2.0', error: { code: -32603, message: 'refusing initialize' }, id: null });
+    if (refuseInitStatus) return sendJson(res, refuseInitStatus, { jsonrpc: '2.0', error: { code: -32603, message: 'refusing initialize' }, id: null });
     if (initDelayMs > 0) await new Promise((r) => setTimeout(r, initDelayMs));
     let id: string | undefined;
     const server = newServer(() => id);

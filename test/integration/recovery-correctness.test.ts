@@ -149,19 +149,20 @@ describe('recovery correctness (issue 12)', function () {
     expect(await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="recovered"}')).to.equal(1);
   });
 
-  it('abandons a recovery when the client goes away, and the request never reaches a pod', async () => {
+  it('a client that leaves during a re-initialize stops waiting, and its session is recovered all the same (harm 1): the pin survives, the next call works, the left request never ran', async () => {
     stack = await startStack({ pods: 2 });
     const c = await connectClient(stack.mcpUrl);
     clients.push(c);
+    const sid = c.sessionId();
     const home = stack.podByName((await c.whoami()).pod);
     const other = stack.pods.find((p) => p !== home)!;
     // The pod the retry goes to answers initialize slowly; the home pod forgets the session.
-    await other.restartInPlace({ POD_INIT_DELAY_MS: '3000' });
+    await other.restartInPlace({ POD_INIT_DELAY_MS: '1500' });
     await home.restartInPlace();
     const gone = new AbortController();
     const call = fetch(stack.mcpUrl, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25', 'mcp-session-id': c.sessionId() },
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25', 'mcp-session-id': sid },
       body: JSON.stringify({ jsonrpc: '2.0', id: 42, method: 'tools/call', params: { name: 'echo', arguments: { text: 'once' } } }),
       signal: gone.signal,
     }).catch((e: Error) => e);
@@ -169,10 +170,22 @@ describe('recovery correctness (issue 12)', function () {
     await eventually(async () => (await other.record()).requests.some((r) => r.rpcMethod === 'initialize'), 'the re-initialize reached the slow pod', 5000);
     gone.abort();
     expect(await call).to.be.instanceOf(Error);
-    await eventually(async () => /"cancelled":true/.test(stack.pins[0]!.proc.output), 'mcp-pin abandoned the recovery', 5000);
-    // The home pod saw the first attempt and answered 404 (session unknown); nothing ran the tool.
-    const calls = [...(await home.record()).requests, ...(await other.record()).requests].filter((r) => r.rpcMethod === 'tools/call');
-    expect(calls.map((r) => r.status), 'the tool call never ran').to.deep.equal([404]);
-    expect((await other.record()).requests.filter((r) => r.rpcMethod === 'tools/call'), 'never sent to the recovering pod').to.deep.equal([]);
+    await eventually(async () => /"code":"MCP_PIN_RECOVERY_CANCELLED"/.test(stack.pins[0]!.proc.output), 'mcp-pin stopped waiting for the client that left', 5000);
+    // The recovery itself finishes: the stored record moves to the other pod, its initialize body kept.
+    const r = new Redis(stack.redis!.url);
+    try {
+      await eventually(async () => (await r.hget(`${stack.keyPrefix}{${sid}}`, 'gen')) === '2', 'the recovered pin stored', 10_000);
+      const rec = await r.hgetallBuffer(`${stack.keyPrefix}{${sid}}`);
+      expect(rec.pod!.toString()).to.equal(`${other.host}:${other.port}`);
+      expect(rec.init!.length, 'initialize body kept').to.be.greaterThan(0);
+    } finally {
+      r.disconnect();
+    }
+    // The left request never ran; the client's next call is served by the recovered session, with no second initialize.
+    const calls = [...(await home.record()).requests, ...(await other.record()).requests].filter((x) => x.rpcMethod === 'tools/call');
+    expect(calls.map((x) => x.status), 'the tool call never ran').to.deep.equal([404]);
+    expect((await c.echo('after')).text).to.equal('after');
+    expect(c.sessionId()).to.equal(sid);
+    expect((await other.record()).initialize, 'one re-initialize').to.have.length(1);
   });
 });

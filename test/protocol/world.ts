@@ -1,0 +1,512 @@
+/**
+ * A simulated deployment for the recovery protocol: the real mcp-pin code
+ * (Exchange, AttemptExchange, HttpRecoverer/SessionRecovery, CachedStore over
+ * one MemoryStore) of two replicas, on a virtual clock, with every await that
+ * crosses a process boundary (store call, pod answer) resolved in an order
+ * fast-check's scheduler picks. Envoy's part is modelled as the template
+ * configures it (envoy/envoy.template.yaml): the pinned route's retries
+ * (num_retries 2, previous_hosts, lost-session statuses and connect
+ * failures; resets only for methods safe to replay), the upstream ext_proc
+ * only on attempts after the first, its per-message timeout and
+ * override_message_timeout, the internal listener's local replies, and the
+ * downstream ext_proc's response phase. Pods are modelled as the SDK servers
+ * behave: sessions in memory, lost on restart, MCP only at /mcp, a 404 for an
+ * unknown session.
+ *
+ * Everything a check needs is recorded: every delivery of a client request
+ * to a pod (and whether that pod held the session and ran it), every
+ * re-initialize (and whether the old pod still held the session at that
+ * moment), every answer a client got, and why each record left the store.
+ */
+import type { Scheduler } from 'fast-check';
+import { pino } from 'pino';
+import { AttemptExchange } from '../../src/extproc/attempt.js';
+import { CLIENT_ERRORS } from '../../src/extproc/error-responses.js';
+import { Exchange } from '../../src/extproc/exchange.js';
+import type { HeaderMutation, ProcessingRequest, ProcessingResponse } from '../../src/extproc/protocol.js';
+import { untilAborted } from '../../src/clock.js';
+import { Metrics } from '../../src/metrics.js';
+import type { ForwardRequest, ForwardResponse, Forwarder } from '../../src/recovery/forwarder.js';
+import { HttpRecoverer } from '../../src/recovery/http-recoverer.js';
+import { CachedStore } from '../../src/sessions/cached-store.js';
+import { MemoryStore } from '../../src/sessions/memory-store.js';
+import type { SessionStore } from '../../src/sessions/store.js';
+import { VirtualClock } from './virtual-clock.js';
+
+export const PODS = ['10.0.0.1:80', '10.0.0.2:80', '10.0.0.3:80'] as const;
+export const MCP_PATH = '/mcp';
+const PIN_HEADER = 'x-mcp-pin-dst';
+const CLIENT_SESSION = 'x-mcp-pin-client-session';
+const LOST = [404];
+/** The template's defaults, scaled: message_timeout 1 s; mcp-pin's recovery timeout 3 s (Envoy waits 4 s). */
+export const MESSAGE_TIMEOUT_MS = 1000;
+export const RECOVERY_TIMEOUT_MS = 3000;
+const MAX_ATTEMPTS = 3;
+/** Methods the template's replayAfterReset list names (safe to run twice). */
+const SAFE = new Set(['resources/read', 'ping']);
+
+export type Kind = 'call' | 'slow-call' | 'read' | 'typo';
+type Headers = [string, string][];
+
+interface PodState {
+  up: boolean;
+  sessions: Set<string>;
+  n: number;
+  /** Next initialize answers this status (once); 0: none. */
+  initFault: number;
+  /** Every initialize answers 400 (the stored initialize is no longer acceptable). */
+  refuseInit: boolean;
+  /** The next client request runs, then its connection resets before the answer. */
+  resetNext: boolean;
+}
+
+export interface Delivery {
+  pod: string;
+  /** The pod held the session the request named when it arrived. */
+  held: boolean;
+  /** The pod ran the method (it may have effects). */
+  ran: boolean;
+  via: 'envoy' | 'relay';
+}
+
+export type Answer =
+  | { from: 'pod'; status: number; sessionId: string | undefined }
+  | { from: 'mcp-pin'; status: number; details: string; mayHaveRun: boolean; sessionId: string | undefined }
+  | { from: 'envoy'; status: number; details: string; saysMayHaveRun: boolean }
+  | { from: 'nobody'; why: 'client left' };
+
+export interface ClientRequest {
+  rid: string;
+  client: string;
+  kind: Kind;
+  method: string;
+  deliveries: Delivery[];
+  answer?: Answer;
+  abort: AbortController;
+  done: Promise<void>;
+}
+
+export interface Violation {
+  invariant: string;
+  detail: string;
+}
+
+/** The store as one process sees another: every call answers in an order the scheduler picks. */
+function scheduledStore(inner: SessionStore, s: Scheduler): SessionStore {
+  const wrap =
+    <A extends unknown[], R>(fn: (...a: A) => Promise<R>) =>
+    (...a: A): Promise<R> =>
+      s.schedule(fn(...a));
+  return {
+    lookup: wrap(inner.lookup.bind(inner)),
+    create: wrap(inner.create.bind(inner)),
+    adopt: wrap(inner.adopt.bind(inner)),
+    load: wrap(inner.load.bind(inner)),
+    replacePin: wrap(inner.replacePin.bind(inner)),
+    remove: wrap(inner.remove.bind(inner)),
+    removeIfGeneration: wrap(inner.removeIfGeneration.bind(inner)),
+    tryLock: wrap(inner.tryLock.bind(inner)),
+    unlock: wrap(inner.unlock.bind(inner)),
+    ping: wrap(inner.ping.bind(inner)),
+    close: () => inner.close(),
+  };
+}
+
+const hdr = (h: Headers, name: string): string | undefined => h.find(([k]) => k === name)?.[1];
+
+function applyMutation(h: Headers, m: HeaderMutation | undefined): Headers {
+  if (!m) return h;
+  let out = h.filter(([k]) => !(m.remove_headers ?? []).includes(k));
+  for (const sh of m.set_headers ?? []) {
+    const key = sh.header.key;
+    const value = sh.header.raw_value.toString('latin1');
+    const exists = out.some(([k]) => k === key);
+    if (sh.append_action === 'OVERWRITE_IF_EXISTS' && !exists) continue;
+    out = [...out.filter(([k]) => k !== key), [key, value]];
+  }
+  return out;
+}
+
+function wire(h: Headers): { headers: { headers: { key: string; raw_value: Buffer }[] } } {
+  return { headers: { headers: h.map(([key, v]) => ({ key, raw_value: Buffer.from(v) })) } };
+}
+
+export interface WorldOptions {
+  /** Each replica's pin cache (--pin-cache-ms); 0: off. */
+  pinCacheMs?: number;
+}
+
+export class World {
+  readonly clock = new VirtualClock();
+  readonly violations: Violation[] = [];
+  readonly requests: ClientRequest[] = [];
+  readonly pods = new Map<string, PodState>(PODS.map((p) => [p, { up: true, sessions: new Set(), n: 0, initFault: 0, refuseInit: false, resetNext: false }]));
+  /** Why a client's record may be gone: DELETE answered, or a pod refused its stored initialize (4xx). */
+  readonly mayBeGone = new Map<string, string>();
+  private readonly shared: MemoryStore;
+  private readonly replicas: { exchangeDeps: ConstructorParameters<typeof Exchange>[0]; recoverer: HttpRecoverer; store: SessionStore }[];
+  /** Re-initializes on the wire now, per client: at most one (I4). */
+  private readonly reinitInFlight = new Map<string, number>();
+  private rr = 0;
+  private nextRid = 0;
+
+  constructor(
+    private readonly s: Scheduler,
+    readonly clients: string[],
+    private readonly opts: WorldOptions = {},
+  ) {
+    this.shared = new MemoryStore({ sessionTtlMs: 3_600_000, now: this.clock.now });
+    const log = pino({ level: 'silent' });
+    const cfg = {
+      pinHeader: PIN_HEADER,
+      upstreamHeader: 'x-mcp-pin-upstream',
+      recoveryUrl: 'http://sim.invalid',
+      recoveryTimeoutMs: RECOVERY_TIMEOUT_MS,
+      lostSessionStatuses: LOST,
+      maxSessionIdLength: 256,
+      maxInitBodyBytes: 65536,
+      relayBudgetBytes: 64 << 20,
+    };
+    this.replicas = [0, 1].map(() => {
+      const metrics = new Metrics();
+      const scheduled = scheduledStore(this.shared, s);
+      const store = (opts.pinCacheMs ?? 0) > 0 ? new CachedStore(scheduled, { ttlMs: opts.pinCacheMs!, now: this.clock.now }) : scheduled;
+      const recoverer = new HttpRecoverer({ cfg, store, log, metrics, forwarder: this.forwarder(), clock: this.clock });
+      return { exchangeDeps: { store, cfg, log, metrics }, recoverer, store };
+    });
+  }
+
+  /** Each client starts with a session on a pod, made by an initialize at /mcp. */
+  async seed(): Promise<void> {
+    for (const [i, c] of this.clients.entries()) {
+      const pod = PODS[i % PODS.length]!;
+      this.pods.get(pod)!.sessions.add(c);
+      await this.shared.create(c, { pod, backendSessionId: c, initBody: initBody(c), initPath: MCP_PATH });
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.shared.close();
+  }
+
+  private violate(invariant: string, detail: string): void {
+    this.violations.push({ invariant, detail });
+  }
+
+  // ---- pods ----
+
+  kill(pod: string): void {
+    const p = this.pods.get(pod)!;
+    p.up = false;
+    p.sessions.clear();
+  }
+
+  start(pod: string): void {
+    this.pods.get(pod)!.up = true;
+  }
+
+  restartInPlace(pod: string): void {
+    this.kill(pod);
+    this.start(pod);
+  }
+
+  fault(pod: string, f: 'init-500-once' | 'init-400' | 'reset-next'): void {
+    const p = this.pods.get(pod)!;
+    if (f === 'init-500-once') p.initFault = 500;
+    if (f === 'init-400') p.refuseInit = true;
+    if (f === 'reset-next') p.resetNext = true;
+  }
+
+  /**
+   * One HTTP request arriving at a pod. Returns its answer, or 'refused'
+   * (nothing listens) or 'reset' (ran, then the connection broke).
+   */
+  private async atPod(podAddr: string, method: string, path: string, headers: Headers, body: string, signal?: AbortSignal): Promise<{ status: number; headers: Headers; body: string } | 'refused' | 'reset'> {
+    await this.s.schedule(Promise.resolve(), `arrive ${podAddr}`);
+    const pod = this.pods.get(podAddr)!;
+    if (!pod.up) return 'refused';
+    const rpc = JSON.parse(body || '{}') as { id?: string; method?: string; params?: { clientInfo?: { name?: string } } };
+    const sid = hdr(headers, 'mcp-session-id');
+    const client = typeof rpc.id === 'string' && rpc.id.startsWith('r') ? this.requests.find((r) => r.rid === rpc.id) : undefined;
+    if (method === 'DELETE') {
+      if (sid && pod.sessions.delete(sid)) return { status: 200, headers: [], body: '' };
+      return { status: 404, headers: [], body: '' };
+    }
+    if (!sid) {
+      if (rpc.method !== 'initialize') return { status: 400, headers: [], body: '' };
+      const forClient = rpc.params?.clientInfo?.name ?? '?';
+      if (pod.refuseInit) return { status: 400, headers: [], body: '' };
+      if (pod.initFault) {
+        const status = pod.initFault;
+        pod.initFault = 0;
+        return { status, headers: [], body: '' };
+      }
+      const id = `${podAddr}/s${++pod.n}/${forClient}`;
+      pod.sessions.add(id);
+      return { status: 200, headers: [['mcp-session-id', id]], body: '{}' };
+    }
+    const held = pod.sessions.has(sid);
+    const ok = path === MCP_PATH && held;
+    if (client) client.deliveries.push({ pod: podAddr, held, ran: ok, via: signal ? 'relay' : 'envoy' });
+    if (!ok) return { status: 404, headers: [['content-type', 'application/json']], body: '{"error":{"code":-32001}}' };
+    if (client) {
+      if (pod.resetNext) {
+        pod.resetNext = false;
+        return 'reset';
+      }
+      // The method runs; a slow one takes longer than Envoy's message timeout.
+      await this.clock.sleep(client.kind === 'slow-call' ? 1500 : 10);
+    }
+    return { status: rpc.method?.startsWith('notifications/') ? 202 : 200, headers: [['mcp-session-id', sid], ['content-type', 'application/json']], body: `{"result":{},"id":"${rpc.id ?? ''}"}` };
+  }
+
+  /** Envoy's internal listener, as mcp-pin's recovery reaches the pods through it. */
+  private forwarder(): Forwarder {
+    return {
+      send: async (req: ForwardRequest): Promise<ForwardResponse> => {
+        const body = req.body?.toString() ?? '';
+        const isInit = body.includes('"initialize"');
+        const forClient = isInit ? ((JSON.parse(body) as { params: { clientInfo: { name: string } } }).params.clientInfo.name) : undefined;
+        if (forClient) this.onReinitialize(forClient);
+        try {
+          const res = await untilAborted(this.atPod(req.pod!, req.method, req.path, req.headers, body, req.signal), req.signal);
+          if (res === 'refused') return { status: 503, headers: [], body: Buffer.alloc(0), upstream: undefined, envoyReply: 'upstream_reset_before_response_started{connection_failure}' };
+          if (res === 'reset') return { status: 503, headers: [], body: Buffer.alloc(0), upstream: undefined, envoyReply: 'upstream_reset_before_response_started{connection_termination}' };
+          if (isInit && res.status >= 400 && res.status < 500) this.mayBeGone.set(forClient!, `a pod refused its initialize with ${res.status}`);
+          return { status: res.status, headers: res.headers, body: Buffer.from(res.body), upstream: req.pod };
+        } finally {
+          if (forClient) this.reinitInFlight.set(forClient, (this.reinitInFlight.get(forClient) ?? 1) - 1);
+        }
+      },
+      close: async () => {},
+    };
+  }
+
+  /** I4 and I6, checked at the moment a re-initialize leaves. */
+  private onReinitialize(client: string): void {
+    const n = (this.reinitInFlight.get(client) ?? 0) + 1;
+    this.reinitInFlight.set(client, n);
+    if (n > 1) this.violate('I4', `${client}: ${n} re-initializes on the wire at once`);
+    // The record still names the pin that was found lost (it is replaced only after).
+    void this.shared.load(client).then((rec) => {
+      if (rec && this.pods.get(rec.pod)!.sessions.has(rec.backendSessionId)) this.violate('I6', `${client}: re-initialized while ${rec.pod} still holds ${rec.backendSessionId}`);
+    });
+  }
+
+  // ---- clients and Envoy ----
+
+  private replica(): (typeof this.replicas)[number] {
+    return this.replicas[this.rr++ % this.replicas.length]!;
+  }
+
+  /** A client sends one request of its session; it runs concurrently with everything else. */
+  request(client: string, kind: Kind, hostPicks: number[]): ClientRequest {
+    const rid = `r${++this.nextRid}`;
+    const method = kind === 'read' ? 'resources/read' : 'tools/call';
+    const req = { rid, client, kind, method, deliveries: [], abort: new AbortController() } as unknown as ClientRequest;
+    this.requests.push(req);
+    req.done = this.throughEnvoy(req, hostPicks).then(
+      (a) => this.onAnswer(req, a),
+      (err: unknown) => this.violate('crash', `${rid}: ${(err as Error)?.stack ?? String(err)}`),
+    );
+    return req;
+  }
+
+  /** A DELETE of the client's session (the pinned DELETE route: no retries). */
+  async delete(client: string): Promise<void> {
+    // The client ends its session: whatever the pod answers, the record may go.
+    this.mayBeGone.set(client, 'deleted');
+    const r = this.replica();
+    const ex = new Exchange(r.exchangeDeps);
+    let headers: Headers = [[':method', 'DELETE'], [':path', MCP_PATH], ['mcp-session-id', client]];
+    const [first] = await ex.handle({ request: 'request_headers', request_headers: { ...wire(headers), end_of_stream: true } });
+    if (first?.immediate_response) return;
+    headers = applyMutation(headers, first?.request_headers?.response?.header_mutation);
+    const pod = hdr(headers, PIN_HEADER);
+    if (!pod) return;
+    const res = await this.atPod(pod, 'DELETE', MCP_PATH, headers.filter(([k]) => k !== PIN_HEADER), '');
+    const status = res === 'refused' ? 503 : res === 'reset' ? 503 : res.status;
+    if (!ex.complete) await ex.handle({ request: 'response_headers', response_headers: wire([[':status', String(status)]]), attributes: { 'envoy.filters.http.ext_proc': { fields: { 'upstream.address': { kind: 'stringValue', stringValue: pod } } } } } as ProcessingRequest);
+  }
+
+  private async throughEnvoy(req: ClientRequest, hostPicks: number[]): Promise<Answer> {
+    const body = JSON.stringify({ jsonrpc: '2.0', id: req.rid, method: req.method });
+    const path = req.kind === 'typo' ? '/typo' : MCP_PATH;
+    let headers: Headers = [[':method', 'POST'], [':path', path], ['mcp-session-id', req.client], ['content-type', 'application/json']];
+    // Downstream ext_proc: one message for a pinned request.
+    const down = new Exchange(this.replica().exchangeDeps);
+    const [first] = await down.handle({ request: 'request_headers', request_headers: { ...wire(headers), end_of_stream: false } });
+    if (!first) throw new Error('no answer to request headers');
+    if (first.immediate_response) return this.mcpPinAnswer(first);
+    headers = applyMutation(headers, first.request_headers?.response?.header_mutation);
+    const pin = hdr(headers, PIN_HEADER);
+    if (!pin) {
+      // The service route: a session mcp-pin does not know. No pod of the
+      // simulation holds a session mcp-pin forgot, so each answers 404.
+      return { from: 'pod', status: 404, sessionId: undefined };
+    }
+    const tried: string[] = [];
+    let final: { status: number; headers: Headers } | Answer | undefined;
+    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+      if (req.abort.signal.aborted) return { from: 'nobody', why: 'client left' };
+      // override_host on attempt 1; previous_hosts on retries (the pin header was removed after attempt 1 chose).
+      const candidates = PODS.filter((p) => !tried.includes(p));
+      const host = attempt === 1 && PODS.includes(pin as (typeof PODS)[number]) ? pin : (candidates[(hostPicks[attempt] ?? 0) % candidates.length] ?? PODS[0]);
+      tried.push(host);
+      let attemptHeaders = headers.filter(([k]) => k !== PIN_HEADER);
+      let upstream: AttemptExchange | undefined;
+      let upstreamGone: AbortController | undefined;
+      if (attempt > 1) {
+        // The upstream ext_proc (composite filter), on retries only.
+        upstreamGone = new AbortController();
+        req.abort.signal.addEventListener('abort', () => upstreamGone!.abort(), { once: true });
+        const r = this.replica();
+        let extended = 0;
+        upstream = new AttemptExchange({ cfg: r.exchangeDeps.cfg, log: r.exchangeDeps.log, metrics: r.exchangeDeps.metrics, recoverer: r.recoverer }, (m) => {
+          if (m.override_message_timeout) extended = Number(m.override_message_timeout.seconds) * 1000 + Math.round(m.override_message_timeout.nanos / 1e6);
+        }, upstreamGone.signal);
+        const msg: ProcessingRequest = {
+          request: 'request_headers',
+          request_headers: { ...wire([...attemptHeaders, ['x-envoy-attempt-count', String(attempt)]]), end_of_stream: false },
+          attributes: { 'envoy.filters.http.ext_proc': { fields: { 'upstream.address': { kind: 'stringValue', stringValue: host } } } },
+        };
+        const onHeaders = await this.withMessageTimeout(upstream.handle(msg), () => extended, upstreamGone);
+        if (onHeaders === 'timeout') return { from: 'envoy', status: 504, details: 'ext_proc_error_per-message_timeout_exceeded', saysMayHaveRun: false };
+        const h = onHeaders[0]!;
+        if (h.immediate_response) return this.mcpPinAnswer(h);
+        if (h.mode_override?.request_body_mode === 'BUFFERED') {
+          extended = 0;
+          const onBody = await this.withMessageTimeout(upstream.handle({ request: 'request_body', request_body: { body: Buffer.from(body), end_of_stream: true } }), () => extended, upstreamGone);
+          if (onBody === 'timeout') return { from: 'envoy', status: 504, details: 'ext_proc_error_per-message_timeout_exceeded', saysMayHaveRun: false };
+          return this.mcpPinAnswer(onBody[0]!);
+        }
+        // Header changes stay on the request for later attempts (Envoy keeps them).
+        headers = applyMutation(headers, h.request_headers?.response?.header_mutation);
+        attemptHeaders = headers.filter(([k]) => k !== PIN_HEADER);
+        if (h.mode_override?.response_header_mode === 'SKIP') upstream = undefined;
+      }
+      const res = await this.atPod(host, 'POST', path, attemptHeaders, body);
+      if (res === 'refused') {
+        final = { from: 'envoy', status: 503, details: 'upstream_reset_before_response_started{connection_failure}', saysMayHaveRun: false };
+        continue;
+      }
+      if (res === 'reset') {
+        final = { from: 'envoy', status: 503, details: 'upstream_reset_before_response_started{connection_termination}', saysMayHaveRun: true };
+        if (SAFE.has(req.method)) continue;
+        break;
+      }
+      let outHeaders = res.headers;
+      if (upstream && !upstream.complete) {
+        const [r] = await upstream.handle({ request: 'response_headers', response_headers: wire([[':status', String(res.status)], ...outHeaders]) } as ProcessingRequest);
+        outHeaders = applyMutation(outHeaders, r?.response_headers?.response?.header_mutation);
+      }
+      final = { status: res.status, headers: outHeaders };
+      if (LOST.includes(res.status)) continue;
+      break;
+    }
+    if (!final || 'from' in final) return final ?? { from: 'envoy', status: 503, details: 'no attempt', saysMayHaveRun: false };
+    // The downstream ext_proc's response phase, where it asked for one.
+    let out = final.headers;
+    if (!down.complete) {
+      const [r] = await down.handle({ request: 'response_headers', response_headers: wire([[':status', String(final.status)], ...out]) } as ProcessingRequest);
+      out = applyMutation(out, r?.response_headers?.response?.header_mutation);
+    }
+    return { from: 'pod', status: final.status, sessionId: hdr(out, 'mcp-session-id') };
+  }
+
+  /** Envoy waits message_timeout for an answer, or what mcp-pin extended it to; past it, it gives up on the stream. */
+  private async withMessageTimeout(p: Promise<ProcessingResponse[]>, extendedTo: () => number, gone: AbortController): Promise<ProcessingResponse[] | 'timeout'> {
+    const started = this.clock.now();
+    let settled = false;
+    const result = p.finally(() => (settled = true));
+    for (;;) {
+      const limit = extendedTo() || MESSAGE_TIMEOUT_MS;
+      const left = started + limit - this.clock.now();
+      if (left <= 0) {
+        gone.abort();
+        result.catch(() => {});
+        return 'timeout';
+      }
+      const tick = this.clock.sleep(Math.min(left, 100));
+      const winner = await Promise.race([result.then(() => 'done' as const), tick.then(() => 'tick' as const)]);
+      if (winner === 'done' || settled) return result;
+    }
+  }
+
+  private mcpPinAnswer(r: ProcessingResponse): Answer {
+    const imm = r.immediate_response!;
+    const details = imm.details ?? '';
+    const sessionId = imm.headers?.set_headers?.find((h) => h.header.key === 'mcp-session-id')?.header.raw_value.toString();
+    if (details === 'mcp_pin_relayed') return { from: 'pod', status: imm.status.code, sessionId };
+    if (details === 'mcp_pin_relayed_reconnect') return { from: 'pod', status: 200, sessionId };
+    const entry = Object.values(CLIENT_ERRORS).find((e) => e.details === details);
+    if (!entry) throw new Error(`an immediate response with unknown details ${details}`);
+    return { from: 'mcp-pin', status: imm.status.code, details, mayHaveRun: entry.mayHaveRun, sessionId };
+  }
+
+  // ---- checks ----
+
+  private onAnswer(req: ClientRequest, answer: Answer): void {
+    req.answer = req.abort.signal.aborted && answer.from !== 'pod' ? { from: 'nobody', why: 'client left' } : answer;
+  }
+
+  /**
+   * I1, I2, I7 over every request, once nothing more can happen (a pod may
+   * run a request after its client got an answer: a relay cut by a timeout).
+   */
+  checkRequests(): void {
+    for (const req of this.requests) this.checkRequest(req);
+  }
+
+  private checkRequest(req: ClientRequest): void {
+    const answer = req.answer;
+    if (!answer) {
+      this.violate('liveness', `${req.rid} never answered`);
+      return;
+    }
+    const ran = req.deliveries.filter((d) => d.ran).length;
+    // I1: run at most once; to a pod holding the session at most twice (the second only after proof it was not a loss).
+    if (!SAFE.has(req.method)) {
+      if (ran > 1) this.violate('I1', `${req.rid} (${req.method}) ran ${ran} times: ${JSON.stringify(req.deliveries)}`);
+    }
+    const toHolder = req.deliveries.filter((d) => d.held).length;
+    if (toHolder > 2) this.violate('I1', `${req.rid} reached a pod holding its session ${toHolder} times: ${JSON.stringify(req.deliveries)}`);
+    // I2: the pod's own answer, or an error that is right about whether it may have run.
+    if (answer.from === 'mcp-pin' && !answer.mayHaveRun && ran > 0) this.violate('I2', `${req.rid} ran on a pod but mcp-pin answered ${answer.details} ("did not run")`);
+    if (answer.from === 'envoy' && !answer.saysMayHaveRun && ran > 0) this.violate('I2', `${req.rid} ran on a pod but the client got Envoy's bare ${answer.status} ${answer.details}`);
+    // I7: only the client's own session id.
+    if ((answer.from === 'pod' || answer.from === 'mcp-pin') && answer.sessionId !== undefined && answer.sessionId !== req.client) this.violate('I7', `${req.rid} of ${req.client} saw session id ${answer.sessionId}`);
+  }
+
+  /** I3 and I5: a record leaves the store only by DELETE or by proof that it can never be recovered (never because a client left). */
+  async checkRecords(): Promise<void> {
+    for (const c of this.clients) {
+      if (this.mayBeGone.has(c)) continue;
+      if (!(await this.shared.load(c))) this.violate('I5', `${c}: record removed without DELETE or proof (requests: ${this.requests.filter((r) => r.client === c).map((r) => `${r.rid}${r.abort.signal.aborted ? ' (client left)' : ''}`).join(', ')})`);
+    }
+  }
+
+  /** Runs everything that can still happen: scheduled work, then time. */
+  async settle(maxRounds = 10_000): Promise<void> {
+    for (let i = 0; i < maxRounds; i++) {
+      await this.s.waitIdle();
+      if (!this.clock.advance()) {
+        await this.s.waitIdle();
+        if (this.s.count() === 0) return;
+      }
+    }
+    this.violate('liveness', `still busy after ${maxRounds} rounds`);
+  }
+
+  /** Lets up to n things happen (scheduled resolutions, or time when nothing is ready). */
+  async step(n: number): Promise<void> {
+    for (let i = 0; i < n; i++) {
+      if (this.s.count() > 0) await this.s.waitOne();
+      else if (!this.clock.advance()) return;
+    }
+  }
+}
+
+export function initBody(client: string): Buffer {
+  return Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: client, version: '1' } } }));
+}

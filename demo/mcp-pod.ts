@@ -6,7 +6,8 @@
  * Env: POD_NAME, POD_HOST (default 127.0.0.1), POD_PORT (default 0),
  * POD_JSON=1 for JSON responses instead of SSE, POD_LOST_STATUS (default 404:
  * the spec's answer to an unknown session; 400 imitates the SDK example server),
- * POD_REFUSE_INIT=1 to answer every initialize with 503 (or =<status> with that status), POD_STATELESS=1 for a
+ * POD_PATH=/mcp serves MCP at that path only (anything else: 404, as an
+ * HTTP framework answers an unknown route), POD_REFUSE_INIT=1 to answer every initialize with 503 (or =<status> with that status), POD_STATELESS=1 for a
  * server that never issues session ids, POD_MODERN=1 for a server on the v2
  * SDK (@modelcontextprotocol/server): MCP revision 2026-07-28, which has no
  * sessions, and 2025 clients served statelessly. POD_INIT_DELAY_MS delays the
@@ -38,6 +39,7 @@ const refuseInitStatus = process.env.POD_REFUSE_INIT === '1' ? 503 : Number(proc
 const stateless = process.env.POD_STATELESS === '1';
 const modern = process.env.POD_MODERN === '1';
 const initDelayMs = Number(process.env.POD_INIT_DELAY_MS ?? 0);
+const onlyPath = process.env.POD_PATH;
 
 interface Seen {
   httpMethod: string;
@@ -161,6 +163,8 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
     inFlight++;
     res.on('close', () => inFlight--);
   }
+
+  if (onlyPath && (req.url ?? '').split('?')[0] !== onlyPath) return sendJson(res, 404, { error: 'no such route' });
 
   if (modernHandler) return modernHandler(req, res, parsed);
 

@@ -344,8 +344,9 @@ export class SessionRecovery {
    * pod's answer. If the plan followed a newer pin and that pod answers a
    * lost status too (it restarted since the session was recovered there),
    * the session is recovered once more from that pin and the request relayed
-   * where it then lives: one more relay at most. After a proof that the pod
-   * holds the session, its answer stands, whatever it is.
+   * where it then lives: one more relay at most. If that pod turns out to
+   * hold the session after all, the answer it gave stands (it is not sent
+   * there again); likewise after any proof that a pod holds the session.
    */
   async relay(req: RelayRequest, signal: AbortSignal): Promise<RelayOutcome> {
     if (req.method === 'GET') return { kind: 'reconnect' };
@@ -357,8 +358,11 @@ export class SessionRecovery {
         return again;
       case 'unknown':
         return first;
-      case 'send':
       case 'relay':
+        // That pod holds the session after all: the answer it gave is its own (I1: no third send).
+        if (again.why === 'not-lost') return first;
+        return this.relayOnce(again.pin, req, signal);
+      case 'send':
         return this.relayOnce(again.pin, req, signal);
     }
   }

@@ -330,6 +330,16 @@ describe('recovery: relaying a request to the pod that holds its session', () =>
     expect(await store.lookup('client-1')).to.deep.include({ pod: RETRY_POD, generation: 3 });
   });
 
+  it('keeps the answer a moved-to pod gave when the proof then shows it holds the session: not sent there a third time', async () => {
+    const { store, pods, recoverer, attempt } = await setup();
+    await store.replacePin('client-1', 1, '10.0.2.2:8080', 'theirs');
+    pods.notify = () => ({ status: 404, body: Buffer.from('{"own":true}') });
+    pods.probe = () => ({ status: 200 });
+    const out = await recoverer.relay(relayReq(attempt), never);
+    expect(out).to.deep.include({ kind: 'answered', status: 404 });
+    expect(pods.sent.map((r) => (r.body?.toString().includes('ping') ? 'ping' : 'request'))).to.deep.equal(['request', 'ping']);
+  });
+
   it('lets the pod\'s own answer stand after a proof that it holds the session: one relay back, whatever it answers', async () => {
     const { pods, recoverer, attempt } = await setup();
     pods.notify = () => ({ status: 404 });

@@ -18,13 +18,14 @@ import { Pool } from 'undici';
 import { MemoryStore } from '../src/sessions/memory-store.js';
 import { RedisStore } from '../src/sessions/redis-store.js';
 import type { SessionStore } from '../src/sessions/store.js';
+import type { EnvoyParams } from '../envoy/render.js';
 import { startEnvoy, type EnvoyHandle } from '../test/helpers/envoy.js';
 import { McpPinProcess } from '../test/helpers/mcp-pin.js';
 import { freePort } from '../test/helpers/net.js';
 import { Pod } from '../test/helpers/pod.js';
 import { killAll } from '../test/helpers/process.js';
 import { startRedis, type RedisHandle } from '../test/helpers/redis.js';
-import { CALL, INIT, INIT_HEADERS, MCP_HEADERS, SESSIONLESS_CALL, SESSIONLESS_HEADERS, cpuMs, rssMb } from './common.js';
+import { CALL, INIT, INIT_HEADERS, MCP_HEADERS, READ, SESSIONLESS_CALL, SESSIONLESS_HEADERS, cpuMs, rssMb } from './common.js';
 import { envoyAlone, envoyEnvelope, withoutMcpFilter } from './setups.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -74,12 +75,16 @@ interface Row {
   extProcMessagesPerRequest?: number;
 }
 
+/** What each request of a load is: a tools/call of a session, a resources/read of a session, or a 2026-07-28 tools/call without one. */
+type Load = 'call' | 'read' | 'sessionless';
+
 /**
  * Closed-loop load at a fixed concurrency. Session traffic: each connection
- * keeps one session of its own (a POST tools/call under it). Session-less:
- * a 2026-07-28 tools/call, no session.
+ * keeps one session of its own (a POST tools/call or resources/read under
+ * it). Session-less: a 2026-07-28 tools/call, no session.
  */
-async function throughput(t: Target, concurrency: number, sessionless = false): Promise<Row> {
+async function throughput(t: Target, concurrency: number, load: Load = 'call'): Promise<Row> {
+  const sessionless = load === 'sessionless';
   const sids = sessionless ? [] : await initSessions(t.url, concurrency);
   const pids = { envoy: t.envoy.proc.child?.pid, mcpPin: t.pin?.proc.child?.pid, redis: t.redis?.proc.child?.pid };
   const podsCpu = (): number => t.pods.reduce((s, p) => s + cpuMs(p.proc.child?.pid), 0);
@@ -98,7 +103,7 @@ async function throughput(t: Target, concurrency: number, sessionless = false): 
           if (sessionless) return { ...req, headers: SESSIONLESS_HEADERS, body: SESSIONLESS_CALL };
           const ctx = context as { sid?: string };
           ctx.sid ??= sids[next++ % sids.length];
-          return { ...req, headers: { ...MCP_HEADERS, 'mcp-session-id': ctx.sid! }, body: CALL };
+          return { ...req, headers: { ...MCP_HEADERS, 'mcp-session-id': ctx.sid! }, body: load === 'read' ? READ : CALL };
         },
       },
     ],
@@ -208,10 +213,10 @@ async function main(): Promise<void> {
   // The same without contention: what the extra hops cost on an idle machine.
   const lowRateLatency: Awaited<ReturnType<typeof latencyAtRate>>[] = [];
 
-  const withEnvoy = async (name: string, pods: Pod[], opts: { transform?: (y: string) => string; store?: string; pinEnv?: Record<string, string> }, fn: (t: Target) => Promise<void>): Promise<void> => {
+  const withEnvoy = async (name: string, pods: Pod[], opts: { transform?: (y: string) => string; store?: string; pinEnv?: Record<string, string>; envoy?: Partial<EnvoyParams> }, fn: (t: Target) => Promise<void>): Promise<void> => {
     log(`setup ${name}`);
     const pinPort = await freePort();
-    const envoy = await startEnvoy({ extProc: [{ host: '127.0.0.1', port: pinPort }], pods: pods.map((p) => p.address), ...(opts.transform ? { transform: opts.transform } : {}) });
+    const envoy = await startEnvoy({ extProc: [{ host: '127.0.0.1', port: pinPort }], pods: pods.map((p) => p.address), ...(opts.transform ? { transform: opts.transform } : {}), ...(opts.envoy ? { overrides: opts.envoy } : {}) });
     let pin: McpPinProcess | undefined;
     if (opts.store) {
       pin = await new McpPinProcess('mcp-pin', pinPort, { MCP_PIN_STORE_URL: opts.store, MCP_PIN_RECOVERY_URL: envoy.internalUrl, MCP_PIN_LOG_LEVEL: 'warn', MCP_PIN_KEY_PREFIX: `b${Date.now()}:`, ...opts.pinEnv }, [], 'dist').start();
@@ -223,9 +228,41 @@ async function main(): Promise<void> {
       await envoy.stop();
     }
   };
+  /** Alternating loads of two setups running side by side; the median of the pairs' ratios. */
+  const alternate = async (a: Target, b: Target, concurrency: number, n: number, load: Load = 'call'): Promise<{ pairs: { envelope: number; mcpPin: number; ratio: number }[]; median: number }> => {
+    const out: { envelope: number; mcpPin: number; ratio: number }[] = [];
+    for (let i = 0; i < n; i++) {
+      const e = await throughput(a, concurrency, load);
+      const m = await throughput(b, concurrency, load);
+      if (i === 0) rows.push(e, m); // one pair in the table; all pairs in the ratio line
+      out.push({ envelope: e.rps, mcpPin: m.rps, ratio: Number((m.rps / e.rps).toFixed(3)) });
+    }
+    return { pairs: out, median: pct(out.map((p) => p.ratio).sort((x, y) => x - y), 50) };
+  };
+  /** holdSafeResponses off, then on, alternating at c=64 on the fast pod: its cost on reads (held) and on tool calls (not held). */
+  const holdCost = async (load: 'read' | 'call'): Promise<{ pairs: { envelope: number; mcpPin: number; ratio: number }[]; median: number; envoyUsPerRequest: { off: number; on: number } }> => {
+    let r: Awaited<ReturnType<typeof alternate>> = { pairs: [], median: NaN };
+    const before = rows.length;
+    await withEnvoy(`mcp-pin redis, ${load}s, holdSafeResponses off`, [fast], { store: redis.url, envoy: { holdSafeResponses: false } }, (off) =>
+      withEnvoy(`mcp-pin redis, ${load}s, holdSafeResponses on (default)`, [fast], { store: redis.url }, async (on) => {
+        r = await alternate(off, on, 64, 3, load);
+      }),
+    );
+    const [off, on] = rows.slice(before);
+    const us = (x: Row | undefined): number => (x ? Math.round((x.cpuMs.envoy * 1000) / Math.max(1, x.total)) : NaN);
+    log(`${load}s, hold on/off c=64 ratios: ${r.pairs.map((p) => p.ratio).join(', ')} (median ${r.median}); Envoy µs per request off ${us(off)}, on ${us(on)}`);
+    return { ...r, envoyUsPerRequest: { off: us(off), on: us(on) } };
+  };
   const allConcurrency = async (t: Target) => {
     for (const c of CONCURRENCY) rows.push(await throughput(t, c));
   };
+
+  // BENCH_ONLY=hold: only the cost of holdSafeResponses.
+  if (process.env.BENCH_ONLY === 'hold') {
+    await holdCost('read');
+    await holdCost('call');
+    return;
+  }
 
   // Each setup once, by the name the report uses.
   type Setup = readonly [name: string, opts: Parameters<typeof withEnvoy>[2]];
@@ -260,17 +297,6 @@ async function main(): Promise<void> {
 
   const envelopeC64 = rows.find((r) => r.setup === 'envoy-envelope' && r.concurrency === 64)!.rps;
   const pinC64Rps = rows.find((r) => r.setup === 'mcp-pin redis' && r.concurrency === 64)!.rps;
-  /** Alternating loads of two setups running side by side; the median of the pairs' ratios. */
-  const alternate = async (a: Target, b: Target, concurrency: number, n: number, sessionless = false): Promise<{ pairs: { envelope: number; mcpPin: number; ratio: number }[]; median: number }> => {
-    const out: { envelope: number; mcpPin: number; ratio: number }[] = [];
-    for (let i = 0; i < n; i++) {
-      const e = await throughput(a, concurrency, sessionless);
-      const m = await throughput(b, concurrency, sessionless);
-      if (i === 0) rows.push(e, m); // one pair in the table; all pairs in the ratio line
-      out.push({ envelope: e.rps, mcpPin: m.rps, ratio: Number((m.rps / e.rps).toFixed(3)) });
-    }
-    return { pairs: out, median: pct(out.map((p) => p.ratio).sort((x, y) => x - y), 50) };
-  };
   const rate = Math.min(envelopeC64, pinC64Rps) / 2;
   log(`latency at ${Math.round(rate)} req/s`);
   for (const [name, opts] of [envelope, pinRedis, pinMemory, pinNoCache]) {
@@ -300,10 +326,15 @@ async function main(): Promise<void> {
   let sessionlessPairs: Awaited<ReturnType<typeof alternate>> = { pairs: [], median: NaN };
   await withEnvoy('envoy-envelope (session-less)', modern, envelope[1], (env) =>
     withEnvoy('mcp-pin redis (session-less)', modern, pinRedis[1], async (pin) => {
-      sessionlessPairs = await alternate(env, pin, 16, 3, true);
+      sessionlessPairs = await alternate(env, pin, 16, 3, 'sessionless');
     }),
   );
   log(`session-less, c=16 ratios: ${sessionlessPairs.pairs.map((p) => p.ratio).join(', ')} (median ${sessionlessPairs.median})`);
+
+  // What holding the answers of replayable requests (holdSafeResponses, an
+  // upstream Lua filter) costs on reads: the same setup with it off and on,
+  // alternating at c=64 on the fast pod.
+  const holdPairs = { reads: await holdCost('read'), calls: await holdCost('call') };
 
   await withEnvoy('mcp-pin redis (SDK pods)', sdk, pinRedis[1], async (t) => {
     const inits: number[] = [];
@@ -380,6 +411,9 @@ async function main(): Promise<void> {
   out.write(`\nPaired c=64 loads, alternating (req/s envelope / mcp-pin redis = ratio): ${pairs.map((p) => `${p.envelope} / ${p.mcpPin} = ${p.ratio}`).join('; ')}; median ratio ${pairedRatio}\n`);
   out.write(`SDK pods, c=16, alternating: ${sdkPairs.pairs.map((p) => `${p.envelope} / ${p.mcpPin} = ${p.ratio}`).join('; ')}; median ratio ${sdkPairs.median}\n`);
   out.write(`Session-less (2026-07-28), c=16, alternating: ${sessionlessPairs.pairs.map((p) => `${p.envelope} / ${p.mcpPin} = ${p.ratio}`).join('; ')}; median ratio ${sessionlessPairs.median}\n`);
+  for (const [what, h] of Object.entries(holdPairs)) {
+    out.write(`holdSafeResponses off / on, ${what} (c=64, alternating): ${h.pairs.map((p) => `${p.envelope} / ${p.mcpPin} = ${p.ratio}`).join('; ')}; median ratio ${h.median}; Envoy CPU µs per request off ${h.envoyUsPerRequest.off}, on ${h.envoyUsPerRequest.on}\n`);
+  }
   out.write(`\nLatency at a fixed rate of ${Math.round(rate)} req/s (half of the lower c=64 saturation of envelope and mcp-pin redis), open loop, hrtime\n| setup | p50 µs | p90 µs | p99 µs | errors |\n|---|---|---|---|---|\n`);
   for (const l of latency) out.write(`| ${l.setup} | ${l.p50Us} | ${l.p90Us} | ${l.p99Us} | ${l.errors} |\n`);
   out.write(`\nLatency at ${LOW_RATE} req/s (machine mostly idle), open loop, hrtime\n| setup | p50 µs | p90 µs | p99 µs | errors |\n|---|---|---|---|---|\n`);
@@ -392,7 +426,7 @@ async function main(): Promise<void> {
 
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
   const file = new URL(`./results/bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`, import.meta.url);
-  writeFileSync(file, JSON.stringify({ seconds: SECONDS, rows: table, pairs, sdkPairs, sessionlessPairs, latency, lowRateLatency, recovery, lookups, targets }, null, 2));
+  writeFileSync(file, JSON.stringify({ seconds: SECONDS, rows: table, pairs, sdkPairs, sessionlessPairs, holdPairs, latency, lowRateLatency, recovery, lookups, targets }, null, 2));
   out.write(`\nJSON: ${file.pathname}\n`);
 }
 

@@ -6,7 +6,8 @@
  * Env: POD_NAME, POD_HOST (default 127.0.0.1), POD_PORT (default 0),
  * POD_JSON=1 for JSON responses instead of SSE, POD_LOST_STATUS (default 404:
  * the spec's answer to an unknown session; 400 imitates the SDK example server),
- * POD_PATH=/mcp serves MCP at that path only (anything else: 404, as an
+ * POD_FORGE_ENVOY_REPLY=1 adds x-mcp-pin-envoy-reply to every answer (a pod
+ * trying to look unreachable to mcp-pin), POD_PATH=/mcp serves MCP at that path only (anything else: 404, as an
  * HTTP framework answers an unknown route), POD_REFUSE_INIT=1 to answer every initialize with 503 (or =<status> with that status), POD_STATELESS=1 for a
  * server that never issues session ids, POD_MODERN=1 for a server on the v2
  * SDK (@modelcontextprotocol/server): MCP revision 2026-07-28, which has no
@@ -15,7 +16,7 @@
  * shutdown on SIGTERM (see shutdown below).
  *
  * Tools: whoami, echo, big (size bytes), slow (answers after ms); resource
- * template slow://{ms} (a read that takes ms).
+ * templates slow://{ms} (a read that takes ms) and big://{size} (size bytes).
  *
  * Besides MCP on every path, it serves GET /_record: what it saw, so tests can
  * assert where each request really landed; POST /_notify: sends a log
@@ -40,6 +41,7 @@ const stateless = process.env.POD_STATELESS === '1';
 const modern = process.env.POD_MODERN === '1';
 const initDelayMs = Number(process.env.POD_INIT_DELAY_MS ?? 0);
 const onlyPath = process.env.POD_PATH;
+const forgeEnvoyReply = process.env.POD_FORGE_ENVOY_REPLY === '1';
 
 interface Seen {
   httpMethod: string;
@@ -90,6 +92,13 @@ function newServer(getSessionId: () => string | undefined): McpServer {
       await new Promise((r) => setTimeout(r, Number(ms)));
       return { contents: [{ uri: uri.href, text: JSON.stringify({ pod: name, slept: Number(ms) }) }] };
     },
+  );
+  // A read of `size` bytes (a large resource).
+  server.registerResource(
+    'big',
+    new ResourceTemplate('big://{size}', { list: undefined }),
+    { description: 'A resource of {size} bytes' },
+    async (uri, { size }) => ({ contents: [{ uri: uri.href, text: 'r'.repeat(Math.min(Number(size), 64 * 1024 * 1024)) }] }),
   );
   return server;
 }
@@ -164,6 +173,7 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
     res.on('close', () => inFlight--);
   }
 
+  if (forgeEnvoyReply) res.setHeader('x-mcp-pin-envoy-reply', 'upstream_reset_before_response_started{connection_failure}');
   if (onlyPath && (req.url ?? '').split('?')[0] !== onlyPath) return sendJson(res, 404, { error: 'no such route' });
 
   if (modernHandler) return modernHandler(req, res, parsed);

@@ -50,6 +50,15 @@ export interface EnvoyParams {
    * prefix; `responses` covers a client's answers to server requests.
    */
   replayAfterReset: readonly string[];
+  /**
+   * Hold the answer to a request replayable after a reset until it is whole
+   * (an upstream Lua filter on the pinned cluster), so that a pod answering
+   * with SSE that dies mid-answer is a reset before the response started,
+   * which Envoy retries. Costs a copy of those answers in Envoy.
+   */
+  holdSafeResponses: boolean;
+  /** The largest answer held whole (holdSafeResponses); a larger one fails with 500 response_payload_too_large. */
+  holdSafeResponsesMaxBytes: number;
 }
 
 export const ENVOY_DEFAULTS = {
@@ -70,6 +79,8 @@ export const ENVOY_DEFAULTS = {
   sessionSearchRetries: 4,
   lostSessionStatuses: [404],
   internalClients: ['127.0.0.1/32', '::1/128'],
+  holdSafeResponses: true,
+  holdSafeResponsesMaxBytes: 16 * 1024 * 1024,
   replayAfterReset: [
     'ping',
     'tools/list',
@@ -95,6 +106,34 @@ export function replayMatcher(methods: readonly string[]): string {
   });
   // Envoy's or_match takes two or more.
   return items.length === 1 ? items[0]! : `{ or_match: { value_matchers: [ ${items.join(', ')} ] } }`;
+}
+
+/**
+ * Lines of the pinned cluster's upstream filter list (at its indentation):
+ * the answer's headers wait until its body is whole. Only the replay route
+ * runs it (every other route to the pinned cluster turns it off, holdOffHere):
+ * a pod that dies mid-answer is then a reset before the response started,
+ * which that route retries on another pod.
+ */
+function holdFilter(on: boolean): string {
+  if (!on) return '';
+  return [
+    '        # 1b. Requests of the replay route only (the other routes to this',
+    '        #     cluster turn it off): the answer goes on once it is whole, so a',
+    '        #     pod that dies while it streams (SSE) is a reset before the',
+    '        #     response started, which Envoy retries.',
+    '        - name: envoy.filters.http.lua',
+    '          typed_config:',
+    '            "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua',
+    '            default_source_code:',
+    '              inline_string: "function envoy_on_response(h) h:body() end"',
+    '',
+  ].join('\n');
+}
+
+/** A route's typed_per_filter_config that turns the hold filter off there. */
+function holdOffHere(on: boolean): string {
+  return on ? '{ envoy.filters.http.lua: { "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.LuaPerRoute, disabled: true } }' : '{}';
 }
 
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(3)}s`;
@@ -166,6 +205,10 @@ export function renderEnvoyConfig(params: EnvoyParams, template = readFileSync(E
     LOST_SESSION_STATUSES: `[${params.lostSessionStatuses.join(', ')}]`,
     INTERNAL_CLIENTS: cidrPrincipals(params.internalClients),
     REPLAY_AFTER_RESET: replayMatcher(params.replayAfterReset),
+    HOLD_SAFE_RESPONSES_FILTER: holdFilter(params.holdSafeResponses),
+    HOLD_OFF_HERE: holdOffHere(params.holdSafeResponses),
+    // The route's buffer limit is also the upstream filters' (the held answer); request bodies stay bounded by the buffer filter.
+    HOLD_LIMIT_BYTES: String(params.holdSafeResponses ? Math.max(params.holdSafeResponsesMaxBytes, params.bufferLimitBytes) : params.bufferLimitBytes),
     PIN_HEADER: params.pinHeader,
     UPSTREAM_HEADER: params.upstreamHeader,
     MESSAGE_TIMEOUT: seconds(params.messageTimeoutMs),

@@ -103,6 +103,16 @@ export const TEMPLATE_VALUES: Record<Exclude<keyof EnvoyParams, 'extProcDiscover
         return m;
       }),
   },
+  holdSafeResponses: {
+    default: d('holdSafeResponses'),
+    meaning: 'hold the answer to a replayAfterReset request in Envoy until it is whole, so that a pod answering with SSE (the SDK default) that dies mid-answer is replayed too (true/false)',
+    parse: (r) => {
+      const v = String(r).trim();
+      if (v === 'true' || v === 'false') return v === 'true';
+      throw new ValueProblem(`"${v}" is not true or false`);
+    },
+  },
+  holdSafeResponsesMaxBytes: { default: d('holdSafeResponsesMaxBytes'), meaning: 'largest answer held whole with holdSafeResponses (Envoy memory per held answer); a larger one fails with 500 response_payload_too_large', parse: integer(64 * 1024, 256 * 1024 * 1024) },
   sessionSearchRetries: { default: d('sessionSearchRetries'), meaning: 'retries over other pods for a session mcp-pin has no pin for (Envoy finds the pod that holds it); at least the pod count minus one', parse: integer(0, 64) },
   messageTimeoutMs: { default: d('messageTimeoutMs'), meaning: "ext_proc message_timeout: how long Envoy waits for one mcp-pin answer", parse: integer(50, 60_000) },
   maxMessageTimeoutMs: { default: d('maxMessageTimeoutMs'), meaning: 'ext_proc max_message_timeout: the most mcp-pin may extend it to while it recovers a session', parse: integer(50, 600_000) },

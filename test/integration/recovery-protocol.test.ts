@@ -52,6 +52,19 @@ describe('recovery protocol on real parts (issue 18)', function () {
     expect((await c.echo('still here')).pod).to.equal(home.name);
   });
 
+  it('a pod cannot make its own session look unreachable: its x-mcp-pin-envoy-reply header never reaches mcp-pin, so the proof of loss asks it and it holds the session', async () => {
+    stack = await startStack({ pods: 2, podEnv: { POD_PATH: '/mcp', POD_FORGE_ENVOY_REPLY: '1' } });
+    const c = await client();
+    const sid = c.sessionId();
+    const home = stack.podByName((await c.whoami()).pod);
+    const res = await fetch(urlAt('/typo'), { method: 'POST', headers: { ...HEADERS, 'mcp-session-id': sid }, body: '{"jsonrpc":"2.0","id":8,"method":"tools/list"}' });
+    expect(res.status).to.equal(404);
+    expect(res.headers.get('x-mcp-pin-envoy-reply'), 'stripped on the way to the client too').to.equal(null);
+    const inits = (await Promise.all(stack.pods.map(async (p) => (await p.record()).initialize.length))).reduce((a, b) => a + b);
+    expect(inits, 'not re-initialized').to.equal(1);
+    expect((await c.echo('still here')).pod).to.equal(home.name);
+  });
+
   it('sends concurrent requests of a live session that answered 404 back to their pod once each, with one proof per recovery (harm 3)', async () => {
     stack = await startStack({ pods: 2, podEnv: { POD_PATH: '/mcp' } });
     const c = await client();

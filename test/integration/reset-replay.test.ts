@@ -19,15 +19,15 @@ describe('replay after a connection reset (issue 14)', function () {
     await stack?.stop();
   });
 
-  async function slowCallsThenKill(opts: StackOptions = {}) {
+  async function slowCallsThenKill(opts: StackOptions = {}, timeoutMs?: number) {
     stack = await startStack({ pods: 2, ...opts });
     const c = await connectClient(stack.mcpUrl);
     clients.push(c);
     const sid = c.sessionId();
     const home = stack.podByName((await c.whoami()).pod);
     const other = stack.pods.find((p) => p !== home)!;
-    const read = c.client.readResource({ uri: 'slow://1500' }).then((r) => ({ ok: true as const, text: (r.contents[0] as { text: string }).text }), (e: Error) => ({ ok: false as const, error: e.message }));
-    const tool = c.client.callTool({ name: 'slow', arguments: { ms: 1500 } }).then(() => ({ ok: true as const }), (e: Error) => ({ ok: false as const, error: e.message }));
+    const read = c.client.readResource({ uri: 'slow://1500' }, timeoutMs ? { timeout: timeoutMs } : undefined).then((r) => ({ ok: true as const, text: (r.contents[0] as { text: string }).text }), (e: Error) => ({ ok: false as const, error: e.message }));
+    const tool = c.client.callTool({ name: 'slow', arguments: { ms: 1500 } }, undefined, timeoutMs ? { timeout: timeoutMs } : undefined).then(() => ({ ok: true as const }), (e: Error) => ({ ok: false as const, error: e.message }));
     // Both are running on the session's pod when it dies.
     await eventually(async () => {
       const seen = (await home.record()).requests.map((r) => r.rpcMethod);
@@ -48,6 +48,44 @@ describe('replay after a connection reset (issue 14)', function () {
     expect(rec.initialize, 'one re-initialize').to.have.length(1);
     expect(c.sessionId()).to.equal(sid);
     expect((await c.echo('after')).pod, 'the session lives on the new pod').to.equal(other.name);
+  });
+
+  it('replays a read on a pod that answers with SSE (the SDK default) too: Envoy holds the answer until it is whole, so the pod dying mid-answer is a reset before the response started (holdSafeResponses)', async () => {
+    const { c, sid, other, read, tool } = await slowCallsThenKill({}, 5000);
+    expect(read, 'the read').to.deep.equal({ ok: true, text: JSON.stringify({ pod: other.name, slept: 1500 }) });
+    const rec = await other.record();
+    expect(rec.reads.filter((u) => u === 'slow://1500'), 'reads the new pod ran').to.have.length(1);
+    expect(rec.initialize, 'one re-initialize').to.have.length(1);
+    expect(c.sessionId()).to.equal(sid);
+    // A tool call's answer is not held (it may stream progress): never
+    // replayed. If its SSE stream had started, the client waits for its own
+    // request timeout; if not yet, Envoy says it may have run.
+    expect(tool.ok, 'the tool call').to.equal(false);
+    expect((tool as { error: string }).error).to.match(/timed out|may have run there/i);
+    expect(rec.requests.filter((r) => r.rpcMethod === 'tools/call'), 'tool calls the new pod ran').to.have.length(0);
+  });
+
+  it('holds large answers whole too: a 10 MiB read through the replay route arrives intact', async () => {
+    stack = await startStack({ pods: 2 });
+    const c = await connectClient(stack.mcpUrl);
+    clients.push(c);
+    const r = await c.client.readResource({ uri: `big://${10 * 1024 * 1024}` });
+    expect((r.contents[0] as { text: string }).text.length).to.equal(10 * 1024 * 1024);
+  });
+
+  it('fails a held answer over holdSafeResponsesMaxBytes with a JSON-RPC error, not a cut stream', async () => {
+    stack = await startStack({ pods: 2, envoy: { holdSafeResponsesMaxBytes: 2 * 1024 * 1024 } });
+    const c = await connectClient(stack.mcpUrl);
+    clients.push(c);
+    const err = await c.client.readResource({ uri: `big://${3 * 1024 * 1024}` }).then(() => null, (e: Error) => e.message);
+    expect(err).to.match(/response_payload_too_large/);
+    // Under the bound it is whole.
+    expect(((await c.client.readResource({ uri: `big://${1024 * 1024}` })).contents[0] as { text: string }).text.length).to.equal(1024 * 1024);
+  });
+
+  it('without holdSafeResponses, a read on an SSE pod that dies mid-answer is not replayed (its answer had started)', async () => {
+    const { read } = await slowCallsThenKill({ envoy: { holdSafeResponses: false } }, 5000);
+    expect(read.ok, 'the read').to.equal(false);
   });
 
   it('replays nothing after a reset when the operator lists no method (replayAfterReset empty)', async () => {

@@ -38,7 +38,7 @@ describe('Exchange', () => {
     const [r] = await ex.handle(responseHeaders({ ':status': '200', 'mcp-session-id': 'S1' }, { 'upstream.address': '10.1.2.3:8080' }));
     expect(r!.response_headers).to.deep.equal({ response: {} });
     const rec = await store.load('S1');
-    expect(rec).to.include({ pod: '10.1.2.3:8080', backendSessionId: 'S1', generation: 1 });
+    expect(rec).to.include({ pod: '10.1.2.3:8080', backendSessionId: 'S1', generation: 1, initPath: '/mcp' });
     expect(rec!.initBody!.toString()).to.equal(INIT);
   });
 

@@ -55,9 +55,10 @@ export class ExtProcService {
       else call.end();
     };
     const { recoverer } = this.deps;
-    // Only a retry attempt has work to abandon (a recovery) once Envoy gives
-    // up on its stream; a client request's stream gets no AbortController
-    // (creating and aborting one per request was measurable in profiles).
+    // Only a retry attempt has waits and relays to stop once Envoy gives up
+    // on its stream (a shared recovery goes on regardless); a client
+    // request's stream gets no AbortController (creating and aborting one per
+    // request was measurable in profiles).
     const gone = recoverer && call.metadata.get(ROLE_METADATA)[0] === 'attempt' ? new AbortController() : undefined;
     const exchange = gone ? new AttemptExchange({ ...this.deps, recoverer: recoverer! }, write, gone.signal) : new Exchange(this.deps);
     // Messages are answered strictly in order, each after the one before.

@@ -45,6 +45,15 @@ describe('transparent recovery (issue 4)', function () {
     await stack?.stop();
   });
 
+  /** A tools/list of the session, raw (to read the status and error body the SDK client would turn into an exception). */
+  function listTools(sid: string): Promise<Response> {
+    return fetch(stack.mcpUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' },
+      body: '{"jsonrpc":"2.0","id":9,"method":"tools/list"}',
+    });
+  }
+
   /** The client never saw any session id but its own, on any response. */
   function onlyOwnIdSeen(c: TestClient, sid: string): void {
     const foreign = c.seen.filter((s) => s.sessionId !== null && s.sessionId !== sid);
@@ -173,11 +182,7 @@ describe('transparent recovery (issue 4)', function () {
     try {
       const before = await r.hgetallBuffer(key);
       await Promise.all(stack.pods.map((p) => p.restartInPlace({ POD_REFUSE_INIT: '1' })));
-      const raw = await fetch(stack.mcpUrl, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' },
-        body: '{"jsonrpc":"2.0","id":9,"method":"tools/list"}',
-      });
+      const raw = await listTools(sid);
       expect(raw.status).to.equal(503);
       const body = (await raw.json()) as { error: { code: number; message: string } };
       expect(body.error.code).to.equal(-32603);
@@ -202,11 +207,7 @@ describe('transparent recovery (issue 4)', function () {
     const c = await client();
     const sid = c.sessionId();
     await Promise.all(stack.pods.map((p) => p.restartInPlace({ POD_REFUSE_INIT: '400' })));
-    const raw = await fetch(stack.mcpUrl, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' },
-      body: '{"jsonrpc":"2.0","id":9,"method":"tools/list"}',
-    });
+    const raw = await listTools(sid);
     expect(raw.status).to.equal(404);
     expect(((await raw.json()) as { error: { code: number } }).error.code).to.equal(-32001);
     // The SDK client sees the same 404 and throws.

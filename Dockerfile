@@ -1,8 +1,20 @@
 # mcp-pin: multi-stage build, small non-root runtime image.
-FROM node:24-bookworm-slim AS build
+#
+# Base images are build arguments with the official images as defaults;
+# pin them by digest in your own build (--build-arg NODE_IMAGE=node@<digest>).
+# DEPS=registry (default) installs dependencies with npm ci inside the build;
+# DEPS=context takes them from .docker-deps/ in the build context (all/ and
+# prod/, each a node_modules made by `npm ci` and `npm ci --omit=dev` on the
+# host), for builds whose containers cannot reach the npm registry
+# (`npm run test:compose` does that).
+ARG NODE_IMAGE=node:24-bookworm-slim
+
+FROM ${NODE_IMAGE} AS build
+ARG DEPS=registry
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+COPY .docker-deps/ /tmp/deps/
+RUN if [ "$DEPS" = context ]; then mv /tmp/deps/all/node_modules node_modules; else npm ci --no-audit --no-fund; fi && rm -rf /tmp/deps
 COPY tsconfig.json tsconfig.build.json ./
 COPY src src
 COPY protos protos
@@ -14,23 +26,26 @@ FROM build AS demo-pod
 COPY demo demo
 COPY scripts scripts
 COPY test/helpers test/helpers
-USER node
+# Numeric: the kubelet can verify runAsNonRoot only for a numeric user.
+USER 1000:1000
 ENV POD_HOST=0.0.0.0 POD_PORT=8080
 EXPOSE 8080
 CMD ["node", "--import", "tsx", "demo/mcp-pod.ts"]
 
-FROM node:24-bookworm-slim AS prod-deps
+FROM ${NODE_IMAGE} AS prod-deps
+ARG DEPS=registry
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund
+COPY .docker-deps/ /tmp/deps/
+RUN if [ "$DEPS" = context ]; then mv /tmp/deps/prod/node_modules node_modules; else npm ci --omit=dev --no-audit --no-fund; fi && rm -rf /tmp/deps
 
-FROM node:24-bookworm-slim AS runtime
+FROM ${NODE_IMAGE} AS runtime
 WORKDIR /app
 ENV NODE_ENV=production
 COPY --from=prod-deps /app/node_modules node_modules
 COPY --from=build /app/dist dist
 COPY package.json ./
-USER node
+USER 1000:1000
 EXPOSE 50051 9464
 HEALTHCHECK --interval=5s --timeout=2s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:9464/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]

@@ -1,0 +1,176 @@
+/**
+ * The shipped docker-compose.yml and Dockerfile, really run (npm run
+ * test:compose, which prepares the engine and the images: see
+ * scripts/ensure-docker.sh). The official MCP SDK client on the host talks to
+ * the published port; every assertion comes from the pods' own records
+ * (GET /_record inside each pod's container) or from Redis, not from timing.
+ */
+import { expect } from 'chai';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { connectClient, type TestClient } from '../helpers/mcp-client.js';
+import { eventually, freePort } from '../helpers/net.js';
+import type { PodRecord } from '../helpers/pod.js';
+
+const run = promisify(execFile);
+const PROJECT = 'mcp-pin-compose-test';
+const root = new URL('../../', import.meta.url).pathname;
+
+let env: NodeJS.ProcessEnv;
+
+async function dc(...args: string[]): Promise<string> {
+  const { stdout } = await run('docker', ['compose', '-p', PROJECT, '-f', 'docker-compose.yml', ...args], { cwd: root, env, maxBuffer: 64 * 1024 * 1024 });
+  return stdout;
+}
+
+async function containerOf(service: string): Promise<string> {
+  return (await dc('ps', '-aq', service)).trim();
+}
+
+/** What a pod saw since its process started, from inside its container. */
+async function record(pod: string): Promise<PodRecord> {
+  const out = await dc('exec', '-T', pod, 'node', '-e', "fetch('http://127.0.0.1:8080/_record').then((r) => r.text()).then((t) => process.stdout.write(t))");
+  return JSON.parse(out) as PodRecord;
+}
+
+async function redis(...args: string[]): Promise<string> {
+  return (await dc('exec', '-T', 'redis', 'redis-cli', ...args)).trim();
+}
+
+describe('docker compose: the shipped stack, running (issue 22)', function () {
+  this.timeout(600_000);
+  let url: string;
+  const clients: TestClient[] = [];
+  const client = async (): Promise<TestClient> => {
+    const c = await connectClient(url);
+    clients.push(c);
+    return c;
+  };
+
+  before(async () => {
+    const port = await freePort();
+    // A short grace for the demo pods: the graceful-stop scenario waits for it.
+    env = { ...process.env, MCP_PIN_PORT: String(port), POD_GRACE_MS: '3000' };
+    url = `http://127.0.0.1:${port}/mcp`;
+    await dc('down', '-v', '--remove-orphans').catch(() => '');
+    const t0 = Date.now();
+    await dc('up', '-d', '--build', '--wait', '--wait-timeout', '300');
+    console.log(`      stack built and up in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    // Envoy takes traffic once its health checks admitted the replicas.
+    await eventually(async () => (await connectClient(url).then((c) => c.close().then(() => true), () => false)) || undefined, 'an MCP session through the published port', 60_000, 500);
+  });
+
+  after(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.close()));
+    if (process.env.COMPOSE_KEEP !== '1') await dc('down', '-v', '--remove-orphans').catch(() => '');
+  });
+
+  it('publishes the listener and the metrics on 127.0.0.1 only, and gives each service a stop grace above its drain', async () => {
+    const cfg = JSON.parse(await dc('config', '--format', 'json')) as { services: Record<string, { ports?: { host_ip?: string }[]; stop_grace_period?: string; environment?: Record<string, string> }> };
+    for (const s of ['envoy', 'mcp-pin-1', 'mcp-pin-2']) for (const p of cfg.services[s]!.ports ?? []) expect(p.host_ip, s).to.equal('127.0.0.1');
+    const seconds = (d: string | undefined): number => Number(/^(\d+)s$/.exec(d ?? '')?.[1] ?? NaN);
+    // mcp-pin drains for --drain-delay-ms + --drain-grace-ms (defaults 2 s + 10 s); the pods for POD_GRACE_MS.
+    expect(seconds(cfg.services['mcp-pin-1']!.stop_grace_period)).to.be.greaterThan(12);
+    expect(seconds(cfg.services.pod1!.stop_grace_period) * 1000).to.be.greaterThan(25_000);
+    const metrics = (await dc('port', 'mcp-pin-1', '9464')).trim();
+    expect(metrics).to.match(/^127\.0\.0\.1:\d+$/);
+    expect(await (await fetch(`http://${metrics}/metrics`)).text()).to.contain('mcp_pin_streams_total');
+  });
+
+  let c: TestClient;
+  let home: string;
+  let other: string;
+
+  it('pins initialize and follow-ups to one pod (the pods\' records)', async () => {
+    c = await client();
+    home = (await c.whoami()).pod;
+    other = home === 'pod1' ? 'pod2' : 'pod1';
+    for (let i = 0; i < 10; i++) expect((await c.echo(`call ${i}`)).pod).to.equal(home);
+    const sid = c.sessionId();
+    expect((await record(home)).requests.filter((r) => r.sessionId === sid).length, 'on the home pod').to.be.at.least(11);
+    expect((await record(other)).requests.filter((r) => r.sessionId === sid), 'on the other pod').to.deep.equal([]);
+  });
+
+  it('recovers after docker kill + docker start of the pod holding the session: same session id, one re-initialize', async () => {
+    const sid = c.sessionId();
+    const before = (await record(other)).initialize.length;
+    const id = await containerOf(home);
+    await run('docker', ['kill', id]);
+    await run('docker', ['start', id]);
+    await eventually(async () => (await record(home).then(() => true, () => false)) || undefined, `${home} answering again`, 60_000, 500);
+    const r = await c.echo('after kill');
+    expect(r.text).to.equal('after kill');
+    expect(c.sessionId()).to.equal(sid);
+    const inits = (await record(other)).initialize.length - before + (await record(home)).initialize.length;
+    expect(inits, 're-initializes on the pods').to.equal(1);
+    home = r.pod;
+    other = home === 'pod1' ? 'pod2' : 'pod1';
+    expect((await c.echo('again')).pod).to.equal(home);
+  });
+
+  it('docker compose stop of the pod holding sessions during traffic: zero client errors', async () => {
+    const load = await Promise.all(Array.from({ length: 4 }, () => client()));
+    let stop = false;
+    let calls = 0;
+    const errors: string[] = [];
+    const loops = load.map(async (lc, i) => {
+      while (!stop) {
+        await lc.echo(`load ${i}`).then(() => calls++, (e: Error) => errors.push(e.message));
+      }
+    });
+    try {
+      await eventually(async () => calls >= 20 || undefined, 'traffic flowing', 30_000);
+      await dc('stop', home);
+      const at = calls;
+      await eventually(async () => calls >= at + 20 || undefined, 'traffic after the stop', 60_000);
+    } finally {
+      stop = true;
+      await Promise.all(loops);
+    }
+    expect(errors, `errors in ${calls} calls`).to.deep.equal([]);
+    for (const lc of [c, ...load]) expect((await lc.echo('where')).pod, 'every session now on the remaining pod').to.equal(other);
+    await dc('start', home);
+    await eventually(async () => (await record(home).then(() => true, () => false)) || undefined, `${home} back`, 60_000, 500);
+    [home, other] = [other, home];
+  });
+
+  it('keeps every session when an mcp-pin replica is killed and restarted', async () => {
+    const sid = c.sessionId();
+    const inits = async (): Promise<number> => (await record('pod1')).initialize.length + (await record('pod2')).initialize.length;
+    const before = await inits();
+    await run('docker', ['kill', await containerOf('mcp-pin-1')]);
+    // Envoy sees the replica gone within its health checks; the session is still where it was.
+    await eventually(async () => ((await c.echo('one replica').then((r) => r.pod, () => null)) === home) || undefined, 'a call served with one replica', 30_000, 200);
+    await dc('start', 'mcp-pin-1');
+    await dc('up', '-d', '--wait', '--wait-timeout', '120', 'mcp-pin-1');
+    for (let i = 0; i < 10; i++) expect((await c.echo(`both ${i}`)).pod).to.equal(home);
+    expect(c.sessionId()).to.equal(sid);
+    expect(await inits(), 'no re-initialize').to.equal(before);
+  });
+
+  it('keeps every pin when Redis restarts (append-only file on a volume)', async () => {
+    const keys = async (): Promise<string[]> => (await redis('--scan', '--pattern', 'mcp-pin:*')).split('\n').filter(Boolean).sort();
+    const before = await keys();
+    expect(before).to.include(`mcp-pin:{${c.sessionId()}}`);
+    await dc('restart', 'redis');
+    await dc('up', '-d', '--wait', '--wait-timeout', '120', 'redis');
+    expect(await keys()).to.deep.equal(before);
+    const inits = (await record('pod1')).initialize.length + (await record('pod2')).initialize.length;
+    await eventually(async () => ((await c.echo('after redis').then((r) => r.pod, () => null)) === home) || undefined, 'a call after Redis came back', 30_000, 200);
+    expect((await record('pod1')).initialize.length + (await record('pod2')).initialize.length, 'no re-initialize').to.equal(inits);
+  });
+
+  it('ends a session with DELETE: the pod forgets it and so does the store', async () => {
+    const sid = c.sessionId();
+    const backend = (await record(home)).requests.find((r) => r.sessionId !== null && r.rpcMethod === 'tools/call')?.sessionId;
+    await c.transport.terminateSession();
+    expect((await record(home)).deleted.length, `${home} ended a session`).to.be.at.least(1);
+    expect(backend).to.be.a('string');
+    expect(await redis('exists', `mcp-pin:{${sid}}`)).to.equal('0');
+  });
+
+  it('passes the stack\'s own smoke test service (an SDK client on the compose network)', async () => {
+    const out = await dc('--profile', 'test', 'run', '--rm', 'tests');
+    expect(out).to.contain('compose smoke: session pinned to');
+  });
+});

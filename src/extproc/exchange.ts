@@ -60,7 +60,6 @@ interface Decision {
   next: Phase;
 }
 
-
 export class Exchange {
   private kind: Kind | undefined;
   private method = '';

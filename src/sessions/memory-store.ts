@@ -29,6 +29,7 @@ export class MemoryStore implements SessionStore {
   private readonly now: () => number;
   private readonly sweeper: NodeJS.Timeout;
   private readonly maxEntries: number;
+  private lastFullSweepMs = -Infinity;
 
   constructor(opts: MemoryStoreOptions) {
     this.ttlMs = opts.sessionTtlMs;
@@ -69,7 +70,12 @@ export class MemoryStore implements SessionStore {
   async create(sid: string, s: NewSession): Promise<void> {
     const now = this.now();
     if (!this.sessions.has(sid) && this.sessions.size >= this.maxEntries) {
-      this.sweep();
+      // A sweep walks every session: at most one a second while full, so
+      // refused initializes cost no more than that.
+      if (now - this.lastFullSweepMs >= 1000) {
+        this.lastFullSweepMs = now;
+        this.sweep();
+      }
       if (this.sessions.size >= this.maxEntries) throw new StoreError('MCP_PIN_STORE_FULL', `memory store holds ${this.maxEntries} sessions (--memory-store-max-sessions)`);
     }
     this.sessions.set(sid, {

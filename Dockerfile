@@ -26,8 +26,8 @@ FROM build AS demo-pod
 COPY demo demo
 COPY scripts scripts
 COPY test/helpers test/helpers
-# Numeric: the kubelet can verify runAsNonRoot only for a numeric user.
-USER 1000:1000
+# Numeric (the kubelet can verify runAsNonRoot only for a numeric user) and high (no clash with host users).
+USER 10001:10001
 ENV POD_HOST=0.0.0.0 POD_PORT=8080
 EXPOSE 8080
 CMD ["node", "--import", "tsx", "demo/mcp-pod.ts"]
@@ -45,7 +45,7 @@ ENV NODE_ENV=production
 COPY --from=prod-deps /app/node_modules node_modules
 COPY --from=build /app/dist dist
 COPY package.json ./
-USER 1000:1000
+USER 10001:10001
 EXPOSE 50051 9464
 HEALTHCHECK --interval=5s --timeout=2s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:9464/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]

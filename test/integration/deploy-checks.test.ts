@@ -1,0 +1,157 @@
+/**
+ * The deploy files, checked by the tools operators run (installed into the
+ * git-ignored .ops-venv by scripts/ensure-ops-tools.sh): the kustomize base
+ * and its production overlay rendered offline (kubectl kustomize) and
+ * validated against the Kubernetes 1.32 schemas (kubernetes-validate
+ * --strict); checkov on them, the Dockerfile and the compose file, with
+ * only the checks deploy/checkov.yaml skips, each with its reason; hadolint
+ * on the Dockerfile; real Envoy 1.40 on every shipped Envoy config; and the
+ * pod shapes the README promises (restricted Pod Security profile,
+ * PodDisruptionBudgets, NetworkPolicies).
+ */
+import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { parseAllDocuments } from 'yaml';
+import { renderK8sEnvoyConfig } from '../../scripts/render-deploy.js';
+import { findEnvoy } from '../helpers/envoy.js';
+
+const root = new URL('../../', import.meta.url).pathname;
+const bin = execFileSync('bash', [`${root}scripts/ensure-ops-tools.sh`], { encoding: 'utf8' }).trim();
+const tmp = mkdtempSync(`${tmpdir()}/mcp-pin-deploy-`);
+const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { cwd: root, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, stdio: ['ignore', 'pipe', 'pipe'] });
+
+interface K8sObject {
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  spec?: Record<string, unknown>;
+  data?: Record<string, string>;
+}
+interface PodSpec {
+  securityContext?: { runAsNonRoot?: boolean; runAsUser?: number; seccompProfile?: { type: string } };
+  terminationGracePeriodSeconds?: number;
+  containers: {
+    name: string;
+    image: string;
+    env?: { name: string; value?: string }[];
+    readinessProbe?: unknown;
+    livenessProbe?: unknown;
+    resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+    securityContext?: { allowPrivilegeEscalation?: boolean; readOnlyRootFilesystem?: boolean; capabilities?: { drop?: string[] } };
+    lifecycle?: { preStop?: unknown };
+  }[];
+}
+
+function render(dir: string): { file: string; objects: K8sObject[] } {
+  const text = sh('kubectl', ['kustomize', dir]);
+  const file = `${tmp}/${dir.replace(/\W/g, '_')}.yaml`;
+  writeFileSync(file, text);
+  return { file, objects: parseAllDocuments(text).map((d) => d.toJS() as K8sObject) };
+}
+
+describe('deploy files, checked by the tools operators run', function () {
+  this.timeout(120_000);
+  const base = render('deploy/k8s');
+  const prod = render('deploy/overlays/production');
+  const workloads = base.objects.filter((o) => o.kind === 'Deployment' || o.kind === 'StatefulSet');
+  const podOf = (o: K8sObject): PodSpec => (o.spec as { template: { spec: PodSpec } }).template.spec;
+  const named = (kind: string, name: string): K8sObject => base.objects.find((o) => o.kind === kind && o.metadata.name === name)!;
+
+  it('renders offline with kubectl kustomize; the namespace is set once, and the overlay moves everything', () => {
+    for (const o of base.objects.filter((x) => x.kind !== 'Namespace')) expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).to.equal('mcp');
+    for (const o of prod.objects.filter((x) => x.kind !== 'Namespace')) expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).to.equal('mcp-prod');
+    expect(prod.objects.find((o) => o.kind === 'Namespace')!.metadata.name).to.equal('mcp-prod');
+    // No name inside a manifest or the Envoy config carries a namespace.
+    expect(readFileSync(`${root}deploy/k8s/envoy/envoy.yaml`, 'utf8')).to.not.match(/svc\.cluster\.local/);
+  });
+
+  it('passes kubernetes-validate --strict (Kubernetes 1.32 schemas), base and overlay', () => {
+    const out = sh(`${bin}/kubernetes-validate`, ['--strict', '-k', '1.32.0', base.file, prod.file]);
+    expect(out).to.not.match(/ERROR|WARN/);
+    expect(out.match(/passed/g)?.length).to.equal(base.objects.length + prod.objects.length);
+  });
+
+  it('passes checkov on the manifests, the Dockerfile and the compose file, but for the skips listed with reasons', () => {
+    // checkov exits 1 on any failed check.
+    const out = sh(`${bin}/checkov`, ['--config-file', 'deploy/checkov.yaml', '-f', base.file, '-f', prod.file, '-f', 'Dockerfile', '-f', 'docker-compose.yml']);
+    expect(out).to.not.contain('FAILED');
+    expect(out).to.match(/kubernetes scan results:\s+Passed checks: \d+, Failed checks: 0/);
+  });
+
+  it('passes hadolint on the Dockerfile', () => {
+    expect(sh(`${bin}/hadolint`, ['Dockerfile'])).to.equal('');
+  });
+
+  it('generates Envoy\'s ConfigMap from the one template with a content hash in its name, so a new config rolls Envoy', () => {
+    expect(readFileSync(`${root}deploy/k8s/envoy/envoy.yaml`, 'utf8')).to.equal(renderK8sEnvoyConfig());
+    const cm = base.objects.find((o) => o.kind === 'ConfigMap')!;
+    expect(cm.metadata.name).to.match(/^envoy-config-[a-z0-9]{10}$/);
+    const volumes = (named('Deployment', 'envoy').spec as { template: { spec: { volumes: { configMap?: { name: string } }[] } } }).template.spec.volumes;
+    expect(volumes.map((v) => v.configMap?.name)).to.include(cm.metadata.name);
+  });
+
+  it('ships Envoy configs that real Envoy 1.40 accepts (Kubernetes and compose)', () => {
+    const k8s = `${tmp}/k8s-envoy.yaml`;
+    writeFileSync(k8s, base.objects.find((o) => o.kind === 'ConfigMap')!.data!['envoy.yaml']!);
+    // The compose config reads its EDS file at the path the container mounts: point it at the shipped one.
+    const compose = `${tmp}/compose-envoy.yaml`;
+    writeFileSync(compose, readFileSync(`${root}deploy/compose/envoy.yaml`, 'utf8').replaceAll('/etc/envoy/eds', `${root}deploy/compose`));
+    for (const f of [k8s, compose]) expect(sh(findEnvoy(), ['--mode', 'validate', '-c', f, '--disable-hot-restart']), f).to.contain('OK');
+  });
+
+  it('meets the restricted Pod Security profile in every pod: numeric non-root user, no escalation, no capabilities, RuntimeDefault seccomp, read-only root', () => {
+    expect(base.objects.find((o) => o.kind === 'Namespace')!.metadata.labels!['pod-security.kubernetes.io/enforce']).to.equal('restricted');
+    expect(workloads.map((w) => w.metadata.name).sort()).to.deep.equal(['envoy', 'mcp-pin', 'mcp-server', 'redis']);
+    for (const w of workloads) {
+      const pod = podOf(w);
+      expect(pod.securityContext?.runAsNonRoot, w.metadata.name).to.equal(true);
+      expect(pod.securityContext?.runAsUser, w.metadata.name).to.be.a('number').greaterThan(0);
+      expect(pod.securityContext?.seccompProfile?.type, w.metadata.name).to.equal('RuntimeDefault');
+      for (const c of pod.containers) {
+        expect(c.securityContext, c.name).to.deep.include({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true });
+        expect(c.securityContext?.capabilities?.drop, c.name).to.deep.equal(['ALL']);
+        expect(c.readinessProbe, `${c.name} readiness`).to.not.equal(undefined);
+        expect(c.livenessProbe, `${c.name} liveness`).to.not.equal(undefined);
+        expect(c.resources?.requests?.memory, `${c.name} memory request`).to.be.a('string');
+      }
+    }
+    // mcp-pin's image user, which the kubelet must be able to check against runAsNonRoot.
+    expect(readFileSync(`${root}Dockerfile`, 'utf8')).to.match(/^USER 10001:10001$/m);
+    expect(podOf(named('Deployment', 'mcp-pin')).securityContext!.runAsUser).to.equal(10001);
+  });
+
+  it('rolls out without errors: PodDisruptionBudgets, drains and grace periods longer than them', () => {
+    for (const name of ['mcp-pin', 'envoy', 'mcp-server']) expect(named('PodDisruptionBudget', name), name).to.not.equal(undefined);
+    // mcp-pin: --drain-delay-ms (2 s) + --drain-grace-ms (10 s).
+    expect(podOf(named('Deployment', 'mcp-pin')).terminationGracePeriodSeconds! * 1000).to.be.greaterThan(12_000);
+    for (const name of ['envoy', 'mcp-server']) {
+      const pod = podOf(named('Deployment', name));
+      const wait = (pod.containers[0]!.lifecycle?.preStop as { sleep?: { seconds: number } } | undefined)?.sleep?.seconds;
+      expect(wait, `${name} preStop`).to.be.a('number');
+      expect(pod.terminationGracePeriodSeconds!, `${name} grace`).to.be.greaterThan(wait!);
+    }
+  });
+
+  it('closes the control plane: who may reach mcp-pin, Redis, the MCP pods and Envoy\'s internal listener', () => {
+    type Rule = { from?: { podSelector?: { matchLabels: Record<string, string> }; namespaceSelector?: { matchLabels: Record<string, string> } }[]; ports: { port: number }[] };
+    const ingress = (name: string): Rule[] => (named('NetworkPolicy', name).spec as { ingress: Rule[] }).ingress;
+    const fromApp = (r: Rule): string | undefined => r.from?.[0]?.podSelector?.matchLabels.app;
+    expect(ingress('mcp-pin').map((r) => [fromApp(r) ?? r.from?.[0]?.namespaceSelector?.matchLabels['mcp-pin.io/monitoring'], r.ports[0]!.port])).to.deep.equal([['envoy', 50051], ['true', 9464]]);
+    expect(ingress('redis').map((r) => [fromApp(r), r.ports[0]!.port])).to.deep.equal([['mcp-pin', 6379]]);
+    expect(ingress('mcp-server').map((r) => [fromApp(r), r.ports[0]!.port])).to.deep.equal([['envoy', 8080]]);
+    expect(ingress('envoy').map((r) => [fromApp(r) ?? 'anyone', r.ports[0]!.port])).to.deep.equal([['anyone', 10000], ['mcp-pin', 10001]]);
+    // Every workload is selected by a policy.
+    const selected = base.objects.filter((o) => o.kind === 'NetworkPolicy').map((o) => (o.spec as { podSelector: { matchLabels: { app: string } } }).podSelector.matchLabels.app);
+    expect(selected.sort()).to.deep.equal(['envoy', 'mcp-pin', 'mcp-server', 'redis']);
+  });
+
+  it('gives mcp-pin its Redis password from a Secret through the environment, never a flag, and Redis requires it', () => {
+    const pin = podOf(named('Deployment', 'mcp-pin')).containers[0]!;
+    const url = pin.env!.find((e) => e.name === 'MCP_PIN_STORE_URL')!.value!;
+    expect(url).to.equal('redis://:$(REDIS_PASSWORD)@redis:6379');
+    expect(JSON.stringify(pin.env!.find((e) => e.name === 'REDIS_PASSWORD'))).to.contain('secretKeyRef');
+    expect(JSON.stringify(podOf(named('StatefulSet', 'redis')).containers[0])).to.contain('--requirepass');
+    expect(JSON.stringify(base.objects)).to.not.match(/"kind":"Secret"/);
+  });
+});

@@ -112,10 +112,15 @@ export function loadConfig(argv: string[] = process.argv.slice(2), env: NodeJS.P
     const source = typeof fromFlag === 'string' ? `--${o.flag}` : env[o.env] !== undefined ? o.env : `default of --${o.flag}`;
     const parsed = (o.schema as z.ZodType).safeParse(raw);
     if (parsed.success) out[key] = parsed.data;
-    else problems.push(`${source}=${JSON.stringify(raw)}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+    else problems.push(`${source}=${JSON.stringify(withoutPassword(raw))}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
   }
   if (problems.length > 0) throw new InvalidConfigError(problems);
   return out as Config;
+}
+
+/** A value as problems may show it: a URL's password (redis://user:secret@host) never reaches a log. */
+function withoutPassword(raw: string): string {
+  return raw.replace(/(\/\/[^/@\s]*?:)[^/@\s]*@/g, '$1***@');
 }
 
 export function splitHostPort(hp: string): { host: string; port: number } {

@@ -82,4 +82,16 @@ describe('README configuration table', () => {
     const rows = readme.split('\n').filter((l) => l.startsWith('| `--'));
     expect(rows.map((l) => /^\| `--([a-z-]+)`/.exec(l)![1]).sort()).to.deep.equal(Object.values(OPTIONS).map((o) => o.flag).sort());
   });
+  it('never shows a store password in a problem it reports', () => {
+    let err: unknown;
+    try {
+      loadConfig([], { MCP_PIN_STORE_URL: 'redis-sentinel://:s3cret-pass@h1:1,h2:x/master', MCP_PIN_LISTEN: 'nope' });
+    } catch (e) {
+      err = e;
+    }
+    const text = (err as Error).message;
+    expect(text).to.contain('MCP_PIN_STORE_URL');
+    expect(text).to.contain('redis-sentinel://:***@h1:1,h2:x/master');
+    expect(text).to.not.contain('s3cret-pass');
+  });
 });

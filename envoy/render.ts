@@ -59,6 +59,12 @@ export interface EnvoyParams {
   holdSafeResponses: boolean;
   /** The largest answer held whole (holdSafeResponses); a larger one fails with 500 response_payload_too_large. */
   holdSafeResponsesMaxBytes: number;
+  /**
+   * A listener that serves only /stats/prometheus and /ready of the admin
+   * interface (which stays on loopback), for a scraper and the kubelet's
+   * probes; none when unset.
+   */
+  statsListen?: HostPort;
 }
 
 export const ENVOY_DEFAULTS = {
@@ -81,6 +87,7 @@ export const ENVOY_DEFAULTS = {
   internalClients: ['127.0.0.1/32', '::1/128'],
   holdSafeResponses: true,
   holdSafeResponsesMaxBytes: 16 * 1024 * 1024,
+  statsListen: undefined as HostPort | undefined,
   replayAfterReset: [
     'ping',
     'tools/list',
@@ -129,6 +136,46 @@ function holdFilter(on: boolean): string {
     '              inline_string: "function envoy_on_response(h) h:body() end"',
     '',
   ].join('\n');
+}
+
+/** The stats listener and the cluster that reaches the admin interface (YAML at the list indentation), or nothing. */
+function statsListener(params: EnvoyParams): { listener: string; cluster: string } {
+  const at = params.statsListen;
+  if (!at) return { listener: '', cluster: '' };
+  const hcm = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
+  return {
+    listener: [
+      '',
+      "  # Envoy's own stats and readiness, for a scraper and the kubelet: only",
+      '  # /stats/prometheus and /ready of the admin interface, which stays on loopback',
+      '  # (template value statsListen).',
+      '  - name: envoy_stats',
+      `    address: { socket_address: { address: "${at.host}", port_value: ${at.port} } }`,
+      '    filter_chains:',
+      '    - filters:',
+      '      - name: envoy.filters.network.http_connection_manager',
+      '        typed_config:',
+      `          "@type": ${hcm}`,
+      '          stat_prefix: envoy_stats',
+      '          route_config:',
+      '            virtual_hosts:',
+      '            - name: envoy_stats',
+      '              domains: ["*"]',
+      '              routes:',
+      '              - { match: { path: /stats/prometheus }, route: { cluster: envoy_admin } }',
+      '              - { match: { path: /ready }, route: { cluster: envoy_admin } }',
+      '          http_filters:',
+      '          - name: envoy.filters.http.router',
+      '            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }',
+    ].join('\n'),
+    cluster: [
+      '  - name: envoy_admin',
+      '    type: STATIC',
+      '    connect_timeout: 0.25s',
+      `    load_assignment: { cluster_name: envoy_admin, endpoints: [ { lb_endpoints: ${flowEndpoints([{ host: params.adminAddress, port: params.adminPort }])} } ] }`,
+      '',
+    ].join('\n'),
+  };
 }
 
 /** A route's typed_per_filter_config that turns the hold filter off there. */
@@ -207,6 +254,8 @@ export function renderEnvoyConfig(params: EnvoyParams, template = readFileSync(E
     REPLAY_AFTER_RESET: replayMatcher(params.replayAfterReset),
     HOLD_SAFE_RESPONSES_FILTER: holdFilter(params.holdSafeResponses),
     HOLD_OFF_HERE: holdOffHere(params.holdSafeResponses),
+    STATS_LISTENER: statsListener(params).listener,
+    STATS_CLUSTER: statsListener(params).cluster,
     // The route's buffer limit is also the upstream filters' (the held answer); request bodies stay bounded by the buffer filter.
     HOLD_LIMIT_BYTES: String(params.holdSafeResponses ? Math.max(params.holdSafeResponsesMaxBytes, params.bufferLimitBytes) : params.bufferLimitBytes),
     PIN_HEADER: params.pinHeader,

@@ -46,6 +46,8 @@ export function renderCompose(): { 'envoy.yaml': string; 'eds.json': string } {
 export const K8S = {
   service: { host: 'mcp-server-pods', port: 8080 },
   mcpPin: { host: 'mcp-pin-replicas', port: 50051 },
+  envoyStatsPort: 9902,
+  envoyAdminPort: 9901,
 };
 
 export function renderK8sEnvoyConfig(): string {
@@ -63,6 +65,8 @@ export function renderK8sEnvoyConfig(): string {
       extProc: [K8S.mcpPin],
       extProcDiscovery: 'dns',
       service: { dns: K8S.service },
+      // Readiness for the kubelet and stats for Prometheus; the admin interface stays on loopback.
+      statsListen: { host: '0.0.0.0', port: K8S.envoyStatsPort },
     }),
   ].join('\n');
 }

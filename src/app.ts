@@ -29,8 +29,8 @@ export interface App {
 
 export async function startApp(cfg: Config, log: Logger, opts: { store?: SessionStore } = {}): Promise<App> {
   const metrics = new Metrics({ defaultMetrics: true });
-  const store = opts.store ?? createStore(cfg);
-  const health = new Health();
+  const store = opts.store ?? createStore(cfg, metrics);
+  const health = new Health((status) => metrics.serving.set(status === 'SERVING' ? 1 : 0));
   const allowlist = new PinAllowlist(cfg.pinAllow, undefined, (name, err) =>
     log.warn({ name, err: (err as Error)?.message }, '--pin-allow: DNS lookup failed; keeping the last answer'),
   );

@@ -17,6 +17,9 @@ export class Health {
   private status: ServingStatus = 'NOT_SERVING';
   private readonly impl = new HealthImplementation(Object.fromEntries(SERVICES.map((s) => [s, this.status])));
 
+  /** @param onChange told of every change (the mcp_pin_serving gauge). */
+  constructor(private readonly onChange: (status: ServingStatus) => void = () => {}) {}
+
   get current(): ServingStatus {
     return this.status;
   }
@@ -25,6 +28,7 @@ export class Health {
     if (status === this.status) return;
     this.status = status;
     for (const s of SERVICES) this.impl.setStatus(s, status);
+    this.onChange(status);
   }
 
   addTo(server: grpc.Server): void {

@@ -48,6 +48,10 @@ export class Metrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [this.registry],
   });
+  /** 1 while this replica answers SERVING (store reachable, not draining). */
+  readonly serving = new Gauge({ name: 'mcp_pin_serving', help: '1 while this replica reports SERVING (its store answers and it is not draining), else 0', registers: [this.registry] });
+  /** Lookups answered by this replica's pin cache (hit) or by the shared store (miss). A counter, not a histogram: a hit costs nothing worth timing. */
+  readonly pinCacheLookups = new Counter({ name: 'mcp_pin_pin_cache_lookups_total', help: 'pin lookups by where they were answered: hit (this replica\'s pin cache) or miss (the shared store)', labelNames: ['result'] as const, registers: [this.registry] });
   readonly messageSeconds = new Histogram({
     name: 'mcp_pin_message_seconds',
     help: 'time to answer one ext_proc message',
@@ -82,6 +86,10 @@ export class Metrics {
   /** Starts timing one ext_proc message; call the result when answered. */
   timeMessage(phase: string): () => void {
     return this.child('message', phase, () => this.messageSeconds.labels(phase)).startTimer();
+  }
+
+  pinCache(hit: boolean): void {
+    this.child('pincache', hit ? 'hit' : 'miss', () => this.pinCacheLookups.labels(hit ? 'hit' : 'miss')).inc();
   }
 
   timeStore(op: string): () => void {

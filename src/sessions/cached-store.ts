@@ -23,6 +23,8 @@ export interface CachedStoreOptions {
   /** How often a cache hit also refreshes the shared store's sliding TTL. */
   touchEveryMs?: number;
   now?: () => number;
+  /** Told of every lookup: answered from the cache (true) or the shared store (false). */
+  onLookup?: (hit: boolean) => void;
 }
 
 interface Entry {
@@ -37,6 +39,7 @@ export class CachedStore implements SessionStore {
   private readonly maxEntries: number;
   private readonly touchEveryMs: number;
   private readonly now: () => number;
+  private readonly onLookup: (hit: boolean) => void;
 
   constructor(
     readonly inner: SessionStore,
@@ -46,6 +49,7 @@ export class CachedStore implements SessionStore {
     this.maxEntries = opts.maxEntries ?? 100_000;
     this.touchEveryMs = opts.touchEveryMs ?? 30_000;
     this.now = opts.now ?? Date.now;
+    this.onLookup = opts.onLookup ?? (() => {});
   }
 
   get size(): number {
@@ -73,8 +77,10 @@ export class CachedStore implements SessionStore {
           () => {},
         );
       }
+      this.onLookup(true);
       return e.pin;
     }
+    this.onLookup(false);
     const pin = await this.inner.lookup(sid);
     if (pin) this.put(sid, pin, now);
     else this.cache.delete(sid);

@@ -16,6 +16,9 @@ import { tmpdir } from 'node:os';
 import { parseAllDocuments } from 'yaml';
 import { renderK8sEnvoyConfig } from '../../scripts/render-deploy.js';
 import { findEnvoy } from '../helpers/envoy.js';
+import { eventually } from '../helpers/net.js';
+
+const eventuallyOk = (fn: () => Promise<boolean>, what: string): Promise<true> => eventually(async () => (await fn()) || undefined, what, 10_000, 100) as Promise<true>;
 
 const root = new URL('../../', import.meta.url).pathname;
 const bin = execFileSync('bash', [`${root}scripts/ensure-ops-tools.sh`], { encoding: 'utf8' }).trim();
@@ -125,11 +128,38 @@ describe('deploy files, checked by the tools operators run', function () {
     for (const name of ['mcp-pin', 'envoy', 'mcp-server']) expect(named('PodDisruptionBudget', name), name).to.not.equal(undefined);
     // mcp-pin: --drain-delay-ms (2 s) + --drain-grace-ms (10 s).
     expect(podOf(named('Deployment', 'mcp-pin')).terminationGracePeriodSeconds! * 1000).to.be.greaterThan(12_000);
-    for (const name of ['envoy', 'mcp-server']) {
-      const pod = podOf(named('Deployment', name));
-      const wait = (pod.containers[0]!.lifecycle?.preStop as { sleep?: { seconds: number } } | undefined)?.sleep?.seconds;
-      expect(wait, `${name} preStop`).to.be.a('number');
-      expect(pod.terminationGracePeriodSeconds!, `${name} grace`).to.be.greaterThan(wait!);
+    const server = podOf(named('Deployment', 'mcp-server'));
+    const wait = (server.containers[0]!.lifecycle?.preStop as { sleep?: { seconds: number } } | undefined)?.sleep?.seconds;
+    expect(wait, 'mcp-server preStop').to.be.a('number');
+    expect(server.terminationGracePeriodSeconds!).to.be.greaterThan(wait!);
+    const envoy = podOf(named('Deployment', 'envoy'));
+    const drain = envoyPreStop();
+    expect(drain).to.contain('/drain_listeners?graceful');
+    expect(envoy.terminationGracePeriodSeconds!).to.be.greaterThan(Number(/sleep (\d+)$/.exec(drain)![1]));
+    expect((envoy.containers[0]!.readinessProbe as { httpGet: { path: string; port: string } }).httpGet).to.deep.equal({ path: '/ready', port: 'stats' });
+  });
+
+  const envoyPreStop = (): string => ((podOf(named('Deployment', 'envoy')).containers[0]!.lifecycle!.preStop as { exec: { command: string[] } }).exec.command)[2]!;
+
+  it("serves Envoy's readiness and stats on the stats listener only, and the preStop command really starts Envoy's drain (real Envoy 1.40)", async () => {
+    const { startEnvoy } = await import('../helpers/envoy.js');
+    const { freePort } = await import('../helpers/net.js');
+    const adminPort = await freePort();
+    const statsPort = await freePort();
+    const envoy = await startEnvoy({ extProc: [{ host: '127.0.0.1', port: 1 }], pods: [{ host: '127.0.0.2', port: 1 }], overrides: { adminPort, statsListen: { host: '127.0.0.1', port: statsPort } } });
+    try {
+      const stats = `http://127.0.0.1:${statsPort}`;
+      expect((await fetch(`${stats}/ready`)).status).to.equal(200);
+      expect(await (await fetch(`${stats}/stats/prometheus`)).text()).to.match(/^envoy_cluster_upstream_rq_retry\{envoy_cluster_name="mcp_pinned"\} /m);
+      // Nothing else of the admin interface: no config dump, no quitquitquit.
+      for (const path of ['/config_dump', '/quitquitquit', '/drain_listeners']) expect((await fetch(`${stats}${path}`, { method: path === '/config_dump' ? 'GET' : 'POST' })).status, path).to.equal(404);
+      // The manifest's preStop, pointed at this Envoy's admin port and without its wait.
+      const cmd = envoyPreStop().replaceAll('/127.0.0.1/9901', `/127.0.0.1/${adminPort}`).replace(/sleep \d+$/, 'true');
+      execFileSync('/bin/bash', ['-c', cmd]);
+      await eventuallyOk(async () => (await fetch(`${stats}/ready`)).status === 503, 'Envoy draining: not ready');
+      expect(await (await fetch(`http://127.0.0.1:${adminPort}/server_info`)).text()).to.contain('"state": "DRAINING"');
+    } finally {
+      await envoy.stop();
     }
   });
 
@@ -140,7 +170,7 @@ describe('deploy files, checked by the tools operators run', function () {
     expect(ingress('mcp-pin').map((r) => [fromApp(r) ?? r.from?.[0]?.namespaceSelector?.matchLabels['mcp-pin.io/monitoring'], r.ports[0]!.port])).to.deep.equal([['envoy', 50051], ['true', 9464]]);
     expect(ingress('redis').map((r) => [fromApp(r), r.ports[0]!.port])).to.deep.equal([['mcp-pin', 6379]]);
     expect(ingress('mcp-server').map((r) => [fromApp(r), r.ports[0]!.port])).to.deep.equal([['envoy', 8080]]);
-    expect(ingress('envoy').map((r) => [fromApp(r) ?? 'anyone', r.ports[0]!.port])).to.deep.equal([['anyone', 10000], ['mcp-pin', 10001]]);
+    expect(ingress('envoy').map((r) => [fromApp(r) ?? r.from?.[0]?.namespaceSelector?.matchLabels['mcp-pin.io/monitoring'] ?? 'anyone', r.ports[0]!.port])).to.deep.equal([['anyone', 10000], ['mcp-pin', 10001], ['true', 9902]]);
     // Every workload is selected by a policy.
     const selected = base.objects.filter((o) => o.kind === 'NetworkPolicy').map((o) => (o.spec as { podSelector: { matchLabels: { app: string } } }).podSelector.matchLabels.app);
     expect(selected.sort()).to.deep.equal(['envoy', 'mcp-pin', 'mcp-server', 'redis']);

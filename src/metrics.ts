@@ -4,23 +4,27 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-export type RequestOutcome =
-  | 'passthrough'
-  | 'pinned'
-  | 'unknown_session'
-  | 'invalid_session_id'
-  | 'ambiguous_session_id'
-  | 'initialize_recorded'
-  | 'initialize_unrecorded'
-  | 'session_deleted'
-  | 'recovered'
-  | 'relayed'
-  | 'not_lost'
-  | 'recovery_failed'
-  | 'store_error'
-  | 'adopted'
-  | 'adoption_unproven'
-  | 'rejected_pin';
+/** Every outcome, so each series exists at 0 from the start (rate() sees the first event). */
+export const REQUEST_OUTCOMES = [
+  'passthrough',
+  'pinned',
+  'unknown_session',
+  'invalid_session_id',
+  'ambiguous_session_id',
+  'initialize_recorded',
+  'initialize_unrecorded',
+  'session_deleted',
+  'recovered',
+  'relayed',
+  'not_lost',
+  'recovery_failed',
+  'store_error',
+  'adopted',
+  'adoption_unproven',
+  'rejected_pin',
+] as const;
+
+export type RequestOutcome = (typeof REQUEST_OUTCOMES)[number];
 
 /** What mcp-pin was doing when it caught a failure it carries on after. */
 export type IgnoredOp = 'drop_poisoned_pin' | 'forget_deleted_session' | 'adopt_session' | 'drop_stale_pin' | 'release_recovery_lock';
@@ -62,6 +66,13 @@ export class Metrics {
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'mcp_pin_' });
+    // Series the alerts and the dashboard rate() exist at 0 from the start:
+    // a counter that first appears at 1 shows no increase, and its first
+    // failures would never fire an alert.
+    for (const o of REQUEST_OUTCOMES) this.requests.labels(o).inc(0);
+    for (const r of ['recovered', 'not_lost', 'failed']) this.recoverySeconds.zero({ result: r });
+    for (const op of ['lookup', 'load', 'create', 'adopt', 'remove']) for (const code of ['MCP_PIN_STORE_UNAVAILABLE', 'MCP_PIN_STORE_TIMEOUT']) this.storeErrors.labels(op, code).inc(0);
+    for (const r of ['hit', 'miss']) this.pinCacheLookups.labels(r).inc(0);
   }
 
   // Label children resolved once: the hot path never hashes label sets.

@@ -43,6 +43,7 @@ interface PodSpec {
     resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
     securityContext?: { allowPrivilegeEscalation?: boolean; readOnlyRootFilesystem?: boolean; capabilities?: { drop?: string[] } };
     lifecycle?: { preStop?: unknown };
+    ports?: { name: string; containerPort: number }[];
   }[];
 }
 
@@ -80,6 +81,22 @@ describe('deploy files, checked by the tools operators run', function () {
     const out = sh(`${bin}/checkov`, ['--config-file', 'deploy/checkov.yaml', '-f', base.file, '-f', prod.file, '-f', 'Dockerfile', '-f', 'docker-compose.yml']);
     expect(out).to.not.contain('FAILED');
     expect(out).to.match(/kubernetes scan results:\s+Passed checks: \d+, Failed checks: 0/);
+  });
+
+  it('keeps every rendered deploy file current, and the monitoring kustomization carries the one rules file and dashboard', async () => {
+    const { renderAll } = await import('../../scripts/render-deploy.js');
+    for (const [name, text] of Object.entries(renderAll())) expect(readFileSync(`${root}deploy/${name}`, 'utf8'), name).to.equal(text);
+    const mon = render('deploy/k8s-monitoring').objects;
+    expect(mon.map((o) => `${o.kind}/${o.metadata.name}`).sort()).to.deep.equal(['ConfigMap/mcp-pin-dashboard', 'PodMonitor/envoy', 'PodMonitor/mcp-pin', 'PrometheusRule/mcp-pin']);
+    const rule = mon.find((o) => o.kind === 'PrometheusRule')!;
+    const rulesFile = parseAllDocuments(readFileSync(`${root}deploy/prometheus/mcp-pin.rules.yaml`, 'utf8'))[0]!.toJS() as { groups: unknown };
+    expect((rule.spec as { groups: unknown }).groups).to.deep.equal(rulesFile.groups);
+    const dash = mon.find((o) => o.kind === 'ConfigMap')!;
+    expect(JSON.parse(dash.data!['mcp-pin.json']!)).to.deep.equal(JSON.parse(readFileSync(`${root}deploy/grafana/mcp-pin-dashboard.json`, 'utf8')));
+    // What the PodMonitors scrape exists on the pods.
+    const ports = (name: string): string[] => podOf(named('Deployment', name)).containers[0]!.ports!.map((p) => p.name);
+    expect(ports('mcp-pin')).to.include('metrics');
+    expect(ports('envoy')).to.include('stats');
   });
 
   it('passes hadolint on the Dockerfile', () => {

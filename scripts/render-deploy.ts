@@ -1,6 +1,6 @@
 /**
  * Renders the deploy files from the one Envoy template: deploy/compose/
- * (envoy.yaml, eds.json for docker-compose.yml) and deploy/k8s/envoy/envoy.yaml
+ * (envoy.yaml, eds/eds.json for docker-compose.yml) and deploy/k8s/envoy/envoy.yaml
  * (the kustomize base's configMapGenerator turns it into a ConfigMap whose
  * name carries a hash of it). `--check` exits 1 if the committed files differ (the test
  * suite runs the same comparison).
@@ -88,7 +88,7 @@ export function renderAll(): Record<string, string> {
   const compose = renderCompose();
   return {
     'compose/envoy.yaml': compose['envoy.yaml'],
-    'compose/eds.json': compose['eds.json'],
+    'compose/eds/eds.json': compose['eds.json'],
     'k8s/envoy/envoy.yaml': renderK8sEnvoyConfig(),
     'k8s-monitoring/prometheusrule.yaml': renderPrometheusRule(),
     'k8s-monitoring/grafana-dashboard.yaml': renderDashboardConfigMap(),

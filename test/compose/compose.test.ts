@@ -7,7 +7,11 @@
  */
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
+import { renderEds, writeFileAtomically } from '../../envoy/render.js';
+import { COMPOSE } from '../../scripts/render-deploy.js';
 import { connectClient, type TestClient } from '../helpers/mcp-client.js';
 import { eventually, freePort } from '../helpers/net.js';
 import type { PodRecord } from '../helpers/pod.js';
@@ -17,6 +21,19 @@ const PROJECT = 'mcp-pin-compose-test';
 const root = new URL('../../', import.meta.url).pathname;
 
 let env: NodeJS.ProcessEnv;
+/** The EDS directory Envoy watches (a copy of deploy/compose/eds): the test takes pods out of it as an orchestrator would. */
+let edsDir: string;
+const setPods = (names: string[]): void =>
+  writeFileAtomically(`${edsDir}/eds.json`, renderEds(COMPOSE.pods.filter((_, i) => names.includes(`pod${i + 1}`))));
+
+/** The pods' addresses Envoy has now in the service cluster, from its admin interface inside its container. */
+async function envoyPods(): Promise<string[]> {
+  const out = await dc('exec', '-T', 'envoy', 'bash', '-c', "exec 3<>/dev/tcp/127.0.0.1/9901; printf 'GET /clusters HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3; cat <&3");
+  const pods = [...new Set([...out.matchAll(/^mcp_service::(\d+\.\d+\.\d+\.\d+):\d+::cx_active/gm)].map((m) => m[1]!))];
+  // Envoy answered with its clusters (never an empty list by mistake: a pod list is never empty here).
+  if (pods.length === 0) throw new Error(`no pods in Envoy's /clusters answer: ${out.slice(0, 200)}`);
+  return pods;
+}
 
 async function dc(...args: string[]): Promise<string> {
   const { stdout } = await run('docker', ['compose', '-p', PROJECT, '-f', 'docker-compose.yml', ...args], { cwd: root, env, maxBuffer: 64 * 1024 * 1024 });
@@ -49,8 +66,10 @@ describe('docker compose: the shipped stack, running (issue 22)', function () {
 
   before(async () => {
     const port = await freePort();
+    edsDir = mkdtempSync(`${tmpdir()}/mcp-pin-compose-eds-`);
+    cpSync(`${root}deploy/compose/eds`, edsDir, { recursive: true });
     // A short grace for the demo pods: the graceful-stop scenario waits for it.
-    env = { ...process.env, MCP_PIN_PORT: String(port), POD_GRACE_MS: '3000' };
+    env = { ...process.env, MCP_PIN_PORT: String(port), POD_GRACE_MS: '3000', MCP_PIN_EDS_DIR: edsDir };
     url = `http://127.0.0.1:${port}/mcp`;
     await dc('down', '-v', '--remove-orphans').catch(() => '');
     const t0 = Date.now();
@@ -63,6 +82,7 @@ describe('docker compose: the shipped stack, running (issue 22)', function () {
   after(async () => {
     await Promise.all(clients.splice(0).map((c) => c.close()));
     if (process.env.COMPOSE_KEEP !== '1') await dc('down', '-v', '--remove-orphans').catch(() => '');
+    rmSync(edsDir, { recursive: true, force: true });
   });
 
   it('publishes the listener and the metrics on 127.0.0.1 only, and gives each service a stop grace above its drain', async () => {
@@ -108,7 +128,7 @@ describe('docker compose: the shipped stack, running (issue 22)', function () {
     expect((await c.echo('again')).pod).to.equal(home);
   });
 
-  it('docker compose stop of the pod holding sessions during traffic: zero client errors', async () => {
+  it('docker compose stop of the pod holding sessions during traffic, taken out of discovery first as an orchestrator does: zero client errors', async () => {
     const load = await Promise.all(Array.from({ length: 4 }, () => client()));
     let stop = false;
     let calls = 0;
@@ -118,19 +138,25 @@ describe('docker compose: the shipped stack, running (issue 22)', function () {
         await lc.echo(`load ${i}`).then(() => calls++, (e: Error) => errors.push(e.message));
       }
     });
+    const ipOf = (pod: string): string => COMPOSE.pods[Number(pod.slice(3)) - 1]!.host;
     try {
       await eventually(async () => calls >= 20 || undefined, 'traffic flowing', 30_000);
+      // Out of discovery, then SIGTERM (the pod finishes what it has, then exits).
+      setPods([other]);
+      await eventually(async () => ((await envoyPods()).includes(ipOf(home)) ? undefined : true), `Envoy has dropped ${home}`, 30_000, 250);
       await dc('stop', home);
       const at = calls;
       await eventually(async () => calls >= at + 20 || undefined, 'traffic after the stop', 60_000);
     } finally {
       stop = true;
       await Promise.all(loops);
+      setPods(['pod1', 'pod2']);
+      await dc('start', home);
+      await eventually(async () => (await record(home).then(() => true, () => false)) || undefined, `${home} back`, 60_000, 500);
+      await eventually(async () => ((await envoyPods()).length === 2) || undefined, 'Envoy knows both pods again', 30_000, 250);
     }
     expect(errors, `errors in ${calls} calls`).to.deep.equal([]);
     for (const lc of [c, ...load]) expect((await lc.echo('where')).pod, 'every session now on the remaining pod').to.equal(other);
-    await dc('start', home);
-    await eventually(async () => (await record(home).then(() => true, () => false)) || undefined, `${home} back`, 60_000, 500);
     [home, other] = [other, home];
   });
 

@@ -65,6 +65,12 @@ export interface EnvoyParams {
    * probes; none when unset.
    */
   statsListen?: HostPort;
+  /**
+   * Mutual TLS to the mcp-pin replicas: Envoy's client certificate and key,
+   * and the CA that signed mcp-pin's server certificate (PEM file paths as
+   * Envoy sees them); none: plain h2c.
+   */
+  extProcTls?: { certFile: string; keyFile: string; caFile: string };
 }
 
 export const ENVOY_DEFAULTS = {
@@ -88,6 +94,7 @@ export const ENVOY_DEFAULTS = {
   holdSafeResponses: true,
   holdSafeResponsesMaxBytes: 16 * 1024 * 1024,
   statsListen: undefined as HostPort | undefined,
+  extProcTls: undefined as EnvoyParams['extProcTls'],
   replayAfterReset: [
     'ping',
     'tools/list',
@@ -178,6 +185,24 @@ function statsListener(params: EnvoyParams): { listener: string; cluster: string
   };
 }
 
+/** The mcp_pin cluster's transport socket (YAML at the cluster's indentation), or nothing for h2c. */
+function extProcTls(tls: EnvoyParams['extProcTls']): string {
+  if (!tls) return '';
+  return [
+    '    # Mutual TLS to mcp-pin (template value extProcTls): Envoy proves itself with',
+    "    # its client certificate, and trusts only mcp-pin's CA. gRPC needs ALPN h2.",
+    '    transport_socket:',
+    '      name: envoy.transport_sockets.tls',
+    '      typed_config:',
+    '        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+    '        common_tls_context:',
+    '          alpn_protocols: [h2]',
+    `          tls_certificates: [ { certificate_chain: { filename: "${tls.certFile}" }, private_key: { filename: "${tls.keyFile}" } } ]`,
+    `          validation_context: { trusted_ca: { filename: "${tls.caFile}" } }`,
+    '',
+  ].join('\n');
+}
+
 /** A route's typed_per_filter_config that turns the hold filter off there. */
 function holdOffHere(on: boolean): string {
   return on ? '{ envoy.filters.http.lua: { "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.LuaPerRoute, disabled: true } }' : '{}';
@@ -254,6 +279,7 @@ export function renderEnvoyConfig(params: EnvoyParams, template = readFileSync(E
     REPLAY_AFTER_RESET: replayMatcher(params.replayAfterReset),
     HOLD_SAFE_RESPONSES_FILTER: holdFilter(params.holdSafeResponses),
     HOLD_OFF_HERE: holdOffHere(params.holdSafeResponses),
+    EXTPROC_TLS: extProcTls(params.extProcTls),
     STATS_LISTENER: statsListener(params).listener,
     STATS_CLUSTER: statsListener(params).cluster,
     // The route's buffer limit is also the upstream filters' (the held answer); request bodies stay bounded by the buffer filter.

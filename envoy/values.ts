@@ -114,6 +114,16 @@ export const TEMPLATE_VALUES: Record<Exclude<keyof EnvoyParams, 'extProcDiscover
   },
   holdSafeResponsesMaxBytes: { default: d('holdSafeResponsesMaxBytes'), meaning: 'largest answer held whole with holdSafeResponses (Envoy memory per held answer); a larger one fails with 500 response_payload_too_large', parse: integer(64 * 1024, 256 * 1024 * 1024) },
   statsListen: { default: 'none', meaning: "host:port of a listener serving only /stats/prometheus and /ready of Envoy's admin interface (for a scraper and the kubelet's probes); none: no such listener", parse: (r) => (String(r).trim() === 'none' ? undefined : hostPorts(r)[0]) },
+  extProcTls: {
+    default: 'none',
+    meaning: "mutual TLS to mcp-pin: cert,key,ca (PEM paths as Envoy sees them: its client certificate and key, and the CA of mcp-pin's server certificate; mcp-pin then runs with --tls-cert-file, --tls-key-file and --tls-client-ca-file); none: plain h2c",
+    parse: (r) => {
+      if (String(r).trim() === 'none') return undefined;
+      const [certFile, keyFile, caFile, ...rest] = list(r);
+      if (!certFile || !keyFile || !caFile || rest.length > 0) throw new ValueProblem('expected cert,key,ca (three PEM file paths) or none');
+      return { certFile, keyFile, caFile };
+    },
+  },
   sessionSearchRetries: { default: d('sessionSearchRetries'), meaning: 'retries over other pods for a session mcp-pin has no pin for (Envoy finds the pod that holds it); at least the pod count minus one', parse: integer(0, 64) },
   messageTimeoutMs: { default: d('messageTimeoutMs'), meaning: "ext_proc message_timeout: how long Envoy waits for one mcp-pin answer", parse: integer(50, 60_000) },
   maxMessageTimeoutMs: { default: d('maxMessageTimeoutMs'), meaning: 'ext_proc max_message_timeout: the most mcp-pin may extend it to while it recovers a session', parse: integer(50, 600_000) },

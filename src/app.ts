@@ -6,7 +6,7 @@
 import { createServer, type Server as HttpServer } from 'node:http';
 import { splitHostPort, type Config } from './config.js';
 import { ExtProcService } from './extproc/server.js';
-import { createGrpcServer, listen, shutdown } from './grpc-server.js';
+import { createGrpcServer, listen, serverCredentials, shutdown } from './grpc-server.js';
 import { Health } from './health.js';
 import { PinAllowlist } from './pin-allowlist.js';
 import type { Logger } from './log.js';
@@ -43,7 +43,9 @@ export async function startApp(cfg: Config, log: Logger, opts: { store?: Session
   extProc.addTo(server);
   health.addTo(server);
   const { host, port } = splitHostPort(cfg.listen);
-  const grpcPort = await listen(server, host, port);
+  const tls = cfg.tlsCertFile ? { certFile: cfg.tlsCertFile, keyFile: cfg.tlsKeyFile, ...(cfg.tlsClientCaFile ? { clientCaFile: cfg.tlsClientCaFile } : {}) } : undefined;
+  const grpcPort = await listen(server, host, port, serverCredentials(tls));
+  if (tls) log.info({ mutual: Boolean(tls.clientCaFile) }, 'gRPC port serves TLS');
 
   let draining = false;
   let probing = false;

@@ -3,6 +3,7 @@
  * its default, in one table. Validated once at start: every problem is
  * reported, one line each, and the process exits non-zero.
  */
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { ConfigValueError, InvalidConfigError } from './errors.js';
@@ -68,6 +69,9 @@ export const OPTIONS = {
   }), '*', 'where a pin may point: CIDR[:port[-port]] or dns:<headless service>[:port], comma-separated; * allows any (set it in production: a poisoned store could aim sessions anywhere)'),
   relayBudgetBytes: opt('relay-budget-bytes', z.coerce.number().int().min(1024 * 1024).max(4 * 1024 * 1024 * 1024), String(64 * 1024 * 1024), 'bytes of relayed answers held at once across all relays (each is held whole, up to 16 MiB); a relay that would pass it fails (before sending: "did not run"; while reading: "ran, answer too large")'),
   memoryStoreMaxSessions: opt('memory-store-max-sessions', z.coerce.number().int().min(1).max(100_000_000), '1000000', 'memory: store only: most sessions held; past it a new initialize gets 503 (live sessions are never evicted)'),
+  tlsCertFile: opt('tls-cert-file', z.string(), '', 'PEM certificate chain for TLS on the gRPC port (with --tls-key-file); empty: plain h2c'),
+  tlsKeyFile: opt('tls-key-file', z.string(), '', 'PEM private key for --tls-cert-file'),
+  tlsClientCaFile: opt('tls-client-ca-file', z.string(), '', "PEM CA that signs Envoy's client certificate: with it, a client without such a certificate is refused (mutual TLS; Envoy's template values extProcTlsCert/Key/Ca)"),
   maxInitBodyBytes: opt('max-init-body-bytes', z.coerce.number().int().min(256).max(16 * 1024 * 1024), '65536', 'largest initialize body stored for recovery; larger ones are pinned but not recoverable'),
   maxSessionIdLength: opt('max-session-id-length', z.coerce.number().int().min(8).max(1024), '256', 'longer mcp-session-id values are never looked up'),
   drainDelayMs: opt('drain-delay-ms', ms(0, 120_000), '2000', "on SIGTERM, keep serving (NOT_SERVING) this long so Envoy's health check moves traffic away first"),
@@ -113,6 +117,13 @@ export function loadConfig(argv: string[] = process.argv.slice(2), env: NodeJS.P
     const parsed = (o.schema as z.ZodType).safeParse(raw);
     if (parsed.success) out[key] = parsed.data;
     else problems.push(`${source}=${JSON.stringify(withoutPassword(raw))}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+  }
+  // Settings that only make sense together.
+  const file = (k: string): string => String(out[k] ?? '');
+  if (Boolean(file('tlsCertFile')) !== Boolean(file('tlsKeyFile'))) problems.push('--tls-cert-file and --tls-key-file go together (TLS on the gRPC port needs both)');
+  if (file('tlsClientCaFile') && !file('tlsCertFile')) problems.push('--tls-client-ca-file needs --tls-cert-file and --tls-key-file (mutual TLS is TLS first)');
+  for (const k of ['tlsCertFile', 'tlsKeyFile', 'tlsClientCaFile']) {
+    if (file(k) && !existsSync(file(k))) problems.push(`--${OPTIONS[k as keyof typeof OPTIONS].flag}=${JSON.stringify(file(k))}: no such file`);
   }
   if (problems.length > 0) throw new InvalidConfigError(problems);
   return out as Config;

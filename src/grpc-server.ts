@@ -3,6 +3,7 @@
  * local Envoy as the only peer. ext_proc and grpc.health.v1 share its port.
  */
 import * as grpc from '@grpc/grpc-js';
+import { readFileSync } from 'node:fs';
 
 /** Above any request body Envoy buffers for mcp-pin (1 MiB by default) plus its headers. */
 export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
@@ -18,12 +19,24 @@ export function createGrpcServer(opts: { maxMessageBytes?: number } = {}): grpc.
   });
 }
 
+/** PEM files for TLS on the gRPC port; with a client CA, a client certificate signed by it is required (mutual TLS). */
+export interface TlsFiles {
+  certFile: string;
+  keyFile: string;
+  clientCaFile?: string;
+}
+
+/** Plain h2c, or TLS (and mutual TLS with a client CA): whoever reaches the port can otherwise play Envoy. */
+export function serverCredentials(tls: TlsFiles | undefined): grpc.ServerCredentials {
+  if (!tls) return grpc.ServerCredentials.createInsecure();
+  const ca = tls.clientCaFile ? readFileSync(tls.clientCaFile) : null;
+  return grpc.ServerCredentials.createSsl(ca, [{ cert_chain: readFileSync(tls.certFile), private_key: readFileSync(tls.keyFile) }], ca !== null);
+}
+
 /** Binds host:port (port 0: any free one) and resolves with the port bound. */
-export function listen(server: grpc.Server, host: string, port: number): Promise<number> {
+export function listen(server: grpc.Server, host: string, port: number, credentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
   const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-  return new Promise((resolve, reject) =>
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound))),
-  );
+  return new Promise((resolve, reject) => server.bindAsync(address, credentials, (err, bound) => (err ? reject(err) : resolve(bound))));
 }
 
 /**

@@ -9,9 +9,9 @@ function load(file: string): grpc.GrpcObject {
   return grpc.loadPackageDefinition(protoLoader.loadSync(file, LOADER_OPTIONS));
 }
 
-export function healthClient(port: number): { check(service?: string): Promise<string>; close(): void } {
+export function healthClient(port: number, credentials = grpc.credentials.createInsecure()): { check(service?: string): Promise<string>; close(): void } {
   const pkg = load('grpc/health/v1/health.proto') as unknown as { grpc: { health: { v1: { Health: Ctor } } } };
-  const c = new pkg.grpc.health.v1.Health(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
+  const c = new pkg.grpc.health.v1.Health(`127.0.0.1:${port}`, credentials) as unknown as grpc.Client & {
     Check: (req: unknown, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: { status: string }) => void) => void;
   };
   return {

@@ -1,0 +1,78 @@
+/**
+ * Mutual TLS between Envoy and mcp-pin (issue 19): mcp-pin's gRPC port is a
+ * control plane, so with --tls-client-ca-file only a client holding a
+ * certificate from that CA gets in. Real Envoy 1.40 (template value
+ * extProcTls), real mcp-pin, SDK pods and client; certificates made with
+ * openssl for the test.
+ */
+import { expect } from 'chai';
+import * as grpc from '@grpc/grpc-js';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { healthClient } from '../helpers/grpc-clients.js';
+import { connectClient, type TestClient } from '../helpers/mcp-client.js';
+import { startStack, type Stack } from '../helpers/stack.js';
+
+/** A CA, a server certificate for 127.0.0.1, a client certificate from the CA, and one from another CA. */
+function makeCerts(dir: string): void {
+  const ssl = (...args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
+  writeFileSync(`${dir}/san.ext`, 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  for (const ca of ['ca', 'other-ca']) ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${ca}.key`, '-out', `${ca}.pem`, '-days', '1', '-subj', `/CN=${ca}`);
+  const sign = (name: string, ca: string, ext: string[] = []): void => {
+    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
+    ssl('x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-out', `${name}.pem`, '-days', '1', ...ext);
+  };
+  sign('server', 'ca', ['-extfile', 'san.ext']);
+  sign('envoy', 'ca');
+  sign('stranger', 'other-ca');
+}
+
+describe('mutual TLS between Envoy and mcp-pin (issue 19)', function () {
+  this.timeout(120_000);
+  let stack: Stack;
+  let dir = '';
+  const clients: TestClient[] = [];
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.close()));
+    await stack?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('serves Envoy over mutual TLS (traffic and a recovery work) and refuses a client without a certificate from the CA', async () => {
+    dir = mkdtempSync(`${tmpdir()}/mcp-pin-mtls-`);
+    makeCerts(dir);
+    stack = await startStack({
+      pods: 2,
+      pinEnv: { MCP_PIN_TLS_CERT_FILE: `${dir}/server.pem`, MCP_PIN_TLS_KEY_FILE: `${dir}/server.key`, MCP_PIN_TLS_CLIENT_CA_FILE: `${dir}/ca.pem` },
+      envoy: { extProcTls: { certFile: `${dir}/envoy.pem`, keyFile: `${dir}/envoy.key`, caFile: `${dir}/ca.pem` } },
+    });
+    expect(stack.pins[0]!.proc.output).to.contain('"mutual":true');
+    // Through Envoy: pinned calls, and a recovery (the retry's ext_proc stream goes over the same TLS).
+    const c = await connectClient(stack.mcpUrl);
+    clients.push(c);
+    const home = stack.podByName((await c.whoami()).pod);
+    expect((await c.echo('over mTLS')).pod).to.equal(home.name);
+    await home.restartInPlace();
+    expect((await c.echo('recovered over mTLS')).text).to.equal('recovered over mTLS');
+
+    const port = stack.pins[0]!.port;
+    const ca = readFileSync(`${dir}/ca.pem`);
+    const tryCheck = async (creds: grpc.ChannelCredentials): Promise<string> => {
+      const h = healthClient(port, creds);
+      try {
+        return await h.check();
+      } catch (err) {
+        return `refused: ${(err as grpc.ServiceError).code}`;
+      } finally {
+        h.close();
+      }
+    };
+    // Without a client certificate, with one from another CA, or in plain text: refused.
+    expect(await tryCheck(grpc.credentials.createSsl(ca))).to.match(/^refused/);
+    expect(await tryCheck(grpc.credentials.createSsl(ca, readFileSync(`${dir}/stranger.key`), readFileSync(`${dir}/stranger.pem`)))).to.match(/^refused/);
+    expect(await tryCheck(grpc.credentials.createInsecure())).to.match(/^refused/);
+    // With Envoy's certificate: served (the refusals above are about the certificate).
+    expect(await tryCheck(grpc.credentials.createSsl(ca, readFileSync(`${dir}/envoy.key`), readFileSync(`${dir}/envoy.pem`)))).to.equal('SERVING');
+  });
+});

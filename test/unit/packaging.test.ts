@@ -6,6 +6,8 @@
  */
 import { expect } from 'chai';
 import { existsSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
 import { parse } from 'yaml';
 import { COMPOSE, renderCompose } from '../../scripts/render-deploy.js';
 import { PRODUCTION_NODE_ARGS } from '../helpers/mcp-pin.js';
@@ -24,6 +26,11 @@ interface Service {
 }
 
 describe('packaging: docker-compose.yml and Dockerfile', () => {
+  it('ships the license package.json names', () => {
+    expect(JSON.parse(read('package.json')).license).to.equal('Apache-2.0');
+    expect(read('LICENSE')).to.match(/^\s*Apache License\s+Version 2\.0, January 2004/);
+  });
+
   const compose = parse(read('docker-compose.yml'), { merge: true }) as { services: Record<string, Service>; networks: unknown };
   const dockerfile = read('Dockerfile');
 
@@ -101,10 +108,20 @@ describe('packaging: docker-compose.yml and Dockerfile', () => {
     expect(JSON.parse(read('package.json')).scripts.build).to.contain('cp -r protos dist/protos');
   });
 
-  it('runs the image as a numeric non-root user (the kubelet can verify runAsNonRoot) with a health check', () => {
+  it('runs the image as a numeric non-root user (the kubelet can verify runAsNonRoot) with a health check', async () => {
     const runtime = dockerfile.slice(dockerfile.indexOf('AS runtime'));
     expect(runtime).to.match(/^USER 10001:10001$/m);
     expect(runtime).to.match(/^HEALTHCHECK /m);
     expect(runtime).to.contain('/healthz');
+    // On the metrics port mcp-pin was given, not a fixed one: run the check's own script against a server on another port.
+    const script = JSON.parse(/^\s*CMD (\[.*\])$/m.exec(runtime.slice(runtime.indexOf('HEALTHCHECK')))![1]!)[2] as string;
+    const srv = createServer((req, res) => res.writeHead(req.url === '/healthz' ? 200 : 404).end()).listen(0, '127.0.0.1');
+    await new Promise((r) => srv.once('listening', r));
+    const port = (srv.address() as { port: number }).port;
+    const check = (env: Record<string, string>): Promise<number | null> =>
+      new Promise((resolve) => spawn(process.execPath, ['-e', script], { env: { ...process.env, ...env } }).on('exit', resolve));
+    expect(await check({ MCP_PIN_METRICS_LISTEN: `0.0.0.0:${port}` }), 'healthy on the configured port').to.equal(0);
+    expect(await check({ MCP_PIN_METRICS_LISTEN: '0.0.0.0:1' }), 'unhealthy where nothing answers').to.equal(1);
+    srv.close();
   });
 });

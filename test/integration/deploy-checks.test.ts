@@ -116,7 +116,7 @@ describe('deploy files, checked by the tools operators run', function () {
     writeFileSync(k8s, base.objects.find((o) => o.kind === 'ConfigMap')!.data!['envoy.yaml']!);
     // The compose config reads its EDS file at the path the container mounts: point it at the shipped one.
     const compose = `${tmp}/compose-envoy.yaml`;
-    writeFileSync(compose, readFileSync(`${root}deploy/compose/envoy.yaml`, 'utf8').replaceAll('/etc/envoy/eds', `${root}deploy/compose`));
+    writeFileSync(compose, readFileSync(`${root}deploy/compose/envoy.yaml`, 'utf8').replaceAll('/etc/envoy/eds', `${root}deploy/compose/eds`));
     for (const f of [k8s, compose]) expect(sh(findEnvoy(), ['--mode', 'validate', '-c', f, '--disable-hot-restart']), f).to.contain('OK');
   });
 

@@ -264,6 +264,7 @@ function extProcDiscovery(params: EnvoyParams): string {
 }
 
 export function renderEnvoyConfig(params: EnvoyParams, template = readFileSync(ENVOY_TEMPLATE_PATH, 'utf8')): string {
+  const stats = statsListener(params);
   const values: Record<string, string> = {
     ADMIN_ADDRESS: params.adminAddress,
     ADMIN_PORT: String(params.adminPort),
@@ -280,8 +281,8 @@ export function renderEnvoyConfig(params: EnvoyParams, template = readFileSync(E
     HOLD_SAFE_RESPONSES_FILTER: holdFilter(params.holdSafeResponses),
     HOLD_OFF_HERE: holdOffHere(params.holdSafeResponses),
     EXTPROC_TLS: extProcTls(params.extProcTls),
-    STATS_LISTENER: statsListener(params).listener,
-    STATS_CLUSTER: statsListener(params).cluster,
+    STATS_LISTENER: stats.listener,
+    STATS_CLUSTER: stats.cluster,
     // The route's buffer limit is also the upstream filters' (the held answer); request bodies stay bounded by the buffer filter.
     HOLD_LIMIT_BYTES: String(params.holdSafeResponses ? Math.max(params.holdSafeResponsesMaxBytes, params.bufferLimitBytes) : params.bufferLimitBytes),
     PIN_HEADER: params.pinHeader,

@@ -57,7 +57,7 @@ export function neverSent(err: unknown): boolean {
 
 /** Envoy answered itself because it could not connect to any pod: no pod saw the request. */
 export function envoyNeverConnected(details: string): boolean {
-  return details.includes('connection_failure') || details === 'no_healthy_upstream' || details.includes('no_healthy_upstream');
+  return details.includes('connection_failure') || details.includes('no_healthy_upstream');
 }
 
 export class EnvoyForwarder implements Forwarder {

@@ -359,10 +359,9 @@ export class SessionRecovery {
       case 'unknown':
         return first;
       case 'relay':
-        // That pod holds the session after all: the answer it gave is its own (I1: no third send).
-        if (again.why === 'not-lost') return first;
-        return this.relayOnce(again.pin, req, signal);
       case 'send':
+        // That pod holds the session after all: the answer it gave is its own (I1: no third send).
+        if (again.kind === 'relay' && again.why === 'not-lost') return first;
         return this.relayOnce(again.pin, req, signal);
     }
   }

@@ -20,10 +20,10 @@ import { RedisStore } from '../src/sessions/redis-store.js';
 import type { SessionStore } from '../src/sessions/store.js';
 import type { EnvoyParams } from '../envoy/render.js';
 import { startEnvoy, type EnvoyHandle } from '../test/helpers/envoy.js';
-import { McpPinProcess } from '../test/helpers/mcp-pin.js';
+import { McpPinProcess, PRODUCTION_NODE_ARGS } from '../test/helpers/mcp-pin.js';
 import { freePort } from '../test/helpers/net.js';
 import { Pod } from '../test/helpers/pod.js';
-import { killAll } from '../test/helpers/process.js';
+import { ManagedProcess, killAll } from '../test/helpers/process.js';
 import { startRedis, type RedisHandle } from '../test/helpers/redis.js';
 import { CALL, INIT, INIT_HEADERS, MCP_HEADERS, READ, SESSIONLESS_CALL, SESSIONLESS_HEADERS, cpuMs, rssMb } from './common.js';
 import { envoyAlone, envoyEnvelope, withoutMcpFilter } from './setups.js';
@@ -31,7 +31,6 @@ import { envoyAlone, envoyEnvelope, withoutMcpFilter } from './setups.js';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONCURRENCY = [1, 16, 64];
 const LOW_RATE = 200;
-const PAIRS = 5;
 const FAST_POD = new URL('./fast-pod.ts', import.meta.url).pathname;
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
 
@@ -43,8 +42,35 @@ interface Target {
   url: string;
   envoy: EnvoyHandle;
   pin?: McpPinProcess;
+  /** The ext_proc process (mcp-pin or the floor), for its CPU time. */
+  extProcPid?: number;
   redis?: RedisHandle;
 }
+
+/** How a setup is made: Envoy's config (transform, overrides, another tree's template) and what answers its ext_proc. */
+interface SetupOptions {
+  transform?: (y: string) => string;
+  /** mcp-pin with this store URL (omitted: no mcp-pin). */
+  store?: string;
+  pinEnv?: Record<string, string>;
+  envoy?: Partial<EnvoyParams>;
+  /** The trivial ext_proc server (bench/floor-ext-proc.ts) instead of mcp-pin. */
+  floor?: boolean;
+  /** An older build and its Envoy template (BENCH_BEFORE): the "before" of a before/after run. */
+  before?: { main: string; render: (p: EnvoyParams) => string };
+}
+
+const FLOOR = new URL('./floor-ext-proc.ts', import.meta.url).pathname;
+
+/** The floor server on `port`, pinning every request to `pod`, with mcp-pin's node flags. */
+async function startFloor(port: number, pod: string): Promise<ManagedProcess> {
+  const proc = new ManagedProcess('floor-ext-proc', process.execPath, [...PRODUCTION_NODE_ARGS, '--import', 'tsx', FLOOR], { FLOOR_LISTEN: `127.0.0.1:${port}`, FLOOR_POD: pod }).start();
+  await proc.waitForJson((o) => o.ready === true, 20_000);
+  return proc;
+}
+
+const median = (xs: number[]): number => pct([...xs].sort((a, b) => a - b), 50);
+const perRequestUs = (r: Row, k: keyof Row['cpuMs']): number => Math.round((r.cpuMs[k] * 1000) / Math.max(1, r.total));
 
 async function initSessions(url: string, n: number): Promise<string[]> {
   const out: string[] = [];
@@ -86,7 +112,7 @@ type Load = 'call' | 'read' | 'sessionless';
 async function throughput(t: Target, concurrency: number, load: Load = 'call'): Promise<Row> {
   const sessionless = load === 'sessionless';
   const sids = sessionless ? [] : await initSessions(t.url, concurrency);
-  const pids = { envoy: t.envoy.proc.child?.pid, mcpPin: t.pin?.proc.child?.pid, redis: t.redis?.proc.child?.pid };
+  const pids = { envoy: t.envoy.proc.child?.pid, mcpPin: t.extProcPid, redis: t.redis?.proc.child?.pid };
   const podsCpu = (): number => t.pods.reduce((s, p) => s + cpuMs(p.proc.child?.pid), 0);
   const before = { envoy: cpuMs(pids.envoy), mcpPin: cpuMs(pids.mcpPin), redis: cpuMs(pids.redis), pods: podsCpu(), loadgen: cpuMs(process.pid) };
   const msgsBefore = t.pin ? await messagesHandled(t.pin) : 0;
@@ -213,18 +239,29 @@ async function main(): Promise<void> {
   // The same without contention: what the extra hops cost on an idle machine.
   const lowRateLatency: Awaited<ReturnType<typeof latencyAtRate>>[] = [];
 
-  const withEnvoy = async (name: string, pods: Pod[], opts: { transform?: (y: string) => string; store?: string; pinEnv?: Record<string, string>; envoy?: Partial<EnvoyParams> }, fn: (t: Target) => Promise<void>): Promise<void> => {
+  const withEnvoy = async (name: string, pods: Pod[], opts: SetupOptions, fn: (t: Target) => Promise<void>): Promise<void> => {
     log(`setup ${name}`);
     const pinPort = await freePort();
-    const envoy = await startEnvoy({ extProc: [{ host: '127.0.0.1', port: pinPort }], pods: pods.map((p) => p.address), ...(opts.transform ? { transform: opts.transform } : {}), ...(opts.envoy ? { overrides: opts.envoy } : {}) });
+    const envoy = await startEnvoy({
+      extProc: [{ host: '127.0.0.1', port: pinPort }],
+      pods: pods.map((p) => p.address),
+      ...(opts.transform ? { transform: opts.transform } : {}),
+      ...(opts.envoy ? { overrides: opts.envoy } : {}),
+      ...(opts.before ? { render: opts.before.render } : {}),
+    });
     let pin: McpPinProcess | undefined;
+    let floor: ManagedProcess | undefined;
     if (opts.store) {
-      pin = await new McpPinProcess('mcp-pin', pinPort, { MCP_PIN_STORE_URL: opts.store, MCP_PIN_RECOVERY_URL: envoy.internalUrl, MCP_PIN_LOG_LEVEL: 'warn', MCP_PIN_KEY_PREFIX: `b${Date.now()}:`, ...opts.pinEnv }, [], 'dist').start();
+      const entry = opts.before ? { main: opts.before.main } : 'dist';
+      pin = await new McpPinProcess('mcp-pin', pinPort, { MCP_PIN_STORE_URL: opts.store, MCP_PIN_RECOVERY_URL: envoy.internalUrl, MCP_PIN_LOG_LEVEL: 'warn', MCP_PIN_KEY_PREFIX: `b${Date.now()}:`, ...opts.pinEnv }, [], entry).start();
     }
+    if (opts.floor) floor = await startFloor(pinPort, `${pods[0]!.address.host}:${pods[0]!.address.port}`);
     try {
-      await fn({ name, pods, url: envoy.mcpUrl, envoy, ...(pin ? { pin } : {}), ...(opts.store?.startsWith('redis') ? { redis } : {}) });
+      const extProcPid = (pin?.proc ?? floor)?.child?.pid;
+      await fn({ name, pods, url: envoy.mcpUrl, envoy, ...(pin ? { pin } : {}), ...(extProcPid ? { extProcPid } : {}), ...(opts.store?.startsWith('redis') ? { redis } : {}) });
     } finally {
       await pin?.stop();
+      await floor?.stop();
       await envoy.stop();
     }
   };
@@ -257,10 +294,152 @@ async function main(): Promise<void> {
     for (const c of CONCURRENCY) rows.push(await throughput(t, c));
   };
 
+  /** n rounds at concurrency c; in each round every setup takes its turn, in order (drift hits all alike). */
+  const rounds = async (setups: Target[], c: number, n: number): Promise<Row[][]> => {
+    const out: Row[][] = [];
+    for (let i = 0; i < n; i++) {
+      const round: Row[] = [];
+      for (const t of setups) round.push(await throughput(t, c));
+      out.push(round);
+    }
+    return out;
+  };
+  type Latency = Awaited<ReturnType<typeof latencyAtRate>>;
+  /** n rounds of open-loop latency at LOW_RATE, setups taking turns, after a warm-up of each. */
+  const latencyRounds = async (setups: Target[], n: number): Promise<Latency[][]> => {
+    for (const t of setups) await latencyAtRate(t, LOW_RATE, 2);
+    const out: Latency[][] = [];
+    for (let i = 0; i < n; i++) {
+      const round: Latency[] = [];
+      for (const t of setups) round.push(await latencyAtRate(t, LOW_RATE));
+      out.push(round);
+    }
+    return out;
+  };
+  /** Per setup: medians over the rounds of req/s, CPU µs per request (ext_proc process, Envoy), and of the ratio to setup `base`. */
+  const summarize = (names: string[], rs: Row[][], base: number) =>
+    names.map((setup, j) => ({
+      setup,
+      concurrency: rs[0]![j]!.concurrency,
+      rps: median(rs.map((r) => r[j]!.rps)),
+      ratio: Number(median(rs.map((r) => r[j]!.rps / r[base]!.rps)).toFixed(3)),
+      extProcUs: median(rs.map((r) => perRequestUs(r[j]!, 'mcpPin'))),
+      envoyUs: median(rs.map((r) => perRequestUs(r[j]!, 'envoy'))),
+      errors: rs.reduce((n, r) => n + r[j]!.errors, 0),
+    }));
+  const summarizeLatency = (names: string[], ls: Latency[][], base: number) =>
+    names.map((setup, j) => ({
+      setup,
+      p50Us: median(ls.map((l) => l[j]!.p50Us)),
+      p99Us: median(ls.map((l) => l[j]!.p99Us)),
+      addedP50Us: median(ls.map((l) => l[j]!.p50Us - l[base]!.p50Us)),
+      addedP99Us: median(ls.map((l) => l[j]!.p99Us - l[base]!.p99Us)),
+      errors: ls.reduce((n, l) => n + l[j]!.errors, 0),
+    }));
+  const printSummary = (title: string, tables: ReturnType<typeof summarize>[], lat: ReturnType<typeof summarizeLatency>, baseName: string): void => {
+    const out = process.stdout;
+    out.write(`\n${title}\n| setup | conc | req/s | x ${baseName} | CPU µs/req ext_proc | CPU µs/req Envoy | errors |\n|---|---|---|---|---|---|---|\n`);
+    for (const t of tables) for (const r of t) out.write(`| ${r.setup} | ${r.concurrency} | ${r.rps} | ${r.ratio} | ${r.extProcUs || '-'} | ${r.envoyUs} | ${r.errors} |\n`);
+    out.write(`\n| setup (at ${LOW_RATE} req/s, open loop) | p50 µs | p99 µs | added p50 µs over ${baseName} | added p99 µs | errors |\n|---|---|---|---|---|---|\n`);
+    for (const l of lat) out.write(`| ${l.setup} | ${l.p50Us} | ${l.p99Us} | ${l.addedP50Us} | ${l.addedP99Us} | ${l.errors} |\n`);
+  };
+
+  /**
+   * The floor of the design: the envelope, the trivial grpc-js ext_proc
+   * server (bench/floor-ext-proc.ts) and mcp-pin (Redis, shipped defaults),
+   * the last two in the same Envoy setup, taking turns: 5 rounds at c=64, 3 at
+   * c=16, 3 of latency at LOW_RATE. Medians of the rounds count.
+   */
+  const FLOOR_NAMES = ['envoy-envelope', 'floor (trivial ext_proc)', 'mcp-pin redis'];
+  const floorSection = async () => {
+    let c64: Row[][] = [];
+    let c16: Row[][] = [];
+    let lat: Latency[][] = [];
+    await withEnvoy(FLOOR_NAMES[0]!, [fast], { transform: envoyEnvelope }, (env) =>
+      withEnvoy(FLOOR_NAMES[1]!, [fast], { floor: true }, (floor) =>
+        withEnvoy(FLOOR_NAMES[2]!, [fast], { store: redis.url }, async (pin) => {
+          const trio = [env, floor, pin];
+          c64 = await rounds(trio, 64, 5);
+          c16 = await rounds(trio, 16, 3);
+          lat = await latencyRounds(trio, 3);
+        }),
+      ),
+    );
+    // Unrounded: a target is judged on the value itself, printed to 3 places.
+    const vsFloor = (rs: Row[][]): number => median(rs.map((r) => r[2]!.rps / r[1]!.rps));
+    const cpuVsFloor = median(c64.map((r) => perRequestUs(r[2]!, 'mcpPin') / Math.max(1, perRequestUs(r[1]!, 'mcpPin'))));
+    const latency = summarizeLatency(FLOOR_NAMES, lat, 0);
+    const overFloorP50Us = median(lat.map((l) => l[2]!.p50Us - l[1]!.p50Us));
+    return {
+      c64: summarize(FLOOR_NAMES, c64, 0),
+      c16: summarize(FLOOR_NAMES, c16, 0),
+      latency,
+      rounds: { c64: c64.map((r) => r.map((x) => x.rps)), c16: c16.map((r) => r.map((x) => x.rps)) },
+      vsFloor: { c64: vsFloor(c64), c16: vsFloor(c16) },
+      cpuVsFloor,
+      overFloorP50Us,
+      vsEnvelopeC64: median(c64.map((r) => r[2]!.rps / r[0]!.rps)),
+    };
+  };
+  const floorTargets = (f: Awaited<ReturnType<typeof floorSection>>) => [
+    { target: 'mcp-pin (Redis, shipped defaults) c=64 >= 0.95x the floor (median of 5 rounds)', value: f.vsFloor.c64, met: f.vsFloor.c64 >= 0.95 },
+    { target: 'mcp-pin c=16 >= 0.95x the floor (median of 3 rounds)', value: f.vsFloor.c16, met: f.vsFloor.c16 >= 0.95 },
+    { target: 'mcp-pin CPU per pinned request (c=64) <= 1.15x the floor\'s (median of per-round ratios)', value: f.cpuVsFloor, met: f.cpuVsFloor <= 1.15 },
+    { target: `mcp-pin added p50 at ${LOW_RATE} req/s <= the floor's + 0.15 ms (median over 3 rounds of mcp-pin p50 - floor p50, ms)`, value: f.overFloorP50Us / 1000, met: f.overFloorP50Us <= 150 },
+    { target: 'fast pod, c=64, Redis: mcp-pin >= 0.35x the envelope (median of 5 rounds)', value: f.vsEnvelopeC64, met: f.vsEnvelopeC64 >= 0.35 },
+  ];
+  const printTargets = (targets: { target: string; value: number; met: boolean }[]): void => {
+    process.stdout.write('\nTargets\n');
+    for (const t of targets) process.stdout.write(`- ${t.met ? 'MET    ' : 'NOT MET'} ${t.target}: ${Number(t.value.toFixed(3))}\n`);
+  };
+  const printFloor = (f: Awaited<ReturnType<typeof floorSection>>): void => {
+    printSummary(`The floor (medians of rounds; per round the envelope, the floor, mcp-pin take turns, ${SECONDS} s each)`, [f.c64, f.c16], f.latency, 'envelope');
+    process.stdout.write(`Rounds, req/s envelope / floor / mcp-pin: c=64 ${f.rounds.c64.map((r) => r.join(' / ')).join('; ')}; c=16 ${f.rounds.c16.map((r) => r.join(' / ')).join('; ')}\n`);
+    const r3 = (x: number): number => Number(x.toFixed(3));
+    process.stdout.write(`mcp-pin vs the floor: c=64 ${r3(f.vsFloor.c64)}x, c=16 ${r3(f.vsFloor.c16)}x, CPU per request ${r3(f.cpuVsFloor)}x, p50 at ${LOW_RATE} req/s ${f.overFloorP50Us >= 0 ? '+' : ''}${f.overFloorP50Us} µs\n`);
+  };
+
+  /**
+   * BENCH_BEFORE=<tree>: the same mcp-pin setup from an older tree (its
+   * build and its Envoy template) against this one, taking turns: one
+   * change's before/after in one run (scripts/bench-compare.sh).
+   */
+  const compareSection = async (tree: string) => {
+    const { renderEnvoyConfig: renderBefore } = (await import(`${tree}/envoy/render.ts`)) as { renderEnvoyConfig: (p: EnvoyParams) => string };
+    const names = ['before', 'after'];
+    let c64: Row[][] = [];
+    let c16: Row[][] = [];
+    let lat: Latency[][] = [];
+    await withEnvoy('mcp-pin redis (before)', [fast], { store: redis.url, before: { main: `${tree}/dist/src/main.js`, render: renderBefore } }, (before) =>
+      withEnvoy('mcp-pin redis (after)', [fast], { store: redis.url }, async (after) => {
+        c64 = await rounds([before, after], 64, 5);
+        c16 = await rounds([before, after], 16, 3);
+        lat = await latencyRounds([before, after], 3);
+      }),
+    );
+    const result = { c64: summarize(names, c64, 0), c16: summarize(names, c16, 0), latency: summarizeLatency(names, lat, 0) };
+    printSummary(`Before / after (${tree}): medians of rounds, the two taking turns, ${SECONDS} s each`, [result.c64, result.c16], result.latency, 'before');
+    const cpu = (t: typeof result.c64) => `${t[0]!.extProcUs} -> ${t[1]!.extProcUs} µs (mcp-pin), ${t[0]!.envoyUs} -> ${t[1]!.envoyUs} µs (Envoy)`;
+    process.stdout.write(`after/before: c=64 ${result.c64[1]!.ratio}x (${cpu(result.c64)}), c=16 ${result.c16[1]!.ratio}x (${cpu(result.c16)}), p50 at ${LOW_RATE} req/s ${result.latency[1]!.addedP50Us >= 0 ? '+' : ''}${result.latency[1]!.addedP50Us} µs\n`);
+    writeResults('compare', { tree, ...result, rounds: { c64: c64.map((r) => r.map((x) => x.rps)), c16: c16.map((r) => r.map((x) => x.rps)) } });
+  };
+
   // BENCH_ONLY=hold: only the cost of holdSafeResponses.
   if (process.env.BENCH_ONLY === 'hold') {
     await holdCost('read');
     await holdCost('call');
+    return;
+  }
+  // BENCH_ONLY=floor: only the floor section and its targets.
+  if (process.env.BENCH_ONLY === 'floor') {
+    const f = await floorSection();
+    printFloor(f);
+    printTargets(floorTargets(f));
+    writeResults('floor', f);
+    return;
+  }
+  if (process.env.BENCH_BEFORE) {
+    await compareSection(process.env.BENCH_BEFORE);
     return;
   }
 
@@ -279,21 +458,8 @@ async function main(): Promise<void> {
   await withEnvoy('mcp-pin redis (2 pods)', [fast, fast2], pinRedis[1], async (t) => {
     rows.push(await throughput(t, 64));
   });
-  // The headline ratio, from alternating loads: both setups run side by
-  // side and take turns at c=64, so the machine's drift (rows above are
-  // minutes apart) hits both alike. The median of the pairs' ratios counts.
-  const pairs: { envelope: number; mcpPin: number; ratio: number }[] = [];
-  await withEnvoy(envelope[0], [fast], envelope[1], (env) =>
-    withEnvoy(pinRedis[0], [fast], pinRedis[1], async (pin) => {
-      for (let i = 0; i < PAIRS; i++) {
-        const e = (await throughput(env, 64)).rps;
-        const m = (await throughput(pin, 64)).rps;
-        pairs.push({ envelope: e, mcpPin: m, ratio: Number((m / e).toFixed(3)) });
-      }
-    }),
-  );
-  const pairedRatio = pct(pairs.map((p) => p.ratio).sort((a, b) => a - b), 50);
-  log(`paired c=64 ratios: ${pairs.map((p) => p.ratio).join(', ')} (median ${pairedRatio})`);
+  // mcp-pin against the floor and the envelope, taking turns (the headline ratios).
+  const floor = await floorSection();
 
   const envelopeC64 = rows.find((r) => r.setup === 'envoy-envelope' && r.concurrency === 64)!.rps;
   const pinC64Rps = rows.find((r) => r.setup === 'mcp-pin redis' && r.concurrency === 64)!.rps;
@@ -380,10 +546,9 @@ async function main(): Promise<void> {
   const addedLowP50Ms = (lowLat('mcp-pin redis').p50Us - lowLat('envoy-envelope').p50Us) / 1000;
   const sessionlessMsgs = Math.max(...rows.filter((r) => r.setup === 'mcp-pin redis (session-less)').map((r) => r.extProcMessagesPerRequest ?? NaN));
   const targets = [
-    { target: `fast pod, c=64, Redis: mcp-pin >= 0.35x the envelope (median of ${PAIRS} alternating pairs)`, value: pairedRatio, met: pairedRatio >= 0.35 },
+    ...floorTargets(floor),
     { target: 'SDK pods, c=16, Redis: mcp-pin >= 0.55x the envelope on the same pods (median of 3 alternating pairs)', value: sdkPairs.median, met: sdkPairs.median >= 0.55 },
     { target: `session-less (2026-07-28 requests, v2 SDK pods), c=16: >= 0.90x the envelope (median of 3 alternating pairs; ext_proc messages per request ${sessionlessMsgs})`, value: sessionlessPairs.median, met: sessionlessPairs.median >= 0.9 },
-    { target: `added p50 over the envelope at ${LOW_RATE} req/s, Redis <= 0.4 ms`, value: Number(addedLowP50Ms.toFixed(3)), met: addedLowP50Ms <= 0.4 },
     { target: 'mcp-pin RSS under load <= 150 MB', value: peakRss, met: peakRss <= 150 },
     { target: 'Redis lookup at 100k sessions within 10% of 1k', value: Number((lookups.redis[1]!.usPerLookup / lookups.redis[0]!.usPerLookup).toFixed(2)), met: lookups.redis[1]!.usPerLookup <= lookups.redis[0]!.usPerLookup * 1.1 },
   ];
@@ -408,7 +573,8 @@ async function main(): Promise<void> {
       `mcp-pin redis row: Envoy ${Math.round(perReq(pinC64, 'envoy'))} (its own ext_proc work about ${envoyExtProcUs}), mcp-pin ${Math.round(perReq(pinC64, 'mcpPin'))}, Redis ${Math.round(perReq(pinC64, 'redis'))}, pod ${Math.round(perReq(pinC64, 'pods'))}, load generator ${Math.round(perReq(pinC64, 'loadgen'))}. ` +
       `All share ${cores} cores: 0.6x the envelope's rate leaves ${Math.round(budgetUs)} µs per request in all; everything but mcp-pin already takes ${Math.round(notMcpPinUs)}.\n`,
   );
-  out.write(`\nPaired c=64 loads, alternating (req/s envelope / mcp-pin redis = ratio): ${pairs.map((p) => `${p.envelope} / ${p.mcpPin} = ${p.ratio}`).join('; ')}; median ratio ${pairedRatio}\n`);
+  printFloor(floor);
+  out.write(`\nAdded p50 over the envelope at ${LOW_RATE} req/s (the table below; no longer a target, see README): ${addedLowP50Ms.toFixed(3)} ms\n`);
   out.write(`SDK pods, c=16, alternating: ${sdkPairs.pairs.map((p) => `${p.envelope} / ${p.mcpPin} = ${p.ratio}`).join('; ')}; median ratio ${sdkPairs.median}\n`);
   out.write(`Session-less (2026-07-28), c=16, alternating: ${sessionlessPairs.pairs.map((p) => `${p.envelope} / ${p.mcpPin} = ${p.ratio}`).join('; ')}; median ratio ${sessionlessPairs.median}\n`);
   for (const [what, h] of Object.entries(holdPairs)) {
@@ -421,13 +587,16 @@ async function main(): Promise<void> {
   out.write(`\nRecovery (SDK pods, medians of ${recovery.samples}): initialize + initialized ${recovery.initializeMs} ms, follow-up call ${recovery.followUpMs} ms, call that recovers (retry, re-init + notify on the retry's pod, the request again) ${recovery.recoveredRequestMs} ms\n`);
   out.write(`\nStore lookup (20k lookups one at a time, each from the 1k or the 100k set at random, timed one by one)\n| store | live sessions | lookups | mean µs per lookup |\n|---|---|---|---|\n`);
   for (const [k, v] of Object.entries(lookups)) for (const l of v) out.write(`| ${k} | ${l.live} | ${l.lookups} | ${l.usPerLookup} |\n`);
-  out.write('\nTargets\n');
-  for (const t of targets) out.write(`- ${t.met ? 'MET    ' : 'NOT MET'} ${t.target}: ${t.value}\n`);
+  printTargets(targets);
+  writeResults('bench', { rows: table, floor, sdkPairs, sessionlessPairs, holdPairs, latency, lowRateLatency, recovery, lookups, targets });
+}
 
+/** bench/results/<kind>-<time>.json */
+function writeResults(kind: string, data: object): void {
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
-  const file = new URL(`./results/bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`, import.meta.url);
-  writeFileSync(file, JSON.stringify({ seconds: SECONDS, rows: table, pairs, sdkPairs, sessionlessPairs, holdPairs, latency, lowRateLatency, recovery, lookups, targets }, null, 2));
-  out.write(`\nJSON: ${file.pathname}\n`);
+  const file = new URL(`./results/${kind}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`, import.meta.url);
+  writeFileSync(file, JSON.stringify({ seconds: SECONDS, ...data }, null, 2));
+  process.stdout.write(`\nJSON: ${file.pathname}\n`);
 }
 
 main()

@@ -49,6 +49,8 @@ export interface EnvoyOptions {
   overrides?: Partial<EnvoyParams>;
   /** Rewrites the rendered config (the benchmark derives its rival setups this way). */
   transform?: (yaml: string) => string;
+  /** Renders the config instead of envoy/render.ts (the benchmark's before/after runs render an older tree's template). */
+  render?: (params: EnvoyParams) => string;
   concurrency?: number;
 }
 
@@ -86,7 +88,7 @@ export async function startEnvoy(opts: EnvoyOptions): Promise<EnvoyHandle> {
       extProc: opts.extProc ?? { edsPath: extProcEdsPath },
       service: { edsPath },
     };
-    const rendered = renderEnvoyConfig(params);
+    const rendered = (opts.render ?? renderEnvoyConfig)(params);
     writeFileSync(join(dir, 'envoy.yaml'), opts.transform ? opts.transform(rendered) : rendered);
     const adminPath = join(dir, 'admin.txt');
     writeFileSync(adminPath, '');

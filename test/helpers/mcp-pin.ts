@@ -23,12 +23,16 @@ export class McpPinProcess {
     private readonly env: Record<string, string>,
     /** Extra node flags, e.g. --cpu-prof for profiling. */
     private readonly nodeArgs: string[] = [],
-    /** 'dist' runs the compiled build (npm run build) with the image's node flags, as production does; tests run the sources. */
-    private readonly entry: 'src' | 'dist' = 'src',
+    /**
+     * 'dist' runs the compiled build (npm run build) with the image's node
+     * flags, as production does; tests run the sources; { main } runs another
+     * build the same way as 'dist' (the benchmark's before/after runs).
+     */
+    private readonly entry: 'src' | 'dist' | { main: string } = 'src',
   ) {}
 
   async start(extraEnv: Record<string, string> = {}): Promise<this> {
-    const entry = this.entry === 'dist' ? [...PRODUCTION_NODE_ARGS, BUILT] : ['--import', 'tsx', MAIN];
+    const entry = this.entry === 'src' ? ['--import', 'tsx', MAIN] : [...PRODUCTION_NODE_ARGS, this.entry === 'dist' ? BUILT : this.entry.main];
     this.proc = new ManagedProcess(this.name, process.execPath, [...this.nodeArgs, ...entry], {
       MCP_PIN_LISTEN: `127.0.0.1:${this.port}`,
       MCP_PIN_METRICS_LISTEN: '127.0.0.1:0',

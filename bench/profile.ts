@@ -1,7 +1,8 @@
 /**
  * `npm run bench:profile`: one mcp-pin row (Redis store, fast pod, c=64)
  * with mcp-pin under --cpu-prof, then the hottest functions by self time and
- * the time per package. For finding what to change; the numbers that count
+ * shares of busy time (samples taken during the load, idle left out) by
+ * group, by package and by function. For finding what to change; the numbers that count
  * come from `npm run bench`. PROFILE_SECONDS (default 8), PROFILE_STORE
  * (redis | memory), PROFILE_SETUP=envelope (no mcp-pin), PROFILE_RATE (fixed
  * request rate instead of saturation: CPU per request then compares across
@@ -23,6 +24,21 @@ import { envoyEnvelope } from './setups.js';
 const SECONDS = Number(process.env.PROFILE_SECONDS ?? 8);
 
 interface Node { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount: number }
+interface Profile { nodes: Node[]; startTime: number; samples: number[]; timeDeltas: number[] }
+
+/** Where a sample's time goes, as the README's performance section groups it. */
+export function group(fn: string, url: string): string {
+  if (fn === '(garbage collector)') return 'GC';
+  if (fn === '(program)') return 'native (unattributed)';
+  // protobufjs's generated functions (Message$decode, ...) have no url.
+  if (/\$(decode|encode|toObject|fromObject|verify)$/.test(fn) || /node_modules\/(protobufjs|@protobufjs|@grpc\/proto-loader|long)\//.test(url)) return 'protobuf';
+  if (/node_modules\/(ioredis|@ioredis|redis-parser|redis-errors|cluster-key-slot|denque|standard-as-callback)\//.test(url)) return 'store client';
+  if (/node_modules\/(prom-client|tdigest|bintrees)\//.test(url)) return 'metrics';
+  if (/node_modules\/(pino|pino-std-serializers|sonic-boom|thread-stream|fast-redact|quick-format-unescaped|atomic-sleep|on-exit-leak-free)\//.test(url)) return 'logging';
+  if (/node_modules\/@grpc\/grpc-js\//.test(url) || url.startsWith('node:') || (url === '' && fn !== '')) return 'framework (grpc-js, node:http2, streams, event loop)';
+  if (/\/(dist\/)?src\//.test(url) && !url.includes('node_modules')) return 'mcp-pin';
+  return 'other';
+}
 
 async function main(): Promise<void> {
   const redis = await startRedis();
@@ -42,6 +58,8 @@ async function main(): Promise<void> {
   const pids = { envoy: envoy.proc.child?.pid, mcpPin: pin?.proc.child?.pid, redis: redis.proc.child?.pid, pod: pod.proc.child?.pid, loadgen: process.pid };
   const before = Object.fromEntries(Object.entries(pids).map(([k, v]) => [k, cpuMs(v)]));
   let next = 0;
+  // The profiler's clock is CLOCK_MONOTONIC in µs, as is hrtime here: only samples inside the load count.
+  const loadStartUs = Number(process.hrtime.bigint() / 1000n);
   const r = await autocannon({
     url: envoy.mcpUrl,
     connections: 64,
@@ -53,6 +71,7 @@ async function main(): Promise<void> {
       return { ...req, headers: { ...MCP_HEADERS, 'mcp-session-id': c.sid! }, body: CALL };
     } }],
   });
+  const loadEndUs = Number(process.hrtime.bigint() / 1000n);
   process.stdout.write(`${Math.round(r.requests.average)} req/s, errors ${r.non2xx + r.errors + r.timeouts}, latency p50 ${r.latency.p50} p90 ${r.latency.p90} p99 ${r.latency.p99} ms\n`);
   const n = r.requests.total;
   process.stdout.write(`CPU µs per request: ${Object.entries(pids).map(([k, v]) => `${k} ${Math.round(((cpuMs(v) - before[k]!) * 1000) / n)}`).join(', ')}\n`);
@@ -64,19 +83,33 @@ async function main(): Promise<void> {
   await envoy.stop();
   if (!pin || process.env.PROFILE_CPU === '0') return;
   const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))!;
-  const prof = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { nodes: Node[] };
-  const total = prof.nodes.reduce((s, n) => s + n.hitCount, 0);
+  const prof = JSON.parse(readFileSync(join(dir, file), 'utf8')) as Profile;
+  const byId = new Map(prof.nodes.map((n) => [n.id, n]));
   const byFn = new Map<string, number>();
   const byPkg = new Map<string, number>();
-  for (const n of prof.nodes) {
-    const u = n.callFrame.url;
-    const key = `${n.callFrame.functionName || '(anon)'} ${u.replace(/.*node_modules\//, '').replace(/.*\/work\/main\//, '')}:${n.callFrame.lineNumber}`;
-    byFn.set(key, (byFn.get(key) ?? 0) + n.hitCount);
-    const pkg = u.includes('node_modules/') ? u.replace(/.*node_modules\//, '').split('/').slice(0, u.includes('node_modules/@') ? 2 : 1).join('/') : u.startsWith('node:') ? u : u ? 'mcp-pin' : n.callFrame.functionName;
-    byPkg.set(pkg, (byPkg.get(pkg) ?? 0) + n.hitCount);
+  const byGroup = new Map<string, number>();
+  let busy = 0;
+  let idle = 0;
+  let t = prof.startTime;
+  for (let i = 0; i < prof.samples.length; i++) {
+    t += prof.timeDeltas[i] ?? 0;
+    if (t < loadStartUs || t > loadEndUs) continue;
+    const n = byId.get(prof.samples[i]!)!;
+    const { functionName: fn, url: u, lineNumber } = n.callFrame;
+    if (fn === '(idle)') {
+      idle++;
+      continue;
+    }
+    busy++;
+    const key = `${fn || '(anon)'} ${u.replace(/.*node_modules\//, '').replace(/.*\/work\/main\//, '')}:${lineNumber}`;
+    byFn.set(key, (byFn.get(key) ?? 0) + 1);
+    const pkg = u.includes('node_modules/') ? u.replace(/.*node_modules\//, '').split('/').slice(0, u.includes('node_modules/@') ? 2 : 1).join('/') : u.startsWith('node:') ? u : u ? 'mcp-pin' : fn;
+    byPkg.set(pkg, (byPkg.get(pkg) ?? 0) + 1);
+    const g = group(fn, u);
+    byGroup.set(g, (byGroup.get(g) ?? 0) + 1);
   }
-  const top = (m: Map<string, number>, k: number) => [...m].sort((a, b) => b[1] - a[1]).slice(0, k).map(([n, h]) => `${((100 * h) / total).toFixed(1).padStart(5)}%  ${n}`).join('\n');
-  process.stdout.write(`\nby package\n${top(byPkg, 25)}\n\nby function (self)\n${top(byFn, 45)}\n\nprofile: ${join(dir, file)}\n`);
+  const top = (m: Map<string, number>, k: number) => [...m].sort((a, b) => b[1] - a[1]).slice(0, k).map(([n, h]) => `${((100 * h) / busy).toFixed(1).padStart(5)}%  ${n}`).join('\n');
+  process.stdout.write(`\nbusy ${busy} samples, idle ${idle} (${((100 * busy) / Math.max(1, busy + idle)).toFixed(0)}% busy during the load); shares of busy time\n\nby group\n${top(byGroup, 10)}\n\nby package\n${top(byPkg, 25)}\n\nby function (self)\n${top(byFn, 45)}\n\nprofile: ${join(dir, file)}\n`);
 }
 
 main().catch((e) => { process.stderr.write(`${(e as Error).stack}\n`); process.exitCode = 1; }).finally(() => killAll());

@@ -3,6 +3,7 @@
  * session id or a pod address.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { STORE_OPS, type StoreOp } from './sessions/timed-store.js';
 
 /** Every outcome, so each series exists at 0 from the start (rate() sees the first event). */
 export const REQUEST_OUTCOMES = [
@@ -27,7 +28,16 @@ export const REQUEST_OUTCOMES = [
 export type RequestOutcome = (typeof REQUEST_OUTCOMES)[number];
 
 /** What mcp-pin was doing when it caught a failure it carries on after. */
-export type IgnoredOp = 'drop_poisoned_pin' | 'forget_deleted_session' | 'adopt_session' | 'drop_stale_pin' | 'release_recovery_lock';
+export const IGNORED_OPS = ['drop_poisoned_pin', 'forget_deleted_session', 'adopt_session', 'drop_stale_pin', 'release_recovery_lock'] as const;
+export type IgnoredOp = (typeof IGNORED_OPS)[number];
+
+/** The ext_proc phases a message can carry, and 'unknown' for one that carries none. */
+const MESSAGE_PHASES = ['request_headers', 'request_body', 'request_trailers', 'response_headers', 'response_body', 'response_trailers', 'unknown'] as const;
+
+/** One labelled child per label value, resolved once (prom-client hashes the label set on every labels() call). */
+function children<K extends string, C>(keys: readonly K[], make: (k: K) => C): Record<K, C> {
+  return Object.fromEntries(keys.map((k) => [k, make(k)])) as Record<K, C>;
+}
 
 export class Metrics {
   readonly registry = new Registry();
@@ -37,7 +47,7 @@ export class Metrics {
   readonly requests = new Counter({ name: 'mcp_pin_requests_total', help: 'HTTP requests by what mcp-pin did with them', labelNames: ['outcome'] as const, registers: [this.registry] });
   readonly storeSeconds = new Histogram({
     name: 'mcp_pin_store_seconds',
-    help: 'session store call latency',
+    help: 'latency of calls that reach the shared store (Redis; pin-cache hits are counted in mcp_pin_pin_cache_lookups_total, the memory store is not timed)',
     labelNames: ['op'] as const,
     buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     registers: [this.registry],
@@ -64,46 +74,46 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  // Label children resolved once: the hot path never builds or hashes a label set.
+  private readonly outcomes = children(REQUEST_OUTCOMES, (o) => this.requests.labels(o));
+  private readonly ignoredOps = children(IGNORED_OPS, (o) => this.ignoredErrors.labels(o));
+  private readonly messagePhases = children(MESSAGE_PHASES, (p) => this.messageSeconds.labels(p));
+  private readonly storeOps = children(STORE_OPS, (op) => this.storeSeconds.labels(op));
+  private readonly cacheHit = this.pinCacheLookups.labels('hit');
+  private readonly cacheMiss = this.pinCacheLookups.labels('miss');
+
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'mcp_pin_' });
     // Series the alerts and the dashboard rate() exist at 0 from the start:
     // a counter that first appears at 1 shows no increase, and its first
     // failures would never fire an alert.
-    for (const o of REQUEST_OUTCOMES) this.requests.labels(o).inc(0);
+    for (const o of REQUEST_OUTCOMES) this.outcomes[o].inc(0);
     for (const r of ['recovered', 'not_lost', 'failed']) this.recoverySeconds.zero({ result: r });
     for (const op of ['lookup', 'load', 'create', 'adopt', 'remove']) for (const code of ['MCP_PIN_STORE_UNAVAILABLE', 'MCP_PIN_STORE_TIMEOUT']) this.storeErrors.labels(op, code).inc(0);
-    for (const r of ['hit', 'miss']) this.pinCacheLookups.labels(r).inc(0);
-  }
-
-  // Label children resolved once: the hot path never hashes label sets.
-  private readonly children = new Map<string, unknown>();
-
-  private child<T>(kind: string, label: string, make: () => T): T {
-    const key = `${kind}\0${label}`;
-    let c = this.children.get(key) as T | undefined;
-    if (c === undefined) this.children.set(key, (c = make()));
-    return c;
+    this.cacheHit.inc(0);
+    this.cacheMiss.inc(0);
   }
 
   /** Counts a failure that was caught and deliberately not passed on. */
   ignored(op: IgnoredOp): void {
-    this.child('ignored', op, () => this.ignoredErrors.labels(op)).inc();
+    this.ignoredOps[op].inc();
   }
 
   outcome(o: RequestOutcome): void {
-    this.child('outcome', o, () => this.requests.labels(o)).inc();
+    this.outcomes[o].inc();
   }
 
-  /** Starts timing one ext_proc message; call the result when answered. */
-  timeMessage(phase: string): () => void {
-    return this.child('message', phase, () => this.messageSeconds.labels(phase)).startTimer();
+  /** One ext_proc message answered after `seconds` (the one observation a pinned request costs). */
+  messageAnswered(phase: string | undefined, seconds: number): void {
+    (this.messagePhases[phase as (typeof MESSAGE_PHASES)[number]] ?? this.messagePhases.unknown).observe(seconds);
   }
 
   pinCache(hit: boolean): void {
-    this.child('pincache', hit ? 'hit' : 'miss', () => this.pinCacheLookups.labels(hit ? 'hit' : 'miss')).inc();
+    (hit ? this.cacheHit : this.cacheMiss).inc();
   }
 
-  timeStore(op: string): () => void {
-    return this.child('store', op, () => this.storeSeconds.labels(op)).startTimer();
+  /** One call that reached the shared store (sessions/timed-store.ts). */
+  storeCall(op: StoreOp, seconds: number): void {
+    this.storeOps[op].observe(seconds);
   }
 }

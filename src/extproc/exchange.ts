@@ -167,7 +167,7 @@ export class Exchange {
       // A DELETE reads the shared store, not this replica's pin cache: a
       // stale cached pin would send it to a pod that no longer holds the
       // session, and the 404 there would end a session that lives elsewhere.
-      pin = this.method === 'DELETE' ? await this.timedStore('load', () => this.deps.store.load(sid)) : await this.timedStore('lookup', () => this.deps.store.lookup(sid));
+      pin = this.method === 'DELETE' ? await this.deps.store.load(sid) : await this.deps.store.lookup(sid);
     } catch (err) {
       this.kind = 'passthrough';
       return { response: this.storeFailure('lookup', err), next: 'done' };
@@ -249,9 +249,7 @@ export class Exchange {
       return errorResponse('MCP_PIN_NO_UPSTREAM_ADDRESS');
     }
     try {
-      await this.timedStore('create', () =>
-        this.deps.store.create(sid, { pod, backendSessionId: sid, initBody: this.initBody, initPath: this.path.length <= MAX_INIT_PATH_LENGTH ? this.path : null }),
-      );
+      await this.deps.store.create(sid, { pod, backendSessionId: sid, initBody: this.initBody, initPath: this.path.length <= MAX_INIT_PATH_LENGTH ? this.path : null });
     } catch (err) {
       // The client must not get a session that no replica can route.
       return this.storeFailure('create', err);
@@ -272,7 +270,7 @@ export class Exchange {
         try {
           // Only the pin this DELETE went to: a newer one (another replica
           // recovered the session meanwhile) stays.
-          if (await this.timedStore('remove', () => this.deps.store.removeIfGeneration(sid, this.pin!.generation))) {
+          if (await this.deps.store.removeIfGeneration(sid, this.pin!.generation)) {
             metrics.outcome('session_deleted');
             log.info({ session: sessionTag(sid), status }, 'session forgotten');
           }
@@ -311,7 +309,7 @@ export class Exchange {
     const pod = await this.allowedPod(upstreamReport(msg).address);
     if (!pod) return continueResponseHeaders();
     try {
-      if (await this.timedStore('adopt', () => this.deps.store.adopt(sid, pod))) {
+      if (await this.deps.store.adopt(sid, pod)) {
         this.deps.metrics.outcome('adopted');
         this.deps.log.info({ session: sessionTag(sid), pod }, 'pin adopted from a pod that holds the session');
       }
@@ -321,15 +319,6 @@ export class Exchange {
       this.deps.log.warn({ session: sessionTag(sid), err: (err as Error).message }, 'could not adopt session');
     }
     return continueResponseHeaders();
-  }
-
-  private async timedStore<T>(op: string, fn: () => Promise<T>): Promise<T> {
-    const end = this.deps.metrics.timeStore(op);
-    try {
-      return await fn();
-    } finally {
-      end();
-    }
   }
 
   private storeFailure(op: string, err: unknown): ProcessingResponse {

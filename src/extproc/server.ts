@@ -74,7 +74,7 @@ export class ExtProcService {
     };
     const handle = async (msg: ProcessingRequest): Promise<void> => {
       if (ended) return;
-      const done = metrics.timeMessage(msg.request ?? 'unknown');
+      const started = performance.now();
       try {
         for (const r of await exchange.handle(msg)) write(r);
         // Nothing more will come: close cleanly rather than wait for Envoy.
@@ -82,7 +82,7 @@ export class ExtProcService {
       } catch (err) {
         fail(err);
       } finally {
-        done();
+        metrics.messageAnswered(msg.request, (performance.now() - started) / 1000);
       }
     };
 

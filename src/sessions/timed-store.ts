@@ -1,0 +1,63 @@
+/**
+ * Times every call that reaches the shared store (Redis), for
+ * mcp_pin_store_seconds. It sits under the pin cache, so a lookup answered
+ * by the cache costs no timer and no histogram observation (those are
+ * counted as hits instead); timing a Map read cost more than the read.
+ */
+import type { NewSession, Pin, SessionRecord, SessionStore } from './store.js';
+
+export type StoreOp = 'lookup' | 'load' | 'create' | 'adopt' | 'replace_pin' | 'remove' | 'lock' | 'unlock';
+export const STORE_OPS: readonly StoreOp[] = ['lookup', 'load', 'create', 'adopt', 'replace_pin', 'remove', 'lock', 'unlock'];
+
+export class TimedStore implements SessionStore {
+  constructor(
+    readonly inner: SessionStore,
+    private readonly observe: (op: StoreOp, seconds: number) => void,
+  ) {}
+
+  private async timed<T>(op: StoreOp, call: Promise<T>): Promise<T> {
+    const start = performance.now();
+    try {
+      return await call;
+    } finally {
+      this.observe(op, (performance.now() - start) / 1000);
+    }
+  }
+
+  lookup(sid: string): Promise<Pin | null> {
+    return this.timed('lookup', this.inner.lookup(sid));
+  }
+  create(sid: string, s: NewSession): Promise<void> {
+    return this.timed('create', this.inner.create(sid, s));
+  }
+  adopt(sid: string, pod: string): Promise<boolean> {
+    return this.timed('adopt', this.inner.adopt(sid, pod));
+  }
+  load(sid: string): Promise<SessionRecord | null> {
+    return this.timed('load', this.inner.load(sid));
+  }
+  replacePin(sid: string, expectedGeneration: number, pod: string, bsid: string): Promise<Pin | null> {
+    return this.timed('replace_pin', this.inner.replacePin(sid, expectedGeneration, pod, bsid));
+  }
+  remove(sid: string): Promise<void> {
+    return this.timed('remove', this.inner.remove(sid));
+  }
+  removeIfGeneration(sid: string, expectedGeneration: number): Promise<boolean> {
+    return this.timed('remove', this.inner.removeIfGeneration(sid, expectedGeneration));
+  }
+  tryLock(sid: string, token: string, ttlMs: number): Promise<boolean> {
+    return this.timed('lock', this.inner.tryLock(sid, token, ttlMs));
+  }
+  unlock(sid: string, token: string): Promise<void> {
+    return this.timed('unlock', this.inner.unlock(sid, token));
+  }
+  connect(timeoutMs: number): Promise<void> {
+    return this.inner.connect?.(timeoutMs) ?? Promise.resolve();
+  }
+  ping(): Promise<void> {
+    return this.inner.ping();
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}

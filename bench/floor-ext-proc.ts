@@ -1,7 +1,8 @@
 /**
  * The floor of the design: the least any grpc-js ext_proc server can do for a
- * pinned request. It uses the project's protos and proto-loader options (as
- * mcp-pin does) and answers every request_headers at once with one fixed
+ * pinned request. It serves the project's protos exactly as proto-loader defines
+ * them with its options (mcp-pin tunes two steps of that, src/protos.ts) and
+ * answers every request_headers at once with one fixed
  * header mutation (the pin header naming FLOOR_POD) and the response phase
  * skipped: no store, no metrics, no logging, no per-request state. The
  * benchmark runs it in the same Envoy setup as mcp-pin; what mcp-pin costs
@@ -11,7 +12,7 @@
  * FLOOR_PIN_HEADER (default x-mcp-pin-pod). Prints {"ready":true,"grpcPort":N}.
  */
 import * as grpc from '@grpc/grpc-js';
-import { extProcServiceDefinition } from '../src/protos.js';
+import { protoLoaderServiceDefinition } from '../src/protos.js';
 
 const listen = process.env.FLOOR_LISTEN ?? '127.0.0.1:0';
 const pod = process.env.FLOOR_POD;
@@ -38,7 +39,7 @@ const CONTINUE: Record<string, object> = {
 
 type Call = grpc.ServerDuplexStream<{ request?: string }, object>;
 const server = new grpc.Server();
-server.addService(extProcServiceDefinition(), {
+server.addService(protoLoaderServiceDefinition(), {
   Process: (call: Call) => {
     let ended = false;
     const end = (): void => {

@@ -22,6 +22,7 @@ import {
   continueResponseBody,
   continueResponseHeaders,
   continueResponseTrailers,
+  HeaderReplies,
   type Mutation,
 } from './responses.js';
 import { isValidSessionId } from '../session-id.js';
@@ -80,7 +81,11 @@ export class Exchange {
     return this.phase === 'done';
   }
 
-  constructor(private readonly deps: ExchangeDeps) {}
+  private readonly replies: HeaderReplies;
+
+  constructor(private readonly deps: ExchangeDeps) {
+    this.replies = HeaderReplies.for(deps.cfg.pinHeader);
+  }
 
   /** Answers one message. Throws ProtocolError for messages that do not fit the exchange. */
   async handle(msg: ProcessingRequest): Promise<ProcessingResponse[]> {
@@ -133,8 +138,8 @@ export class Exchange {
     this.method = firstHeader(pairs, ':method') ?? '';
     if (!this.method) throw new ProtocolError('request_headers without :method');
     this.path = firstHeader(pairs, ':path') ?? '';
-    // The client's own pin (and client-session) header never reaches routing or a pod.
-    const strip = { remove: [cfg.pinHeader, CLIENT_SESSION_HEADER] };
+    // The client's own pin (and client-session) header never reaches routing
+    // or a pod: every answer below strips them (HeaderReplies).
     const sids = pairs.filter(([k]) => k === SESSION_HEADER);
     const sid = sids[0]?.[1];
     if (sids.length > 1 || sid?.includes(',')) {
@@ -148,17 +153,17 @@ export class Exchange {
     if (sid === undefined) {
       if (this.method === 'POST' && !h?.end_of_stream && isJsonContentType(firstHeader(pairs, 'content-type'))) {
         this.kind = 'maybe-initialize';
-        return { response: continueRequestHeaders(strip, { clearRouteCache: true, mode: { request_body_mode: 'BUFFERED' } }), next: 'request-body' };
+        return { response: this.replies.maybeInitialize, next: 'request-body' };
       }
       this.kind = 'passthrough';
       metrics.outcome('passthrough');
-      return { response: continueRequestHeaders(strip, { clearRouteCache: true, mode: { response_header_mode: 'SKIP' } }), next: 'done' };
+      return { response: this.replies.passthrough, next: 'done' };
     }
 
     if (!isValidSessionId(sid, cfg.maxSessionIdLength)) {
       this.kind = 'passthrough';
       metrics.outcome('invalid_session_id');
-      return { response: continueRequestHeaders(strip, { clearRouteCache: true, mode: { response_header_mode: 'SKIP' } }), next: 'done' };
+      return { response: this.replies.passthrough, next: 'done' };
     }
 
     this.clientSessionId = sid;
@@ -187,24 +192,21 @@ export class Exchange {
       // persistence).
       this.kind = 'unknown-session';
       metrics.outcome('unknown_session');
-      return { response: continueRequestHeaders(strip, { clearRouteCache: true }), next: 'response-headers' };
+      return { response: this.replies.unknownSession, next: 'response-headers' };
     }
 
     this.kind = 'pinned';
     this.pin = pin;
     metrics.outcome('pinned');
-    const mutation: Mutation = { set: [[cfg.pinHeader, pin.pod]], remove: [CLIENT_SESSION_HEADER] };
-    const rewritten = pin.backendSessionId !== sid;
-    if (rewritten) {
-      // The pod knows the session by its backend id; a retry attempt needs the client's to find it.
-      mutation.set!.push([SESSION_HEADER, pin.backendSessionId], [CLIENT_SESSION_HEADER, sid]);
-      mutation.remove = [];
-    }
     // The response matters only to put the client's id back, or to forget a
     // deleted session. Everything else is one message: a lost session is
     // retried by Envoy and recovered on that attempt.
-    const needResponse = rewritten || this.method === 'DELETE';
-    if (!needResponse) return { response: continueRequestHeaders(mutation, { clearRouteCache: true, mode: { response_header_mode: 'SKIP' } }), next: 'done' };
+    if (pin.backendSessionId === sid) {
+      const needResponse = this.method === 'DELETE';
+      return { response: this.replies.pinnedTo(pin.pod, needResponse), next: needResponse ? 'response-headers' : 'done' };
+    }
+    // The pod knows the session by its backend id; a retry attempt needs the client's to find it.
+    const mutation: Mutation = { set: [[cfg.pinHeader, pin.pod], [SESSION_HEADER, pin.backendSessionId], [CLIENT_SESSION_HEADER, sid]] };
     return { response: continueRequestHeaders(mutation, { clearRouteCache: true }), next: 'response-headers' };
   }
 

@@ -2,6 +2,8 @@
  * Every ProcessingResponse mcp-pin sends is built here, by pure functions, so
  * no branch builds its own variant inline.
  */
+import { CLIENT_SESSION_HEADER } from '../mcp-headers.js';
+import { precoded } from '../protos.js';
 import type {
   AppendAction,
   CommonResponse,
@@ -49,24 +51,78 @@ export function continueRequestHeaders(m?: Mutation, opts: { clearRouteCache?: b
   return r;
 }
 
+// Constant replies, built and encoded once (src/protos.ts precoded).
+const CONTINUE_RESPONSE_HEADERS = precoded({ response_headers: { response: {} } });
+const CONTINUE_REQUEST_BODY = precoded({ request_body: { response: {} } });
+const CONTINUE_RESPONSE_BODY = precoded({ response_body: { response: {} } });
+const CONTINUE_REQUEST_TRAILERS = precoded({ request_trailers: {} });
+const CONTINUE_RESPONSE_TRAILERS = precoded({ response_trailers: {} });
+
 export function continueResponseHeaders(m?: Mutation): ProcessingResponse {
-  return { response_headers: { response: common(m) } };
+  return m ? { response_headers: { response: common(m) } } : CONTINUE_RESPONSE_HEADERS;
 }
 
 export function continueRequestBody(): ProcessingResponse {
-  return { request_body: { response: {} } };
+  return CONTINUE_REQUEST_BODY;
 }
 
 export function continueResponseBody(): ProcessingResponse {
-  return { response_body: { response: {} } };
+  return CONTINUE_RESPONSE_BODY;
 }
 
 export function continueRequestTrailers(): ProcessingResponse {
-  return { request_trailers: {} };
+  return CONTINUE_REQUEST_TRAILERS;
 }
 
 export function continueResponseTrailers(): ProcessingResponse {
-  return { response_trailers: {} };
+  return CONTINUE_RESPONSE_TRAILERS;
+}
+
+/** Pods whose pinned replies are kept; past it the cache starts over (pods come and go; a rebuild is cheap). */
+const MAX_PINNED_REPLIES = 4096;
+
+/**
+ * The answers to request headers that repeat: per pin header, the ones
+ * without a session, and per pod, the pinned one. Each is built and encoded
+ * once; a pinned request's answer is then a Map read.
+ */
+export class HeaderReplies {
+  /** No session id, or one that is invalid: strip the client's routing headers, skip the response. */
+  readonly passthrough: ProcessingResponse;
+  /** A POST that may be an initialize: its body, then its response headers. */
+  readonly maybeInitialize: ProcessingResponse;
+  /** A session the store does not know: the service route finds it; its response headers may adopt it. */
+  readonly unknownSession: ProcessingResponse;
+  private readonly pinned = new Map<string, ProcessingResponse>();
+
+  constructor(private readonly pinHeader: string) {
+    const strip = { remove: [pinHeader, CLIENT_SESSION_HEADER] };
+    this.passthrough = precoded(continueRequestHeaders(strip, { clearRouteCache: true, mode: { response_header_mode: 'SKIP' } }));
+    this.maybeInitialize = precoded(continueRequestHeaders(strip, { clearRouteCache: true, mode: { request_body_mode: 'BUFFERED' } }));
+    this.unknownSession = precoded(continueRequestHeaders(strip, { clearRouteCache: true }));
+  }
+
+  /** Routes to `pod` (the pin header), strips the client-session header; the response phase only when `withResponse`. */
+  pinnedTo(pod: string, withResponse: boolean): ProcessingResponse {
+    const key = withResponse ? `r${pod}` : pod;
+    let r = this.pinned.get(key);
+    if (r === undefined) {
+      if (this.pinned.size >= MAX_PINNED_REPLIES) this.pinned.clear();
+      const m: Mutation = { set: [[this.pinHeader, pod]], remove: [CLIENT_SESSION_HEADER] };
+      r = precoded(continueRequestHeaders(m, withResponse ? { clearRouteCache: true } : { clearRouteCache: true, mode: { response_header_mode: 'SKIP' } }));
+      this.pinned.set(key, r);
+    }
+    return r;
+  }
+
+  private static readonly byPinHeader = new Map<string, HeaderReplies>();
+
+  /** One set per pin header, shared by every exchange. */
+  static for(pinHeader: string): HeaderReplies {
+    let r = HeaderReplies.byPinHeader.get(pinHeader);
+    if (!r) HeaderReplies.byPinHeader.set(pinHeader, (r = new HeaderReplies(pinHeader)));
+    return r;
+  }
 }
 
 /** Gives mcp-pin longer than message_timeout to answer the current message (Envoy caps it at max_message_timeout). */

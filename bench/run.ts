@@ -56,7 +56,7 @@ interface SetupOptions {
   envoy?: Partial<EnvoyParams>;
   /** The trivial ext_proc server (bench/floor-ext-proc.ts) instead of mcp-pin. */
   floor?: boolean;
-  /** An older build and its Envoy template (BENCH_BEFORE): the "before" of a before/after run. */
+  /** Another tree's build and Envoy template (BENCH_BEFORE / BENCH_AFTER) instead of this one's. */
   before?: { main: string; render: (p: EnvoyParams) => string };
 }
 
@@ -400,28 +400,30 @@ async function main(): Promise<void> {
   };
 
   /**
-   * BENCH_BEFORE=<tree>: the same mcp-pin setup from an older tree (its
-   * build and its Envoy template) against this one, taking turns: one
-   * change's before/after in one run (scripts/bench-compare.sh).
+   * BENCH_BEFORE=<tree> [BENCH_AFTER=<tree>]: the same mcp-pin setup from
+   * two trees (each its build and its Envoy template; the "after" is this
+   * one by default), taking turns: one change's before/after in one run
+   * (scripts/bench-compare.sh).
    */
-  const compareSection = async (tree: string) => {
-    const { renderEnvoyConfig: renderBefore } = (await import(`${tree}/envoy/render.ts`)) as { renderEnvoyConfig: (p: EnvoyParams) => string };
+  const compareSection = async (tree: string, afterTree: string | undefined) => {
+    const build = async (t: string): Promise<SetupOptions['before']> => ({ main: `${t}/dist/src/main.js`, render: ((await import(`${t}/envoy/render.ts`)) as { renderEnvoyConfig: (p: EnvoyParams) => string }).renderEnvoyConfig });
     const names = ['before', 'after'];
     let c64: Row[][] = [];
     let c16: Row[][] = [];
     let lat: Latency[][] = [];
-    await withEnvoy('mcp-pin redis (before)', [fast], { store: redis.url, before: { main: `${tree}/dist/src/main.js`, render: renderBefore } }, (before) =>
-      withEnvoy('mcp-pin redis (after)', [fast], { store: redis.url }, async (after) => {
+    const afterBuild = afterTree ? await build(afterTree) : undefined;
+    await withEnvoy('mcp-pin redis (before)', [fast], { store: redis.url, before: await build(tree) }, (before) =>
+      withEnvoy('mcp-pin redis (after)', [fast], { store: redis.url, ...(afterBuild ? { before: afterBuild } : {}) }, async (after) => {
         c64 = await rounds([before, after], 64, 5);
         c16 = await rounds([before, after], 16, 3);
         lat = await latencyRounds([before, after], 3);
       }),
     );
     const result = { c64: summarize(names, c64, 0), c16: summarize(names, c16, 0), latency: summarizeLatency(names, lat, 0) };
-    printSummary(`Before / after (${tree}): medians of rounds, the two taking turns, ${SECONDS} s each`, [result.c64, result.c16], result.latency, 'before');
+    printSummary(`Before / after (${tree} / ${afterTree ?? 'this tree'}): medians of rounds, the two taking turns, ${SECONDS} s each`, [result.c64, result.c16], result.latency, 'before');
     const cpu = (t: typeof result.c64) => `${t[0]!.extProcUs} -> ${t[1]!.extProcUs} µs (mcp-pin), ${t[0]!.envoyUs} -> ${t[1]!.envoyUs} µs (Envoy)`;
     process.stdout.write(`after/before: c=64 ${result.c64[1]!.ratio}x (${cpu(result.c64)}), c=16 ${result.c16[1]!.ratio}x (${cpu(result.c16)}), p50 at ${LOW_RATE} req/s ${result.latency[1]!.addedP50Us >= 0 ? '+' : ''}${result.latency[1]!.addedP50Us} µs\n`);
-    writeResults('compare', { tree, ...result, rounds: { c64: c64.map((r) => r.map((x) => x.rps)), c16: c16.map((r) => r.map((x) => x.rps)) } });
+    writeResults('compare', { tree, afterTree, ...result, rounds: { c64: c64.map((r) => r.map((x) => x.rps)), c16: c16.map((r) => r.map((x) => x.rps)) } });
   };
 
   // BENCH_ONLY=hold: only the cost of holdSafeResponses.
@@ -439,7 +441,7 @@ async function main(): Promise<void> {
     return;
   }
   if (process.env.BENCH_BEFORE) {
-    await compareSection(process.env.BENCH_BEFORE);
+    await compareSection(process.env.BENCH_BEFORE, process.env.BENCH_AFTER);
     return;
   }
 

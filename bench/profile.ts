@@ -4,7 +4,8 @@
  * shares of busy time (samples taken during the load, idle left out) by
  * group, by package and by function. For finding what to change; the numbers that count
  * come from `npm run bench`. PROFILE_SECONDS (default 8), PROFILE_STORE
- * (redis | memory), PROFILE_SETUP=envelope (no mcp-pin), PROFILE_RATE (fixed
+ * (redis | memory), PROFILE_SETUP=envelope (no mcp-pin) or floor (the
+ * floor server, bench/floor-ext-proc.ts, profiled instead), PROFILE_RATE (fixed
  * request rate instead of saturation: CPU per request then compares across
  * changes), PROFILE_CPU=0 (no profiler).
  */
@@ -19,6 +20,7 @@ import { Pod } from '../test/helpers/pod.js';
 import { killAll } from '../test/helpers/process.js';
 import { startRedis } from '../test/helpers/redis.js';
 import { CALL, INIT, INIT_HEADERS, MCP_HEADERS, cpuMs, rssMb } from './common.js';
+import { startFloor } from './floor.js';
 import { envoyEnvelope } from './setups.js';
 
 const SECONDS = Number(process.env.PROFILE_SECONDS ?? 8);
@@ -37,6 +39,7 @@ export function group(fn: string, url: string): string {
   if (/node_modules\/(pino|pino-std-serializers|sonic-boom|thread-stream|fast-redact|quick-format-unescaped|atomic-sleep|on-exit-leak-free)\//.test(url)) return 'logging';
   if (/node_modules\/@grpc\/grpc-js\//.test(url) || url.startsWith('node:') || (url === '' && fn !== '')) return 'framework (grpc-js, node:http2, streams, event loop)';
   if (/\/(dist\/)?src\//.test(url) && !url.includes('node_modules')) return 'mcp-pin';
+  if (url.includes('/bench/floor-ext-proc')) return 'floor server';
   return 'other';
 }
 
@@ -48,14 +51,16 @@ async function main(): Promise<void> {
   const envoy = await startEnvoy({ extProc: [{ host: '127.0.0.1', port: pinPort }], pods: [pod.address], ...(envelope ? { transform: envoyEnvelope } : {}) });
   const dir = mkdtempSync(join(tmpdir(), 'mcp-pin-prof-'));
   const store = process.env.PROFILE_STORE === 'memory' ? 'memory:' : redis.url;
-  const pin = envelope ? undefined : await new McpPinProcess('mcp-pin', pinPort, { MCP_PIN_STORE_URL: store, MCP_PIN_RECOVERY_URL: envoy.internalUrl, MCP_PIN_LOG_LEVEL: 'warn' }, [...(process.env.PROFILE_NODE_ARGS ? process.env.PROFILE_NODE_ARGS.split(' ') : []), ...(process.env.PROFILE_CPU === '0' ? [] : ['--cpu-prof', `--cpu-prof-dir=${dir}`])], 'dist').start();
+  const profileArgs = process.env.PROFILE_CPU === '0' ? [] : ['--cpu-prof', `--cpu-prof-dir=${dir}`];
+  const floor = process.env.PROFILE_SETUP === 'floor' ? await startFloor(pinPort, `${pod.address.host}:${pod.address.port}`, profileArgs) : undefined;
+  const pin = envelope || floor ? undefined : await new McpPinProcess('mcp-pin', pinPort, { MCP_PIN_STORE_URL: store, MCP_PIN_RECOVERY_URL: envoy.internalUrl, MCP_PIN_LOG_LEVEL: 'warn' }, [...(process.env.PROFILE_NODE_ARGS ? process.env.PROFILE_NODE_ARGS.split(' ') : []), ...(process.env.PROFILE_CPU === '0' ? [] : ['--cpu-prof', `--cpu-prof-dir=${dir}`])], 'dist').start();
   const sids: string[] = [];
   for (let i = 0; i < 64; i++) {
     const res = await fetch(envoy.mcpUrl, { method: 'POST', headers: INIT_HEADERS, body: INIT });
     await res.arrayBuffer();
     sids.push(res.headers.get('mcp-session-id')!);
   }
-  const pids = { envoy: envoy.proc.child?.pid, mcpPin: pin?.proc.child?.pid, redis: redis.proc.child?.pid, pod: pod.proc.child?.pid, loadgen: process.pid };
+  const pids = { envoy: envoy.proc.child?.pid, mcpPin: (pin?.proc ?? floor)?.child?.pid, redis: redis.proc.child?.pid, pod: pod.proc.child?.pid, loadgen: process.pid };
   const before = Object.fromEntries(Object.entries(pids).map(([k, v]) => [k, cpuMs(v)]));
   let next = 0;
   // The profiler's clock is CLOCK_MONOTONIC in µs, as is hrtime here: only samples inside the load count.
@@ -79,9 +84,11 @@ async function main(): Promise<void> {
     const heap = (await pin.metrics()).split('\n').filter((l) => /^mcp_pin_nodejs_heap_(size_total|size_used)_bytes|^mcp_pin_nodejs_external_memory_bytes|^mcp_pin_nodejs_heap_space_size_total_bytes/.test(l));
     process.stdout.write(`mcp-pin RSS ${Math.round(rssMb(pids.mcpPin))} MB; ${heap.map((l) => `${l.split(' ')[0]} ${Math.round(Number(l.split(' ')[1]) / 1048576)} MB`).join(', ')}\n`);
   }
+  const extProcUs = ((cpuMs(pids.mcpPin) - before.mcpPin!) * 1000) / n;
   await pin?.stop();
+  await floor?.stop();
   await envoy.stop();
-  if (!pin || process.env.PROFILE_CPU === '0') return;
+  if ((!pin && !floor) || process.env.PROFILE_CPU === '0') return;
   const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))!;
   const prof = JSON.parse(readFileSync(join(dir, file), 'utf8')) as Profile;
   const byId = new Map(prof.nodes.map((n) => [n.id, n]));
@@ -109,7 +116,8 @@ async function main(): Promise<void> {
     byGroup.set(g, (byGroup.get(g) ?? 0) + 1);
   }
   const top = (m: Map<string, number>, k: number) => [...m].sort((a, b) => b[1] - a[1]).slice(0, k).map(([n, h]) => `${((100 * h) / busy).toFixed(1).padStart(5)}%  ${n}`).join('\n');
-  process.stdout.write(`\nbusy ${busy} samples, idle ${idle} (${((100 * busy) / Math.max(1, busy + idle)).toFixed(0)}% busy during the load); shares of busy time\n\nby group\n${top(byGroup, 10)}\n\nby package\n${top(byPkg, 25)}\n\nby function (self)\n${top(byFn, 45)}\n\nprofile: ${join(dir, file)}\n`);
+  const groups = [...byGroup].sort((a, b) => b[1] - a[1]).map(([g, h]) => `${((100 * h) / busy).toFixed(1).padStart(5)}%  ${String(Math.round((extProcUs * h) / busy)).padStart(4)} µs/req  ${g}`).join('\n');
+  process.stdout.write(`\nbusy ${busy} samples, idle ${idle} (${((100 * busy) / Math.max(1, busy + idle)).toFixed(0)}% busy during the load); shares of busy time (µs per request: the share of the process's ${Math.round(extProcUs)} µs)\n\nby group\n${groups}\n\nby package\n${top(byPkg, 25)}\n\nby function (self)\n${top(byFn, 45)}\n\nprofile: ${join(dir, file)}\n`);
 }
 
 main().catch((e) => { process.stderr.write(`${(e as Error).stack}\n`); process.exitCode = 1; }).finally(() => killAll());

@@ -120,4 +120,6 @@ async function main(): Promise<void> {
   process.stdout.write(`\nbusy ${busy} samples, idle ${idle} (${((100 * busy) / Math.max(1, busy + idle)).toFixed(0)}% busy during the load); shares of busy time (µs per request: the share of the process's ${Math.round(extProcUs)} µs)\n\nby group\n${groups}\n\nby package\n${top(byPkg, 25)}\n\nby function (self)\n${top(byFn, 45)}\n\nprofile: ${join(dir, file)}\n`);
 }
 
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void killAll().finally(() => process.exit(130)));
+
 main().catch((e) => { process.stderr.write(`${(e as Error).stack}\n`); process.exitCode = 1; }).finally(() => killAll());

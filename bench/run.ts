@@ -607,6 +607,9 @@ function writeResults(kind: string, data: object): void {
   process.stdout.write(`\nJSON: ${file.pathname}\n`);
 }
 
+// Stopped by a signal (Ctrl-C, or bench:compare's cleanup): no process it started outlives it.
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void killAll().finally(() => process.exit(130)));
+
 main()
   .catch((err: unknown) => {
     process.stderr.write(`bench failed: ${(err as Error)?.stack ?? String(err)}\n`);

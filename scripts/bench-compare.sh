@@ -15,6 +15,8 @@ cleanup() {
   git -C "$root" worktree prune
 }
 trap cleanup EXIT
+# A signal ends the script through its EXIT trap too.
+trap 'exit 130' INT TERM
 checkout() {
   local tree
   tree=$(mktemp -d "${TMPDIR:-/tmp}/mcp-pin-bench-XXXXXX")

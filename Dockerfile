@@ -45,6 +45,9 @@ ENV NODE_ENV=production
 COPY --from=prod-deps /app/node_modules node_modules
 COPY --from=build /app/dist dist
 COPY package.json ./
+# `mcp-pin --help`, `mcp-pin --version` (and `docker run --entrypoint mcp-pin ...`).
+COPY bin bin
+RUN ln -s /app/bin/mcp-pin.js /usr/local/bin/mcp-pin
 USER 10001:10001
 EXPOSE 50051 9464
 # The health endpoint on the metrics port mcp-pin was given (MCP_PIN_METRICS_LISTEN, default 9464).

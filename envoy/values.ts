@@ -73,6 +73,7 @@ export const TEMPLATE_VALUES: Record<Exclude<keyof EnvoyParams, 'extProcDiscover
       const s = String(r);
       if (s.startsWith('eds:') && s.length > 4 && s.slice(4).startsWith('/')) return { edsPath: s.slice(4) };
       if (s.startsWith('dns:')) return { dns: hostPort(s.slice(4)) };
+      if (s.startsWith('eds:') && s.length > 4) throw new ValueProblem(`"${s}": the EDS path must be absolute (Envoy reads it from its own working directory, not yours), e.g. eds:/etc/envoy/eds/eds.json`);
       throw new ValueProblem(`"${s}" is not eds:/absolute/path or dns:name:port`);
     },
   },

@@ -105,7 +105,11 @@ if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()
         process.stderr.write(`${path.pathname} is stale: run npm run render:deploy\n`);
         stale = true;
       }
-    } else writeFileSync(path, text);
+    } else {
+      writeFileSync(path, text);
+      process.stderr.write(`render:deploy: wrote ${path.pathname}\n`);
+    }
   }
+  if (process.argv.includes('--check') && !stale) process.stderr.write('render:deploy: every rendered file is up to date\n');
   process.exit(stale ? 1 : 0);
 }

@@ -9,25 +9,46 @@
  * overrides it. Unknown names and bad values are all reported at once (exit 2).
  * --eds writes the EDS file the service=eds:<path> discovery watches.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { renderEds, renderEnvoyConfig, writeFileAtomically } from '../envoy/render.js';
 import { TEMPLATE_VALUES, TemplateValuesError, ValueProblem, hostPorts, paramsFromValues } from '../envoy/values.js';
 
+const USAGE = `usage: npm run render:envoy -- [--list] [--values file.json] [--set name=value ...] [--eds host:port,...] [--out file]
+
+  --values file.json   template values, a JSON object (see --list)
+  --set name=value     one value, over the file's (repeatable)
+  --list               every template value with its default and meaning
+  --eds host:port,...  write the EDS file that service=eds:<path> watches, instead of the config
+  --out file           write to this file (atomically: a temporary file renamed over it); default: stdout
+  --help               this text`;
+
 function usage(problem: string): never {
-  process.stderr.write(`render:envoy: ${problem}\nusage: npm run render:envoy -- [--list] [--values file.json] [--set name=value ...] [--eds host:port,...] [--out file]\n`);
+  process.stderr.write(`render:envoy: ${problem} (see npm run render:envoy -- --help)\n`);
   process.exit(2);
 }
 
 let args;
 try {
   args = parseArgs({
-    options: { list: { type: 'boolean' }, values: { type: 'string' }, set: { type: 'string', multiple: true }, eds: { type: 'string' }, out: { type: 'string' } },
+    options: { help: { type: 'boolean', short: 'h' }, list: { type: 'boolean' }, values: { type: 'string' }, set: { type: 'string', multiple: true }, eds: { type: 'string' }, out: { type: 'string' } },
     strict: true,
     allowPositionals: false,
   }).values;
 } catch (err) {
   usage((err as Error).message);
+}
+
+if (args.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+
+// A folder that is not there: one line, before any work.
+if (args.out !== undefined) {
+  const folder = dirname(resolve(args.out));
+  if (!existsSync(folder) || !statSync(folder).isDirectory()) usage(`--out ${args.out}: folder ${folder} does not exist`);
 }
 
 if (args.list) {
@@ -76,5 +97,12 @@ if (args.eds !== undefined) {
   text = renderEnvoyConfig(params);
 }
 
-if (args.out) writeFileAtomically(args.out, text);
-else process.stdout.write(text);
+if (args.out) {
+  try {
+    writeFileAtomically(args.out, text);
+  } catch (err) {
+    process.stderr.write(`render:envoy: cannot write ${args.out}: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`render:envoy: wrote ${args.eds !== undefined ? 'the EDS file' : 'the Envoy config'} ${resolve(args.out)} (${Buffer.byteLength(text)} bytes)\n`);
+} else process.stdout.write(text);

@@ -83,7 +83,7 @@ type Options = typeof OPTIONS;
 export type Config = { [K in keyof Options]: z.output<Options[K]['schema']> };
 
 export function helpText(): string {
-  const lines = ['Usage: mcp-pin [--flag value ...]', '', 'Each flag can also be given as an environment variable.', ''];
+  const lines = ['Usage: mcp-pin [--flag value ...]', '       mcp-pin --help | --version', '', 'Each flag can also be given as an environment variable.', ''];
   for (const o of Object.values(OPTIONS)) {
     lines.push(`  --${o.flag}  (${o.env})`, `      ${o.doc}`, `      default: ${o.default}`);
   }

@@ -4,10 +4,15 @@ import { startApp } from './app.js';
 import { helpText, loadConfig } from './config.js';
 import { InvalidConfigError } from './errors.js';
 import { createLogger } from './log.js';
+import { version } from './version.js';
 
 async function main(): Promise<void> {
   if (process.argv.includes('--help') || process.argv.includes('-h')) {
     process.stdout.write(`${helpText()}\n`);
+    return;
+  }
+  if (process.argv.includes('--version')) {
+    process.stdout.write(`mcp-pin ${version()}\n`);
     return;
   }
   let cfg;

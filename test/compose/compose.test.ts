@@ -7,7 +7,7 @@
  */
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
 import { renderEds, writeFileAtomically } from '../../envoy/render.js';
@@ -95,6 +95,12 @@ describe('docker compose: the shipped stack, running (issue 22)', function () {
     const metrics = (await dc('port', 'mcp-pin-1', '9464')).trim();
     expect(metrics).to.match(/^127\.0\.0\.1:\d+$/);
     expect(await (await fetch(`http://${metrics}/metrics`)).text()).to.contain('mcp_pin_streams_total');
+  });
+
+  it('has the mcp-pin command in the image: --version and --help', async () => {
+    const version = (JSON.parse(readFileSync(`${root}package.json`, 'utf8')) as { version: string }).version;
+    expect((await dc('exec', '-T', 'mcp-pin-1', 'mcp-pin', '--version')).trim()).to.equal(`mcp-pin ${version}`);
+    expect(await dc('exec', '-T', 'mcp-pin-1', 'mcp-pin', '--help')).to.contain('--store-url');
   });
 
   let c: TestClient;

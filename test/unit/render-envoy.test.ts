@@ -5,7 +5,8 @@
  */
 import { expect } from 'chai';
 import { spawnSync, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { parse } from 'yaml';
 import { ENVOY_DEFAULTS } from '../../envoy/render.js';
@@ -61,5 +62,45 @@ describe('npm run render:envoy (your own Envoy)', () => {
     expect(text).to.contain('num_retries: 7').and.contain('retriable_status_codes: [404, 400]').and.contain('10.0.0.6');
     const out = execFileSync(findEnvoy(), ['--mode', 'validate', '-c', `${dir}/envoy.yaml`, '--disable-hot-restart'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     expect(out).to.contain('OK');
+    // Each write says what it wrote.
+    expect(eds.stderr).to.equal(`render:envoy: wrote the EDS file ${dir}/eds.json (${readFileSync(`${dir}/eds.json`).length} bytes)\n`);
+    expect(r.stderr).to.equal(`render:envoy: wrote the Envoy config ${dir}/envoy.yaml (${text.length} bytes)\n`);
+  });
+
+  it('answers --help, and refuses a missing --out folder and a relative EDS path in one line each (exit 2)', () => {
+    const help = render('--help');
+    expect(help.status).to.equal(0);
+    expect(help.stdout).to.contain('usage: npm run render:envoy').and.contain('--values file.json').and.contain('--eds host:port');
+    const missing = render('--eds', '10.0.1.1:8080', '--out', '/nonexistent-folder/eds.json');
+    expect(missing.status).to.equal(2);
+    expect(missing.stderr).to.equal('render:envoy: --out /nonexistent-folder/eds.json: folder /nonexistent-folder does not exist (see npm run render:envoy -- --help)\n');
+    const relative = render('--set', 'extProc=10.0.0.5:50051', '--set', 'service=eds:eds/eds.json');
+    expect(relative.status).to.equal(2);
+    expect(relative.stderr.trim().split('\n')).to.deep.equal(['render:envoy: 1 problem(s):', '  - service: "eds:eds/eds.json": the EDS path must be absolute (Envoy reads it from its own working directory, not yours), e.g. eds:/etc/envoy/eds/eds.json']);
+  });
+});
+
+describe('the mcp-pin command (bin/mcp-pin.js)', () => {
+  // A checkout as `npm ci` leaves it: no dist/ (this one may have a build of any age).
+  const fresh = mkdtempSync(`${tmpdir()}/mcp-pin-fresh-`);
+  mkdirSync(`${fresh}/bin`);
+  copyFileSync(new URL('bin/mcp-pin.js', root), `${fresh}/bin/mcp-pin.js`);
+  copyFileSync(new URL('package.json', root), `${fresh}/package.json`);
+  for (const d of ['src', 'protos', 'node_modules']) symlinkSync(fileURLToPath(new URL(d, root)), `${fresh}/${d}`);
+  after(() => rmSync(fresh, { recursive: true, force: true }));
+  const cli = (...args: string[]) => spawnSync(process.execPath, [`${fresh}/bin/mcp-pin.js`, ...args], { cwd: fresh, encoding: 'utf8' });
+
+  it('answers --version and --help without a build (npm ci alone), and exits 2 with the problems on a bad flag', () => {
+    const pkg = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as { version: string; bin: Record<string, string> };
+    expect(pkg.bin['mcp-pin']).to.equal('bin/mcp-pin.js');
+    const v = cli('--version');
+    expect(v.status, v.stderr).to.equal(0);
+    expect(v.stdout).to.equal(`mcp-pin ${pkg.version}\n`);
+    const h = cli('--help');
+    expect(h.status).to.equal(0);
+    expect(h.stdout).to.contain('mcp-pin --help | --version').and.contain('--store-url');
+    const bad = cli('--bogus', 'x');
+    expect(bad.status).to.equal(2);
+    expect(bad.stderr).to.contain("unknown option '--bogus'");
   });
 });

@@ -77,6 +77,28 @@ describe('session-less traffic skips mcp-pin', function () {
     expect(await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="pinned"}')).to.equal(3);
   });
 
+  it('a 2026-07-28 request that still carries a (stale) session id reaches the pod without it: never a 404 "session not found"', async () => {
+    stack = await startStack({ pods: 2, store: 'memory' });
+    // A live session on a 2025 pod: its id, sent again by a client that now speaks 2026-07-28.
+    const c = await connectClient(stack.mcpUrl);
+    closers.push(c.close);
+    const sid = c.sessionId()!;
+    const before = await streams();
+    for (const id of [sid, 'some-session-no-pod-holds']) {
+      const r = await fetch(stack.mcpUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2026-07-28', 'mcp-session-id': id },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/list' }),
+      });
+      await r.text();
+      expect(r.status, id).to.not.equal(404);
+    }
+    const seen = (await Promise.all(stack.pods.map((p) => p.record()))).flatMap((r) => r.requests).filter((r) => r.protocolVersion === '2026-07-28');
+    expect(seen).to.have.length(2);
+    expect(seen.map((r) => r.sessionId), 'the id never reached a pod').to.deep.equal([null, null]);
+    expect(await streams(), 'not one ext_proc stream').to.equal(before);
+  });
+
   it('a v2 client in auto mode still gets a pinned session from a 2025 stateful server', async () => {
     stack = await startStack({ pods: 2, store: 'memory' });
     const c = await connectModernClient(stack.mcpUrl);

@@ -428,6 +428,9 @@ async function main(): Promise<void> {
     const result = { c64: summarize(names, c64, 0), c16: summarize(names, c16, 0), fixed: summarize(names, fixed, 0), latency: summarizeLatency(names, lat, 0) };
     printSummary(`Before / after (${tree} / ${afterTree ?? 'this tree'}): medians of rounds, the two taking turns, ${SECONDS} s each; the second c=16 rows at a fixed ${CPU_RATE} req/s`, [result.c64, result.c16, result.fixed], result.latency, 'before');
     const cpu = (t: typeof result.c64) => `${t[0]!.extProcUs} -> ${t[1]!.extProcUs} µs (mcp-pin), ${t[0]!.envoyUs} -> ${t[1]!.envoyUs} µs (Envoy)`;
+    // Paired: each round's after/before, so a round the machine ran slow counts against both.
+    const paired = (rs: Row[][], k: keyof Row['cpuMs']): number => Number(median(rs.map((r) => perRequestUs(r[1]!, k) / Math.max(1, perRequestUs(r[0]!, k)))).toFixed(3));
+    process.stdout.write(`CPU per request after/before, median of per-round ratios: mcp-pin c=64 ${paired(c64, 'mcpPin')}x, c=16 ${paired(c16, 'mcpPin')}x, at ${CPU_RATE} req/s ${paired(fixed, 'mcpPin')}x; Envoy c=64 ${paired(c64, 'envoy')}x, at ${CPU_RATE} req/s ${paired(fixed, 'envoy')}x\n`);
     process.stdout.write(`after/before: c=64 ${result.c64[1]!.ratio}x (${cpu(result.c64)}), c=16 ${result.c16[1]!.ratio}x (${cpu(result.c16)}), at ${CPU_RATE} req/s ${cpu(result.fixed)}, p50 at ${LOW_RATE} req/s ${result.latency[1]!.addedP50Us >= 0 ? '+' : ''}${result.latency[1]!.addedP50Us} µs\n`);
     writeResults('compare', { tree, afterTree, ...result, rounds: { c64: c64.map((r) => r.map((x) => x.rps)), c16: c16.map((r) => r.map((x) => x.rps)), fixedCpuUs: fixed.map((r) => r.map((x) => perRequestUs(x, 'mcpPin'))) } });
   };

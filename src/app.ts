@@ -5,6 +5,7 @@
  */
 import { createServer, type Server as HttpServer } from 'node:http';
 import { splitHostPort, type Config } from './config.js';
+import { RecentlyUnknown } from './extproc/recently-unknown.js';
 import { ExtProcService } from './extproc/server.js';
 import { createGrpcServer, listen, serverCredentials, shutdown } from './grpc-server.js';
 import { Health } from './health.js';
@@ -37,7 +38,8 @@ export async function startApp(cfg: Config, log: Logger, opts: { store?: Session
   if (allowlist.allowsAny) log.warn('--pin-allow is *: pins are not restricted to your pod networks (set it in production)');
   await allowlist.start();
   const recoverer = new HttpRecoverer({ cfg, store, log, metrics, allowlist });
-  const extProc = new ExtProcService({ store, cfg, log, metrics, recoverer, allowlist });
+  const recentlyUnknown = new RecentlyUnknown(cfg.unknownSessionCacheMs);
+  const extProc = new ExtProcService({ store, cfg, log, metrics, recoverer, allowlist, recentlyUnknown });
 
   const server = createGrpcServer();
   extProc.addTo(server);

@@ -10,6 +10,7 @@ export const REQUEST_OUTCOMES = [
   'passthrough',
   'pinned',
   'unknown_session',
+  'unknown_session_remembered',
   'invalid_session_id',
   'ambiguous_session_id',
   'initialize_recorded',

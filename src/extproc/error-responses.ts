@@ -71,6 +71,10 @@ export const CLIENT_ERRORS: Record<PinErrorCode, ClientError & { mayHaveRun: boo
     details: 'mcp_pin_ambiguous_session_id',
     mayHaveRun: false,
   },
+  // No pod could hold it (over --max-session-id-length, or characters outside visible ASCII): the spec's answer to an unknown session.
+  MCP_PIN_INVALID_SESSION_ID: { ...SESSION_GONE, details: 'mcp_pin_invalid_session_id', mayHaveRun: false },
+  // Searched for moments ago and no pod held it (--unknown-session-cache-ms).
+  MCP_PIN_UNKNOWN_SESSION: { ...SESSION_GONE, details: 'mcp_pin_unknown_session', mayHaveRun: false },
   MCP_PIN_NO_UPSTREAM_ADDRESS: { status: 502, jsonRpcCode: JSONRPC_INTERNAL_ERROR, message: 'mcp-pin: could not pin the new session', details: 'mcp_pin_no_upstream_address', mayHaveRun: true },
   MCP_PIN_RECOVERY_NO_INIT_BODY: { ...SESSION_GONE, mayHaveRun: false },
   MCP_PIN_RECOVERY_REINIT_REFUSED: { ...SESSION_GONE, mayHaveRun: false },

@@ -26,12 +26,15 @@ import {
   type Mutation,
 } from './responses.js';
 import { isValidSessionId } from '../session-id.js';
+import type { RecentlyUnknown } from './recently-unknown.js';
 import type { PinAllowlist } from '../pin-allowlist.js';
 import { isConnectFailure, parsePodAddress, upstreamReport } from './upstream.js';
 import { CLIENT_SESSION_HEADER, SESSION_HEADER, is2xx } from '../mcp-headers.js';
 
 export interface ExchangeDeps {
   store: SessionStore;
+  /** Ids searched for and found on no pod, shared by this replica's exchanges; without it, none are remembered. */
+  recentlyUnknown?: RecentlyUnknown;
   /** Where pins may point; default: anywhere. */
   allowlist?: PinAllowlist;
   cfg: Pick<Config, 'pinHeader' | 'maxInitBodyBytes' | 'maxSessionIdLength' | 'lostSessionStatuses'>;
@@ -161,9 +164,10 @@ export class Exchange {
     }
 
     if (!isValidSessionId(sid, cfg.maxSessionIdLength)) {
+      // No pod can hold it: answered here, never looked up, never searched for on the pods.
       this.kind = 'passthrough';
       metrics.outcome('invalid_session_id');
-      return { response: this.replies.passthrough, next: 'done' };
+      return { response: errorResponse('MCP_PIN_INVALID_SESSION_ID'), next: 'done' };
     }
 
     this.clientSessionId = sid;
@@ -185,6 +189,12 @@ export class Exchange {
       // Not routed either way; a stale record left behind is checked again next time.
       await this.deps.store.removeIfGeneration(sid, pin.generation).catch(() => metrics.ignored('drop_poisoned_pin'));
       pin = null;
+    }
+    if (!pin && this.deps.recentlyUnknown?.has(sid)) {
+      // Searched for moments ago and found on no pod: not again.
+      this.kind = 'passthrough';
+      metrics.outcome('unknown_session_remembered');
+      return { response: errorResponse('MCP_PIN_UNKNOWN_SESSION'), next: 'done' };
     }
     if (!pin) {
       // Response headers are still wanted: if a pod answers 2xx, the session
@@ -299,6 +309,9 @@ export class Exchange {
   /** A pod answered 2xx for a session the store did not know: it holds it, so pin it there. */
   private async afterUnknownSession(msg: ProcessingRequest, status: number): Promise<ProcessingResponse> {
     const sid = this.clientSessionId!;
+    // The search ended in the spec's "no such session" (Envoy retries other
+    // pods on it first): remember that, so repeats cost no pod a request.
+    if (status === 404) this.deps.recentlyUnknown?.remember(sid);
     if (!is2xx(status) || this.method === 'DELETE') return continueResponseHeaders();
     // Proof that the pod holds this session: it names it in its answer (the
     // SDK servers do on every response to a request). A 2xx alone is not: a

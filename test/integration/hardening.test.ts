@@ -127,15 +127,32 @@ describe('hardening (issue 7)', function () {
       stack = await startStack({ pods: 2, pinEnv: { MCP_PIN_MAX_INIT_BODY_BYTES: '512' } });
     });
 
-    it('passes odd or guessed session ids to the pods untouched (their 404), without touching the store', async () => {
+    it('answers odd, invalid and guessed session ids 404 without a store write: invalid ones reach no pod, an unknown one is searched for once and then remembered', async () => {
       const redis = new Redis(stack.redis!.url);
       const keysBefore = (await redis.keys('*')).length;
-      const odd = ['{x}', 'a}b{', '*', '..%2f..', 'k'.repeat(300), 'x'.repeat(5000), 'guessed-0000', '" OR 1=1 --'];
-      for (const sid of odd) {
+      // Over --max-session-id-length (256) or with characters outside visible ASCII: no pod could hold them.
+      const invalid = ['k'.repeat(300), 'x'.repeat(5000), '" OR 1=1 --'];
+      const unknown = ['{x}', 'a}b{', '*', '..%2f..', 'guessed-0000'];
+      const send = async (sid: string): Promise<void> => {
         const res = await fetch(stack.mcpUrl, { method: 'POST', headers: { ...MCP, 'mcp-session-id': sid }, body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' });
         expect(res.status, sid.slice(0, 20)).to.equal(404);
-        await res.arrayBuffer();
+        expect(((await res.json()) as { error: { code: number } }).error.code, sid.slice(0, 20)).to.be.oneOf([-32001, -32600]);
+      };
+      // What the pods themselves saw of each id.
+      const onPods = async (sid: string): Promise<number> => (await Promise.all(stack.pods.map((p) => p.record()))).flatMap((r) => r.requests).filter((r) => r.sessionId === sid).length;
+      for (const sid of invalid) {
+        for (let i = 0; i < 3; i++) await send(sid);
+        expect(await onPods(sid), sid.slice(0, 20)).to.equal(0);
       }
+      for (const sid of unknown) {
+        await send(sid);
+        const searched = await onPods(sid);
+        expect(searched, `${sid}: the first time, the pods are asked`).to.be.at.least(1);
+        for (let i = 0; i < 3; i++) await send(sid);
+        expect(await onPods(sid), `${sid}: repeats reach no pod`).to.equal(searched);
+      }
+      expect(await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="invalid_session_id"}')).to.equal(9);
+      expect(await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="unknown_session_remembered"}')).to.equal(15);
       expect((await redis.keys('*')).length).to.equal(keysBefore);
       redis.disconnect();
       expect(stack.pins[0]!.proc.alive).to.equal(true);

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { ProtocolError } from '../../src/errors.js';
 import { Exchange, type ExchangeDeps } from '../../src/extproc/exchange.js';
+import { RecentlyUnknown } from '../../src/extproc/recently-unknown.js';
 import type { ProcessingResponse } from '../../src/extproc/protocol.js';
 import { MemoryStore } from '../../src/sessions/memory-store.js';
 import { StoreError } from '../../src/errors.js';
@@ -129,7 +130,7 @@ describe('Exchange', () => {
     }
   });
 
-  it('never looks up invalid session ids', async () => {
+  it('answers invalid session ids 404 itself: never looked up, never sent to a pod', async () => {
     for (const sid of ['', 'has space', 'tab\there', 'x'.repeat(65), 'ünï']) {
       let looked = false;
       const store = new MemoryStore({ sessionTtlMs: 1000 });
@@ -140,8 +141,36 @@ describe('Exchange', () => {
       const ex = new Exchange({ store, cfg, log: silentLog, metrics: newMetrics() });
       const [r] = await ex.handle(requestHeaders({ ':method': 'GET', ':path': '/', 'mcp-session-id': sid }, true));
       expect(looked, JSON.stringify(sid)).to.equal(false);
-      expect(r!.request_headers!.response!.header_mutation!.remove_headers).to.deep.equal(['x-mcp-pin-dst', 'x-mcp-pin-client-session']);
+      expect(r!.immediate_response!.status.code, JSON.stringify(sid)).to.equal(404);
+      expect(JSON.parse(r!.immediate_response!.body!.toString()).error).to.deep.equal({ code: -32001, message: 'Session not found' });
+      expect(ex.complete).to.equal(true);
     }
+  });
+
+  it('remembers an id whose search ended in 404: a repeat is answered 404 after a store lookup, until the entry expires; a stored session wins', async () => {
+    let now = 1_000;
+    const recentlyUnknown = new RecentlyUnknown(5_000, 100, () => now);
+    const { store, deps } = make({ recentlyUnknown });
+    const send = async (sid: string): Promise<ProcessingResponse> => (await new Exchange(deps).handle(requestHeaders({ ...POST_JSON, 'mcp-session-id': sid })))[0]!;
+    // First time: the search (the service route), then its 404.
+    const ex = new Exchange(deps);
+    const [first] = await ex.handle(requestHeaders({ ...POST_JSON, 'mcp-session-id': 'gone' }));
+    expect(first!.immediate_response).to.equal(undefined);
+    await ex.handle(responseHeaders({ ':status': '404' }, {}));
+    // Then: answered here.
+    expect((await send('gone')).immediate_response!.status.code).to.equal(404);
+    // A search that ended otherwise (a pod down: 503) is not remembered.
+    const ex2 = new Exchange(deps);
+    await ex2.handle(requestHeaders({ ...POST_JSON, 'mcp-session-id': 'maybe' }));
+    await ex2.handle(responseHeaders({ ':status': '503' }, {}));
+    expect((await send('maybe')).immediate_response).to.equal(undefined);
+    // A session recorded meanwhile (here: an initialize) is routed, not refused.
+    await store.create('gone', { pod: '10.0.0.9:80', backendSessionId: 'gone', initBody: null });
+    expect(setHeaders(await send('gone'))).to.deep.equal({ 'x-mcp-pin-dst': '10.0.0.9:80' });
+    await store.remove('gone');
+    expect((await send('gone')).immediate_response!.status.code).to.equal(404);
+    now += 5_001;
+    expect((await send('gone')).immediate_response, 'expired: searched again').to.equal(undefined);
   });
 
   it('answers 503 with a JSON-RPC error when the store fails, instead of guessing a route', async () => {

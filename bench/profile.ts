@@ -5,9 +5,10 @@
  * group, by package and by function. For finding what to change; the numbers that count
  * come from `npm run bench`. PROFILE_SECONDS (default 8), PROFILE_STORE
  * (redis | memory), PROFILE_SETUP=envelope (no mcp-pin) or floor (the
- * floor server, bench/floor-ext-proc.ts, profiled instead), PROFILE_RATE (fixed
+ * floor server, bench/floor-ext-proc.mjs, profiled instead), PROFILE_RATE (fixed
  * request rate instead of saturation: CPU per request then compares across
- * changes), PROFILE_CPU=0 (no profiler).
+ * changes), PROFILE_CONNECTIONS (default 64), PROFILE_WARMUP_SECONDS (a load
+ * before the measured one, default 3), PROFILE_CPU=0 (no profiler).
  */
 import autocannon from 'autocannon';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
@@ -61,14 +62,11 @@ async function main(): Promise<void> {
     sids.push(res.headers.get('mcp-session-id')!);
   }
   const pids = { envoy: envoy.proc.child?.pid, mcpPin: (pin?.proc ?? floor)?.child?.pid, redis: redis.proc.child?.pid, pod: pod.proc.child?.pid, loadgen: process.pid };
-  const before = Object.fromEntries(Object.entries(pids).map(([k, v]) => [k, cpuMs(v)]));
   let next = 0;
-  // The profiler's clock is CLOCK_MONOTONIC in µs, as is hrtime here: only samples inside the load count.
-  const loadStartUs = Number(process.hrtime.bigint() / 1000n);
-  const r = await autocannon({
+  const load = (duration: number) => autocannon({
     url: envoy.mcpUrl,
-    connections: 64,
-    duration: SECONDS,
+    connections: Number(process.env.PROFILE_CONNECTIONS ?? 64),
+    duration,
     ...(process.env.PROFILE_RATE ? { overallRate: Number(process.env.PROFILE_RATE) } : {}),
     requests: [{ method: 'POST', setupRequest: (req: autocannon.Request, ctx: object) => {
       const c = ctx as { sid?: string };
@@ -76,6 +74,13 @@ async function main(): Promise<void> {
       return { ...req, headers: { ...MCP_HEADERS, 'mcp-session-id': c.sid! }, body: CALL };
     } }],
   });
+  // Warm-up first (JIT, heap, connections): a fresh process spends its first seconds compiling.
+  await load(Number(process.env.PROFILE_WARMUP_SECONDS ?? 3));
+  const before = Object.fromEntries(Object.entries(pids).map(([k, v]) => [k, cpuMs(v)]));
+  // The profiler's clock is CLOCK_MONOTONIC in µs, as is hrtime here: only samples inside the load count.
+  const loadStartUs = Number(process.hrtime.bigint() / 1000n);
+  const r = await load(SECONDS);
+
   const loadEndUs = Number(process.hrtime.bigint() / 1000n);
   process.stdout.write(`${Math.round(r.requests.average)} req/s, errors ${r.non2xx + r.errors + r.timeouts}, latency p50 ${r.latency.p50} p90 ${r.latency.p90} p99 ${r.latency.p99} ms\n`);
   const n = r.requests.total;

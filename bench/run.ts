@@ -58,7 +58,7 @@ interface SetupOptions {
   store?: string;
   pinEnv?: Record<string, string>;
   envoy?: Partial<EnvoyParams>;
-  /** The trivial ext_proc server (bench/floor-ext-proc.ts) instead of mcp-pin. */
+  /** The trivial ext_proc server (bench/floor-ext-proc.mjs) instead of mcp-pin. */
   floor?: boolean;
   /** Another tree's build and Envoy template (BENCH_BEFORE / BENCH_AFTER) instead of this one's. */
   before?: { main: string; render: (p: EnvoyParams) => string };
@@ -343,7 +343,7 @@ async function main(): Promise<void> {
 
   /**
    * The floor of the design: the envelope, the trivial grpc-js ext_proc
-   * server (bench/floor-ext-proc.ts) and mcp-pin (Redis, shipped defaults),
+   * server (bench/floor-ext-proc.mjs) and mcp-pin (Redis, shipped defaults),
    * the last two in the same Envoy setup, taking turns: 5 rounds at c=64, 3 at
    * c=16, 3 of latency at LOW_RATE. Medians of the rounds count.
    */
@@ -361,6 +361,11 @@ async function main(): Promise<void> {
           c16 = await rounds(trio, 16, 3);
           fixed = await rounds(trio, 16, 3, CPU_RATE);
           lat = await latencyRounds(trio, 3);
+          // Both ext_proc servers' requests took the pinned route (the pinned cluster), or the rows compare different paths.
+          for (const t of [floor, pin]) {
+            const pinned = await t.envoy.stat('cluster.mcp_pinned.upstream_rq_total');
+            if (pinned < 0.9 * c64.reduce((n, r) => n + r[trio.indexOf(t)]!.total, 0)) throw new Error(`${t.name}: only ${pinned} requests reached the pinned cluster`);
+          }
         }),
       ),
     );

@@ -9,15 +9,19 @@
  * beyond it is mcp-pin's own.
  *
  * Env: FLOOR_LISTEN (host:port, port 0 picks one), FLOOR_POD (host:port),
- * FLOOR_PIN_HEADER (default x-mcp-pin-pod). Prints {"ready":true,"grpcPort":N}.
+ * FLOOR_PIN_HEADER (the template's pinHeader). Prints {"ready":true,"grpcPort":N}.
  */
+// Plain JavaScript on the build (npm run bench builds first), so it runs
+// exactly as mcp-pin does: compiled, no loader (tsx measurably changed its
+// CPU under the profiler).
 import * as grpc from '@grpc/grpc-js';
-import { protoLoaderServiceDefinition } from '../src/protos.js';
+import { protoLoaderServiceDefinition } from '../dist/src/protos.js';
 
 const listen = process.env.FLOOR_LISTEN ?? '127.0.0.1:0';
 const pod = process.env.FLOOR_POD;
 if (!pod) throw new Error('FLOOR_POD is required');
-const pinHeader = process.env.FLOOR_PIN_HEADER ?? 'x-mcp-pin-pod';
+const pinHeader = process.env.FLOOR_PIN_HEADER;
+if (!pinHeader) throw new Error('FLOOR_PIN_HEADER is required');
 
 const PINNED = {
   request_headers: {
@@ -29,7 +33,7 @@ const PINNED = {
   mode_override: { response_header_mode: 'SKIP' },
 };
 // Any other phase (none is asked for on this path) is let through as it is.
-const CONTINUE: Record<string, object> = {
+const CONTINUE = {
   request_body: { request_body: { response: {} } },
   response_headers: { response_headers: { response: {} } },
   response_body: { response_body: { response: {} } },
@@ -37,21 +41,20 @@ const CONTINUE: Record<string, object> = {
   response_trailers: { response_trailers: {} },
 };
 
-type Call = grpc.ServerDuplexStream<{ request?: string }, object>;
 const server = new grpc.Server();
 server.addService(protoLoaderServiceDefinition(), {
-  Process: (call: Call) => {
+  Process: (call) => {
     let ended = false;
-    const end = (): void => {
+    const end = () => {
       if (!ended) (ended = true), call.end();
     };
-    call.on('data', (msg: { request?: string }) => {
+    call.on('data', (msg) => {
       if (ended) return;
       if (msg.request === 'request_headers') {
         call.write(PINNED);
         // Nothing more comes for this request: close as mcp-pin does.
         end();
-      } else if (msg.request && CONTINUE[msg.request]) call.write(CONTINUE[msg.request]!);
+      } else if (msg.request && CONTINUE[msg.request]) call.write(CONTINUE[msg.request]);
     });
     call.on('end', end);
     call.on('error', () => {});

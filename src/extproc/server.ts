@@ -40,8 +40,8 @@ export class ExtProcService {
   private process(call: ProcessCall): void {
     const { metrics, log } = this.deps;
     this.open.add(call);
-    metrics.streams.inc();
-    metrics.streamsTotal.inc();
+    metrics.openStreams++;
+    metrics.streamAccepted();
     /** We sent our status (or the peer went away): nothing more is written. */
     let ended = false;
     const write = (r: ProcessingResponse): void => {
@@ -93,7 +93,7 @@ export class ExtProcService {
       if (closed) return;
       closed = true;
       this.open.delete(call);
-      metrics.streams.dec();
+      metrics.openStreams--;
     };
     call.on('data', (msg: ProcessingRequest) => {
       chain = chain.then(() => handle(msg));

@@ -181,7 +181,8 @@ export class Exchange {
       this.kind = 'passthrough';
       return { response: this.storeFailure('lookup', err), next: 'done' };
     }
-    if (pin && !(await this.allowed(pin.pod))) {
+    // Allowed pods are answered at once; only a miss may wait for a DNS refresh.
+    if (pin && !(this.deps.allowlist?.allows(pin.pod) ?? true) && !(await this.allowed(pin.pod))) {
       // A poisoned or stale entry: never route there. Drop it and let the
       // service route find the session (and re-adopt it from what Envoy reports).
       metrics.outcome('rejected_pin');

@@ -4,7 +4,7 @@
  * Envoy bound are read from its admin API.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ENVOY_DEFAULTS, renderEds, renderEnvoyConfig, writeFileAtomically, type EnvoyParams, type HostPort } from '../../envoy/render.js';
@@ -162,6 +162,8 @@ export async function startEnvoy(opts: EnvoyOptions): Promise<EnvoyHandle> {
     },
     async stop() {
       await proc.stop();
+      // Its config, EDS files and admin address: nothing of it outlives it.
+      rmSync(dir, { recursive: true, force: true });
     },
     async extProcHealthy(port) {
       const text = await adminGet(adminUrl, '/clusters');

@@ -7,6 +7,11 @@ import { appendFileSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 
 const running = new Set<ManagedProcess>();
+/** Sees every process's output as it comes (npm run stack -- --logs). */
+let tee: ((name: string, text: string) => void) | undefined;
+export function teeOutput(fn: ((name: string, text: string) => void) | undefined): void {
+  tee = fn;
+}
 const KEEP_LOG_CHARS = 60_000;
 
 export class ManagedProcess {
@@ -58,6 +63,7 @@ export class ManagedProcess {
   }
 
   private append(s: string): void {
+    tee?.(this.name, s);
     // PROCESS_LOG_DIR keeps every process's whole output (the soak's post-mortems).
     if (process.env.PROCESS_LOG_DIR) appendFileSync(`${process.env.PROCESS_LOG_DIR}/${this.name.replace(/[^\w.-]/g, '_')}.log`, s);
     this.log += s;

@@ -1,5 +1,5 @@
 /** A redis-server of the test's own, on a free port, in its own directory. */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ManagedProcess } from './process.js';
@@ -10,10 +10,14 @@ export interface RedisHandle {
   url: string;
   port: number;
   proc: ManagedProcess;
+  /** Its data directory (AOF), removed by dispose(). */
+  dir: string;
   /** Stops and starts again on the same port and directory (AOF kept if on). */
   restart(): Promise<void>;
   stop(): Promise<void>;
   start(): Promise<void>;
+  /** Stops it for good and removes its directory. */
+  dispose(): Promise<void>;
 }
 
 /**
@@ -46,12 +50,17 @@ function redisOn(port: number, opts: { appendonly?: boolean }): RedisHandle {
     url,
     port,
     proc,
+    dir,
     async start() {
       proc.start();
       await waitReady();
     },
     async stop() {
       await proc.stop();
+    },
+    async dispose() {
+      await proc.stop();
+      rmSync(dir, { recursive: true, force: true });
     },
     async restart() {
       await proc.stop();

@@ -84,7 +84,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     },
     async stop() {
       await Promise.all([envoy.stop(), ...pins.map((p) => p.stop()), ...pods.map((p) => p.stop())]);
-      await redis?.stop();
+      await redis?.dispose();
       unregister();
     },
   };

@@ -6,7 +6,7 @@
  * no defaults filled in (an absent field stays absent).
  *
  * mcp-pin's own service tunes two steps of proto-loader's per-message work
- * (measured with npm run bench:compare, README "Performance"): a request is
+ * (measured with npm run bench:compare, docs/performance.md): a request is
  * decoded by protobufjs (which proto-loader runs on) without the toObject
  * copy of the whole message, and a reply built once carries its encoding.
  */

@@ -6,7 +6,7 @@
  * --strict); checkov on them, the Dockerfile and the compose file, with
  * only the checks deploy/checkov.yaml skips, each with its reason; hadolint
  * on the Dockerfile; real Envoy 1.40 on every shipped Envoy config; and the
- * pod shapes the README promises (restricted Pod Security profile,
+ * pod shapes docs/kubernetes.md promises (restricted Pod Security profile,
  * PodDisruptionBudgets, NetworkPolicies).
  */
 import { expect } from 'chai';

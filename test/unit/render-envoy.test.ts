@@ -26,8 +26,8 @@ describe('npm run render:envoy (your own Envoy)', () => {
     expect(list.status).to.equal(0);
     for (const [name, spec] of Object.entries(TEMPLATE_VALUES)) expect(list.stdout).to.contain(`${name} = ${spec.default ?? '(required)'}\n`);
     expect(list.stdout).to.match(/sessionSearchRetries = 4\n.*pod count minus one/);
-    // The README's table is this list.
-    const readme = readFileSync(new URL('README.md', root), 'utf8');
+    // The values table of docs/own-envoy.md is this list.
+    const readme = readFileSync(new URL('docs/own-envoy.md', root), 'utf8');
     for (const [name, spec] of Object.entries(TEMPLATE_VALUES)) {
       expect(readme).to.contain(`| \`${name}\` | ${spec.default === undefined ? 'required' : `\`${spec.default}\``} | ${spec.meaning} |`);
     }

@@ -79,15 +79,23 @@ describe('session-less traffic skips mcp-pin', function () {
 
   it('a 2026-07-28 request that still carries a (stale) session id reaches the pod without it: never a 404 "session not found"', async () => {
     stack = await startStack({ pods: 2, store: 'memory' });
-    // A live session on a 2025 pod: its id, sent again by a client that now speaks 2026-07-28.
-    const c = await connectClient(stack.mcpUrl);
-    closers.push(c.close);
-    const sid = c.sessionId()!;
+    // A live session on a 2025 pod: its id, sent again by a client that now
+    // speaks 2026-07-28. (Raw requests: an SDK client would open its GET
+    // stream at a moment of its own, an ext_proc stream this test would count.)
+    const base = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+    const init = await fetch(stack.mcpUrl, {
+      method: 'POST',
+      headers: base,
+      body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'stale-id', version: '1' } } }),
+    });
+    await init.text();
+    const sid = init.headers.get('mcp-session-id')!;
+    expect(init.status).to.equal(200);
     const before = await streams();
     for (const id of [sid, 'some-session-no-pod-holds']) {
       const r = await fetch(stack.mcpUrl, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2026-07-28', 'mcp-session-id': id },
+        headers: { ...base, 'mcp-protocol-version': '2026-07-28', 'mcp-session-id': id },
         body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/list' }),
       });
       await r.text();

@@ -91,6 +91,7 @@ function serializeResponse(r: ProcessingResponse): Buffer {
 /** envoy.service.ext_proc.v3.ExternalProcessor as mcp-pin serves it: proto-loader's definition with the decoding and encoding above. */
 export function extProcServiceDefinition(): ServiceDefinition {
   const def = protoLoaderServiceDefinition();
+  // Loaded now, at start, not by the first request.
   messageTypes();
   return { ...def, Process: { ...def.Process!, requestDeserialize: decodeRequest, responseSerialize: serializeResponse } } as ServiceDefinition;
 }

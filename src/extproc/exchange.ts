@@ -181,8 +181,8 @@ export class Exchange {
       this.kind = 'passthrough';
       return { response: this.storeFailure('lookup', err), next: 'done' };
     }
-    // Allowed pods are answered at once; only a miss may wait for a DNS refresh.
-    if (pin && !(this.deps.allowlist?.allows(pin.pod) ?? true) && !(await this.allowed(pin.pod))) {
+    const allowed = pin ? this.allowed(pin.pod) : true;
+    if (pin && allowed !== true && !(await allowed)) {
       // A poisoned or stale entry: never route there. Drop it and let the
       // service route find the session (and re-adopt it from what Envoy reports).
       metrics.outcome('rejected_pin');
@@ -297,8 +297,10 @@ export class Exchange {
     return continueResponseHeaders(rewrite);
   }
 
-  private async allowed(pod: string): Promise<boolean> {
-    return (await this.deps.allowlist?.allowsFresh(pod)) ?? true;
+  /** Whether pins may point at `pod`: an allowed pod is answered at once (no await on the hot path); only a miss may wait for a DNS refresh. */
+  private allowed(pod: string): boolean | Promise<boolean> {
+    const a = this.deps.allowlist;
+    return !a || a.allows(pod) || a.allowsFresh(pod);
   }
 
   /** The pod Envoy reported, if it is a usable address that pins may point to. */

@@ -87,7 +87,7 @@ const MAX_PINNED_REPLIES = 4096;
  * once; a pinned request's answer is then a Map read.
  */
 export class HeaderReplies {
-  /** No session id, or one that is invalid: strip the client's routing headers, skip the response. */
+  /** No session id and nothing to learn from the answer: strip the client's routing headers, skip the response. */
   readonly passthrough: ProcessingResponse;
   /** A POST that may be an initialize: its body, then its response headers. */
   readonly maybeInitialize: ProcessingResponse;

@@ -262,16 +262,22 @@ async function main(): Promise<void> {
       await envoy.stop();
     }
   };
+  /** n rounds at concurrency c; in each round every setup takes its turn, in order (drift hits all alike). A fixed `rate` instead of as fast as it goes. */
+  const rounds = async (setups: Target[], c: number, n: number, opts: { load?: Load; rate?: number } = {}): Promise<Row[][]> => {
+    const out: Row[][] = [];
+    for (let i = 0; i < n; i++) {
+      const round: Row[] = [];
+      for (const t of setups) round.push(await throughput(t, c, opts.load ?? 'call', opts.rate));
+      out.push(round);
+    }
+    return out;
+  };
   /** Alternating loads of two setups running side by side; the median of the pairs' ratios. */
   const alternate = async (a: Target, b: Target, concurrency: number, n: number, load: Load = 'call'): Promise<{ pairs: { envelope: number; mcpPin: number; ratio: number }[]; median: number }> => {
-    const out: { envelope: number; mcpPin: number; ratio: number }[] = [];
-    for (let i = 0; i < n; i++) {
-      const e = await throughput(a, concurrency, load);
-      const m = await throughput(b, concurrency, load);
-      if (i === 0) rows.push(e, m); // one pair in the table; all pairs in the ratio line
-      out.push({ envelope: e.rps, mcpPin: m.rps, ratio: Number((m.rps / e.rps).toFixed(3)) });
-    }
-    return { pairs: out, median: pct(out.map((p) => p.ratio).sort((x, y) => x - y), 50) };
+    const rs = await rounds([a, b], concurrency, n, { load });
+    rows.push(...rs[0]!); // one pair in the table; all pairs in the ratio line
+    const out = rs.map(([e, m]) => ({ envelope: e!.rps, mcpPin: m!.rps, ratio: Number((m!.rps / e!.rps).toFixed(3)) }));
+    return { pairs: out, median: median(out.map((p) => p.ratio)) };
   };
   /** holdSafeResponses off, then on, alternating at c=64 on the fast pod: its cost on reads (held) and on tool calls (not held). */
   const holdCost = async (load: 'read' | 'call'): Promise<{ pairs: { envelope: number; mcpPin: number; ratio: number }[]; median: number; envoyUsPerRequest: { off: number; on: number } }> => {
@@ -291,16 +297,6 @@ async function main(): Promise<void> {
     for (const c of CONCURRENCY) rows.push(await throughput(t, c));
   };
 
-  /** n rounds at concurrency c; in each round every setup takes its turn, in order (drift hits all alike). */
-  const rounds = async (setups: Target[], c: number, n: number, rate?: number): Promise<Row[][]> => {
-    const out: Row[][] = [];
-    for (let i = 0; i < n; i++) {
-      const round: Row[] = [];
-      for (const t of setups) round.push(await throughput(t, c, 'call', rate));
-      out.push(round);
-    }
-    return out;
-  };
   type Latency = Awaited<ReturnType<typeof latencyAtRate>>;
   /** n rounds of open-loop latency at LOW_RATE, setups taking turns, after a warm-up of each. */
   const latencyRounds = async (setups: Target[], n: number): Promise<Latency[][]> => {
@@ -359,7 +355,7 @@ async function main(): Promise<void> {
           const trio = [env, floor, pin];
           c64 = await rounds(trio, 64, 5);
           c16 = await rounds(trio, 16, 3);
-          fixed = await rounds(trio, 16, 3, CPU_RATE);
+          fixed = await rounds(trio, 16, 3, { rate: CPU_RATE });
           lat = await latencyRounds(trio, 3);
           // Both ext_proc servers' requests took the pinned route (the pinned cluster), or the rows compare different paths.
           for (const t of [floor, pin]) {
@@ -426,7 +422,7 @@ async function main(): Promise<void> {
       withEnvoy('mcp-pin redis (after)', [fast], { store: redis.url, ...(afterBuild ? { before: afterBuild } : {}) }, async (after) => {
         c64 = await rounds([before, after], 64, 5);
         c16 = await rounds([before, after], 16, 3);
-        fixed = await rounds([before, after], 16, 5, CPU_RATE);
+        fixed = await rounds([before, after], 16, 5, { rate: CPU_RATE });
         lat = await latencyRounds([before, after], 3);
       }),
     );

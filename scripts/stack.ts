@@ -65,6 +65,16 @@ async function main(): Promise<void> {
   const logOf = (name: string): string => `${LOG_DIR}/${name.replace(/[^\w.-]/g, '_')}.log`;
 
   // The control endpoint stack:pod talks to.
+  const act = async (pod: (typeof pods)[number], action: string): Promise<string> => {
+    if (action === 'kill') {
+      if (!pod.proc.alive) return `${pod.name} was not running`;
+      await pod.kill();
+      return `${pod.name} killed (SIGKILL): its sessions are gone`;
+    }
+    if (pod.proc.alive) return `${pod.name} is running (pid ${pod.proc.child?.pid})`;
+    await pod.start();
+    return `${pod.name} started again at ${pod.host}:${pod.port}, pid ${pod.proc.child?.pid}: it knows no sessions`;
+  };
   const control = createServer((req, res) => {
     const m = /^\/pods\/([\w-]+)\/(kill|restore)$/.exec(req.url ?? '');
     const pod = m ? pods.find((p) => p.name === m[1]) : undefined;
@@ -72,8 +82,7 @@ async function main(): Promise<void> {
       res.writeHead(404, { 'content-type': 'text/plain' }).end(`no such pod or action; pods: ${pods.map((p) => p.name).join(', ')}\n`);
       return;
     }
-    const act = m[2] === 'kill' ? (pod.proc.alive ? pod.kill().then(() => `${pod.name} killed (SIGKILL): its sessions are gone`) : Promise.resolve(`${pod.name} was not running`)) : pod.proc.alive ? Promise.resolve(`${pod.name} is running (pid ${pod.proc.child?.pid})`) : pod.start().then(() => `${pod.name} started again at ${pod.host}:${pod.port}, pid ${pod.proc.child?.pid}: it knows no sessions`);
-    act.then(
+    act(pod, m[2]!).then(
       (text) => {
         say(`stack:pod: ${text}`);
         res.writeHead(200, { 'content-type': 'text/plain' }).end(`${text}\n`);

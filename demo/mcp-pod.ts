@@ -154,6 +154,8 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
     try {
       parsed = JSON.parse(raw.toString('utf8'));
     } catch {
+      // Recorded too: tests count what reached the pod, malformed or not.
+      record.requests.push({ httpMethod: req.method ?? '', sessionId: sid, rpcMethod: null, status: 400 });
       return sendJson(res, 400, { jsonrpc: '2.0', error: { code: -32700, message: 'Parse error' }, id: null });
     }
   }

@@ -89,7 +89,7 @@ export const ENVOY_DEFAULTS = {
   bufferLimitBytes: 1024 * 1024,
   healthCheckIntervalMs: 500,
   sessionSearchRetries: 4,
-  lostSessionStatuses: [404],
+  lostSessionStatuses: [404, 400],
   internalClients: ['127.0.0.1/32', '::1/128'],
   holdSafeResponses: true,
   holdSafeResponsesMaxBytes: 16 * 1024 * 1024,

@@ -58,7 +58,7 @@ export const OPTIONS = {
   upstreamHeader: opt('upstream-header', headerName, 'x-mcp-pin-upstream', 'header the internal listener fills with %UPSTREAM_HOST%'),
   recoveryUrl: opt('recovery-url', url, 'http://127.0.0.1:10001', "Envoy's internal listener that mcp-pin re-initializes sessions through"),
   recoveryTimeoutMs: opt('recovery-timeout-ms', ms(100, 120_000), '10000', "bound on each step of a retry attempt's work: a shared recovery (proof of loss, re-initialize, notifications/initialized), and a relay to the session's pod; Envoy waits this long plus 1 s for each answer (needs Envoy's max_message_timeout at least that)"),
-  lostSessionStatuses: opt('lost-session-statuses', statusList, '404', 'pod answers that mean "session lost", comma-separated (add 400 for SDK-example-style servers); Envoy\'s pinned route must retry the same statuses (template value lostSessionStatuses)'),
+  lostSessionStatuses: opt('lost-session-statuses', statusList, '404,400', 'pod answers that mean "session lost", comma-separated (404: the spec, the TypeScript SDK and Python `mcp` >= 1.26; 400: Python `mcp` < 1.26); a 400 for anything else costs a ping and a relay, never a re-initialize; Envoy\'s pinned route must retry the same statuses (template value lostSessionStatuses)'),
   pinAllow: opt('pin-allow', z.string().superRefine((v, ctx) => {
     try {
       new PinAllowlist(v);

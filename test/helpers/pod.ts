@@ -1,7 +1,29 @@
-/** MCP SDK pods (demo/mcp-pod.ts) as processes on their own loopback address. */
+/**
+ * MCP SDK pods as processes on their own loopback address: the TypeScript SDK
+ * (demo/mcp-pod.ts) or the Python SDK (demo/python/mcp_pod.py: FastMCP under
+ * uvicorn, `mcp` from the project's venv).
+ */
+import { execFileSync } from 'node:child_process';
 import { ManagedProcess } from './process.js';
 
 const POD_SCRIPT = new URL('../../demo/mcp-pod.ts', import.meta.url).pathname;
+const PYTHON_POD_SCRIPT = new URL('../../demo/python/mcp_pod.py', import.meta.url).pathname;
+const ENSURE_PYTHON_MCP = new URL('../../scripts/ensure-python-mcp.sh', import.meta.url).pathname;
+
+/** Python `mcp` versions the tests run: 1.25 answers an unknown session 400, 1.30 answers 404 (-32600). */
+export type PythonMcpVersion = '1.25' | '1.30';
+export type PodKind = 'ts' | `python-${PythonMcpVersion}`;
+
+const pythons = new Map<PythonMcpVersion, string>();
+/** The venv python with this `mcp` version, installed on first use (scripts/ensure-python-mcp.sh). */
+export function pythonFor(version: PythonMcpVersion): string {
+  let py = pythons.get(version);
+  if (!py) {
+    py = execFileSync('bash', [ENSURE_PYTHON_MCP, version], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+    pythons.set(version, py);
+  }
+  return py;
+}
 
 export interface PodRecord {
   name: string;
@@ -20,6 +42,8 @@ export interface PodOptions {
   env?: Record<string, string>;
   /** Another pod program (the benchmark's fast pod); default demo/mcp-pod.ts. */
   script?: string;
+  /** Which SDK serves (default 'ts'). */
+  kind?: PodKind;
 }
 
 export class Pod {
@@ -40,8 +64,17 @@ export class Pod {
     return { host: this.host, port: this.port };
   }
 
+  get kind(): PodKind {
+    return this.opts.kind ?? 'ts';
+  }
+
   async start(env: Record<string, string> = {}): Promise<this> {
-    this.proc = new ManagedProcess(`pod:${this.name}`, process.execPath, ['--import', 'tsx', this.opts.script ?? POD_SCRIPT], {
+    const kind = this.kind;
+    const [command, args] =
+      kind === 'ts'
+        ? [process.execPath, ['--import', 'tsx', this.opts.script ?? POD_SCRIPT]]
+        : [pythonFor(kind.slice('python-'.length) as PythonMcpVersion), ['-W', 'ignore', PYTHON_POD_SCRIPT]];
+    this.proc = new ManagedProcess(`pod:${this.name}`, command, args, {
       POD_NAME: this.name,
       POD_HOST: this.host,
       POD_PORT: String(this.port),
@@ -95,8 +128,8 @@ export class Pod {
   }
 }
 
-export async function startPods(n: number, env: Record<string, string> = {}, firstHostOctet = 2): Promise<Pod[]> {
+export async function startPods(n: number, env: Record<string, string> = {}, firstHostOctet = 2, kind: PodKind = 'ts'): Promise<Pod[]> {
   return Promise.all(
-    Array.from({ length: n }, (_, i) => new Pod({ name: `pod${i + 1}`, host: `127.0.0.${firstHostOctet + i}`, env }).start()),
+    Array.from({ length: n }, (_, i) => new Pod({ name: `pod${i + 1}`, host: `127.0.0.${firstHostOctet + i}`, env, kind }).start()),
   );
 }

@@ -8,7 +8,7 @@ import type { EnvoyParams } from '../../envoy/render.js';
 import { startEnvoy, type EnvoyHandle } from './envoy.js';
 import { McpPinProcess } from './mcp-pin.js';
 import { eventually } from './net.js';
-import { startPods, type Pod } from './pod.js';
+import { startPods, type Pod, type PodKind } from './pod.js';
 import { startRedis, type RedisHandle } from './redis.js';
 import { registerForReport } from './root-hooks.js';
 
@@ -17,6 +17,8 @@ export interface StackOptions {
   store?: 'redis' | 'memory';
   replicas?: number;
   podEnv?: Record<string, string>;
+  /** Which SDK the pods run (default 'ts'). */
+  podKind?: PodKind;
   pinEnv?: Record<string, string>;
   redisAppendOnly?: boolean;
   /** Use this Redis instead of starting one (store 'redis'). */
@@ -45,7 +47,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const storeKind = opts.store ?? 'redis';
   const redis = storeKind === 'redis' && !opts.redisUrl ? await startRedis({ appendonly: opts.redisAppendOnly ?? false }) : null;
   const storeUrl = storeKind === 'memory' ? 'memory:' : (opts.redisUrl ?? redis!.url);
-  const pods = await startPods(opts.pods ?? 2, opts.podEnv);
+  const pods = await startPods(opts.pods ?? 2, opts.podEnv, 2, opts.podKind);
   // Envoy first (its listeners on port 0, read back from admin), then the
   // replicas on port 0 (each reports its port), then Envoy learns them (EDS).
   const envoy = await startEnvoy({

@@ -2,13 +2,16 @@
  * Issue 14: a rolling update of the MCP server Deployment, the way
  * Kubernetes does it, under steady traffic of SDK clients: zero client
  * errors. Real Envoy 1.40, redis-server, SDK pods and SDK clients.
+ * Issue 20: the same rollout on Python SDK pods (uvicorn), which close every
+ * open response at once on SIGTERM: each pod leaves discovery first and gets
+ * SIGTERM once it has drained (what a preStop hook does in Kubernetes).
  */
 import { expect } from 'chai';
 import { LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { Redis } from 'ioredis';
 import { connectClient, type TestClient } from '../helpers/mcp-client.js';
 import { eventually } from '../helpers/net.js';
-import { Pod } from '../helpers/pod.js';
+import { Pod, type PodKind } from '../helpers/pod.js';
 import { startStack, type Stack } from '../helpers/stack.js';
 
 const address = (p: Pod): string => `${p.host}:${p.port}`;
@@ -44,8 +47,29 @@ describe('rolling update of the MCP server pods (issue 14)', function () {
     await stack?.stop();
   });
 
-  it('replaces every pod one at a time under steady traffic: zero client errors, sessions kept, one re-initialize per lost session, no pin on a retired pod', async () => {
-    stack = await startStack({ pods: 3, replicas: 2 });
+  /**
+   * What a pod needs before SIGTERM. A TypeScript SDK pod here finishes its
+   * requests itself after the signal (demo/mcp-pod.ts). A uvicorn pod cuts
+   * them: it waits, out of discovery, until nothing is in flight and no
+   * request came for 300 ms (the preStop delay), then gets the signal.
+   */
+  async function drained(pod: Pod): Promise<void> {
+    if (pod.kind === 'ts') return;
+    let last = -1;
+    let quietSince = Date.now();
+    await eventually(async () => {
+      const r = (await pod.record()) as unknown as { requests: unknown[]; inFlight: number };
+      if (r.requests.length !== last || r.inFlight > 0) {
+        last = r.requests.length;
+        quietSince = Date.now();
+      }
+      return Date.now() - quietSince >= 300;
+    }, `${pod.name} drained`, 20_000, 50);
+  }
+
+  for (const kind of ['ts', 'python-1.30'] as PodKind[]) {
+  it(`replaces every pod one at a time under steady traffic (${kind === 'ts' ? 'TypeScript SDK pods' : 'Python SDK pods under uvicorn, SIGTERM after leaving discovery and draining'}): zero client errors, sessions kept, one re-initialize per lost session, no pin on a retired pod`, async () => {
+    stack = await startStack({ pods: 3, replicas: 2, podKind: kind });
     for (let i = 0; i < 12; i++) clients.push(await connectClient(stack.mcpUrl, { name: `client-${i}` }));
     const sids = clients.map((c) => c.sessionId());
     // Client 0 listens on its standalone GET stream.
@@ -90,7 +114,7 @@ describe('rolling update of the MCP server pods (issue 14)', function () {
 
       for (const [k, old] of stack.pods.entries()) {
         // The new pod starts on a new address and becomes ready: discovery adds it.
-        const fresh = await new Pod({ name: `pod${4 + k}`, host: `127.0.0.${10 + k}` }).start();
+        const fresh = await new Pod({ name: `pod${4 + k}`, host: `127.0.0.${10 + k}`, kind }).start();
         extraPods.push(fresh);
         live = [...live, fresh];
         await stack.envoy.setPods(live.map((p) => p.address));
@@ -100,8 +124,10 @@ describe('rolling update of the MCP server pods (issue 14)', function () {
         // The old pod leaves discovery, gets SIGTERM, finishes what it is doing, exits.
         live = live.filter((p) => p !== old);
         await stack.envoy.setPods(live.map((p) => p.address));
+        await drained(old);
         initializeSeen += (await old.record()).initialize.length;
-        expect(await old.terminate(), `${old.name} exit code`).to.equal(0);
+        // uvicorn shuts down in order, then re-raises the SIGTERM it caught (exit by signal: code null).
+        expect(await old.terminate(), `${old.name} exit code`).to.equal(kind === 'ts' ? 0 : null);
         retired.push(address(old));
         // Its sessions come back on the remaining pods as their clients go on.
         await eventually(async () => ![...(await pins(stack)).values()].includes(address(old)), `no pin left on ${old.name}`, 30_000, 50);
@@ -115,7 +141,7 @@ describe('rolling update of the MCP server pods (issue 14)', function () {
       await Promise.all(traffic);
     }
 
-    console.log(`      rollout: ${sent} requests, ${errors.length} errors, ${lost} sessions lost and recovered`);
+    console.log(`      rollout (${kind}): ${sent} requests, ${errors.length} errors, ${lost} sessions lost and recovered`);
     expect(errors, 'client-visible errors').to.deep.equal([]);
     expect(clients.map((c) => c.sessionId()), 'every client keeps its session id').to.deep.equal(sids);
     const finalPins = await pins(stack);
@@ -129,8 +155,10 @@ describe('rolling update of the MCP server pods (issue 14)', function () {
     for (const p of live) initializeSeen += (await p.record()).initialize.length;
     expect(initializeSeen, 'initialize requests the pods saw').to.equal(12 + lost);
     expect(lost, 'every original session was lost at least once').to.be.at.least(12);
-    // The listening client's standalone stream lives on, on its new pod.
+    // The listening client's standalone stream lives on, on its new pod (the TypeScript pod can send on it).
+    if (kind !== 'ts') return;
     const home = live.find((p) => address(p) === finalPins.get(sids[0]!))!;
     await eventually(async () => (await home.notifyAll()) > 0 && heard.includes(`hello from ${home.name}`), 'a notification on the re-opened GET stream', 20_000, 200);
   });
+  }
 });

@@ -17,7 +17,7 @@ describe('config', () => {
   it('has a default for everything', () => {
     const cfg = loadConfig([], {});
     expect(cfg).to.include({ listen: '0.0.0.0:50051', storeUrl: 'memory:', pinHeader: 'x-mcp-pin-dst', sessionTtlMs: 7_200_000, storeTimeoutMs: 250 });
-    expect(cfg.lostSessionStatuses).to.deep.equal([404]);
+    expect(cfg.lostSessionStatuses).to.deep.equal([404, 400]);
   });
 
   it('takes environment, and flags over environment', () => {

@@ -39,7 +39,7 @@ export async function startApp(cfg: Config, log: Logger, opts: { store?: Session
   await allowlist.start();
   const recoverer = new HttpRecoverer({ cfg, store, log, metrics, allowlist });
   const recentlyUnknown = new RecentlyUnknown(cfg.unknownSessionCacheMs);
-  const extProc = new ExtProcService({ store, cfg, log, metrics, recoverer, allowlist, recentlyUnknown });
+  const extProc = new ExtProcService({ store, cfg, log, metrics, recoverer, allowlist, recentlyUnknown, startClosed: true });
 
   const server = createGrpcServer();
   extProc.addTo(server);
@@ -56,6 +56,8 @@ export async function startApp(cfg: Config, log: Logger, opts: { store?: Session
     probing = true;
     try {
       await store.ping();
+      if (!extProc.isAccepting) log.info('session store answered: accepting ext_proc streams');
+      extProc.startAccepting();
       if (!draining) health.set('SERVING');
     } catch (err) {
       if (health.current === 'SERVING') log.error({ err: (err as Error).message }, 'session store unreachable: NOT_SERVING');

@@ -22,12 +22,32 @@ const ROLE_METADATA = 'x-mcp-pin-role';
 export interface ExtProcDeps extends ExchangeDeps {
   /** Plans retry attempts; without it, attempts go as Envoy built them. */
   recoverer?: Recoverer;
+  /** Refuse streams until startAccepting() (the app: until its store first answers). */
+  startClosed?: boolean;
 }
 
 export class ExtProcService {
   private readonly open = new Set<ProcessCall>();
+  /**
+   * Streams are refused (UNAVAILABLE) until the app opens the gate: the
+   * first time its store answered. Envoy sends streams to a replica it has
+   * not yet seen healthy when no replica is healthy (panic routing); those
+   * get a clear refusal, never a lookup against a store not yet there.
+   */
+  private accepting: boolean;
 
-  constructor(private readonly deps: ExtProcDeps) {}
+  constructor(private readonly deps: ExtProcDeps) {
+    this.accepting = deps.startClosed !== true;
+  }
+
+  /** Opens the gate for good (a later store outage is handled per request). */
+  startAccepting(): void {
+    this.accepting = true;
+  }
+
+  get isAccepting(): boolean {
+    return this.accepting;
+  }
 
   get openStreams(): number {
     return this.open.size;
@@ -39,6 +59,11 @@ export class ExtProcService {
 
   private process(call: ProcessCall): void {
     const { metrics, log } = this.deps;
+    if (!this.accepting) {
+      metrics.streamErrors.inc({ code: 'MCP_PIN_STARTING' });
+      call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'mcp-pin: starting: the session store has not answered yet' });
+      return;
+    }
     this.open.add(call);
     metrics.openStreams++;
     metrics.streamAccepted();

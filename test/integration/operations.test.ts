@@ -180,4 +180,88 @@ describe('operations (issue 5)', function () {
       expect(text).to.not.match(/127\.0\.0\.\d+:\d+/);
     });
   });
+
+  describe('start-up order (issue 20)', () => {
+    let stack: Stack;
+    const clients: TestClient[] = [];
+    afterEach(async () => {
+      await Promise.all(clients.splice(0).map((c) => c.close()));
+      await stack?.stop();
+    });
+
+    /** Opens one ext_proc stream; resolves with the gRPC status it ended with (0: none within 1 s, it was accepted). */
+    async function streamStatus(port: number): Promise<{ code: number; details: string }> {
+      const client = extProcClient(port);
+      const call = client.Process();
+      try {
+        return await new Promise((resolve) => {
+          const t = setTimeout(() => resolve({ code: 0, details: 'accepted' }), 1000);
+          call.on('error', (e: { code: number; details: string }) => {
+            clearTimeout(t);
+            resolve({ code: e.code, details: e.details });
+          });
+          call.on('data', () => {});
+        });
+      } finally {
+        call.cancel();
+        client.close();
+      }
+    }
+
+    it('one replica restarted under load while its store is down: refuses ext_proc streams and is NOT_SERVING until the store answers; no failed request once Envoy sees it healthy', async () => {
+      stack = await startStack({ pods: 2, replicas: 1 });
+      const pin = stack.pins[0]!;
+      const MCP = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-06-18' };
+      for (let i = 0; i < 4; i++) clients.push(await connectClient(stack.mcpUrl));
+      const sids = clients.map((c) => c.sessionId());
+      // Raw requests, so every status is seen as it is (an SDK client would turn some into exceptions).
+      const results: { at: number; status: number }[] = [];
+      let stop = false;
+      const load = sids.map(async (sid, i) => {
+        for (let n = 0; !stop; n++) {
+          const at = Date.now();
+          try {
+            const res = await fetch(stack.mcpUrl, { method: 'POST', headers: { ...MCP, 'mcp-session-id': sid }, body: JSON.stringify({ jsonrpc: '2.0', id: n, method: 'tools/call', params: { name: 'echo', arguments: { text: `${i}:${n}` } } }) });
+            await res.arrayBuffer();
+            results.push({ at, status: res.status });
+          } catch {
+            results.push({ at, status: 0 });
+          }
+          // Failed answers come back at once; don't spin on them.
+          if (results.at(-1)!.status !== 200) await new Promise((r) => setTimeout(r, 5));
+        }
+      });
+      let healthyAt = 0;
+      try {
+        await eventually(async () => results.filter((r) => r.status === 200).length >= 20, 'load flowing');
+        await pin.kill();
+        await stack.redis!.stop();
+        const starting = pin.start();
+        // Listening, but its store never answered: refused, and NOT_SERVING.
+        // (Before it listens, the gRPC client's own UNAVAILABLE says "No connection established".)
+        await eventually(async () => /store has not answered yet/.test((await streamStatus(pin.port)).details), 'ext_proc streams refused by mcp-pin', 10_000, 100);
+        expect((await streamStatus(pin.port)).code, 'UNAVAILABLE').to.equal(14);
+        const h = healthClient(pin.port);
+        try {
+          expect(await h.check('envoy.service.ext_proc.v3.ExternalProcessor')).to.equal('NOT_SERVING');
+        } finally {
+          h.close();
+        }
+        await stack.redis!.start();
+        await starting;
+        await eventually(() => stack.envoy.extProcHealthy(pin.port), 'healthy in Envoy again', 15_000, 20);
+        healthyAt = Date.now();
+        expect((await streamStatus(pin.port)).code, 'a stream once the store answered').to.equal(0);
+        await eventually(async () => results.filter((r) => r.at >= healthyAt && r.status === 200).length >= 60, 'load served after the restart', 20_000, 10);
+      } finally {
+        stop = true;
+        await Promise.all(load);
+      }
+      const after = results.filter((r) => r.at >= healthyAt);
+      const failedBefore = results.filter((r) => r.at < healthyAt && r.status !== 200).length;
+      console.log(`      start-up: ${results.length} requests, ${failedBefore} failed while the replica was down or not yet healthy, ${after.filter((r) => r.status !== 200).length} of ${after.length} after`);
+      expect(after.filter((r) => r.status !== 200), 'failed requests once Envoy saw the replica healthy').to.deep.equal([]);
+      expect(await pin.metric('mcp_pin_stream_errors_total{code="MCP_PIN_STARTING"}')).to.be.at.least(1);
+    });
+  });
 });

@@ -146,6 +146,8 @@ export function paramsFromValues(values: Record<string, Raw>): EnvoyParams {
   const problems: string[] = [];
   const out: Record<string, unknown> = { ...ENVOY_DEFAULTS };
   for (const [name, raw] of Object.entries(values)) {
+    // mcp-pin's own settings (mcp-pin --config reads them from the same file).
+    if (name === 'mcpPin') continue;
     const spec = (TEMPLATE_VALUES as Record<string, ValueSpec>)[name];
     if (!spec) {
       problems.push(`unknown template value "${name}" (npm run render:envoy -- --list shows them all)`);

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { ConfigValueError, InvalidConfigError } from './errors.js';
+import { ValuesFileError, derivedSettings, disagreements, readValuesFile, type ValuesFile } from './config-file.js';
 import { PinAllowlist } from './pin-allowlist.js';
 import { parseRedisUrl } from './sessions/redis-url.js';
 
@@ -39,6 +40,7 @@ const opt = <T extends z.ZodType>(flag: string, schema: T, def: string, doc: str
 
 /** The table: flag name, validation, default, one line of documentation. */
 export const OPTIONS = {
+  config: opt('config', z.string(), '', "values file (JSON) that `render:envoy --values` renders Envoy from: settings both sides use come from it, mcp-pin's own from its \"mcpPin\" object; flags and environment override, and any disagreement with the rendered Envoy is refused at start"),
   listen: opt('listen', hostPort, '0.0.0.0:50051', 'gRPC address Envoy sends ext_proc streams to (port 0: any free port)'),
   metricsListen: opt('metrics-listen', z.union([z.literal('off'), hostPort]), '0.0.0.0:9464', "Prometheus /metrics address, or 'off'"),
   storeUrl: opt('store-url', z.string().regex(/^(memory:|rediss?:\/\/|redis-sentinel:\/\/|redis-cluster:\/\/)/, 'expected memory:, redis://, rediss://, redis-sentinel:// or redis-cluster://').superRefine((u, ctx) => {
@@ -91,7 +93,7 @@ export function helpText(): string {
   return lines.join('\n');
 }
 
-/** Flags win over environment, environment over defaults. Throws InvalidConfigError listing every problem. */
+/** Flags win over environment, environment over a values file (--config), that over defaults. Throws InvalidConfigError listing every problem. */
 export function loadConfig(argv: string[] = process.argv.slice(2), env: NodeJS.ProcessEnv = process.env): Config {
   const problems: string[] = [];
   // Not strict: a bad flag is one problem among all the others, not the only one reported.
@@ -110,11 +112,25 @@ export function loadConfig(argv: string[] = process.argv.slice(2), env: NodeJS.P
     else if (t.kind === 'option' && typeof t.value !== 'string') problems.push(`option '${t.rawName}' needs a value`);
     else if (t.kind === 'option') flags[t.name] = t.value as string;
   }
+  // A values file (--config) sits between the environment and the defaults.
+  const configPath = flags.config ?? env[OPTIONS.config.env] ?? '';
+  let values: ValuesFile | undefined;
+  const fromFile: Record<string, { raw: string; source: string }> = {};
+  if (configPath) {
+    try {
+      values = readValuesFile(configPath, new Set(Object.keys(OPTIONS).filter((k) => k !== 'config')));
+      for (const [k, v] of Object.entries(derivedSettings(values.envoy))) fromFile[k] = { raw: v, source: `${configPath} (template values)` };
+      for (const [k, v] of Object.entries(values.own)) fromFile[k] = { raw: v, source: `${configPath} mcpPin.${k}` };
+    } catch (err) {
+      if (!(err instanceof ValuesFileError)) throw err;
+      problems.push(...err.problems);
+    }
+  }
   const out: Record<string, unknown> = {};
   for (const [key, o] of Object.entries(OPTIONS)) {
     const fromFlag = flags[o.flag];
-    const raw = typeof fromFlag === 'string' ? fromFlag : (env[o.env] ?? o.default);
-    const source = typeof fromFlag === 'string' ? `--${o.flag}` : env[o.env] !== undefined ? o.env : `default of --${o.flag}`;
+    const raw = typeof fromFlag === 'string' ? fromFlag : (env[o.env] ?? fromFile[key]?.raw ?? o.default);
+    const source = typeof fromFlag === 'string' ? `--${o.flag}` : env[o.env] !== undefined ? o.env : (fromFile[key]?.source ?? `default of --${o.flag}`);
     const parsed = (o.schema as z.ZodType).safeParse(raw);
     if (parsed.success) out[key] = parsed.data;
     else problems.push(`${source}=${JSON.stringify(withoutPassword(raw))}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
@@ -126,6 +142,7 @@ export function loadConfig(argv: string[] = process.argv.slice(2), env: NodeJS.P
   for (const k of ['tlsCertFile', 'tlsKeyFile', 'tlsClientCaFile']) {
     if (file(k) && !existsSync(file(k))) problems.push(`--${OPTIONS[k as keyof typeof OPTIONS].flag}=${JSON.stringify(file(k))}: no such file`);
   }
+  if (values && problems.length === 0) problems.push(...disagreements(out as Config, values.envoy, configPath));
   if (problems.length > 0) throw new InvalidConfigError(problems);
   return out as Config;
 }

@@ -1,4 +1,8 @@
 import { expect } from 'chai';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { paramsFromValues } from '../../envoy/values.js';
 import { helpText, loadConfig, OPTIONS } from '../../src/config.js';
 import { InvalidConfigError } from '../../src/errors.js';
 
@@ -93,5 +97,65 @@ describe('the configuration table (docs/configuration.md)', () => {
     expect(text).to.contain('MCP_PIN_STORE_URL');
     expect(text).to.contain('redis-sentinel://:***@h1:1,h2:x/master');
     expect(text).to.not.contain('s3cret-pass');
+  });
+});
+
+describe('config: one values file for Envoy and mcp-pin (--config)', () => {
+  let dir: string;
+  const write = (values: Record<string, unknown>): string => {
+    const path = join(dir, `values-${Math.random().toString(36).slice(2)}.json`);
+    writeFileSync(path, JSON.stringify(values));
+    return path;
+  };
+  const base = { extProc: '10.0.0.5:50051,10.0.0.6:50051', service: 'eds:/etc/envoy/eds/eds.json' };
+  before(() => (dir = mkdtempSync(join(tmpdir(), 'mcp-pin-config-'))));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('takes every setting both sides use from the template values, and its own from "mcpPin"', () => {
+    const path = write({ ...base, pinHeader: 'x-route-to', upstreamHeader: 'x-reached', lostSessionStatuses: [404], internalAddress: '0.0.0.0', internalPort: 11001, mcpPin: { storeUrl: 'redis://redis:6379', keyPrefix: 'team-a:', pinCacheMs: 0 } });
+    const cfg = loadConfig(['--config', path], {});
+    expect(cfg).to.include({ pinHeader: 'x-route-to', upstreamHeader: 'x-reached', recoveryUrl: 'http://127.0.0.1:11001', listen: '0.0.0.0:50051', storeUrl: 'redis://redis:6379', keyPrefix: 'team-a:', pinCacheMs: 0 });
+    expect(cfg.lostSessionStatuses).to.deep.equal([404]);
+    // The same file renders Envoy ("mcpPin" is skipped there).
+    expect(paramsFromValues(JSON.parse(readFileSync(path, 'utf8')) as Record<string, string>).pinHeader).to.equal('x-route-to');
+  });
+
+  it('lets flags and the environment override (mcp-pin-only settings) and repeat (shared ones)', () => {
+    const path = write({ ...base, mcpPin: { keyPrefix: 'from-file:' } });
+    const cfg = loadConfig(['--config', path, '--key-prefix', 'from-flag:', '--pin-header', 'x-mcp-pin-dst'], { MCP_PIN_STORE_URL: 'redis://env:6379' });
+    expect(cfg).to.include({ keyPrefix: 'from-flag:', storeUrl: 'redis://env:6379', pinHeader: 'x-mcp-pin-dst' });
+    expect(loadConfig([], { MCP_PIN_CONFIG: path }).keyPrefix).to.equal('from-file:');
+  });
+
+  it('refuses every disagreement with the Envoy the file renders, one line each', () => {
+    const path = write({ ...base, healthCheckIntervalMs: 2000, maxMessageTimeoutMs: 5000 });
+    const found = problems(['--config', path, '--pin-header', 'x-other', '--listen', '0.0.0.0:6000', '--recovery-url', 'http://envoy:9999'], { MCP_PIN_LOST_SESSION_STATUSES: '404', MCP_PIN_UPSTREAM_HEADER: 'x-up' });
+    expect(found).to.have.length(7);
+    expect(found.join('\n')).to.contain(`--pin-header=x-other disagrees with pinHeader x-mcp-pin-dst in ${path}`);
+    expect(found.join('\n')).to.contain(`--upstream-header=x-up disagrees with upstreamHeader x-mcp-pin-upstream`);
+    expect(found.join('\n')).to.contain('--lost-session-statuses=404 disagrees with lostSessionStatuses 400,404');
+    expect(found.join('\n')).to.contain('--recovery-url port=9999 disagrees with internalPort 10001');
+    expect(found.join('\n')).to.contain('--listen=0.0.0.0:6000: Envoy sends ext_proc streams to port 50051');
+    expect(found.join('\n')).to.contain('--recovery-timeout-ms=10000: Envoy waits at most maxMessageTimeoutMs 5000');
+    expect(found.join('\n')).to.contain('--drain-delay-ms=2000: Envoy needs two failed health checks (healthCheckIntervalMs 2000');
+    // "mcpPin" can disagree too.
+    const own = write({ ...base, mcpPin: { pinHeader: 'x-own' } });
+    expect(problems(['--config', own])).to.deep.equal([`--pin-header=x-own disagrees with pinHeader x-mcp-pin-dst in ${own} (Envoy is rendered from it): change one, or leave --pin-header unset`]);
+  });
+
+  it('refuses TLS on one side only', () => {
+    expect(problems(['--config', write({ ...base, extProcTls: '/etc/envoy/c.pem,/etc/envoy/k.pem,/etc/envoy/ca.pem' })])[0]).to.match(/extProcTls in .*: Envoy talks TLS to mcp-pin; give mcp-pin --tls-cert-file/);
+  });
+
+  it('reports a missing file, bad JSON, bad template values and unknown mcp-pin settings, all at once', () => {
+    expect(problems(['--config', join(dir, 'missing.json')])).to.deep.equal([`--config ${join(dir, 'missing.json')}: no such file`]);
+    const bad = join(dir, 'bad.json');
+    writeFileSync(bad, '{"extProc": ');
+    expect(problems(['--config', bad])[0]).to.match(/^--config .*bad\.json: .*JSON/);
+    const found = problems(['--config', write({ service: 'eds:relative.json', listenPort: 'x', mcpPin: { storUrl: 'redis://x:1' } })]);
+    expect(found.join('\n')).to.contain('unknown mcp-pin setting mcpPin.storUrl');
+    expect(found.join('\n')).to.contain('extProc is required');
+    expect(found.join('\n')).to.contain('the EDS path must be absolute');
+    expect(found.join('\n')).to.contain('listenPort');
   });
 });

@@ -1,0 +1,86 @@
+/**
+ * Issue 20 item 1: the deployment docs/own-envoy.md shows, step by step, from
+ * one values file: render Envoy, write EDS, start mcp-pin with --config, start
+ * Envoy, check that a session is pinned and recovered. Real Envoy 1.40, the
+ * installed `mcp-pin` command, SDK pods and the SDK client. The values file
+ * changes shared settings away from their defaults (pin header, upstream
+ * header, statuses, internal port), so only agreement makes it work.
+ */
+import { expect } from 'chai';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { findEnvoy } from '../helpers/envoy.js';
+import { connectClient, type TestClient } from '../helpers/mcp-client.js';
+import { eventually, freePort } from '../helpers/net.js';
+import { startPods, type Pod } from '../helpers/pod.js';
+import { ManagedProcess } from '../helpers/process.js';
+
+const root = new URL('../../', import.meta.url).pathname;
+const MCP_PIN = `${root}bin/mcp-pin.js`;
+const render = (...args: string[]): string => execFileSync(process.execPath, ['--import', 'tsx', `${root}scripts/render-envoy.ts`, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+
+describe('one values file for Envoy and mcp-pin (issue 20)', function () {
+  this.timeout(90_000);
+  let dir: string;
+  let pods: Pod[] = [];
+  const procs: ManagedProcess[] = [];
+  let client: TestClient | undefined;
+  before(() => (dir = mkdtempSync(join(tmpdir(), 'mcp-pin-own-envoy-'))));
+  after(async () => {
+    await client?.close();
+    await Promise.all(procs.map((p) => p.stop()));
+    await Promise.all(pods.map((p) => p.stop()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('renders Envoy and starts mcp-pin from the same file; a session is pinned and recovered through them', async () => {
+    const [grpc, listen, internal, admin] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const values = join(dir, 'values.json');
+    writeFileSync(
+      values,
+      JSON.stringify({
+        extProc: `127.0.0.1:${grpc}`,
+        service: `eds:${dir}/eds.json`,
+        listenAddress: '127.0.0.1',
+        listenPort: listen,
+        internalPort: internal,
+        adminPort: admin,
+        pinHeader: 'x-team-pin',
+        upstreamHeader: 'x-team-reached',
+        lostSessionStatuses: [404],
+        mcpPin: { storeUrl: 'memory:', metricsListen: '127.0.0.1:0', logLevel: 'info' },
+      }),
+    );
+    // 1. Render Envoy; 2. write the pods into EDS.
+    render('--values', values, '--out', join(dir, 'envoy.yaml'));
+    pods = await startPods(2);
+    render('--eds', pods.map((p) => `${p.host}:${p.port}`).join(','), '--out', join(dir, 'eds.json'));
+    // 3. mcp-pin from the same file: a disagreeing flag is refused first.
+    const refused = spawnSync(process.execPath, [MCP_PIN, '--config', values, '--pin-header', 'x-mcp-pin-dst'], { encoding: 'utf8' });
+    expect(refused.status).to.equal(2);
+    expect(refused.stderr).to.contain(`--pin-header=x-mcp-pin-dst disagrees with pinHeader x-team-pin in ${values}`);
+    const pin = new ManagedProcess('mcp-pin', process.execPath, [MCP_PIN, '--config', values]).start();
+    procs.push(pin);
+    const ready = await pin.waitForJson((o) => o.ready === true);
+    expect(ready.grpcPort, 'listens where Envoy sends ext_proc streams').to.equal(grpc);
+    // 4. Envoy; 5. check: mcp-pin healthy in Envoy, a session pinned, then recovered after its pod restarts.
+    const envoy = new ManagedProcess('envoy', findEnvoy(), ['-c', join(dir, 'envoy.yaml'), '--disable-hot-restart']).start();
+    procs.push(envoy);
+    await eventually(async () => {
+      const text = await fetch(`http://127.0.0.1:${admin}/clusters`).then((r) => r.text(), () => '');
+      return text.includes(`mcp_pin::127.0.0.1:${grpc}::health_flags::healthy`);
+    }, 'mcp-pin healthy in Envoy', 20_000, 100);
+    client = await connectClient(`http://127.0.0.1:${listen}/mcp`);
+    const home = (await client.whoami()).pod;
+    for (let i = 0; i < 3; i++) expect((await client.echo(`n${i}`)).pod).to.equal(home);
+    const homePod = pods.find((p) => p.name === home)!;
+    await homePod.restartInPlace();
+    expect((await client.echo('after restart')).text).to.equal('after restart');
+    const record = (await Promise.all(pods.map((p) => p.record()))).flatMap((r) => r.initialize);
+    expect(record.length, 'one re-initialize reached a pod').to.equal(1);
+    const metrics = await fetch(`http://127.0.0.1:${String(ready.metricsPort)}/metrics`).then((r) => r.text());
+    expect(metrics).to.match(/mcp_pin_requests_total\{outcome="recovered"\} [1-9]/);
+  });
+});

@@ -125,6 +125,10 @@ async function main(): Promise<void> {
   say('  npm run stack:pod -- restore pod1   # it comes back at its address, knowing no sessions');
   say(`  tail -f ${LOG_DIR}/mcp-pin-*.log     # mcp-pin's log: "session re-initialized" (or run the stack with -- --logs)`);
   say(`  curl -s http://127.0.0.1:${pins[0]!.metricsPort}/metrics | grep mcp_pin_requests_total`);
+  if (storeUrl !== 'memory:') {
+    say(`  npx mcp-pin sessions list --store-url ${storeUrl} --key-prefix ${stack.keyPrefix}        # every session and its pod`);
+    say(`  npx mcp-pin sessions get <session id> --store-url ${storeUrl} --key-prefix ${stack.keyPrefix}`);
+  }
   say('Ctrl-C to stop.');
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);

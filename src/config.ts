@@ -86,7 +86,7 @@ type Options = typeof OPTIONS;
 export type Config = { [K in keyof Options]: z.output<Options[K]['schema']> };
 
 export function helpText(): string {
-  const lines = ['Usage: mcp-pin [--flag value ...]', '       mcp-pin --help | --version', '', 'Each flag can also be given as an environment variable.', ''];
+  const lines = ['Usage: mcp-pin [--flag value ...]', '       mcp-pin --help | --version', '       mcp-pin sessions get <id> | list [--pod ip:port] | drop <id>  (mcp-pin sessions --help)', '', 'Each flag can also be given as an environment variable.', ''];
   for (const o of Object.values(OPTIONS)) {
     lines.push(`  --${o.flag}  (${o.env})`, `      ${o.doc}`, `      default: ${o.default}`);
   }

@@ -7,6 +7,11 @@ import { createLogger } from './log.js';
 import { version } from './version.js';
 
 async function main(): Promise<void> {
+  if (process.argv[2] === 'sessions') {
+    const { runSessionsCommand } = await import('./cli/sessions.js');
+    process.exitCode = await runSessionsCommand(process.argv.slice(3), process.env, { out: (l) => console.log(l), err: (l) => console.error(l) });
+    return;
+  }
   if (process.argv.includes('--help') || process.argv.includes('-h')) {
     process.stdout.write(`${helpText()}\n`);
     return;

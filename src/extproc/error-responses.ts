@@ -100,6 +100,8 @@ export const CLIENT_ERRORS: Record<PinErrorCode, ClientError & { mayHaveRun: boo
   MCP_PIN_INVALID_CONFIG: { ...UNEXPECTED, mayHaveRun: true },
   MCP_PIN_BAD_CONFIG_VALUE: { ...UNEXPECTED, mayHaveRun: true },
   MCP_PIN_PROTOCOL: { ...UNEXPECTED, mayHaveRun: true },
+  // An operator's command (mcp-pin sessions list --cursor), never a request's.
+  MCP_PIN_BAD_CURSOR: { ...UNEXPECTED, mayHaveRun: true },
 };
 
 export function errorResponse(code: PinErrorCode): ProcessingResponse {

@@ -9,7 +9,7 @@
  * that did nothing wrong.
  */
 import { StoreError } from '../errors.js';
-import type { NewSession, Pin, SessionRecord, SessionStore, StoreOptions } from './store.js';
+import type { NewSession, Pin, SessionInfo, SessionInspector, SessionPage, SessionRecord, SessionStore, StoreOptions } from './store.js';
 
 export interface MemoryStoreOptions extends StoreOptions {
   /** Most sessions held at once (--memory-store-max-sessions). */
@@ -22,7 +22,7 @@ interface Entry extends SessionRecord {
 
 const SWEEP_INTERVAL_MS = 30_000;
 
-export class MemoryStore implements SessionStore {
+export class MemoryStore implements SessionStore, SessionInspector {
   private readonly sessions = new Map<string, Entry>();
   private readonly locks = new Map<string, { token: string; expiresAtMs: number }>();
   private readonly ttlMs: number;
@@ -50,6 +50,38 @@ export class MemoryStore implements SessionStore {
       return null;
     }
     return e;
+  }
+
+  async inspect(sid: string): Promise<SessionInfo | null> {
+    const e = this.live(sid);
+    return e ? this.info(sid, e) : null;
+  }
+
+  /** In session id order; the cursor is the last id of the page (robust to removals between pages). */
+  async list(opts: { pod?: string; cursor?: string; limit: number }): Promise<SessionPage> {
+    const now = this.now();
+    const ids = [...this.sessions.keys()].filter((k) => opts.cursor === undefined || k > opts.cursor).sort();
+    const sessions: SessionInfo[] = [];
+    for (const [i, sid] of ids.entries()) {
+      const e = this.sessions.get(sid)!;
+      if (e.expiresAtMs <= now || (opts.pod !== undefined && e.pod !== opts.pod)) continue;
+      sessions.push(this.info(sid, e));
+      if (sessions.length >= opts.limit) return { sessions, cursor: i < ids.length - 1 ? sid : null };
+    }
+    return { sessions, cursor: null };
+  }
+
+  private info(sid: string, e: Entry): SessionInfo {
+    return {
+      clientSessionId: sid,
+      pod: e.pod,
+      backendSessionId: e.backendSessionId,
+      generation: e.generation,
+      createdAtMs: e.createdAtMs,
+      lastSeenAtMs: e.lastSeenAtMs,
+      ttlMs: Math.max(0, e.expiresAtMs - this.now()),
+      recoverable: e.initBody !== null,
+    };
   }
 
   private sweep(): void {

@@ -11,9 +11,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import { StoreError } from '../errors.js';
+import { PinError, StoreError } from '../errors.js';
 import { parseRedisUrl } from './redis-url.js';
-import type { NewSession, Pin, SessionRecord, SessionStore, StoreOptions } from './store.js';
+import type { NewSession, Pin, SessionInfo, SessionInspector, SessionPage, SessionRecord, SessionStore, StoreOptions } from './store.js';
 
 const lua = (name: string): string => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
 
@@ -35,7 +35,7 @@ export interface RedisStoreOptions extends StoreOptions {
   redisOptions?: RedisOptions;
 }
 
-export class RedisStore implements SessionStore {
+export class RedisStore implements SessionStore, SessionInspector {
   readonly redis: ScriptedRedis;
   private readonly ttlMs: number;
   private readonly prefix: string;
@@ -204,6 +204,50 @@ export class RedisStore implements SessionStore {
     await this.run('unlock', () => this.redis.mcppinUnlock(`${this.key(sid)}:lock`, token));
   }
 
+  async inspect(sid: string): Promise<SessionInfo | null> {
+    return this.infoOf(sid);
+  }
+
+  /**
+   * SCAN over every master (a Cluster's in address order, so a cursor means
+   * the same on the next call): "<node index>:<SCAN cursor>". Lock keys
+   * ("...}:lock") never match the pattern.
+   */
+  async list(opts: { pod?: string; cursor?: string; limit: number }): Promise<SessionPage> {
+    const nodes: Redis[] =
+      this.redis instanceof Cluster ? this.redis.nodes('master').sort((a, b) => nodeName(a).localeCompare(nodeName(b))) : [this.redis as Redis];
+    let [node, cursor] = parseCursor(opts.cursor);
+    const match = `${this.prefix.replace(/[*?[\]\\]/g, '\\$&')}{*}`;
+    const sessions: SessionInfo[] = [];
+    while (node < nodes.length && sessions.length < opts.limit) {
+      const [next, keys] = await this.run('scan', () => nodes[node]!.scan(cursor, 'MATCH', match, 'COUNT', Math.max(opts.limit, 100)));
+      const infos = await Promise.all(keys.map((k) => this.infoOf(k.slice(this.prefix.length + 1, -1))));
+      for (const info of infos) if (info && (opts.pod === undefined || info.pod === opts.pod)) sessions.push(info);
+      if (next === '0') [node, cursor] = [node + 1, '0'];
+      else cursor = next;
+    }
+    return { sessions, cursor: node < nodes.length ? `${node}:${cursor}` : null };
+  }
+
+  private async infoOf(sid: string): Promise<SessionInfo | null> {
+    const key = this.key(sid);
+    const [fields, initLength, ttl] = await this.run('inspect', () =>
+      Promise.all([this.redis.hmget(key, 'pod', 'bsid', 'gen', 'created', 'seen'), this.redis.hstrlen(key, 'init'), this.redis.pttl(key)]),
+    );
+    const [pod, bsid, gen, created, seen] = fields;
+    if (!pod || !bsid || !gen) return null;
+    return {
+      clientSessionId: sid,
+      pod,
+      backendSessionId: bsid,
+      generation: Number(gen),
+      createdAtMs: Number(created ?? 0),
+      lastSeenAtMs: Number(seen ?? 0),
+      ttlMs: ttl >= 0 ? ttl : null,
+      recoverable: initLength > 0,
+    };
+  }
+
   async ping(): Promise<void> {
     await this.run('ping', () => this.redis.ping());
   }
@@ -215,4 +259,14 @@ export class RedisStore implements SessionStore {
       this.redis.disconnect();
     }
   }
+}
+
+const nodeName = (r: Redis): string => `${r.options.host ?? ''}:${r.options.port ?? 0}`;
+
+/** "<node>:<cursor>" from list(); a missing cursor starts at the beginning. */
+function parseCursor(c: string | undefined): [number, string] {
+  if (c === undefined) return [0, '0'];
+  const m = /^(\d+):(\d+)$/.exec(c);
+  if (!m) throw new PinError('MCP_PIN_BAD_CURSOR', `"${c}" is not a cursor this store returned`);
+  return [Number(m[1]), m[2]!];
 }

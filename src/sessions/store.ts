@@ -63,6 +63,38 @@ export interface SessionStore {
   close(): Promise<void>;
 }
 
+/** One session as an operator sees it (mcp-pin sessions get/list). */
+export interface SessionInfo extends Pin {
+  clientSessionId: string;
+  createdAtMs: number;
+  lastSeenAtMs: number;
+  /** Time left before the record expires unless used; null when the store cannot tell. */
+  ttlMs: number | null;
+  /** Whether the initialize body is kept (the session can be recovered). */
+  recoverable: boolean;
+}
+
+/** A page of sessions; cursor is null on the last page. */
+export interface SessionPage {
+  sessions: SessionInfo[];
+  cursor: string | null;
+}
+
+/**
+ * Reading the store as an operator does: not on any request's path, so
+ * apart from SessionStore (whose every method a request may call).
+ */
+export interface SessionInspector {
+  /** The session's record and TTL, or null. Does not slide the TTL. */
+  inspect(clientSessionId: string): Promise<SessionInfo | null>;
+  /**
+   * Sessions in no fixed order, optionally only those pinned to `pod`; a page
+   * stops once it holds `limit` sessions (Redis: it may hold a few more, the
+   * rest of one SCAN batch). Pass the returned cursor for the next page.
+   */
+  list(opts: { pod?: string; cursor?: string; limit: number }): Promise<SessionPage>;
+}
+
 export interface StoreOptions {
   sessionTtlMs: number;
   now?: () => number;

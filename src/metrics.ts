@@ -11,6 +11,7 @@ export const REQUEST_OUTCOMES = [
   'pinned',
   'unknown_session',
   'unknown_session_remembered',
+  'search_ended',
   'invalid_session_id',
   'ambiguous_session_id',
   'initialize_recorded',

@@ -312,9 +312,10 @@ export class Exchange {
   /** A pod answered 2xx for a session the store did not know: it holds it, so pin it there. */
   private async afterUnknownSession(msg: ProcessingRequest, status: number): Promise<ProcessingResponse> {
     const sid = this.clientSessionId!;
-    // The search ended in the spec's "no such session" (Envoy retries other
-    // pods on it first): remember that, so repeats cost no pod a request.
-    if (status === 404) this.deps.recentlyUnknown?.remember(sid);
+    // The search ended in "no such session" (a lost-session status: Envoy
+    // retries other pods on it first, and mcp-pin ends it with 404 once every
+    // pod was asked): remember that, so repeats cost no pod a request.
+    if (this.deps.cfg.lostSessionStatuses.includes(status)) this.deps.recentlyUnknown?.remember(sid);
     if (!is2xx(status) || this.method === 'DELETE') return continueResponseHeaders();
     // Proof that the pod holds this session: it names it in its answer (the
     // SDK servers do on every response to a request). A 2xx alone is not: a

@@ -2,7 +2,8 @@
  * The ext_proc gRPC service on @grpc/grpc-js. Envoy opens one stream per
  * client request (the public listener's filter: an Exchange) and one per
  * retry attempt of a pinned request (the pinned cluster's upstream filter,
- * marked by its x-mcp-pin-role metadata: an AttemptExchange). Messages of a
+ * marked by its x-mcp-pin-role metadata: an AttemptExchange), and one per
+ * attempt of a session search (the search cluster's: a SearchAttempt). Messages of a
  * stream are answered strictly in order. A bad message ends that stream with
  * a gRPC error; no stream can take the process (or another stream) down.
  */
@@ -12,6 +13,7 @@ import { extProcServiceDefinition } from '../protos.js';
 import type { Recoverer } from '../recovery/http-recoverer.js';
 import { AttemptExchange } from './attempt.js';
 import { Exchange, type ExchangeDeps } from './exchange.js';
+import { SearchAttempt } from './search-attempt.js';
 import type { ProcessingRequest, ProcessingResponse } from './protocol.js';
 
 type ProcessCall = grpc.ServerDuplexStream<ProcessingRequest, ProcessingResponse>;
@@ -84,8 +86,9 @@ export class ExtProcService {
     // on its stream (a shared recovery goes on regardless); a client
     // request's stream gets no AbortController (creating and aborting one per
     // request was measurable in profiles).
-    const gone = recoverer && call.metadata.get(ROLE_METADATA)[0] === 'attempt' ? new AbortController() : undefined;
-    const exchange = gone ? new AttemptExchange({ ...this.deps, recoverer: recoverer! }, write, gone.signal) : new Exchange(this.deps);
+    const role = call.metadata.get(ROLE_METADATA)[0];
+    const gone = recoverer && role === 'attempt' ? new AbortController() : undefined;
+    const exchange = gone ? new AttemptExchange({ ...this.deps, recoverer: recoverer! }, write, gone.signal) : role === 'search' ? new SearchAttempt(this.deps) : new Exchange(this.deps);
     // Messages are answered strictly in order, each after the one before.
     let chain: Promise<void> = Promise.resolve();
 

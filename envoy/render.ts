@@ -88,7 +88,7 @@ export const ENVOY_DEFAULTS = {
   recoveryRouteTimeoutMs: 15_000,
   bufferLimitBytes: 1024 * 1024,
   healthCheckIntervalMs: 500,
-  sessionSearchRetries: 16,
+  sessionSearchRetries: 63,
   lostSessionStatuses: [404, 400],
   internalClients: ['127.0.0.1/32', '::1/128'],
   holdSafeResponses: true,

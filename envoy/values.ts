@@ -125,7 +125,7 @@ export const TEMPLATE_VALUES: Record<Exclude<keyof EnvoyParams, 'extProcDiscover
       return { certFile, keyFile, caFile };
     },
   },
-  sessionSearchRetries: { default: d('sessionSearchRetries'), meaning: 'most retries of a search for a session mcp-pin has no pin for (Envoy finds the pod that holds it); mcp-pin ends a search once every pod was asked, so this only bounds it: pods past this many plus one are not searched', parse: integer(0, 64) },
+  sessionSearchRetries: { default: d('sessionSearchRetries'), meaning: 'most retries of a search for a session mcp-pin has no pin for (Envoy finds the pod that holds it); mcp-pin ends a search once every pod was asked, so this only bounds it: pods past this many plus one are not searched', parse: integer(0, 255) },
   messageTimeoutMs: { default: d('messageTimeoutMs'), meaning: "ext_proc message_timeout: how long Envoy waits for one mcp-pin answer", parse: integer(50, 60_000) },
   maxMessageTimeoutMs: { default: d('maxMessageTimeoutMs'), meaning: 'ext_proc max_message_timeout: the most mcp-pin may extend it to while it recovers a session', parse: integer(50, 600_000) },
   connectTimeoutMs: { default: d('connectTimeoutMs'), meaning: 'connect timeout to a pod (a refused or silent pod counts as lost after it)', parse: integer(10, 60_000) },

@@ -25,7 +25,7 @@ describe('npm run render:envoy (your own Envoy)', () => {
     const list = render('--list');
     expect(list.status).to.equal(0);
     for (const [name, spec] of Object.entries(TEMPLATE_VALUES)) expect(list.stdout).to.contain(`${name} = ${spec.default ?? '(required)'}\n`);
-    expect(list.stdout).to.match(/sessionSearchRetries = 16\n.*only bounds it/);
+    expect(list.stdout).to.match(/sessionSearchRetries = 63\n.*only bounds it/);
     // The values table of docs/own-envoy.md is this list.
     const readme = readFileSync(new URL('docs/own-envoy.md', root), 'utf8');
     for (const [name, spec] of Object.entries(TEMPLATE_VALUES)) {

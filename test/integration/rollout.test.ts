@@ -67,7 +67,7 @@ describe('rolling update of the MCP server pods (issue 14)', function () {
     }, `${pod.name} drained`, 20_000, 50);
   }
 
-  for (const kind of ['ts', 'python-1.30'] as PodKind[]) {
+  for (const kind of ['ts', 'python-1.25', 'python-1.30'] as PodKind[]) {
   it(`replaces every pod one at a time under steady traffic (${kind === 'ts' ? 'TypeScript SDK pods' : 'Python SDK pods under uvicorn, SIGTERM after leaving discovery and draining'}): zero client errors, sessions kept, one re-initialize per lost session, no pin on a retired pod`, async () => {
     stack = await startStack({ pods: 3, replicas: 2, podKind: kind });
     for (let i = 0; i < 12; i++) clients.push(await connectClient(stack.mcpUrl, { name: `client-${i}` }));

@@ -50,7 +50,8 @@ COPY bin bin
 RUN ln -s /app/bin/mcp-pin.js /usr/local/bin/mcp-pin
 USER 10001:10001
 EXPOSE 50051 9464
-# The health endpoint on the metrics port mcp-pin was given (MCP_PIN_METRICS_LISTEN, default 9464).
+# The health endpoint on the metrics port mcp-pin was given (MCP_PIN_METRICS_LISTEN, default 9464;
+# a port set in a --config file's mcpPin is not seen here: set the variable).
 HEALTHCHECK --interval=5s --timeout=2s --retries=3 \
   CMD ["node", "-e", "const p = (process.env.MCP_PIN_METRICS_LISTEN ?? ':9464').split(':').pop(); fetch('http://127.0.0.1:' + p + '/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # Young generation capped at 2 x 8 MB: ~15 MB less RSS under load, same CPU

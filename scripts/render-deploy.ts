@@ -1,12 +1,14 @@
 /**
  * Renders the deploy files from the one Envoy template: deploy/compose/
- * (envoy.yaml, eds/eds.json for docker-compose.yml) and deploy/k8s/envoy/envoy.yaml
+ * (values.json, the one configuration of Envoy and mcp-pin there, envoy.yaml
+ * rendered from it, eds/eds.json for docker-compose.yml) and deploy/k8s/envoy/envoy.yaml
  * (the kustomize base's configMapGenerator turns it into a ConfigMap whose
  * name carries a hash of it). `--check` exits 1 if the committed files differ (the test
  * suite runs the same comparison).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { ENVOY_DEFAULTS, renderEds, renderEnvoyConfig } from '../envoy/render.js';
+import { paramsFromValues } from '../envoy/values.js';
 
 /** Fixed addresses of the compose network (docker-compose.yml, network mcp). */
 export const COMPOSE = {
@@ -20,20 +22,37 @@ export const COMPOSE = {
   ],
 };
 
-export function renderCompose(): { 'envoy.yaml': string; 'eds.json': string } {
+/**
+ * The compose stack's one configuration: Envoy is rendered from it here, and
+ * the mcp-pin containers read the same file (MCP_PIN_CONFIG), so the two
+ * cannot disagree.
+ */
+export function composeValues(): Record<string, unknown> {
   return {
-    'envoy.yaml': renderEnvoyConfig({
-      ...ENVOY_DEFAULTS,
-      // Admin only inside the Envoy container.
-      adminAddress: '127.0.0.1',
-      listenAddress: '0.0.0.0',
-      // On the compose network (not published), for the mcp-pin containers only (RBAC).
-      internalAddress: '0.0.0.0',
-      internalClients: COMPOSE.mcpPin.map((p) => `${p.host}/32`),
-      extProc: COMPOSE.mcpPin,
-      service: { edsPath: '/etc/envoy/eds/eds.json' },
-    }),
+    // Admin only inside the Envoy container.
+    adminAddress: '127.0.0.1',
+    listenAddress: '0.0.0.0',
+    // On the compose network (not published), for the mcp-pin containers only (RBAC).
+    internalAddress: '0.0.0.0',
+    internalClients: COMPOSE.mcpPin.map((p) => `${p.host}/32`),
+    extProc: COMPOSE.mcpPin.map((p) => `${p.host}:${p.port}`),
+    service: 'eds:/etc/envoy/eds/eds.json',
+    mcpPin: {
+      storeUrl: 'redis://redis:6379',
+      // Envoy's internal listener, by its compose name (its own address is 0.0.0.0).
+      recoveryUrl: 'http://envoy:10001',
+      // The demo pods (172.28.0.11-12, port 8080): pins may point nowhere else.
+      pinAllow: '172.28.0.8/29:8080',
+    },
+  };
+}
+
+export function renderCompose(): { 'envoy.yaml': string; 'eds.json': string; 'values.json': string } {
+  const values = composeValues();
+  return {
+    'envoy.yaml': renderEnvoyConfig(paramsFromValues(values as Parameters<typeof paramsFromValues>[0])),
     'eds.json': renderEds(COMPOSE.pods).replace(/"version_info": "\d+"/, '"version_info": "compose"'),
+    'values.json': `${JSON.stringify(values, null, 2)}\n`,
   };
 }
 
@@ -89,6 +108,7 @@ export function renderAll(): Record<string, string> {
   return {
     'compose/envoy.yaml': compose['envoy.yaml'],
     'compose/eds/eds.json': compose['eds.json'],
+    'compose/values.json': compose['values.json'],
     'k8s/envoy/envoy.yaml': renderK8sEnvoyConfig(),
     'k8s-monitoring/prometheusrule.yaml': renderPrometheusRule(),
     'k8s-monitoring/grafana-dashboard.yaml': renderDashboardConfigMap(),

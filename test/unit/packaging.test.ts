@@ -38,6 +38,7 @@ describe('packaging: docker-compose.yml and Dockerfile', () => {
     const rendered = renderCompose();
     expect(read('deploy/compose/envoy.yaml')).to.equal(rendered['envoy.yaml']);
     expect(read('deploy/compose/eds/eds.json')).to.equal(rendered['eds.json']);
+    expect(read('deploy/compose/values.json')).to.equal(rendered['values.json']);
   });
 
   it('has the promised services, each buildable or pulled', () => {
@@ -88,11 +89,15 @@ describe('packaging: docker-compose.yml and Dockerfile', () => {
     expect([ip('mcp-pin-1'), ip('mcp-pin-2')]).to.deep.equal(COMPOSE.mcpPin.map((p) => p.host));
     const envoyYaml = read('deploy/compose/envoy.yaml');
     for (const p of COMPOSE.mcpPin) expect(envoyYaml).to.contain(`address: "${p.host}", port_value: ${p.port}`);
-    expect(compose.services['mcp-pin-1']!.environment!.MCP_PIN_STORE_URL).to.equal('redis://redis:6379');
-    expect(compose.services['mcp-pin-1']!.environment!.MCP_PIN_RECOVERY_URL).to.equal('http://envoy:10001');
+    // mcp-pin reads the file Envoy's config is rendered from (and checks they agree).
+    expect(compose.services['mcp-pin-1']!.environment).to.deep.equal({ MCP_PIN_CONFIG: '/etc/mcp-pin/values.json' });
+    expect((compose.services['mcp-pin-2'] as { volumes?: string[] }).volumes).to.deep.equal(['./deploy/compose/values.json:/etc/mcp-pin/values.json:ro']);
+    const { loadConfig } = await import('../../src/config.js');
+    const cfg = loadConfig([], { MCP_PIN_CONFIG: new URL("deploy/compose/values.json", root).pathname });
+    expect(cfg).to.include({ storeUrl: 'redis://redis:6379', recoveryUrl: 'http://envoy:10001', listen: '0.0.0.0:50051', metricsListen: '0.0.0.0:9464' });
     expect(compose.services.envoy!.ports).to.deep.equal(['127.0.0.1:${MCP_PIN_PORT:-10000}:10000']);
     const { PinAllowlist } = await import('../../src/pin-allowlist.js');
-    const allow = new PinAllowlist(compose.services['mcp-pin-2']!.environment!.MCP_PIN_PIN_ALLOW!);
+    const allow = new PinAllowlist(cfg.pinAllow);
     for (const p of COMPOSE.pods) expect(allow.allows(`${p.host}:${p.port}`), p.host).to.equal(true);
     for (const other of ['172.28.0.5:6379', '172.28.0.2:9901', '172.28.0.21:50051']) expect(allow.allows(other), other).to.equal(false);
   });

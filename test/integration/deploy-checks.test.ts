@@ -105,15 +105,30 @@ describe('deploy files, checked by the tools operators run', function () {
 
   it('generates Envoy\'s ConfigMap from the one template with a content hash in its name, so a new config rolls Envoy', () => {
     expect(readFileSync(`${root}deploy/k8s/envoy/envoy.yaml`, 'utf8')).to.equal(renderK8sEnvoyConfig());
-    const cm = base.objects.find((o) => o.kind === 'ConfigMap')!;
+    const cm = base.objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('envoy-config-'))!;
     expect(cm.metadata.name).to.match(/^envoy-config-[a-z0-9]{10}$/);
     const volumes = (named('Deployment', 'envoy').spec as { template: { spec: { volumes: { configMap?: { name: string } }[] } } }).template.spec.volumes;
     expect(volumes.map((v) => v.configMap?.name)).to.include(cm.metadata.name);
   });
 
+  it('configures mcp-pin from the values Envoy is rendered from (a hashed ConfigMap), the store URL from the Secret', async () => {
+    const cm = base.objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('mcp-pin-config-'))!;
+    expect(cm.metadata.name).to.match(/^mcp-pin-config-[a-z0-9]{10}$/);
+    const pod = podOf(named('Deployment', 'mcp-pin')) as PodSpec & { volumes: { name: string; configMap?: { name: string } }[] };
+    expect(pod.volumes.find((v) => v.name === 'config')!.configMap!.name).to.equal(cm.metadata.name);
+    const env = Object.fromEntries(pod.containers[0]!.env!.map((e) => [e.name, e.value]));
+    expect(env.MCP_PIN_CONFIG).to.equal('/etc/mcp-pin/values.json');
+    // What mcp-pin will run with: loaded as it loads it, from the ConfigMap's own bytes.
+    const file = `${tmp}/values.json`;
+    writeFileSync(file, cm.data!['values.json']!);
+    const { loadConfig } = await import('../../src/config.js');
+    const cfg = loadConfig([], { MCP_PIN_CONFIG: file, MCP_PIN_STORE_URL: 'redis://:secret@redis:6379' });
+    expect(cfg).to.include({ listen: '0.0.0.0:50051', recoveryUrl: 'http://envoy-internal:10001', pinAllow: 'dns:mcp-server-pods:8080', pinHeader: 'x-mcp-pin-dst' });
+  });
+
   it('ships Envoy configs that real Envoy 1.40 accepts (Kubernetes and compose)', () => {
     const k8s = `${tmp}/k8s-envoy.yaml`;
-    writeFileSync(k8s, base.objects.find((o) => o.kind === 'ConfigMap')!.data!['envoy.yaml']!);
+    writeFileSync(k8s, base.objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('envoy-config-'))!.data!['envoy.yaml']!);
     // The compose config reads its EDS file at the path the container mounts: point it at the shipped one.
     const compose = `${tmp}/compose-envoy.yaml`;
     writeFileSync(compose, readFileSync(`${root}deploy/compose/envoy.yaml`, 'utf8').replaceAll('/etc/envoy/eds', `${root}deploy/compose/eds`));

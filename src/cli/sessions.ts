@@ -9,6 +9,7 @@
 import { parseArgs } from 'node:util';
 import { OPTIONS, loadConfig } from '../config.js';
 import { InvalidConfigError, PinError } from '../errors.js';
+import { parsePodAddress } from '../pod-address.js';
 import { RedisStore } from '../sessions/redis-store.js';
 import type { SessionInfo, SessionInspector, SessionStore } from '../sessions/store.js';
 
@@ -57,7 +58,9 @@ export async function runSessionsCommand(argv: string[], env: NodeJS.ProcessEnv,
   if ((verb === 'list') !== (id === undefined) || extra.length > 0) return usage(verb === 'list' ? 'list takes no session id' : `${verb} needs one session id`);
   const limit = values.limit === undefined ? 100 : Number(values.limit);
   if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) return usage(`--limit ${String(values.limit)}: a whole number from 1 to 10000`);
-  if (values.pod !== undefined && !/^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:.]+\]:\d{1,5}$/.test(String(values.pod))) return usage(`--pod ${String(values.pod)}: expected ip:port, as Envoy reported the pod`);
+  // Pods are stored as parsePodAddress writes them: the same form, or no match.
+  const pod = values.pod === undefined ? undefined : parsePodAddress(String(values.pod));
+  if (pod === null) return usage(`--pod ${String(values.pod)}: expected ip:port, as Envoy reported the pod`);
 
   let cfg;
   try {
@@ -90,11 +93,11 @@ export async function runSessionsCommand(argv: string[], env: NodeJS.ProcessEnv,
       io.out(`dropped ${id!} (was pinned to ${info.pod}, generation ${info.generation}); replicas' pin caches forget it within --pin-cache-ms (${cfg.pinCacheMs} ms)`);
       return 0;
     }
-    const page = await store.list({ limit, ...(values.pod !== undefined ? { pod: String(values.pod) } : {}), ...(values.cursor !== undefined ? { cursor: String(values.cursor) } : {}) });
+    const page = await store.list({ limit, ...(pod !== undefined ? { pod } : {}), ...(values.cursor !== undefined ? { cursor: String(values.cursor) } : {}) });
     if (values.json === true) io.out(JSON.stringify(page));
     else {
       for (const s of page.sessions) io.out(`${s.clientSessionId}  ${s.pod}  gen ${s.generation}  age ${duration(now() - s.createdAtMs)}  ttl ${s.ttlMs === null ? '?' : duration(s.ttlMs)}${s.recoverable ? '' : '  (not recoverable)'}`);
-      io.err(page.cursor === null ? `${page.sessions.length} session(s); no more` : `${page.sessions.length} session(s); more: mcp-pin sessions list --cursor ${page.cursor}${values.pod !== undefined ? ` --pod ${String(values.pod)}` : ''}`);
+      io.err(page.cursor === null ? `${page.sessions.length} session(s); no more` : `${page.sessions.length} session(s); more: mcp-pin sessions list --cursor ${page.cursor}${pod !== undefined ? ` --pod ${pod}` : ''}`);
     }
     return 0;
   } catch (err) {

@@ -33,6 +33,20 @@ export interface PodRecord {
   /** resources/read URIs, in order. */
   reads: string[];
   requests: { httpMethod: string; sessionId: string | null; rpcMethod: string | null; protocolVersion?: string; status?: number; pinHeaders?: string[] }[];
+  /** Python pods only: POST/DELETE requests not yet answered in full. */
+  inFlight?: number;
+}
+
+/** initialize and notifications/initialized the pods saw (each since its current process started), summed. */
+export async function initializeCounts(pods: Pod[]): Promise<{ initialize: number; initialized: number }> {
+  let initialize = 0;
+  let initialized = 0;
+  for (const p of pods) {
+    const r = await p.record();
+    initialize += r.initialize.length;
+    initialized += r.initialized.length;
+  }
+  return { initialize, initialized };
 }
 
 export interface PodOptions {

@@ -10,20 +10,9 @@
 import { expect } from 'chai';
 import { connectClient, type TestClient } from '../helpers/mcp-client.js';
 import { eventually } from '../helpers/net.js';
-import type { Pod, PythonMcpVersion } from '../helpers/pod.js';
+import { initializeCounts, type Pod, type PythonMcpVersion } from '../helpers/pod.js';
 import { connectPythonClient, type PythonClient } from '../helpers/python-client.js';
 import { startStack, type Stack, type StackOptions } from '../helpers/stack.js';
-
-async function initializes(pods: Pod[]): Promise<{ initialize: number; initialized: number }> {
-  let initialize = 0;
-  let initialized = 0;
-  for (const p of pods) {
-    const r = await p.record();
-    initialize += r.initialize.length;
-    initialized += r.initialized.length;
-  }
-  return { initialize, initialized };
-}
 
 /** A raw request in a session (to read the status and body an SDK client would turn into an exception). */
 function post(url: string, sid: string, body: string): Promise<Response> {
@@ -85,11 +74,11 @@ describe('Python MCP SDK pods and client (issue 20)', function () {
       it('recovers when the pod restarts in place: one initialize + one initialized, same client id', async () => {
         await up({ podKind: `python-${version}` });
         const { c, sid, home, other } = await pinnedClient();
-        const before = await initializes([other]);
+        const before = await initializeCounts([other]);
         await home.restartInPlace();
         expect((await c.echo('after restart')).text).to.equal('after restart');
         expect(c.sessionId()).to.equal(sid);
-        const after = await initializes(stack.pods);
+        const after = await initializeCounts(stack.pods);
         expect(after.initialize - before.initialize, 're-initializes').to.equal(1);
         expect(after.initialized - before.initialized, 'notifications/initialized').to.equal(1);
         expect(await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="recovered"}')).to.be.at.least(1);
@@ -98,22 +87,22 @@ describe('Python MCP SDK pods and client (issue 20)', function () {
       it('recovers when the pod is gone (killed, its address refuses)', async () => {
         await up({ podKind: `python-${version}` });
         const { c, sid, home, other } = await pinnedClient();
-        const before = await initializes([other]);
+        const before = await initializeCounts([other]);
         await home.kill();
         expect(await c.echo('after crash')).to.deep.equal({ pod: other.name, text: 'after crash' });
         expect(c.sessionId()).to.equal(sid);
-        expect((await initializes([other])).initialize - before.initialize).to.equal(1);
+        expect((await initializeCounts([other])).initialize - before.initialize).to.equal(1);
       });
 
       it('runs one re-initialize for 10 concurrent calls after the pod restarted', async () => {
         await up({ podKind: `python-${version}`, replicas: 2 });
         const { c, sid, home, other } = await pinnedClient();
-        const before = await initializes([other]);
+        const before = await initializeCounts([other]);
         await home.restartInPlace();
         const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => c.echo(`c${i}`)));
         expect(answers.map((a) => a.text)).to.deep.equal(Array.from({ length: 10 }, (_, i) => `c${i}`));
         expect(new Set(answers.map((a) => a.pod)).size, 'all on one pod').to.equal(1);
-        expect((await initializes(stack.pods)).initialize - before.initialize, 'initializes that reached the pods').to.equal(1);
+        expect((await initializeCounts(stack.pods)).initialize - before.initialize, 'initializes that reached the pods').to.equal(1);
         expect(c.sessionId()).to.equal(sid);
         const ran = async (): Promise<number> =>
           (await Promise.all(stack.pods.map(async (p) => (await p.record()).requests.filter((r) => r.rpcMethod === 'tools/call' && r.status === 200).length))).reduce((a, b) => a + b, 0);
@@ -141,7 +130,7 @@ describe('Python MCP SDK pods and client (issue 20)', function () {
       await up({ pinEnv: { MCP_PIN_LOST_SESSION_STATUSES: statuses.join(',') }, envoy: { lostSessionStatuses: statuses } });
       const { c, sid, home } = await pinnedClient();
       const seenBefore = (await home.record()).requests.length;
-      const initBefore = await initializes(stack.pods);
+      const initBefore = await initializeCounts(stack.pods);
       const times: number[] = [];
       for (let i = 0; i < 5; i++) {
         const started = performance.now();
@@ -155,7 +144,7 @@ describe('Python MCP SDK pods and client (issue 20)', function () {
       console.log(`      a pod's own 400 with lost-session statuses ${statuses.join(',')}: ${reached} request(s) reached the pod per request, median ${median.toFixed(1)} ms`);
       // 404 only: the request itself. With 400: the request, mcp-pin's ping, the relayed request.
       expect(reached, 'requests that reached the pinned pod, per request').to.equal(statuses.includes(400) ? 3 : 1);
-      expect(await initializes(stack.pods), 'no re-initialize').to.deep.equal(initBefore);
+      expect(await initializeCounts(stack.pods), 'no re-initialize').to.deep.equal(initBefore);
       expect((await c.echo('still here')).pod).to.equal(home.name);
       expect(c.sessionId()).to.equal(sid);
     });

@@ -7,19 +7,8 @@ import { LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/type
 import { Redis } from 'ioredis';
 import { connectClient, type TestClient } from '../helpers/mcp-client.js';
 import { eventually } from '../helpers/net.js';
-import type { Pod } from '../helpers/pod.js';
+import { initializeCounts, type Pod } from '../helpers/pod.js';
 import { startStack, type Stack, type StackOptions } from '../helpers/stack.js';
-
-async function counts(pods: Pod[]): Promise<{ initialize: number; initialized: number }> {
-  let initialize = 0;
-  let initialized = 0;
-  for (const p of pods) {
-    const r = await p.record();
-    initialize += r.initialize.length;
-    initialized += r.initialized.length;
-  }
-  return { initialize, initialized };
-}
 
 describe('transparent recovery (issue 4)', function () {
   this.timeout(120_000);
@@ -63,12 +52,12 @@ describe('transparent recovery (issue 4)', function () {
   it('recovers when the pod restarts in place: next tool call succeeds, same client id, one initialize + one initialized', async () => {
     await up();
     const { c, sid, home } = await pinnedClient();
-    const before = await counts(stack.pods.filter((p) => p !== home));
+    const before = await initializeCounts(stack.pods.filter((p) => p !== home));
     await home.restartInPlace();
     const r = await c.echo('after restart');
     expect(r.text).to.equal('after restart');
     expect(c.sessionId()).to.equal(sid);
-    const after = await counts(stack.pods);
+    const after = await initializeCounts(stack.pods);
     // The restarted pod's counts start from zero; the other pod's from `before`.
     expect(after.initialize - before.initialize, 're-initializes').to.equal(1);
     expect(after.initialized - before.initialized, 'notifications/initialized').to.equal(1);
@@ -82,14 +71,14 @@ describe('transparent recovery (issue 4)', function () {
   it('recovers when the pod is rescheduled to a new address (old address refuses, EDS updated)', async () => {
     await up();
     const { c, sid, home, other } = await pinnedClient();
-    const before = await counts([other]);
+    const before = await initializeCounts([other]);
     const oldAddress = `${home.host}:${home.port}`;
     await home.moveTo('127.0.0.9');
     await stack.envoy.setPods(stack.pods.map((p) => p.address));
     const r = await c.echo('moved');
     expect(r.text).to.equal('moved');
     expect(c.sessionId()).to.equal(sid);
-    const after = await counts(stack.pods);
+    const after = await initializeCounts(stack.pods);
     expect(after.initialize - before.initialize).to.equal(1);
     expect(after.initialized - before.initialized).to.equal(1);
     // The pin names a pod that is there now (whichever the retry reached), not the address that refuses.
@@ -104,13 +93,13 @@ describe('transparent recovery (issue 4)', function () {
   it('recovers when the pod crashed and discovery still lists it (its address refuses; Envoy\'s own 503 is no proof the pod holds the session)', async () => {
     await up();
     const { c, sid, other } = await pinnedClient();
-    const before = await counts([other]);
+    const before = await initializeCounts([other]);
     const home = stack.podByName((await c.whoami()).pod);
     await home.kill();
     const r = await c.echo('after crash');
     expect(r).to.deep.equal({ pod: other.name, text: 'after crash' });
     expect(c.sessionId()).to.equal(sid);
-    const after = await counts([other]);
+    const after = await initializeCounts([other]);
     expect(after.initialize - before.initialize, 're-initializes').to.equal(1);
     onlyOwnIdSeen(c, sid);
   });
@@ -121,12 +110,12 @@ describe('transparent recovery (issue 4)', function () {
     it(`runs exactly one re-initialize for 20 concurrent calls after the pod restarted (${pods} pods, ${replicas} mcp-pin replica${replicas > 1 ? 's' : ''}${pinCacheMs ? `, ${pinCacheMs} ms pin cache` : ''})`, async () => {
       await up({ pods, replicas, pinEnv: { MCP_PIN_PIN_CACHE_MS: String(pinCacheMs) } });
       const { c, sid, home } = await pinnedClient();
-      const before = await counts(stack.pods.filter((p) => p !== home));
+      const before = await initializeCounts(stack.pods.filter((p) => p !== home));
       await home.restartInPlace();
       const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => c.echo(`c${i}`)));
       expect(answers.map((a) => a.text)).to.deep.equal(Array.from({ length: 20 }, (_, i) => `c${i}`));
       expect(new Set(answers.map((a) => a.pod)).size, 'all on one pod').to.equal(1);
-      const after = await counts(stack.pods);
+      const after = await initializeCounts(stack.pods);
       expect(after.initialize - before.initialize, 'initializes that reached the pods').to.equal(1);
       expect(c.sessionId()).to.equal(sid);
       onlyOwnIdSeen(c, sid);

@@ -58,8 +58,8 @@ describe('rolling update of the MCP server pods (issue 14)', function () {
     let last = -1;
     let quietSince = Date.now();
     await eventually(async () => {
-      const r = (await pod.record()) as unknown as { requests: unknown[]; inFlight: number };
-      if (r.requests.length !== last || r.inFlight > 0) {
+      const r = await pod.record();
+      if (r.requests.length !== last || (r.inFlight ?? 0) > 0) {
         last = r.requests.length;
         quietSince = Date.now();
       }

@@ -47,9 +47,13 @@ COPY --from=build /app/dist dist
 COPY package.json ./
 # `mcp-pin --help`, `mcp-pin --version` (and `docker run --entrypoint mcp-pin ...`).
 COPY bin bin
-RUN ln -s /app/bin/mcp-pin.js /usr/local/bin/mcp-pin
+# /run/mcp-pin: where mcp-pin's Unix socket goes (--listen unix:/run/mcp-pin/...),
+# its user and group only; a named volume mounted there starts with this owner and mode.
+RUN ln -s /app/bin/mcp-pin.js /usr/local/bin/mcp-pin \
+ && mkdir -p /run/mcp-pin && chown 10001:10001 /run/mcp-pin && chmod 0770 /run/mcp-pin
 USER 10001:10001
-EXPOSE 50051 9464
+# The metrics port; the gRPC port is a Unix socket in the shipped deployments (TCP 50051 on loopback by default).
+EXPOSE 9464
 # The health endpoint on the metrics port mcp-pin was given (MCP_PIN_METRICS_LISTEN, default 9464;
 # a port set in a --config file's mcpPin is not seen here: set the variable).
 HEALTHCHECK --interval=5s --timeout=2s --retries=3 \

@@ -13,11 +13,25 @@ export interface HostPort {
   port: number;
 }
 
+/** A Unix socket (Envoy's pipe address): only processes that can open the file reach it. */
+export interface SocketPath {
+  path: string;
+}
+
+/** An mcp-pin replica as Envoy reaches it: host:port, or a Unix socket beside Envoy. */
+export type ExtProcEndpoint = HostPort | SocketPath;
+
+export const isSocketPath = (e: ExtProcEndpoint | string): e is SocketPath => typeof e === 'object' && 'path' in e;
+
+/** Who may open the Unix sockets Envoy listens on (the internal listener): owner and group, like mcp-pin's own. */
+export const PIPE_MODE = 0o660;
+
 export interface EnvoyParams {
   adminAddress: string;
   adminPort: number;
   listenAddress: string;
   listenPort: number;
+  /** An address (with internalPort), or unix:/path: a Unix socket, guarded by its file mode (internalClients then unused). */
   internalAddress: string;
   internalPort: number;
   /**
@@ -25,7 +39,7 @@ export interface EnvoyParams {
    * names resolving to every replica; or an EDS file (resource mcp_pin), for
    * replicas whose ports are known only once they run (the tests bind port 0).
    */
-  extProc: HostPort[] | { edsPath: string };
+  extProc: ExtProcEndpoint[] | { edsPath: string };
   extProcDiscovery?: 'static' | 'dns';
   /** The MCP pods: an EDS file (see renderEds) or a DNS name resolving to every pod (headless Service). */
   service: { edsPath: string } | { dns: HostPort };
@@ -38,6 +52,10 @@ export interface EnvoyParams {
   bufferLimitBytes: number;
   /** How often Envoy asks each mcp-pin replica for its health. */
   healthCheckIntervalMs: number;
+  /** Most request headers a client may send on mcp-pin's routes (more: 431); Envoy's own default. */
+  clientHeadersMaxCount: number;
+  /** Most KiB of request headers a client may send on mcp-pin's routes (more: 431); Envoy's own default. */
+  clientHeadersMaxKb: number;
   /** Hosts tried after the first for a session mcp-pin does not know (set to pods - 1). */
   sessionSearchRetries: number;
   /** Pod answers that mean "session lost" (mcp-pin's --lost-session-statuses): Envoy retries these on another pod. */
@@ -88,6 +106,8 @@ export const ENVOY_DEFAULTS = {
   recoveryRouteTimeoutMs: 15_000,
   bufferLimitBytes: 1024 * 1024,
   healthCheckIntervalMs: 500,
+  clientHeadersMaxCount: 100,
+  clientHeadersMaxKb: 60,
   sessionSearchRetries: 63,
   lostSessionStatuses: [404, 400],
   internalClients: ['127.0.0.1/32', '::1/128'],
@@ -210,6 +230,29 @@ function holdOffHere(on: boolean): string {
 
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(3)}s`;
 
+/**
+ * Header room. The request's header capacity (HCM limits) is what ext_proc
+ * checks mcp-pin's changes against; a change past it is an opaque 500. So
+ * the capacity is the client's limit plus what Envoy adds before the
+ * header-room check (x-request-id, x-forwarded-proto, ...) plus what Envoy and
+ * mcp-pin add after it (the pin header, a rewritten session id of up to
+ * --max-session-id-length, x-mcp-pin-client-session, x-envoy-attempt-count,
+ * x-envoy-expected-rq-timeout-ms): a request the check lets through always
+ * fits, and one it does not gets a clear 431.
+ */
+export const HEADER_ROOM = {
+  /** Envoy's additions before the check. */
+  envoyBefore: { count: 4, bytes: 512 },
+  /** Envoy's and mcp-pin's additions after it (two session ids of 1024 bytes at most, plus the rest). */
+  addedAfter: { count: 16, bytes: 4096 },
+} as const;
+
+function headerRoom(params: EnvoyParams): { roomCount: number; roomBytes: number; capacityCount: number; capacityKb: number } {
+  const roomCount = params.clientHeadersMaxCount + HEADER_ROOM.envoyBefore.count;
+  const roomBytes = params.clientHeadersMaxKb * 1024 + HEADER_ROOM.envoyBefore.bytes;
+  return { roomCount, roomBytes, capacityCount: roomCount + HEADER_ROOM.addedAfter.count, capacityKb: Math.ceil((roomBytes + HEADER_ROOM.addedAfter.bytes) / 1024) };
+}
+
 /** An address prefix as the RBAC principals take it: address/length. */
 export const CIDR_PATTERN = /^([0-9a-fA-F.:]+)\/(\d{1,3})$/;
 
@@ -224,12 +267,24 @@ function cidrPrincipals(cidrs: readonly string[]): string {
   return `[ ${items.join(', ')} ]`;
 }
 
-function flowEndpoints(hosts: HostPort[]): string {
+function flowEndpoints(hosts: ExtProcEndpoint[]): string {
   if (hosts.length === 0) throw new Error('envoy config: at least one mcp-pin endpoint is needed');
-  const items = hosts.map(
-    (h) => `{ endpoint: { address: { socket_address: { address: "${h.host}", port_value: ${h.port} } } } }`,
+  const items = hosts.map((h) =>
+    isSocketPath(h) ? `{ endpoint: { address: { pipe: { path: "${h.path}" } } } }` : `{ endpoint: { address: { socket_address: { address: "${h.host}", port_value: ${h.port} } } } }`,
   );
   return `[ ${items.join(', ')} ]`;
+}
+
+/** internalAddress "unix:/path": the internal listener is that socket. */
+export function internalSocketPath(params: Pick<EnvoyParams, 'internalAddress'>): string | undefined {
+  return params.internalAddress.startsWith('unix:') ? params.internalAddress.slice('unix:'.length) : undefined;
+}
+
+/** The internal listener's address (flow YAML). */
+function internalListen(params: EnvoyParams): string {
+  const path = internalSocketPath(params);
+  if (path) return `pipe: { path: "${path}", mode: ${PIPE_MODE} }`;
+  return `socket_address: { address: "${params.internalAddress}", port_value: ${params.internalPort} }`;
 }
 
 /** One cluster's discovery, as YAML lines at the cluster's indentation. */
@@ -257,6 +312,7 @@ function podDiscovery(service: EnvoyParams['service'], cluster: string): string 
 
 function extProcDiscovery(params: EnvoyParams): string {
   if (!Array.isArray(params.extProc)) return edsDiscovery(params.extProc.edsPath, 'mcp_pin');
+  if (params.extProcDiscovery === 'dns' && params.extProc.some(isSocketPath)) throw new Error('envoy config: extProcDiscovery dns takes host:port, not a Unix socket');
   return [
     ...(params.extProcDiscovery === 'dns' ? ['type: STRICT_DNS', 'dns_lookup_family: V4_PREFERRED'] : ['type: STATIC']),
     `load_assignment: { cluster_name: mcp_pin, endpoints: [ { lb_endpoints: ${flowEndpoints(params.extProc)} } ] }`,
@@ -265,19 +321,26 @@ function extProcDiscovery(params: EnvoyParams): string {
 
 export function renderEnvoyConfig(params: EnvoyParams, template = readFileSync(ENVOY_TEMPLATE_PATH, 'utf8')): string {
   const stats = statsListener(params);
+  const room = headerRoom(params);
   const values: Record<string, string> = {
+    CLIENT_HEADERS_COUNT: String(params.clientHeadersMaxCount),
+    CLIENT_HEADERS_KB: String(params.clientHeadersMaxKb),
+    HEADER_ROOM_COUNT: String(room.roomCount),
+    HEADER_ROOM_BYTES: String(room.roomBytes),
+    HEADER_CAPACITY_COUNT: String(room.capacityCount),
+    HEADER_CAPACITY_KB: String(room.capacityKb),
     ADMIN_ADDRESS: params.adminAddress,
     ADMIN_PORT: String(params.adminPort),
     LISTEN_ADDRESS: params.listenAddress,
     LISTEN_PORT: String(params.listenPort),
-    INTERNAL_ADDRESS: params.internalAddress,
-    INTERNAL_PORT: String(params.internalPort),
+    INTERNAL_LISTEN: internalListen(params),
     EXTPROC_DISCOVERY: extProcDiscovery(params),
     SERVICE_DISCOVERY: podDiscovery(params.service, 'mcp_service'),
     PINNED_DISCOVERY: podDiscovery(params.service, 'mcp_pinned'),
     SEARCH_DISCOVERY: podDiscovery(params.service, 'mcp_search'),
     LOST_SESSION_STATUSES: `[${params.lostSessionStatuses.join(', ')}]`,
-    INTERNAL_CLIENTS: cidrPrincipals(params.internalClients),
+    // A Unix socket's door is its file mode (who can open it); RBAC on peer addresses has none to check.
+    INTERNAL_CLIENTS: internalSocketPath(params) ? '[ { any: true } ]' : cidrPrincipals(params.internalClients),
     REPLAY_AFTER_RESET: replayMatcher(params.replayAfterReset),
     HOLD_SAFE_RESPONSES_FILTER: holdFilter(params.holdSafeResponses),
     HOLD_OFF_HERE: holdOffHere(params.holdSafeResponses),
@@ -308,8 +371,8 @@ export function renderEnvoyConfig(params: EnvoyParams, template = readFileSync(E
   return out;
 }
 
-/** An EDS file: the pods (resource mcp_service), or the mcp-pin replicas (mcp_pin). */
-export function renderEds(pods: HostPort[], resource: 'mcp_service' | 'mcp_pin' = 'mcp_service'): string {
+/** An EDS file: the pods (resource mcp_service), or the mcp-pin replicas (mcp_pin: host:port or Unix sockets). */
+export function renderEds(pods: ExtProcEndpoint[], resource: 'mcp_service' | 'mcp_pin' = 'mcp_service'): string {
   return JSON.stringify(
     {
       version_info: String(Date.now()),
@@ -320,7 +383,7 @@ export function renderEds(pods: HostPort[], resource: 'mcp_service' | 'mcp_pin' 
           endpoints: [
             {
               lb_endpoints: pods.map((p) => ({
-                endpoint: { address: { socket_address: { address: p.host, port_value: p.port } } },
+                endpoint: { address: isSocketPath(p) ? { pipe: { path: p.path } } : { socket_address: { address: p.host, port_value: p.port } } },
               })),
             },
           ],

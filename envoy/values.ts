@@ -4,7 +4,7 @@
  * render command's --list and the README come from it), and one parser that
  * reports every bad or unknown value at once.
  */
-import { CIDR_PATTERN, ENVOY_DEFAULTS, type EnvoyParams, type HostPort } from './render.js';
+import { CIDR_PATTERN, ENVOY_DEFAULTS, type EnvoyParams, type ExtProcEndpoint, type HostPort } from './render.js';
 
 type Raw = string | number | readonly (string | number)[];
 
@@ -30,6 +30,16 @@ function hostPort(s: string): HostPort {
 
 /** host:port entries, comma-separated (or a list). */
 export const hostPorts = (raw: Raw): HostPort[] => list(raw).map(hostPort);
+
+/** unix:/absolute/path (a Unix socket: Envoy's pipe address); the path as given. */
+function socketPath(s: string): string {
+  const path = s.slice('unix:'.length);
+  if (!path.startsWith('/') || Buffer.byteLength(path) > 107) throw new ValueProblem(`"${s}": a Unix socket needs an absolute path of at most 107 bytes, e.g. unix:/run/mcp-pin/mcp-pin.sock`);
+  return path;
+}
+
+/** mcp-pin replicas: unix:/path or host:port entries. */
+const extProcEndpoints = (raw: Raw): ExtProcEndpoint[] => list(raw).map((s) => (s.startsWith('unix:') ? { path: socketPath(s) } : hostPort(s)));
 
 function integer(min: number, max: number) {
   return (raw: Raw): number => {
@@ -57,7 +67,11 @@ const d = (k: keyof typeof ENVOY_DEFAULTS): string => {
 };
 
 export const TEMPLATE_VALUES: Record<Exclude<keyof EnvoyParams, 'extProcDiscovery'> | 'extProcDiscovery', ValueSpec> = {
-  extProc: { meaning: 'mcp-pin replicas as host:port, comma-separated (IPs, or one DNS name that resolves to every replica with extProcDiscovery=dns)', parse: hostPorts },
+  extProc: {
+    meaning:
+      "mcp-pin replicas, comma-separated: unix:/path (a Unix socket beside Envoy: only processes that can open the file reach mcp-pin's control plane; the shipped deployments' way) or host:port (IPs, or one DNS name that resolves to every replica with extProcDiscovery=dns; then use extProcTls)",
+    parse: extProcEndpoints,
+  },
   extProcDiscovery: {
     default: 'static',
     meaning: 'static (extProc lists IPs) or dns (extProc is a name resolving to every replica, e.g. a headless Service)',
@@ -79,8 +93,16 @@ export const TEMPLATE_VALUES: Record<Exclude<keyof EnvoyParams, 'extProcDiscover
   },
   listenAddress: { default: d('listenAddress'), meaning: "address of the public listener MCP clients connect to", parse: text },
   listenPort: { default: d('listenPort'), meaning: 'port of the public listener', parse: integer(1, 65535) },
-  internalAddress: { default: d('internalAddress'), meaning: 'address of the internal listener mcp-pin re-initializes sessions through (mcp-pin --recovery-url); never reachable from clients or pods', parse: text },
-  internalPort: { default: d('internalPort'), meaning: 'port of the internal listener', parse: integer(1, 65535) },
+  internalAddress: {
+    default: d('internalAddress'),
+    meaning: 'address of the internal listener mcp-pin re-initializes sessions through (mcp-pin --recovery-url), never reachable from clients or pods; or unix:/path, a Unix socket beside mcp-pin (mode 0660; internalPort and internalClients then unused)',
+    parse: (r) => {
+      const s = text(r);
+      if (s.startsWith('unix:')) socketPath(s);
+      return s;
+    },
+  },
+  internalPort: { default: d('internalPort'), meaning: 'port of the internal listener (an address, not a Unix socket)', parse: integer(1, 65535) },
   internalClients: {
     default: d('internalClients'),
     meaning: "CIDRs allowed to use the internal listener (RBAC on the connection's own peer address): where the mcp-pin replicas connect from",
@@ -132,6 +154,8 @@ export const TEMPLATE_VALUES: Record<Exclude<keyof EnvoyParams, 'extProcDiscover
   recoveryRouteTimeoutMs: { default: d('recoveryRouteTimeoutMs'), meaning: "route timeout of the internal listener (one re-initialize or relay)", parse: integer(100, 600_000) },
   bufferLimitBytes: { default: d('bufferLimitBytes'), meaning: 'largest request body Envoy buffers: initialize bodies to store, and bodies to replay on a retry', parse: integer(1024, 64 * 1024 * 1024) },
   healthCheckIntervalMs: { default: d('healthCheckIntervalMs'), meaning: "how often Envoy checks each mcp-pin replica's gRPC health", parse: integer(100, 60_000) },
+  clientHeadersMaxCount: { default: d('clientHeadersMaxCount'), meaning: "most request headers a client may send on mcp-pin's routes (Envoy's own default); past it Envoy answers 431 with a JSON-RPC error, and Envoy's capacity is raised by what Envoy and mcp-pin add, so their additions never fail a request", parse: integer(30, 10_000) },
+  clientHeadersMaxKb: { default: d('clientHeadersMaxKb'), meaning: "most KiB of request headers a client may send on mcp-pin's routes (Envoy's own default), as clientHeadersMaxCount", parse: integer(8, 8192) },
 };
 
 export class TemplateValuesError extends Error {
@@ -162,6 +186,11 @@ export function paramsFromValues(values: Record<string, Raw>): EnvoyParams {
   }
   for (const [name, spec] of Object.entries(TEMPLATE_VALUES)) {
     if (spec.default === undefined && values[name] === undefined) problems.push(`${name} is required: ${spec.meaning}`);
+  }
+  const endpoints = Array.isArray(out.extProc) ? (out.extProc as ExtProcEndpoint[]) : [];
+  if (endpoints.some((e) => 'path' in e)) {
+    if (out.extProcDiscovery === 'dns') problems.push('extProc: a Unix socket is not a DNS name (extProcDiscovery dns takes host:port)');
+    if (out.extProcTls) problems.push('extProcTls: TLS is for host:port replicas; a Unix socket is guarded by its file mode (set extProcTls none)');
   }
   if (problems.length > 0) throw new TemplateValuesError(problems);
   return out as unknown as EnvoyParams;

@@ -10,37 +10,40 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { ENVOY_DEFAULTS, renderEds, renderEnvoyConfig } from '../envoy/render.js';
 import { paramsFromValues } from '../envoy/values.js';
 
-/** Fixed addresses of the compose network (docker-compose.yml, network mcp). */
+/**
+ * The compose stack: the pods' fixed addresses on the network Envoy shares
+ * with them (docker-compose.yml, network mcp), and the Unix sockets on the
+ * volume only Envoy and mcp-pin mount, through which they reach each other.
+ */
 export const COMPOSE = {
   pods: [
     { host: '172.28.0.11', port: 8080 },
     { host: '172.28.0.12', port: 8080 },
   ],
-  mcpPin: [
-    { host: '172.28.0.21', port: 50051 },
-    { host: '172.28.0.22', port: 50051 },
-  ],
+  /** Each replica's ext_proc socket (its MCP_PIN_LISTEN), on the shared volume. */
+  mcpPinSockets: ['/run/mcp-pin/mcp-pin-1.sock', '/run/mcp-pin/mcp-pin-2.sock'],
+  /** Envoy's internal listener, on the same volume. */
+  internalSocket: '/run/mcp-pin/envoy-internal.sock',
 };
 
 /**
  * The compose stack's one configuration: Envoy is rendered from it here, and
  * the mcp-pin containers read the same file (MCP_PIN_CONFIG), so the two
- * cannot disagree.
+ * cannot disagree. mcp-pin's control plane (its gRPC port) and Envoy's
+ * internal listener are Unix sockets on a volume no pod mounts: a pod, or
+ * anything else on a network, cannot open a stream to mcp-pin.
  */
 export function composeValues(): Record<string, unknown> {
   return {
     // Admin only inside the Envoy container.
     adminAddress: '127.0.0.1',
     listenAddress: '0.0.0.0',
-    // On the compose network (not published), for the mcp-pin containers only (RBAC).
-    internalAddress: '0.0.0.0',
-    internalClients: COMPOSE.mcpPin.map((p) => `${p.host}/32`),
-    extProc: COMPOSE.mcpPin.map((p) => `${p.host}:${p.port}`),
+    internalAddress: `unix:${COMPOSE.internalSocket}`,
+    extProc: COMPOSE.mcpPinSockets.map((p) => `unix:${p}`),
     service: 'eds:/etc/envoy/eds/eds.json',
     mcpPin: {
+      // Redis is on a network only the mcp-pin containers share with it.
       storeUrl: 'redis://redis:6379',
-      // Envoy's internal listener, by its compose name (its own address is 0.0.0.0).
-      recoveryUrl: 'http://envoy:10001',
       // The demo pods (172.28.0.11-12, port 8080): pins may point nowhere else.
       pinAllow: '172.28.0.8/29:8080',
     },
@@ -56,7 +59,6 @@ export function renderCompose(): { 'envoy.yaml': string; 'eds.json': string; 'va
   };
 }
 
-/** Kubernetes: pods behind a headless Service, mcp-pin replicas behind another (DNS gives every pod IP). */
 /**
  * Names in the kustomize base (deploy/k8s). Short: they resolve in whatever
  * namespace the base is applied to (the pod's DNS search path), so the
@@ -64,7 +66,9 @@ export function renderCompose(): { 'envoy.yaml': string; 'eds.json': string; 'va
  */
 export const K8S = {
   service: { host: 'mcp-server-pods', port: 8080 },
-  mcpPin: { host: 'mcp-pin-replicas', port: 50051 },
+  /** mcp-pin runs beside Envoy in its pod; they share these sockets on an emptyDir only that pod mounts. */
+  mcpPinSocket: '/run/mcp-pin/mcp-pin.sock',
+  internalSocket: '/run/mcp-pin/envoy-internal.sock',
   envoyStatsPort: 9902,
   envoyAdminPort: 9901,
 };
@@ -73,25 +77,21 @@ export const K8S = {
  * The Kubernetes base's one configuration: Envoy's ConfigMap is rendered from
  * it, and mcp-pin reads it (ConfigMap mcp-pin-config, MCP_PIN_CONFIG). The
  * store URL, which carries the Redis password, stays in mcp-pin's
- * environment (built from the Secret), never in a ConfigMap.
+ * environment (built from the Secret), never in a ConfigMap. mcp-pin is a
+ * container of Envoy's pod: its gRPC port and Envoy's internal listener are
+ * Unix sockets no other pod can open, whether or not the cluster enforces
+ * NetworkPolicy.
  */
 export function k8sValues(): Record<string, unknown> {
   return {
     adminAddress: '127.0.0.1',
     listenAddress: '0.0.0.0',
-    // Reached by mcp-pin through the envoy-internal Service; a NetworkPolicy admits only mcp-pin.
-    // mcp-pin's pod IPs are not known in advance: narrow this to the CIDR your mcp-pin pods get
-    // where NetworkPolicy is not enforced. Either way the listener reaches only MCP pods (override_host).
-    internalAddress: '0.0.0.0',
-    internalClients: ['0.0.0.0/0', '::/0'],
-    extProc: `${K8S.mcpPin.host}:${K8S.mcpPin.port}`,
-    extProcDiscovery: 'dns',
+    internalAddress: `unix:${K8S.internalSocket}`,
+    extProc: `unix:${K8S.mcpPinSocket}`,
     service: `dns:${K8S.service.host}:${K8S.service.port}`,
     // Readiness for the kubelet and stats for Prometheus; the admin interface stays on loopback.
     statsListen: `0.0.0.0:${K8S.envoyStatsPort}`,
     mcpPin: {
-      // Envoy's internal listener through the envoy-internal Service.
-      recoveryUrl: 'http://envoy-internal:10001',
       // Pins may only point at the pods behind the headless Service.
       pinAllow: `dns:${K8S.service.host}:${K8S.service.port}`,
     },

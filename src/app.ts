@@ -5,6 +5,7 @@
  */
 import { createServer, type Server as HttpServer } from 'node:http';
 import { splitHostPort, type Config } from './config.js';
+import { isLoopbackHost, parseListenAddress } from './listen-address.js';
 import { RecentlyUnknown } from './extproc/recently-unknown.js';
 import { ExtProcService } from './extproc/server.js';
 import { createGrpcServer, listen, serverCredentials, shutdown } from './grpc-server.js';
@@ -44,10 +45,11 @@ export async function startApp(cfg: Config, log: Logger, opts: { store?: Session
   const server = createGrpcServer();
   extProc.addTo(server);
   health.addTo(server);
-  const { host, port } = splitHostPort(cfg.listen);
+  const address = parseListenAddress(cfg.listen)!;
   const tls = cfg.tlsCertFile ? { certFile: cfg.tlsCertFile, keyFile: cfg.tlsKeyFile, ...(cfg.tlsClientCaFile ? { clientCaFile: cfg.tlsClientCaFile } : {}) } : undefined;
-  const grpcPort = await listen(server, host, port, serverCredentials(tls));
+  const grpcPort = await listen(server, address, serverCredentials(tls));
   if (tls) log.info({ mutual: Boolean(tls.clientCaFile) }, 'gRPC port serves TLS');
+  else if (address.kind === 'tcp' && !isLoopbackHost(address.host)) log.warn({ listen: cfg.listen }, 'gRPC port serves plaintext on a network address (--network-is-closed true): anyone who reaches it can rewrite sessions');
 
   let draining = false;
   let probing = false;

@@ -11,7 +11,8 @@
  * start, each problem on one line.
  */
 import { readFileSync } from 'node:fs';
-import type { EnvoyParams } from '../envoy/render.js';
+import { internalSocketPath, isSocketPath, type EnvoyParams, type HostPort } from '../envoy/render.js';
+import { isLoopbackHost, parseListenAddress } from './listen-address.js';
 import { TemplateValuesError, paramsFromValues } from '../envoy/values.js';
 
 /** The key of mcp-pin's own settings in a values file. */
@@ -74,14 +75,19 @@ export class ValuesFileError extends Error {
  */
 export function derivedSettings(envoy: EnvoyParams): Record<string, string> {
   const recoveryHost = WILDCARD.has(envoy.internalAddress) ? '127.0.0.1' : envoy.internalAddress;
+  const socket = internalSocketPath(envoy);
   const out: Record<string, string> = {
     pinHeader: envoy.pinHeader,
     upstreamHeader: envoy.upstreamHeader,
     lostSessionStatuses: envoy.lostSessionStatuses.join(','),
-    recoveryUrl: `http://${recoveryHost.includes(':') ? `[${recoveryHost}]` : recoveryHost}:${envoy.internalPort}`,
+    recoveryUrl: socket ? `unix:${socket}` : `http://${recoveryHost.includes(':') ? `[${recoveryHost}]` : recoveryHost}:${envoy.internalPort}`,
   };
-  const port = Array.isArray(envoy.extProc) ? envoy.extProc[0]?.port : undefined;
-  if (port !== undefined) out.listen = `0.0.0.0:${port}`;
+  const endpoints = Array.isArray(envoy.extProc) ? envoy.extProc : [];
+  const sockets = endpoints.filter(isSocketPath);
+  const tcp = endpoints.filter((e): e is HostPort => !isSocketPath(e));
+  // One socket: that is where to listen. Several (one per replica): each replica's --listen names its own.
+  if (sockets.length === 1 && tcp.length === 0) out.listen = `unix:${sockets[0]!.path}`;
+  else if (sockets.length === 0 && tcp[0]) out.listen = `${tcp.every((e) => isLoopbackHost(e.host)) ? '127.0.0.1' : '0.0.0.0'}:${tcp[0].port}`;
   return out;
 }
 
@@ -108,18 +114,28 @@ export function disagreements(cfg: SharedSettings, envoy: EnvoyParams, path: str
   differ('upstream-header', cfg.upstreamHeader, 'upstreamHeader', envoy.upstreamHeader);
   const sorted = (l: readonly number[]): string => [...l].sort((a, b) => a - b).join(',');
   differ('lost-session-statuses', sorted(cfg.lostSessionStatuses), 'lostSessionStatuses', sorted(envoy.lostSessionStatuses));
-  const recoveryPort = (() => {
-    try {
-      const u = new URL(cfg.recoveryUrl);
-      return Number(u.port || (u.protocol === 'https:' ? 443 : 80));
-    } catch {
-      return NaN;
-    }
-  })();
-  differ('recovery-url port', String(recoveryPort), 'internalPort', String(envoy.internalPort));
-  const listenPort = Number(cfg.listen.slice(cfg.listen.lastIndexOf(':') + 1));
-  const extProcPorts = Array.isArray(envoy.extProc) ? [...new Set(envoy.extProc.map((h) => h.port))] : [listenPort];
-  if (!extProcPorts.includes(listenPort)) out.push(`--listen=${cfg.listen}: Envoy sends ext_proc streams to port ${extProcPorts.join(' or ')} (extProc in ${path}): listen there`);
+  const socket = internalSocketPath(envoy);
+  if (socket) differ('recovery-url', cfg.recoveryUrl, 'internalAddress', `unix:${socket}`);
+  else {
+    const recoveryPort = (() => {
+      try {
+        const u = new URL(cfg.recoveryUrl);
+        return Number(u.port || (u.protocol === 'https:' ? 443 : 80));
+      } catch {
+        return NaN;
+      }
+    })();
+    differ('recovery-url port', String(recoveryPort), 'internalPort', String(envoy.internalPort));
+  }
+  const listen = parseListenAddress(cfg.listen);
+  if (listen && Array.isArray(envoy.extProc)) {
+    const sockets = envoy.extProc.filter(isSocketPath).map((e) => e.path);
+    const ports = [...new Set(envoy.extProc.flatMap((e) => (isSocketPath(e) ? [] : [e.port])))];
+    if (listen.kind === 'unix' && !sockets.includes(listen.path))
+      out.push(`--listen=${cfg.listen}: Envoy opens ext_proc streams on ${sockets.length > 0 ? sockets.map((p) => `unix:${p}`).join(' or ') : `port ${ports.join(' or ')}`} (extProc in ${path}): listen there`);
+    if (listen.kind === 'tcp' && !ports.includes(listen.port))
+      out.push(`--listen=${cfg.listen}: Envoy opens ext_proc streams on ${ports.length > 0 ? `port ${ports.join(' or ')}` : sockets.map((p) => `unix:${p}`).join(' or ')} (extProc in ${path}): listen there`);
+  }
   if (Boolean(envoy.extProcTls) !== Boolean(cfg.tlsCertFile)) {
     out.push(
       envoy.extProcTls

@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { ConfigValueError, InvalidConfigError } from './errors.js';
 import { ValuesFileError, derivedSettings, disagreements, readValuesFile, type ValuesFile } from './config-file.js';
+import { isLoopbackHost, parseListenAddress } from './listen-address.js';
 import { PinAllowlist } from './pin-allowlist.js';
 import { parseRedisUrl } from './sessions/redis-url.js';
 
@@ -21,7 +22,18 @@ const statusList = z
   .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean).map(Number))
   .pipe(z.array(z.number().int().min(400).max(599)).min(1, 'give at least one status, e.g. 404'));
 const headerName = z.string().regex(/^[a-z0-9-]+$/, 'a lowercase HTTP header name');
-const url = z.string().url();
+/** Envoy's internal listener: http(s)://host:port, or unix:/path (HTTP over a Unix socket, the shipped deployments' way). */
+const recoveryUrl = z.string().refine((s) => {
+  if (s.startsWith('unix:')) return parseListenAddress(s)?.kind === 'unix';
+  try {
+    const u = new URL(s);
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
+  } catch {
+    return false;
+  }
+}, 'expected http://host:port or unix:/absolute/path of the internal listener');
+const listenAddress = z.string().refine((s) => parseListenAddress(s) !== undefined, 'expected unix:/absolute/path or host:port, e.g. unix:/run/mcp-pin/mcp-pin.sock or 127.0.0.1:50051');
+const yesNo = z.enum(['true', 'false'], 'expected true or false').transform((v) => v === 'true');
 
 interface Option<T extends z.ZodType> {
   flag: string;
@@ -41,7 +53,8 @@ const opt = <T extends z.ZodType>(flag: string, schema: T, def: string, doc: str
 /** The table: flag name, validation, default, one line of documentation. */
 export const OPTIONS = {
   config: opt('config', z.string(), '', "values file (JSON) that `render:envoy --values` renders Envoy from: settings both sides use come from it, mcp-pin's own from its \"mcpPin\" object; flags and environment override, and any disagreement with the rendered Envoy is refused at start"),
-  listen: opt('listen', hostPort, '0.0.0.0:50051', 'gRPC address Envoy sends ext_proc streams to (port 0: any free port)'),
+  listen: opt('listen', listenAddress, '127.0.0.1:50051', "where Envoy opens ext_proc streams: unix:/path (a Unix socket beside Envoy, mode 0660: Envoy must run as mcp-pin's user or group) or host:port (port 0: any free port). The port is a control plane (a caller can rewrite any session it knows the id of): an address other than loopback needs mutual TLS (--tls-cert-file, --tls-key-file, --tls-client-ca-file) or --network-is-closed true"),
+  networkIsClosed: opt('network-is-closed', yesNo, 'false', 'true: you state that only Envoy can reach --listen (a network nobody else is on), so mcp-pin may serve it without mutual TLS on an address other than loopback; false: it refuses to start that way'),
   metricsListen: opt('metrics-listen', z.union([z.literal('off'), hostPort]), '0.0.0.0:9464', "Prometheus /metrics address, or 'off'"),
   storeUrl: opt('store-url', z.string().regex(/^(memory:|rediss?:\/\/|redis-sentinel:\/\/|redis-cluster:\/\/)/, 'expected memory:, redis://, rediss://, redis-sentinel:// or redis-cluster://').superRefine((u, ctx) => {
     if (u === 'memory:') return;
@@ -58,7 +71,7 @@ export const OPTIONS = {
   pinCacheMs: opt('pin-cache-ms', ms(0, 60_000), '1000', 'keep pins in this replica for this long (0: off; Redis stores only); saves a store round trip per request; a change by another replica is seen up to this late (a retry corrects it), and cached pins keep routing this long while the store is down'),
   pinHeader: opt('pin-header', headerName, 'x-mcp-pin-dst', "header that carries the pinned pod to Envoy's override_host policy (template value pinHeader)"),
   upstreamHeader: opt('upstream-header', headerName, 'x-mcp-pin-upstream', 'header the internal listener fills with %UPSTREAM_HOST%'),
-  recoveryUrl: opt('recovery-url', url, 'http://127.0.0.1:10001', "Envoy's internal listener that mcp-pin re-initializes sessions through"),
+  recoveryUrl: opt('recovery-url', recoveryUrl, 'http://127.0.0.1:10001', "Envoy's internal listener that mcp-pin re-initializes sessions through: http://host:port, or unix:/path when that listener is a Unix socket (template value internalAddress unix:/path)"),
   recoveryTimeoutMs: opt('recovery-timeout-ms', ms(100, 120_000), '10000', "bound on each step of a retry attempt's work: a shared recovery (proof of loss, re-initialize, notifications/initialized), and a relay to the session's pod; Envoy waits this long plus 1 s for each answer (needs Envoy's max_message_timeout at least that)"),
   lostSessionStatuses: opt('lost-session-statuses', statusList, '404,400', 'pod answers that mean "session lost", comma-separated (404: the spec, the TypeScript SDK and Python `mcp` >= 1.26; 400: Python `mcp` < 1.26); a 400 for anything else costs a ping and a relay, never a re-initialize; Envoy\'s pinned route must retry the same statuses (template value lostSessionStatuses)'),
   pinAllow: opt('pin-allow', z.string().superRefine((v, ctx) => {
@@ -73,7 +86,7 @@ export const OPTIONS = {
   memoryStoreMaxSessions: opt('memory-store-max-sessions', z.coerce.number().int().min(1).max(100_000_000), '1000000', 'memory: store only: most sessions held; past it a new initialize gets 503 (live sessions are never evicted)'),
   tlsCertFile: opt('tls-cert-file', z.string(), '', 'PEM certificate chain for TLS on the gRPC port (with --tls-key-file); empty: plain h2c'),
   tlsKeyFile: opt('tls-key-file', z.string(), '', 'PEM private key for --tls-cert-file'),
-  tlsClientCaFile: opt('tls-client-ca-file', z.string(), '', "PEM CA that signs Envoy's client certificate: with it, a client without such a certificate is refused (mutual TLS; Envoy's template values extProcTlsCert/Key/Ca)"),
+  tlsClientCaFile: opt('tls-client-ca-file', z.string(), '', "PEM CA that signs Envoy's client certificate: with it, a client without such a certificate is refused (mutual TLS; Envoy's side is the template value extProcTls)"),
   maxInitBodyBytes: opt('max-init-body-bytes', z.coerce.number().int().min(256).max(16 * 1024 * 1024), '65536', 'largest initialize body stored for recovery; larger ones are pinned but not recoverable'),
   maxSessionIdLength: opt('max-session-id-length', z.coerce.number().int().min(8).max(1024), '256', 'longer mcp-session-id values (and ones with characters outside visible ASCII) are answered 404 by mcp-pin: never looked up, never sent to a pod'),
   unknownSessionCacheMs: opt('unknown-session-cache-ms', ms(0, 600_000), '5000', 'remember a session id that no pod held (its search ended in 404) this long: repeats get 404 from mcp-pin after a store lookup, and reach no pod (0: off)'),
@@ -142,7 +155,18 @@ export function loadConfig(argv: string[] = process.argv.slice(2), env: NodeJS.P
   for (const k of ['tlsCertFile', 'tlsKeyFile', 'tlsClientCaFile']) {
     if (file(k) && !existsSync(file(k))) problems.push(`--${OPTIONS[k as keyof typeof OPTIONS].flag}=${JSON.stringify(file(k))}: no such file`);
   }
+  const beforeDisagreements = problems.length;
   if (values && problems.length === 0) problems.push(...disagreements(out as Config, values.envoy, configPath));
+  // A TLS disagreement already names the fix for the port below.
+  const tlsDisagrees = problems.slice(beforeDisagreements).some((p) => p.includes('extProcTls'));
+  const listen = parseListenAddress(file('listen'));
+  if (listen?.kind === 'tcp' && !isLoopbackHost(listen.host) && !(file('tlsCertFile') && file('tlsClientCaFile')) && out.networkIsClosed !== true && !tlsDisagrees) {
+    problems.push(
+      `--listen=${file('listen')}: the gRPC port is mcp-pin's control plane (whoever opens a stream there can rewrite any session it knows the id of), and this address is not loopback: ` +
+        'listen on a Unix socket beside Envoy (unix:/run/mcp-pin/mcp-pin.sock), or require mutual TLS (--tls-cert-file, --tls-key-file and --tls-client-ca-file), or state that only Envoy can reach it with --network-is-closed true',
+    );
+  }
+  if (listen?.kind === 'unix' && file('tlsCertFile')) problems.push(`--listen=${file('listen')}: TLS is for TCP; a Unix socket is guarded by its file permissions (leave --tls-cert-file unset)`);
   if (problems.length > 0) throw new InvalidConfigError(problems);
   return out as Config;
 }

@@ -5,13 +5,16 @@
 export type PinErrorCode =
   | 'MCP_PIN_INVALID_CONFIG'
   | 'MCP_PIN_BAD_CONFIG_VALUE'
+  | 'MCP_PIN_LISTEN_FAILED'
   | 'MCP_PIN_STORE_UNAVAILABLE'
   | 'MCP_PIN_STORE_TIMEOUT'
+  | 'MCP_PIN_STORE_CORRUPT'
   | 'MCP_PIN_PROTOCOL'
   | 'MCP_PIN_AMBIGUOUS_SESSION_ID'
   | 'MCP_PIN_INVALID_SESSION_ID'
   | 'MCP_PIN_UNKNOWN_SESSION'
   | 'MCP_PIN_NO_UPSTREAM_ADDRESS'
+  | 'MCP_PIN_SESSION_ID_TAKEN'
   | 'MCP_PIN_STORE_FULL'
   | 'MCP_PIN_BAD_CURSOR'
   | 'MCP_PIN_RECOVERY_NO_INIT_BODY'
@@ -49,9 +52,9 @@ export class ConfigValueError extends PinError {
   }
 }
 
-/** The session store could not answer (down, refused, or over its time bound). */
+/** The session store could not answer (down, refused, or over its time bound), or held a record mcp-pin cannot use (corrupt). */
 export class StoreError extends PinError {
-  constructor(code: 'MCP_PIN_STORE_UNAVAILABLE' | 'MCP_PIN_STORE_TIMEOUT' | 'MCP_PIN_STORE_FULL', message: string, cause?: unknown) {
+  constructor(code: 'MCP_PIN_STORE_UNAVAILABLE' | 'MCP_PIN_STORE_TIMEOUT' | 'MCP_PIN_STORE_FULL' | 'MCP_PIN_STORE_CORRUPT', message: string, cause?: unknown) {
     super(code, message, { cause });
   }
 }

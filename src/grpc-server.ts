@@ -3,7 +3,10 @@
  * local Envoy as the only peer. ext_proc and grpc.health.v1 share its port.
  */
 import * as grpc from '@grpc/grpc-js';
-import { readFileSync } from 'node:fs';
+import { chmodSync, lstatSync, readFileSync, unlinkSync } from 'node:fs';
+import { connect } from 'node:net';
+import { PinError } from './errors.js';
+import { formatListenAddress, type ListenAddress } from './listen-address.js';
 
 /** Above any request body Envoy buffers for mcp-pin (1 MiB by default) plus its headers. */
 export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
@@ -33,10 +36,44 @@ export function serverCredentials(tls: TlsFiles | undefined): grpc.ServerCredent
   return grpc.ServerCredentials.createSsl(ca, [{ cert_chain: readFileSync(tls.certFile), private_key: readFileSync(tls.keyFile) }], ca !== null);
 }
 
-/** Binds host:port (port 0: any free one) and resolves with the port bound. */
-export function listen(server: grpc.Server, host: string, port: number, credentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
-  const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-  return new Promise((resolve, reject) => server.bindAsync(address, credentials, (err, bound) => (err ? reject(err) : resolve(bound))));
+/**
+ * Owner and group may connect (Envoy runs as mcp-pin's user, or in its
+ * group); nobody else, whatever the directory allows.
+ */
+export const SOCKET_MODE = 0o660;
+
+/**
+ * Binds the address (TCP port 0: any free one) and resolves with the TCP
+ * port bound (0 for a Unix socket). A Unix socket left by a process that
+ * died is replaced; one that a live process still serves is not.
+ */
+export async function listen(server: grpc.Server, address: ListenAddress, credentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
+  if (address.kind === 'unix') await removeStaleSocket(address.path);
+  const bound = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(formatListenAddress(address), credentials, (err, port) => (err ? reject(new PinError('MCP_PIN_LISTEN_FAILED', `cannot listen on ${formatListenAddress(address)}: ${err.message}`, { cause: err })) : resolve(port))),
+  );
+  if (address.kind === 'unix') chmodSync(address.path, SOCKET_MODE);
+  return address.kind === 'unix' ? 0 : bound;
+}
+
+async function removeStaleSocket(path: string): Promise<void> {
+  let isSocket: boolean;
+  try {
+    isSocket = lstatSync(path).isSocket();
+  } catch {
+    return; // nothing there
+  }
+  if (!isSocket) throw new PinError('MCP_PIN_LISTEN_FAILED', `cannot listen on unix:${path}: a file that is not a socket is in the way`);
+  const alive = await new Promise<boolean>((resolve) => {
+    const probe = connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (alive) throw new PinError('MCP_PIN_LISTEN_FAILED', `cannot listen on unix:${path}: another process serves it`);
+  unlinkSync(path);
 }
 
 /**

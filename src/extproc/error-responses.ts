@@ -56,6 +56,14 @@ const UNEXPECTED: ClientError = { status: 502, jsonRpcCode: JSONRPC_INTERNAL_ERR
 export const CLIENT_ERRORS: Record<PinErrorCode, ClientError & { mayHaveRun: boolean }> = {
   MCP_PIN_STORE_UNAVAILABLE: { ...STORE_DOWN, mayHaveRun: false },
   MCP_PIN_STORE_TIMEOUT: { ...STORE_DOWN, mayHaveRun: false },
+  // Met by a retry attempt (the request's own lookup finds the session on the pods instead): the record is dropped, the next request searches.
+  MCP_PIN_STORE_CORRUPT: {
+    status: 502,
+    jsonRpcCode: JSONRPC_INTERNAL_ERROR,
+    message: "mcp-pin: this session's stored record was unreadable and has been dropped; the request did not run, send it again",
+    details: 'mcp_pin_store_corrupt',
+    mayHaveRun: false,
+  },
   MCP_PIN_STORE_FULL: {
     status: 503,
     jsonRpcCode: JSONRPC_INTERNAL_ERROR,
@@ -76,6 +84,14 @@ export const CLIENT_ERRORS: Record<PinErrorCode, ClientError & { mayHaveRun: boo
   // Searched for moments ago and no pod held it (--unknown-session-cache-ms).
   MCP_PIN_UNKNOWN_SESSION: { ...SESSION_GONE, details: 'mcp_pin_unknown_session', mayHaveRun: false },
   MCP_PIN_NO_UPSTREAM_ADDRESS: { status: 502, jsonRpcCode: JSONRPC_INTERNAL_ERROR, message: 'mcp-pin: could not pin the new session', details: 'mcp_pin_no_upstream_address', mayHaveRun: true },
+  // A pod answered initialize with a session id another session already holds: never overwritten (that would hand one client's session to another).
+  MCP_PIN_SESSION_ID_TAKEN: {
+    status: 502,
+    jsonRpcCode: JSONRPC_INTERNAL_ERROR,
+    message: 'mcp-pin: the MCP server answered initialize with a session id that another session already holds; no session was created, initialize again',
+    details: 'mcp_pin_session_id_taken',
+    mayHaveRun: true,
+  },
   MCP_PIN_RECOVERY_NO_INIT_BODY: { ...SESSION_GONE, mayHaveRun: false },
   MCP_PIN_RECOVERY_REINIT_REFUSED: { ...SESSION_GONE, mayHaveRun: false },
   MCP_PIN_RECOVERY_GONE: { ...SESSION_GONE, mayHaveRun: false },
@@ -99,6 +115,7 @@ export const CLIENT_ERRORS: Record<PinErrorCode, ClientError & { mayHaveRun: boo
   // Never a client's answer (they end the process or the gRPC stream), listed so the table is whole.
   MCP_PIN_INVALID_CONFIG: { ...UNEXPECTED, mayHaveRun: true },
   MCP_PIN_BAD_CONFIG_VALUE: { ...UNEXPECTED, mayHaveRun: true },
+  MCP_PIN_LISTEN_FAILED: { ...UNEXPECTED, mayHaveRun: true },
   MCP_PIN_PROTOCOL: { ...UNEXPECTED, mayHaveRun: true },
   // An operator's command (mcp-pin sessions list --cursor), never a request's.
   MCP_PIN_BAD_CURSOR: { ...UNEXPECTED, mayHaveRun: true },

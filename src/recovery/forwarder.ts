@@ -47,7 +47,7 @@ export class ResponseTooLargeError extends PinError {
 }
 
 /** undici's errors for a connection that never opened: the request was not sent. */
-const NOT_CONNECTED = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
+const NOT_CONNECTED = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ENOENT', 'EACCES']);
 
 /** The request never left: connecting failed (to Envoy's internal listener). */
 export function neverSent(err: unknown): boolean {
@@ -69,7 +69,10 @@ export class EnvoyForwarder implements Forwarder {
     private readonly upstreamHeader: string,
     timeoutMs: number,
   ) {
-    this.pool = new Pool(recoveryUrl, {
+    // unix:/path: HTTP over the internal listener's Unix socket (only what can open the file reaches it).
+    const socketPath = recoveryUrl.startsWith('unix:') ? recoveryUrl.slice('unix:'.length) : undefined;
+    this.pool = new Pool(socketPath ? 'http://localhost' : recoveryUrl, {
+      ...(socketPath ? { socketPath } : {}),
       connections: 32,
       connectTimeout: Math.min(timeoutMs, 2000),
       headersTimeout: timeoutMs,

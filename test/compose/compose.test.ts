@@ -7,7 +7,7 @@
  */
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
 import { renderEds, writeFileAtomically } from '../../envoy/render.js';
@@ -68,6 +68,8 @@ describe('docker compose: the shipped stack, running (issue 22)', function () {
     const port = await freePort();
     edsDir = mkdtempSync(`${tmpdir()}/mcp-pin-compose-eds-`);
     cpSync(`${root}deploy/compose/eds`, edsDir, { recursive: true });
+    // Envoy runs as 101:10001 in the stack: the folder must be readable by it (mkdtemp makes it 0700).
+    chmodSync(edsDir, 0o755);
     // A short grace for the demo pods: the graceful-stop scenario waits for it.
     env = { ...process.env, MCP_PIN_PORT: String(port), POD_GRACE_MS: '3000', MCP_PIN_EDS_DIR: edsDir };
     url = `http://127.0.0.1:${port}/mcp`;
@@ -101,6 +103,21 @@ describe('docker compose: the shipped stack, running (issue 22)', function () {
     const version = (JSON.parse(readFileSync(`${root}package.json`, 'utf8')) as { version: string }).version;
     expect((await dc('exec', '-T', 'mcp-pin-1', 'mcp-pin', '--version')).trim()).to.equal(`mcp-pin ${version}`);
     expect(await dc('exec', '-T', 'mcp-pin-1', 'mcp-pin', '--help')).to.contain('--store-url');
+  });
+
+  it("closes every control surface to the pods: mcp-pin and Envoy's internal listener are sockets on a volume no pod mounts, Redis is on a network no pod joins", async () => {
+    // What a compromised pod would try, from inside its container.
+    const probe = `const net = require('node:net');
+      const tryIt = (host, port) => new Promise((r) => { const s = net.connect({ host, port, timeout: 3000 }); s.on('connect', () => (s.destroy(), r('connected'))); s.on('timeout', () => (s.destroy(), r('timeout'))); s.on('error', (e) => r(e.code)); });
+      Promise.all([tryIt('redis', 6379), tryIt('mcp-pin-1', 50051), tryIt('mcp-pin-2', 50051), tryIt('envoy', 10001), tryIt('envoy', 50051)]).then((r) => console.log(JSON.stringify({ r, sockets: require('node:fs').existsSync('/run/mcp-pin') })));`;
+    const seen = JSON.parse(await dc('exec', '-T', 'pod1', 'node', '-e', probe)) as { r: string[]; sockets: boolean };
+    // Names of the store network do not even resolve on the pods' network; Envoy has no TCP port but its public one there.
+    expect(seen.r.slice(0, 3).every((code) => code === 'ENOTFOUND' || code === 'EAI_AGAIN'), JSON.stringify(seen.r)).to.equal(true);
+    expect(seen.r.slice(3)).to.deep.equal(['ECONNREFUSED', 'ECONNREFUSED']);
+    expect(seen.sockets).to.equal(false);
+    // The sockets themselves: owner and group (10001) only.
+    const listing = await dc('exec', '-T', 'mcp-pin-1', 'ls', '-ln', '/run/mcp-pin');
+    for (const name of ['mcp-pin-1.sock', 'mcp-pin-2.sock', 'envoy-internal.sock']) expect(listing).to.match(new RegExp(`^srw-rw---- +1 +\\d+ +10001 .* ${name.replace('.', '\\.')}$`, 'm'));
   });
 
   let c: TestClient;

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ENVOY_DEFAULTS, renderEds, renderEnvoyConfig, writeFileAtomically, type EnvoyParams, type HostPort } from '../../envoy/render.js';
+import { ENVOY_DEFAULTS, internalSocketPath, isSocketPath, renderEds, renderEnvoyConfig, writeFileAtomically, type EnvoyParams, type ExtProcEndpoint, type HostPort } from '../../envoy/render.js';
 import { eventually } from './net.js';
 import { ManagedProcess } from './process.js';
 
@@ -29,22 +29,23 @@ export interface EnvoyHandle {
   adminUrl: string;
   /** http://127.0.0.1:<public>/mcp */
   mcpUrl: string;
+  /** http://127.0.0.1:<internal>, or unix:<path> when the internal listener is a Unix socket. */
   internalUrl: string;
   /** Rewrites the EDS file (atomic rename): the service's endpoints change while Envoy runs. */
   setPods(pods: HostPort[]): Promise<void>;
   /** The mcp-pin replicas, when startEnvoy got no extProc list (their EDS file; replicas bind port 0 and report). */
-  setExtProc(replicas: HostPort[]): Promise<void>;
+  setExtProc(replicas: ExtProcEndpoint[]): Promise<void>;
   /** Stops and starts a new Envoy process on the same ports. */
   restart(): Promise<void>;
   stop(): Promise<void>;
   stat(name: string): Promise<number>;
-  /** True when Envoy's health check currently marks the mcp-pin replica on this port healthy. */
-  extProcHealthy(port: number): Promise<boolean>;
+  /** True when Envoy's health check currently marks the mcp-pin replica on this port (or Unix socket path) healthy. */
+  extProcHealthy(at: number | string): Promise<boolean>;
 }
 
 export interface EnvoyOptions {
   /** Fixed replica addresses; without it, an EDS file that setExtProc fills once the replicas report their ports. */
-  extProc?: HostPort[];
+  extProc?: ExtProcEndpoint[];
   pods: HostPort[];
   overrides?: Partial<EnvoyParams>;
   /** Rewrites the rendered config (the benchmark derives its rival setups this way). */
@@ -69,7 +70,7 @@ export async function startEnvoy(opts: EnvoyOptions): Promise<EnvoyHandle> {
   writeEds(podsNow);
   mkdirSync(join(dir, 'extproc-eds'));
   const extProcEdsPath = join(dir, 'extproc-eds', 'eds.json');
-  const writeExtProcEds = (replicas: HostPort[]): void => writeFileAtomically(extProcEdsPath, renderEds(replicas, 'mcp_pin'));
+  const writeExtProcEds = (replicas: ExtProcEndpoint[]): void => writeFileAtomically(extProcEdsPath, renderEds(replicas, 'mcp_pin'));
   if (!opts.extProc) writeExtProcEds([]);
 
   let publicPort = opts.overrides?.listenPort ?? 0;
@@ -109,11 +110,12 @@ export async function startEnvoy(opts: EnvoyOptions): Promise<EnvoyHandle> {
     adminUrl = `http://${admin}`;
     await eventually(async () => (await fetch(`${adminUrl}/ready`)).ok, 'envoy ready', 15_000);
     const listeners = JSON.parse(await adminGet(adminUrl, '/listeners?format=json')) as {
-      listener_statuses: { name: string; local_address: { socket_address: { port_value: number } } }[];
+      listener_statuses: { name: string; local_address: { socket_address?: { port_value: number } } }[];
     };
     for (const l of listeners.listener_statuses) {
-      if (l.name === 'mcp') publicPort = l.local_address.socket_address.port_value;
-      if (l.name === 'mcp_pin_internal') internalPort = l.local_address.socket_address.port_value;
+      if (l.name === 'mcp') publicPort = l.local_address.socket_address!.port_value;
+      // A Unix-socket internal listener has no port.
+      if (l.name === 'mcp_pin_internal' && l.local_address.socket_address) internalPort = l.local_address.socket_address.port_value;
     }
   };
   await launch();
@@ -136,7 +138,8 @@ export async function startEnvoy(opts: EnvoyOptions): Promise<EnvoyHandle> {
       return `http://127.0.0.1:${publicPort}/mcp`;
     },
     get internalUrl() {
-      return `http://127.0.0.1:${internalPort}`;
+      const socket = opts.overrides?.internalAddress ? internalSocketPath({ internalAddress: opts.overrides.internalAddress }) : undefined;
+      return socket ? `unix:${socket}` : `http://127.0.0.1:${internalPort}`;
     },
     async setPods(pods) {
       podsNow = pods;
@@ -165,9 +168,10 @@ export async function startEnvoy(opts: EnvoyOptions): Promise<EnvoyHandle> {
       // Its config, EDS files and admin address: nothing of it outlives it.
       rmSync(dir, { recursive: true, force: true });
     },
-    async extProcHealthy(port) {
+    async extProcHealthy(at) {
       const text = await adminGet(adminUrl, '/clusters');
-      const line = text.split('\n').find((l) => l.startsWith(`mcp_pin::127.0.0.1:${port}::health_flags::`));
+      const host = typeof at === 'number' ? `127.0.0.1:${at}` : at;
+      const line = text.split('\n').find((l) => l.startsWith(`mcp_pin::${host}::health_flags::`));
       return line !== undefined && line.endsWith('::healthy');
     },
     async stat(name) {

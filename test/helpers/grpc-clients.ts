@@ -5,13 +5,16 @@ import { LOADER_OPTIONS } from '../../src/protos.js';
 
 type Ctor = grpc.ServiceClientConstructor;
 
+/** A TCP port on loopback, or a gRPC target as given (e.g. unix:/path). */
+const targetOf = (at: number | string): string => (typeof at === 'number' ? `127.0.0.1:${at}` : at);
+
 function load(file: string): grpc.GrpcObject {
   return grpc.loadPackageDefinition(protoLoader.loadSync(file, LOADER_OPTIONS));
 }
 
-export function healthClient(port: number, credentials = grpc.credentials.createInsecure()): { check(service?: string): Promise<string>; close(): void } {
+export function healthClient(port: number | string, credentials = grpc.credentials.createInsecure()): { check(service?: string): Promise<string>; close(): void } {
   const pkg = load('grpc/health/v1/health.proto') as unknown as { grpc: { health: { v1: { Health: Ctor } } } };
-  const c = new pkg.grpc.health.v1.Health(`127.0.0.1:${port}`, credentials) as unknown as grpc.Client & {
+  const c = new pkg.grpc.health.v1.Health(targetOf(port), credentials) as unknown as grpc.Client & {
     Check: (req: unknown, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: { status: string }) => void) => void;
   };
   return {
@@ -23,11 +26,11 @@ export function healthClient(port: number, credentials = grpc.credentials.create
   };
 }
 
-export function extProcClient(port: number): grpc.Client & { Process: () => grpc.ClientDuplexStream<unknown, Record<string, unknown>> } {
+export function extProcClient(port: number | string, credentials = grpc.credentials.createInsecure()): grpc.Client & { Process: () => grpc.ClientDuplexStream<unknown, Record<string, unknown>> } {
   const pkg = load('envoy/service/ext_proc/v3/external_processor.proto') as unknown as {
     envoy: { service: { ext_proc: { v3: { ExternalProcessor: Ctor } } } };
   };
-  return new pkg.envoy.service.ext_proc.v3.ExternalProcessor(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as never;
+  return new pkg.envoy.service.ext_proc.v3.ExternalProcessor(targetOf(port), credentials) as never;
 }
 
 /** A grpc.health.v1 Watch stream: next() resolves with each status as it arrives. */

@@ -4,6 +4,9 @@
  * and mcp-pin replicas as processes. Everything is torn down by stop(), and
  * by the root hooks if a test fails first.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { EnvoyParams } from '../../envoy/render.js';
 import { startEnvoy, type EnvoyHandle } from './envoy.js';
 import { McpPinProcess } from './mcp-pin.js';
@@ -27,12 +30,20 @@ export interface StackOptions {
   listenPort?: number;
   /** More template values (e.g. lostSessionStatuses, to match the replicas' --lost-session-statuses). */
   envoy?: Partial<EnvoyParams>;
+  /**
+   * How Envoy and mcp-pin reach each other: 'tcp' (loopback ports, the
+   * default here) or 'unix' (the shipped deployments: mcp-pin's gRPC port
+   * and Envoy's internal listener are Unix sockets in one folder).
+   */
+  transport?: 'tcp' | 'unix';
 }
 
 export interface Stack {
   redis: RedisHandle | null;
   /** What the replicas were given as --store-url. */
   storeUrl: string;
+  /** With transport 'unix': the folder of the sockets, and each replica's socket path. */
+  socketDir?: string;
   /** Every store key starts with it (unique per stack). */
   keyPrefix: string;
   pods: Pod[];
@@ -50,9 +61,15 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const pods = await startPods(opts.pods ?? 2, opts.podEnv, 2, opts.podKind);
   // Envoy first (its listeners on port 0, read back from admin), then the
   // replicas on port 0 (each reports its port), then Envoy learns them (EDS).
+  const socketDir = opts.transport === 'unix' ? mkdtempSync(join(tmpdir(), 'mcp-pin-sockets-')) : undefined;
+  const socketOf = (i: number): string => `${socketDir}/mcp-pin-${i + 1}.sock`;
   const envoy = await startEnvoy({
     pods: pods.map((p) => p.address),
-    overrides: { ...opts.envoy, ...(opts.listenPort !== undefined ? { listenPort: opts.listenPort } : {}) },
+    overrides: {
+      ...(socketDir ? { internalAddress: `unix:${socketDir}/envoy-internal.sock` } : {}),
+      ...opts.envoy,
+      ...(opts.listenPort !== undefined ? { listenPort: opts.listenPort } : {}),
+    },
   });
   const keyPrefix = `t${Date.now().toString(36)}:`;
   const pins = await Promise.all(
@@ -61,17 +78,19 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         MCP_PIN_STORE_URL: storeUrl,
         MCP_PIN_RECOVERY_URL: envoy.internalUrl,
         MCP_PIN_KEY_PREFIX: keyPrefix,
+        ...(socketDir ? { MCP_PIN_LISTEN: `unix:${socketOf(i)}` } : {}),
         ...opts.pinEnv,
       }).start(),
     ),
   );
-  await envoy.setExtProc(pins.map((p) => ({ host: '127.0.0.1', port: p.port })));
+  await envoy.setExtProc(pins.map((p, i) => (socketDir ? { path: socketOf(i) } : { host: '127.0.0.1', port: p.port })));
   // Traffic starts once Envoy's health checks have admitted every replica.
-  await Promise.all(pins.map((p) => eventually(() => envoy.extProcHealthy(p.port), `${p.name} healthy in Envoy`, 15_000)));
+  await Promise.all(pins.map((p, i) => eventually(() => envoy.extProcHealthy(socketDir ? socketOf(i) : p.port), `${p.name} healthy in Envoy`, 15_000)));
   const unregister = registerForReport(() => [envoy.proc, ...pins.map((p) => p.proc), ...pods.map((p) => p.proc)]);
   const stack: Stack = {
     redis,
     storeUrl,
+    ...(socketDir ? { socketDir } : {}),
     keyPrefix,
     pods,
     envoy,
@@ -87,6 +106,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     async stop() {
       await Promise.all([envoy.stop(), ...pins.map((p) => p.stop()), ...pods.map((p) => p.stop())]);
       await redis?.dispose();
+      if (socketDir) rmSync(socketDir, { recursive: true, force: true });
       unregister();
     },
   };

@@ -32,8 +32,9 @@ interface K8sObject {
   data?: Record<string, string>;
 }
 interface PodSpec {
-  securityContext?: { runAsNonRoot?: boolean; runAsUser?: number; seccompProfile?: { type: string } };
+  securityContext?: { runAsNonRoot?: boolean; runAsUser?: number; runAsGroup?: number; fsGroup?: number; seccompProfile?: { type: string } };
   terminationGracePeriodSeconds?: number;
+  volumes?: { name: string; configMap?: { name: string }; emptyDir?: Record<string, unknown> }[];
   containers: {
     name: string;
     image: string;
@@ -41,9 +42,10 @@ interface PodSpec {
     readinessProbe?: unknown;
     livenessProbe?: unknown;
     resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
-    securityContext?: { allowPrivilegeEscalation?: boolean; readOnlyRootFilesystem?: boolean; capabilities?: { drop?: string[] } };
+    securityContext?: { runAsUser?: number; allowPrivilegeEscalation?: boolean; readOnlyRootFilesystem?: boolean; capabilities?: { drop?: string[] } };
     lifecycle?: { preStop?: unknown };
     ports?: { name: string; containerPort: number }[];
+    volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
   }[];
 }
 
@@ -61,6 +63,8 @@ describe('deploy files, checked by the tools operators run', function () {
   const workloads = base.objects.filter((o) => o.kind === 'Deployment' || o.kind === 'StatefulSet');
   const podOf = (o: K8sObject): PodSpec => (o.spec as { template: { spec: PodSpec } }).template.spec;
   const named = (kind: string, name: string): K8sObject => base.objects.find((o) => o.kind === kind && o.metadata.name === name)!;
+  /** mcp-pin is a container of Envoy's pod. */
+  const container = (deployment: string, name: string): PodSpec['containers'][number] => podOf(named('Deployment', deployment)).containers.find((c) => c.name === name)!;
 
   it('renders offline with kubectl kustomize; the namespace is set once, and the overlay moves everything', () => {
     for (const o of base.objects.filter((x) => x.kind !== 'Namespace')) expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).to.equal('mcp');
@@ -94,9 +98,11 @@ describe('deploy files, checked by the tools operators run', function () {
     const dash = mon.find((o) => o.kind === 'ConfigMap')!;
     expect(JSON.parse(dash.data!['mcp-pin.json']!)).to.deep.equal(JSON.parse(readFileSync(`${root}deploy/grafana/mcp-pin-dashboard.json`, 'utf8')));
     // What the PodMonitors scrape exists on the pods.
-    const ports = (name: string): string[] => podOf(named('Deployment', name)).containers[0]!.ports!.map((p) => p.name);
+    const ports = (name: string): string[] => container('envoy', name).ports!.map((p) => p.name);
     expect(ports('mcp-pin')).to.include('metrics');
     expect(ports('envoy')).to.include('stats');
+    const selects = (name: string): string => (mon.find((o) => o.kind === 'PodMonitor' && o.metadata.name === name)!.spec as { selector: { matchLabels: { app: string } } }).selector.matchLabels.app;
+    expect([selects('mcp-pin'), selects('envoy')]).to.deep.equal(['envoy', 'envoy']);
   });
 
   it('passes hadolint on the Dockerfile', () => {
@@ -114,16 +120,16 @@ describe('deploy files, checked by the tools operators run', function () {
   it('configures mcp-pin from the values Envoy is rendered from (a hashed ConfigMap), the store URL from the Secret', async () => {
     const cm = base.objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('mcp-pin-config-'))!;
     expect(cm.metadata.name).to.match(/^mcp-pin-config-[a-z0-9]{10}$/);
-    const pod = podOf(named('Deployment', 'mcp-pin')) as PodSpec & { volumes: { name: string; configMap?: { name: string } }[] };
-    expect(pod.volumes.find((v) => v.name === 'config')!.configMap!.name).to.equal(cm.metadata.name);
-    const env = Object.fromEntries(pod.containers[0]!.env!.map((e) => [e.name, e.value]));
+    const pod = podOf(named('Deployment', 'envoy'));
+    expect(pod.volumes!.find((v) => v.name === 'mcp-pin-config')!.configMap!.name).to.equal(cm.metadata.name);
+    const env = Object.fromEntries(container('envoy', 'mcp-pin').env!.map((e) => [e.name, e.value]));
     expect(env.MCP_PIN_CONFIG).to.equal('/etc/mcp-pin/values.json');
     // What mcp-pin will run with: loaded as it loads it, from the ConfigMap's own bytes.
     const file = `${tmp}/values.json`;
     writeFileSync(file, cm.data!['values.json']!);
     const { loadConfig } = await import('../../src/config.js');
     const cfg = loadConfig([], { MCP_PIN_CONFIG: file, MCP_PIN_STORE_URL: 'redis://:secret@redis:6379' });
-    expect(cfg).to.include({ listen: '0.0.0.0:50051', recoveryUrl: 'http://envoy-internal:10001', pinAllow: 'dns:mcp-server-pods:8080', pinHeader: 'x-mcp-pin-dst' });
+    expect(cfg).to.include({ listen: 'unix:/run/mcp-pin/mcp-pin.sock', recoveryUrl: 'unix:/run/mcp-pin/envoy-internal.sock', pinAllow: 'dns:mcp-server-pods:8080', pinHeader: 'x-mcp-pin-dst', networkIsClosed: false });
   });
 
   it('ships Envoy configs that real Envoy 1.40 accepts (Kubernetes and compose)', () => {
@@ -137,13 +143,13 @@ describe('deploy files, checked by the tools operators run', function () {
 
   it('meets the restricted Pod Security profile in every pod: numeric non-root user, no escalation, no capabilities, RuntimeDefault seccomp, read-only root', () => {
     expect(base.objects.find((o) => o.kind === 'Namespace')!.metadata.labels!['pod-security.kubernetes.io/enforce']).to.equal('restricted');
-    expect(workloads.map((w) => w.metadata.name).sort()).to.deep.equal(['envoy', 'mcp-pin', 'mcp-server', 'redis']);
+    expect(workloads.map((w) => w.metadata.name).sort()).to.deep.equal(['envoy', 'mcp-server', 'redis']);
     for (const w of workloads) {
       const pod = podOf(w);
       expect(pod.securityContext?.runAsNonRoot, w.metadata.name).to.equal(true);
-      expect(pod.securityContext?.runAsUser, w.metadata.name).to.be.a('number').greaterThan(0);
       expect(pod.securityContext?.seccompProfile?.type, w.metadata.name).to.equal('RuntimeDefault');
       for (const c of pod.containers) {
+        expect(c.securityContext?.runAsUser ?? pod.securityContext?.runAsUser, `${c.name} user`).to.be.a('number').greaterThan(0);
         expect(c.securityContext, c.name).to.deep.include({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true });
         expect(c.securityContext?.capabilities?.drop, c.name).to.deep.equal(['ALL']);
         expect(c.readinessProbe, `${c.name} readiness`).to.not.equal(undefined);
@@ -153,13 +159,15 @@ describe('deploy files, checked by the tools operators run', function () {
     }
     // mcp-pin's image user, which the kubelet must be able to check against runAsNonRoot.
     expect(readFileSync(`${root}Dockerfile`, 'utf8')).to.match(/^USER 10001:10001$/m);
-    expect(podOf(named('Deployment', 'mcp-pin')).securityContext!.runAsUser).to.equal(10001);
+    expect(container('envoy', 'mcp-pin').securityContext!.runAsUser).to.equal(10001);
   });
 
   it('rolls out without errors: PodDisruptionBudgets, drains and grace periods longer than them', () => {
-    for (const name of ['mcp-pin', 'envoy', 'mcp-server']) expect(named('PodDisruptionBudget', name), name).to.not.equal(undefined);
-    // mcp-pin: --drain-delay-ms (2 s) + --drain-grace-ms (10 s).
-    expect(podOf(named('Deployment', 'mcp-pin')).terminationGracePeriodSeconds! * 1000).to.be.greaterThan(12_000);
+    for (const name of ['envoy', 'mcp-server']) expect(named('PodDisruptionBudget', name), name).to.not.equal(undefined);
+    // mcp-pin serves its Envoy until Envoy's drain is over (its preStop), then drains itself: --drain-delay-ms (2 s) + --drain-grace-ms (10 s).
+    const pinWait = Number((container('envoy', 'mcp-pin').lifecycle!.preStop as { exec: { command: string[] } }).exec.command[1]);
+    expect(pinWait).to.be.at.least(Number(/sleep (\d+)$/.exec(envoyPreStop())![1]));
+    expect(podOf(named('Deployment', 'envoy')).terminationGracePeriodSeconds! * 1000).to.be.greaterThan(pinWait * 1000 + 12_000);
     const server = podOf(named('Deployment', 'mcp-server'));
     const wait = (server.containers[0]!.lifecycle?.preStop as { sleep?: { seconds: number } } | undefined)?.sleep?.seconds;
     expect(wait, 'mcp-server preStop').to.be.a('number');
@@ -168,10 +176,12 @@ describe('deploy files, checked by the tools operators run', function () {
     const drain = envoyPreStop();
     expect(drain).to.contain('/drain_listeners?graceful');
     expect(envoy.terminationGracePeriodSeconds!).to.be.greaterThan(Number(/sleep (\d+)$/.exec(drain)![1]));
-    expect((envoy.containers[0]!.readinessProbe as { httpGet: { path: string; port: string } }).httpGet).to.deep.equal({ path: '/ready', port: 'stats' });
+    expect((container('envoy', 'envoy').readinessProbe as { httpGet: { path: string; port: string } }).httpGet).to.deep.equal({ path: '/ready', port: 'stats' });
+    // The kubelet cannot probe a Unix socket: mcp-pin is ready while its store answers (/healthz on the metrics port).
+    expect((container('envoy', 'mcp-pin').readinessProbe as { httpGet: { path: string; port: string } }).httpGet).to.deep.equal({ path: '/healthz', port: 'metrics' });
   });
 
-  const envoyPreStop = (): string => ((podOf(named('Deployment', 'envoy')).containers[0]!.lifecycle!.preStop as { exec: { command: string[] } }).exec.command)[2]!;
+  const envoyPreStop = (): string => ((container('envoy', 'envoy').lifecycle!.preStop as { exec: { command: string[] } }).exec.command)[2]!;
 
   it("serves Envoy's readiness and stats on the stats listener only, and the preStop command really starts Envoy's drain (real Envoy 1.40)", async () => {
     const { startEnvoy } = await import('../helpers/envoy.js');
@@ -195,21 +205,30 @@ describe('deploy files, checked by the tools operators run', function () {
     }
   });
 
-  it('closes the control plane: who may reach mcp-pin, Redis, the MCP pods and Envoy\'s internal listener', () => {
+  it("closes the control plane: mcp-pin and Envoy's internal listener are Unix sockets of one pod; who may reach Redis, the MCP pods and Envoy", () => {
     type Rule = { from?: { podSelector?: { matchLabels: Record<string, string> }; namespaceSelector?: { matchLabels: Record<string, string> } }[]; ports: { port: number }[] };
     const ingress = (name: string): Rule[] => (named('NetworkPolicy', name).spec as { ingress: Rule[] }).ingress;
     const fromApp = (r: Rule): string | undefined => r.from?.[0]?.podSelector?.matchLabels.app;
-    expect(ingress('mcp-pin').map((r) => [fromApp(r) ?? r.from?.[0]?.namespaceSelector?.matchLabels['mcp-pin.io/monitoring'], r.ports[0]!.port])).to.deep.equal([['envoy', 50051], ['true', 9464]]);
-    expect(ingress('redis').map((r) => [fromApp(r), r.ports[0]!.port])).to.deep.equal([['mcp-pin', 6379]]);
+    const pod = podOf(named('Deployment', 'envoy'));
+    // The sockets: an emptyDir of Envoy's pod, mounted by its two containers, in the group both run in.
+    expect(pod.volumes!.find((v) => v.name === 'sockets')!.emptyDir).to.not.equal(undefined);
+    expect(pod.containers.filter((c) => c.volumeMounts?.some((m) => m.name === 'sockets' && m.mountPath === '/run/mcp-pin')).map((c) => c.name).sort()).to.deep.equal(['envoy', 'mcp-pin']);
+    expect(pod.securityContext).to.include({ runAsGroup: 10001, fsGroup: 10001 });
+    // No port of mcp-pin's gRPC, nor of an internal listener, in any container or Service.
+    const containerPorts = workloads.flatMap((w) => podOf(w).containers.flatMap((c) => (c.ports ?? []).map((p) => p.containerPort)));
+    expect(containerPorts).to.not.include.members([50051, 10001]);
+    const servicePorts = base.objects.filter((o) => o.kind === 'Service').flatMap((o) => (o.spec as { ports: { port: number }[] }).ports.map((p) => p.port));
+    expect(servicePorts).to.not.include.members([50051, 10001]);
+    expect(ingress('redis').map((r) => [fromApp(r), r.ports[0]!.port])).to.deep.equal([['envoy', 6379]]);
     expect(ingress('mcp-server').map((r) => [fromApp(r), r.ports[0]!.port])).to.deep.equal([['envoy', 8080]]);
-    expect(ingress('envoy').map((r) => [fromApp(r) ?? r.from?.[0]?.namespaceSelector?.matchLabels['mcp-pin.io/monitoring'] ?? 'anyone', r.ports[0]!.port])).to.deep.equal([['anyone', 10000], ['mcp-pin', 10001], ['true', 9902]]);
+    expect(ingress('envoy').map((r) => [fromApp(r) ?? r.from?.[0]?.namespaceSelector?.matchLabels['mcp-pin.io/monitoring'] ?? 'anyone', r.ports.map((p) => p.port)])).to.deep.equal([['anyone', [10000]], ['true', [9902, 9464]]]);
     // Every workload is selected by a policy.
     const selected = base.objects.filter((o) => o.kind === 'NetworkPolicy').map((o) => (o.spec as { podSelector: { matchLabels: { app: string } } }).podSelector.matchLabels.app);
-    expect(selected.sort()).to.deep.equal(['envoy', 'mcp-pin', 'mcp-server', 'redis']);
+    expect(selected.sort()).to.deep.equal(['envoy', 'mcp-server', 'redis']);
   });
 
   it('gives mcp-pin its Redis password from a Secret through the environment, never a flag, and Redis requires it', () => {
-    const pin = podOf(named('Deployment', 'mcp-pin')).containers[0]!;
+    const pin = container('envoy', 'mcp-pin');
     const url = pin.env!.find((e) => e.name === 'MCP_PIN_STORE_URL')!.value!;
     expect(url).to.equal('redis://:$(REDIS_PASSWORD)@redis:6379');
     expect(JSON.stringify(pin.env!.find((e) => e.name === 'REDIS_PASSWORD'))).to.contain('secretKeyRef');

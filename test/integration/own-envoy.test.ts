@@ -4,11 +4,11 @@
  * Envoy, check that a session is pinned and recovered. Real Envoy 1.40, the
  * installed `mcp-pin` command, SDK pods and the SDK client. The values file
  * changes shared settings away from their defaults (pin header, upstream
- * header, statuses, internal port), so only agreement makes it work.
+ * header, statuses, the sockets), so only agreement makes it work.
  */
 import { expect } from 'chai';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findEnvoy } from '../helpers/envoy.js';
@@ -36,16 +36,18 @@ describe('one values file for Envoy and mcp-pin (issue 20)', function () {
   });
 
   it('renders Envoy and starts mcp-pin from the same file; a session is pinned and recovered through them', async () => {
-    const [grpc, listen, internal, admin] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const [listen, admin] = [await freePort(), await freePort()];
+    // As the doc: mcp-pin beside Envoy, each reaching the other through a Unix socket.
+    const grpcSocket = join(dir, 'mcp-pin.sock');
     const values = join(dir, 'values.json');
     writeFileSync(
       values,
       JSON.stringify({
-        extProc: `127.0.0.1:${grpc}`,
+        extProc: `unix:${grpcSocket}`,
+        internalAddress: `unix:${dir}/envoy-internal.sock`,
         service: `eds:${dir}/eds.json`,
         listenAddress: '127.0.0.1',
         listenPort: listen,
-        internalPort: internal,
         adminPort: admin,
         pinHeader: 'x-team-pin',
         upstreamHeader: 'x-team-reached',
@@ -64,13 +66,13 @@ describe('one values file for Envoy and mcp-pin (issue 20)', function () {
     const pin = new ManagedProcess('mcp-pin', process.execPath, [MCP_PIN, '--config', values]).start();
     procs.push(pin);
     const ready = await pin.waitForJson((o) => o.ready === true);
-    expect(ready.grpcPort, 'listens where Envoy sends ext_proc streams').to.equal(grpc);
+    expect(statSync(grpcSocket).isSocket(), 'listens where Envoy opens ext_proc streams').to.equal(true);
     // 4. Envoy; 5. check: mcp-pin healthy in Envoy, a session pinned, then recovered after its pod restarts.
     const envoy = new ManagedProcess('envoy', findEnvoy(), ['-c', join(dir, 'envoy.yaml'), '--disable-hot-restart']).start();
     procs.push(envoy);
     await eventually(async () => {
       const text = await fetch(`http://127.0.0.1:${admin}/clusters`).then((r) => r.text(), () => '');
-      return text.includes(`mcp_pin::127.0.0.1:${grpc}::health_flags::healthy`);
+      return text.includes(`mcp_pin::${grpcSocket}::health_flags::healthy`);
     }, 'mcp-pin healthy in Envoy', 20_000, 100);
     client = await connectClient(`http://127.0.0.1:${listen}/mcp`);
     const home = (await client.whoami()).pod;

@@ -20,7 +20,7 @@ function problems(argv: string[], env: Record<string, string> = {}): string[] {
 describe('config', () => {
   it('has a default for everything', () => {
     const cfg = loadConfig([], {});
-    expect(cfg).to.include({ listen: '0.0.0.0:50051', storeUrl: 'memory:', pinHeader: 'x-mcp-pin-dst', sessionTtlMs: 7_200_000, storeTimeoutMs: 250 });
+    expect(cfg).to.include({ listen: '127.0.0.1:50051', networkIsClosed: false, storeUrl: 'memory:', pinHeader: 'x-mcp-pin-dst', sessionTtlMs: 7_200_000, storeTimeoutMs: 250 });
     expect(cfg.lostSessionStatuses).to.deep.equal([404, 400]);
   });
 
@@ -40,7 +40,7 @@ describe('config', () => {
       MCP_PIN_RECOVERY_URL: 'not a url',
     });
     expect(p).to.have.length(7);
-    expect(p.join('\n')).to.match(/--listen="nope": expected host:port/);
+    expect(p.join('\n')).to.match(/--listen="nope": expected unix:\/absolute\/path or host:port/);
     expect(p.join('\n')).to.match(/--store-url="mysql:\/\/x": expected memory:, redis:\/\//);
     expect(p.join('\n')).to.match(/MCP_PIN_SESSION_TTL_MS="5"/);
     expect(p.join('\n')).to.match(/MCP_PIN_LOST_SESSION_STATUSES="200"/);
@@ -60,9 +60,9 @@ describe('config', () => {
     const both = problems(['--bogus', '--listen', 'x']);
     expect(both).to.have.length(2);
     expect(both[0]).to.match(/unknown option '--bogus'/);
-    expect(both[1]).to.match(/--listen="x": expected host:port/);
+    expect(both[1]).to.match(/--listen="x": expected unix:\/absolute\/path or host:port/);
     expect(problems(['--listen'])).to.deep.equal(["option '--listen' needs a value"]);
-    expect(problems(['--listen', '0.0.0.0:70000']).join()).to.match(/port must be 0-65535/);
+    expect(problems(['--listen', '0.0.0.0:70000']).join()).to.match(/--listen="0.0.0.0:70000": expected unix:\/absolute\/path or host:port/);
   });
 
   it('documents every option with its env name and default in --help', () => {
@@ -107,14 +107,14 @@ describe('config: one values file for Envoy and mcp-pin (--config)', () => {
     writeFileSync(path, JSON.stringify(values));
     return path;
   };
-  const base = { extProc: '10.0.0.5:50051,10.0.0.6:50051', service: 'eds:/etc/envoy/eds/eds.json' };
+  const base = { extProc: 'unix:/run/mcp-pin/mcp-pin.sock', service: 'eds:/etc/envoy/eds/eds.json' };
   before(() => (dir = mkdtempSync(join(tmpdir(), 'mcp-pin-config-'))));
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('takes every setting both sides use from the template values, and its own from "mcpPin"', () => {
     const path = write({ ...base, pinHeader: 'x-route-to', upstreamHeader: 'x-reached', lostSessionStatuses: [404], internalAddress: '0.0.0.0', internalPort: 11001, mcpPin: { storeUrl: 'redis://redis:6379', keyPrefix: 'team-a:', pinCacheMs: 0 } });
     const cfg = loadConfig(['--config', path], {});
-    expect(cfg).to.include({ pinHeader: 'x-route-to', upstreamHeader: 'x-reached', recoveryUrl: 'http://127.0.0.1:11001', listen: '0.0.0.0:50051', storeUrl: 'redis://redis:6379', keyPrefix: 'team-a:', pinCacheMs: 0 });
+    expect(cfg).to.include({ pinHeader: 'x-route-to', upstreamHeader: 'x-reached', recoveryUrl: 'http://127.0.0.1:11001', listen: 'unix:/run/mcp-pin/mcp-pin.sock', storeUrl: 'redis://redis:6379', keyPrefix: 'team-a:', pinCacheMs: 0 });
     expect(cfg.lostSessionStatuses).to.deep.equal([404]);
     // The same file renders Envoy ("mcpPin" is skipped there).
     expect(paramsFromValues(JSON.parse(readFileSync(path, 'utf8')) as Record<string, string>).pinHeader).to.equal('x-route-to');
@@ -129,13 +129,13 @@ describe('config: one values file for Envoy and mcp-pin (--config)', () => {
 
   it('refuses every disagreement with the Envoy the file renders, one line each', () => {
     const path = write({ ...base, healthCheckIntervalMs: 2000, maxMessageTimeoutMs: 5000 });
-    const found = problems(['--config', path, '--pin-header', 'x-other', '--listen', '0.0.0.0:6000', '--recovery-url', 'http://envoy:9999'], { MCP_PIN_LOST_SESSION_STATUSES: '404', MCP_PIN_UPSTREAM_HEADER: 'x-up' });
+    const found = problems(['--config', path, '--pin-header', 'x-other', '--listen', 'unix:/run/other.sock', '--recovery-url', 'http://envoy:9999'], { MCP_PIN_LOST_SESSION_STATUSES: '404', MCP_PIN_UPSTREAM_HEADER: 'x-up' });
     expect(found).to.have.length(7);
     expect(found.join('\n')).to.contain(`--pin-header=x-other disagrees with pinHeader x-mcp-pin-dst in ${path}`);
     expect(found.join('\n')).to.contain(`--upstream-header=x-up disagrees with upstreamHeader x-mcp-pin-upstream`);
     expect(found.join('\n')).to.contain('--lost-session-statuses=404 disagrees with lostSessionStatuses 400,404');
     expect(found.join('\n')).to.contain('--recovery-url port=9999 disagrees with internalPort 10001');
-    expect(found.join('\n')).to.contain('--listen=0.0.0.0:6000: Envoy sends ext_proc streams to port 50051');
+    expect(found.join('\n')).to.contain('--listen=unix:/run/other.sock: Envoy opens ext_proc streams on unix:/run/mcp-pin/mcp-pin.sock');
     expect(found.join('\n')).to.contain('--recovery-timeout-ms=10000: Envoy waits at most maxMessageTimeoutMs 5000');
     expect(found.join('\n')).to.contain('--drain-delay-ms=2000: Envoy needs two failed health checks (healthCheckIntervalMs 2000');
     // "mcpPin" can disagree too.
@@ -144,7 +144,33 @@ describe('config: one values file for Envoy and mcp-pin (--config)', () => {
   });
 
   it('refuses TLS on one side only', () => {
-    expect(problems(['--config', write({ ...base, extProcTls: '/etc/envoy/c.pem,/etc/envoy/k.pem,/etc/envoy/ca.pem' })])[0]).to.match(/extProcTls in .*: Envoy talks TLS to mcp-pin; give mcp-pin --tls-cert-file/);
+    const tcp = { ...base, extProc: '10.0.0.5:50051,10.0.0.6:50051' };
+    expect(problems(['--config', write({ ...tcp, extProcTls: '/etc/envoy/c.pem,/etc/envoy/k.pem,/etc/envoy/ca.pem' })])).to.have.length(1);
+    expect(problems(['--config', write({ ...tcp, extProcTls: '/etc/envoy/c.pem,/etc/envoy/k.pem,/etc/envoy/ca.pem' })])[0]).to.match(/extProcTls in .*: Envoy talks TLS to mcp-pin; give mcp-pin --tls-cert-file/);
+    // TLS is for TCP: a Unix socket is guarded by its file mode.
+    expect(problems(['--config', write({ ...base, extProcTls: '/etc/envoy/c.pem,/etc/envoy/k.pem,/etc/envoy/ca.pem' })]).join()).to.contain('extProcTls: TLS is for host:port replicas');
+  });
+
+  it('closes the control plane: Unix sockets from the values (one per replica), loopback by default, a network address only with mutual TLS or the operator\'s word', () => {
+    // One socket: listen there; the internal listener's socket is the recovery URL.
+    const one = loadConfig(['--config', write({ ...base, internalAddress: 'unix:/run/mcp-pin/envoy-internal.sock' })], {});
+    expect(one).to.include({ listen: 'unix:/run/mcp-pin/mcp-pin.sock', recoveryUrl: 'unix:/run/mcp-pin/envoy-internal.sock' });
+    // Several (compose): each replica names its own, and only one of them.
+    const two = write({ ...base, extProc: 'unix:/run/mcp-pin/a.sock,unix:/run/mcp-pin/b.sock' });
+    expect(loadConfig(['--config', two, '--listen', 'unix:/run/mcp-pin/b.sock'], {}).listen).to.equal('unix:/run/mcp-pin/b.sock');
+    expect(problems(['--config', two, '--listen', 'unix:/run/mcp-pin/c.sock']).join()).to.contain('Envoy opens ext_proc streams on unix:/run/mcp-pin/a.sock or unix:/run/mcp-pin/b.sock');
+    // Replicas on loopback: derived on loopback, served as is.
+    expect(loadConfig(['--config', write({ ...base, extProc: '127.0.0.1:7001' })], {}).listen).to.equal('127.0.0.1:7001');
+    // On a network: refused, unless the operator says the network is closed (flag, environment or "mcpPin").
+    const tcp = write({ ...base, extProc: '10.0.0.5:50051' });
+    expect(problems(['--config', tcp]).join()).to.contain("--listen=0.0.0.0:50051: the gRPC port is mcp-pin's control plane");
+    expect(loadConfig(['--config', tcp, '--network-is-closed', 'true'], {}).networkIsClosed).to.equal(true);
+    expect(loadConfig(['--config', write({ ...base, extProc: '10.0.0.5:50051', mcpPin: { networkIsClosed: true } })], {}).listen).to.equal('0.0.0.0:50051');
+    expect(problems(['--network-is-closed', 'yes']).join()).to.contain('expected true or false');
+    expect(problems(['--listen', 'unix:relative.sock']).join()).to.contain('expected unix:/absolute/path or host:port');
+    expect(problems(['--recovery-url', 'unix:relative']).join()).to.contain('expected http://host:port or unix:/absolute/path');
+    expect(loadConfig(['--listen', '[::1]:50051'], {}).listen).to.equal('[::1]:50051');
+    expect(loadConfig(['--listen', 'localhost:50051'], {}).listen).to.equal('localhost:50051');
   });
 
   it('reports a missing file, bad JSON, bad template values and unknown mcp-pin settings, all at once', () => {

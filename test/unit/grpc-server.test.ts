@@ -8,9 +8,14 @@ import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import { once } from 'node:events';
 import { connect } from 'node:http2';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { PinError } from '../../src/errors.js';
 import { ExtProcService } from '../../src/extproc/server.js';
-import { createGrpcServer, listen, shutdown } from '../../src/grpc-server.js';
+import { createGrpcServer, listen, shutdown, SOCKET_MODE } from '../../src/grpc-server.js';
 import { Health } from '../../src/health.js';
 import { MemoryStore } from '../../src/sessions/memory-store.js';
 import { extProcClient, healthClient, healthWatch } from '../helpers/grpc-clients.js';
@@ -35,7 +40,7 @@ describe('gRPC server (grpc-js)', function () {
     service = new ExtProcService({ store, cfg: { pinHeader: 'x-mcp-pin-dst', maxInitBodyBytes: 1024, maxSessionIdLength: 64, lostSessionStatuses: [404] }, log: silentLog, metrics: newMetrics() });
     service.addTo(server);
     health.addTo(server);
-    port = await listen(server, '127.0.0.1', 0);
+    port = await listen(server, { kind: 'tcp', host: '127.0.0.1', port: 0 });
   });
   afterEach(() => shutdown(server, 1000));
   after(() => store.close());
@@ -147,5 +152,60 @@ describe('gRPC server (grpc-js)', function () {
     } finally {
       client.close();
     }
+  });
+
+  describe('on a Unix socket (the shipped deployments: only what can open the file reaches the control plane)', () => {
+    let dir: string;
+    beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'mcp-pin-sock-'))));
+    afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+    it('serves ext_proc and health there, with mode 0660 (owner and group only)', async () => {
+      const path = join(dir, 'grpc.sock');
+      const unixServer = createGrpcServer();
+      const serving = new Health();
+      serving.set('SERVING');
+      serving.addTo(unixServer);
+      expect(await listen(unixServer, { kind: 'unix', path })).to.equal(0);
+      try {
+        expect(statSync(path).isSocket()).to.equal(true);
+        expect(statSync(path).mode & 0o777).to.equal(SOCKET_MODE).and.to.equal(0o660);
+        const h = healthClient(`unix:${path}`);
+        try {
+          expect(await h.check('')).to.equal('SERVING');
+        } finally {
+          h.close();
+        }
+      } finally {
+        await shutdown(unixServer, 1000);
+      }
+    });
+
+    it('replaces a socket left by a process that died, but never one a live process serves, nor a file that is not a socket', async () => {
+      const path = join(dir, 'grpc.sock');
+      // A dead process's socket: a process that listened there and was killed (SIGKILL unlinks nothing).
+      const dead = spawn(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(path)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+      await once(dead.stdout!, 'data');
+      dead.kill('SIGKILL');
+      await once(dead, 'exit');
+      expect(statSync(path).isSocket()).to.equal(true);
+      const first = createGrpcServer();
+      await listen(first, { kind: 'unix', path });
+      try {
+        const second = createGrpcServer();
+        const err = await listen(second, { kind: 'unix', path }).then(() => undefined, (e: unknown) => e as PinError);
+        expect(err?.code).to.equal('MCP_PIN_LISTEN_FAILED');
+        expect(err?.message).to.match(/another process serves it/);
+        second.forceShutdown();
+      } finally {
+        await shutdown(first, 1000);
+      }
+      const file = join(dir, 'not-a-socket');
+      writeFileSync(file, 'x');
+      const third = createGrpcServer();
+      const err = await listen(third, { kind: 'unix', path: file }).then(() => undefined, (e: unknown) => e as PinError);
+      expect(err?.message).to.match(/not a socket is in the way/);
+      expect(readFileSync(file, 'utf8')).to.equal('x');
+      third.forceShutdown();
+    });
   });
 });

@@ -83,23 +83,45 @@ describe('packaging: docker-compose.yml and Dockerfile', () => {
     }
   });
 
-  it('gives pods and replicas the addresses the Envoy config names, and pins only to the pods', async () => {
-    const ip = (n: string) => compose.services[n]!.networks!.mcp!.ipv4_address;
+  it('gives pods the addresses the Envoy config names, pins only to the pods, and closes every control surface to them', async () => {
+    type Svc = { networks?: string[] | Record<string, { ipv4_address?: string }>; volumes?: string[]; environment?: Record<string, string>; user?: string; ports?: string[] };
+    const svc = (n: string): Svc => compose.services[n] as Svc;
+    const networksOf = (n: string): string[] => {
+      const nets = svc(n).networks ?? [];
+      return Array.isArray(nets) ? nets : Object.keys(nets);
+    };
+    const ip = (n: string) => (svc(n).networks as Record<string, { ipv4_address: string }>).mcp!.ipv4_address;
     expect([ip('pod1'), ip('pod2')]).to.deep.equal(COMPOSE.pods.map((p) => p.host));
-    expect([ip('mcp-pin-1'), ip('mcp-pin-2')]).to.deep.equal(COMPOSE.mcpPin.map((p) => p.host));
+    // The pods share a network with Envoy only; Redis and mcp-pin are on another, which no pod joins.
+    for (const pod of ['pod1', 'pod2']) expect(networksOf(pod)).to.deep.equal(['mcp']);
+    for (const n of ['mcp-pin-1', 'mcp-pin-2', 'redis']) expect(networksOf(n), n).to.deep.equal(['store']);
+    expect(networksOf('envoy')).to.deep.equal(['mcp']);
+    // mcp-pin's gRPC port and Envoy's internal listener: sockets on a volume only Envoy and mcp-pin mount.
+    const mounting = Object.keys(compose.services).filter((n) => (svc(n).volumes ?? []).some((v) => v.startsWith('mcp-pin-sockets:')));
+    expect(mounting.sort()).to.deep.equal(['envoy', 'mcp-pin-1', 'mcp-pin-2']);
+    expect(svc('envoy').user).to.equal('101:10001');
     const envoyYaml = read('deploy/compose/envoy.yaml');
-    for (const p of COMPOSE.mcpPin) expect(envoyYaml).to.contain(`address: "${p.host}", port_value: ${p.port}`);
-    // mcp-pin reads the file Envoy's config is rendered from (and checks they agree).
-    expect(compose.services['mcp-pin-1']!.environment).to.deep.equal({ MCP_PIN_CONFIG: '/etc/mcp-pin/values.json' });
-    expect((compose.services['mcp-pin-2'] as { volumes?: string[] }).volumes).to.deep.equal(['./deploy/compose/values.json:/etc/mcp-pin/values.json:ro']);
+    for (const path of COMPOSE.mcpPinSockets) expect(envoyYaml).to.contain(`pipe: { path: "${path}" }`);
+    expect(envoyYaml).to.contain(`pipe: { path: "${COMPOSE.internalSocket}", mode: 432 }`);
+    // mcp-pin reads the file Envoy's config is rendered from (and checks they agree); each replica its own socket.
     const { loadConfig } = await import('../../src/config.js');
-    const cfg = loadConfig([], { MCP_PIN_CONFIG: new URL("deploy/compose/values.json", root).pathname });
-    expect(cfg).to.include({ storeUrl: 'redis://redis:6379', recoveryUrl: 'http://envoy:10001', listen: '0.0.0.0:50051', metricsListen: '0.0.0.0:9464' });
-    expect(compose.services.envoy!.ports).to.deep.equal(['127.0.0.1:${MCP_PIN_PORT:-10000}:10000']);
+    for (const [i, name] of ['mcp-pin-1', 'mcp-pin-2'].entries()) {
+      const env = svc(name).environment!;
+      expect(env).to.deep.equal({ MCP_PIN_CONFIG: '/etc/mcp-pin/values.json', MCP_PIN_LISTEN: `unix:${COMPOSE.mcpPinSockets[i]}` });
+      expect(svc(name).volumes).to.deep.equal(['./deploy/compose/values.json:/etc/mcp-pin/values.json:ro', 'mcp-pin-sockets:/run/mcp-pin']);
+      const cfg = loadConfig([], { ...env, MCP_PIN_CONFIG: new URL('deploy/compose/values.json', root).pathname });
+      expect(cfg).to.include({ storeUrl: 'redis://redis:6379', recoveryUrl: `unix:${COMPOSE.internalSocket}`, listen: env.MCP_PIN_LISTEN, metricsListen: '0.0.0.0:9464', networkIsClosed: false });
+    }
+    // Published to the host: Envoy's public listener and mcp-pin's metrics, on loopback only; nothing else.
+    for (const n of Object.keys(compose.services)) for (const p of svc(n).ports ?? []) expect(p, n).to.match(/^127\.0\.0\.1:/);
+    expect(svc('envoy').ports).to.deep.equal(['127.0.0.1:${MCP_PIN_PORT:-10000}:10000']);
+    const cfg = loadConfig([], { MCP_PIN_CONFIG: new URL('deploy/compose/values.json', root).pathname, MCP_PIN_LISTEN: `unix:${COMPOSE.mcpPinSockets[0]}` });
     const { PinAllowlist } = await import('../../src/pin-allowlist.js');
     const allow = new PinAllowlist(cfg.pinAllow);
     for (const p of COMPOSE.pods) expect(allow.allows(`${p.host}:${p.port}`), p.host).to.equal(true);
-    for (const other of ['172.28.0.5:6379', '172.28.0.2:9901', '172.28.0.21:50051']) expect(allow.allows(other), other).to.equal(false);
+    for (const other of ['172.28.0.5:6379', '172.28.0.2:9901', '172.28.0.2:10000']) expect(allow.allows(other), other).to.equal(false);
+    // The image makes the socket folder for its user and group only.
+    expect(dockerfile).to.contain('mkdir -p /run/mcp-pin && chown 10001:10001 /run/mcp-pin && chmod 0770 /run/mcp-pin');
   });
 
   it('builds and runs on Node 24 LTS, and ships the protos the gRPC server loads at run time', () => {

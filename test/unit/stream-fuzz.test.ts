@@ -74,7 +74,7 @@ describe('ext_proc stream handler under random input', function () {
     server = createGrpcServer({ maxMessageBytes: 1024 * 1024 });
     service = new ExtProcService({ store, cfg: { pinHeader: 'x-mcp-pin-dst', maxInitBodyBytes: 1024, maxSessionIdLength: 64, lostSessionStatuses: [404] }, log: silentLog, metrics: newMetrics() });
     service.addTo(server);
-    port = await listen(server, '127.0.0.1', 0);
+    port = await listen(server, { kind: 'tcp', host: '127.0.0.1', port: 0 });
     client = extProcClient(port);
   });
   after(async () => {

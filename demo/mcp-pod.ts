@@ -20,7 +20,9 @@
  *
  * Besides MCP on every path, it serves GET /_record: what it saw, so tests can
  * assert where each request really landed; POST /_notify: sends a log
- * notification to every session's standalone GET stream.
+ * notification to every session's standalone GET stream; POST
+ * /_next-session-id: the next initialize hands out the id in the body (a
+ * compromised pod taking another session's id).
  * Prints one JSON line {"listening": "host:port"} when ready.
  */
 import { randomUUID } from 'node:crypto';
@@ -50,13 +52,15 @@ interface Seen {
   /** The MCP-Protocol-Version header, if any. */
   protocolVersion?: string;
   status?: number;
-  /** Any x-mcp-pin-* header that reached the pod (it never should). */
+  /** Any x-mcp-pin-* header that reached the pod, as "name: value" (none should, but mcp-pin's own x-mcp-pin-searched on a session search). */
   pinHeaders?: string[];
 }
 const record = { name, initialize: [] as string[], initialized: [] as string[], requests: [] as Seen[], deleted: [] as string[], reads: [] as string[] };
 const sessions = new Map<string, { transport: StreamableHTTPServerTransport; server: McpServer }>();
 let inFlight = 0;
 let stopping = false;
+/** Set by POST /_next-session-id: the id the next initialize hands out. */
+let nextSessionId: string | undefined;
 let lastRequestAt = 0;
 
 function newServer(getSessionId: () => string | undefined): McpServer {
@@ -140,6 +144,11 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 
 async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
   if (req.url === '/_record' && req.method === 'GET') return sendJson(res, 200, record);
+  // A compromised pod, for the tests: the next initialize hands out this id (another client's, say).
+  if (req.url === '/_next-session-id' && req.method === 'POST') {
+    nextSessionId = (await readBody(req)).toString('utf8');
+    return sendJson(res, 200, { nextSessionId });
+  }
   if (req.url === '/_notify' && req.method === 'POST') {
     let sent = 0;
     for (const { server } of sessions.values()) {
@@ -163,7 +172,9 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
   const seen: Seen = { httpMethod: req.method ?? '', sessionId: sid, rpcMethod: methods[0] ?? null };
   const version = req.headers['mcp-protocol-version'];
   if (typeof version === 'string') seen.protocolVersion = version;
-  const leaked = Object.keys(req.headers).filter((h) => h.startsWith('x-mcp-pin'));
+  const leaked = Object.entries(req.headers)
+    .filter(([h]) => h.startsWith('x-mcp-pin'))
+    .map(([h, v]) => `${h}: ${String(v)}`);
   if (leaked.length > 0) seen.pinHeaders = leaked;
   record.requests.push(seen);
   res.on('finish', () => (seen.status = res.statusCode));
@@ -201,7 +212,11 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
     let id: string | undefined;
     const server = newServer(() => id);
     const transport = new StreamableHTTPServerTransport({
-      sessionIdGenerator: () => `${name}-${randomUUID()}`,
+      sessionIdGenerator: () => {
+        const forced = nextSessionId;
+        nextSessionId = undefined;
+        return forced ?? `${name}-${randomUUID()}`;
+      },
       enableJsonResponse: json,
       onsessioninitialized: (newId) => {
         id = newId;

@@ -178,8 +178,14 @@ export class Exchange {
       // session, and the 404 there would end a session that lives elsewhere.
       pin = this.method === 'DELETE' ? await this.deps.store.load(sid) : await this.deps.store.lookup(sid);
     } catch (err) {
-      this.kind = 'passthrough';
-      return { response: this.storeFailure('lookup', err), next: 'done' };
+      if (!(err instanceof StoreError && err.code === 'MCP_PIN_STORE_CORRUPT')) {
+        this.kind = 'passthrough';
+        return { response: this.storeFailure('lookup', err), next: 'done' };
+      }
+      // The store dropped a record it could not use: find the session on the
+      // pods as for any id the store does not know (and adopt it there).
+      this.storeCorrupt(this.method === 'DELETE' ? 'load' : 'lookup', sid, err);
+      pin = null;
     }
     const allowed = pin ? this.allowed(pin.pod) : true;
     if (pin && allowed !== true && !(await allowed)) {
@@ -261,11 +267,19 @@ export class Exchange {
       log.error({ reported, validSessionId }, 'initialize not pinned: Envoy reported no usable upstream.address (check response_attributes and --pin-allow) or the session id is invalid');
       return errorResponse('MCP_PIN_NO_UPSTREAM_ADDRESS');
     }
+    let created: boolean;
     try {
-      await this.deps.store.create(sid, { pod, backendSessionId: sid, initBody: this.initBody, initPath: this.path.length <= MAX_INIT_PATH_LENGTH ? this.path : null });
+      created = await this.deps.store.create(sid, { pod, backendSessionId: sid, initBody: this.initBody, initPath: this.path.length <= MAX_INIT_PATH_LENGTH ? this.path : null });
     } catch (err) {
       // The client must not get a session that no replica can route.
       return this.storeFailure('create', err);
+    }
+    if (!created) {
+      // Another session holds this id: its pin stays. The pod is buggy or
+      // compromised (ids are random); this client gets no session.
+      metrics.outcome('session_id_taken');
+      log.error({ session: sessionTag(sid), pod }, 'initialize answered with a session id already pinned: refused, the existing session keeps its pin');
+      return errorResponse('MCP_PIN_SESSION_ID_TAKEN');
     }
     metrics.outcome('initialize_recorded');
     log.info({ session: sessionTag(sid), pod, initBodyKept: this.initBody !== null }, 'pin recorded');
@@ -338,6 +352,12 @@ export class Exchange {
       this.deps.log.warn({ session: sessionTag(sid), err: (err as Error).message }, 'could not adopt session');
     }
     return continueResponseHeaders();
+  }
+
+  private storeCorrupt(op: string, sid: string, err: StoreError): void {
+    this.deps.metrics.storeErrors.inc({ op, code: err.code });
+    this.deps.metrics.outcome('corrupt_record');
+    this.deps.log.error({ op, code: err.code, session: sessionTag(sid), err: err.message }, 'session record unreadable: dropped; the session is searched for on the pods');
   }
 
   private storeFailure(op: string, err: unknown): ProcessingResponse {

@@ -80,6 +80,7 @@ export class HttpRecoverer implements Recoverer {
       case 'failed':
         timer({ result: 'failed' });
         metrics.outcome('recovery_failed');
+        if (plan.code === 'MCP_PIN_STORE_CORRUPT') metrics.storeErrors.inc({ op: 'load', code: plan.code });
         log.warn({ session: tag, pod: attempt.pod, code: plan.code }, 'recovery failed');
         break;
       case 'relay':

@@ -87,9 +87,9 @@ export class CachedStore implements SessionStore {
     return pin;
   }
 
-  async create(sid: string, s: NewSession): Promise<void> {
+  async create(sid: string, s: NewSession): Promise<boolean> {
     this.cache.delete(sid);
-    await this.inner.create(sid, s);
+    return this.inner.create(sid, s);
   }
 
   async adopt(sid: string, pod: string): Promise<boolean> {

@@ -99,9 +99,10 @@ export class MemoryStore implements SessionStore, SessionInspector {
     return { pod: e.pod, backendSessionId: e.backendSessionId, generation: e.generation };
   }
 
-  async create(sid: string, s: NewSession): Promise<void> {
+  async create(sid: string, s: NewSession): Promise<boolean> {
     const now = this.now();
-    if (!this.sessions.has(sid) && this.sessions.size >= this.maxEntries) {
+    if (this.live(sid)) return false;
+    if (this.sessions.size >= this.maxEntries) {
       // A sweep walks every session: at most one a second while full, so
       // refused initializes cost no more than that.
       if (now - this.lastFullSweepMs >= 1000) {
@@ -120,12 +121,11 @@ export class MemoryStore implements SessionStore, SessionInspector {
       lastSeenAtMs: now,
       expiresAtMs: now + this.ttlMs,
     });
+    return true;
   }
 
   async adopt(sid: string, pod: string): Promise<boolean> {
-    if (this.live(sid)) return false;
-    await this.create(sid, { pod, backendSessionId: sid, initBody: null, initPath: null });
-    return true;
+    return this.create(sid, { pod, backendSessionId: sid, initBody: null, initPath: null });
   }
 
   async load(sid: string): Promise<SessionRecord | null> {

@@ -5,6 +5,10 @@
  *   <prefix>{S}       hash: pod, bsid, gen, init, path, created, seen (sliding TTL)
  *   <prefix>{S}:lock  recovery lock: a random token, with expiry
  *
+ * A record that is not what mcp-pin writes (another type, missing or
+ * malformed fields) is dropped where it is read and reported as
+ * MCP_PIN_STORE_CORRUPT (stored-record.ts); a lock without expiry is given one.
+ *
  * ioredis defaults are wrong for a request path (offline queue, 20 retries,
  * no command timeout): here a command either answers within storeTimeoutMs
  * or fails with a StoreError, and nothing queues while Redis is away.
@@ -14,11 +18,14 @@ import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { PinError, StoreError } from '../errors.js';
 import { parseRedisUrl } from './redis-url.js';
 import type { NewSession, Pin, SessionInfo, SessionInspector, SessionPage, SessionRecord, SessionStore, StoreOptions } from './store.js';
+import { checkInitPath, checkPin } from './stored-record.js';
 
 const lua = (name: string): string => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
 
 interface ScriptCommands {
-  mcppinLookup(key: string, ttlMs: number, nowMs: number, slideStepMs: number): Promise<[string, string, string] | null>;
+  mcppinLookup(key: string, ttlMs: number, nowMs: number, slideStepMs: number): Promise<[string | null, string | null, string | null] | null>;
+  mcppinDropCorrupt(key: string, how: 'type' | 'fields', pod?: string, bsid?: string, gen?: string): Promise<number>;
+  mcppinLock(key: string, token: string, ttlMs: number): Promise<number>;
   mcppinCreate(key: string, ttlMs: number, nowMs: number, pod: string, bsid: string, init: Buffer, path: string): Promise<number>;
   mcppinReplacePin(key: string, ttlMs: number, nowMs: number, gen: number, pod: string, bsid: string): Promise<number>;
   mcppinUnlock(key: string, token: string): Promise<number>;
@@ -88,8 +95,10 @@ export class RedisStore implements SessionStore, SessionInspector {
     // Errors reach callers through rejected commands; the connection's own
     // error events (reconnect noise) must not crash the process.
     redis.on('error', () => {});
-    redis.defineCommand('mcppinLookup', { numberOfKeys: 1, lua: lua('lookup-1') });
-    redis.defineCommand('mcppinCreate', { numberOfKeys: 1, lua: lua('create-1') });
+    redis.defineCommand('mcppinLookup', { numberOfKeys: 1, lua: lua('lookup-2') });
+    redis.defineCommand('mcppinDropCorrupt', { numberOfKeys: 1, lua: lua('drop-corrupt-1') });
+    redis.defineCommand('mcppinLock', { numberOfKeys: 1, lua: lua('lock-1') });
+    redis.defineCommand('mcppinCreate', { numberOfKeys: 1, lua: lua('create-2') });
     redis.defineCommand('mcppinReplacePin', { numberOfKeys: 1, lua: lua('replace-pin-1') });
     redis.defineCommand('mcppinUnlock', { numberOfKeys: 1, lua: lua('unlock-1') });
     redis.defineCommand('mcppinRemoveIfGeneration', { numberOfKeys: 1, lua: lua('remove-if-generation-1') });
@@ -139,22 +148,50 @@ export class RedisStore implements SessionStore, SessionInspector {
         },
         (err: unknown) => {
           clearTimeout(timer);
-          reject(new StoreError('MCP_PIN_STORE_UNAVAILABLE', `Redis ${what} failed (connection ${this.redis.status})`, err));
+          // A key of another type under a session's name: Redis answered, the data is wrong.
+          if (/WRONGTYPE/.test((err as Error)?.message ?? '')) reject(new StoreError('MCP_PIN_STORE_CORRUPT', `Redis ${what}: the key is not a session record (wrong type)`, err));
+          else reject(new StoreError('MCP_PIN_STORE_UNAVAILABLE', `Redis ${what} failed (connection ${this.redis.status})`, err));
         },
       );
     });
   }
 
   async lookup(sid: string): Promise<Pin | null> {
-    const v = await this.run('lookup', () => this.redis.mcppinLookup(this.key(sid), this.ttlMs, this.now(), this.slideStepMs));
+    const v = await this.dropIfWrongType(sid, () => this.run('lookup', () => this.redis.mcppinLookup(this.key(sid), this.ttlMs, this.now(), this.slideStepMs)));
     if (!v) return null;
-    return { pod: v[0], backendSessionId: v[1], generation: Number(v[2]) };
+    const pin = checkPin(v[0], v[1], v[2]);
+    if (!pin.ok) return this.dropCorrupt(sid, v, pin.reason);
+    return pin.value;
   }
 
-  async create(sid: string, s: NewSession): Promise<void> {
-    await this.run('create', () =>
+  /**
+   * A record mcp-pin cannot use is removed (it can route nothing, and would
+   * hold its id for ever) and reported with its own code: the caller treats
+   * the session as one the store does not know, and finds it on the pods.
+   */
+  private async dropCorrupt(sid: string, fields: readonly (string | null)[], reason: string): Promise<never> {
+    const [pod, bsid, gen] = fields.map((f) => f ?? '');
+    await this.run('drop', () => this.redis.mcppinDropCorrupt(this.key(sid), 'fields', pod, bsid, gen)).catch(() => {});
+    throw new StoreError('MCP_PIN_STORE_CORRUPT', `the stored record is not a session record mcp-pin wrote (${reason}): dropped`);
+  }
+
+  private async dropIfWrongType<T>(sid: string, op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (err) {
+      if (err instanceof StoreError && err.code === 'MCP_PIN_STORE_CORRUPT') {
+        await this.run('drop', () => this.redis.mcppinDropCorrupt(this.key(sid), 'type')).catch(() => {});
+        throw new StoreError('MCP_PIN_STORE_CORRUPT', `${err.message}: dropped`, err.cause);
+      }
+      throw err;
+    }
+  }
+
+  async create(sid: string, s: NewSession): Promise<boolean> {
+    const r = await this.run('create', () =>
       this.redis.mcppinCreate(this.key(sid), this.ttlMs, this.now(), s.pod, s.backendSessionId, s.initBody ?? Buffer.alloc(0), s.initPath ?? ''),
     );
+    return r === 1;
   }
 
   async adopt(sid: string, pod: string): Promise<boolean> {
@@ -163,19 +200,21 @@ export class RedisStore implements SessionStore, SessionInspector {
   }
 
   async load(sid: string): Promise<SessionRecord | null> {
-    const v = await this.run('load', () =>
-      this.redis.hmgetBuffer(this.key(sid), 'pod', 'bsid', 'gen', 'init', 'path', 'created', 'seen'),
-    );
+    const key = this.key(sid);
+    const v = await this.dropIfWrongType(sid, () => this.run('load', () => this.redis.hmgetBuffer(key, 'pod', 'bsid', 'gen', 'init', 'path', 'created', 'seen')));
     const [pod, bsid, gen, init, path, created, seen] = v;
-    if (!pod || !bsid || !gen) return null;
+    if (v.every((f) => f === null) && (await this.run('load', () => this.redis.exists(key))) === 0) return null;
+    const fields = [pod, bsid, gen].map((f) => (f ? f.toString() : null));
+    const pin = checkPin(fields[0]!, fields[1]!, fields[2]!);
+    if (!pin.ok) return this.dropCorrupt(sid, fields, pin.reason);
+    const initPath = checkInitPath(path?.toString() ?? '');
+    if (!initPath.ok) return this.dropCorrupt(sid, fields, initPath.reason);
     return {
-      pod: pod.toString(),
-      backendSessionId: bsid.toString(),
-      generation: Number(gen.toString()),
+      ...pin.value,
       initBody: init && init.length > 0 ? init : null,
-      initPath: path && path.length > 0 ? path.toString() : null,
-      createdAtMs: Number(created?.toString() ?? 0),
-      lastSeenAtMs: Number(seen?.toString() ?? 0),
+      initPath: initPath.value,
+      createdAtMs: Number(created?.toString() ?? 0) || 0,
+      lastSeenAtMs: Number(seen?.toString() ?? 0) || 0,
     };
   }
 
@@ -196,8 +235,8 @@ export class RedisStore implements SessionStore, SessionInspector {
   }
 
   async tryLock(sid: string, token: string, ttlMs: number): Promise<boolean> {
-    const r = await this.run('lock', () => this.redis.set(`${this.key(sid)}:lock`, token, 'PX', ttlMs, 'NX'));
-    return r === 'OK';
+    const r = await this.run('lock', () => this.redis.mcppinLock(`${this.key(sid)}:lock`, token, ttlMs));
+    return r === 1;
   }
 
   async unlock(sid: string, token: string): Promise<void> {

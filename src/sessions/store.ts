@@ -34,8 +34,12 @@ export interface SessionRecord extends Pin {
 export interface SessionStore {
   /** The pin, or null. Extends the sliding TTL and records last-seen. */
   lookup(clientSessionId: string): Promise<Pin | null>;
-  /** Records a new session (generation 1), replacing any record under that id. */
-  create(clientSessionId: string, session: NewSession): Promise<void>;
+  /**
+   * Records a new session (generation 1) only if nothing is recorded under
+   * that id; false when the id is taken. A new session never overwrites
+   * another's pin.
+   */
+  create(clientSessionId: string, session: NewSession): Promise<boolean>;
   /**
    * Records a session only if the id is unknown (after store data loss, when
    * a pod proved it holds the session). Returns true when adopted.

@@ -27,7 +27,7 @@ export class TimedStore implements SessionStore {
   lookup(sid: string): Promise<Pin | null> {
     return this.timed('lookup', this.inner.lookup(sid));
   }
-  create(sid: string, s: NewSession): Promise<void> {
+  create(sid: string, s: NewSession): Promise<boolean> {
     return this.timed('create', this.inner.create(sid, s));
   }
   adopt(sid: string, pod: string): Promise<boolean> {

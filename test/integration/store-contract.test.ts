@@ -65,8 +65,8 @@ function contract(name: string, make: (ttlMs: number) => Promise<SessionStore>, 
     it('keeps the path the session was initialized on (where recovery pings), and null when none was given', async () => {
       await store.create('p', { pod: '10.0.0.1:1', backendSessionId: 'p', initBody: Buffer.from('{}'), initPath: '/mcp?tenant=a' });
       expect((await store.load('p'))!.initPath).to.equal('/mcp?tenant=a');
-      await store.create('p', { pod: '10.0.0.1:1', backendSessionId: 'p', initBody: null });
-      expect((await store.load('p'))!.initPath, 'create replaces the whole record').to.equal(null);
+      await store.create('p2', { pod: '10.0.0.1:1', backendSessionId: 'p2', initBody: null });
+      expect((await store.load('p2'))!.initPath).to.equal(null);
       await store.adopt('adopted', '10.0.0.1:1');
       expect((await store.load('adopted'))!.initPath).to.equal(null);
     });
@@ -79,10 +79,21 @@ function contract(name: string, make: (ttlMs: number) => Promise<SessionStore>, 
       expect(await store.replacePin('missing', 1, '10.0.0.3:3', 'b3')).to.equal(null);
     });
 
-    it('create replaces an existing record and restarts its generation', async () => {
-      await store.create('r', { pod: '10.0.0.1:1', backendSessionId: 'r', initBody: null });
+    it('never lets a new session overwrite another: create of a taken id is refused and changes nothing', async () => {
+      expect(await store.create('r', { pod: '10.0.0.1:1', backendSessionId: 'r', initBody: Buffer.from('{"victim":1}'), initPath: '/mcp' })).to.equal(true);
       await store.replacePin('r', 1, '10.0.0.2:2', 'x');
-      await store.create('r', { pod: '10.0.0.9:9', backendSessionId: 'r', initBody: null });
+      expect(await store.create('r', { pod: '10.0.0.9:9', backendSessionId: 'r', initBody: Buffer.from('{"attacker":1}'), initPath: '/evil' })).to.equal(false);
+      expect(await store.lookup('r')).to.deep.equal({ pod: '10.0.0.2:2', backendSessionId: 'x', generation: 2 });
+      const rec = await store.load('r');
+      expect(rec!.initBody!.toString()).to.equal('{"victim":1}');
+      expect(rec!.initPath).to.equal('/mcp');
+      // An adopted record is a session too.
+      expect(await store.adopt('ad', '10.0.0.1:1')).to.equal(true);
+      expect(await store.create('ad', { pod: '10.0.0.9:9', backendSessionId: 'ad', initBody: null })).to.equal(false);
+      expect(await store.lookup('ad')).to.deep.equal({ pod: '10.0.0.1:1', backendSessionId: 'ad', generation: 1 });
+      // Once removed (DELETE), the id is free again.
+      await store.remove('r');
+      expect(await store.create('r', { pod: '10.0.0.9:9', backendSessionId: 'r', initBody: null })).to.equal(true);
       expect(await store.lookup('r')).to.deep.equal({ pod: '10.0.0.9:9', backendSessionId: 'r', generation: 1 });
     });
 
@@ -147,6 +158,70 @@ function contract(name: string, make: (ttlMs: number) => Promise<SessionStore>, 
   });
 }
 
+/**
+ * Garbage in a store others can write to (Redis: by hand, a restore of old or
+ * foreign data, another program on the same keys). The memory store lives in
+ * mcp-pin's own process: nobody else can write to it.
+ */
+function corruption(name: string, make: () => Promise<RedisStore>): void {
+  describe(`corrupt entries: ${name}`, function () {
+    let store: RedisStore;
+    beforeEach(async () => (store = await make()));
+    afterEach(async () => store.close());
+    const key = (sid: string): string => `${store['prefix'] as string}{${sid}}`;
+    const good = { pod: '10.0.0.1:8080', bsid: 'b1', gen: '1', init: '{}', path: '/mcp', created: '1', seen: '1' };
+    const cases: [string, (sid: string) => Promise<unknown>][] = [
+      ['a key of another type (a string)', (sid) => store.redis.set(key(sid), 'garbage')],
+      ['a key of another type (a list)', (sid) => store.redis.rpush(key(sid), 'a', 'b')],
+      ['a hash without its backend id', (sid) => store.redis.hset(key(sid), { ...good, bsid: undefined as never }).then(() => store.redis.hdel(key(sid), 'bsid'))],
+      ['a hash without its pod', (sid) => store.redis.hset(key(sid), good).then(() => store.redis.hdel(key(sid), 'pod'))],
+      ['an empty backend id', (sid) => store.redis.hset(key(sid), { ...good, bsid: '' })],
+      ['a backend id with CR LF', (sid) => store.redis.hset(key(sid), { ...good, bsid: 'b1\r\nx-evil: 1' })],
+      ['a pod that is not ip:port', (sid) => store.redis.hset(key(sid), { ...good, pod: 'redis:6379' })],
+      ['a generation that is not a number', (sid) => store.redis.hset(key(sid), { ...good, gen: 'one' })],
+      ['an initialize path that is not a path', (sid) => store.redis.hset(key(sid), { ...good, path: 'http://elsewhere/\r\n' })],
+      ['a hash of unrelated fields', (sid) => store.redis.hset(key(sid), { foo: 'bar' })],
+    ];
+    for (const [what, write] of cases) {
+      it(`${what}: lookup and load refuse it with MCP_PIN_STORE_CORRUPT (never a raw error), drop it, and the id works again`, async () => {
+        for (const read of ['lookup', 'load'] as const) {
+          const sid = `${read}-${what.replace(/\W+/g, '-')}`;
+          await write(sid);
+          const err = await store[read](sid).then(() => null, (e: unknown) => e);
+          // The path case only matters where the path is read (load).
+          if (read === 'lookup' && what.startsWith('an initialize path')) {
+            expect(err, what).to.equal(null);
+            continue;
+          }
+          expect(err, `${read}: ${what}`).to.be.instanceOf(StoreError);
+          expect((err as StoreError).code).to.equal('MCP_PIN_STORE_CORRUPT');
+          expect((err as StoreError).message).to.match(/dropped/);
+          expect(await store.redis.exists(key(sid)), 'dropped').to.equal(0);
+          expect(await store.lookup(sid)).to.equal(null);
+          expect(await store.create(sid, { pod: '10.0.0.2:8080', backendSessionId: sid, initBody: null })).to.equal(true);
+          expect(await store.lookup(sid)).to.deep.equal({ pod: '10.0.0.2:8080', backendSessionId: sid, generation: 1 });
+        }
+      });
+    }
+
+    it('a lock it does not recognise (no expiry, or longer than its own) blocks a recovery no longer than its own would', async () => {
+      for (const [what, write] of [
+        ['without expiry', (k: string) => store.redis.set(k, 'not-ours')],
+        ['for a day', (k: string) => store.redis.set(k, 'not-ours', 'PX', 86_400_000)],
+        ['of another type', (k: string) => store.redis.rpush(k, 'x')],
+      ] as const) {
+        const sid = `lock-${what.replace(/\W+/g, '-')}`;
+        await write(`${key(sid)}:lock`);
+        expect(await store.tryLock(sid, 'mine', 300), what).to.equal(false);
+        const ttl = await store.redis.pttl(`${key(sid)}:lock`);
+        expect(ttl, what).to.be.within(1, 300);
+        await eventually(async () => store.tryLock(sid, 'mine', 300), `${what}: the lock taken once the foreign one expired`, 3000, 50);
+        await store.unlock(sid, 'mine');
+      }
+    });
+  });
+}
+
 const memoryClock = new FakeClock();
 contract('MemoryStore', async (ttlMs) => new MemoryStore({ sessionTtlMs: ttlMs, now: memoryClock.now }), memoryClock);
 
@@ -165,6 +240,7 @@ describe('RedisStore', function () {
   };
   contract('RedisStore', (ttl) => make(ttl));
   contract('CachedStore over RedisStore (100 ms pin cache)', async (ttl) => new CachedStore(await make(ttl), { ttlMs: 100, touchEveryMs: 50 }));
+  corruption('RedisStore', () => make(60_000));
 
   it('keeps stores with different key prefixes apart', async () => {
     const a = await make(60_000, 'pa:');
@@ -270,6 +346,11 @@ for (const [kind, start] of [
     let n = 0;
     contract(`RedisStore on ${kind}`, async (ttlMs) => {
       const s = new RedisStore({ url: target.url, keyPrefix: `k${n++}:`, sessionTtlMs: ttlMs, storeTimeoutMs: 500 });
+      await s.connect(10_000);
+      return s;
+    });
+    corruption(`RedisStore on ${kind}`, async () => {
+      const s = new RedisStore({ url: target.url, keyPrefix: `x${n++}:`, sessionTtlMs: 60_000, storeTimeoutMs: 500 });
       await s.connect(10_000);
       return s;
     });

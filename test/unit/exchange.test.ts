@@ -82,6 +82,21 @@ describe('Exchange', () => {
     }
   });
 
+  it("never lets an initialize answer take another session's id: 502, the other session keeps its pin and its initialize", async () => {
+    const { ex, store, deps } = make();
+    await store.create('victim', { pod: '10.1.2.3:8080', backendSessionId: 'victim', initBody: Buffer.from(INIT), initPath: '/mcp' });
+    await store.replacePin('victim', 1, '10.1.2.4:8080', 'backend-2');
+    await ex.handle(requestHeaders(POST_JSON));
+    await ex.handle(requestBody(INIT.replace('2025-11-25', '2025-06-18')));
+    // A pod (buggy, or compromised) answers with the victim's id.
+    const [r] = await ex.handle(responseHeaders({ ':status': '200', 'mcp-session-id': 'victim' }, { 'upstream.address': '10.1.2.9:8080' }));
+    expect(r!.immediate_response!.status.code).to.equal(502);
+    expect(r!.immediate_response!.details).to.equal('mcp_pin_session_id_taken');
+    expect(await store.lookup('victim')).to.deep.equal({ pod: '10.1.2.4:8080', backendSessionId: 'backend-2', generation: 2 });
+    expect((await store.load('victim'))!.initBody!.toString()).to.equal(INIT);
+    expect(await deps.metrics.registry.getSingleMetricAsString('mcp_pin_requests_total')).to.match(/outcome="session_id_taken"} 1/);
+  });
+
   it('answers a request of a known session in one message: its pod in the pin header, no body, no response phase', async () => {
     const { ex, store } = make();
     await store.create('K', { pod: '10.0.0.7:9000', backendSessionId: 'K', initBody: Buffer.from(INIT) });

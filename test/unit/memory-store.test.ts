@@ -23,9 +23,9 @@ describe('memory store: bounded', () => {
     expect(await store.lookup('a')).to.not.equal(null);
     expect(await store.lookup('b')).to.not.equal(null);
     expect(await store.lookup('c')).to.equal(null);
-    // Recreating an id it holds takes no room.
-    await store.create('a', session('10.0.0.2:2'));
-    expect(await store.lookup('a')).to.deep.include({ pod: '10.0.0.2:2' });
+    // An id it holds is refused (never overwritten), full or not.
+    expect(await store.create('a', session('10.0.0.2:2'))).to.equal(false);
+    expect(await store.lookup('a')).to.deep.include({ pod: '10.0.0.1:1' });
     // Expired sessions make room (swept when the cap is reached).
     now += 20_000;
     await store.create('c', session('10.0.0.3:3'));

@@ -6,11 +6,15 @@
   ARGV[1] TTL in ms
   ARGV[2] now, epoch ms (recorded as last-seen)
   ARGV[3] slide step in ms (0: every lookup)
-  Returns {pod, backendSessionId, generation}, or nil when unknown.
+  Returns {pod, backendSessionId, generation}; nil when unknown; three nils
+  for a hash without a pod (not one mcp-pin wrote: the caller refuses it).
 ]]
 local v = redis.call('HMGET', KEYS[1], 'pod', 'bsid', 'gen', 'seen')
 if not v[1] then
-  return nil
+  if redis.call('EXISTS', KEYS[1]) == 0 then
+    return nil
+  end
+  return {false, v[2], v[3]}
 end
 if tonumber(ARGV[2]) - (tonumber(v[4]) or 0) >= tonumber(ARGV[3]) then
   redis.call('HSET', KEYS[1], 'seen', ARGV[2])

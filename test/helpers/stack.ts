@@ -36,6 +36,8 @@ export interface StackOptions {
    * and Envoy's internal listener are Unix sockets in one folder).
    */
   transport?: 'tcp' | 'unix';
+  /** Extra node flags for the replicas (e.g. heap snapshots on a signal, to measure retained memory). */
+  pinNodeArgs?: string[];
 }
 
 export interface Stack {
@@ -80,7 +82,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         MCP_PIN_KEY_PREFIX: keyPrefix,
         ...(socketDir ? { MCP_PIN_LISTEN: `unix:${socketOf(i)}` } : {}),
         ...opts.pinEnv,
-      }).start(),
+      }, opts.pinNodeArgs).start(),
     ),
   );
   await envoy.setExtProc(pins.map((p, i) => (socketDir ? { path: socketOf(i) } : { host: '127.0.0.1', port: p.port })));

@@ -8,59 +8,13 @@
 import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
+import { message, opensWithMethod, type Msg } from '../helpers/hostile.js';
 import { ExtProcService } from '../../src/extproc/server.js';
 import { createGrpcServer, listen, shutdown } from '../../src/grpc-server.js';
 import { MemoryStore } from '../../src/sessions/memory-store.js';
 import { extProcClient } from '../helpers/grpc-clients.js';
 import { eventually } from '../helpers/net.js';
 import { newMetrics, silentLog } from './fakes.js';
-
-type Msg = Record<string, unknown>;
-
-const headerKey = fc.oneof(
-  fc.constantFrom(':method', ':path', ':status', 'mcp-session-id', 'content-type', 'x-mcp-pin-dst', 'accept'),
-  fc.string({ maxLength: 20 }),
-);
-const headerValue = fc.oneof(
-  fc.constantFrom('POST', 'GET', 'DELETE', '200', '404', '503', 'application/json', 'S1', '127.0.0.1:6379', ''),
-  fc.string({ maxLength: 300 }),
-  fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b).toString('latin1')),
-);
-const headers = fc.array(
-  fc.record({ key: headerKey, raw: fc.option(headerValue.map((v) => Buffer.from(v, 'latin1')), { nil: undefined }), value: fc.option(fc.string({ maxLength: 20 }), { nil: undefined }) }),
-  { maxLength: 8 },
-).map((hs) => ({ headers: { headers: hs.map((h) => ({ key: h.key, ...(h.raw !== undefined ? { raw_value: h.raw } : {}), ...(h.value !== undefined ? { value: h.value } : {}) })) }, end_of_stream: hs.length % 2 === 0 }));
-const body = fc.oneof(
-  fc.constant(Buffer.from('{"jsonrpc":"2.0","id":0,"method":"initialize","params":{}}')),
-  fc.string({ maxLength: 200 }).map((s) => Buffer.from(s)),
-  fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b)),
-).map((b) => ({ body: b, end_of_stream: true }));
-const attributes = fc.option(
-  fc.record({ 'envoy.filters.http.ext_proc': fc.record({ fields: fc.dictionary(fc.constantFrom('upstream.address', 'response.flags', 'response.code_details', 'x'), fc.oneof(fc.string({ maxLength: 30 }).map((s) => ({ stringValue: s })), fc.double().map((n) => ({ numberValue: n })))) }) }),
-  { nil: undefined },
-);
-/** Headers as Envoy sends them (a method and a path first), then random ones. */
-const requestHeaders = fc
-  .tuple(fc.constantFrom('POST', 'GET', 'DELETE'), headers)
-  .map(([method, h]) => ({ ...h, headers: { headers: [{ key: ':method', raw_value: Buffer.from(method) }, { key: ':path', raw_value: Buffer.from('/mcp') }, ...h.headers.headers] } }));
-const message: fc.Arbitrary<Msg> = fc.oneof(
-  fc.record({ request_headers: headers, attributes }),
-  fc.record({ request_headers: requestHeaders, attributes }),
-  fc.record({ response_headers: headers, attributes }),
-  fc.record({ request_body: body }),
-  fc.record({ response_body: body }),
-  fc.record({ request_trailers: fc.constant({}) }),
-  fc.record({ response_trailers: fc.constant({}) }),
-  fc.constant({}),
-  fc.constant({ observability_mode: true }),
-);
-
-/** First message: request headers whose first :method is a plain method (raw value, which Envoy always sends). */
-function opensWithMethod(messages: Msg[]): boolean {
-  const h = (messages[0]?.request_headers as { headers?: { headers?: { key: string; raw_value?: Buffer }[] } } | undefined)?.headers?.headers;
-  const method = h?.find((x) => x.key === ':method');
-  return method?.raw_value !== undefined && ['POST', 'GET', 'DELETE'].includes(method.raw_value.toString('latin1'));
-}
 
 describe('ext_proc stream handler under random input', function () {
   this.timeout(120_000);

@@ -58,6 +58,8 @@ async function main(): Promise<void> {
     redisAppendOnly: true,
     replicas: memory ? 1 : 2,
     listenPort: Number(flags.port),
+    // As shipped: mcp-pin's gRPC port and Envoy's internal listener are Unix sockets (mode 0660).
+    transport: 'unix',
     // The demo pods live on 127.0.0.2 and 127.0.0.3: pins may point nowhere else.
     pinEnv: { MCP_PIN_PIN_ALLOW: '127.0.0.2/31', MCP_PIN_KEY_PREFIX: 'mcp-pin:' },
   });
@@ -97,7 +99,7 @@ async function main(): Promise<void> {
   say('mcp-pin local stack is up');
   say(`  MCP endpoint (connect your client here): ${envoy.mcpUrl}`);
   say(`  store:         ${storeUrl}${storeUrl === 'memory:' ? ' (in-memory: single replica)' : ''}${redis ? ` (data in ${redis.dir})` : ''}`);
-  say(`  mcp-pin:       ${pins.map((p) => `grpc 127.0.0.1:${p.port}, metrics http://127.0.0.1:${p.metricsPort}/metrics`).join('\n                 ')}`);
+  say(`  mcp-pin:       ${pins.map((p, i) => `grpc ${stack.pinSockets?.[i] ?? `127.0.0.1:${p.port}`}, metrics http://127.0.0.1:${p.metricsPort}/metrics`).join('\n                 ')}`);
   say(`  demo pods:     ${pods.map((p) => `${p.name} ${p.host}:${p.port}`).join(', ')}`);
   say(`  Envoy admin:   ${envoy.adminUrl}`);
   say(`  Envoy config:  ${envoy.dir}/envoy.yaml`);

@@ -44,8 +44,9 @@ export interface Stack {
   redis: RedisHandle | null;
   /** What the replicas were given as --store-url. */
   storeUrl: string;
-  /** With transport 'unix': the folder of the sockets, and each replica's socket path. */
+  /** With transport 'unix': the folder of the sockets, and each replica's socket (unix:/path). */
   socketDir?: string;
+  pinSockets?: string[];
   /** Every store key starts with it (unique per stack). */
   keyPrefix: string;
   pods: Pod[];
@@ -92,7 +93,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const stack: Stack = {
     redis,
     storeUrl,
-    ...(socketDir ? { socketDir } : {}),
+    ...(socketDir ? { socketDir, pinSockets: pins.map((_, i) => `unix:${socketOf(i)}`) } : {}),
     keyPrefix,
     pods,
     envoy,

@@ -12,8 +12,9 @@
  * BENCH_SECONDS (default 5) sets the length of each load.
  */
 import autocannon from 'autocannon';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Pool } from 'undici';
 import { MemoryStore } from '../src/sessions/memory-store.js';
 import { RedisStore } from '../src/sessions/redis-store.js';
@@ -62,6 +63,8 @@ interface SetupOptions {
   floor?: boolean;
   /** Another tree's build and Envoy template (BENCH_BEFORE / BENCH_AFTER) instead of this one's. */
   before?: { main: string; render: (p: EnvoyParams) => string };
+  /** How Envoy and mcp-pin reach each other: loopback TCP (default here), or Unix sockets (the shipped deployments). */
+  transport?: 'tcp' | 'unix';
 }
 
 const median = (xs: number[]): number => pct([...xs].sort((a, b) => a - b), 50);
@@ -239,18 +242,20 @@ async function main(): Promise<void> {
   const withEnvoy = async (name: string, pods: Pod[], opts: SetupOptions, fn: (t: Target) => Promise<void>): Promise<void> => {
     log(`setup ${name}`);
     const pinPort = await freePort();
+    const sockets = opts.transport === 'unix' ? mkdtempSync(join(tmpdir(), 'mcp-pin-bench-')) : undefined;
     const envoy = await startEnvoy({
-      extProc: [{ host: '127.0.0.1', port: pinPort }],
+      extProc: [sockets ? { path: `${sockets}/mcp-pin.sock` } : { host: '127.0.0.1', port: pinPort }],
       pods: pods.map((p) => p.address),
       ...(opts.transform ? { transform: opts.transform } : {}),
-      ...(opts.envoy ? { overrides: opts.envoy } : {}),
+      overrides: { ...opts.envoy, ...(sockets ? { internalAddress: `unix:${sockets}/envoy-internal.sock` } : {}) },
       ...(opts.before ? { render: opts.before.render } : {}),
     });
     let pin: McpPinProcess | undefined;
     let floor: ManagedProcess | undefined;
     if (opts.store) {
       const entry = opts.before ? { main: opts.before.main } : 'dist';
-      pin = await new McpPinProcess('mcp-pin', pinPort, { MCP_PIN_STORE_URL: opts.store, MCP_PIN_RECOVERY_URL: envoy.internalUrl, MCP_PIN_LOG_LEVEL: 'warn', MCP_PIN_KEY_PREFIX: `b${Date.now()}:`, ...opts.pinEnv }, [], entry).start();
+      const env = { MCP_PIN_STORE_URL: opts.store, MCP_PIN_RECOVERY_URL: envoy.internalUrl, MCP_PIN_LOG_LEVEL: 'warn', MCP_PIN_KEY_PREFIX: `b${Date.now()}:`, ...(sockets ? { MCP_PIN_LISTEN: `unix:${sockets}/mcp-pin.sock` } : {}), ...opts.pinEnv };
+      pin = await new McpPinProcess('mcp-pin', pinPort, env, [], entry).start();
     }
     if (opts.floor) floor = await startFloor(pinPort, `${pods[0]!.address.host}:${pods[0]!.address.port}`);
     try {
@@ -260,6 +265,7 @@ async function main(): Promise<void> {
       await pin?.stop();
       await floor?.stop();
       await envoy.stop();
+      if (sockets) rmSync(sockets, { recursive: true, force: true });
     }
   };
   /** n rounds at concurrency c; in each round every setup takes its turn, in order (drift hits all alike). A fixed `rate` instead of as fast as it goes. */
@@ -436,10 +442,57 @@ async function main(): Promise<void> {
     writeResults('compare', { tree, afterTree, ...result, rounds: { c64: c64.map((r) => r.map((x) => x.rps)), c16: c16.map((r) => r.map((x) => x.rps)), fixedCpuUs: fixed.map((r) => r.map((x) => perRequestUs(x, 'mcpPin'))) } });
   };
 
+  /**
+   * The transport between Envoy and mcp-pin: loopback TCP (what the floor
+   * rows use) against the Unix sockets the shipped deployments use, beside
+   * the floor, taking turns: 5 rounds at c=64, 3 at a fixed CPU_RATE (CPU
+   * per request), 3 of latency at LOW_RATE.
+   */
+  const TRANSPORT_NAMES = ['floor (trivial ext_proc, TCP)', 'mcp-pin redis, TCP loopback', 'mcp-pin redis, Unix sockets (shipped)'];
+  const transportSection = async () => {
+    let c64: Row[][] = [];
+    let fixed: Row[][] = [];
+    let lat: Latency[][] = [];
+    await withEnvoy(TRANSPORT_NAMES[0]!, [fast], { floor: true }, (floor) =>
+      withEnvoy(TRANSPORT_NAMES[1]!, [fast], { store: redis.url }, (tcp) =>
+        withEnvoy(TRANSPORT_NAMES[2]!, [fast], { store: redis.url, transport: 'unix' }, async (unix) => {
+          const trio = [floor, tcp, unix];
+          c64 = await rounds(trio, 64, 5);
+          fixed = await rounds(trio, 16, 3, { rate: CPU_RATE });
+          lat = await latencyRounds(trio, 3);
+        }),
+      ),
+    );
+    const paired = (rs: Row[][], k: keyof Row['cpuMs']): number => Number(median(rs.map((r) => perRequestUs(r[2]!, k) / Math.max(1, perRequestUs(r[1]!, k)))).toFixed(3));
+    const result = {
+      c64: summarize(TRANSPORT_NAMES, c64, 0),
+      fixed: summarize(TRANSPORT_NAMES, fixed, 0),
+      latency: summarizeLatency(TRANSPORT_NAMES, lat, 0),
+      unixVsTcp: {
+        rpsC64: Number(median(c64.map((r) => r[2]!.rps / r[1]!.rps)).toFixed(3)),
+        mcpPinCpuC64: paired(c64, 'mcpPin'),
+        mcpPinCpuAtRate: paired(fixed, 'mcpPin'),
+        envoyCpuC64: paired(c64, 'envoy'),
+        envoyCpuAtRate: paired(fixed, 'envoy'),
+        p50OverTcpUs: median(lat.map((l) => l[2]!.p50Us - l[1]!.p50Us)),
+      },
+      rounds: { c64: c64.map((r) => r.map((x) => x.rps)) },
+    };
+    printSummary(`Transport (medians of rounds; per round the floor, mcp-pin over TCP, mcp-pin over Unix sockets take turns, ${SECONDS} s each; the c=16 rows at a fixed ${CPU_RATE} req/s)`, [result.c64, result.fixed], result.latency, 'floor');
+    const u = result.unixVsTcp;
+    process.stdout.write(`Unix sockets / TCP, median of per-round ratios: req/s c=64 ${u.rpsC64}x; CPU per request mcp-pin ${u.mcpPinCpuC64}x (c=64), ${u.mcpPinCpuAtRate}x (${CPU_RATE} req/s); Envoy ${u.envoyCpuC64}x, ${u.envoyCpuAtRate}x; p50 at ${LOW_RATE} req/s ${u.p50OverTcpUs >= 0 ? '+' : ''}${u.p50OverTcpUs} µs\n`);
+    return result;
+  };
+
   // BENCH_ONLY=hold: only the cost of holdSafeResponses.
   if (process.env.BENCH_ONLY === 'hold') {
     await holdCost('read');
     await holdCost('call');
+    return;
+  }
+  // BENCH_ONLY=transport: only TCP against the shipped Unix sockets.
+  if (process.env.BENCH_ONLY === 'transport') {
+    writeResults('transport', await transportSection());
     return;
   }
   // BENCH_ONLY=floor: only the floor section and its targets.
@@ -472,6 +525,7 @@ async function main(): Promise<void> {
   });
   // mcp-pin against the floor and the envelope, taking turns (the headline ratios).
   const floor = await floorSection();
+  const transport = await transportSection();
 
   const envelopeC64 = rows.find((r) => r.setup === 'envoy-envelope' && r.concurrency === 64)!.rps;
   const pinC64Rps = rows.find((r) => r.setup === 'mcp-pin redis' && r.concurrency === 64)!.rps;
@@ -600,7 +654,7 @@ async function main(): Promise<void> {
   out.write(`\nStore lookup (20k lookups one at a time, each from the 1k or the 100k set at random, timed one by one)\n| store | live sessions | lookups | mean µs per lookup |\n|---|---|---|---|\n`);
   for (const [k, v] of Object.entries(lookups)) for (const l of v) out.write(`| ${k} | ${l.live} | ${l.lookups} | ${l.usPerLookup} |\n`);
   printTargets(targets);
-  writeResults('bench', { rows: table, floor, sdkPairs, sessionlessPairs, holdPairs, latency, lowRateLatency, recovery, lookups, targets });
+  writeResults('bench', { rows: table, floor, transport, sdkPairs, sessionlessPairs, holdPairs, latency, lowRateLatency, recovery, lookups, targets });
 }
 
 /** bench/results/<kind>-<time>.json */

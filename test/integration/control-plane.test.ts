@@ -9,25 +9,18 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { statSync } from 'node:fs';
-import { connectClient, type TestClient } from '../helpers/mcp-client.js';
 import { McpPinProcess } from '../helpers/mcp-pin.js';
 import { eventually } from '../helpers/net.js';
-import { startStack, type Stack } from '../helpers/stack.js';
+import { stackPerTest } from '../helpers/stack-fixture.js';
 
 const MAIN = new URL('../../src/main.ts', import.meta.url).pathname;
 
 describe('a closed control plane: only Envoy can open a stream to mcp-pin', function () {
   this.timeout(120_000);
-  let stack: Stack | undefined;
-  const clients: TestClient[] = [];
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.close()));
-    await stack?.stop();
-    stack = undefined;
-  });
+  const f = stackPerTest();
 
   it('runs over Unix sockets (ext_proc and the internal listener, mode 0660): pinning and a recovery on 2 replicas', async () => {
-    stack = await startStack({ pods: 2, replicas: 2, transport: 'unix' });
+    const stack = await f.start({ pods: 2, replicas: 2, transport: 'unix' });
     const dir = stack.socketDir!;
     for (const name of ['mcp-pin-1.sock', 'mcp-pin-2.sock', 'envoy-internal.sock']) {
       const st = statSync(`${dir}/${name}`);
@@ -36,8 +29,7 @@ describe('a closed control plane: only Envoy can open a stream to mcp-pin', func
     }
     // No TCP port of mcp-pin's own carries ext_proc.
     for (const pin of stack.pins) expect(pin.port).to.equal(0);
-    const c = await connectClient(stack.mcpUrl);
-    clients.push(c);
+    const c = await f.client();
     const home = stack.podByName((await c.whoami()).pod);
     for (let i = 0; i < 4; i++) expect((await c.echo(`pinned ${i}`)).pod).to.equal(home.name);
     // A recovery: the retry's ext_proc stream and the re-initialize through

@@ -8,9 +8,8 @@
 import { expect } from 'chai';
 import { request } from 'node:http';
 import { Redis } from 'ioredis';
-import { connectClient, type TestClient } from '../helpers/mcp-client.js';
 import type { Pod } from '../helpers/pod.js';
-import { startStack, type Stack } from '../helpers/stack.js';
+import { stackPerTest } from '../helpers/stack-fixture.js';
 
 const MCP = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
 const INIT = '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}';
@@ -49,20 +48,14 @@ async function leakedTo(pods: Pod[]): Promise<string[]> {
 
 describe('hostile input through the public listener (issue 32)', function () {
   this.timeout(120_000);
-  let stack: Stack;
-  const clients: TestClient[] = [];
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.close()));
-    await stack?.stop();
-  });
+  const f = stackPerTest();
 
   it('strips every header of Envoy and mcp-pin a client sends, on every route and method, before any pod sees it', async () => {
-    stack = await startStack({ pods: 2, envoy: { upstreamHeader: 'x-reached-pod' }, pinEnv: { MCP_PIN_UPSTREAM_HEADER: 'x-reached-pod' } });
+    const stack = await f.start({ pods: 2, envoy: { upstreamHeader: 'x-reached-pod' }, pinEnv: { MCP_PIN_UPSTREAM_HEADER: 'x-reached-pod' } });
     const url = stack.mcpUrl;
     const forged = { ...FORGED, 'x-reached-pod': '127.0.0.1:6379' };
     // An SDK client with the forged headers on every request it sends (initialize, GET stream, calls, DELETE).
-    const c = await connectClient(url, { headers: forged });
-    clients.push(c);
+    const c = await f.client({ headers: forged });
     const home = stack.podByName((await c.whoami()).pod);
     await c.echo('pinned');
     // Raw requests: pinned POST, GET, an unknown session (the search route), session-less, and DELETE.
@@ -90,12 +83,11 @@ describe('hostile input through the public listener (issue 32)', function () {
   });
 
   it("never answers 500 for the room mcp-pin's headers take: what Envoy's usual limits accept passes, past them a clear 431", async () => {
-    stack = await startStack({ pods: 2 });
+    const stack = await f.start({ pods: 2 });
     const url = stack.mcpUrl;
     const plain = await rawSession(url);
     // A session whose pod id differs from the client's (after a recovery): mcp-pin rewrites it and adds the client's id.
-    const c = await connectClient(url);
-    clients.push(c);
+    const c = await f.client();
     await stack.podByName((await c.whoami()).pod).restartInPlace();
     await c.echo('recovered');
     const rewritten = c.sessionId();
@@ -152,9 +144,8 @@ describe('hostile input through the public listener (issue 32)', function () {
 
   it('answers a session whose record was corrupted in Redis by finding it on its pod again: no raw error, no 500, a log line and a metric', async () => {
     // Every request reads the store (no pin cache), so the garbage is met at once.
-    stack = await startStack({ pods: 2, pinEnv: { MCP_PIN_PIN_CACHE_MS: '0' } });
-    const c = await connectClient(stack.mcpUrl);
-    clients.push(c);
+    const stack = await f.start({ pods: 2, pinEnv: { MCP_PIN_PIN_CACHE_MS: '0' } });
+    const c = await f.client();
     const home = (await c.whoami()).pod;
     const redis = new Redis(stack.redis!.url);
     const key = `${stack.keyPrefix}{${c.sessionId()}}`;
@@ -184,9 +175,8 @@ describe('hostile input through the public listener (issue 32)', function () {
   });
 
   it("refuses a pod's initialize answer that takes another session's id: 502 for that client, the other session untouched", async () => {
-    stack = await startStack({ pods: 2 });
-    const victim = await connectClient(stack.mcpUrl);
-    clients.push(victim);
+    const stack = await f.start({ pods: 2 });
+    const victim = await f.client();
     const home = (await victim.whoami()).pod;
     const victimId = victim.sessionId();
     // A compromised pod (the other one, say) hands out the victim's id to the next initialize it answers.

@@ -8,7 +8,7 @@
 export interface Pin {
   /** Pod address "ip:port", as Envoy reported connecting to it. */
   pod: string;
-  /** The session id the pod knows; differs from the client's after a recovery. */
+  /** The session id the pod knows (visible ASCII, as pods issue them); differs from the client's after a recovery. */
   backendSessionId: string;
   /** Bumped by every replacePin: guards recoveries against each other. */
   generation: number;

@@ -93,7 +93,7 @@ describe('operations (issue 5)', function () {
       }).start();
       expect(await p.waitExit()).to.equal(2);
       expect(p.output).to.contain('invalid configuration');
-      expect(p.output).to.match(/--listen="nowhere": expected host:port/);
+      expect(p.output).to.match(/--listen="nowhere": expected unix:\/absolute\/path or host:port/);
       expect(p.output).to.match(/MCP_PIN_STORE_URL="mysql:\/\/db"/);
       expect(p.output).to.match(/MCP_PIN_SESSION_TTL_MS="soon"/);
     });

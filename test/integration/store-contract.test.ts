@@ -151,7 +151,8 @@ function contract(name: string, make: (ttlMs: number) => Promise<SessionStore>, 
 
     it('treats odd ids as plain data (braces, colons, spaces, long)', async () => {
       const ids = ['a}b{c', '{x}', 'x:lock', 'with space', '*', 'é-ünï', 'k'.repeat(1000)];
-      for (const [i, id] of ids.entries()) await store.create(id, { pod: `10.0.0.${i + 1}:1`, backendSessionId: id, initBody: null });
+      // Backend ids are what a pod issued: visible ASCII (mcp-pin stores no other, and refuses a record with one).
+      for (const [i, id] of ids.entries()) await store.create(id, { pod: `10.0.0.${i + 1}:1`, backendSessionId: `b-${i}`, initBody: null });
       for (const [i, id] of ids.entries()) expect((await store.lookup(id))!.pod).to.equal(`10.0.0.${i + 1}:1`);
       expect(await store.lookup('x')).to.equal(null);
     });

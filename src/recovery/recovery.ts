@@ -38,6 +38,9 @@ import { isValidSessionId } from '../session-id.js';
 import type { Pin, SessionRecord, SessionStore } from '../sessions/store.js';
 import type { ByteBudget } from './byte-budget.js';
 import { ResponseTooLargeError, envoyNeverConnected, neverSent, type ForwardResponse, type Forwarder } from './forwarder.js';
+import { negotiatedVersion, requestedVersion, saysSessionUnknown } from './lost-session.js';
+
+const VERSION_HEADER = 'mcp-protocol-version';
 
 /** Besides hop-by-hop ones: headers of this hop's routing, which the pod's own request gets anew. */
 const ROUTING_HEADERS = new Set(['host', 'x-request-id', 'x-forwarded-proto']);
@@ -277,7 +280,9 @@ export class SessionRecovery {
       res = await this.o.forwarder.send({
         method: 'POST',
         path: rec.initPath ?? attempt.path,
-        headers: [...this.postHeaders(attempt), [SESSION_HEADER, rec.backendSessionId]],
+        // The version the session was initialized with, never the failing
+        // request's own (a client's unsupported version gets every request a 400).
+        headers: [...this.postHeaders(attempt, requestedVersion(rec.initBody)), [SESSION_HEADER, rec.backendSessionId]],
         body: PING,
         pod: rec.pod,
         signal: own,
@@ -288,14 +293,18 @@ export class SessionRecovery {
       return false;
     }
     if (parsePodAddress(res.upstream) !== rec.pod) return false;
-    return !this.o.lostSessionStatuses.includes(res.status);
+    return !(this.o.lostSessionStatuses.includes(res.status) && saysSessionUnknown(res.status, res.body));
   }
 
-  /** A POST of mcp-pin's own (ping, initialize), with the client's end-to-end headers. */
-  private postHeaders(attempt: RetryAttempt): HeaderPairs {
-    const base = endToEndHeaders(attempt.headers, new Set([SESSION_HEADER, 'accept', 'content-type', 'last-event-id']));
+  /**
+   * A POST of mcp-pin's own (ping, initialize, notifications/initialized),
+   * with the client's end-to-end headers but its MCP-Protocol-Version: these
+   * speak `version` (none on an initialize, which negotiates it).
+   */
+  private postHeaders(attempt: RetryAttempt, version: string | undefined): HeaderPairs {
+    const base = endToEndHeaders(attempt.headers, new Set([SESSION_HEADER, 'accept', 'content-type', 'last-event-id', VERSION_HEADER]));
     // JSON and SSE accepted, also when a GET is being recovered.
-    return [...base, ['content-type', 'application/json'], ['accept', 'application/json, text/event-stream']];
+    return [...base, ['content-type', 'application/json'], ['accept', 'application/json, text/event-stream'], ...(version ? [[VERSION_HEADER, version] as [string, string]] : [])];
   }
 
   /**
@@ -305,12 +314,11 @@ export class SessionRecovery {
    * anything that may go better next time.
    */
   private async reinitialize(rec: SessionRecord, attempt: RetryAttempt, own: AbortSignal): Promise<{ pod: string; backendSessionId: string }> {
-    const headers = this.postHeaders(attempt);
     const send = { method: 'POST', path: rec.initPath ?? attempt.path, signal: own, maxBodyBytes: this.o.maxResponseBytes };
     const unavailable = (why: string, cause?: unknown) => new RecoveryError('MCP_PIN_RECOVERY_UNAVAILABLE', why, cause);
     let res: ForwardResponse;
     try {
-      res = await this.o.forwarder.send({ ...send, headers, body: rec.initBody, pod: attempt.pod });
+      res = await this.o.forwarder.send({ ...send, headers: this.postHeaders(attempt, undefined), body: rec.initBody, pod: attempt.pod });
     } catch (err) {
       if (own.aborted) throw err;
       throw unavailable('re-initialize request failed', err);
@@ -326,7 +334,9 @@ export class SessionRecovery {
     if (!(await this.allowed(pod))) throw unavailable(`re-initialized pod ${pod} is outside --pin-allow`);
     let note: ForwardResponse;
     try {
-      note = await this.o.forwarder.send({ ...send, headers: [...headers, [SESSION_HEADER, backendSessionId]], body: INITIALIZED, pod });
+      // In the version the new pod settled on (what the client asked for, when the answer does not say).
+      const version = negotiatedVersion(res.body) ?? requestedVersion(rec.initBody);
+      note = await this.o.forwarder.send({ ...send, headers: [...this.postHeaders(attempt, version), [SESSION_HEADER, backendSessionId]], body: INITIALIZED, pod });
     } catch (err) {
       if (own.aborted) throw err;
       throw unavailable('notifications/initialized failed', err);

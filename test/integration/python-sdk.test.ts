@@ -150,6 +150,34 @@ describe('Python MCP SDK pods and client (issue 20)', function () {
     });
   }
 
+  // Issue 27 item 3: a 400 that is not a lost session never moves a session. The proof of loss
+  // speaks the version the session was initialized with, and a 400 counts as loss only in the
+  // SDK's own words for an unknown session.
+  for (const kind of ['ts', 'python-1.25', 'python-1.30'] as const) {
+    it(`${kind} pods: a client's unsupported MCP-Protocol-Version gets the pod's own 400; the session is not re-initialized anywhere and lives on`, async () => {
+      await up({ podKind: kind });
+      const { c, sid, home } = await pinnedClient();
+      const initBefore = await initializeCounts(stack.pods);
+      for (let i = 0; i < 3; i++) {
+        const res = await fetch(stack.mcpUrl, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': '2026-01-26' },
+          body: '{"jsonrpc":"2.0","id":7,"method":"tools/list"}',
+        });
+        const body = await res.text();
+        expect(res.status, body).to.equal(400);
+        expect(body, 'the pod\'s own explanation').to.match(/protocol version/i);
+        expect(body).to.not.match(/mcp-pin/);
+      }
+      expect(await initializeCounts(stack.pods), 'no re-initialize, no orphan session on any pod').to.deep.equal(initBefore);
+      expect((await c.echo('still here')).pod).to.equal(home.name);
+      expect(c.sessionId()).to.equal(sid);
+      // A real loss is still recovered on these pods (their own 404 or 400 for an unknown session).
+      await home.restartInPlace();
+      expect((await c.echo('recovered')).text).to.equal('recovered');
+    });
+  }
+
   it('serves the Python SDK client on TypeScript pods: pinned, recovered after its pod restarts, 10 concurrent calls after a loss, DELETE at the end', async () => {
     await up({ replicas: 2 });
     const py = await connectPythonClient(stack.mcpUrl, '1.30');

@@ -95,8 +95,9 @@ describe('recovery: planning a retry attempt', () => {
     // Re-init: a POST to the attempt's pod, JSON + SSE accept (a GET is being recovered), the client's end-to-end headers, no session id.
     expect(init!.pod).to.equal(RETRY_POD);
     expect(init!.method).to.equal('POST');
-    expect(h(init!)).to.include({ 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: 'Bearer t0k', 'mcp-protocol-version': '2025-11-25', host: 'mcp.example:10000' });
-    expect(h(init!)).to.not.have.any.keys('mcp-session-id', 'x-mcp-pin-client-session', 'x-envoy-attempt-count', 'connection', ':method');
+    expect(h(init!)).to.include({ 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: 'Bearer t0k', host: 'mcp.example:10000' });
+    // An initialize negotiates the version: it carries none (not the client's header).
+    expect(h(init!)).to.not.have.any.keys('mcp-session-id', 'x-mcp-pin-client-session', 'x-envoy-attempt-count', 'connection', ':method', 'mcp-protocol-version');
     // notifications/initialized to the same pod under the new id.
     expect(note!.pod).to.equal(RETRY_POD);
     expect(h(note!)['mcp-session-id']).to.equal('backend-1');
@@ -109,6 +110,39 @@ describe('recovery: planning a retry attempt', () => {
     expect(await recoverer.planRetry(attempt(), never)).to.deep.equal({ kind: 'relay', why: 'not-lost', pin: { pod: OLD_POD, backendSessionId: 'client-1', generation: 1 } });
     expect(pods.count('"initialize"')).to.equal(0);
     expect(await store.lookup('client-1')).to.deep.include({ pod: OLD_POD, generation: 1 });
+  });
+
+  it("proves loss in the session's own protocol version, never the failing request's; notifies in the version the new pod settled on", async () => {
+    const init = Buffer.from('{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18"}}');
+    const { pods, recoverer, attempt } = await setup(init);
+    pods.init = () => ({ body: Buffer.from('event: message\ndata: {"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"2025-03-26"}}\n\n') });
+    // The client's request carried a version no pod supports.
+    const bad = attempt({ headers: [...attempt().headers.filter(([k]) => k !== 'mcp-protocol-version'), ['mcp-protocol-version', '2026-01-26']] });
+    expect(await recoverer.planRetry(bad, never)).to.deep.include({ kind: 'send', reinitialized: true });
+    const version = (what: string) => Object.fromEntries(pods.sent.find((r) => (r.body?.toString() ?? '').includes(what))!.headers)['mcp-protocol-version'];
+    expect(version('"ping"'), 'the ping speaks what the session was initialized with').to.equal('2025-06-18');
+    expect(version('"initialize"'), 'the initialize negotiates').to.equal(undefined);
+    expect(version('notifications/initialized'), 'the notification speaks what the new pod settled on').to.equal('2025-03-26');
+  });
+
+  it('counts a 400 as loss only in the words the SDKs use for an unknown session', async () => {
+    const lost400 = { lostSessionStatuses: [404, 400] };
+    for (const [body, lost] of [
+      ['Bad Request: No valid session ID provided', true],
+      ['{"jsonrpc":"2.0","error":{"code":-32000,"message":"Session not found"},"id":null}', true],
+      ['{"jsonrpc":"2.0","error":{"code":-32000,"message":"Bad Request: Unsupported protocol version (supported versions: 2025-11-25)"},"id":null}', false],
+      ['{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}', false],
+    ] as const) {
+      const { pods, recoverer, attempt } = await setup(INIT, cfg.recoveryTimeoutMs, lost400);
+      pods.probe = () => ({ status: 400, body: Buffer.from(body) });
+      const plan = await recoverer.planRetry(attempt(), never);
+      expect(plan.kind, body).to.equal(lost ? 'send' : 'relay');
+      expect(pods.count('"initialize"'), body).to.equal(lost ? 1 : 0);
+    }
+    // A 404 says it by itself.
+    const { pods, recoverer, attempt } = await setup(INIT, cfg.recoveryTimeoutMs, lost400);
+    pods.probe = () => ({ status: 404, body: Buffer.from('Cannot POST /mcp') });
+    expect((await recoverer.planRetry(attempt(), never)).kind).to.equal('send');
   });
 
   it('takes an unreachable pod, or a ping Envoy had to send to another pod, as proof of loss', async () => {

@@ -18,6 +18,7 @@ export const REQUEST_OUTCOMES = [
   'initialize_unrecorded',
   'session_id_taken',
   'corrupt_record',
+  'off_path',
   'session_deleted',
   'recovered',
   'relayed',

@@ -26,6 +26,7 @@ import {
   type Mutation,
 } from './responses.js';
 import { isValidSessionId } from '../session-id.js';
+import { onSessionPath } from '../session-path.js';
 import type { RecentlyUnknown } from './recently-unknown.js';
 import type { PinAllowlist } from '../pin-allowlist.js';
 import { isConnectFailure, parsePodAddress, upstreamReport } from './upstream.js';
@@ -69,6 +70,8 @@ export class Exchange {
   private method = '';
   private clientSessionId: string | undefined;
   private pin: Pin | undefined;
+  /** A DELETE's session MCP path (from the full record it reads). */
+  private sessionPath: string | null = null;
   private isInitialize = false;
   private initBody: Buffer | null = null;
   private path = '';
@@ -176,7 +179,11 @@ export class Exchange {
       // A DELETE reads the shared store, not this replica's pin cache: a
       // stale cached pin would send it to a pod that no longer holds the
       // session, and the 404 there would end a session that lives elsewhere.
-      pin = this.method === 'DELETE' ? await this.deps.store.load(sid) : await this.deps.store.lookup(sid);
+      if (this.method === 'DELETE') {
+        const rec = await this.deps.store.load(sid);
+        this.sessionPath = rec?.initPath ?? null;
+        pin = rec;
+      } else pin = await this.deps.store.lookup(sid);
     } catch (err) {
       if (!(err instanceof StoreError && err.code === 'MCP_PIN_STORE_CORRUPT')) {
         this.kind = 'passthrough';
@@ -293,7 +300,10 @@ export class Exchange {
     const rewrite = this.pin!.backendSessionId !== sid ? { overwrite: [[SESSION_HEADER, sid]] as [string, string][] } : undefined;
     if (this.method === 'DELETE') {
       const lost = cfg.lostSessionStatuses.includes(status) || isConnectFailure(status, upstreamReport(msg));
-      if (is2xx(status) || lost) {
+      // The end of the session only at its MCP path (a DELETE of /typo is the
+      // pod's router answering); where that path is not known, only a 2xx.
+      const onPath = onSessionPath(this.path, this.sessionPath);
+      if (onPath === true ? is2xx(status) || lost : onPath === undefined && is2xx(status)) {
         try {
           // Only the pin this DELETE went to: a newer one (another replica
           // recovered the session meanwhile) stays.
@@ -342,7 +352,8 @@ export class Exchange {
     const pod = await this.allowedPod(upstreamReport(msg).address);
     if (!pod) return continueResponseHeaders();
     try {
-      if (await this.deps.store.adopt(sid, pod)) {
+      // The path it was found on is its MCP path (a pod answered 2xx there, naming the session).
+      if (await this.deps.store.adopt(sid, pod, this.path.length <= MAX_INIT_PATH_LENGTH ? this.path : null)) {
         this.deps.metrics.outcome('adopted');
         this.deps.log.info({ session: sessionTag(sid), pod }, 'pin adopted from a pod that holds the session');
       }

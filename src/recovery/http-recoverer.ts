@@ -88,6 +88,9 @@ export class HttpRecoverer implements Recoverer {
           timer({ result: 'not_lost' });
           metrics.outcome('not_lost');
           log.info({ session: tag, pod: plan.pin.pod }, 'session not lost (its pod still holds it): request goes back there');
+        } else if (plan.why === 'off-path') {
+          metrics.outcome('off_path');
+          log.info({ session: tag, pod: plan.pin.pod, path: attempt.path }, "not the session's MCP path: the pod's own answer stands");
         }
         break;
       case 'send':

@@ -35,6 +35,7 @@ import { PinError, RecoveryError, type PinErrorCode } from '../errors.js';
 import { HOP_BY_HOP_HEADERS, SESSION_HEADER, firstHeader, is2xx, isProxyHeader, type HeaderPairs } from '../mcp-headers.js';
 import { parsePodAddress } from '../pod-address.js';
 import { isValidSessionId } from '../session-id.js';
+import { onSessionPath } from '../session-path.js';
 import type { Pin, SessionRecord, SessionStore } from '../sessions/store.js';
 import type { ByteBudget } from './byte-budget.js';
 import { ResponseTooLargeError, envoyNeverConnected, neverSent, type ForwardResponse, type Forwarder } from './forwarder.js';
@@ -77,7 +78,12 @@ export interface RetryAttempt {
   headers: HeaderPairs;
 }
 
-export type RelayPlan = { kind: 'relay'; pin: Pin; why: 'moved' | 'not-lost' };
+/**
+ * Why a retry goes to the session's pod by relay: it moved there; that pod
+ * proved it still holds it; or the request is not at the session's MCP path
+ * (the pod's router answered it, not its MCP transport: nothing to recover).
+ */
+export type RelayPlan = { kind: 'relay'; pin: Pin; why: 'moved' | 'not-lost' | 'off-path' };
 
 /** How to send a retry attempt. */
 export type RetryPlan =
@@ -173,6 +179,8 @@ export class SessionRecovery {
     if (!rec) return { kind: 'unknown' };
     // The pin that failed is no longer the stored one: follow the newer one.
     if (rec.backendSessionId !== attempt.failedSessionId) return this.toward(pinOf(rec), attempt, false);
+    // Not the session's MCP path: its failure says nothing about the session; the pod's own answer stands.
+    if (onSessionPath(attempt.path, rec.initPath) === false) return { kind: 'relay', pin: pinOf(rec), why: 'off-path' };
     const r = await untilAborted(this.shared(attempt, rec), signal);
     if (r.notLost) return { kind: 'relay', pin: r.pin, why: 'not-lost' };
     return this.toward(r.pin, attempt, r.reinitialized);
@@ -293,6 +301,9 @@ export class SessionRecovery {
       return false;
     }
     if (parsePodAddress(res.upstream) !== rec.pod) return false;
+    // Where the session's MCP path is not known (a record from before it was
+    // kept), the pod answered, and a lost status at a guessed path proves nothing.
+    if (rec.initPath === null) return true;
     return !(this.o.lostSessionStatuses.includes(res.status) && saysSessionUnknown(res.status, res.body));
   }
 
@@ -359,7 +370,8 @@ export class SessionRecovery {
    * there again); likewise after any proof that a pod holds the session.
    */
   async relay(req: RelayRequest, signal: AbortSignal): Promise<RelayOutcome> {
-    if (req.method === 'GET') return { kind: 'reconnect' };
+    // A stream cannot be relayed into one answer (its reconnect goes to the session's pod); off the MCP path a GET is a plain request.
+    if (req.method === 'GET' && req.plan.why !== 'off-path') return { kind: 'reconnect' };
     const first = await this.relayOnce(req.plan.pin, req, signal);
     if (first.kind !== 'answered' || req.plan.why !== 'moved' || !this.o.lostSessionStatuses.includes(first.status)) return first;
     const again = await this.planRetry({ ...req.attempt, failedSessionId: req.plan.pin.backendSessionId }, signal);

@@ -92,9 +92,9 @@ export class CachedStore implements SessionStore {
     return this.inner.create(sid, s);
   }
 
-  async adopt(sid: string, pod: string): Promise<boolean> {
+  async adopt(sid: string, pod: string, path: string | null = null): Promise<boolean> {
     this.cache.delete(sid);
-    return this.inner.adopt(sid, pod);
+    return this.inner.adopt(sid, pod, path);
   }
 
   load(sid: string): Promise<SessionRecord | null> {

@@ -124,8 +124,8 @@ export class MemoryStore implements SessionStore, SessionInspector {
     return true;
   }
 
-  async adopt(sid: string, pod: string): Promise<boolean> {
-    return this.create(sid, { pod, backendSessionId: sid, initBody: null, initPath: null });
+  async adopt(sid: string, pod: string, path: string | null = null): Promise<boolean> {
+    return this.create(sid, { pod, backendSessionId: sid, initBody: null, initPath: path });
   }
 
   async load(sid: string): Promise<SessionRecord | null> {

@@ -30,7 +30,7 @@ interface ScriptCommands {
   mcppinReplacePin(key: string, ttlMs: number, nowMs: number, gen: number, pod: string, bsid: string): Promise<number>;
   mcppinUnlock(key: string, token: string): Promise<number>;
   mcppinRemoveIfGeneration(key: string, gen: number): Promise<number>;
-  mcppinAdopt(key: string, ttlMs: number, nowMs: number, pod: string, bsid: string): Promise<number>;
+  mcppinAdopt(key: string, ttlMs: number, nowMs: number, pod: string, bsid: string, path: string): Promise<number>;
 }
 type ScriptedRedis = (Redis | Cluster) & ScriptCommands;
 
@@ -102,7 +102,7 @@ export class RedisStore implements SessionStore, SessionInspector {
     redis.defineCommand('mcppinReplacePin', { numberOfKeys: 1, lua: lua('replace-pin-1') });
     redis.defineCommand('mcppinUnlock', { numberOfKeys: 1, lua: lua('unlock-1') });
     redis.defineCommand('mcppinRemoveIfGeneration', { numberOfKeys: 1, lua: lua('remove-if-generation-1') });
-    redis.defineCommand('mcppinAdopt', { numberOfKeys: 1, lua: lua('adopt-1') });
+    redis.defineCommand('mcppinAdopt', { numberOfKeys: 1, lua: lua('adopt-2') });
     this.redis = redis as ScriptedRedis;
   }
 
@@ -194,8 +194,8 @@ export class RedisStore implements SessionStore, SessionInspector {
     return r === 1;
   }
 
-  async adopt(sid: string, pod: string): Promise<boolean> {
-    const r = await this.run('adopt', () => this.redis.mcppinAdopt(this.key(sid), this.ttlMs, this.now(), pod, sid));
+  async adopt(sid: string, pod: string, path: string | null = null): Promise<boolean> {
+    const r = await this.run('adopt', () => this.redis.mcppinAdopt(this.key(sid), this.ttlMs, this.now(), pod, sid, path ?? ''));
     return r === 1;
   }
 

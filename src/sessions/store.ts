@@ -25,7 +25,7 @@ export interface NewSession {
 
 export interface SessionRecord extends Pin {
   initBody: Buffer | null;
-  /** Null for records made before it was stored, and for adopted sessions. */
+  /** The session's MCP path: where it was initialized, or found when adopted; null for records made before it was stored. */
   initPath: string | null;
   createdAtMs: number;
   lastSeenAtMs: number;
@@ -42,9 +42,10 @@ export interface SessionStore {
   create(clientSessionId: string, session: NewSession): Promise<boolean>;
   /**
    * Records a session only if the id is unknown (after store data loss, when
-   * a pod proved it holds the session). Returns true when adopted.
+   * a pod proved it holds the session), with the MCP path it was found on.
+   * Returns true when adopted.
    */
-  adopt(clientSessionId: string, pod: string): Promise<boolean>;
+  adopt(clientSessionId: string, pod: string, path?: string | null): Promise<boolean>;
   /** Full record with the init body (for recovery), or null. Does not slide the TTL. */
   load(clientSessionId: string): Promise<SessionRecord | null>;
   /**

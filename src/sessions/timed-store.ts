@@ -30,8 +30,8 @@ export class TimedStore implements SessionStore {
   create(sid: string, s: NewSession): Promise<boolean> {
     return this.timed('create', this.inner.create(sid, s));
   }
-  adopt(sid: string, pod: string): Promise<boolean> {
-    return this.timed('adopt', this.inner.adopt(sid, pod));
+  adopt(sid: string, pod: string, path: string | null = null): Promise<boolean> {
+    return this.timed('adopt', this.inner.adopt(sid, pod, path));
   }
   load(sid: string): Promise<SessionRecord | null> {
     return this.timed('load', this.inner.load(sid));

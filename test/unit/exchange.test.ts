@@ -206,11 +206,27 @@ describe('Exchange', () => {
       ['503', { 'response.flags': 0x20 }],
     ] as const) {
       const { ex, store } = make();
-      await store.create('D', { pod: '10.0.0.7:9000', backendSessionId: 'D', initBody: Buffer.from(INIT) });
-      const [h] = await ex.handle(requestHeaders({ ':method': 'DELETE', ':path': '/mcp', 'mcp-session-id': 'D' }, true));
+      await store.create('D', { pod: '10.0.0.7:9000', backendSessionId: 'D', initBody: Buffer.from(INIT), initPath: '/mcp' });
+      const [h] = await ex.handle(requestHeaders({ ':method': 'DELETE', ':path': '/mcp?x=1', 'mcp-session-id': 'D' }, true));
       expect(h!.mode_override, 'response phase wanted').to.equal(undefined);
       await ex.handle(responseHeaders({ ':status': status }, attrs));
       expect(await store.lookup('D'), status).to.equal(null);
+    }
+  });
+
+  it("changes nothing for a DELETE off the session's MCP path (the pod's router answered), and without a known path ends it only on a 2xx", async () => {
+    for (const [path, initPath, status, removed] of [
+      ['/typo', '/mcp', '404', false],
+      ['/typo', '/mcp', '200', false],
+      ['/mcp/', '/mcp', '404', false],
+      ['/mcp', null, '404', false],
+      ['/mcp', null, '200', true],
+    ] as const) {
+      const { ex, store } = make();
+      await store.create('D', { pod: '10.0.0.7:9000', backendSessionId: 'D', initBody: Buffer.from(INIT), initPath });
+      await ex.handle(requestHeaders({ ':method': 'DELETE', ':path': path, 'mcp-session-id': 'D' }, true));
+      await ex.handle(responseHeaders({ ':status': status }, {}));
+      expect((await store.lookup('D')) === null, `${path} (session at ${initPath}) answered ${status}`).to.equal(removed);
     }
   });
 
@@ -262,6 +278,8 @@ describe('Exchange', () => {
       await ex.handle(requestHeaders({ ':method': 'POST', ':path': '/mcp', 'mcp-session-id': 'U', 'content-type': 'application/json' }));
       await ex.handle(responseHeaders({ ':status': status, ...(echoed ? { 'mcp-session-id': echoed } : {}) }, { 'upstream.address': '10.0.0.5:8080' }));
       expect(await store.lookup('U') !== null, `${status} ${echoed}`).to.equal(adopted);
+      // Adopted with the path it was found on: its MCP path from now on.
+      if (adopted) expect((await store.load('U'))!.initPath).to.equal('/mcp');
     }
     const { store } = make();
     await store.create('E', { pod: '10.0.0.9:1', backendSessionId: 'E', initBody: null });

@@ -145,6 +145,31 @@ describe('recovery: planning a retry attempt', () => {
     expect((await recoverer.planRetry(attempt(), never)).kind).to.equal('send');
   });
 
+  it("relays a request off the session's MCP path back to its pod without any proof or change: the pod's own answer stands", async () => {
+    const { store, pods, recoverer, attempt } = await setup();
+    for (const method of ['POST', 'GET', 'DELETE']) {
+      const plan = await recoverer.planRetry(attempt({ path: '/typo' }), never);
+      expect(plan, method).to.deep.equal({ kind: 'relay', why: 'off-path', pin: { pod: OLD_POD, backendSessionId: 'client-1', generation: 1 } });
+      // Relayed as a request, a GET too (no stream to reconnect: the router's answer).
+      const out = await recoverer.relay({ attempt: attempt({ path: '/typo' }), plan: plan as RelayPlan, method, body: null }, never);
+      expect(out.kind, method).to.equal('answered');
+    }
+    expect(pods.count('"ping"') + pods.count('"initialize"')).to.equal(0);
+    expect(await store.lookup('client-1')).to.deep.equal({ pod: OLD_POD, backendSessionId: 'client-1', generation: 1 });
+  });
+
+  it('takes a lost status as no proof where the session MCP path is not known (a record kept before paths were): only an unreachable pod proves loss', async () => {
+    const store = new MemoryStore({ sessionTtlMs: 60_000 });
+    await store.create('client-1', { pod: OLD_POD, backendSessionId: 'client-1', initBody: INIT, initPath: null });
+    const pods = new FakePods();
+    const recoverer = new HttpRecoverer({ cfg, store, log: silentLog, metrics: newMetrics(), forwarder: pods });
+    const attempt = { clientSessionId: 'client-1', failedSessionId: 'client-1', pod: RETRY_POD, path: '/typo', headers: [] as [string, string][] };
+    expect((await recoverer.planRetry(attempt, never)).kind).to.equal('relay');
+    expect(pods.count('"initialize"')).to.equal(0);
+    pods.probe = () => new Error('ECONNREFUSED');
+    expect(await recoverer.planRetry(attempt, never)).to.deep.include({ kind: 'send', reinitialized: true });
+  });
+
   it('takes an unreachable pod, or a ping Envoy had to send to another pod, as proof of loss', async () => {
     for (const probe of [() => new Error('ECONNREFUSED'), () => ({ status: 200, upstream: '10.0.9.9:8080' })]) {
       const { pods, recoverer, attempt } = await setup();
@@ -171,9 +196,10 @@ describe('recovery: planning a retry attempt', () => {
 
   it('pings and re-initializes at the path the session was initialized on, not the request\'s own (harm 4: a /typo 404 is no proof)', async () => {
     const { store, pods, recoverer, attempt } = await setup();
-    // The pod serves MCP at /mcp only: anything else is its 404.
+    // The pod serves MCP at /mcp only: anything else is its 404. (A request off that
+    // path needs no proof at all: it is relayed back, see "off the session's MCP path".)
     pods.probe = (req) => ({ status: req.path === '/mcp' ? 200 : 404 });
-    const o = await recoverer.planRetry(attempt({ path: '/typo' }), never);
+    const o = await recoverer.planRetry(attempt({ path: '/mcp?from=retry' }), never);
     expect(o).to.deep.equal({ kind: 'relay', why: 'not-lost', pin: { pod: OLD_POD, backendSessionId: 'client-1', generation: 1 } });
     expect(pods.sent.map((r) => r.path)).to.deep.equal(['/mcp']);
     expect(pods.count('"initialize"')).to.equal(0);

@@ -33,7 +33,7 @@ export const REQUEST_OUTCOMES = [
 export type RequestOutcome = (typeof REQUEST_OUTCOMES)[number];
 
 /** What mcp-pin was doing when it caught a failure it carries on after. */
-export const IGNORED_OPS = ['drop_poisoned_pin', 'forget_deleted_session', 'adopt_session', 'drop_stale_pin', 'release_recovery_lock'] as const;
+export const IGNORED_OPS = ['drop_poisoned_pin', 'forget_deleted_session', 'adopt_session', 'drop_stale_pin', 'release_recovery_lock', 'remember_unknown_session', 'check_unknown_session'] as const;
 export type IgnoredOp = (typeof IGNORED_OPS)[number];
 
 /** The ext_proc phases a message can carry, and 'unknown' for one that carries none. */

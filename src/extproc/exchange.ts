@@ -204,8 +204,8 @@ export class Exchange {
       await this.deps.store.removeIfGeneration(sid, pin.generation).catch(() => metrics.ignored('drop_poisoned_pin'));
       pin = null;
     }
-    if (!pin && this.deps.recentlyUnknown?.has(sid)) {
-      // Searched for moments ago and found on no pod: not again.
+    if (!pin && (this.deps.recentlyUnknown?.has(sid) || (await this.rememberedUnknown(sid)))) {
+      // Searched for moments ago (by this replica or another) and found on no pod: not again.
       this.kind = 'passthrough';
       metrics.outcome('unknown_session_remembered');
       return { response: errorResponse('MCP_PIN_UNKNOWN_SESSION'), next: 'done' };
@@ -321,6 +321,19 @@ export class Exchange {
     return continueResponseHeaders(rewrite);
   }
 
+  /** Remembered by another replica (through the store); a store that cannot say is no reason to refuse: the search then runs. */
+  private async rememberedUnknown(sid: string): Promise<boolean> {
+    const local = this.deps.recentlyUnknown;
+    if (!local || local.ttlMs <= 0) return false;
+    const known = await this.deps.store.isRememberedUnknown(sid).catch(() => {
+      this.deps.metrics.ignored('check_unknown_session');
+      return false;
+    });
+    // Seen once from the store, kept here too: a burst of repeats asks the store once.
+    if (known) local.remember(sid);
+    return known;
+  }
+
   /** Whether pins may point at `pod`: an allowed pod is answered at once (no await on the hot path); only a miss may wait for a DNS refresh. */
   private allowed(pod: string): boolean | Promise<boolean> {
     const a = this.deps.allowlist;
@@ -339,7 +352,12 @@ export class Exchange {
     // The search ended in "no such session" (a lost-session status: Envoy
     // retries other pods on it first, and mcp-pin ends it with 404 once every
     // pod was asked): remember that, so repeats cost no pod a request.
-    if (this.deps.cfg.lostSessionStatuses.includes(status)) this.deps.recentlyUnknown?.remember(sid);
+    if (this.deps.cfg.lostSessionStatuses.includes(status) && this.deps.recentlyUnknown) {
+      this.deps.recentlyUnknown.remember(sid);
+      // And for every replica: the store keeps it as long.
+      const ttl = this.deps.recentlyUnknown.ttlMs;
+      if (ttl > 0) await this.deps.store.rememberUnknown(sid, ttl).catch(() => this.deps.metrics.ignored('remember_unknown_session'));
+    }
     if (!is2xx(status) || this.method === 'DELETE') return continueResponseHeaders();
     // Proof that the pod holds this session: it names it in its answer (the
     // SDK servers do on every response to a request). A 2xx alone is not: a

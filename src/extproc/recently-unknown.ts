@@ -1,15 +1,16 @@
 /**
- * Session ids this replica saw searched for and not found (every pod that
- * was asked answered 404), kept for --unknown-session-cache-ms: a repeat is
- * answered 404 by mcp-pin and reaches no pod. The store is still asked
- * first, so a session recorded meanwhile (an initialize, an adoption) wins.
- * Bounded: the oldest entries go first.
+ * Session ids searched for and not found (every pod that was asked answered
+ * 404), kept for --unknown-session-cache-ms: a repeat is answered 404 by
+ * mcp-pin and reaches no pod. This replica's own memory, in front of the
+ * store's (SessionStore.rememberUnknown), which every replica shares. The
+ * store's record is still asked first, so a session recorded meanwhile (an
+ * initialize, an adoption) wins. Bounded: the oldest entries go first.
  */
 export class RecentlyUnknown {
   private readonly until = new Map<string, number>();
 
   constructor(
-    private readonly ttlMs: number,
+    readonly ttlMs: number,
     private readonly maxEntries = 10_000,
     private readonly now: () => number = Date.now,
   ) {}

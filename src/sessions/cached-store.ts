@@ -92,6 +92,14 @@ export class CachedStore implements SessionStore {
     return this.inner.create(sid, s);
   }
 
+  rememberUnknown(sid: string, ttlMs: number): Promise<void> {
+    return this.inner.rememberUnknown(sid, ttlMs);
+  }
+
+  isRememberedUnknown(sid: string): Promise<boolean> {
+    return this.inner.isRememberedUnknown(sid);
+  }
+
   async adopt(sid: string, pod: string, path: string | null = null): Promise<boolean> {
     this.cache.delete(sid);
     return this.inner.adopt(sid, pod, path);

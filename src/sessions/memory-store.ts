@@ -21,10 +21,14 @@ interface Entry extends SessionRecord {
 }
 
 const SWEEP_INTERVAL_MS = 30_000;
+/** Made-up ids remembered at once (rememberUnknown); past it the oldest are forgotten. */
+const MAX_REMEMBERED_UNKNOWN = 10_000;
 
 export class MemoryStore implements SessionStore, SessionInspector {
   private readonly sessions = new Map<string, Entry>();
   private readonly locks = new Map<string, { token: string; expiresAtMs: number }>();
+  /** Ids no pod held, until when; bounded (the oldest go first). */
+  private readonly unknown = new Map<string, number>();
   private readonly ttlMs: number;
   private readonly now: () => number;
   private readonly sweeper: NodeJS.Timeout;
@@ -158,6 +162,23 @@ export class MemoryStore implements SessionStore, SessionInspector {
     return true;
   }
 
+  async rememberUnknown(sid: string, ttlMs: number): Promise<void> {
+    this.unknown.delete(sid);
+    if (this.unknown.size >= MAX_REMEMBERED_UNKNOWN) {
+      const oldest = this.unknown.keys().next().value;
+      if (oldest !== undefined) this.unknown.delete(oldest);
+    }
+    this.unknown.set(sid, this.now() + ttlMs);
+  }
+
+  async isRememberedUnknown(sid: string): Promise<boolean> {
+    const until = this.unknown.get(sid);
+    if (until === undefined) return false;
+    if (until > this.now()) return true;
+    this.unknown.delete(sid);
+    return false;
+  }
+
   async tryLock(sid: string, token: string, ttlMs: number): Promise<boolean> {
     const l = this.locks.get(sid);
     if (l && l.expiresAtMs > this.now()) return false;
@@ -175,5 +196,6 @@ export class MemoryStore implements SessionStore, SessionInspector {
     clearInterval(this.sweeper);
     this.sessions.clear();
     this.locks.clear();
+    this.unknown.clear();
   }
 }

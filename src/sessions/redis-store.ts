@@ -4,6 +4,7 @@
  * Layout per client session id S (hash tag {S} keeps both keys in one slot):
  *   <prefix>{S}       hash: pod, bsid, gen, init, path, created, seen (sliding TTL)
  *   <prefix>{S}:lock  recovery lock: a random token, with expiry
+ *   <prefix>{S}:unknown  searched for on every pod and held by none (--unknown-session-cache-ms)
  *
  * A record that is not what mcp-pin writes (another type, missing or
  * malformed fields) is dropped where it is read and reported as
@@ -232,6 +233,14 @@ export class RedisStore implements SessionStore, SessionInspector {
   async removeIfGeneration(sid: string, expectedGeneration: number): Promise<boolean> {
     const r = await this.run('remove', () => this.redis.mcppinRemoveIfGeneration(this.key(sid), expectedGeneration));
     return r === 1;
+  }
+
+  async rememberUnknown(sid: string, ttlMs: number): Promise<void> {
+    await this.run('remember_unknown', () => this.redis.set(`${this.key(sid)}:unknown`, '1', 'PX', ttlMs));
+  }
+
+  async isRememberedUnknown(sid: string): Promise<boolean> {
+    return (await this.run('is_unknown', () => this.redis.exists(`${this.key(sid)}:unknown`))) === 1;
   }
 
   async tryLock(sid: string, token: string, ttlMs: number): Promise<boolean> {

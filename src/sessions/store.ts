@@ -57,6 +57,14 @@ export interface SessionStore {
   remove(clientSessionId: string): Promise<void>;
   /** Removes the session only while it is still at `expectedGeneration`. */
   removeIfGeneration(clientSessionId: string, expectedGeneration: number): Promise<boolean>;
+  /**
+   * Remembers, for ttlMs, that a search for this id asked every pod and none
+   * held it: every replica then answers a repeat itself (one pass over the
+   * pods per made-up id, whatever the replica count).
+   */
+  rememberUnknown(clientSessionId: string, ttlMs: number): Promise<void>;
+  /** Whether rememberUnknown was told of this id less than its ttlMs ago. */
+  isRememberedUnknown(clientSessionId: string): Promise<boolean>;
   /** Recovery lock: true when taken by `token`; expires by itself after ttlMs. */
   tryLock(clientSessionId: string, token: string, ttlMs: number): Promise<boolean>;
   /** Releases the lock only if `token` still holds it. */

@@ -6,8 +6,8 @@
  */
 import type { NewSession, Pin, SessionRecord, SessionStore } from './store.js';
 
-export type StoreOp = 'lookup' | 'load' | 'create' | 'adopt' | 'replace_pin' | 'remove' | 'lock' | 'unlock';
-export const STORE_OPS: readonly StoreOp[] = ['lookup', 'load', 'create', 'adopt', 'replace_pin', 'remove', 'lock', 'unlock'];
+export type StoreOp = 'lookup' | 'load' | 'create' | 'adopt' | 'replace_pin' | 'remove' | 'lock' | 'unlock' | 'remember_unknown' | 'is_unknown';
+export const STORE_OPS: readonly StoreOp[] = ['lookup', 'load', 'create', 'adopt', 'replace_pin', 'remove', 'lock', 'unlock', 'remember_unknown', 'is_unknown'];
 
 export class TimedStore implements SessionStore {
   constructor(
@@ -30,6 +30,14 @@ export class TimedStore implements SessionStore {
   create(sid: string, s: NewSession): Promise<boolean> {
     return this.timed('create', this.inner.create(sid, s));
   }
+  rememberUnknown(sid: string, ttlMs: number): Promise<void> {
+    return this.timed('remember_unknown', this.inner.rememberUnknown(sid, ttlMs));
+  }
+
+  isRememberedUnknown(sid: string): Promise<boolean> {
+    return this.timed('is_unknown', this.inner.isRememberedUnknown(sid));
+  }
+
   adopt(sid: string, pod: string, path: string | null = null): Promise<boolean> {
     return this.timed('adopt', this.inner.adopt(sid, pod, path));
   }

@@ -57,6 +57,21 @@ describe('session search: each pod at most once (issue 20)', function () {
     });
   }
 
+  it('asks each pod once for a made-up id across replicas too: one pass per id per --unknown-session-cache-ms (issue 27, item 7)', async () => {
+    stack = await startStack({ pods: 3, replicas: 2 });
+    const sid = 'made-up-across-replicas';
+    for (let i = 0; i < 8; i++) {
+      const res = await fetch(stack.mcpUrl, { method: 'POST', headers: { ...MCP, 'mcp-session-id': sid }, body: `{"jsonrpc":"2.0","id":${i},"method":"tools/list"}` });
+      expect(res.status).to.equal(404);
+      await res.arrayBuffer();
+    }
+    expect(await seenBy(stack.pods, sid), 'requests with the id on each pod').to.deep.equal(Object.fromEntries(stack.pods.map((p) => [p.name, 1])));
+    // Both replicas answered repeats themselves (Envoy spreads the streams over them).
+    const remembered = await Promise.all(stack.pins.map((p) => p.metric('mcp_pin_requests_total{outcome="unknown_session_remembered"}')));
+    expect(remembered.reduce((a, b) => a + b, 0)).to.equal(7);
+    expect(remembered.every((n) => n > 0), `each replica answered some: ${remembered.join(', ')}`).to.equal(true);
+  });
+
   it('finds every session on 6 pods after the store lost its pins (more pods than the old fixed 5 attempts), asking no pod twice', async () => {
     stack = await startStack({ pods: 6, pinEnv: { MCP_PIN_PIN_CACHE_MS: '0' } });
     for (let i = 0; i < 12; i++) clients.push(await connectClient(stack.mcpUrl));

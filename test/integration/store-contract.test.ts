@@ -149,6 +149,24 @@ function contract(name: string, make: (ttlMs: number) => Promise<SessionStore>, 
       expect((await store.lookup('a1'))!.pod).to.equal('10.0.0.4:80');
     });
 
+    it('remembers an id no pod held, for its time, apart from any session record', async () => {
+      expect(await store.isRememberedUnknown('nobody')).to.equal(false);
+      await store.rememberUnknown('nobody', 60_000);
+      expect(await store.isRememberedUnknown('nobody')).to.equal(true);
+      expect(await store.lookup('nobody'), 'no session made of it').to.equal(null);
+      expect(await store.isRememberedUnknown('somebody-else')).to.equal(false);
+      await store.rememberUnknown('brief', 30);
+      await eventually(
+        async () => {
+          clock?.advance(50);
+          return !(await store.isRememberedUnknown('brief'));
+        },
+        'forgotten after its time',
+        2000,
+        20,
+      );
+    });
+
     it('treats odd ids as plain data (braces, colons, spaces, long)', async () => {
       const ids = ['a}b{c', '{x}', 'x:lock', 'with space', '*', 'é-ünï', 'k'.repeat(1000)];
       // Backend ids are what a pod issued: visible ASCII (mcp-pin stores no other, and refuses a record with one).

@@ -105,6 +105,8 @@ function scheduledStore(inner: SessionStore, s: Scheduler): SessionStore {
     replacePin: wrap(inner.replacePin.bind(inner)),
     remove: wrap(inner.remove.bind(inner)),
     removeIfGeneration: wrap(inner.removeIfGeneration.bind(inner)),
+    rememberUnknown: wrap(inner.rememberUnknown.bind(inner)),
+    isRememberedUnknown: wrap(inner.isRememberedUnknown.bind(inner)),
     tryLock: wrap(inner.tryLock.bind(inner)),
     unlock: wrap(inner.unlock.bind(inner)),
     ping: wrap(inner.ping.bind(inner)),

@@ -17,9 +17,8 @@ function setHeaders(r: ProcessingResponse): Record<string, string> {
 }
 
 function make(over: Partial<ExchangeDeps> = {}): { ex: Exchange; store: MemoryStore; deps: ExchangeDeps } {
-  const store = new MemoryStore({ sessionTtlMs: 60_000 });
-  const deps: ExchangeDeps = { store, cfg, log: silentLog, metrics: newMetrics(), ...over };
-  return { ex: new Exchange(deps), store, deps };
+  const deps: ExchangeDeps = { store: new MemoryStore({ sessionTtlMs: 60_000 }), cfg, log: silentLog, metrics: newMetrics(), ...over };
+  return { ex: new Exchange(deps), store: deps.store as MemoryStore, deps };
 }
 
 describe('Exchange', () => {
@@ -165,7 +164,8 @@ describe('Exchange', () => {
   it('remembers an id whose search ended in 404: a repeat is answered 404 after a store lookup, until the entry expires; a stored session wins', async () => {
     let now = 1_000;
     const recentlyUnknown = new RecentlyUnknown(5_000, 100, () => now);
-    const { store, deps } = make({ recentlyUnknown });
+    // The store remembers it too (for every replica), on the same clock.
+    const { store, deps } = make({ recentlyUnknown, store: new MemoryStore({ sessionTtlMs: 60_000, now: () => now }) });
     const send = async (sid: string): Promise<ProcessingResponse> => (await new Exchange(deps).handle(requestHeaders({ ...POST_JSON, 'mcp-session-id': sid })))[0]!;
     // First time: the search (the service route), then its 404.
     const ex = new Exchange(deps);
@@ -186,6 +186,18 @@ describe('Exchange', () => {
     expect((await send('gone')).immediate_response!.status.code).to.equal(404);
     now += 5_001;
     expect((await send('gone')).immediate_response, 'expired: searched again').to.equal(undefined);
+  });
+
+  it("answers a made-up id another replica searched for moments ago without searching again (the store's memory)", async () => {
+    const store = new MemoryStore({ sessionTtlMs: 60_000 });
+    const replica = (): ExchangeDeps => ({ store, cfg, log: silentLog, metrics: newMetrics(), recentlyUnknown: new RecentlyUnknown(5_000) });
+    const [a, b] = [replica(), replica()];
+    const ex = new Exchange(a);
+    await ex.handle(requestHeaders({ ...POST_JSON, 'mcp-session-id': 'made-up' }));
+    await ex.handle(responseHeaders({ ':status': '404' }, {}));
+    const [r] = await new Exchange(b).handle(requestHeaders({ ...POST_JSON, 'mcp-session-id': 'made-up' }));
+    expect(r!.immediate_response!.status.code, 'the other replica answers it itself').to.equal(404);
+    expect(await b.metrics.registry.getSingleMetricAsString('mcp_pin_requests_total')).to.match(/outcome="unknown_session_remembered"} 1/);
   });
 
   it('answers 503 with a JSON-RPC error when the store fails, instead of guessing a route', async () => {

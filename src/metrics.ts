@@ -19,6 +19,7 @@ export const REQUEST_OUTCOMES = [
   'session_id_taken',
   'corrupt_record',
   'off_path',
+  'client_left',
   'session_deleted',
   'recovered',
   'relayed',

@@ -62,6 +62,11 @@ export class HttpRecoverer implements Recoverer {
       lostSessionStatuses: cfg.lostSessionStatuses,
       relayBudget: new ByteBudget(cfg.relayBudgetBytes),
       onIgnoredError: (op) => deps.metrics.ignored(op),
+      // Each recovery counted once, as what it was, whoever still waits for it.
+      onRecoveryDone: ({ clientSessionId, result, code, ms }) => {
+        deps.metrics.recoverySeconds.observe({ result }, ms / 1000);
+        if (result === 'failed') deps.log.warn({ session: sessionTag(clientSessionId), code, ms }, 'recovery failed');
+      },
       ...(deps.allowlist ? { allows: (pod: string) => deps.allowlist!.allowsFresh(pod) } : {}),
       ...(deps.clock ? { clock: deps.clock } : {}),
     });
@@ -74,18 +79,21 @@ export class HttpRecoverer implements Recoverer {
   async planRetry(attempt: RetryAttempt, signal: AbortSignal): Promise<RetryPlan> {
     const { log, metrics } = this.deps;
     const tag = sessionTag(attempt.clientSessionId);
-    const timer = metrics.recoverySeconds.startTimer();
     const plan = await this.recovery.planRetry(attempt, signal);
     switch (plan.kind) {
       case 'failed':
-        timer({ result: 'failed' });
+        // The client left (Envoy gave up on the request): that is all this caller saw; the recovery it waited for goes on and reports itself.
+        if (plan.code === 'MCP_PIN_RECOVERY_CANCELLED') {
+          metrics.outcome('client_left');
+          log.info({ session: tag, pod: attempt.pod }, 'client left while its session was being recovered');
+          break;
+        }
         metrics.outcome('recovery_failed');
         if (plan.code === 'MCP_PIN_STORE_CORRUPT') metrics.storeErrors.inc({ op: 'load', code: plan.code });
-        log.warn({ session: tag, pod: attempt.pod, code: plan.code }, 'recovery failed');
+        log.warn({ session: tag, pod: attempt.pod, code: plan.code }, "retry not sent: the session's recovery failed");
         break;
       case 'relay':
         if (plan.why === 'not-lost') {
-          timer({ result: 'not_lost' });
           metrics.outcome('not_lost');
           log.info({ session: tag, pod: plan.pin.pod }, 'session not lost (its pod still holds it): request goes back there');
         } else if (plan.why === 'off-path') {
@@ -94,10 +102,7 @@ export class HttpRecoverer implements Recoverer {
         }
         break;
       case 'send':
-        if (plan.reinitialized) {
-          timer({ result: 'recovered' });
-          log.info({ session: tag, pod: plan.pin.pod, generation: plan.pin.generation }, 'session re-initialized');
-        }
+        if (plan.reinitialized) log.info({ session: tag, pod: plan.pin.pod, generation: plan.pin.generation }, 'session re-initialized');
         break;
     }
     return plan;

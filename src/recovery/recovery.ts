@@ -131,6 +131,12 @@ export interface RecoveryOptions {
   relayBudget?: ByteBudget;
   /** Polling interval while another replica holds the lock. */
   lockPollMs?: number;
+  /**
+   * Told once per shared recovery, when it ends, of what it was (whoever is
+   * still waiting for it, or nobody): the session re-initialized, found not
+   * lost, or the recovery failed (its code); and how long it took.
+   */
+  onRecoveryDone?: (outcome: { clientSessionId: string; result: 'recovered' | 'not_lost' | 'failed'; code?: PinErrorCode; ms: number }) => void;
   /** Told of a failure recovery carries on after (a lock it could not release expires by itself). */
   onIgnoredError?: (op: 'release_recovery_lock' | 'drop_stale_pin') => void;
   newToken?: () => string;
@@ -196,11 +202,18 @@ export class SessionRecovery {
     const running = this.inflight.get(sid);
     // Joiners get the whole result (not lost included), and never re-plan from it.
     if (running && running.fromGeneration === rec.generation) return running.done.then((r) => ({ ...r, reinitialized: false }));
+    const started = this.clock.now();
     const done = this.coordinate(attempt, rec.generation).finally(() => {
       if (this.inflight.get(sid)?.done === done) this.inflight.delete(sid);
     });
-    // Every caller may have left: the outcome is then nobody's to report.
-    done.catch(() => {});
+    // Its own outcome, once, whether or not anyone still waits for it (a
+    // recovery another replica made is that replica's to report).
+    done.then(
+      (r) => {
+        if (r.reinitialized || r.notLost) this.o.onRecoveryDone?.({ clientSessionId: sid, result: r.reinitialized ? 'recovered' : 'not_lost', ms: this.clock.now() - started });
+      },
+      (err: unknown) => this.o.onRecoveryDone?.({ clientSessionId: sid, result: 'failed', code: err instanceof PinError ? err.code : 'MCP_PIN_UNEXPECTED', ms: this.clock.now() - started }),
+    );
     this.inflight.set(sid, { fromGeneration: rec.generation, done });
     return done;
   }

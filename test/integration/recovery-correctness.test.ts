@@ -170,7 +170,7 @@ describe('recovery correctness (issue 12)', function () {
     await eventually(async () => (await other.record()).requests.some((r) => r.rpcMethod === 'initialize'), 'the re-initialize reached the slow pod', 5000);
     gone.abort();
     expect(await call).to.be.instanceOf(Error);
-    await eventually(async () => /"code":"MCP_PIN_RECOVERY_CANCELLED"/.test(stack.pins[0]!.proc.output), 'mcp-pin stopped waiting for the client that left', 5000);
+    await eventually(async () => stack.pins[0]!.proc.output.includes('client left while its session was being recovered'), 'mcp-pin stopped waiting for the client that left', 5000);
     // The recovery itself finishes: the stored record moves to the other pod, its initialize body kept.
     const r = new Redis(stack.redis!.url);
     try {
@@ -187,5 +187,12 @@ describe('recovery correctness (issue 12)', function () {
     expect((await c.echo('after')).text).to.equal('after');
     expect(c.sessionId()).to.equal(sid);
     expect((await other.record()).initialize, 'one re-initialize').to.have.length(1);
+    // Logs and metrics say what happened (issue 27, item 8): a client left; the recovery succeeded, counted once.
+    const pin = stack.pins[0]!;
+    expect(await pin.metric('mcp_pin_requests_total{outcome="client_left"}')).to.equal(1);
+    expect(await pin.metric('mcp_pin_recovery_seconds_count{result="recovered"}')).to.equal(1);
+    expect(await pin.metric('mcp_pin_recovery_seconds_count{result="failed"}')).to.equal(0);
+    expect(await pin.metric('mcp_pin_requests_total{outcome="recovery_failed"}')).to.equal(0);
+    expect(pin.proc.output).to.not.contain('recovery failed');
   });
 });

@@ -15,14 +15,18 @@ import type { SessionInfo, SessionInspector, SessionStore } from '../sessions/st
 
 export const SESSIONS_USAGE = `usage: mcp-pin sessions get <session id> [--json] [store flags]
        mcp-pin sessions list [--pod ip:port] [--limit n] [--cursor c] [--json] [store flags]
-       mcp-pin sessions drop <session id> [store flags]
+       mcp-pin sessions drop <session id> [--force] [store flags]
 
 Store flags are the server's: --store-url, --key-prefix, --config, ... (or
 MCP_PIN_* variables). list prints up to --limit sessions (default 100) and,
 when more remain, the --cursor for the next page. drop removes the pin: the
 next request of that session searches the pods and is pinned again where a
 pod still holds it (to end the session itself, send DELETE through Envoy).
-Exit codes: 0 done, 1 no such session, 2 usage, 3 store unreachable.`;
+It refuses (exit 4, saying why) a session it would harm: a recovered one
+(its pod knows it by another id, so no search can find it again: dropping
+it ends it) or one whose initialize mcp-pin keeps (found again, it could no
+longer be recovered); --force drops it all the same.
+Exit codes: 0 done, 1 no such session, 2 usage, 3 store unreachable, 4 refused.`;
 
 /** A store the command can read: the server's store plus inspection. */
 export type InspectableStore = SessionStore & SessionInspector;
@@ -35,7 +39,7 @@ export interface CommandIo {
   openStore?: (cfg: ReturnType<typeof loadConfig>) => InspectableStore;
 }
 
-const OWN = { pod: { type: 'string' }, limit: { type: 'string' }, cursor: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const;
+const OWN = { pod: { type: 'string' }, limit: { type: 'string' }, cursor: { type: 'string' }, json: { type: 'boolean' }, force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const;
 
 export async function runSessionsCommand(argv: string[], env: NodeJS.ProcessEnv, io: CommandIo): Promise<number> {
   // Our own flags and the positionals; everything else goes to the server's config parser.
@@ -89,6 +93,16 @@ export async function runSessionsCommand(argv: string[], env: NodeJS.ProcessEnv,
     if (verb === 'drop') {
       const info = await store.inspect(id!);
       if (!info) return notFound(io, id!);
+      const harm =
+        info.backendSessionId !== info.clientSessionId
+          ? `it was recovered: its pod (${info.pod}) knows it as ${info.backendSessionId}, so no search by ${id!} can find it again, and dropping it ends the session`
+          : info.recoverable
+            ? 'its pod would be found again, but mcp-pin would no longer hold its initialize: after that the session could not be recovered if its pod went'
+            : undefined;
+      if (harm && values.force !== true) {
+        io.err(`mcp-pin sessions: not dropped: ${harm}. To end the session, send DELETE with its id through Envoy; --force drops it all the same`);
+        return 4;
+      }
       await store.remove(id!);
       io.out(`dropped ${id!} (was pinned to ${info.pod}, generation ${info.generation}); replicas' pin caches forget it within --pin-cache-ms (${cfg.pinCacheMs} ms)`);
       return 0;

@@ -9,6 +9,7 @@ import { execFile } from 'node:child_process';
 import { connectClient } from '../helpers/mcp-client.js';
 import { startRedis, startRedisCluster, type ProcsHandle, type RedisHandle } from '../helpers/redis.js';
 import { startStack } from '../helpers/stack.js';
+import { Redis } from 'ioredis';
 import { RedisStore } from '../../src/sessions/redis-store.js';
 
 const MCP_PIN = new URL('../../bin/mcp-pin.js', import.meta.url).pathname;
@@ -68,7 +69,12 @@ describe('mcp-pin sessions on Redis (issue 20)', function () {
         const info = JSON.parse(g.stdout) as { pod: string; backendSessionId: string; generation: number; ttlMs: number; recoverable: boolean };
         expect(info).to.include({ pod: '10.0.0.1:8080', backendSessionId: 'b-7', generation: 1, recoverable: true });
         expect(info.ttlMs).to.be.within(3_500_000, 3_600_000);
-        const d = await cli(env, 'drop', 'sess-7');
+        // Its pod knows it by another id (b-7): dropping it would end it, so only with --force.
+        const refused = await cli(env, 'drop', 'sess-7');
+        expect(refused.code).to.equal(4);
+        expect(refused.stderr).to.contain('not dropped: it was recovered');
+        expect(await store.inspect('sess-7')).to.not.equal(null);
+        const d = await cli(env, 'drop', 'sess-7', '--force');
         expect(d.code, d.stderr).to.equal(0);
         expect(d.stdout).to.contain('dropped sess-7 (was pinned to 10.0.0.1:8080');
         expect(await store.inspect('sess-7')).to.equal(null);
@@ -93,6 +99,40 @@ describe('mcp-pin sessions on Redis (issue 20)', function () {
       expect(r.stdout).to.contain(`pod          ${pod.host}:${pod.port}`);
       const l = await cli({ MCP_PIN_STORE_URL: stack.storeUrl, MCP_PIN_KEY_PREFIX: stack.keyPrefix }, 'list', '--pod', `${pod.host}:${pod.port}`);
       expect(l.stdout).to.contain(c.sessionId());
+    } finally {
+      await c.close();
+      await stack.stop();
+    }
+  });
+
+  it('never ends a live session by surprise: drop refuses a recovered session, and a dropped one is found again (issue 27, item 6)', async () => {
+    const stack = await startStack({ pods: 2, pinEnv: { MCP_PIN_PIN_CACHE_MS: '0' } });
+    const env = { MCP_PIN_STORE_URL: stack.storeUrl, MCP_PIN_KEY_PREFIX: stack.keyPrefix };
+    const c = await connectClient(stack.mcpUrl);
+    try {
+      const home = stack.podByName((await c.whoami()).pod);
+      // Recovered: its pod knows it by another id. Refused, and it lives on.
+      await home.restartInPlace();
+      await c.echo('recovered');
+      const refused = await cli(env, 'drop', c.sessionId());
+      expect(refused.code).to.equal(4);
+      expect(refused.stderr).to.contain('not dropped: it was recovered');
+      expect((await c.echo('still here')).text).to.equal('still here');
+      // A session found again by a search (adopted after the store lost it, no initialize kept): dropped, found again.
+      const d = await connectClient(stack.mcpUrl);
+      try {
+        const where = (await d.whoami()).pod;
+        const redis = new Redis(stack.redis!.url);
+        await redis.del(`${stack.keyPrefix}{${d.sessionId()}}`);
+        redis.disconnect();
+        expect((await d.echo('adopted')).pod).to.equal(where);
+        const dropped = await cli(env, 'drop', d.sessionId());
+        expect(dropped.code, dropped.stderr).to.equal(0);
+        expect((await d.echo('found again')).pod).to.equal(where);
+        expect((await cli(env, 'get', d.sessionId())).code, 'pinned again').to.equal(0);
+      } finally {
+        await d.close();
+      }
     } finally {
       await c.close();
       await stack.stop();

@@ -47,12 +47,37 @@ describe('mcp-pin sessions (memory store)', () => {
     expect(human.err[0]).to.match(/^2 session\(s\); more: mcp-pin sessions list --cursor s01$/);
   });
 
-  it('drop removes the pin; get then answers 1', async () => {
-    expect((await run('drop', 's05')).code).to.equal(0);
-    expect(await store.inspect('s05')).to.equal(null);
-    const r = await run('get', 's05');
+  it('drop removes a pin that a search finds again, losing nothing (no initialize kept); get then answers 1', async () => {
+    // Under its own id, its initialize not kept (as an adopted session).
+    await store.adopt('adopted', '10.0.0.1:8080', '/mcp');
+    const dropped = await run('drop', 'adopted');
+    expect(dropped.code).to.equal(0);
+    expect(dropped.out[0]).to.match(/^dropped adopted \(was pinned to 10\.0\.0\.1:8080, generation 1\)/);
+    expect(await store.inspect('adopted')).to.equal(null);
+    const r = await run('get', 'adopted');
     expect(r.code).to.equal(1);
-    expect(r.err[0]).to.contain('no session "s05" in the store');
+    expect(r.err[0]).to.contain('no session "adopted" in the store');
+  });
+
+  it('refuses to drop a session it would harm (exit 4, saying why), unless --force', async () => {
+    // Under its own id with its initialize kept: found again, it could no longer be recovered.
+    await store.create('own', { pod: '10.0.0.1:8080', backendSessionId: 'own', initBody: Buffer.from('{}') });
+    const kept = await run('drop', 'own');
+    expect(kept.code).to.equal(4);
+    expect(kept.err[0]).to.match(/not dropped: its pod would be found again, but mcp-pin would no longer hold its initialize/);
+    expect(await store.inspect('own')).to.not.equal(null);
+    // A recovered session: its pod knows another id, no search finds it: dropping it would end it.
+    await store.create('recovered', { pod: '10.0.0.1:8080', backendSessionId: 'recovered', initBody: Buffer.from('{}') });
+    await store.replacePin('recovered', 1, '10.0.0.2:8080', 'backend-2');
+    const moved = await run('drop', 'recovered');
+    expect(moved.code).to.equal(4);
+    expect(moved.err[0]).to.match(/not dropped: it was recovered: its pod \(10\.0\.0\.2:8080\) knows it as backend-2, so no search by recovered can find it again/);
+    expect(await store.inspect('recovered')).to.not.equal(null);
+    // --force: the operator's decision.
+    for (const id of ['own', 'recovered']) {
+      expect((await run('drop', id, '--force')).code, id).to.equal(0);
+      expect(await store.inspect(id), id).to.equal(null);
+    }
   });
 
   it('answers usage errors with exit 2 and one clear line', async () => {

@@ -18,6 +18,7 @@
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { createServer as createTcpServer } from 'node:net';
 import { parseArgs } from 'node:util';
 import { connectClient } from '../test/helpers/mcp-client.js';
 import { killAll, teeOutput } from '../test/helpers/process.js';
@@ -51,6 +52,19 @@ async function main(): Promise<void> {
     });
   }
   const memory = flags.memory;
+  // A busy public port: say so now, by its number, not after Envoy failed to bind it.
+  const port = Number(flags.port);
+  if (port !== 0) {
+    const busy = await new Promise<string | null>((resolve) => {
+      const probe = createTcpServer();
+      probe.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+      probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(null)));
+    });
+    if (busy) {
+      process.stderr.write(`mcp-pin stack: port ${port} is not free (${busy}): another process listens there (a stack already running?). --port N picks another, --port 0 any free one.\n`);
+      process.exit(1);
+    }
+  }
   const stack = await startStack({
     pods: 2,
     store: memory ? 'memory' : 'redis',
@@ -126,7 +140,8 @@ async function main(): Promise<void> {
   say('  npm run stack:pod -- kill pod1      # the pod holding the session dies; the next call is recovered on the other pod');
   say('  npm run stack:pod -- restore pod1   # it comes back at its address, knowing no sessions');
   say(`  tail -f ${LOG_DIR}/mcp-pin-*.log     # mcp-pin's log: "session re-initialized" (or run the stack with -- --logs)`);
-  say(`  curl -s http://127.0.0.1:${pins[0]!.metricsPort}/metrics | grep mcp_pin_requests_total`);
+  // Every replica's counters: a recovery is counted by whichever replica ran it.
+  say(`  for p in ${pins.map((p) => p.metricsPort).join(' ')}; do curl -s http://127.0.0.1:$p/metrics | grep '^mcp_pin_requests_total'; done`);
   if (storeUrl !== 'memory:') {
     say(`  npx mcp-pin sessions list --store-url ${storeUrl} --key-prefix ${stack.keyPrefix}        # every session and its pod`);
     say(`  npx mcp-pin sessions get <session id> --store-url ${storeUrl} --key-prefix ${stack.keyPrefix}`);

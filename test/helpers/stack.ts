@@ -74,7 +74,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       ...(opts.listenPort !== undefined ? { listenPort: opts.listenPort } : {}),
     },
   });
-  const keyPrefix = `t${Date.now().toString(36)}:`;
+  // The prefix the replicas really use (a caller may set its own).
+  const keyPrefix = opts.pinEnv?.MCP_PIN_KEY_PREFIX ?? `t${Date.now().toString(36)}:`;
   const pins = await Promise.all(
     Array.from({ length: opts.replicas ?? 1 }, (_, i) =>
       new McpPinProcess(`mcp-pin-${i + 1}`, 0, {

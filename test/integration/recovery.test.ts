@@ -203,7 +203,8 @@ describe('transparent recovery (issue 4)', function () {
     const err = await c.echo('x').then(() => null, (e: unknown) => e as Error);
     expect(err?.message).to.match(/404|Session not found/);
     const r = new Redis(stack.redis!.url);
-    expect(await r.keys('*'), 'no pin left behind').to.deep.equal([]);
+    // No pin left behind (only the brief memory that the id is unknown, from the SDK client's retry).
+    expect((await r.keys('*')).filter((k) => !k.endsWith(':unknown')), 'no pin left behind').to.deep.equal([]);
     r.disconnect();
     expect((await fetch(`http://127.0.0.1:${stack.pins[0]!.metricsPort}/healthz`)).status).to.equal(200);
     expect(stack.pins[0]!.proc.alive).to.equal(true);

@@ -14,10 +14,27 @@ import { ManagedProcess } from '../helpers/process.js';
 
 const STACK = new URL('../../scripts/stack.ts', import.meta.url).pathname;
 const STACK_POD = new URL('../../scripts/stack-pod.ts', import.meta.url).pathname;
+const BIN = new URL('../../bin/mcp-pin.js', import.meta.url).pathname;
 const stackPod = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', STACK_POD, ...args], { encoding: 'utf8' });
 
 describe('npm run stack (README)', function () {
   this.timeout(120_000);
+  it('fails at once on a busy public port, naming it', async () => {
+    const { createServer } = await import('node:net');
+    const busy = createServer().listen(0, '127.0.0.1');
+    await new Promise((r) => busy.once('listening', r));
+    try {
+      const port = (busy.address() as { port: number }).port;
+      const started = Date.now();
+      const r = spawnSync(process.execPath, ['--import', 'tsx', STACK, '--once', '--port', String(port)], { encoding: 'utf8', timeout: 30_000 });
+      expect(r.status).to.equal(1);
+      expect(r.stderr).to.contain(`port ${port} is not free (EADDRINUSE)`);
+      expect(Date.now() - started, 'at once, not after Envoy timed out').to.be.below(10_000);
+    } finally {
+      busy.close();
+    }
+  });
+
   it('brings up Envoy + 2 mcp-pin + Redis + 2 pods, and the demo client calls a tool', async () => {
     const p = new ManagedProcess('stack', process.execPath, ['--import', 'tsx', STACK, '--once', '--port', '0']).start();
     const code = await p.waitExit(80_000);
@@ -56,6 +73,15 @@ describe('npm run stack (README)', function () {
       expect(after.text).to.equal('after the kill');
       expect(after.pod).to.not.equal(home);
       await eventually(async () => p.output.includes('session re-initialized'), 'the recovery in the streamed log', 10_000);
+      // The commands the stack printed work as printed: every replica's counters show the recovery,
+      // and the sessions command (its own store URL and key prefix) finds the session.
+      const metricsLine = /^ {2}(for p in [\d ]+; do curl .*; done)$/m.exec(out)![1]!;
+      const counters = spawnSync('bash', ['-c', metricsLine], { encoding: 'utf8' }).stdout;
+      expect(counters).to.match(/^mcp_pin_requests_total\{outcome="recovered"\} [1-9]/m);
+      const getLine = /^ {2}npx mcp-pin sessions get <session id> (.*)$/m.exec(out)![1]!;
+      const got = spawnSync('bash', ['-c', `node ${BIN} sessions get ${c.sessionId()} ${getLine}`], { encoding: 'utf8' });
+      expect(got.status, got.stderr).to.equal(0);
+      expect(got.stdout).to.contain('generation   2');
       const restored = stackPod('restore', home);
       expect(restored.status, restored.stderr).to.equal(0);
       expect(restored.stdout).to.contain(`${home} started again`);

@@ -26,6 +26,18 @@ interface Service {
 }
 
 describe('packaging: docker-compose.yml and Dockerfile', () => {
+  it('keeps a CHANGELOG whose versions lead up to package.json\'s, and whose script names exist', () => {
+    const changelog = read('CHANGELOG.md');
+    const version = (JSON.parse(read('package.json')) as { version: string }).version;
+    const headings = [...changelog.matchAll(/^## (.+)$/gm)].map((m) => m[1]!);
+    expect(headings[0]).to.be.oneOf(['Unreleased', version]);
+    const released = headings.filter((h) => h !== 'Unreleased');
+    // Released sections name a version no newer than the package's, newest first.
+    for (const h of released) expect(h, h).to.match(/^\d+\.\d+\.\d+/);
+    if (released.length > 0) expect(released[0]!.split(' ')[0]).to.equal(version);
+    for (const [, name] of changelog.matchAll(/`([a-z-]+-\d+)`/g)) expect(existsSync(new URL(`src/sessions/lua/${name}.lua`, root)), name).to.equal(true);
+  });
+
   it('ships the license package.json names', () => {
     expect(JSON.parse(read('package.json')).license).to.equal('Apache-2.0');
     expect(read('LICENSE')).to.match(/^\s*Apache License\s+Version 2\.0, January 2004/);

@@ -125,7 +125,8 @@ export class Metrics {
     // (The tallied counters get theirs from their first scrape.)
     for (const r of ['recovered', 'not_lost', 'failed']) this.recoverySeconds.zero({ result: r });
     for (const op of ['lookup', 'load', 'create', 'adopt', 'remove']) for (const code of ['MCP_PIN_STORE_UNAVAILABLE', 'MCP_PIN_STORE_TIMEOUT']) this.storeErrors.labels(op, code).inc(0);
-    for (const op of ['lookup', 'load']) this.storeErrors.labels(op, 'MCP_PIN_STORE_CORRUPT').inc(0);
+    for (const code of ['MCP_PIN_STORE_UNAVAILABLE', 'MCP_PIN_STORE_TIMEOUT']) this.storeErrors.labels('recovery', code).inc(0);
+    for (const op of ['lookup', 'load', 'recovery']) this.storeErrors.labels(op, 'MCP_PIN_STORE_CORRUPT').inc(0);
   }
 
   /** Counts a failure that was caught and deliberately not passed on. */

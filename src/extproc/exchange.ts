@@ -314,6 +314,7 @@ export class Exchange {
         } catch (err) {
           // The pin expires by its TTL; the DELETE itself went through.
           metrics.ignored('forget_deleted_session');
+          if (err instanceof StoreError) metrics.storeErrors.inc({ op: 'remove', code: err.code });
           log.warn({ session: sessionTag(sid), err: (err as Error).message }, 'could not forget deleted session');
         }
       }
@@ -378,6 +379,7 @@ export class Exchange {
     } catch (err) {
       // The answer itself is fine; the next request will try again.
       this.deps.metrics.ignored('adopt_session');
+      if (err instanceof StoreError) this.deps.metrics.storeErrors.inc({ op: 'adopt', code: err.code });
       this.deps.log.warn({ session: sessionTag(sid), err: (err as Error).message }, 'could not adopt session');
     }
     return continueResponseHeaders();

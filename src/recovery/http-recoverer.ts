@@ -89,7 +89,8 @@ export class HttpRecoverer implements Recoverer {
           break;
         }
         metrics.outcome('recovery_failed');
-        if (plan.code === 'MCP_PIN_STORE_CORRUPT') metrics.storeErrors.inc({ op: 'load', code: plan.code });
+        // The store failed a step of the plan (its read, the lock, the new pin): a store error too.
+        if (plan.code === 'MCP_PIN_STORE_CORRUPT' || plan.code === 'MCP_PIN_STORE_UNAVAILABLE' || plan.code === 'MCP_PIN_STORE_TIMEOUT') metrics.storeErrors.inc({ op: 'recovery', code: plan.code });
         log.warn({ session: tag, pod: attempt.pod, code: plan.code }, "retry not sent: the session's recovery failed");
         break;
       case 'relay':

@@ -1,6 +1,6 @@
 /**
  * The session store: client session id -> where that session lives.
- * Two implementations pass the same contract tests (test/unit/store-contract):
+ * Two implementations pass the same contract tests (test/integration/store-contract.test.ts):
  * RedisStore (shared by replicas) and MemoryStore (one replica only).
  */
 

@@ -10,6 +10,7 @@ import type { Metrics } from '../../src/metrics.js';
 import { HttpRecoverer } from '../../src/recovery/http-recoverer.js';
 import type { Forwarder } from '../../src/recovery/forwarder.js';
 import { MemoryStore } from '../../src/sessions/memory-store.js';
+import { StoreError } from '../../src/errors.js';
 import { newMetrics, requestHeaders, responseHeaders, silentLog } from './fakes.js';
 
 const cfg = { pinHeader: 'x-mcp-pin-dst', maxInitBodyBytes: 1024, maxSessionIdLength: 64, lostSessionStatuses: [404] };
@@ -60,5 +61,28 @@ describe('failures carried on after are counted', () => {
     expect(out).to.deep.equal({ kind: 'failed', code: 'MCP_PIN_RECOVERY_REINIT_REFUSED' });
     expect(await ignored(metrics, 'release_recovery_lock')).to.equal(1);
     expect(await ignored(metrics, 'drop_stale_pin')).to.equal(1);
+  });
+
+  it('a store error behind any of them also moves its store-error series (every series that exists can move)', async () => {
+    const metrics = newMetrics();
+    const down = async (): Promise<never> => {
+      throw new StoreError('MCP_PIN_STORE_UNAVAILABLE', 'store down');
+    };
+    const store = new MemoryStore({ sessionTtlMs: 60_000 });
+    const deps = { store, cfg, log: silentLog, metrics };
+    await store.create('D', { pod: '10.0.0.7:9000', backendSessionId: 'D', initBody: null, initPath: '/mcp' });
+    store.removeIfGeneration = down;
+    store.adopt = down;
+    const del = new Exchange(deps);
+    await del.handle(requestHeaders({ ':method': 'DELETE', ':path': '/mcp', 'mcp-session-id': 'D' }, true));
+    await del.handle(responseHeaders({ ':status': '200' }));
+    const adopt = new Exchange(deps);
+    await adopt.handle(requestHeaders({ ':method': 'GET', ':path': '/mcp', 'mcp-session-id': 'U' }, true));
+    await adopt.handle(responseHeaders({ ':status': '200', 'mcp-session-id': 'U' }, { 'upstream.address': '10.0.0.5:8080' }));
+    store.load = down;
+    const recoverer = new HttpRecoverer({ cfg: { recoveryUrl: 'http://127.0.0.1:1', recoveryTimeoutMs: 2000, pinHeader: 'x-mcp-pin-dst', upstreamHeader: 'x-mcp-pin-upstream', lostSessionStatuses: [404], maxSessionIdLength: 256, relayBudgetBytes: 64 << 20 }, store, log: silentLog, metrics, forwarder: { send: down, close: async () => {} } });
+    expect(await recoverer.planRetry({ clientSessionId: 'D', failedSessionId: 'D', pod: '10.0.1.1:8080', path: '/mcp', headers: [] }, new AbortController().signal)).to.deep.equal({ kind: 'failed', code: 'MCP_PIN_STORE_UNAVAILABLE' });
+    const series = (await metrics.storeErrors.get()).values.filter((v) => v.value > 0).map((v) => `${v.labels.op}/${v.labels.code}=${v.value}`);
+    expect(series.sort()).to.deep.equal(['adopt/MCP_PIN_STORE_UNAVAILABLE=1', 'recovery/MCP_PIN_STORE_UNAVAILABLE=1', 'remove/MCP_PIN_STORE_UNAVAILABLE=1']);
   });
 });

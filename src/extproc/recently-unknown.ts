@@ -6,34 +6,28 @@
  * store's record is still asked first, so a session recorded meanwhile (an
  * initialize, an adoption) wins. Bounded: the oldest entries go first.
  */
+import { ExpiringIds } from '../expiring-ids.js';
+
 export class RecentlyUnknown {
-  private readonly until = new Map<string, number>();
+  private readonly ids: ExpiringIds;
 
   constructor(
     readonly ttlMs: number,
-    private readonly maxEntries = 10_000,
-    private readonly now: () => number = Date.now,
-  ) {}
+    maxEntries = 10_000,
+    now: () => number = Date.now,
+  ) {
+    this.ids = new ExpiringIds(maxEntries, now);
+  }
 
   get size(): number {
-    return this.until.size;
+    return this.ids.size;
   }
 
   remember(sid: string): void {
-    if (this.ttlMs <= 0) return;
-    this.until.delete(sid);
-    if (this.until.size >= this.maxEntries) {
-      const oldest = this.until.keys().next().value;
-      if (oldest !== undefined) this.until.delete(oldest);
-    }
-    this.until.set(sid, this.now() + this.ttlMs);
+    this.ids.remember(sid, this.ttlMs);
   }
 
   has(sid: string): boolean {
-    const u = this.until.get(sid);
-    if (u === undefined) return false;
-    if (u > this.now()) return true;
-    this.until.delete(sid);
-    return false;
+    return this.ids.has(sid);
   }
 }

@@ -9,6 +9,7 @@
  * that did nothing wrong.
  */
 import { StoreError } from '../errors.js';
+import { ExpiringIds } from '../expiring-ids.js';
 import type { NewSession, Pin, SessionInfo, SessionInspector, SessionPage, SessionRecord, SessionStore, StoreOptions } from './store.js';
 
 export interface MemoryStoreOptions extends StoreOptions {
@@ -27,8 +28,8 @@ const MAX_REMEMBERED_UNKNOWN = 10_000;
 export class MemoryStore implements SessionStore, SessionInspector {
   private readonly sessions = new Map<string, Entry>();
   private readonly locks = new Map<string, { token: string; expiresAtMs: number }>();
-  /** Ids no pod held, until when; bounded (the oldest go first). */
-  private readonly unknown = new Map<string, number>();
+  /** Ids no pod held (rememberUnknown), each until its time. */
+  private readonly unknown: ExpiringIds;
   private readonly ttlMs: number;
   private readonly now: () => number;
   private readonly sweeper: NodeJS.Timeout;
@@ -39,6 +40,7 @@ export class MemoryStore implements SessionStore, SessionInspector {
     this.ttlMs = opts.sessionTtlMs;
     this.maxEntries = opts.maxEntries ?? 1_000_000;
     this.now = opts.now ?? Date.now;
+    this.unknown = new ExpiringIds(MAX_REMEMBERED_UNKNOWN, this.now);
     this.sweeper = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS).unref();
   }
 
@@ -163,20 +165,11 @@ export class MemoryStore implements SessionStore, SessionInspector {
   }
 
   async rememberUnknown(sid: string, ttlMs: number): Promise<void> {
-    this.unknown.delete(sid);
-    if (this.unknown.size >= MAX_REMEMBERED_UNKNOWN) {
-      const oldest = this.unknown.keys().next().value;
-      if (oldest !== undefined) this.unknown.delete(oldest);
-    }
-    this.unknown.set(sid, this.now() + ttlMs);
+    this.unknown.remember(sid, ttlMs);
   }
 
   async isRememberedUnknown(sid: string): Promise<boolean> {
-    const until = this.unknown.get(sid);
-    if (until === undefined) return false;
-    if (until > this.now()) return true;
-    this.unknown.delete(sid);
-    return false;
+    return this.unknown.has(sid);
   }
 
   async tryLock(sid: string, token: string, ttlMs: number): Promise<boolean> {

@@ -5,6 +5,7 @@
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { parseListenAddress } from '../src/listen-address.js';
 
 export const ENVOY_TEMPLATE_PATH = fileURLToPath(new URL('./envoy.template.yaml', import.meta.url));
 
@@ -277,7 +278,8 @@ function flowEndpoints(hosts: ExtProcEndpoint[]): string {
 
 /** internalAddress "unix:/path": the internal listener is that socket. */
 export function internalSocketPath(params: Pick<EnvoyParams, 'internalAddress'>): string | undefined {
-  return params.internalAddress.startsWith('unix:') ? params.internalAddress.slice('unix:'.length) : undefined;
+  const a = parseListenAddress(params.internalAddress);
+  return a?.kind === 'unix' ? a.path : undefined;
 }
 
 /** The internal listener's address (flow YAML). */

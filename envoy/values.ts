@@ -4,7 +4,8 @@
  * render command's --list and the README come from it), and one parser that
  * reports every bad or unknown value at once.
  */
-import { CIDR_PATTERN, ENVOY_DEFAULTS, type EnvoyParams, type ExtProcEndpoint, type HostPort } from './render.js';
+import { parseListenAddress, UNIX_PREFIX } from '../src/listen-address.js';
+import { CIDR_PATTERN, ENVOY_DEFAULTS, isSocketPath, type EnvoyParams, type ExtProcEndpoint, type HostPort } from './render.js';
 
 type Raw = string | number | readonly (string | number)[];
 
@@ -31,15 +32,15 @@ function hostPort(s: string): HostPort {
 /** host:port entries, comma-separated (or a list). */
 export const hostPorts = (raw: Raw): HostPort[] => list(raw).map(hostPort);
 
-/** unix:/absolute/path (a Unix socket: Envoy's pipe address); the path as given. */
+/** unix:/absolute/path (a Unix socket: Envoy's pipe address), read as mcp-pin reads --listen; the path. */
 function socketPath(s: string): string {
-  const path = s.slice('unix:'.length);
-  if (!path.startsWith('/') || Buffer.byteLength(path) > 107) throw new ValueProblem(`"${s}": a Unix socket needs an absolute path of at most 107 bytes, e.g. unix:/run/mcp-pin/mcp-pin.sock`);
-  return path;
+  const a = parseListenAddress(s);
+  if (a?.kind !== 'unix') throw new ValueProblem(`"${s}": a Unix socket needs an absolute path of at most 107 bytes, e.g. unix:/run/mcp-pin/mcp-pin.sock`);
+  return a.path;
 }
 
 /** mcp-pin replicas: unix:/path or host:port entries. */
-const extProcEndpoints = (raw: Raw): ExtProcEndpoint[] => list(raw).map((s) => (s.startsWith('unix:') ? { path: socketPath(s) } : hostPort(s)));
+const extProcEndpoints = (raw: Raw): ExtProcEndpoint[] => list(raw).map((s) => (s.startsWith(UNIX_PREFIX) ? { path: socketPath(s) } : hostPort(s)));
 
 function integer(min: number, max: number) {
   return (raw: Raw): number => {
@@ -98,7 +99,7 @@ export const TEMPLATE_VALUES: Record<Exclude<keyof EnvoyParams, 'extProcDiscover
     meaning: 'address of the internal listener mcp-pin re-initializes sessions through (mcp-pin --recovery-url), never reachable from clients or pods; or unix:/path, a Unix socket beside mcp-pin (mode 0660; internalPort and internalClients then unused)',
     parse: (r) => {
       const s = text(r);
-      if (s.startsWith('unix:')) socketPath(s);
+      if (s.startsWith(UNIX_PREFIX)) socketPath(s);
       return s;
     },
   },
@@ -188,7 +189,7 @@ export function paramsFromValues(values: Record<string, Raw>): EnvoyParams {
     if (spec.default === undefined && values[name] === undefined) problems.push(`${name} is required: ${spec.meaning}`);
   }
   const endpoints = Array.isArray(out.extProc) ? (out.extProc as ExtProcEndpoint[]) : [];
-  if (endpoints.some((e) => 'path' in e)) {
+  if (endpoints.some(isSocketPath)) {
     if (out.extProcDiscovery === 'dns') problems.push('extProc: a Unix socket is not a DNS name (extProcDiscovery dns takes host:port)');
     if (out.extProcTls) problems.push('extProcTls: TLS is for host:port replicas; a Unix socket is guarded by its file mode (set extProcTls none)');
   }

@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { ConfigValueError, InvalidConfigError } from './errors.js';
 import { ValuesFileError, derivedSettings, disagreements, readValuesFile, type ValuesFile } from './config-file.js';
-import { isLoopbackHost, parseListenAddress } from './listen-address.js';
+import { isLoopbackHost, parseListenAddress, UNIX_PREFIX } from './listen-address.js';
 import { PinAllowlist } from './pin-allowlist.js';
 import { parseRedisUrl } from './sessions/redis-url.js';
 
@@ -24,7 +24,7 @@ const statusList = z
 const headerName = z.string().regex(/^[a-z0-9-]+$/, 'a lowercase HTTP header name');
 /** Envoy's internal listener: http(s)://host:port, or unix:/path (HTTP over a Unix socket, the shipped deployments' way). */
 const recoveryUrl = z.string().refine((s) => {
-  if (s.startsWith('unix:')) return parseListenAddress(s)?.kind === 'unix';
+  if (s.startsWith(UNIX_PREFIX)) return parseListenAddress(s)?.kind === 'unix';
   try {
     const u = new URL(s);
     return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';

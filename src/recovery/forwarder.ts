@@ -5,6 +5,7 @@
  */
 import { Pool } from 'undici';
 import { PinError } from '../errors.js';
+import { parseListenAddress } from '../listen-address.js';
 import type { HeaderPairs } from '../mcp-headers.js';
 import type { Lease } from './byte-budget.js';
 
@@ -70,7 +71,8 @@ export class EnvoyForwarder implements Forwarder {
     timeoutMs: number,
   ) {
     // unix:/path: HTTP over the internal listener's Unix socket (only what can open the file reaches it).
-    const socketPath = recoveryUrl.startsWith('unix:') ? recoveryUrl.slice('unix:'.length) : undefined;
+    const socket = parseListenAddress(recoveryUrl);
+    const socketPath = socket?.kind === 'unix' ? socket.path : undefined;
     this.pool = new Pool(socketPath ? 'http://localhost' : recoveryUrl, {
       ...(socketPath ? { socketPath } : {}),
       connections: 32,

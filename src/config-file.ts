@@ -129,12 +129,9 @@ export function disagreements(cfg: SharedSettings, envoy: EnvoyParams, path: str
   }
   const listen = parseListenAddress(cfg.listen);
   if (listen && Array.isArray(envoy.extProc)) {
-    const sockets = envoy.extProc.filter(isSocketPath).map((e) => e.path);
-    const ports = [...new Set(envoy.extProc.flatMap((e) => (isSocketPath(e) ? [] : [e.port])))];
-    if (listen.kind === 'unix' && !sockets.includes(listen.path))
-      out.push(`--listen=${cfg.listen}: Envoy opens ext_proc streams on ${sockets.length > 0 ? sockets.map((p) => `unix:${p}`).join(' or ') : `port ${ports.join(' or ')}`} (extProc in ${path}): listen there`);
-    if (listen.kind === 'tcp' && !ports.includes(listen.port))
-      out.push(`--listen=${cfg.listen}: Envoy opens ext_proc streams on ${ports.length > 0 ? `port ${ports.join(' or ')}` : sockets.map((p) => `unix:${p}`).join(' or ')} (extProc in ${path}): listen there`);
+    const reached = envoy.extProc.some((e) => (isSocketPath(e) ? listen.kind === 'unix' && listen.path === e.path : listen.kind === 'tcp' && listen.port === e.port));
+    const targets = new Set(envoy.extProc.map((e) => (isSocketPath(e) ? `unix:${e.path}` : `port ${e.port}`)));
+    if (!reached) out.push(`--listen=${cfg.listen}: Envoy opens ext_proc streams on ${[...targets].join(' or ')} (extProc in ${path}): listen there`);
   }
   if (Boolean(envoy.extProcTls) !== Boolean(cfg.tlsCertFile)) {
     out.push(

@@ -11,6 +11,7 @@ import { ValuesFileError, derivedSettings, disagreements, readValuesFile, type V
 import { isLoopbackHost, parseListenAddress, UNIX_PREFIX } from './listen-address.js';
 import { PinAllowlist } from './pin-allowlist.js';
 import { parseRedisUrl } from './sessions/redis-url.js';
+import { MAX_STORED_SESSION_ID_LENGTH } from './sessions/stored-record.js';
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'expected host:port, e.g. 0.0.0.0:50051').refine(
   (s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535,
@@ -88,7 +89,7 @@ export const OPTIONS = {
   tlsKeyFile: opt('tls-key-file', z.string(), '', 'PEM private key for --tls-cert-file'),
   tlsClientCaFile: opt('tls-client-ca-file', z.string(), '', "PEM CA that signs Envoy's client certificate: with it, a client without such a certificate is refused (mutual TLS; Envoy's side is the template value extProcTls)"),
   maxInitBodyBytes: opt('max-init-body-bytes', z.coerce.number().int().min(256).max(16 * 1024 * 1024), '65536', 'largest initialize body stored for recovery; larger ones are pinned but not recoverable'),
-  maxSessionIdLength: opt('max-session-id-length', z.coerce.number().int().min(8).max(1024), '256', 'longer mcp-session-id values (and ones with characters outside visible ASCII) are answered 404 by mcp-pin: never looked up, never sent to a pod'),
+  maxSessionIdLength: opt('max-session-id-length', z.coerce.number().int().min(8).max(MAX_STORED_SESSION_ID_LENGTH), '256', 'longer mcp-session-id values (and ones with characters outside visible ASCII) are answered 404 by mcp-pin: never looked up, never sent to a pod'),
   unknownSessionCacheMs: opt('unknown-session-cache-ms', ms(0, 600_000), '5000', 'remember a session id that no pod held (its search ended in 404) this long: repeats get 404 from mcp-pin after a store lookup, and reach no pod (0: off)'),
   drainDelayMs: opt('drain-delay-ms', ms(0, 120_000), '2000', "on SIGTERM, keep serving (NOT_SERVING) this long so Envoy's health check moves traffic away first"),
   drainGraceMs: opt('drain-grace-ms', ms(0, 600_000), '10000', 'then, how long open streams may finish before they are cut'),
@@ -155,10 +156,9 @@ export function loadConfig(argv: string[] = process.argv.slice(2), env: NodeJS.P
   for (const k of ['tlsCertFile', 'tlsKeyFile', 'tlsClientCaFile']) {
     if (file(k) && !existsSync(file(k))) problems.push(`--${OPTIONS[k as keyof typeof OPTIONS].flag}=${JSON.stringify(file(k))}: no such file`);
   }
-  const beforeDisagreements = problems.length;
+  // Where the values file's Envoy and mcp-pin disagree on TLS, that line (from disagreements) already names the fix for the port below.
+  const tlsDisagrees = values !== undefined && problems.length === 0 && Boolean(values.envoy.extProcTls) !== Boolean(file('tlsCertFile'));
   if (values && problems.length === 0) problems.push(...disagreements(out as Config, values.envoy, configPath));
-  // A TLS disagreement already names the fix for the port below.
-  const tlsDisagrees = problems.slice(beforeDisagreements).some((p) => p.includes('extProcTls'));
   const listen = parseListenAddress(file('listen'));
   if (listen?.kind === 'tcp' && !isLoopbackHost(listen.host) && !(file('tlsCertFile') && file('tlsClientCaFile')) && out.networkIsClosed !== true && !tlsDisagrees) {
     problems.push(

@@ -276,7 +276,7 @@ export class Exchange {
     }
     let created: boolean;
     try {
-      created = await this.deps.store.create(sid, { pod, backendSessionId: sid, initBody: this.initBody, initPath: this.path.length <= MAX_INIT_PATH_LENGTH ? this.path : null });
+      created = await this.deps.store.create(sid, { pod, backendSessionId: sid, initBody: this.initBody, initPath: this.keptPath() });
     } catch (err) {
       // The client must not get a session that no replica can route.
       return this.storeFailure('create', err);
@@ -372,7 +372,7 @@ export class Exchange {
     if (!pod) return continueResponseHeaders();
     try {
       // The path it was found on is its MCP path (a pod answered 2xx there, naming the session).
-      if (await this.deps.store.adopt(sid, pod, this.path.length <= MAX_INIT_PATH_LENGTH ? this.path : null)) {
+      if (await this.deps.store.adopt(sid, pod, this.keptPath())) {
         this.deps.metrics.outcome('adopted');
         this.deps.log.info({ session: sessionTag(sid), pod }, 'pin adopted from a pod that holds the session');
       }
@@ -383,6 +383,11 @@ export class Exchange {
       this.deps.log.warn({ session: sessionTag(sid), err: (err as Error).message }, 'could not adopt session');
     }
     return continueResponseHeaders();
+  }
+
+  /** The request's path as a session's MCP path is stored: a path too long to keep is not kept. */
+  private keptPath(): string | null {
+    return this.path.length <= MAX_INIT_PATH_LENGTH ? this.path : null;
   }
 
   private storeCorrupt(op: string, sid: string, err: StoreError): void {

@@ -27,6 +27,7 @@ import { Pod } from '../test/helpers/pod.js';
 import type { ManagedProcess } from '../test/helpers/process.js';
 import { killAll } from '../test/helpers/process.js';
 import { startRedis, type RedisHandle } from '../test/helpers/redis.js';
+import { socketWiring } from '../test/helpers/stack.js';
 import { CALL, INIT, INIT_HEADERS, MCP_HEADERS, READ, SESSIONLESS_CALL, SESSIONLESS_HEADERS, cpuMs, rssMb } from './common.js';
 import { startFloor } from './floor.js';
 import { envoyAlone, envoyEnvelope, withoutMcpFilter } from './setups.js';
@@ -243,18 +244,19 @@ async function main(): Promise<void> {
     log(`setup ${name}`);
     const pinPort = await freePort();
     const sockets = opts.transport === 'unix' ? mkdtempSync(join(tmpdir(), 'mcp-pin-bench-')) : undefined;
+    const wiring = sockets ? socketWiring(sockets) : undefined;
     const envoy = await startEnvoy({
-      extProc: [sockets ? { path: `${sockets}/mcp-pin.sock` } : { host: '127.0.0.1', port: pinPort }],
+      extProc: [wiring ? { path: wiring.pinSocket(0) } : { host: '127.0.0.1', port: pinPort }],
       pods: pods.map((p) => p.address),
       ...(opts.transform ? { transform: opts.transform } : {}),
-      overrides: { ...opts.envoy, ...(sockets ? { internalAddress: `unix:${sockets}/envoy-internal.sock` } : {}) },
+      overrides: { ...opts.envoy, ...(wiring ? { internalAddress: wiring.internalAddress } : {}) },
       ...(opts.before ? { render: opts.before.render } : {}),
     });
     let pin: McpPinProcess | undefined;
     let floor: ManagedProcess | undefined;
     if (opts.store) {
       const entry = opts.before ? { main: opts.before.main } : 'dist';
-      const env = { MCP_PIN_STORE_URL: opts.store, MCP_PIN_RECOVERY_URL: envoy.internalUrl, MCP_PIN_LOG_LEVEL: 'warn', MCP_PIN_KEY_PREFIX: `b${Date.now()}:`, ...(sockets ? { MCP_PIN_LISTEN: `unix:${sockets}/mcp-pin.sock` } : {}), ...opts.pinEnv };
+      const env = { MCP_PIN_STORE_URL: opts.store, MCP_PIN_RECOVERY_URL: envoy.internalUrl, MCP_PIN_LOG_LEVEL: 'warn', MCP_PIN_KEY_PREFIX: `b${Date.now()}:`, ...(wiring ? { MCP_PIN_LISTEN: `unix:${wiring.pinSocket(0)}` } : {}), ...opts.pinEnv };
       pin = await new McpPinProcess('mcp-pin', pinPort, env, [], entry).start();
     }
     if (opts.floor) floor = await startFloor(pinPort, `${pods[0]!.address.host}:${pods[0]!.address.port}`);

@@ -57,6 +57,11 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
+/** The shipped wiring in one folder: each replica's ext_proc socket, and Envoy's internal listener (the stack and the benchmark use it). */
+export function socketWiring(dir: string): { internalAddress: string; pinSocket(i: number): string } {
+  return { internalAddress: `unix:${dir}/envoy-internal.sock`, pinSocket: (i) => `${dir}/mcp-pin-${i + 1}.sock` };
+}
+
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const storeKind = opts.store ?? 'redis';
   const redis = storeKind === 'redis' && !opts.redisUrl ? await startRedis({ appendonly: opts.redisAppendOnly ?? false }) : null;
@@ -65,11 +70,12 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   // Envoy first (its listeners on port 0, read back from admin), then the
   // replicas on port 0 (each reports its port), then Envoy learns them (EDS).
   const socketDir = opts.transport === 'unix' ? mkdtempSync(join(tmpdir(), 'mcp-pin-sockets-')) : undefined;
-  const socketOf = (i: number): string => `${socketDir}/mcp-pin-${i + 1}.sock`;
+  const wiring = socketDir ? socketWiring(socketDir) : undefined;
+  const socketOf = (i: number): string => wiring!.pinSocket(i);
   const envoy = await startEnvoy({
     pods: pods.map((p) => p.address),
     overrides: {
-      ...(socketDir ? { internalAddress: `unix:${socketDir}/envoy-internal.sock` } : {}),
+      ...(wiring ? { internalAddress: wiring.internalAddress } : {}),
       ...opts.envoy,
       ...(opts.listenPort !== undefined ? { listenPort: opts.listenPort } : {}),
     },

@@ -92,10 +92,11 @@ describe('hostile input through the public listener (issue 32)', function () {
     await c.echo('recovered');
     const rewritten = c.sessionId();
     // Requests with exactly `total` headers as sent (node:http adds host and connection only).
-    const send = (total: number, sid: string | undefined, big = 0): Promise<{ status: number; body: string }> => {
+    const send = (total: number, sid: string | undefined, big = 0, version?: string): Promise<{ status: number; body: string }> => {
       const body = sid ? '{"jsonrpc":"2.0","id":7,"method":"ping"}' : INIT;
       const headers: Record<string, string> = { ...MCP, 'content-length': String(Buffer.byteLength(body)) };
       if (sid) Object.assign(headers, { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' });
+      if (version) headers['mcp-protocol-version'] = version;
       if (big > 0) headers['x-big'] = 'a'.repeat(big);
       for (let i = 0; Object.keys(headers).length + 2 < total; i++) headers[`x-extra-${i}`] = 'v';
       const u = new URL(url);
@@ -129,6 +130,14 @@ describe('hostile input through the public listener (issue 32)', function () {
       for (let total = 101; total <= 120; total++) expect(byTotal[total], `${path} with ${total} headers`).to.equal(431);
       expect(byTotal[121], `${path} with 121 headers`).to.be.oneOf([0, 431]);
     }
+    // The session-less route (no mcp-pin on it) skips the check: the raised capacity is its limit.
+    const mcpPinRefusedCount = (r: { status: number; body: string }): boolean => r.status === 431 && r.body.includes('mcp-pin: request headers too large');
+    for (let total = 101; total <= 120; total++) {
+      const r = await send(total, undefined, 0, '2026-07-28');
+      expect(r.status, `session-less with ${total} headers`).to.be.below(500);
+      expect(mcpPinRefusedCount(r), `session-less with ${total} headers`).to.equal(false);
+    }
+    expect((await send(121, undefined, 0, '2026-07-28')).status, 'session-less past the capacity: the codec').to.be.oneOf([0, 431]);
     // Bytes: one large header across the 60 KiB boundary. (The SDK pods' Node server takes
     // 16 KiB of headers at most: its own 431 is the pod's answer, not mcp-pin's.)
     const mcpPinRefused = (r: { status: number; body: string }): boolean => r.status === 431 && r.body.includes('mcp-pin: request headers too large');

@@ -8,7 +8,9 @@
  * the spec's answer to an unknown session; 400 imitates the SDK example server),
  * POD_FORGE_ENVOY_REPLY=1 adds x-mcp-pin-envoy-reply to every answer (a pod
  * trying to look unreachable to mcp-pin), POD_PATH=/mcp serves MCP at that path only (anything else: 404, as an
- * HTTP framework answers an unknown route), POD_REFUSE_INIT=1 to answer every initialize with 503 (or =<status> with that status), POD_STATELESS=1 for a
+ * HTTP framework answers an unknown route), POD_REDIRECT_FROM=/old answers every request
+ * to that path with 308 to the same URL at POD_PATH (a route that moved; the
+ * client's HTTP library, or Envoy on mcp-pin's pinned routes, follows it), POD_REFUSE_INIT=1 to answer every initialize with 503 (or =<status> with that status), POD_STATELESS=1 for a
  * server that never issues session ids, POD_MODERN=1 for a server on the v2
  * SDK (@modelcontextprotocol/server): MCP revision 2026-07-28, which has no
  * sessions, and 2025 clients served statelessly. POD_INIT_DELAY_MS delays the
@@ -43,6 +45,7 @@ const stateless = process.env.POD_STATELESS === '1';
 const modern = process.env.POD_MODERN === '1';
 const initDelayMs = Number(process.env.POD_INIT_DELAY_MS ?? 0);
 const onlyPath = process.env.POD_PATH;
+const redirectFrom = process.env.POD_REDIRECT_FROM;
 const forgeEnvoyReply = process.env.POD_FORGE_ENVOY_REPLY === '1';
 
 interface Seen {
@@ -80,7 +83,7 @@ function newServer(getSessionId: () => string | undefined): McpServer {
   );
   server.registerTool(
     'slow',
-    { description: 'Answers after `ms` milliseconds (a tool with effects, as far as a proxy can tell)', inputSchema: { ms: z.number().int().min(0).max(60_000) } },
+    { description: 'Answers after `ms` milliseconds (a tool with effects, as far as a proxy can tell)', inputSchema: { ms: z.number().int().min(0).max(600_000) } },
     async ({ ms }) => {
       await new Promise((r) => setTimeout(r, ms));
       return { content: [{ type: 'text', text: JSON.stringify({ pod: name, slept: ms }) }] };
@@ -187,6 +190,10 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
   }
 
   if (forgeEnvoyReply) res.setHeader('x-mcp-pin-envoy-reply', 'upstream_reset_before_response_started{connection_failure}');
+  if (redirectFrom && onlyPath && (req.url ?? '').split('?')[0] === redirectFrom) {
+    res.writeHead(308, { location: `http://${req.headers.host ?? `${host}:${port}`}${onlyPath}` }).end();
+    return;
+  }
   if (onlyPath && (req.url ?? '').split('?')[0] !== onlyPath) return sendJson(res, 404, { error: 'no such route' });
 
   if (modernHandler) return modernHandler(req, res, parsed);

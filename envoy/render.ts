@@ -6,6 +6,7 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseListenAddress } from '../src/listen-address.js';
+import { REDIRECTED_SESSION_HEADER } from '../src/mcp-headers.js';
 
 export const ENVOY_TEMPLATE_PATH = fileURLToPath(new URL('./envoy.template.yaml', import.meta.url));
 
@@ -353,6 +354,7 @@ export function renderEnvoyConfig(params: EnvoyParams, template = readFileSync(E
     HOLD_LIMIT_BYTES: String(params.holdSafeResponses ? Math.max(params.holdSafeResponsesMaxBytes, params.bufferLimitBytes) : params.bufferLimitBytes),
     PIN_HEADER: params.pinHeader,
     UPSTREAM_HEADER: params.upstreamHeader,
+    REDIRECTED_SESSION_HEADER,
     MESSAGE_TIMEOUT: seconds(params.messageTimeoutMs),
     MAX_MESSAGE_TIMEOUT: seconds(params.maxMessageTimeoutMs),
     CONNECT_TIMEOUT: seconds(params.connectTimeoutMs),

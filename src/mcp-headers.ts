@@ -10,6 +10,17 @@ export const SESSION_HEADER = 'mcp-session-id';
  */
 export const CLIENT_SESSION_HEADER = 'x-mcp-pin-client-session';
 
+/**
+ * The client's session id on mcp-pin's own redirect (308) of a retry to the
+ * pod that holds the session now. Envoy follows the redirect itself and
+ * copies this header into the request it starts again
+ * (internal_redirect_policy), whose mcp-session-id may still be the backend
+ * id the failed attempt used. Not x-mcp-pin-: the public listener drops those
+ * before mcp-pin sees them. A client that sends it names its own session by
+ * it, which its mcp-session-id already does: it gains nothing.
+ */
+export const REDIRECTED_SESSION_HEADER = 'mcp-pin-redirected-session';
+
 /** Headers of one hop (RFC 9110 7.6.1) and the body length: never carried over to another message. */
 export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'content-length']);
 

@@ -23,6 +23,7 @@ export const REQUEST_OUTCOMES = [
   'session_deleted',
   'recovered',
   'relayed',
+  'redirected',
   'not_lost',
   'recovery_failed',
   'store_error',

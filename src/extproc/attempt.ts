@@ -9,7 +9,7 @@
  */
 import { ProtocolError } from '../errors.js';
 import { sessionTag, type Logger } from '../log.js';
-import { CLIENT_SESSION_HEADER, HOP_BY_HOP_HEADERS, SESSION_HEADER, isProxyHeader } from '../mcp-headers.js';
+import { CLIENT_SESSION_HEADER, HOP_BY_HOP_HEADERS, REDIRECTED_SESSION_HEADER, SESSION_HEADER, isProxyHeader } from '../mcp-headers.js';
 import type { Metrics } from '../metrics.js';
 import type { Recoverer } from '../recovery/http-recoverer.js';
 import type { RelayRequest, RetryAttempt, RetryPlan } from '../recovery/recovery.js';
@@ -39,12 +39,32 @@ export function clientResponseHeaders(headers: HeaderPairs, clientSessionId: str
   return [...merged];
 }
 
+/** Set by Envoy on a request it started again after an internal redirect (Envoy drops a client's own). */
+const ORIGINAL_URL_HEADER = 'x-envoy-original-url';
+
+/**
+ * Where Envoy starts a request again when mcp-pin turns its retry's answer
+ * into a redirect: the same URL (the pinned routes' internal_redirect_policy
+ * follows a 308 once per request and copies REDIRECTED_SESSION_HEADER into
+ * the new request). Undefined when Envoy would not follow it: the request
+ * was started again already, or no URL can be built.
+ */
+export function redirectLocation(pairs: HeaderPairs): string | undefined {
+  const authority = firstHeader(pairs, ':authority');
+  const path = firstHeader(pairs, ':path');
+  if (firstHeader(pairs, ORIGINAL_URL_HEADER) !== undefined || !authority || !path?.startsWith('/')) return undefined;
+  const scheme = firstHeader(pairs, 'x-forwarded-proto') === 'https' ? 'https' : 'http';
+  return `${scheme}://${authority}${path}`;
+}
+
 const SKIP_RESPONSE = { mode: { response_header_mode: 'SKIP' as const } };
 
 export class AttemptExchange {
   private phase: 'request' | 'body' | 'response' | 'done' = 'request';
   private clientSessionId: string | undefined;
   private plan: RetryPlan | undefined;
+  /** When this attempt's refusal becomes a redirect to where its session lives: the URL. */
+  private redirectTo: string | undefined;
   /** When this attempt is relayed: the plan, the attempt it was planned for, and the request's method. */
   private relayed: Omit<RelayRequest, 'body'> | undefined;
 
@@ -118,9 +138,23 @@ export class AttemptExchange {
         this.phase = 'response';
         log.info({ session: sessionTag(clientSessionId), pod, reinitialized: plan.reinitialized }, 'retry sent to the recovered session');
         return continueRequestHeaders(this.sessionMutation(plan.pin.backendSessionId));
-      case 'relay':
+      case 'relay': {
         // Envoy keeps the retry's hosts fixed (override_host reads the pin
-        // header once per request): mcp-pin sends it to the plan's pod itself.
+        // header once per request). A session that moved to another pod:
+        // the attempt goes on to this pod, which does not hold the session
+        // and refuses it (a lost-session status: nothing ran), and that
+        // answer becomes a redirect Envoy follows itself: the request starts
+        // again and its pinned route goes where the session lives. Nothing of
+        // this attempt is left open under a long call, and its answer streams.
+        const location = plan.why === 'moved' ? redirectLocation(pairs) : undefined;
+        if (location) {
+          this.redirectTo = location;
+          this.phase = 'response';
+          log.info({ session: sessionTag(clientSessionId), pod, to: plan.pin.pod, method: firstHeader(pairs, ':method') }, "redirecting to the session's pod");
+          return continueRequestHeaders();
+        }
+        // Otherwise (its pod's own quick answer, or a request Envoy already
+        // started again once) mcp-pin sends it to the plan's pod itself.
         log.info({ session: sessionTag(clientSessionId), pod, to: plan.pin.pod, why: plan.why }, "relaying the request to the session's pod");
         this.relayed = { plan, attempt, method: firstHeader(pairs, ':method') ?? 'POST' };
         if (msg.request_headers?.end_of_stream) {
@@ -129,6 +163,7 @@ export class AttemptExchange {
         }
         this.phase = 'body';
         return continueRequestHeaders(undefined, { mode: { request_body_mode: 'BUFFERED' } });
+      }
     }
   }
 
@@ -152,6 +187,14 @@ export class AttemptExchange {
 
   private onResponseHeaders(msg: ProcessingRequest): ProcessingResponse {
     const status = Number(firstHeader(headerPairs(msg.response_headers), ':status') ?? 0);
+    if (this.redirectTo !== undefined) {
+      if (this.deps.cfg.lostSessionStatuses.includes(status)) {
+        this.deps.metrics.outcome('redirected');
+        return continueResponseHeaders({ set: [[':status', '308'], ['location', this.redirectTo], [REDIRECTED_SESSION_HEADER, this.clientSessionId!]], remove: [SESSION_HEADER] });
+      }
+      // It did not refuse: its answer is its own, and nothing is sent again.
+      this.deps.log.warn({ session: sessionTag(this.clientSessionId!), status }, 'a pod answered a request of a session it does not hold with something other than a lost-session status: its answer stands');
+    }
     if (this.plan?.kind === 'send' && !this.deps.cfg.lostSessionStatuses.includes(status)) {
       this.deps.metrics.outcome('recovered');
     }

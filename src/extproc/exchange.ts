@@ -30,7 +30,7 @@ import { onSessionPath } from '../session-path.js';
 import type { RecentlyUnknown } from './recently-unknown.js';
 import type { PinAllowlist } from '../pin-allowlist.js';
 import { isConnectFailure, parsePodAddress, upstreamReport } from './upstream.js';
-import { CLIENT_SESSION_HEADER, SESSION_HEADER, is2xx } from '../mcp-headers.js';
+import { CLIENT_SESSION_HEADER, REDIRECTED_SESSION_HEADER, SESSION_HEADER, is2xx } from '../mcp-headers.js';
 
 export interface ExchangeDeps {
   store: SessionStore;
@@ -76,6 +76,8 @@ export class Exchange {
   private initBody: Buffer | null = null;
   private path = '';
   private phase: Phase = 'request-headers';
+  /** Started again by Envoy after mcp-pin's redirect (attempt.ts): the session is named by the redirect, not by mcp-session-id. */
+  private redirected = false;
 
   /**
    * True once Envoy will send nothing more on this stream (the response phase
@@ -166,6 +168,15 @@ export class Exchange {
       return { response: this.replies.passthrough, next: 'done' };
     }
 
+    // mcp-pin's own redirect names the client's session: the request's
+    // mcp-session-id may be the backend id its failed attempt used.
+    const redirectedSid = firstHeader(pairs, REDIRECTED_SESSION_HEADER);
+    if (redirectedSid !== undefined) this.redirected = true;
+    return this.forSession(redirectedSid ?? sid);
+  }
+
+  private async forSession(sid: string): Promise<Decision> {
+    const { cfg, metrics } = this.deps;
     if (!isValidSessionId(sid, cfg.maxSessionIdLength)) {
       // No pod can hold it: answered here, never looked up, never searched for on the pods.
       this.kind = 'passthrough';
@@ -179,7 +190,8 @@ export class Exchange {
       // A DELETE reads the shared store, not this replica's pin cache: a
       // stale cached pin would send it to a pod that no longer holds the
       // session, and the 404 there would end a session that lives elsewhere.
-      if (this.method === 'DELETE') {
+      // So does a redirected request: its session has just moved.
+      if (this.method === 'DELETE' || this.redirected) {
         const rec = await this.deps.store.load(sid);
         this.sessionPath = rec?.initPath ?? null;
         pin = rec;
@@ -216,7 +228,10 @@ export class Exchange {
       // persistence).
       this.kind = 'unknown-session';
       metrics.outcome('unknown_session');
-      return { response: this.replies.unknownSession, next: 'response-headers' };
+      const response = this.redirected
+        ? continueRequestHeaders({ set: [[SESSION_HEADER, sid]], remove: [cfg.pinHeader, CLIENT_SESSION_HEADER, REDIRECTED_SESSION_HEADER] }, { clearRouteCache: true })
+        : this.replies.unknownSession;
+      return { response, next: 'response-headers' };
     }
 
     this.kind = 'pinned';
@@ -225,12 +240,18 @@ export class Exchange {
     // The response matters only to put the client's id back, or to forget a
     // deleted session. Everything else is one message: a lost session is
     // retried by Envoy and recovered on that attempt.
-    if (pin.backendSessionId === sid) {
+    if (pin.backendSessionId === sid && !this.redirected) {
       const needResponse = this.method === 'DELETE';
       return { response: this.replies.pinnedTo(pin.pod, needResponse), next: needResponse ? 'response-headers' : 'done' };
     }
+    if (pin.backendSessionId === sid) {
+      // Redirected, under its own id: that id goes back on the request.
+      const mutation: Mutation = { set: [[cfg.pinHeader, pin.pod], [SESSION_HEADER, sid]], remove: [CLIENT_SESSION_HEADER, REDIRECTED_SESSION_HEADER] };
+      return { response: continueRequestHeaders(mutation, { clearRouteCache: true, mode: { response_header_mode: 'SKIP' } }), next: 'done' };
+    }
     // The pod knows the session by its backend id; a retry attempt needs the client's to find it.
     const mutation: Mutation = { set: [[cfg.pinHeader, pin.pod], [SESSION_HEADER, pin.backendSessionId], [CLIENT_SESSION_HEADER, sid]] };
+    if (this.redirected) mutation.remove = [REDIRECTED_SESSION_HEADER];
     return { response: continueRequestHeaders(mutation, { clearRouteCache: true }), next: 'response-headers' };
   }
 

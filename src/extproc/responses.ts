@@ -2,7 +2,7 @@
  * Every ProcessingResponse mcp-pin sends is built here, by pure functions, so
  * no branch builds its own variant inline.
  */
-import { CLIENT_SESSION_HEADER } from '../mcp-headers.js';
+import { CLIENT_SESSION_HEADER, REDIRECTED_SESSION_HEADER } from '../mcp-headers.js';
 import { precoded } from '../protos.js';
 import type {
   AppendAction,
@@ -96,7 +96,7 @@ export class HeaderReplies {
   private readonly pinned = new Map<string, ProcessingResponse>();
 
   constructor(private readonly pinHeader: string) {
-    const strip = { remove: [pinHeader, CLIENT_SESSION_HEADER] };
+    const strip = { remove: [pinHeader, CLIENT_SESSION_HEADER, REDIRECTED_SESSION_HEADER] };
     this.passthrough = precoded(continueRequestHeaders(strip, { clearRouteCache: true, mode: { response_header_mode: 'SKIP' } }));
     this.maybeInitialize = precoded(continueRequestHeaders(strip, { clearRouteCache: true, mode: { request_body_mode: 'BUFFERED' } }));
     this.unknownSession = precoded(continueRequestHeaders(strip, { clearRouteCache: true }));

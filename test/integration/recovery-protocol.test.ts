@@ -83,18 +83,108 @@ describe('recovery protocol on real parts (issue 18)', function () {
     expect((await home.record()).initialize).to.have.length(1);
   });
 
-  /** 4 pods, the home one restarted, `n` concurrent calls: their retries land on the other pods, and those not on the recovered one are relayed there. */
-  async function relayedRound(c: TestClient, call: (i: number) => Promise<unknown>, n: number): Promise<{ results: unknown[]; relayed: number }> {
+  /**
+   * 4 pods, the home one restarted, `n` concurrent calls: their retries land
+   * on the other pods, and those not on the recovered one go there: relayed
+   * by mcp-pin if the request says Envoy started it again already (its
+   * x-envoy-original-url: Envoy follows one redirect per request), else
+   * redirected (Envoy starts it again, pinned to that pod).
+   */
+  async function movedRound(c: TestClient, call: (i: number) => Promise<unknown>, n: number, outcome: 'relayed' | 'redirected' = 'relayed'): Promise<{ results: unknown[]; moved: number }> {
     const home = stack.podByName((await c.whoami()).pod);
-    const before = await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="relayed"}');
+    const sample = `mcp_pin_requests_total{outcome="${outcome}"}`;
+    const before = await stack.pins[0]!.metric(sample);
     await home.restartInPlace();
     const results = await Promise.all(Array.from({ length: n }, (_, i) => call(i)));
-    return { results, relayed: (await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="relayed"}')) - before };
+    return { results, moved: (await stack.pins[0]!.metric(sample)) - before };
+  }
+  const relayedRound = async (c: TestClient, call: (i: number) => Promise<unknown>, n: number): Promise<{ results: unknown[]; relayed: number }> => {
+    const { results, moved } = await movedRound(c, call, n, 'relayed');
+    return { results, relayed: moved };
+  };
+  /**
+   * Pods whose old MCP path answers 308 to /mcp (a route that moved), and a
+   * client that still uses it: Envoy follows that redirect itself (once per
+   * request), so a retry of the request it started again cannot be
+   * redirected by mcp-pin: it is relayed.
+   */
+  const MOVED_ROUTE = { POD_PATH: '/mcp', POD_REDIRECT_FROM: '/old' };
+  async function clientOfMovedRoute(): Promise<TestClient> {
+    const c = await connectClient(urlAt('/old'));
+    clients.push(c);
+    return c;
   }
 
-  it('keeps Envoy waiting while a relayed call slower than its message timeout runs: every call answered by its pod, each run once (harm 2)', async () => {
+  it('redirects the retries that land beside the recovered pod: Envoy starts them again there, every call answered by that pod, each run once, and the client keeps its own session id (also for a session recovered before)', async () => {
     stack = await startStack({ pods: 4 });
     const c = await client();
+    const sid = c.sessionId();
+    let redirectedRounds = 0;
+    // Round 1 recovers a session under its own id; later rounds one whose backend id differs from the client's.
+    for (let round = 0; round < 6 && redirectedRounds < 2; round++) {
+      const { results, moved } = await movedRound(c, (i) => c.client.callTool({ name: 'echo', arguments: { text: `call ${i}` } }), 6, 'redirected');
+      const answers = results.map((r) => JSON.parse(textOf(r)) as { pod: string; text: string });
+      expect(answers.map((a) => a.text)).to.deep.equal(Array.from({ length: 6 }, (_, i) => `call ${i}`));
+      expect(new Set(answers.map((a) => a.pod)).size, 'all answered by the recovered pod').to.equal(1);
+      expect(c.sessionId()).to.equal(sid);
+      for (const seen of c.seen) if (seen.sessionId !== null) expect(seen.sessionId, 'only its own session id').to.equal(sid);
+      expect(c.seen.map((x) => x.status), 'Envoy followed the redirects itself').to.not.include(308);
+      if (moved > 0) redirectedRounds++;
+    }
+    expect(redirectedRounds, 'rounds with a redirected retry (where retries land is Envoy\'s choice)').to.be.greaterThan(1);
+    const calls = (await Promise.all(stack.pods.map(async (p) => (await p.record()).requests.filter((r) => r.rpcMethod === 'tools/call' && r.status === 200).length))).reduce((a, b) => a + b);
+    expect(calls, 'each call ran once (the pods restarted lose their records: at most this many)').to.be.at.most(6 * 6 + 6);
+  });
+
+  it('redirects a GET whose retry lands beside the recovered pod: a live stream on that pod', async () => {
+    // Slow re-initializes (500 ms): a GET sent while a call recovers the session still goes to the old pod first.
+    stack = await startStack({ pods: 4, podEnv: { POD_INIT_DELAY_MS: '500' } });
+    // Only this test's GET stream may be open (a session has one): the SDK client's own is closed.
+    const sdk = await connectClient(stack.mcpUrl);
+    const sid = sdk.sessionId();
+    let home = stack.podByName((await sdk.whoami()).pod);
+    await sdk.close();
+    const post = async (id: number): Promise<string> => {
+      const res = await fetch(stack.mcpUrl, { method: 'POST', headers: { ...HEADERS, 'mcp-session-id': sid }, body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'whoami', arguments: {} } }) });
+      const text = await res.text();
+      return (JSON.parse(/"text":"(.*?)"}]/.exec(text)![1]!.replace(/\\"/g, '"')) as { pod: string }).pod;
+    };
+    const redirectedGets = (): number => stack.pins[0]!.proc.output.split('\n').filter((l) => l.includes("redirecting to the session's pod") && l.includes('"method":"GET"')).length;
+    for (let round = 0; round < 10; round++) {
+      await home.restartInPlace();
+      const before = redirectedGets();
+      // A call starts the recovery; the GET's retry then lands on the pod it is under way on (it waits and is sent) or beside it (redirected).
+      const call = post(round);
+      await new Promise((r) => setTimeout(r, 100));
+      const get = new AbortController();
+      const res = await fetch(stack.mcpUrl, { headers: { accept: 'text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' }, signal: get.signal });
+      const where = stack.podByName(await call);
+      home = where;
+      try {
+        expect(res.status).to.equal(200);
+        expect(res.headers.get('content-type')).to.match(/text\/event-stream/);
+        expect(res.headers.get('mcp-session-id')).to.equal(sid);
+        if (redirectedGets() === before) continue;
+        // Live on the recovered pod: its notification arrives on this stream.
+        const reader = res.body!.getReader();
+        let text = '';
+        await eventually(async () => {
+          await where.notifyAll();
+          const chunk = await Promise.race([reader.read(), new Promise<null>((r) => setTimeout(() => r(null), 200))]);
+          if (chunk && !chunk.done) text += new TextDecoder().decode(chunk.value);
+          return text.includes(`hello from ${where.name}`);
+        }, 'a notification from the recovered pod on the redirected stream');
+        return;
+      } finally {
+        get.abort();
+      }
+    }
+    throw new Error('no round redirected the GET: the scenario did not happen');
+  });
+
+  it('relays a request Envoy already started again (it followed a pod\'s own 308), and keeps Envoy waiting while a relayed call slower than its message timeout runs: every call answered by its pod, each run once (harm 2)', async () => {
+    stack = await startStack({ pods: 4, podEnv: MOVED_ROUTE });
+    const c = await clientOfMovedRoute();
     // Until the round includes a relay (where each retry lands is Envoy's choice).
     for (let round = 0; round < 4; round++) {
       const { results, relayed } = await relayedRound(c, (i) => c.client.callTool({ name: 'slow', arguments: { ms: 1500 + i } }), 6);
@@ -109,9 +199,9 @@ describe('recovery protocol on real parts (issue 18)', function () {
     throw new Error('no round relayed a call: the scenario did not happen');
   });
 
-  it('relays a 10 MiB answer whole', async () => {
-    stack = await startStack({ pods: 4 });
-    const c = await client();
+  it('relays a 10 MiB answer whole (a request Envoy already started again)', async () => {
+    stack = await startStack({ pods: 4, podEnv: MOVED_ROUTE });
+    const c = await clientOfMovedRoute();
     const size = 10 * 1024 * 1024;
     for (let round = 0; round < 4; round++) {
       const { results, relayed } = await relayedRound(c, () => c.client.callTool({ name: 'big', arguments: { size } }), 3);

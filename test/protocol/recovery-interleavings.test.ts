@@ -108,13 +108,14 @@ const REGRESSIONS: { seed: number; path: string; why: string }[] = [
   { seed: 1044374173, path: '135', why: 'harm 3: a joiner lost "not lost" and its request reached the pod 3 times (I1)' },
   { seed: 268153329, path: '4032', why: 'a relay to a moved session whose pod then proved to hold it was sent there a third time (I1)' },
   { seed: -882874411, path: '12', why: "harm 4: the proof of loss at the request's own path re-initialized a session its pod held (I6)" },
+  { seed: 1667843080, path: '3323', why: 'a redirected request named its session by the backend id its failed attempt used: told its live session was gone (A1)' },
 ];
 
 describe('recovery protocol: invariants over generated interleavings', function () {
   this.timeout(120_000);
   const numRuns = Number(process.env.PROTOCOL_RUNS ?? 10_000);
 
-  it(`holds I1-I7 over ${numRuns} generated schedules (two replicas, three pods, crashes, restarts, faults, cancellations)`, async () => {
+  it(`holds I1-I7 and A1 over ${numRuns} generated schedules (two replicas, three pods, crashes, restarts, faults, cancellations)`, async () => {
     const seed = process.env.PROTOCOL_SEED ? Number(process.env.PROTOCOL_SEED) : undefined;
     const path = process.env.PROTOCOL_PATH;
     const started = Date.now();
@@ -122,7 +123,7 @@ describe('recovery protocol: invariants over generated interleavings', function 
     console.log(`      ${numRuns} schedules in ${((Date.now() - started) / 1000).toFixed(1)} s; runs that exercised: ${coverage.toString()}`);
     // The generator reaches every case the invariants are about (checked, not assumed).
     if (!seed && !path && numRuns >= 1000) {
-      for (const k of ['re-initialize', 'relay to a moved session', 'relay back (not lost)', 'client left', 'slow relayed call', 'mcp-pin error mcp_pin_recovery_unavailable', 'mcp-pin error mcp_pin_recovery_failed']) {
+      for (const k of ['re-initialize', 'redirected to a moved session', 'slow call redirected to a moved session', 'relay to a moved session', 'relay back (not lost)', 'client left', 'slow relayed call', 'mcp-pin error mcp_pin_recovery_unavailable', 'mcp-pin error mcp_pin_recovery_failed']) {
         expect(coverage.counts[k] ?? 0, `runs that exercised "${k}"`).to.be.greaterThan(numRuns / 1000);
       }
     }

@@ -23,6 +23,7 @@ import { pino } from 'pino';
 import { AttemptExchange } from '../../src/extproc/attempt.js';
 import { CLIENT_ERRORS } from '../../src/extproc/error-responses.js';
 import { Exchange } from '../../src/extproc/exchange.js';
+import { REDIRECTED_SESSION_HEADER } from '../../src/mcp-headers.js';
 import type { HeaderMutation, ProcessingRequest, ProcessingResponse } from '../../src/extproc/protocol.js';
 import { untilAborted } from '../../src/clock.js';
 import { Metrics } from '../../src/metrics.js';
@@ -42,6 +43,8 @@ const LOST = [404];
 export const MESSAGE_TIMEOUT_MS = 1000;
 export const RECOVERY_TIMEOUT_MS = 3000;
 const MAX_ATTEMPTS = 3;
+/** The pinned routes' internal_redirect_policy.max_internal_redirects. */
+const MAX_INTERNAL_REDIRECTS = 1;
 /** Methods the template's replayAfterReset list names (safe to run twice). */
 const SAFE = new Set(['resources/read', 'ping']);
 
@@ -84,6 +87,10 @@ export interface ClientRequest {
   answer?: Answer;
   abort: AbortController;
   done: Promise<void>;
+  /** Sent with x-envoy-original-url, as a request Envoy already started again. */
+  startedAgain: boolean;
+  /** Times Envoy started it again after mcp-pin's redirect. */
+  redirects: number;
 }
 
 export interface Violation {
@@ -308,7 +315,8 @@ export class World {
   request(client: string, kind: Kind, hostPicks: number[]): ClientRequest {
     const rid = `r${++this.nextRid}`;
     const method = kind === 'read' ? 'resources/read' : 'tools/call';
-    const req = { rid, client, kind, method, deliveries: [], abort: new AbortController() } as unknown as ClientRequest;
+    // hostPicks[0] picks no host (attempt 1 follows the pin): one request in three says it was started again.
+    const req = { rid, client, kind, method, deliveries: [], abort: new AbortController(), startedAgain: (hostPicks[0] ?? 0) >= 4, redirects: 0 } as unknown as ClientRequest;
     this.requests.push(req);
     req.done = this.throughEnvoy(req, hostPicks).then(
       (a) => this.onAnswer(req, a),
@@ -334,10 +342,39 @@ export class World {
     if (!ex.complete) await ex.handle({ request: 'response_headers', response_headers: wire([[':status', String(status)]]), attributes: { 'envoy.filters.http.ext_proc': { fields: { 'upstream.address': { kind: 'stringValue', stringValue: pod } } } } } as ProcessingRequest);
   }
 
+  /**
+   * The public listener: the client's request, and once more if mcp-pin
+   * redirects a retry (the pinned routes' internal_redirect_policy: 308, at
+   * most MAX_INTERNAL_REDIRECTS, REDIRECTED_SESSION_HEADER copied). Envoy
+   * starts the request again from the headers as the first pass left them
+   * (filters' changes stay), with x-envoy-original-url; the public
+   * listener's first filter drops every x-mcp-pin- header again.
+   */
   private async throughEnvoy(req: ClientRequest, hostPicks: number[]): Promise<Answer> {
-    const body = JSON.stringify({ jsonrpc: '2.0', id: req.rid, method: req.method });
     const path = req.kind === 'typo' ? '/typo' : MCP_PATH;
-    let headers: Headers = [[':method', 'POST'], [':path', path], ['mcp-session-id', req.client], ['content-type', 'application/json']];
+    let headers: Headers = [[':method', 'POST'], [':path', path], [':authority', 'mcp.test'], ['mcp-session-id', req.client], ['content-type', 'application/json']];
+    // A request that says Envoy started it again already (a client's own
+    // header, or a redirect before): mcp-pin relays it rather than redirect.
+    if (req.startedAgain) headers.push(['x-envoy-original-url', `http://mcp.test${path}`]);
+    for (let pass = 0; ; pass++) {
+      if (pass > 0) req.redirects++;
+      const out = await this.onePass(req, headers, pass === 0 ? hostPicks : hostPicks.slice(MAX_ATTEMPTS));
+      if (!('redirect' in out)) return out;
+      if (pass >= MAX_INTERNAL_REDIRECTS) {
+        this.violate('I2', `${req.rid}: a redirect Envoy would not follow reached the client`);
+        return { from: 'pod', status: 308, sessionId: undefined };
+      }
+      const copied = hdr(out.responseHeaders, REDIRECTED_SESSION_HEADER);
+      headers = out.headers.filter(([k]) => k !== REDIRECTED_SESSION_HEADER && k !== 'x-envoy-original-url' && !k.startsWith('x-mcp-pin-'));
+      if (copied !== undefined) headers.push([REDIRECTED_SESSION_HEADER, copied]);
+      headers.push(['x-envoy-original-url', `http://mcp.test${path}`]);
+    }
+  }
+
+  private async onePass(req: ClientRequest, clientHeaders: Headers, hostPicks: number[]): Promise<Answer | { redirect: true; headers: Headers; responseHeaders: Headers }> {
+    const body = JSON.stringify({ jsonrpc: '2.0', id: req.rid, method: req.method });
+    const path = hdr(clientHeaders, ':path')!;
+    let headers = clientHeaders;
     // Downstream ext_proc: one message for a pinned request.
     const down = new Exchange(this.replica().exchangeDeps);
     const [first] = await down.handle({ request: 'request_headers', request_headers: { ...wire(headers), end_of_stream: false } });
@@ -401,12 +438,18 @@ export class World {
         break;
       }
       let outHeaders = res.headers;
+      let status = res.status;
       if (upstream && !upstream.complete) {
         const [r] = await upstream.handle({ request: 'response_headers', response_headers: wire([[':status', String(res.status)], ...outHeaders]) } as ProcessingRequest);
-        outHeaders = applyMutation(outHeaders, r?.response_headers?.response?.header_mutation);
+        // The upstream filters change the answer before the router sees it (its status too).
+        const mutated = applyMutation([[':status', String(res.status)], ...outHeaders], r?.response_headers?.response?.header_mutation);
+        status = Number(hdr(mutated, ':status'));
+        outHeaders = mutated.filter(([k]) => k !== ':status');
       }
-      final = { status: res.status, headers: outHeaders };
-      if (LOST.includes(res.status)) continue;
+      // The pinned routes' internal_redirect_policy: a 308 with a location is followed by Envoy itself.
+      if (status === 308 && hdr(outHeaders, 'location') !== undefined) return { redirect: true, headers, responseHeaders: outHeaders };
+      final = { status, headers: outHeaders };
+      if (LOST.includes(status)) continue;
       break;
     }
     if (!final || 'from' in final) return final ?? { from: 'envoy', status: 503, details: 'no attempt', saysMayHaveRun: false };
@@ -488,9 +531,12 @@ export class World {
     if (answer.from === 'envoy' && !answer.saysMayHaveRun && ran > 0) this.violate('I2', `${req.rid} ran on a pod but the client got Envoy's bare ${answer.status} ${answer.details}`);
   }
 
-  /** I3 and I5: a record leaves the store only by DELETE or by proof that it can never be recovered (never because a client left). */
+  /** I3 and I5: a record leaves the store only by DELETE or by proof that it can never be recovered (never because a client left). A1: a session mcp-pin still holds is never reported gone. */
   async checkRecords(): Promise<void> {
     for (const c of this.clients) {
+      // A1: the spec's 404 tells a client to abandon its session: only for one that is gone.
+      const toldGone = this.requests.filter((r) => r.client === c && r.kind !== 'typo' && (r.answer?.from === 'pod' || r.answer?.from === 'mcp-pin') && r.answer.status === 404);
+      if (toldGone.length > 0 && this.mayBeGone.get(c) !== 'deleted' && (await this.shared.load(c))) this.violate('A1', `${c}: told its session is gone (${toldGone.map((r) => r.rid).join(', ')}) while mcp-pin still holds it`);
       if (this.mayBeGone.has(c)) continue;
       if (!(await this.shared.load(c))) this.violate('I5', `${c}: record removed without DELETE or proof (requests: ${this.requests.filter((r) => r.client === c).map((r) => `${r.rid}${r.abort.signal.aborted ? ' (client left)' : ''}`).join(', ')})`);
     }
@@ -538,6 +584,7 @@ export class Coverage {
       if (r.abort.signal.aborted) seen.add('client left');
       if (r.answer?.from === 'mcp-pin') seen.add(`mcp-pin error ${r.answer.details}`);
       if (r.kind === 'slow-call' && r.deliveries.some((d) => d.via === 'relay')) seen.add('slow relayed call');
+      if (r.redirects > 0) seen.add(r.kind === 'slow-call' ? 'slow call redirected to a moved session' : 'redirected to a moved session');
     }
     for (const k of seen) this.counts[k] = (this.counts[k] ?? 0) + 1;
   }

@@ -56,11 +56,52 @@ describe('AttemptExchange (a retry of a pinned request)', () => {
     expect(asked[0]).to.include({ clientSessionId: 'client-1', failedSessionId: 'backend-1' });
   });
 
-  it('relays a request whose session another request moved to another pod meanwhile, answering with that pod\'s answer', async () => {
+  it("redirects a request whose session another request moved to another pod meanwhile: this attempt's pod refuses it, and that answer becomes a 308 to the same URL, naming the client's session, that Envoy follows", async () => {
+    const pin = { pod: '10.0.2.2:8080', backendSessionId: 'b', generation: 3 };
+    const { ex, relays, metrics } = make({ kind: 'relay', pin, why: 'moved' });
+    const [h] = await ex.handle(attemptHeaders({ ':authority': 'mcp.example:8080', ':path': '/mcp?x=1', 'mcp-session-id': 'backend-1', 'x-mcp-pin-client-session': 'client-1' }));
+    expect(h!.immediate_response).to.equal(undefined);
+    expect(h!.request_headers!.response!.header_mutation, 'sent as Envoy built it').to.equal(undefined);
+    expect(h!.mode_override, 'its response headers are wanted').to.equal(undefined);
+    const [r] = await ex.handle(responseHeaders({ ':status': '404', 'content-type': 'application/json' }));
+    expect(setOf(r!)).to.deep.equal({
+      ':status': ['308', 'OVERWRITE_IF_EXISTS_OR_ADD'],
+      location: ['http://mcp.example:8080/mcp?x=1', 'OVERWRITE_IF_EXISTS_OR_ADD'],
+      'mcp-pin-redirected-session': ['client-1', 'OVERWRITE_IF_EXISTS_OR_ADD'],
+    });
+    expect(relays, 'nothing relayed').to.have.length(0);
+    expect(ex.complete).to.equal(true);
+    expect((await metrics.registry.getSingleMetric('mcp_pin_requests_total')!.get()).values.find((v) => v.labels.outcome === 'redirected')?.value).to.equal(1);
+    // The client's scheme, as Envoy reported it.
+    const tls = make({ kind: 'relay', pin, why: 'moved' });
+    await tls.ex.handle(attemptHeaders({ ':authority': 'h', 'x-forwarded-proto': 'https', 'mcp-session-id': 'client-1' }));
+    const [t] = await tls.ex.handle(responseHeaders({ ':status': '404' }));
+    expect(setOf(t!).location![0]).to.equal('https://h/mcp');
+  });
+
+  it('lets an answer other than a lost-session status stand (the pod did not refuse it): no redirect, the client id put back', async () => {
+    const { ex, metrics } = make({ kind: 'relay', pin: { pod: '10.0.2.2:8080', backendSessionId: 'b', generation: 3 }, why: 'moved' });
+    await ex.handle(attemptHeaders({ ':authority': 'h', 'mcp-session-id': 'client-1' }));
+    const [r] = await ex.handle(responseHeaders({ ':status': '200', 'mcp-session-id': 'client-1' }));
+    expect(setOf(r!)).to.deep.equal({ 'mcp-session-id': ['client-1', 'OVERWRITE_IF_EXISTS'] });
+    expect((await metrics.registry.getSingleMetric('mcp_pin_requests_total')!.get()).values.find((v) => v.labels.outcome === 'redirected')?.value).to.equal(0);
+  });
+
+  it('never redirects a session that was not lost, a wrong path, or a request Envoy already started again (it would not follow a second redirect)', async () => {
+    const pin = { pod: '10.0.2.2:8080', backendSessionId: 'b', generation: 3 };
+    for (const [why, extra] of [['not-lost', {}], ['off-path', {}], ['moved', { 'x-envoy-original-url': 'http://h/mcp' }]] as const) {
+      const { ex } = make({ kind: 'relay', pin, why });
+      const [h] = await ex.handle(attemptHeaders({ ':authority': 'h', 'mcp-session-id': 'client-1', ...extra }));
+      expect(h!.immediate_response, why).to.equal(undefined);
+      expect(h!.mode_override, `${why}: relayed (asks for the body)`).to.deep.equal({ request_body_mode: 'BUFFERED' });
+    }
+  });
+
+  it("relays a request whose session moved again after Envoy started it again, answering with that pod's answer", async () => {
     const pin = { pod: '10.0.2.2:8080', backendSessionId: 'b', generation: 3 };
     const plan = { kind: 'relay', pin, why: 'moved' } as const;
     const { ex, relays, interim } = make(plan);
-    const [h] = await ex.handle(attemptHeaders({ 'mcp-session-id': 'client-1' }));
+    const [h] = await ex.handle(attemptHeaders({ ':authority': 'h', 'x-envoy-original-url': 'http://h/mcp', 'mcp-session-id': 'client-1' }));
     expect(h!.mode_override, 'asks for the body').to.deep.equal({ request_body_mode: 'BUFFERED' });
     expect(h!.request_headers!.response!.header_mutation).to.equal(undefined);
     const [r] = await ex.handle(requestBody('{"jsonrpc":"2.0","id":4,"method":"tools/call"}'));

@@ -25,7 +25,7 @@ describe('Exchange', () => {
   it('strips a client pin header and skips the response for plain traffic', async () => {
     const { ex } = make();
     const [r] = await ex.handle(requestHeaders({ ':method': 'GET', ':path': '/', 'x-mcp-pin-dst': '127.0.0.1:6379' }, true));
-    expect(r!.request_headers!.response!.header_mutation!.remove_headers).to.deep.equal(['x-mcp-pin-dst', 'x-mcp-pin-client-session']);
+    expect(r!.request_headers!.response!.header_mutation!.remove_headers).to.deep.equal(['x-mcp-pin-dst', 'x-mcp-pin-client-session', 'mcp-pin-redirected-session']);
     expect(r!.request_headers!.response!.clear_route_cache).to.equal(true);
     expect(r!.mode_override).to.deep.equal({ response_header_mode: 'SKIP' });
   });
@@ -256,13 +256,51 @@ describe('Exchange', () => {
     }
   });
 
+  describe("a request Envoy started again after mcp-pin's redirect (mcp-pin-redirected-session)", () => {
+    it('names the session by the redirect, reads the shared store, and puts the backend id back on the request', async () => {
+      const { ex, store } = make();
+      await store.create('C', { pod: '10.0.0.1:80', backendSessionId: 'C', initBody: null });
+      // Recovered meanwhile: another pod, another backend id.
+      await store.replacePin('C', 1, '10.0.0.2:80', 'B2');
+      const [r] = await ex.handle(requestHeaders({ ':method': 'POST', ':path': '/mcp', 'mcp-session-id': 'B1', 'mcp-pin-redirected-session': 'C' }));
+      expect(setHeaders(r!)).to.deep.equal({ 'x-mcp-pin-dst': '10.0.0.2:80', 'mcp-session-id': 'B2', 'x-mcp-pin-client-session': 'C' });
+      expect(r!.request_headers!.response!.header_mutation!.remove_headers).to.deep.equal(['mcp-pin-redirected-session']);
+      // The client gets its own id back.
+      const [out] = await ex.handle(responseHeaders({ ':status': '200', 'mcp-session-id': 'B2' }, { 'upstream.address': '10.0.0.2:80' }));
+      expect(setHeaders(out!)).to.deep.equal({ 'mcp-session-id': 'C' });
+    });
+
+    it('under its own id: that id goes back on the request, and no response phase', async () => {
+      const { ex, store } = make();
+      await store.create('C', { pod: '10.0.0.1:80', backendSessionId: 'C', initBody: null });
+      const [r] = await ex.handle(requestHeaders({ ':method': 'POST', ':path': '/mcp', 'mcp-session-id': 'B-old', 'mcp-pin-redirected-session': 'C' }));
+      expect(setHeaders(r!)).to.deep.equal({ 'x-mcp-pin-dst': '10.0.0.1:80', 'mcp-session-id': 'C' });
+      expect(r!.request_headers!.response!.header_mutation!.remove_headers).to.deep.equal(['x-mcp-pin-client-session', 'mcp-pin-redirected-session']);
+      expect(r!.mode_override).to.deep.equal({ response_header_mode: 'SKIP' });
+      expect(ex.complete).to.equal(true);
+    });
+
+    it('a session the store no longer knows: searched for under the id the redirect names', async () => {
+      const { ex } = make();
+      const [r] = await ex.handle(requestHeaders({ ':method': 'POST', ':path': '/mcp', 'mcp-session-id': 'B-old', 'mcp-pin-redirected-session': 'C' }));
+      expect(setHeaders(r!)).to.deep.equal({ 'mcp-session-id': 'C' });
+      expect(r!.request_headers!.response!.header_mutation!.remove_headers).to.include('mcp-pin-redirected-session');
+    });
+
+    it('an invalid id in it is refused like an invalid mcp-session-id', async () => {
+      const { ex } = make();
+      const [r] = await ex.handle(requestHeaders({ ':method': 'POST', ':path': '/mcp', 'mcp-session-id': 'C', 'mcp-pin-redirected-session': 'bad id\u0001' }));
+      expect(r!.immediate_response?.details).to.equal('mcp_pin_invalid_session_id');
+    });
+  });
+
   it('drops a stored pin outside the allowlist and never routes there', async () => {
     const { PinAllowlist } = await import('../../src/pin-allowlist.js');
     const { ex, store } = make({ allowlist: new PinAllowlist('10.0.0.0/8') });
     await store.create('P', { pod: '127.0.0.1:6379', backendSessionId: 'P', initBody: null });
     const [r] = await ex.handle(requestHeaders({ ':method': 'GET', ':path': '/mcp', 'mcp-session-id': 'P' }, true));
     expect(setHeaders(r!)).to.deep.equal({});
-    expect(r!.request_headers!.response!.header_mutation!.remove_headers).to.deep.equal(['x-mcp-pin-dst', 'x-mcp-pin-client-session']);
+    expect(r!.request_headers!.response!.header_mutation!.remove_headers).to.deep.equal(['x-mcp-pin-dst', 'x-mcp-pin-client-session', 'mcp-pin-redirected-session']);
     expect(await store.lookup('P')).to.equal(null);
   });
 

@@ -244,15 +244,20 @@ export class Exchange {
       const needResponse = this.method === 'DELETE';
       return { response: this.replies.pinnedTo(pin.pod, needResponse), next: needResponse ? 'response-headers' : 'done' };
     }
+    const needResponse = this.method === 'DELETE';
+    const mode = needResponse ? { clearRouteCache: true } : { clearRouteCache: true, mode: { response_header_mode: 'SKIP' as const } };
+    const next: Phase = needResponse ? 'response-headers' : 'done';
     if (pin.backendSessionId === sid) {
       // Redirected, under its own id: that id goes back on the request.
-      const mutation: Mutation = { set: [[cfg.pinHeader, pin.pod], [SESSION_HEADER, sid]], remove: [CLIENT_SESSION_HEADER, REDIRECTED_SESSION_HEADER] };
-      return { response: continueRequestHeaders(mutation, { clearRouteCache: true, mode: { response_header_mode: 'SKIP' } }), next: 'done' };
+      return { response: continueRequestHeaders({ set: [[cfg.pinHeader, pin.pod], [SESSION_HEADER, sid]], remove: [CLIENT_SESSION_HEADER, REDIRECTED_SESSION_HEADER] }, mode), next };
     }
-    // The pod knows the session by its backend id; a retry attempt needs the client's to find it.
+    // The pod knows the session by its backend id. The client's own goes in
+    // x-mcp-pin-client-session: a retry attempt finds the session by it, and
+    // Envoy puts it back on the answer (the pinned routes'
+    // response_headers_to_add), so the response needs no message here.
     const mutation: Mutation = { set: [[cfg.pinHeader, pin.pod], [SESSION_HEADER, pin.backendSessionId], [CLIENT_SESSION_HEADER, sid]] };
     if (this.redirected) mutation.remove = [REDIRECTED_SESSION_HEADER];
-    return { response: continueRequestHeaders(mutation, { clearRouteCache: true }), next: 'response-headers' };
+    return { response: continueRequestHeaders(mutation, mode), next };
   }
 
   private onRequestBody(b: WireHttpBody | undefined): ProcessingResponse {

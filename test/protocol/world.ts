@@ -453,8 +453,12 @@ export class World {
       break;
     }
     if (!final || 'from' in final) return final ?? { from: 'envoy', status: 503, details: 'no attempt', saysMayHaveRun: false };
-    // The downstream ext_proc's response phase, where it asked for one.
+    // The pinned routes' response_headers_to_add: the client's own id back
+    // (from x-mcp-pin-client-session, where mcp-pin set one; OVERWRITE_IF_EXISTS).
     let out = final.headers;
+    const clientId = hdr(headers, CLIENT_SESSION);
+    if (clientId !== undefined && hdr(out, 'mcp-session-id') !== undefined) out = [...out.filter(([k]) => k !== 'mcp-session-id'), ['mcp-session-id', clientId]];
+    // The downstream ext_proc's response phase, where it asked for one.
     if (!down.complete) {
       const [r] = await down.handle({ request: 'response_headers', response_headers: wire([[':status', String(final.status)], ...out]) } as ProcessingRequest);
       out = applyMutation(out, r?.response_headers?.response?.header_mutation);

@@ -107,19 +107,29 @@ describe('Exchange', () => {
     expect(ex.complete).to.equal(true);
   });
 
-  it('routes a known session to its pod, rewriting the session id both ways when the backend id differs', async () => {
+  it('routes a known session to its pod under its backend id when that differs, in one message: the client id rides along for Envoy to put back', async () => {
     const { ex, store } = make();
     await store.create('C', { pod: '10.0.0.7:9000', backendSessionId: 'C', initBody: null });
     await store.replacePin('C', 1, '10.0.0.8:9000', 'B2');
     const [r] = await ex.handle(requestHeaders({ ':method': 'GET', ':path': '/mcp', 'mcp-session-id': 'C', 'x-mcp-pin-dst': '1.2.3.4:5' }, true));
     expect(setHeaders(r!)).to.deep.equal({ 'x-mcp-pin-dst': '10.0.0.8:9000', 'mcp-session-id': 'B2', 'x-mcp-pin-client-session': 'C' });
     expect(r!.request_headers!.response!.clear_route_cache).to.equal(true);
-    expect(r!.mode_override, 'the response phase puts the client id back').to.equal(undefined);
-    const [resp] = await ex.handle(responseHeaders({ ':status': '200', 'mcp-session-id': 'B2' }));
+    // The pinned routes' response_headers_to_add put x-mcp-pin-client-session back on the answer.
+    expect(r!.mode_override, 'no response phase').to.deep.equal({ response_header_mode: 'SKIP' });
+    expect(ex.complete).to.equal(true);
+  });
+
+  it('a DELETE of a session known by another backend id asks for its answer, and puts the client id back there too', async () => {
+    const { ex, store } = make();
+    await store.create('C', { pod: '10.0.0.7:9000', backendSessionId: 'C', initBody: null, initPath: '/mcp' });
+    await store.replacePin('C', 1, '10.0.0.8:9000', 'B2');
+    const [r] = await ex.handle(requestHeaders({ ':method': 'DELETE', ':path': '/mcp', 'mcp-session-id': 'C' }, true));
+    expect(setHeaders(r!)).to.deep.equal({ 'x-mcp-pin-dst': '10.0.0.8:9000', 'mcp-session-id': 'B2', 'x-mcp-pin-client-session': 'C' });
+    expect(r!.mode_override).to.equal(undefined);
+    const [resp] = await ex.handle(responseHeaders({ ':status': '200', 'mcp-session-id': 'B2' }, { 'upstream.address': '10.0.0.8:9000' }));
     const set = resp!.response_headers!.response!.header_mutation!.set_headers!;
-    expect(set.map((s) => [s.header.key, s.header.raw_value.toString(), s.append_action])).to.deep.equal([
-      ['mcp-session-id', 'C', 'OVERWRITE_IF_EXISTS'],
-    ]);
+    expect(set.map((s) => [s.header.key, s.header.raw_value.toString(), s.append_action])).to.deep.equal([['mcp-session-id', 'C', 'OVERWRITE_IF_EXISTS']]);
+    expect(await store.lookup('C'), 'ended').to.equal(null);
   });
 
   it('refuses a request with more than one session id (two header lines, or a list) with 400, touching no pin', async () => {
@@ -265,9 +275,8 @@ describe('Exchange', () => {
       const [r] = await ex.handle(requestHeaders({ ':method': 'POST', ':path': '/mcp', 'mcp-session-id': 'B1', 'mcp-pin-redirected-session': 'C' }));
       expect(setHeaders(r!)).to.deep.equal({ 'x-mcp-pin-dst': '10.0.0.2:80', 'mcp-session-id': 'B2', 'x-mcp-pin-client-session': 'C' });
       expect(r!.request_headers!.response!.header_mutation!.remove_headers).to.deep.equal(['mcp-pin-redirected-session']);
-      // The client gets its own id back.
-      const [out] = await ex.handle(responseHeaders({ ':status': '200', 'mcp-session-id': 'B2' }, { 'upstream.address': '10.0.0.2:80' }));
-      expect(setHeaders(out!)).to.deep.equal({ 'mcp-session-id': 'C' });
+      // Envoy puts the client's id back on the answer (x-mcp-pin-client-session): no response phase.
+      expect(r!.mode_override).to.deep.equal({ response_header_mode: 'SKIP' });
     });
 
     it('under its own id: that id goes back on the request, and no response phase', async () => {

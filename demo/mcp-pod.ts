@@ -18,11 +18,17 @@
  * shutdown on SIGTERM (see shutdown below).
  *
  * Tools: whoami, echo, big (size bytes), slow (answers after ms); resource
- * templates slow://{ms} (a read that takes ms) and big://{size} (size bytes).
+ * templates slow://{ms} (a read that takes ms) and big://{size} (size bytes);
+ * resources demo://counter (changes on POST /_touch) and demo://other, which
+ * a client may subscribe to (resources/subscribe; any other URI is refused:
+ * "Resource not found"); logging/setLevel per session.
  *
  * Besides MCP on every path, it serves GET /_record: what it saw, so tests can
  * assert where each request really landed; POST /_notify: sends a log
  * notification to every session's standalone GET stream; POST
+ * /_touch?uri=U: notifications/resources/updated to every session
+ * subscribed to U; POST /_log?level=L: a log message at level L to every
+ * session (each session's level filters it, as the SDK does); POST
  * /_next-session-id: the next initialize hands out the id in the body (a
  * compromised pod taking another session's id).
  * Prints one JSON line {"listening": "host:port"} when ready.
@@ -30,6 +36,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { ErrorCode, McpError, SubscribeRequestSchema, UnsubscribeRequestSchema, type LoggingLevel } from '@modelcontextprotocol/sdk/types.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { McpServer as ModernMcpServer, createMcpHandler } from '@modelcontextprotocol/server';
 import { toNodeHandler } from '@modelcontextprotocol/node';
@@ -59,15 +66,29 @@ interface Seen {
   pinHeaders?: string[];
 }
 const record = { name, initialize: [] as string[], initialized: [] as string[], requests: [] as Seen[], deleted: [] as string[], reads: [] as string[] };
-const sessions = new Map<string, { transport: StreamableHTTPServerTransport; server: McpServer }>();
+const sessions = new Map<string, { transport: StreamableHTTPServerTransport; server: McpServer; subscriptions: Set<string> }>();
+/** The resources a client may subscribe to; demo://counter changes on POST /_touch. */
+const SUBSCRIBABLE = new Set(['demo://counter', 'demo://other']);
+let counter = 0;
 let inFlight = 0;
 let stopping = false;
 /** Set by POST /_next-session-id: the id the next initialize hands out. */
 let nextSessionId: string | undefined;
 let lastRequestAt = 0;
 
-function newServer(getSessionId: () => string | undefined): McpServer {
-  const server = new McpServer({ name: `demo-${name}`, version: '1.0.0' }, { capabilities: { logging: {} } });
+function newServer(getSessionId: () => string | undefined, subscriptions = new Set<string>()): McpServer {
+  const server = new McpServer({ name: `demo-${name}`, version: '1.0.0' }, { capabilities: { logging: {}, resources: { subscribe: true } } });
+  server.registerResource('counter', 'demo://counter', { description: 'A number that changes on POST /_touch' }, async (uri) => ({ contents: [{ uri: uri.href, text: JSON.stringify({ pod: name, counter }) }] }));
+  server.registerResource('other', 'demo://other', { description: 'Another resource one may subscribe to' }, async (uri) => ({ contents: [{ uri: uri.href, text: name }] }));
+  server.server.setRequestHandler(SubscribeRequestSchema, async (req) => {
+    if (!SUBSCRIBABLE.has(req.params.uri)) throw new McpError(ErrorCode.InvalidParams, 'Resource not found');
+    subscriptions.add(req.params.uri);
+    return {};
+  });
+  server.server.setRequestHandler(UnsubscribeRequestSchema, async (req) => {
+    subscriptions.delete(req.params.uri);
+    return {};
+  });
   server.registerTool('whoami', { description: 'Which pod and session answered' }, async () => ({
     content: [{ type: 'text', text: JSON.stringify({ pod: name, session: getSessionId() ?? null }) }],
   }));
@@ -152,6 +173,19 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
     nextSessionId = (await readBody(req)).toString('utf8');
     return sendJson(res, 200, { nextSessionId });
   }
+  const url = new URL(req.url ?? '/', 'http://pod');
+  if (url.pathname === '/_touch' && req.method === 'POST') {
+    const uri = url.searchParams.get('uri') ?? '';
+    counter++;
+    let sent = 0;
+    for (const s of sessions.values()) if (s.subscriptions.has(uri)) await s.server.server.sendResourceUpdated({ uri }).then(() => sent++, () => {});
+    return sendJson(res, 200, { sent });
+  }
+  if (url.pathname === '/_log' && req.method === 'POST') {
+    const level = (url.searchParams.get('level') ?? 'info') as LoggingLevel;
+    for (const [id, s] of sessions) await s.server.server.sendLoggingMessage({ level, data: `${level} from ${name}` }, id).catch(() => {});
+    return sendJson(res, 200, { sent: sessions.size });
+  }
   if (req.url === '/_notify' && req.method === 'POST') {
     let sent = 0;
     for (const { server } of sessions.values()) {
@@ -217,7 +251,8 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
     if (refuseInitStatus) return sendJson(res, refuseInitStatus, { jsonrpc: '2.0', error: { code: -32603, message: 'refusing initialize' }, id: null });
     if (initDelayMs > 0) await new Promise((r) => setTimeout(r, initDelayMs));
     let id: string | undefined;
-    const server = newServer(() => id);
+    const subscriptions = new Set<string>();
+    const server = newServer(() => id, subscriptions);
     const transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => {
         const forced = nextSessionId;
@@ -227,7 +262,7 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
       enableJsonResponse: json,
       onsessioninitialized: (newId) => {
         id = newId;
-        sessions.set(newId, { transport, server });
+        sessions.set(newId, { transport, server, subscriptions });
         record.initialize.push(newId);
       },
     });

@@ -34,8 +34,15 @@ export const REQUEST_OUTCOMES = [
 
 export type RequestOutcome = (typeof REQUEST_OUTCOMES)[number];
 
+/** What became of a state-setting request the pod answered (session-state.ts): kept with the session, already so, over the bounds, the pod refused it, no record, or the store failed. */
+export const STATE_RESULTS = ['kept', 'unchanged', 'over_limit', 'refused', 'gone', 'store_error'] as const;
+export type StateResult = (typeof STATE_RESULTS)[number];
+/** What a recovery's replay of the session's state got from the new pod, per request. */
+export const REPLAY_RESULTS = ['replayed', 'refused'] as const;
+export type ReplayResult = (typeof REPLAY_RESULTS)[number];
+
 /** What mcp-pin was doing when it caught a failure it carries on after. */
-export const IGNORED_OPS = ['drop_poisoned_pin', 'forget_deleted_session', 'adopt_session', 'drop_stale_pin', 'release_recovery_lock', 'remember_unknown_session', 'check_unknown_session'] as const;
+export const IGNORED_OPS = ['drop_poisoned_pin', 'forget_deleted_session', 'adopt_session', 'drop_stale_pin', 'drop_refused_state', 'release_recovery_lock', 'remember_unknown_session', 'check_unknown_session'] as const;
 export type IgnoredOp = (typeof IGNORED_OPS)[number];
 
 /** The ext_proc phases a message can carry, and 'unknown' for one that carries none. */
@@ -113,6 +120,9 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly sessionState = new Counter({ name: 'mcp_pin_session_state_total', help: 'state-setting requests (resources/subscribe, resources/unsubscribe, logging/setLevel) the pods answered, by what became of them', labelNames: ['result'] as const, registers: [this.registry] });
+  readonly stateReplays = new Counter({ name: 'mcp_pin_state_replays_total', help: "requests a recovery sent to rebuild a session's state on its new pod, by the pod's answer", labelNames: ['result'] as const, registers: [this.registry] });
+
   // Label children resolved once: the hot path never builds or hashes a label set.
   private readonly ignoredOps = children(IGNORED_OPS, (o) => this.ignoredErrors.labels(o));
   private readonly messagePhases = children(MESSAGE_PHASES, (p) => this.messageSeconds.labels(p));
@@ -128,6 +138,8 @@ export class Metrics {
     for (const op of ['lookup', 'load', 'create', 'adopt', 'remove']) for (const code of ['MCP_PIN_STORE_UNAVAILABLE', 'MCP_PIN_STORE_TIMEOUT']) this.storeErrors.labels(op, code).inc(0);
     for (const code of ['MCP_PIN_STORE_UNAVAILABLE', 'MCP_PIN_STORE_TIMEOUT']) this.storeErrors.labels('recovery', code).inc(0);
     for (const op of ['lookup', 'load', 'recovery']) this.storeErrors.labels(op, 'MCP_PIN_STORE_CORRUPT').inc(0);
+    for (const r of STATE_RESULTS) this.sessionState.labels(r).inc(0);
+    for (const r of REPLAY_RESULTS) this.stateReplays.labels(r).inc(0);
   }
 
   /** Counts a failure that was caught and deliberately not passed on. */

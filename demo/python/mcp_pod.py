@@ -4,6 +4,13 @@ Streamable HTTP, run by uvicorn, as the SDK's own examples run it.
 The same tools and test endpoints as demo/mcp-pod.ts, so the integration tests
 drive either kind of pod alike:
   tools: whoami (pod and session), echo (text), slow (ms)
+  resources: demo://counter (changes on POST /_touch) and demo://other, which
+                 a client may subscribe to (any other URI is refused:
+                 "Resource not found"); logging/setLevel per session
+  POST /_touch?uri=U   notifications/resources/updated to every session
+                 subscribed to U
+  POST /_log?level=L   a log message at level L to every session at or
+                 below it (each session's own level, as logging/setLevel set it)
   GET /_record   what this process saw: every request (HTTP method, session id,
                  JSON-RPC method, status), the session ids it created
                  (initialize), notifications/initialized and DELETEs, and
@@ -26,8 +33,11 @@ import socket
 import sys
 
 import uvicorn
+from mcp import types
 from mcp.server.fastmcp import Context, FastMCP
 from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.exceptions import McpError
+from urllib.parse import parse_qs
 
 NAME = os.environ.get("POD_NAME", "pod")
 HOST = os.environ.get("POD_HOST", "127.0.0.1")
@@ -63,6 +73,90 @@ async def slow(ms: int) -> str:
     return json.dumps({"pod": NAME, "slept": ms})
 
 
+SUBSCRIBABLE = {"demo://counter", "demo://other"}
+LEVELS = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]
+# Per session: the server session (to notify it outside a request), its subscriptions and its level.
+sessions: dict[str, dict] = {}
+counter = {"value": 0}
+
+
+@mcp.resource("demo://counter", description="A number that changes on POST /_touch")
+def counter_resource() -> str:
+    return json.dumps({"pod": NAME, "counter": counter["value"]})
+
+
+@mcp.resource("demo://other", description="Another resource one may subscribe to")
+def other_resource() -> str:
+    return NAME
+
+
+lowlevel = mcp._mcp_server
+
+
+def this_session() -> dict:
+    ctx = lowlevel.request_context
+    sid = ctx.request.headers.get("mcp-session-id") if ctx.request is not None else None
+    entry = sessions.setdefault(sid or "", {"subscriptions": set(), "level": None})
+    entry["session"] = ctx.session
+    return entry
+
+
+@lowlevel.subscribe_resource()
+async def on_subscribe(uri) -> None:
+    if str(uri) not in SUBSCRIBABLE:
+        raise McpError(types.ErrorData(code=types.INVALID_PARAMS, message="Resource not found"))
+    this_session()["subscriptions"].add(str(uri))
+
+
+@lowlevel.unsubscribe_resource()
+async def on_unsubscribe(uri) -> None:
+    this_session()["subscriptions"].discard(str(uri))
+
+
+@lowlevel.set_logging_level()
+async def on_level(level) -> None:
+    this_session()["level"] = level
+
+
+# The SDK advertises no subscriptions even with the handlers above; this pod supports them.
+_capabilities = lowlevel.get_capabilities
+
+
+def get_capabilities(*args, **kwargs):
+    caps = _capabilities(*args, **kwargs)
+    if caps.resources is not None:
+        caps.resources.subscribe = True
+    return caps
+
+
+lowlevel.get_capabilities = get_capabilities
+
+
+async def touch(uri: str) -> int:
+    counter["value"] += 1
+    sent = 0
+    for entry in list(sessions.values()):
+        if uri in entry["subscriptions"] and "session" in entry:
+            try:
+                await entry["session"].send_resource_updated(uri)
+                sent += 1
+            except Exception:  # noqa: BLE001 - a closed session is not this pod's failure
+                pass
+    return sent
+
+
+async def log(level: str) -> None:
+    for entry in list(sessions.values()):
+        if "session" not in entry:
+            continue
+        if entry["level"] is not None and LEVELS.index(level) < LEVELS.index(entry["level"]):
+            continue
+        try:
+            await entry["session"].send_log_message(level=level, data=f"{level} from {NAME}")
+        except Exception:  # noqa: BLE001
+            pass
+
+
 def rpc_methods(body: bytes) -> list[str]:
     try:
         parsed = json.loads(body)
@@ -82,6 +176,15 @@ def recording(app):
             body = json.dumps(record).encode()
             await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
             return await send({"type": "http.response.body", "body": body})
+        if scope["path"] in ("/_touch", "/_log") and scope["method"] == "POST":
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            if scope["path"] == "/_touch":
+                result = {"sent": await touch(query.get("uri", [""])[0])}
+            else:
+                await log(query.get("level", ["info"])[0])
+                result = {"sent": len(sessions)}
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+            return await send({"type": "http.response.body", "body": json.dumps(result).encode()})
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         chunks = []
         more = True

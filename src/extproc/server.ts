@@ -14,6 +14,7 @@ import type { Recoverer } from '../recovery/http-recoverer.js';
 import { AttemptExchange } from './attempt.js';
 import { Exchange, type ExchangeDeps } from './exchange.js';
 import { SearchAttempt } from './search-attempt.js';
+import { StateRecorder } from './state-recorder.js';
 import type { ProcessingRequest, ProcessingResponse } from './protocol.js';
 
 type ProcessCall = grpc.ServerDuplexStream<ProcessingRequest, ProcessingResponse>;
@@ -88,7 +89,13 @@ export class ExtProcService {
     // request was measurable in profiles).
     const role = call.metadata.get(ROLE_METADATA)[0];
     const gone = recoverer && role === 'attempt' ? new AbortController() : undefined;
-    const exchange = gone ? new AttemptExchange({ ...this.deps, recoverer: recoverer! }, write, gone.signal) : role === 'search' ? new SearchAttempt(this.deps) : new Exchange(this.deps);
+    const exchange = gone
+      ? new AttemptExchange({ ...this.deps, recoverer: recoverer! }, write, gone.signal)
+      : role === 'search'
+        ? new SearchAttempt(this.deps)
+        : role === 'state'
+          ? new StateRecorder(this.deps)
+          : new Exchange(this.deps);
     // Messages are answered strictly in order, each after the one before.
     let chain: Promise<void> = Promise.resolve();
 

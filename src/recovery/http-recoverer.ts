@@ -62,6 +62,11 @@ export class HttpRecoverer implements Recoverer {
       lostSessionStatuses: cfg.lostSessionStatuses,
       relayBudget: new ByteBudget(cfg.relayBudgetBytes),
       onIgnoredError: (op) => deps.metrics.ignored(op),
+      onStateReplayed: ({ clientSessionId, method, result, status }) => {
+        deps.metrics.stateReplays.inc({ result });
+        // The client is not told (it never sees the recovery): the log and the metric are the trace.
+        if (result === 'refused') deps.log.warn({ session: sessionTag(clientSessionId), method, status }, "the new pod refused a request that rebuilds the session's state: left out of the session");
+      },
       // Each recovery counted once, as what it was, whoever still waits for it.
       onRecoveryDone: ({ clientSessionId, result, code, ms }) => {
         deps.metrics.recoverySeconds.observe({ result }, ms / 1000);

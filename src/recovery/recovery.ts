@@ -36,6 +36,7 @@ import { HOP_BY_HOP_HEADERS, SESSION_HEADER, firstHeader, is2xx, isProxyHeader, 
 import { parsePodAddress } from '../pod-address.js';
 import { isValidSessionId } from '../session-id.js';
 import { onSessionPath } from '../session-path.js';
+import { answerTo, replayRequests, type StateChange } from '../session-state.js';
 import type { Pin, SessionRecord, SessionStore } from '../sessions/store.js';
 import type { ByteBudget } from './byte-budget.js';
 import { ResponseTooLargeError, envoyNeverConnected, neverSent, type ForwardResponse, type Forwarder } from './forwarder.js';
@@ -137,8 +138,10 @@ export interface RecoveryOptions {
    * lost, or the recovery failed (its code); and how long it took.
    */
   onRecoveryDone?: (outcome: { clientSessionId: string; result: 'recovered' | 'not_lost' | 'failed'; code?: PinErrorCode; ms: number }) => void;
+  /** Told of each request a recovery sent to rebuild the session's state on the new pod, and whether the pod took it. */
+  onStateReplayed?: (r: { clientSessionId: string; method: string; result: 'replayed' | 'refused'; status: number }) => void;
   /** Told of a failure recovery carries on after (a lock it could not release expires by itself). */
-  onIgnoredError?: (op: 'release_recovery_lock' | 'drop_stale_pin') => void;
+  onIgnoredError?: (op: 'release_recovery_lock' | 'drop_stale_pin' | 'drop_refused_state') => void;
   newToken?: () => string;
   clock?: Clock;
 }
@@ -267,7 +270,7 @@ export class SessionRecovery {
       await this.forget(sid, fresh.generation);
       throw new RecoveryError('MCP_PIN_RECOVERY_NO_INIT_BODY', 'no initialize body stored for this session');
     }
-    let next: { pod: string; backendSessionId: string };
+    let next: { pod: string; backendSessionId: string; refused: StateChange[] };
     try {
       next = await this.reinitialize(fresh, attempt, own);
     } catch (err) {
@@ -276,7 +279,12 @@ export class SessionRecovery {
       throw err;
     }
     const pin = await store.replacePin(sid, fresh.generation, next.pod, next.backendSessionId);
-    if (pin) return { pin, reinitialized: true };
+    if (pin) {
+      // What the new pod refused is no longer part of the session (a
+      // subscription to a resource that is gone): not replayed again.
+      for (const change of next.refused) if (change.op === 'unsubscribe') await store.changeState(sid, change).catch(() => this.o.onIgnoredError?.('drop_refused_state'));
+      return { pin, reinitialized: true };
+    }
     // Our lock expired and another recovery stored first: its pin wins (the
     // backend session we made is left to expire on its pod).
     const winner = await store.load(sid);
@@ -337,7 +345,7 @@ export class SessionRecovery {
    * stored initialize with a 4xx (it will never work), UNAVAILABLE for
    * anything that may go better next time.
    */
-  private async reinitialize(rec: SessionRecord, attempt: RetryAttempt, own: AbortSignal): Promise<{ pod: string; backendSessionId: string }> {
+  private async reinitialize(rec: SessionRecord, attempt: RetryAttempt, own: AbortSignal): Promise<{ pod: string; backendSessionId: string; refused: StateChange[] }> {
     const send = { method: 'POST', path: rec.initPath ?? attempt.path, signal: own, maxBodyBytes: this.o.maxResponseBytes };
     const unavailable = (why: string, cause?: unknown) => new RecoveryError('MCP_PIN_RECOVERY_UNAVAILABLE', why, cause);
     let res: ForwardResponse;
@@ -366,7 +374,43 @@ export class SessionRecovery {
       throw unavailable('notifications/initialized failed', err);
     }
     if (!is2xx(note.status)) throw unavailable(`notifications/initialized answered ${note.status}`);
-    return { pod, backendSessionId };
+    const refused = await this.replayState(rec, attempt, { pod, backendSessionId, version: negotiatedVersion(res.body) ?? requestedVersion(rec.initBody) }, own);
+    return { pod, backendSessionId, refused };
+  }
+
+  /**
+   * Rebuilds what the client set in its session (session-state.ts: the log
+   * level, then each subscription) on the new backend session, before the
+   * retried request goes there (I8). A request the pod refuses (a JSON-RPC
+   * error, a 4xx: the resource is gone, say) is left out and reported; one
+   * that fails otherwise fails the recovery for now, like
+   * notifications/initialized.
+   */
+  private async replayState(rec: SessionRecord, attempt: RetryAttempt, to: { pod: string; backendSessionId: string; version: string | undefined }, own: AbortSignal): Promise<StateChange[]> {
+    const refused: StateChange[] = [];
+    for (const [i, r] of replayRequests(rec.state).entries()) {
+      const id = `mcp-pin-replay-${i}`;
+      let res: ForwardResponse;
+      try {
+        res = await this.o.forwarder.send({
+          method: 'POST',
+          path: rec.initPath ?? attempt.path,
+          headers: [...this.postHeaders(attempt, to.version), [SESSION_HEADER, to.backendSessionId]],
+          body: Buffer.from(JSON.stringify({ jsonrpc: '2.0', id, method: r.method, params: r.params })),
+          pod: to.pod,
+          signal: own,
+          maxBodyBytes: this.o.maxResponseBytes,
+        });
+      } catch (err) {
+        if (own.aborted) throw err;
+        throw new RecoveryError('MCP_PIN_RECOVERY_UNAVAILABLE', `replaying ${r.method} failed`, err);
+      }
+      if (res.envoyReply !== undefined || res.status >= 500) throw new RecoveryError('MCP_PIN_RECOVERY_UNAVAILABLE', `replaying ${r.method} answered ${res.status}`);
+      const taken = is2xx(res.status) && answerTo(id, res.body, firstHeader(res.headers, 'content-type')) !== 'refused';
+      this.o.onStateReplayed?.({ clientSessionId: attempt.clientSessionId, method: r.method, result: taken ? 'replayed' : 'refused', status: res.status });
+      if (!taken) refused.push(r.method === 'logging/setLevel' ? { op: 'setLevel', level: r.params.level! } : { op: 'unsubscribe', uri: r.params.uri! });
+    }
+    return refused;
   }
 
   private async allowed(pod: string): Promise<boolean> {

@@ -15,6 +15,7 @@
  * after another replica recovered one of them elsewhere, this replica may
  * still send that session's requests to the old pod for up to the cache TTL.
  */
+import type { ChangeResult, StateChange } from '../session-state.js';
 import type { NewSession, Pin, SessionRecord, SessionStore } from './store.js';
 
 export interface CachedStoreOptions {
@@ -107,6 +108,11 @@ export class CachedStore implements SessionStore {
 
   load(sid: string): Promise<SessionRecord | null> {
     return this.inner.load(sid);
+  }
+
+  /** The state is not cached: the pin stays valid. */
+  changeState(sid: string, change: StateChange): Promise<ChangeResult | 'gone'> {
+    return this.inner.changeState(sid, change);
   }
 
   async replacePin(sid: string, expectedGeneration: number, pod: string, bsid: string): Promise<Pin | null> {

@@ -11,6 +11,7 @@
 import { StoreError } from '../errors.js';
 import { ExpiringIds } from '../expiring-ids.js';
 import type { NewSession, Pin, SessionInfo, SessionInspector, SessionPage, SessionRecord, SessionStore, StoreOptions } from './store.js';
+import { applyChange, EMPTY_STATE, type ChangeResult, type StateChange } from '../session-state.js';
 
 export interface MemoryStoreOptions extends StoreOptions {
   /** Most sessions held at once (--memory-store-max-sessions). */
@@ -123,6 +124,7 @@ export class MemoryStore implements SessionStore, SessionInspector {
       generation: 1,
       initBody: s.initBody ? Buffer.from(s.initBody) : null,
       initPath: s.initPath ?? null,
+      state: EMPTY_STATE,
       createdAtMs: now,
       lastSeenAtMs: now,
       expiresAtMs: now + this.ttlMs,
@@ -151,6 +153,14 @@ export class MemoryStore implements SessionStore, SessionInspector {
     e.lastSeenAtMs = now;
     e.expiresAtMs = now + this.ttlMs;
     return { pod, backendSessionId: bsid, generation: e.generation };
+  }
+
+  async changeState(sid: string, change: StateChange): Promise<ChangeResult | 'gone'> {
+    const e = this.live(sid);
+    if (!e) return 'gone';
+    const { state, result } = applyChange(e.state, change);
+    e.state = state;
+    return result;
   }
 
   async remove(sid: string): Promise<void> {

@@ -2,7 +2,7 @@
  * Session store in Redis (ioredis), shared by all mcp-pin replicas.
  *
  * Layout per client session id S (hash tag {S} keeps both keys in one slot):
- *   <prefix>{S}       hash: pod, bsid, gen, init, path, created, seen (sliding TTL)
+ *   <prefix>{S}       hash: pod, bsid, gen, init, path, state, created, seen (sliding TTL)
  *   <prefix>{S}:lock  recovery lock: a random token, with expiry
  *   <prefix>{S}:unknown  searched for on every pod and held by none (--unknown-session-cache-ms)
  *
@@ -20,6 +20,7 @@ import { PinError, StoreError } from '../errors.js';
 import { parseRedisUrl } from './redis-url.js';
 import type { NewSession, Pin, SessionInfo, SessionInspector, SessionPage, SessionRecord, SessionStore, StoreOptions } from './store.js';
 import { checkInitPath, checkPin } from './stored-record.js';
+import { MAX_SUBSCRIPTION_BYTES, MAX_SUBSCRIPTIONS, decodeState, type ChangeResult, type StateChange } from '../session-state.js';
 
 const lua = (name: string): string => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
 
@@ -32,6 +33,7 @@ interface ScriptCommands {
   mcppinUnlock(key: string, token: string): Promise<number>;
   mcppinRemoveIfGeneration(key: string, gen: number): Promise<number>;
   mcppinAdopt(key: string, ttlMs: number, nowMs: number, pod: string, bsid: string, path: string): Promise<number>;
+  mcppinChangeState(key: string, op: StateChange['op'], value: string, maxSubscriptions: number, maxBytes: number): Promise<ChangeResult | 'gone'>;
 }
 type ScriptedRedis = (Redis | Cluster) & ScriptCommands;
 
@@ -104,6 +106,7 @@ export class RedisStore implements SessionStore, SessionInspector {
     redis.defineCommand('mcppinUnlock', { numberOfKeys: 1, lua: lua('unlock-1') });
     redis.defineCommand('mcppinRemoveIfGeneration', { numberOfKeys: 1, lua: lua('remove-if-generation-1') });
     redis.defineCommand('mcppinAdopt', { numberOfKeys: 1, lua: lua('adopt-2') });
+    redis.defineCommand('mcppinChangeState', { numberOfKeys: 1, lua: lua('change-state-1') });
     this.redis = redis as ScriptedRedis;
   }
 
@@ -202,8 +205,8 @@ export class RedisStore implements SessionStore, SessionInspector {
 
   async load(sid: string): Promise<SessionRecord | null> {
     const key = this.key(sid);
-    const v = await this.dropIfWrongType(sid, () => this.run('load', () => this.redis.hmgetBuffer(key, 'pod', 'bsid', 'gen', 'init', 'path', 'created', 'seen')));
-    const [pod, bsid, gen, init, path, created, seen] = v;
+    const v = await this.dropIfWrongType(sid, () => this.run('load', () => this.redis.hmgetBuffer(key, 'pod', 'bsid', 'gen', 'init', 'path', 'created', 'seen', 'state')));
+    const [pod, bsid, gen, init, path, created, seen, state] = v;
     if (v.every((f) => f === null) && (await this.run('load', () => this.redis.exists(key))) === 0) return null;
     const fields = [pod, bsid, gen].map((f) => (f ? f.toString() : null));
     const pin = checkPin(fields[0]!, fields[1]!, fields[2]!);
@@ -214,6 +217,7 @@ export class RedisStore implements SessionStore, SessionInspector {
       ...pin.value,
       initBody: init && init.length > 0 ? init : null,
       initPath: initPath.value,
+      state: decodeState(state?.toString()),
       createdAtMs: Number(created?.toString() ?? 0) || 0,
       lastSeenAtMs: Number(seen?.toString() ?? 0) || 0,
     };
@@ -224,6 +228,12 @@ export class RedisStore implements SessionStore, SessionInspector {
       this.redis.mcppinReplacePin(this.key(sid), this.ttlMs, this.now(), expectedGeneration, pod, bsid),
     );
     return r > 0 ? { pod, backendSessionId: bsid, generation: r } : null;
+  }
+
+  /** One script: the change applied where the state is, so concurrent changes (two replicas) never lose one. */
+  async changeState(sid: string, change: StateChange): Promise<ChangeResult | 'gone'> {
+    const value = change.op === 'setLevel' ? change.level : change.uri;
+    return this.run('changeState', () => this.redis.mcppinChangeState(this.key(sid), change.op, value, MAX_SUBSCRIPTIONS, MAX_SUBSCRIPTION_BYTES));
   }
 
   async remove(sid: string): Promise<void> {

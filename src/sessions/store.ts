@@ -1,3 +1,5 @@
+import type { ChangeResult, SessionState, StateChange } from '../session-state.js';
+
 /**
  * The session store: client session id -> where that session lives.
  * Two implementations pass the same contract tests (test/integration/store-contract.test.ts):
@@ -25,6 +27,8 @@ export interface NewSession {
 
 export interface SessionRecord extends Pin {
   initBody: Buffer | null;
+  /** What the client set in its session (subscriptions, log level): replayed after a re-initialize. */
+  state: SessionState;
   /** The session's MCP path: where it was initialized, or found when adopted; null for records made before it was stored. */
   initPath: string | null;
   createdAtMs: number;
@@ -54,6 +58,12 @@ export interface SessionStore {
    * or another recovery got there first (compare with a fresh lookup).
    */
   replacePin(clientSessionId: string, expectedGeneration: number, pod: string, backendSessionId: string): Promise<Pin | null>;
+  /**
+   * Applies one change to the session's state (session-state.ts, its bounds
+   * included), atomically against concurrent changes; 'gone' when the
+   * record is not there. Keeps the record's TTL.
+   */
+  changeState(clientSessionId: string, change: StateChange): Promise<ChangeResult | 'gone'>;
   remove(clientSessionId: string): Promise<void>;
   /** Removes the session only while it is still at `expectedGeneration`. */
   removeIfGeneration(clientSessionId: string, expectedGeneration: number): Promise<boolean>;

@@ -4,10 +4,11 @@
  * by the cache costs no timer and no histogram observation (those are
  * counted as hits instead); timing a Map read cost more than the read.
  */
+import type { ChangeResult, StateChange } from '../session-state.js';
 import type { NewSession, Pin, SessionRecord, SessionStore } from './store.js';
 
-export type StoreOp = 'lookup' | 'load' | 'create' | 'adopt' | 'replace_pin' | 'remove' | 'lock' | 'unlock' | 'remember_unknown' | 'is_unknown';
-export const STORE_OPS: readonly StoreOp[] = ['lookup', 'load', 'create', 'adopt', 'replace_pin', 'remove', 'lock', 'unlock', 'remember_unknown', 'is_unknown'];
+export type StoreOp = 'lookup' | 'load' | 'create' | 'adopt' | 'replace_pin' | 'change_state' | 'remove' | 'lock' | 'unlock' | 'remember_unknown' | 'is_unknown';
+export const STORE_OPS: readonly StoreOp[] = ['lookup', 'load', 'create', 'adopt', 'replace_pin', 'change_state', 'remove', 'lock', 'unlock', 'remember_unknown', 'is_unknown'];
 
 export class TimedStore implements SessionStore {
   constructor(
@@ -46,6 +47,9 @@ export class TimedStore implements SessionStore {
   }
   replacePin(sid: string, expectedGeneration: number, pod: string, bsid: string): Promise<Pin | null> {
     return this.timed('replace_pin', this.inner.replacePin(sid, expectedGeneration, pod, bsid));
+  }
+  changeState(sid: string, change: StateChange): Promise<ChangeResult | 'gone'> {
+    return this.timed('change_state', this.inner.changeState(sid, change));
   }
   remove(sid: string): Promise<void> {
     return this.timed('remove', this.inner.remove(sid));

@@ -112,6 +112,17 @@ export class Pod {
     return ((await res.json()) as { sent: number }).sent;
   }
 
+  /** A change of resource `uri`: notifications/resources/updated to the sessions subscribed to it (TypeScript pods). */
+  async touch(uri: string): Promise<number> {
+    const res = await fetch(`http://${this.host}:${this.port}/_touch?uri=${encodeURIComponent(uri)}`, { method: 'POST' });
+    return ((await res.json()) as { sent: number }).sent;
+  }
+
+  /** A log message at `level` to every session; each session's level (logging/setLevel) filters it. */
+  async log(level: string): Promise<void> {
+    await fetch(`http://${this.host}:${this.port}/_log?level=${encodeURIComponent(level)}`, { method: 'POST' });
+  }
+
   /** The pod process dies: its in-memory sessions are gone. */
   async kill(): Promise<void> {
     await this.proc.kill();

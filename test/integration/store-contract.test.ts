@@ -97,6 +97,39 @@ function contract(name: string, make: (ttlMs: number) => Promise<SessionStore>, 
       expect(await store.lookup('r')).to.deep.equal({ pod: '10.0.0.9:9', backendSessionId: 'r', generation: 1 });
     });
 
+    it("keeps a session's state (issue 29) with the record, across a new pin, under concurrent changes, and never makes a record for it", async () => {
+      await store.create('st', { pod: '10.0.0.1:1', backendSessionId: 'st', initBody: null });
+      expect((await store.load('st'))!.state).to.deep.equal({ level: null, subscriptions: [] });
+      expect(await store.changeState('st', { op: 'subscribe', uri: 'a://1' })).to.equal('kept');
+      expect(await store.changeState('st', { op: 'subscribe', uri: 'a://1' })).to.equal('unchanged');
+      expect(await store.changeState('st', { op: 'setLevel', level: 'error' })).to.equal('kept');
+      await store.replacePin('st', 1, '10.0.0.2:2', 'st2');
+      expect((await store.load('st'))!.state, 'a recovery keeps it').to.deep.equal({ level: 'error', subscriptions: ['a://1'] });
+      // Many changes at once (a client's concurrent requests, or two replicas): none is lost.
+      await Promise.all(Array.from({ length: 20 }, (_, i) => store.changeState('st', { op: 'subscribe', uri: `c://${i}` })));
+      expect((await store.load('st'))!.state.subscriptions).to.have.length(21);
+      await Promise.all(Array.from({ length: 20 }, (_, i) => store.changeState('st', { op: 'unsubscribe', uri: `c://${i}` })));
+      expect((await store.load('st'))!.state.subscriptions).to.deep.equal(['a://1']);
+      expect(await store.changeState('nobody', { op: 'setLevel', level: 'info' })).to.equal('gone');
+      expect(await store.load('nobody')).to.equal(null);
+      // Ends with the session.
+      await store.remove('st');
+      expect(await store.changeState('st', { op: 'subscribe', uri: 'a://2' })).to.equal('gone');
+      await store.create('st', { pod: '10.0.0.1:1', backendSessionId: 'st', initBody: null });
+      expect((await store.load('st'))!.state, 'a new session under the id starts empty').to.deep.equal({ level: null, subscriptions: [] });
+    });
+
+    it('bounds a session\'s state by the one rule (session-state.ts): 128 subscriptions, 64 KiB of URIs', async () => {
+      await store.create('sb', { pod: '10.0.0.1:1', backendSessionId: 'sb', initBody: null });
+      for (let i = 0; i < 128; i++) expect(await store.changeState('sb', { op: 'subscribe', uri: `r://${i}` })).to.equal('kept');
+      expect(await store.changeState('sb', { op: 'subscribe', uri: 'r://more' })).to.equal('over_limit');
+      for (let i = 0; i < 128; i++) await store.changeState('sb', { op: 'unsubscribe', uri: `r://${i}` });
+      let kept = 0;
+      while ((await store.changeState('sb', { op: 'subscribe', uri: `r://${kept}/${'x'.repeat(2000)}` })) === 'kept') kept++;
+      expect(kept, '2 KB URIs up to 64 KiB').to.equal(32);
+      expect((await store.load('sb'))!.state.subscriptions).to.have.length(32);
+    });
+
     it('removes, and removes-if-generation only at that generation', async () => {
       await store.create('d', { pod: '10.0.0.1:1', backendSessionId: 'd', initBody: null });
       await store.remove('d');

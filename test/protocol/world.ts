@@ -110,6 +110,7 @@ function scheduledStore(inner: SessionStore, s: Scheduler): SessionStore {
     adopt: wrap(inner.adopt.bind(inner)),
     load: wrap(inner.load.bind(inner)),
     replacePin: wrap(inner.replacePin.bind(inner)),
+    changeState: wrap(inner.changeState.bind(inner)),
     remove: wrap(inner.remove.bind(inner)),
     removeIfGeneration: wrap(inner.removeIfGeneration.bind(inner)),
     rememberUnknown: wrap(inner.rememberUnknown.bind(inner)),

@@ -7,6 +7,7 @@
 import { expect } from 'chai';
 import { parse } from 'yaml';
 import { ENVOY_DEFAULTS, renderEnvoyConfig, replayMatcher } from '../../envoy/render.js';
+import { STATE_METHODS } from '../../src/session-state.js';
 
 interface ValueMatcher {
   string_match?: { exact?: string; prefix?: string };
@@ -19,8 +20,8 @@ interface Route {
     headers?: { name: string; present_match?: boolean; string_match?: { safe_regex: { regex: string } } }[];
     dynamic_metadata?: { filter: string; path: { key: string }[]; value: ValueMatcher }[];
   };
-  route?: { retry_policy?: { retry_on: string } };
-  typed_per_filter_config?: Record<string, { disabled?: boolean }>;
+  route?: { retry_policy?: { retry_on: string }; internal_redirect_policy?: unknown };
+  typed_per_filter_config?: Record<string, { disabled?: boolean; overrides?: { processing_mode?: Record<string, string> } }>;
 }
 
 const config = parse(renderEnvoyConfig({ ...ENVOY_DEFAULTS, extProc: [{ host: '127.0.0.1', port: 50051 }], service: { edsPath: '/tmp/eds.json' } })) as {
@@ -65,9 +66,28 @@ function accepts(m: ValueMatcher, method: string): boolean {
   return false;
 }
 
+const pinnedRoutes = routes.filter((r) => r.match.headers?.some((h) => h.name === ENVOY_DEFAULTS.pinHeader));
+const byMethod = pinnedRoutes.filter((r) => r.match.dynamic_metadata);
+const stateRoute = byMethod.find((r) => STATE_METHODS.every((m) => accepts(r.match.dynamic_metadata![0]!.value, m)))!;
+const generalPinned = pinnedRoutes.find((r) => !r.match.dynamic_metadata && !r.match.headers!.some((h) => h.name === ':method'))!;
+
+describe('Envoy routes: requests that set session state (issue 29)', () => {
+  it('sends exactly the state-setting methods past the session-state filter, before any other pinned route that would take them', () => {
+    const matcher = stateRoute.match.dynamic_metadata![0]!;
+    expect(matcher.filter).to.equal('envoy.filters.http.mcp');
+    for (const m of ['tools/call', 'resources/read', 'ping', 'initialize', 'logging/message']) expect(accepts(matcher.value, m), m).to.equal(false);
+    expect(pinnedRoutes.indexOf(stateRoute)).to.equal(Math.min(...byMethod.map((r) => pinnedRoutes.indexOf(r))));
+    expect(pinnedRoutes.indexOf(stateRoute)).to.be.lessThan(pinnedRoutes.indexOf(generalPinned));
+    // Only here does the filter read anything; elsewhere it sends nothing.
+    expect(stateRoute.typed_per_filter_config!['mcp_pin.session_state']!.overrides!.processing_mode).to.include({ request_body_mode: 'BUFFERED', response_body_mode: 'BUFFERED' });
+    for (const r of routes) if (r !== stateRoute) expect(r.typed_per_filter_config?.['mcp_pin.session_state'], JSON.stringify(r.match)).to.equal(undefined);
+    // Otherwise it is the general pinned route: the same retries and redirect.
+    expect(stateRoute.route).to.deep.equal(generalPinned.route);
+  });
+});
+
 describe('Envoy routes: replay after a connection reset', () => {
-  const pinnedRoutes = routes.filter((r) => r.match.headers?.some((h) => h.name === ENVOY_DEFAULTS.pinHeader));
-  const replayRoute = pinnedRoutes.find((r) => r.match.dynamic_metadata)!;
+  const replayRoute = byMethod.find((r) => r !== stateRoute)!;
   const matcher = replayRoute.match.dynamic_metadata![0]!;
 
   it('retries resets only on the pinned route whose method (from Envoy\'s MCP filter) is safe to run twice', () => {
@@ -78,7 +98,7 @@ describe('Envoy routes: replay after a connection reset', () => {
       expect(resets, JSON.stringify(r.match)).to.equal(r === replayRoute);
     }
     // It comes before the general pinned route, which would otherwise take every pinned request.
-    expect(pinnedRoutes.indexOf(replayRoute)).to.be.lessThan(pinnedRoutes.findIndex((r) => !r.match.dynamic_metadata && !r.match.headers!.some((h) => h.name === ':method')));
+    expect(pinnedRoutes.indexOf(replayRoute)).to.be.lessThan(pinnedRoutes.indexOf(generalPinned));
   });
 
   it('treats reads, notifications and client responses as safe by default; tool calls and unknown methods never', () => {

@@ -426,3 +426,58 @@ describe('recovery races', () => {
     expect(await store.lookup('client-1')).to.deep.include({ pod: '10.0.3.3:8080', backendSessionId: 'winner' });
   });
 });
+
+describe('recovery: the session state the client set (issue 29)', () => {
+  it('replays the log level, then each subscription, on the new backend session, after notifications/initialized and before the retry is sent', async () => {
+    const { store, pods, recoverer, attempt } = await setup();
+    await store.changeState('client-1', { op: 'subscribe', uri: 'demo://a' });
+    await store.changeState('client-1', { op: 'setLevel', level: 'warning' });
+    await store.changeState('client-1', { op: 'subscribe', uri: 'demo://b' });
+    pods.notify = (req) => {
+      const msg = JSON.parse(req.body!.toString()) as { id?: string };
+      return msg.id === undefined ? { status: 202 } : { status: 200, headers: [['content-type', 'text/event-stream']], body: Buffer.from(`event: message\ndata: {"jsonrpc":"2.0","id":"${msg.id}","result":{}}\n\n`) };
+    };
+    expect(await recoverer.planRetry(attempt(), never)).to.deep.include({ kind: 'send', reinitialized: true });
+    const after = pods.sent.slice(pods.sent.findIndex((r) => r.body!.toString().includes('notifications/initialized')) + 1);
+    expect(after.map((r) => JSON.parse(r.body!.toString()) as { method: string; params: unknown })).to.deep.equal([
+      { jsonrpc: '2.0', id: 'mcp-pin-replay-0', method: 'logging/setLevel', params: { level: 'warning' } },
+      { jsonrpc: '2.0', id: 'mcp-pin-replay-1', method: 'resources/subscribe', params: { uri: 'demo://a' } },
+      { jsonrpc: '2.0', id: 'mcp-pin-replay-2', method: 'resources/subscribe', params: { uri: 'demo://b' } },
+    ]);
+    for (const r of after) {
+      expect(r.pod).to.equal(RETRY_POD);
+      expect(Object.fromEntries(r.headers)).to.include({ 'mcp-session-id': 'backend-1', 'content-type': 'application/json' });
+    }
+    expect((await store.load('client-1'))!.state, 'kept for the next recovery').to.deep.equal({ level: 'warning', subscriptions: ['demo://a', 'demo://b'] });
+  });
+
+  it('leaves out a subscription the new pod refuses (its resource is gone): the session is recovered without it, and it is no longer kept', async () => {
+    const { store, pods, recoverer, attempt } = await setup();
+    await store.changeState('client-1', { op: 'subscribe', uri: 'demo://gone' });
+    await store.changeState('client-1', { op: 'subscribe', uri: 'demo://here' });
+    pods.notify = (req) => {
+      const msg = JSON.parse(req.body!.toString()) as { id?: string; params?: { uri?: string } };
+      if (msg.id === undefined) return { status: 202 };
+      const answer = msg.params?.uri === 'demo://gone' ? { error: { code: -32002, message: 'Resource not found' } } : { result: {} };
+      return { status: 200, headers: [['content-type', 'application/json']], body: Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: msg.id, ...answer })) };
+    };
+    expect(await recoverer.planRetry(attempt(), never)).to.deep.include({ kind: 'send', reinitialized: true });
+    expect((await store.load('client-1'))!.state.subscriptions).to.deep.equal(['demo://here']);
+  });
+
+  it('a replay that fails for now (5xx, no connection) fails the recovery for now: the session and its state are kept, nothing is sent', async () => {
+    const { store, pods, recoverer, attempt } = await setup();
+    await store.changeState('client-1', { op: 'setLevel', level: 'error' });
+    pods.notify = (req) => (JSON.parse(req.body!.toString()).id === undefined ? { status: 202 } : { status: 503 });
+    expect(failed(await recoverer.planRetry(attempt(), never))).to.equal('MCP_PIN_RECOVERY_UNAVAILABLE');
+    const rec = await store.load('client-1');
+    expect(rec).to.deep.include({ pod: OLD_POD, generation: 1 });
+    expect(rec!.state.level).to.equal('error');
+  });
+
+  it('a session with no state set costs no replay', async () => {
+    const { pods, recoverer, attempt } = await setup();
+    await recoverer.planRetry(attempt(), never);
+    expect(pods.sent).to.have.length(3);
+  });
+});

@@ -1,0 +1,146 @@
+/**
+ * Issue 29: what mcp-pin keeps of the state a client sets in its session
+ * (session-state.ts), the requests that set it, the answers that accept it,
+ * and the recorder that keeps a change once the pod accepted it.
+ */
+import { expect } from 'chai';
+import { StateRecorder } from '../../src/extproc/state-recorder.js';
+import {
+  EMPTY_STATE,
+  MAX_SUBSCRIPTIONS,
+  answerTo,
+  applyChange,
+  decodeState,
+  encodeState,
+  parseStateRequest,
+  replayRequests,
+  type SessionState,
+} from '../../src/session-state.js';
+import { MemoryStore } from '../../src/sessions/memory-store.js';
+import { newMetrics, requestBody, requestHeaders, responseHeaders, silentLog } from './fakes.js';
+
+const body = (o: unknown): Buffer => Buffer.from(JSON.stringify(o));
+
+describe('session state (issue 29)', () => {
+  it('keeps the state, not a log: an unsubscribe cancels its subscribe, the last level wins, repeats change nothing', () => {
+    let s: SessionState = EMPTY_STATE;
+    const step = (c: Parameters<typeof applyChange>[1]): string => {
+      const r = applyChange(s, c);
+      s = r.state;
+      return r.result;
+    };
+    expect(step({ op: 'subscribe', uri: 'a://1' })).to.equal('kept');
+    expect(step({ op: 'subscribe', uri: 'a://2' })).to.equal('kept');
+    expect(step({ op: 'subscribe', uri: 'a://1' })).to.equal('unchanged');
+    expect(step({ op: 'unsubscribe', uri: 'a://1' })).to.equal('kept');
+    expect(step({ op: 'unsubscribe', uri: 'a://9' })).to.equal('unchanged');
+    expect(step({ op: 'setLevel', level: 'debug' })).to.equal('kept');
+    expect(step({ op: 'setLevel', level: 'error' })).to.equal('kept');
+    expect(s).to.deep.equal({ level: 'error', subscriptions: ['a://2'] });
+    expect(replayRequests(s)).to.deep.equal([
+      { method: 'logging/setLevel', params: { level: 'error' } },
+      { method: 'resources/subscribe', params: { uri: 'a://2' } },
+    ]);
+    expect(decodeState(encodeState(s))).to.deep.equal(s);
+    expect(encodeState(EMPTY_STATE), 'nothing stored for no state').to.equal(null);
+  });
+
+  it(`keeps at most ${MAX_SUBSCRIPTIONS} subscriptions and 64 KiB of their URIs: past either, a subscribe is not kept (over_limit) and the state is unchanged`, () => {
+    let s: SessionState = EMPTY_STATE;
+    for (let i = 0; i < MAX_SUBSCRIPTIONS; i++) s = applyChange(s, { op: 'subscribe', uri: `r://${i}` }).state;
+    const over = applyChange(s, { op: 'subscribe', uri: 'r://one-more' });
+    expect(over.result).to.equal('over_limit');
+    expect(over.state).to.equal(s);
+    // Bytes: long URIs reach 64 KiB before the count does.
+    let big: SessionState = EMPTY_STATE;
+    let result = 'kept';
+    for (let i = 0; result === 'kept'; i++) {
+      const r = applyChange(big, { op: 'subscribe', uri: `r://${i}/${'x'.repeat(2000)}` });
+      big = r.state;
+      result = r.result;
+    }
+    expect(result).to.equal('over_limit');
+    expect(big.subscriptions.reduce((n, u) => n + Buffer.byteLength(u), 0)).to.be.at.most(64 * 1024);
+    expect(big.subscriptions.length).to.be.lessThan(MAX_SUBSCRIPTIONS);
+  });
+
+  it('reads a stored state it cannot use as none (a bad state never costs the session), and drops unknown levels', () => {
+    for (const raw of ['{', '[]', '{"l":"loud","s":"x"}', '"x"', '']) expect(decodeState(raw), raw).to.deep.equal({ level: null, subscriptions: [] });
+    expect(decodeState('{"l":"info","s":["a://1",7,""]}')).to.deep.equal({ level: 'info', subscriptions: ['a://1'] });
+  });
+
+  it('understands the three state-setting requests and nothing else (malformed, batches, unknown levels, long URIs)', () => {
+    expect(parseStateRequest(body({ jsonrpc: '2.0', id: 3, method: 'resources/subscribe', params: { uri: 'file:///a' } }))).to.deep.equal({ id: 3, change: { op: 'subscribe', uri: 'file:///a' } });
+    expect(parseStateRequest(body({ jsonrpc: '2.0', id: 'x', method: 'resources/unsubscribe', params: { uri: 'file:///a' } }))).to.deep.equal({ id: 'x', change: { op: 'unsubscribe', uri: 'file:///a' } });
+    expect(parseStateRequest(body({ jsonrpc: '2.0', id: 4, method: 'logging/setLevel', params: { level: 'warning' } }))).to.deep.equal({ id: 4, change: { op: 'setLevel', level: 'warning' } });
+    for (const bad of [
+      Buffer.from('{'),
+      body([{ jsonrpc: '2.0', id: 1, method: 'logging/setLevel', params: { level: 'info' } }]),
+      body({ jsonrpc: '2.0', id: 1, method: 'logging/setLevel', params: { level: 'loud' } }),
+      body({ jsonrpc: '2.0', method: 'logging/setLevel', params: { level: 'info' } }),
+      body({ jsonrpc: '2.0', id: 1, method: 'resources/subscribe', params: { uri: 'x'.repeat(2049) } }),
+      body({ jsonrpc: '2.0', id: 1, method: 'resources/subscribe', params: {} }),
+      body({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'x' } }),
+    ]) {
+      expect(parseStateRequest(bad), bad.toString().slice(0, 60)).to.equal(undefined);
+    }
+  });
+
+  it("reads the pod's answer to one request id, JSON or SSE: a result accepts, an error refuses, anything else says nothing", () => {
+    expect(answerTo(3, body({ jsonrpc: '2.0', id: 3, result: {} }), 'application/json')).to.equal('accepted');
+    expect(answerTo(3, body({ jsonrpc: '2.0', id: 3, error: { code: -32602, message: 'no such resource' } }), 'application/json')).to.equal('refused');
+    expect(answerTo(3, body({ jsonrpc: '2.0', id: 4, result: {} }), 'application/json')).to.equal(undefined);
+    const sse = 'event: message\ndata: {"jsonrpc":"2.0","method":"notifications/message","params":{}}\n\nevent: message\ndata: {"jsonrpc":"2.0","id":"a","result":{}}\n\n';
+    expect(answerTo('a', Buffer.from(sse), 'text/event-stream')).to.equal('accepted');
+    expect(answerTo('a', Buffer.from('data: {"jsonrpc":"2.0","id":"a","error":{"code":1,"message":"x"}}\r\n\r\n'), 'text/event-stream; charset=utf-8')).to.equal('refused');
+    expect(answerTo('a', Buffer.from('not json'), 'application/json')).to.equal(undefined);
+  });
+
+  describe('StateRecorder (the session-state route\'s ext_proc stream)', () => {
+    async function run(opts: { sid?: string; client?: string; req: unknown; status: string; answer: Buffer; contentType?: string }): Promise<{ store: MemoryStore; metrics: ReturnType<typeof newMetrics>; complete: boolean }> {
+      const store = new MemoryStore({ sessionTtlMs: 60_000 });
+      await store.create('C', { pod: '10.0.0.1:80', backendSessionId: 'C', initBody: null });
+      const metrics = newMetrics();
+      const r = new StateRecorder({ store, log: silentLog, metrics });
+      await r.handle(requestHeaders({ ':method': 'POST', ':path': '/mcp', 'mcp-session-id': opts.sid ?? 'C', ...(opts.client ? { 'x-mcp-pin-client-session': opts.client } : {}) }));
+      await r.handle(requestBody(JSON.stringify(opts.req)));
+      const [h] = await r.handle(responseHeaders({ ':status': opts.status, 'content-type': opts.contentType ?? 'application/json' }));
+      if (!r.complete) await r.handle({ request: 'response_body', response_body: { body: opts.answer, end_of_stream: true } });
+      else expect(h!.mode_override).to.deep.equal({ response_body_mode: 'NONE' });
+      return { store, metrics, complete: r.complete };
+    }
+    const count = async (m: ReturnType<typeof newMetrics>, result: string): Promise<number> => (await m.registry.getSingleMetric('mcp_pin_session_state_total')!.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
+
+    it('keeps a subscribe the pod accepted (JSON or SSE), under the client\'s own id when the pod knows the session by another', async () => {
+      const { store, metrics } = await run({ req: { jsonrpc: '2.0', id: 1, method: 'resources/subscribe', params: { uri: 'a://1' } }, status: '200', answer: body({ jsonrpc: '2.0', id: 1, result: {} }) });
+      expect((await store.load('C'))!.state).to.deep.equal({ level: null, subscriptions: ['a://1'] });
+      expect(await count(metrics, 'kept')).to.equal(1);
+      const rewritten = await run({ sid: 'B2', client: 'C', req: { jsonrpc: '2.0', id: 'k', method: 'logging/setLevel', params: { level: 'error' } }, status: '200', contentType: 'text/event-stream', answer: Buffer.from('event: message\ndata: {"jsonrpc":"2.0","id":"k","result":{}}\n\n') });
+      expect((await rewritten.store.load('C'))!.state.level).to.equal('error');
+    });
+
+    it('keeps nothing the pod refused (a JSON-RPC error, a 4xx) or did not answer, and never stands in the way of the answer', async () => {
+      const refused = await run({ req: { jsonrpc: '2.0', id: 1, method: 'resources/subscribe', params: { uri: 'a://gone' } }, status: '200', answer: body({ jsonrpc: '2.0', id: 1, error: { code: -32002, message: 'not found' } }) });
+      expect((await refused.store.load('C'))!.state.subscriptions).to.deep.equal([]);
+      expect(await count(refused.metrics, 'refused')).to.equal(1);
+      const status = await run({ req: { jsonrpc: '2.0', id: 1, method: 'resources/subscribe', params: { uri: 'a://1' } }, status: '404', answer: Buffer.alloc(0) });
+      expect(status.complete).to.equal(true);
+      expect((await status.store.load('C'))!.state.subscriptions).to.deep.equal([]);
+      const malformed = await run({ req: { jsonrpc: '2.0', id: 1, method: 'resources/subscribe' }, status: '200', answer: body({ jsonrpc: '2.0', id: 1, result: {} }) });
+      expect((await malformed.store.load('C'))!.state.subscriptions).to.deep.equal([]);
+    });
+
+    it('counts a store that failed, and the request still gets its answer', async () => {
+      const store = new MemoryStore({ sessionTtlMs: 60_000 });
+      const failing = Object.assign(Object.create(store) as MemoryStore, { changeState: async () => Promise.reject(new Error('down')) });
+      const metrics = newMetrics();
+      const r = new StateRecorder({ store: failing, log: silentLog, metrics });
+      await r.handle(requestHeaders({ ':method': 'POST', ':path': '/mcp', 'mcp-session-id': 'C' }));
+      await r.handle(requestBody(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'logging/setLevel', params: { level: 'info' } })));
+      await r.handle(responseHeaders({ ':status': '200', 'content-type': 'application/json' }));
+      const [out] = await r.handle({ request: 'response_body', response_body: { body: body({ jsonrpc: '2.0', id: 1, result: {} }), end_of_stream: true } });
+      expect(out!.response_body).to.deep.equal({ response: {} });
+      expect(await count(metrics, 'store_error')).to.equal(1);
+    });
+  });
+});

@@ -10,6 +10,8 @@ export const MCP_HEADERS = { ...INIT_HEADERS, 'mcp-protocol-version': '2025-11-2
 export const CALL = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: 'bench' } } });
 /** A read, safe to replay after a reset: the replay route (and holdSafeResponses) applies to it. */
 export const READ = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'resources/read', params: { uri: 'bench://r' } });
+/** A request that sets session state (issue 29): read, answered and kept by mcp-pin's session-state filter. */
+export const SUBSCRIBE = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'resources/subscribe', params: { uri: 'bench://r' } });
 export const INIT = JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'bench', version: '1' } } });
 
 /** utime + stime of a process in ms (0 if there is none or it is gone). */

@@ -28,7 +28,7 @@ import type { ManagedProcess } from '../test/helpers/process.js';
 import { killAll } from '../test/helpers/process.js';
 import { startRedis, type RedisHandle } from '../test/helpers/redis.js';
 import { socketWiring } from '../test/helpers/stack.js';
-import { CALL, INIT, INIT_HEADERS, MCP_HEADERS, READ, SESSIONLESS_CALL, SESSIONLESS_HEADERS, cpuMs, rssMb } from './common.js';
+import { CALL, INIT, INIT_HEADERS, MCP_HEADERS, READ, SESSIONLESS_CALL, SESSIONLESS_HEADERS, SUBSCRIBE, cpuMs, rssMb } from './common.js';
 import { startFloor } from './floor.js';
 import { envoyAlone, envoyEnvelope, withoutMcpFilter } from './setups.js';
 
@@ -100,8 +100,8 @@ interface Row {
   extProcMessagesPerRequest?: number;
 }
 
-/** What each request of a load is: a tools/call of a session, a resources/read of a session, or a 2026-07-28 tools/call without one. */
-type Load = 'call' | 'read' | 'sessionless';
+/** What each request of a load is: a tools/call of a session, a resources/read of a session, a resources/subscribe of a session (kept as session state), or a 2026-07-28 tools/call without one. */
+type Load = 'call' | 'read' | 'subscribe' | 'sessionless';
 
 /**
  * Closed-loop load at a fixed concurrency. Session traffic: each connection
@@ -130,7 +130,7 @@ async function throughput(t: Target, concurrency: number, load: Load = 'call', r
           if (sessionless) return { ...req, headers: SESSIONLESS_HEADERS, body: SESSIONLESS_CALL };
           const ctx = context as { sid?: string };
           ctx.sid ??= sids[next++ % sids.length];
-          return { ...req, headers: { ...MCP_HEADERS, 'mcp-session-id': ctx.sid! }, body: load === 'read' ? READ : CALL };
+          return { ...req, headers: { ...MCP_HEADERS, 'mcp-session-id': ctx.sid! }, body: load === 'read' ? READ : load === 'subscribe' ? SUBSCRIBE : CALL };
         },
       },
     ],
@@ -490,6 +490,42 @@ async function main(): Promise<void> {
   if (process.env.BENCH_ONLY === 'hold') {
     await holdCost('read');
     await holdCost('call');
+    return;
+  }
+  /**
+   * What a request that sets session state costs (issue 29: read whole,
+   * with its answer, by the session-state filter, and kept in the store)
+   * against a pinned tools/call, on one setup as shipped (Redis, 1 s pin
+   * cache), the two loads taking turns: 5 rounds at c=64.
+   */
+  const stateSection = async () => {
+    let rs: Row[][] = [];
+    await withEnvoy('mcp-pin redis (as shipped)', [fast], { store: redis.url }, async (t) => {
+      rs = [];
+      for (let i = 0; i < 5; i++) rs.push([await throughput(t, 64, 'call'), await throughput(t, 64, 'subscribe')]);
+    });
+    const us = (r: Row, k: keyof Row['cpuMs']): number => perRequestUs(r, k);
+    const result = {
+      callRps: median(rs.map((r) => r[0]!.rps)),
+      subscribeRps: median(rs.map((r) => r[1]!.rps)),
+      rpsRatio: Number(median(rs.map((r) => r[1]!.rps / r[0]!.rps)).toFixed(3)),
+      mcpPinUs: { call: median(rs.map((r) => us(r[0]!, 'mcpPin'))), subscribe: median(rs.map((r) => us(r[1]!, 'mcpPin'))) },
+      envoyUs: { call: median(rs.map((r) => us(r[0]!, 'envoy'))), subscribe: median(rs.map((r) => us(r[1]!, 'envoy'))) },
+      redisUs: { call: median(rs.map((r) => us(r[0]!, 'redis'))), subscribe: median(rs.map((r) => us(r[1]!, 'redis'))) },
+      messagesPerRequest: { call: rs[0]![0]!.extProcMessagesPerRequest, subscribe: rs[0]![1]!.extProcMessagesPerRequest },
+      errors: rs.reduce((n, r) => n + r[0]!.errors + r[1]!.errors, 0),
+      rounds: rs.map((r) => r.map((x) => x.rps)),
+    };
+    process.stdout.write(
+      `Session state (c=64, median of 5 alternating rounds): tools/call ${result.callRps} req/s, resources/subscribe ${result.subscribeRps} req/s (${result.rpsRatio}x); ` +
+        `CPU µs per request mcp-pin ${result.mcpPinUs.call} / ${result.mcpPinUs.subscribe}, Envoy ${result.envoyUs.call} / ${result.envoyUs.subscribe}, Redis ${result.redisUs.call} / ${result.redisUs.subscribe}; ` +
+        `ext_proc messages per request ${result.messagesPerRequest.call} / ${result.messagesPerRequest.subscribe}; errors ${result.errors}\n`,
+    );
+    return result;
+  };
+  // BENCH_ONLY=state: only what a request that sets session state costs.
+  if (process.env.BENCH_ONLY === 'state') {
+    writeResults('state', await stateSection());
     return;
   }
   // BENCH_ONLY=transport: only TCP against the shipped Unix sockets.

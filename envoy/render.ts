@@ -227,19 +227,10 @@ function extProcTls(tls: EnvoyParams['extProcTls']): string {
 }
 
 /** A route's typed_per_filter_config that turns the hold filter off there. */
-const HOLD_OFF = 'envoy.filters.http.lua: { "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.LuaPerRoute, disabled: true }';
-
 function holdOffHere(on: boolean): string {
-  return on ? `{ ${HOLD_OFF} }` : '{}';
+  return on ? '{ envoy.filters.http.lua: { "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.LuaPerRoute, disabled: true } }' : '{}';
 }
 
-/** The session-state route: the session-state filter reads (it sends nothing elsewhere), the held answers off. */
-function stateRouteFilters(holdOn: boolean): string {
-  // The filter sends nothing by default (no stream, no message); here it reads the request and its answer whole.
-  const on =
-    'mcp_pin.session_state: { "@type": type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute, overrides: { processing_mode: { request_header_mode: SEND, response_header_mode: SEND, request_body_mode: BUFFERED, response_body_mode: BUFFERED, request_trailer_mode: SKIP, response_trailer_mode: SKIP } } }';
-  return holdOn ? `{ ${on}, ${HOLD_OFF} }` : `{ ${on} }`;
-}
 
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(3)}s`;
 
@@ -359,7 +350,6 @@ export function renderEnvoyConfig(params: EnvoyParams, template = readFileSync(E
     HOLD_SAFE_RESPONSES_FILTER: holdFilter(params.holdSafeResponses),
     HOLD_OFF_HERE: holdOffHere(params.holdSafeResponses),
     STATE_METHODS: replayMatcher(STATE_METHODS),
-    STATE_ROUTE_FILTERS: stateRouteFilters(params.holdSafeResponses),
     EXTPROC_TLS: extProcTls(params.extProcTls),
     STATS_LISTENER: stats.listener,
     STATS_CLUSTER: stats.cluster,

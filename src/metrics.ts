@@ -42,7 +42,7 @@ export const REPLAY_RESULTS = ['replayed', 'refused'] as const;
 export type ReplayResult = (typeof REPLAY_RESULTS)[number];
 
 /** What mcp-pin was doing when it caught a failure it carries on after. */
-export const IGNORED_OPS = ['drop_poisoned_pin', 'forget_deleted_session', 'adopt_session', 'drop_stale_pin', 'drop_refused_state', 'release_recovery_lock', 'remember_unknown_session', 'check_unknown_session'] as const;
+export const IGNORED_OPS = ['drop_poisoned_pin', 'forget_deleted_session', 'adopt_session', 'drop_stale_pin', 'drop_refused_state', 'replay_late_state', 'release_recovery_lock', 'remember_unknown_session', 'check_unknown_session'] as const;
 export type IgnoredOp = (typeof IGNORED_OPS)[number];
 
 /** The ext_proc phases a message can carry, and 'unknown' for one that carries none. */

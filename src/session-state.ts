@@ -109,12 +109,30 @@ export function parseStateRequest(body: Buffer): { id: string | number; change: 
   return undefined;
 }
 
-/** The requests that rebuild `state` on a new pod, in order: the level first (it shapes what follows), then each subscription. */
-export function replayRequests(state: SessionState): { method: StateMethod; params: Record<string, string> }[] {
+/** The changes that take a pod from `from` to `to`: the level first (it shapes what follows), then subscriptions left, then new ones. */
+export function changesBetween(from: SessionState, to: SessionState): StateChange[] {
   return [
-    ...(state.level !== null ? [{ method: 'logging/setLevel' as const, params: { level: state.level } }] : []),
-    ...state.subscriptions.map((uri) => ({ method: 'resources/subscribe' as const, params: { uri } })),
+    ...(to.level !== null && to.level !== from.level ? [{ op: 'setLevel' as const, level: to.level }] : []),
+    ...from.subscriptions.filter((u) => !to.subscriptions.includes(u)).map((uri) => ({ op: 'unsubscribe' as const, uri })),
+    ...to.subscriptions.filter((u) => !from.subscriptions.includes(u)).map((uri) => ({ op: 'subscribe' as const, uri })),
   ];
+}
+
+/** The JSON-RPC request that makes a change. */
+export function requestFor(change: StateChange): { method: StateMethod; params: Record<string, string> } {
+  switch (change.op) {
+    case 'setLevel':
+      return { method: 'logging/setLevel', params: { level: change.level } };
+    case 'subscribe':
+      return { method: 'resources/subscribe', params: { uri: change.uri } };
+    case 'unsubscribe':
+      return { method: 'resources/unsubscribe', params: { uri: change.uri } };
+  }
+}
+
+/** The requests that rebuild `state` on a new pod, in order: the level first, then each subscription. */
+export function replayRequests(state: SessionState): { method: StateMethod; params: Record<string, string> }[] {
+  return changesBetween(EMPTY_STATE, state).map(requestFor);
 }
 
 /**

@@ -65,6 +65,8 @@ export class AttemptExchange {
   private plan: RetryPlan | undefined;
   /** When this attempt's refusal becomes a redirect to where its session lives: the URL. */
   private redirectTo: string | undefined;
+  /** Where Envoy would start this request again (undefined: it would not). */
+  private location: string | undefined;
   /** When this attempt is relayed: the plan, the attempt it was planned for, and the request's method. */
   private relayed: Omit<RelayRequest, 'body'> | undefined;
 
@@ -122,6 +124,7 @@ export class AttemptExchange {
       return continueRequestHeaders(undefined, SKIP_RESPONSE);
     }
     this.clientSessionId = clientSessionId;
+    this.location = redirectLocation(pairs);
     const signal = this.boundedMessage();
     const attempt: RetryAttempt = { clientSessionId, failedSessionId, pod, path: firstHeader(pairs, ':path') ?? '/', headers: pairs };
     const plan = await recoverer.planRetry(attempt, signal);
@@ -146,7 +149,7 @@ export class AttemptExchange {
         // answer becomes a redirect Envoy follows itself: the request starts
         // again and its pinned route goes where the session lives. Nothing of
         // this attempt is left open under a long call, and its answer streams.
-        const location = plan.why === 'moved' ? redirectLocation(pairs) : undefined;
+        const location = plan.why === 'moved' ? this.location : undefined;
         if (location) {
           this.redirectTo = location;
           this.phase = 'response';
@@ -180,6 +183,12 @@ export class AttemptExchange {
     }
   }
 
+  /** This attempt's answer (a refusal: nothing ran) turned into the 308 Envoy follows itself. */
+  private redirect(location: string): ProcessingResponse {
+    this.deps.metrics.outcome('redirected');
+    return continueResponseHeaders({ set: [[':status', '308'], ['location', location], [REDIRECTED_SESSION_HEADER, this.clientSessionId!]], remove: [SESSION_HEADER] });
+  }
+
   /** This attempt goes under `sessionId`; later attempts still know the client's. */
   private sessionMutation(sessionId: string): Mutation {
     return { set: [[SESSION_HEADER, sessionId], [CLIENT_SESSION_HEADER, this.clientSessionId!]] };
@@ -188,12 +197,21 @@ export class AttemptExchange {
   private onResponseHeaders(msg: ProcessingRequest): ProcessingResponse {
     const status = Number(firstHeader(headerPairs(msg.response_headers), ':status') ?? 0);
     if (this.redirectTo !== undefined) {
-      if (this.deps.cfg.lostSessionStatuses.includes(status)) {
-        this.deps.metrics.outcome('redirected');
-        return continueResponseHeaders({ set: [[':status', '308'], ['location', this.redirectTo], [REDIRECTED_SESSION_HEADER, this.clientSessionId!]], remove: [SESSION_HEADER] });
-      }
+      if (this.deps.cfg.lostSessionStatuses.includes(status)) return this.redirect(this.redirectTo);
       // It did not refuse: its answer is its own, and nothing is sent again.
       this.deps.log.warn({ session: sessionTag(this.clientSessionId!), status }, 'a pod answered a request of a session it does not hold with something other than a lost-session status: its answer stands');
+    }
+    if (this.plan?.kind === 'send' && this.plan.onPath && status !== 400 && this.deps.cfg.lostSessionStatuses.includes(status)) {
+      // The pod the plan counted on does not hold the session after all (it
+      // restarted since another request recovered the session there). Its
+      // "session not found" must not reach the client while the session can
+      // be recovered (A1): Envoy starts the request again (a recovery then
+      // runs from the stored pin), or, where it would not follow a second
+      // redirect, the client is told to try again. (A 400 is left as it is:
+      // only its body, not seen here, would say whether it means that.)
+      this.deps.log.warn({ session: sessionTag(this.clientSessionId!), status }, "the session's pod no longer holds it: the request starts again");
+      if (this.location !== undefined) return this.redirect(this.location);
+      return errorResponse('MCP_PIN_RECOVERY_UNAVAILABLE');
     }
     if (this.plan?.kind === 'send' && !this.deps.cfg.lostSessionStatuses.includes(status)) {
       this.deps.metrics.outcome('recovered');

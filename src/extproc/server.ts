@@ -10,7 +10,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { PinError, ProtocolError } from '../errors.js';
 import { extProcServiceDefinition } from '../protos.js';
-import type { Recoverer } from '../recovery/http-recoverer.js';
+import type { Recoverer, StateCatchUp } from '../recovery/http-recoverer.js';
 import { AttemptExchange } from './attempt.js';
 import { Exchange, type ExchangeDeps } from './exchange.js';
 import { SearchAttempt } from './search-attempt.js';
@@ -24,7 +24,7 @@ const ROLE_METADATA = 'x-mcp-pin-role';
 
 export interface ExtProcDeps extends ExchangeDeps {
   /** Plans retry attempts; without it, attempts go as Envoy built them. */
-  recoverer?: Recoverer;
+  recoverer?: Recoverer & StateCatchUp;
   /** Refuse streams until startAccepting() (the app: until its store first answers). */
   startClosed?: boolean;
 }
@@ -94,7 +94,7 @@ export class ExtProcService {
       : role === 'search'
         ? new SearchAttempt(this.deps)
         : role === 'state'
-          ? new StateRecorder(this.deps)
+          ? new StateRecorder({ ...this.deps, ...(recoverer ? { recoverer } : {}) })
           : new Exchange(this.deps);
     // Messages are answered strictly in order, each after the one before.
     let chain: Promise<void> = Promise.resolve();

@@ -16,8 +16,9 @@ import { sessionTag, type Logger } from '../log.js';
 import { CLIENT_SESSION_HEADER, SESSION_HEADER, is2xx } from '../mcp-headers.js';
 import type { Metrics } from '../metrics.js';
 import { answerTo, parseStateRequest, type StateChange } from '../session-state.js';
+import type { StateCatchUp } from '../recovery/http-recoverer.js';
 import type { SessionStore } from '../sessions/store.js';
-import { firstHeader, headerPairs } from './headers.js';
+import { firstHeader, headerPairs, type HeaderPairs } from './headers.js';
 import type { ProcessingRequest, ProcessingResponse } from './protocol.js';
 import { continueRequestBody, continueRequestHeaders, continueRequestTrailers, continueResponseBody, continueResponseHeaders, continueResponseTrailers } from './responses.js';
 
@@ -25,16 +26,24 @@ export interface StateRecorderDeps {
   store: SessionStore;
   log: Logger;
   metrics: Metrics;
+  /** Carries a kept change to where the session moved meanwhile (without it, the next recovery does). */
+  recoverer?: StateCatchUp;
 }
 
 type Step =
   | { phase: 'request-headers' }
-  | { phase: 'request-body'; clientSessionId: string | undefined }
-  | { phase: 'response-headers'; clientSessionId: string | undefined; request: { id: string | number; change: StateChange } | undefined }
-  | { phase: 'response-body'; clientSessionId: string; request: { id: string | number; change: StateChange }; contentType: string | undefined }
+  | { phase: 'request-body'; clientSessionId: string | undefined; sent: Sent }
+  | { phase: 'response-headers'; clientSessionId: string | undefined; sent: Sent; request: { id: string | number; change: StateChange } | undefined }
+  | { phase: 'response-body'; clientSessionId: string; sent: Sent; request: { id: string | number; change: StateChange }; contentType: string | undefined }
   | { phase: 'done' };
 
 const SKIP_BODY = { mode: { response_body_mode: 'NONE' as const } };
+
+/** How the request went to its pod: under which backend session id, with which headers (for a catch-up). */
+interface Sent {
+  backendSessionId: string | undefined;
+  headers: HeaderPairs;
+}
 
 export class StateRecorder {
   private step: Step = { phase: 'request-headers' };
@@ -53,12 +62,12 @@ export class StateRecorder {
         const pairs = headerPairs(msg.request_headers);
         // The client's own id: mcp-pin's downstream filter put it here when the pod knows the session by another.
         const clientSessionId = firstHeader(pairs, CLIENT_SESSION_HEADER) ?? firstHeader(pairs, SESSION_HEADER);
-        this.step = { phase: 'request-body', clientSessionId };
+        this.step = { phase: 'request-body', clientSessionId, sent: { backendSessionId: firstHeader(pairs, SESSION_HEADER), headers: pairs } };
         return [continueRequestHeaders()];
       }
       case 'request_body':
         if (step.phase !== 'request-body') break;
-        this.step = { phase: 'response-headers', clientSessionId: step.clientSessionId, request: parseStateRequest(msg.request_body?.body ?? Buffer.alloc(0)) };
+        this.step = { phase: 'response-headers', clientSessionId: step.clientSessionId, sent: step.sent, request: parseStateRequest(msg.request_body?.body ?? Buffer.alloc(0)) };
         return [continueRequestBody()];
       case 'request_trailers':
         return [continueRequestTrailers()];
@@ -73,13 +82,13 @@ export class StateRecorder {
           this.step = { phase: 'done' };
           return [{ ...continueResponseHeaders(), mode_override: SKIP_BODY.mode }];
         }
-        this.step = { phase: 'response-body', clientSessionId: step.clientSessionId, request, contentType: firstHeader(pairs, 'content-type') };
+        this.step = { phase: 'response-body', clientSessionId: step.clientSessionId, sent: step.sent, request, contentType: firstHeader(pairs, 'content-type') };
         return [continueResponseHeaders()];
       }
       case 'response_body': {
         if (step.phase !== 'response-body') break;
         this.step = { phase: 'done' };
-        await this.record(step.clientSessionId, step.request, msg.response_body?.body ?? Buffer.alloc(0), step.contentType);
+        await this.record(step.clientSessionId, step.request, msg.response_body?.body ?? Buffer.alloc(0), step.contentType, step.sent);
         return [continueResponseBody()];
       }
       case 'response_trailers':
@@ -91,7 +100,7 @@ export class StateRecorder {
   }
 
   /** Stores the change if the pod's answer accepted it; never fails the request. */
-  private async record(clientSessionId: string, request: { id: string | number; change: StateChange }, body: Buffer, contentType: string | undefined): Promise<void> {
+  private async record(clientSessionId: string, request: { id: string | number; change: StateChange }, body: Buffer, contentType: string | undefined, sent: Sent): Promise<void> {
     const { store, log, metrics } = this.deps;
     const tag = sessionTag(clientSessionId);
     if (answerTo(request.id, body, contentType) !== 'accepted') {
@@ -102,6 +111,12 @@ export class StateRecorder {
       const result = await store.changeState(clientSessionId, request.change);
       metrics.sessionState.inc({ result });
       if (result === 'over_limit') log.warn({ session: tag, op: request.change.op }, 'session state over its bounds: this change is not kept, and a recovery will not restore it');
+      // The session may have moved while the pod answered (it died, and a
+      // recovery that ran meanwhile did not see this change yet).
+      if (result === 'kept' && sent.backendSessionId && this.deps.recoverer) {
+        const caught = await this.deps.recoverer.catchUpState(clientSessionId, sent.backendSessionId, request.change, sent.headers);
+        if (caught !== 'current') log.info({ session: tag, op: request.change.op, result: caught }, 'a change of session state reached the pod the session moved to meanwhile');
+      }
     } catch (err) {
       metrics.sessionState.inc({ result: 'store_error' });
       if (err instanceof StoreError) metrics.storeErrors.inc({ op: 'change_state', code: err.code });

@@ -7,7 +7,9 @@
  */
 import type { Config } from '../config.js';
 import { sessionTag, type Logger } from '../log.js';
+import type { HeaderPairs } from '../mcp-headers.js';
 import type { Metrics } from '../metrics.js';
+import type { StateChange } from '../session-state.js';
 import type { SessionStore } from '../sessions/store.js';
 import type { Clock } from '../clock.js';
 import { ByteBudget } from './byte-budget.js';
@@ -33,6 +35,11 @@ export interface Recoverer {
   relay(req: RelayRequest, signal: AbortSignal): Promise<RelayOutcome>;
 }
 
+/** What the session-state filter needs of recovery: a kept change carried to where the session moved meanwhile. */
+export interface StateCatchUp {
+  catchUpState(clientSessionId: string, answeredBy: string, change: StateChange, headers: HeaderPairs): Promise<'current' | 'sent' | 'refused' | 'failed'>;
+}
+
 export interface HttpRecovererDeps {
   cfg: Pick<Config, 'recoveryUrl' | 'recoveryTimeoutMs' | 'pinHeader' | 'upstreamHeader' | 'lostSessionStatuses' | 'maxSessionIdLength' | 'relayBudgetBytes'>;
   store: SessionStore;
@@ -43,7 +50,7 @@ export interface HttpRecovererDeps {
   clock?: Clock;
 }
 
-export class HttpRecoverer implements Recoverer {
+export class HttpRecoverer implements Recoverer, StateCatchUp {
   readonly messageTimeoutMs: number;
   private readonly recovery: SessionRecovery;
   private readonly forwarder: Forwarder;
@@ -125,6 +132,10 @@ export class HttpRecoverer implements Recoverer {
       if (out.kind === 'answered') metrics.outcome('recovered');
     }
     return out;
+  }
+
+  async catchUpState(clientSessionId: string, answeredBy: string, change: StateChange, headers: HeaderPairs): Promise<'current' | 'sent' | 'refused' | 'failed'> {
+    return this.recovery.catchUpState(clientSessionId, answeredBy, change, headers);
   }
 
   async close(): Promise<void> {

@@ -36,7 +36,7 @@ import { HOP_BY_HOP_HEADERS, SESSION_HEADER, firstHeader, is2xx, isProxyHeader, 
 import { parsePodAddress } from '../pod-address.js';
 import { isValidSessionId } from '../session-id.js';
 import { onSessionPath } from '../session-path.js';
-import { answerTo, replayRequests, type StateChange } from '../session-state.js';
+import { EMPTY_STATE, answerTo, applyChange, changesBetween, requestFor, type SessionState, type StateChange } from '../session-state.js';
 import type { Pin, SessionRecord, SessionStore } from '../sessions/store.js';
 import type { ByteBudget } from './byte-budget.js';
 import { ResponseTooLargeError, envoyNeverConnected, neverSent, type ForwardResponse, type Forwarder } from './forwarder.js';
@@ -88,8 +88,12 @@ export type RelayPlan = { kind: 'relay'; pin: Pin; why: 'moved' | 'not-lost' | '
 
 /** How to send a retry attempt. */
 export type RetryPlan =
-  /** Send it on this attempt's pod under pin.backendSessionId. */
-  | { kind: 'send'; pin: Pin; reinitialized: boolean }
+  /**
+   * Send it on this attempt's pod under pin.backendSessionId. onPath: the
+   * request is at the session's MCP path, so a lost-session status from that
+   * pod means the session is gone from it (not a wrong path).
+   */
+  | { kind: 'send'; pin: Pin; reinitialized: boolean; onPath: boolean }
   /** mcp-pin sends it to pin.pod itself (relay()): the session moved there, or that pod still holds it (not lost). */
   | RelayPlan
   /** The store does not know the session (deleted, expired): send it untouched. */
@@ -141,9 +145,21 @@ export interface RecoveryOptions {
   /** Told of each request a recovery sent to rebuild the session's state on the new pod, and whether the pod took it. */
   onStateReplayed?: (r: { clientSessionId: string; method: string; result: 'replayed' | 'refused'; status: number }) => void;
   /** Told of a failure recovery carries on after (a lock it could not release expires by itself). */
-  onIgnoredError?: (op: 'release_recovery_lock' | 'drop_stale_pin' | 'drop_refused_state') => void;
+  onIgnoredError?: (op: 'release_recovery_lock' | 'drop_stale_pin' | 'drop_refused_state' | 'replay_late_state') => void;
   newToken?: () => string;
   clock?: Clock;
+}
+
+/** A new backend session, with the session's state replayed on it. */
+interface Reinitialized {
+  pod: string;
+  backendSessionId: string;
+  /** The changes that undo what the new pod refused (a subscription dropped from the session). */
+  refused: StateChange[];
+  /** The state the new pod holds now. */
+  replayed: SessionState;
+  /** The protocol version the new pod settled on. */
+  version: string | undefined;
 }
 
 /** The result of a shared recovery. */
@@ -186,17 +202,19 @@ export class SessionRecovery {
     // Not the pin cache: a retry must see what other replicas stored.
     const rec = await this.o.store.load(attempt.clientSessionId);
     if (!rec) return { kind: 'unknown' };
+    const onPath = onSessionPath(attempt.path, rec.initPath);
+    // Not the session's MCP path: its failure says nothing about the session;
+    // the answer of the pod that holds it now stands (asked once: I1).
+    if (onPath === false) return { kind: 'relay', pin: pinOf(rec), why: 'off-path' };
     // The pin that failed is no longer the stored one: follow the newer one.
-    if (rec.backendSessionId !== attempt.failedSessionId) return this.toward(pinOf(rec), attempt, false);
-    // Not the session's MCP path: its failure says nothing about the session; the pod's own answer stands.
-    if (onSessionPath(attempt.path, rec.initPath) === false) return { kind: 'relay', pin: pinOf(rec), why: 'off-path' };
+    if (rec.backendSessionId !== attempt.failedSessionId) return this.toward(pinOf(rec), attempt, false, onPath === true);
     const r = await untilAborted(this.shared(attempt, rec), signal);
     if (r.notLost) return { kind: 'relay', pin: r.pin, why: 'not-lost' };
-    return this.toward(r.pin, attempt, r.reinitialized);
+    return this.toward(r.pin, attempt, r.reinitialized, onPath === true);
   }
 
-  private toward(pin: Pin, attempt: RetryAttempt, reinitialized: boolean): RetryPlan {
-    return pin.pod === attempt.pod ? { kind: 'send', pin, reinitialized } : { kind: 'relay', pin, why: 'moved' };
+  private toward(pin: Pin, attempt: RetryAttempt, reinitialized: boolean, onPath: boolean): RetryPlan {
+    return pin.pod === attempt.pod ? { kind: 'send', pin, reinitialized, onPath } : { kind: 'relay', pin, why: 'moved' };
   }
 
   /** The recovery of this session from this generation: the one under way here, or a new one. */
@@ -270,7 +288,7 @@ export class SessionRecovery {
       await this.forget(sid, fresh.generation);
       throw new RecoveryError('MCP_PIN_RECOVERY_NO_INIT_BODY', 'no initialize body stored for this session');
     }
-    let next: { pod: string; backendSessionId: string; refused: StateChange[] };
+    let next: Reinitialized;
     try {
       next = await this.reinitialize(fresh, attempt, own);
     } catch (err) {
@@ -283,6 +301,14 @@ export class SessionRecovery {
       // What the new pod refused is no longer part of the session (a
       // subscription to a resource that is gone): not replayed again.
       for (const change of next.refused) if (change.op === 'unsubscribe') await store.changeState(sid, change).catch(() => this.o.onIgnoredError?.('drop_refused_state'));
+      // A change the old pod accepted while this recovery ran (a subscribe
+      // answered just before that pod died) is not in what was replayed:
+      // the new pod gets it too (I8).
+      const now = await store.load(sid).catch(() => null);
+      if (now && now.generation === pin.generation) {
+        const late = changesBetween(next.replayed, now.state);
+        if (late.length > 0) await this.replay(late, now, attempt, { pod: pin.pod, backendSessionId: pin.backendSessionId, version: next.version }, own).catch(() => this.o.onIgnoredError?.('replay_late_state'));
+      }
       return { pin, reinitialized: true };
     }
     // Our lock expired and another recovery stored first: its pin wins (the
@@ -290,6 +316,30 @@ export class SessionRecovery {
     const winner = await store.load(sid);
     if (!winner) throw new RecoveryError('MCP_PIN_RECOVERY_GONE', 'session vanished while recovering');
     return { pin: pinOf(winner), reinitialized: false };
+  }
+
+  /**
+   * A change the pod that answered it accepted, kept after the session had
+   * already moved on (that pod died and a recovery that ran meanwhile did
+   * not see the change): the pod that holds the session now gets it too
+   * (I8). `answeredBy` is the backend session id the request went with.
+   * Best effort: a failure is reported, and the next recovery replays the
+   * kept state anyway.
+   */
+  async catchUpState(clientSessionId: string, answeredBy: string, change: StateChange, headers: HeaderPairs): Promise<'current' | 'sent' | 'refused' | 'failed'> {
+    const rec = await this.o.store.load(clientSessionId);
+    if (!rec || rec.backendSessionId === answeredBy) return 'current';
+    const own = this.clock.timeout(this.o.timeoutMs);
+    const attempt: RetryAttempt = { clientSessionId, failedSessionId: answeredBy, pod: rec.pod, path: rec.initPath ?? '/', headers };
+    let refused: StateChange[];
+    try {
+      refused = await this.replay([change], rec, attempt, { pod: rec.pod, backendSessionId: rec.backendSessionId, version: firstHeader(headers, VERSION_HEADER) ?? requestedVersion(rec.initBody) }, own);
+    } catch {
+      // That pod lost the session too: its next recovery replays the kept state.
+      return 'failed';
+    }
+    for (const c of refused) await this.o.store.changeState(clientSessionId, c).catch(() => this.o.onIgnoredError?.('drop_refused_state'));
+    return refused.length > 0 ? 'refused' : 'sent';
   }
 
   /** Drops a record that can never be recovered, unless a newer pin was stored meanwhile. */
@@ -345,7 +395,7 @@ export class SessionRecovery {
    * stored initialize with a 4xx (it will never work), UNAVAILABLE for
    * anything that may go better next time.
    */
-  private async reinitialize(rec: SessionRecord, attempt: RetryAttempt, own: AbortSignal): Promise<{ pod: string; backendSessionId: string; refused: StateChange[] }> {
+  private async reinitialize(rec: SessionRecord, attempt: RetryAttempt, own: AbortSignal): Promise<Reinitialized> {
     const send = { method: 'POST', path: rec.initPath ?? attempt.path, signal: own, maxBodyBytes: this.o.maxResponseBytes };
     const unavailable = (why: string, cause?: unknown) => new RecoveryError('MCP_PIN_RECOVERY_UNAVAILABLE', why, cause);
     let res: ForwardResponse;
@@ -374,21 +424,26 @@ export class SessionRecovery {
       throw unavailable('notifications/initialized failed', err);
     }
     if (!is2xx(note.status)) throw unavailable(`notifications/initialized answered ${note.status}`);
-    const refused = await this.replayState(rec, attempt, { pod, backendSessionId, version: negotiatedVersion(res.body) ?? requestedVersion(rec.initBody) }, own);
-    return { pod, backendSessionId, refused };
+    const version = negotiatedVersion(res.body) ?? requestedVersion(rec.initBody);
+    const refused = await this.replay(changesBetween(EMPTY_STATE, rec.state), rec, attempt, { pod, backendSessionId, version }, own);
+    // What the new pod holds now: the stored state but what it refused.
+    const replayed = refused.reduce((st, change) => (change.op === 'unsubscribe' ? applyChange(st, change).state : st), rec.state);
+    return { pod, backendSessionId, refused, replayed, version };
   }
 
   /**
-   * Rebuilds what the client set in its session (session-state.ts: the log
-   * level, then each subscription) on the new backend session, before the
-   * retried request goes there (I8). A request the pod refuses (a JSON-RPC
-   * error, a 4xx: the resource is gone, say) is left out and reported; one
-   * that fails otherwise fails the recovery for now, like
-   * notifications/initialized.
+   * Sends `changes` (session-state.ts: the log level, subscriptions) to
+   * the new backend session, before the retried request goes there (I8):
+   * the whole state after a re-initialize, and what changed while the
+   * recovery ran. A subscribe the pod refuses (a JSON-RPC error: the
+   * resource is gone, say) is left out and reported; any other answer but a
+   * 2xx fails the recovery for now, like notifications/initialized.
+   * Returns the changes that undo what was refused.
    */
-  private async replayState(rec: SessionRecord, attempt: RetryAttempt, to: { pod: string; backendSessionId: string; version: string | undefined }, own: AbortSignal): Promise<StateChange[]> {
+  private async replay(changes: StateChange[], rec: SessionRecord, attempt: RetryAttempt, to: { pod: string; backendSessionId: string; version: string | undefined }, own: AbortSignal): Promise<StateChange[]> {
     const refused: StateChange[] = [];
-    for (const [i, r] of replayRequests(rec.state).entries()) {
+    for (const [i, change] of changes.entries()) {
+      const r = requestFor(change);
       const id = `mcp-pin-replay-${i}`;
       let res: ForwardResponse;
       try {
@@ -405,10 +460,13 @@ export class SessionRecovery {
         if (own.aborted) throw err;
         throw new RecoveryError('MCP_PIN_RECOVERY_UNAVAILABLE', `replaying ${r.method} failed`, err);
       }
-      if (res.envoyReply !== undefined || res.status >= 500) throw new RecoveryError('MCP_PIN_RECOVERY_UNAVAILABLE', `replaying ${r.method} answered ${res.status}`);
-      const taken = is2xx(res.status) && answerTo(id, res.body, firstHeader(res.headers, 'content-type')) !== 'refused';
+      // Not an answer to the method (the pod lost the new session, or is gone): for now.
+      if (res.envoyReply !== undefined || !is2xx(res.status)) throw new RecoveryError('MCP_PIN_RECOVERY_UNAVAILABLE', `replaying ${r.method} answered ${res.status}`);
+      // The method ran and said no (a JSON-RPC error: the resource is gone, subscriptions unsupported).
+      const taken = answerTo(id, res.body, firstHeader(res.headers, 'content-type')) !== 'refused';
       this.o.onStateReplayed?.({ clientSessionId: attempt.clientSessionId, method: r.method, result: taken ? 'replayed' : 'refused', status: res.status });
-      if (!taken) refused.push(r.method === 'logging/setLevel' ? { op: 'setLevel', level: r.params.level! } : { op: 'unsubscribe', uri: r.params.uri! });
+      // A subscription the pod refused is dropped from the session; a refused level or unsubscribe changes nothing kept.
+      if (!taken && change.op === 'subscribe') refused.push({ op: 'unsubscribe', uri: change.uri });
     }
     return refused;
   }
@@ -419,9 +477,9 @@ export class SessionRecovery {
 
   /**
    * Sends a relayed attempt to the pod its plan names, once, and returns that
-   * pod's answer. If the plan followed a newer pin and that pod answers a
-   * lost status too (it restarted since the session was recovered there),
-   * the session is recovered once more from that pin and the request relayed
+   * pod's answer. If that pod answers a lost session (it restarted since the
+   * session was recovered there, or since it proved it held it), the
+   * session is recovered once more from that pin and the request relayed
    * where it then lives: one more relay at most. If that pod turns out to
    * hold the session after all, the answer it gave stands (it is not sent
    * there again); likewise after any proof that a pod holds the session.
@@ -430,7 +488,14 @@ export class SessionRecovery {
     // A stream cannot be relayed into one answer (its reconnect goes to the session's pod); off the MCP path a GET is a plain request.
     if (req.method === 'GET' && req.plan.why !== 'off-path') return { kind: 'reconnect' };
     const first = await this.relayOnce(req.plan.pin, req, signal);
-    if (first.kind !== 'answered' || req.plan.why !== 'moved' || !this.o.lostSessionStatuses.includes(first.status)) return first;
+    // The pod answers a lost session: it restarted since the session moved
+    // there, or since it proved it held the session (A1: a session mcp-pin
+    // can still recover is never reported gone to its client).
+    const lostSince =
+      first.kind === 'answered' &&
+      this.o.lostSessionStatuses.includes(first.status) &&
+      (req.plan.why === 'moved' || (req.plan.why === 'not-lost' && saysSessionUnknown(first.status, first.body)));
+    if (!lostSince) return first;
     const again = await this.planRetry({ ...req.attempt, failedSessionId: req.plan.pin.backendSessionId }, signal);
     switch (again.kind) {
       case 'failed':

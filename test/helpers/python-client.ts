@@ -12,6 +12,13 @@ export interface PythonClient {
   sessionId: string;
   whoami(): Promise<{ pod: string; session: string }>;
   echo(text: string): Promise<{ pod: string; text: string }>;
+  subscribe(uri: string): Promise<void>;
+  unsubscribe(uri: string): Promise<void>;
+  setLevel(level: string): Promise<void>;
+  /** Resource updates and log messages received so far. */
+  heard(): Promise<{ updates: string[]; logs: string[] }>;
+  /** Empties what heard() returns. */
+  forget(): Promise<void>;
   /** Ends stdin: the client sends DELETE and exits. Resolves with its exit code. */
   close(): Promise<number | null>;
 }
@@ -66,6 +73,11 @@ export async function connectPythonClient(url: string, version: PythonMcpVersion
     sessionId,
     whoami: () => call({ op: 'whoami' }),
     echo: (text) => call({ op: 'echo', text }),
+    subscribe: (uri) => call({ op: 'subscribe', uri }),
+    unsubscribe: (uri) => call({ op: 'unsubscribe', uri }),
+    setLevel: (level) => call({ op: 'setLevel', level }),
+    heard: () => call({ op: 'heard' }),
+    forget: () => call({ op: 'forget' }),
     close: async () => {
       child.stdin!.end();
       const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);

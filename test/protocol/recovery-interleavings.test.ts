@@ -109,6 +109,7 @@ const REGRESSIONS: { seed: number; path: string; why: string }[] = [
   { seed: 268153329, path: '4032', why: 'a relay to a moved session whose pod then proved to hold it was sent there a third time (I1)' },
   { seed: -882874411, path: '12', why: "harm 4: the proof of loss at the request's own path re-initialized a session its pod held (I6)" },
   { seed: 1667843080, path: '3323', why: 'a redirected request named its session by the backend id its failed attempt used: told its live session was gone (A1)' },
+  { seed: 455932358, path: '13375', why: 'a pod that proved it held the session restarted before the relay back, and a retry sent toward a newer pin met a pod that had lost it: the client was told its recoverable session was gone (A1)' },
 ];
 
 describe('recovery protocol: invariants over generated interleavings', function () {

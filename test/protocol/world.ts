@@ -23,6 +23,7 @@ import { pino } from 'pino';
 import { AttemptExchange } from '../../src/extproc/attempt.js';
 import { CLIENT_ERRORS } from '../../src/extproc/error-responses.js';
 import { Exchange } from '../../src/extproc/exchange.js';
+import { StateRecorder } from '../../src/extproc/state-recorder.js';
 import { REDIRECTED_SESSION_HEADER } from '../../src/mcp-headers.js';
 import type { HeaderMutation, ProcessingRequest, ProcessingResponse } from '../../src/extproc/protocol.js';
 import { untilAborted } from '../../src/clock.js';
@@ -48,12 +49,23 @@ const MAX_INTERNAL_REDIRECTS = 1;
 /** Methods the template's replayAfterReset list names (safe to run twice). */
 const SAFE = new Set(['resources/read', 'ping']);
 
-export type Kind = 'call' | 'slow-call' | 'read' | 'typo';
+export type Kind = 'call' | 'slow-call' | 'read' | 'typo' | StateKind;
+/** Requests that set session state (session-state.ts): they take the session-state route. */
+export type StateKind = 'subscribe' | 'unsubscribe' | 'set-level';
+const STATE_METHOD: Record<StateKind, string> = { subscribe: 'resources/subscribe', unsubscribe: 'resources/unsubscribe', 'set-level': 'logging/setLevel' };
+const isStateKind = (k: Kind): k is StateKind => k in STATE_METHOD;
+/** What a pod keeps per session of what the client set. */
+interface PodSessionState {
+  subs: Set<string>;
+  level: string | null;
+}
 type Headers = [string, string][];
 
 interface PodState {
   up: boolean;
   sessions: Set<string>;
+  /** Per backend session: its subscriptions and log level, as the SDK servers keep them. */
+  state: Map<string, PodSessionState>;
   n: number;
   /** Next initialize answers this status (once); 0: none. */
   initFault: number;
@@ -70,6 +82,8 @@ export interface Delivery {
   /** The pod ran the method (it may have effects). */
   ran: boolean;
   via: 'envoy' | 'relay';
+  /** 0, or 1 once Envoy started the request again after mcp-pin's redirect. */
+  pass: number;
 }
 
 export type Answer =
@@ -91,6 +105,8 @@ export interface ClientRequest {
   startedAgain: boolean;
   /** Times Envoy started it again after mcp-pin's redirect. */
   redirects: number;
+  /** A state request's URI or level. */
+  param?: string;
 }
 
 export interface Violation {
@@ -150,7 +166,7 @@ export class World {
   readonly clock = new VirtualClock();
   readonly violations: Violation[] = [];
   readonly requests: ClientRequest[] = [];
-  readonly pods = new Map<string, PodState>(PODS.map((p) => [p, { up: true, sessions: new Set(), n: 0, initFault: 0, refuseInit: false, resetNext: false }]));
+  readonly pods = new Map<string, PodState>(PODS.map((p) => [p, { up: true, sessions: new Set(), state: new Map(), n: 0, initFault: 0, refuseInit: false, resetNext: false }]));
   /** Why a client's record may be gone: DELETE answered, or a pod refused its stored initialize (4xx). */
   readonly mayBeGone = new Map<string, string>();
   private readonly shared: MemoryStore;
@@ -161,6 +177,8 @@ export class World {
   private nextRid = 0;
   /** How many re-initializes left for a pod: the generator's coverage. */
   reinitializes = 0;
+  /** How many requests recoveries sent to rebuild session state (I8's coverage). */
+  stateReplays = 0;
 
   constructor(
     private readonly s: Scheduler,
@@ -211,6 +229,7 @@ export class World {
     const p = this.pods.get(pod)!;
     p.up = false;
     p.sessions.clear();
+    p.state.clear();
   }
 
   start(pod: string): void {
@@ -259,8 +278,17 @@ export class World {
     }
     const held = pod.sessions.has(sid);
     const ok = path === MCP_PATH && held;
-    if (client) client.deliveries.push({ pod: podAddr, held, ran: ok, via: signal ? 'relay' : 'envoy' });
+    if (client) client.deliveries.push({ pod: podAddr, held, ran: ok, via: signal ? 'relay' : 'envoy', pass: client.redirects });
     if (!ok) return { status: 404, headers: [['content-type', 'application/json']], body: '{"error":{"code":-32001}}' };
+    // The state changes when the pod takes the request (as the method runs).
+    if (rpc.method === 'resources/subscribe' || rpc.method === 'resources/unsubscribe' || rpc.method === 'logging/setLevel') {
+      const st = pod.state.get(sid) ?? { subs: new Set<string>(), level: null };
+      pod.state.set(sid, st);
+      const p = (rpc as { params?: { uri?: string; level?: string } }).params ?? {};
+      if (rpc.method === 'resources/subscribe') st.subs.add(p.uri!);
+      else if (rpc.method === 'resources/unsubscribe') st.subs.delete(p.uri!);
+      else st.level = p.level!;
+    }
     if (client) {
       if (pod.resetNext) {
         pod.resetNext = false;
@@ -269,7 +297,7 @@ export class World {
       // The method runs; a slow one takes longer than Envoy's message timeout.
       await this.clock.sleep(client.kind === 'slow-call' ? 1500 : 10);
     }
-    return { status: rpc.method?.startsWith('notifications/') ? 202 : 200, headers: [['mcp-session-id', sid], ['content-type', 'application/json']], body: `{"result":{},"id":"${rpc.id ?? ''}"}` };
+    return { status: rpc.method?.startsWith('notifications/') ? 202 : 200, headers: [['mcp-session-id', sid], ['content-type', 'application/json']], body: JSON.stringify({ jsonrpc: '2.0', id: rpc.id ?? '', result: {} }) };
   }
 
   /** Envoy's internal listener, as mcp-pin's recovery reaches the pods through it. */
@@ -278,6 +306,7 @@ export class World {
       send: async (req: ForwardRequest): Promise<ForwardResponse> => {
         const body = req.body?.toString() ?? '';
         const isInit = body.includes('"initialize"');
+        if (body.includes('"mcp-pin-replay-')) this.stateReplays++;
         const forClient = isInit ? ((JSON.parse(body) as { params: { clientInfo: { name: string } } }).params.clientInfo.name) : undefined;
         if (forClient) this.onReinitialize(forClient);
         try {
@@ -313,11 +342,11 @@ export class World {
   }
 
   /** A client sends one request of its session; it runs concurrently with everything else. */
-  request(client: string, kind: Kind, hostPicks: number[]): ClientRequest {
+  request(client: string, kind: Kind, hostPicks: number[], param?: string): ClientRequest {
     const rid = `r${++this.nextRid}`;
-    const method = kind === 'read' ? 'resources/read' : 'tools/call';
+    const method = isStateKind(kind) ? STATE_METHOD[kind] : kind === 'read' ? 'resources/read' : 'tools/call';
     // hostPicks[0] picks no host (attempt 1 follows the pin): one request in three says it was started again.
-    const req = { rid, client, kind, method, deliveries: [], abort: new AbortController(), startedAgain: (hostPicks[0] ?? 0) >= 4, redirects: 0 } as unknown as ClientRequest;
+    const req = { rid, client, kind, method, deliveries: [], abort: new AbortController(), startedAgain: (hostPicks[0] ?? 0) >= 4, redirects: 0, ...(param !== undefined ? { param } : {}) } as unknown as ClientRequest;
     this.requests.push(req);
     req.done = this.throughEnvoy(req, hostPicks).then(
       (a) => this.onAnswer(req, a),
@@ -373,7 +402,8 @@ export class World {
   }
 
   private async onePass(req: ClientRequest, clientHeaders: Headers, hostPicks: number[]): Promise<Answer | { redirect: true; headers: Headers; responseHeaders: Headers }> {
-    const body = JSON.stringify({ jsonrpc: '2.0', id: req.rid, method: req.method });
+    const params = req.kind === 'set-level' ? { level: req.param } : isStateKind(req.kind) ? { uri: req.param } : undefined;
+    const body = JSON.stringify({ jsonrpc: '2.0', id: req.rid, method: req.method, ...(params ? { params } : {}) });
     const path = hdr(clientHeaders, ':path')!;
     let headers = clientHeaders;
     // Downstream ext_proc: one message for a pinned request.
@@ -389,7 +419,7 @@ export class World {
       return { from: 'pod', status: 404, sessionId: undefined };
     }
     const tried: string[] = [];
-    let final: { status: number; headers: Headers } | Answer | undefined;
+    let final: { status: number; headers: Headers; body: string } | Answer | undefined;
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
       if (req.abort.signal.aborted) return { from: 'nobody', why: 'client left' };
       // override_host on attempt 1; previous_hosts on retries (the pin header was removed after attempt 1 chose).
@@ -416,12 +446,12 @@ export class World {
         const onHeaders = await this.withMessageTimeout(upstream.handle(msg), () => extended, upstreamGone);
         if (onHeaders === 'timeout') return { from: 'envoy', status: 504, details: 'ext_proc_error_per-message_timeout_exceeded', saysMayHaveRun: false };
         const h = onHeaders[0]!;
-        if (h.immediate_response) return this.mcpPinAnswer(h);
+        if (h.immediate_response) return this.answerByMcpPin(req, headers, body, h);
         if (h.mode_override?.request_body_mode === 'BUFFERED') {
           extended = 0;
           const onBody = await this.withMessageTimeout(upstream.handle({ request: 'request_body', request_body: { body: Buffer.from(body), end_of_stream: true } }), () => extended, upstreamGone);
           if (onBody === 'timeout') return { from: 'envoy', status: 504, details: 'ext_proc_error_per-message_timeout_exceeded', saysMayHaveRun: false };
-          return this.mcpPinAnswer(onBody[0]!);
+          return this.answerByMcpPin(req, headers, body, onBody[0]!);
         }
         // Header changes stay on the request for later attempts (Envoy keeps them).
         headers = applyMutation(headers, h.request_headers?.response?.header_mutation);
@@ -442,6 +472,7 @@ export class World {
       let status = res.status;
       if (upstream && !upstream.complete) {
         const [r] = await upstream.handle({ request: 'response_headers', response_headers: wire([[':status', String(res.status)], ...outHeaders]) } as ProcessingRequest);
+        if (r?.immediate_response) return this.answerByMcpPin(req, headers, body, r);
         // The upstream filters change the answer before the router sees it (its status too).
         const mutated = applyMutation([[':status', String(res.status)], ...outHeaders], r?.response_headers?.response?.header_mutation);
         status = Number(hdr(mutated, ':status'));
@@ -449,7 +480,7 @@ export class World {
       }
       // The pinned routes' internal_redirect_policy: a 308 with a location is followed by Envoy itself.
       if (status === 308 && hdr(outHeaders, 'location') !== undefined) return { redirect: true, headers, responseHeaders: outHeaders };
-      final = { status, headers: outHeaders };
+      final = { status, headers: outHeaders, body: res.body };
       if (LOST.includes(status)) continue;
       break;
     }
@@ -464,7 +495,29 @@ export class World {
       const [r] = await down.handle({ request: 'response_headers', response_headers: wire([[':status', String(final.status)], ...out]) } as ProcessingRequest);
       out = applyMutation(out, r?.response_headers?.response?.header_mutation);
     }
+    // The session-state route's filter: the request and its answer, before the client gets it.
+    if (isStateKind(req.kind)) await this.recordState(req, headers, body, final.status, out, final.body);
     return { from: 'pod', status: final.status, sessionId: hdr(out, 'mcp-session-id') };
+  }
+
+  /** An answer mcp-pin made on a retry (a relay, an error): the session-state filter sees it too. */
+  private async answerByMcpPin(req: ClientRequest, headers: Headers, body: string, r: ProcessingResponse): Promise<Answer> {
+    const imm = r.immediate_response!;
+    if (isStateKind(req.kind)) {
+      const immHeaders: Headers = (imm.headers?.set_headers ?? []).map((h) => [h.header.key, h.header.raw_value.toString()]);
+      await this.recordState(req, headers, body, imm.status.code, immHeaders, imm.body?.toString() ?? '');
+    }
+    return this.mcpPinAnswer(r);
+  }
+
+  /** mcp-pin's session-state filter (its own ext_proc stream, on a replica Envoy picks), as the template runs it. */
+  private async recordState(req: ClientRequest, requestHeaders: Headers, body: string, status: number, responseHeaders: Headers, responseBody: string): Promise<void> {
+    const r = this.replica();
+    const rec = new StateRecorder({ store: r.store, log: r.exchangeDeps.log, metrics: r.exchangeDeps.metrics, recoverer: r.recoverer });
+    await rec.handle({ request: 'request_headers', request_headers: { ...wire(requestHeaders), end_of_stream: false } });
+    await rec.handle({ request: 'request_body', request_body: { body: Buffer.from(body), end_of_stream: true } });
+    await rec.handle({ request: 'response_headers', response_headers: wire([[':status', String(status)], ...responseHeaders]) } as ProcessingRequest);
+    if (!rec.complete) await rec.handle({ request: 'response_body', response_body: { body: Buffer.from(responseBody), end_of_stream: true } });
   }
 
   /** Envoy waits message_timeout for an answer, or what mcp-pin extended it to; past it, it gives up on the stream. */
@@ -501,6 +554,38 @@ export class World {
 
   private onAnswer(req: ClientRequest, answer: Answer): void {
     req.answer = req.abort.signal.aborted && answer.from !== 'pod' ? { from: 'nobody', why: 'client left' } : answer;
+    if (isStateKind(req.kind)) this.intend(req, req.answer);
+  }
+
+  /** What each client set in its session, as far as it can know: the state requests its pod answered 2xx, in order. */
+  readonly intended = new Map<string, PodSessionState | 'unknown'>();
+
+  private intend(req: ClientRequest, answer: Answer): void {
+    const now = this.intended.get(req.client) ?? { subs: new Set<string>(), level: null };
+    if (now === 'unknown') return;
+    const ran = answer.from === 'pod' && answer.status >= 200 && answer.status < 300;
+    const mayHaveRun = answer.from === 'nobody' || (answer.from === 'mcp-pin' && answer.mayHaveRun) || (answer.from === 'envoy' && answer.saysMayHaveRun);
+    // The client cannot know what it set: I8 has nothing to hold it to.
+    if (mayHaveRun && !ran) return void this.intended.set(req.client, 'unknown');
+    if (!ran) return void this.intended.set(req.client, now);
+    if (req.kind === 'subscribe') now.subs.add(req.param!);
+    else if (req.kind === 'unsubscribe') now.subs.delete(req.param!);
+    else now.level = req.param!;
+    this.intended.set(req.client, now);
+  }
+
+  /** I8: the pod that holds a session (per its record) holds what the client set in it. */
+  async checkState(): Promise<void> {
+    for (const c of this.clients) {
+      const want = this.intended.get(c);
+      if (want === undefined || want === 'unknown' || this.mayBeGone.has(c)) continue;
+      const rec = await this.shared.load(c);
+      const pod = rec ? this.pods.get(rec.pod) : undefined;
+      if (!rec || !pod?.up || !pod.sessions.has(rec.backendSessionId)) continue;
+      const has = pod.state.get(rec.backendSessionId) ?? { subs: new Set<string>(), level: null };
+      const show = (x: PodSessionState): string => `level ${x.level ?? 'none'}, subscriptions [${[...x.subs].sort().join(', ')}]`;
+      if (show(has) !== show(want)) this.violate('I8', `${c}: its pod ${rec.pod} holds ${show(has)}; the client set ${show(want)}`);
+    }
   }
 
   /**
@@ -522,9 +607,12 @@ export class World {
     if (!SAFE.has(req.method)) {
       if (ran > 1) this.violate('I1', `${req.rid} (${req.method}) ran ${ran} times: ${JSON.stringify(req.deliveries)}`);
     }
-    // ... and reached any one pod at most twice: the second time only as the relay back after a proof that it holds the session.
+    // ... and, in each pass (its attempts; the request Envoy starts again
+    // after a redirect is a pass of its own), reached any one pod at most
+    // twice: the second time only as the relay back after a proof that it
+    // holds the session.
     const perPod = new Map<string, number>();
-    for (const d of req.deliveries) perPod.set(d.pod, (perPod.get(d.pod) ?? 0) + 1);
+    for (const d of req.deliveries) perPod.set(`${d.pass}/${d.pod}`, (perPod.get(`${d.pass}/${d.pod}`) ?? 0) + 1);
     for (const [pod, n] of perPod) if (n > 2) this.violate('I1', `${req.rid} reached ${pod} ${n} times: ${JSON.stringify(req.deliveries)}`);
     // I7: only the client's own session id.
     if ((answer.from === 'pod' || answer.from === 'mcp-pin') && answer.sessionId !== undefined && answer.sessionId !== req.client) this.violate('I7', `${req.rid} of ${req.client} saw session id ${answer.sessionId}`);
@@ -541,7 +629,7 @@ export class World {
     for (const c of this.clients) {
       // A1: the spec's 404 tells a client to abandon its session: only for one that is gone.
       const toldGone = this.requests.filter((r) => r.client === c && r.kind !== 'typo' && (r.answer?.from === 'pod' || r.answer?.from === 'mcp-pin') && r.answer.status === 404);
-      if (toldGone.length > 0 && this.mayBeGone.get(c) !== 'deleted' && (await this.shared.load(c))) this.violate('A1', `${c}: told its session is gone (${toldGone.map((r) => r.rid).join(', ')}) while mcp-pin still holds it`);
+      if (toldGone.length > 0 && this.mayBeGone.get(c) !== 'deleted' && (await this.shared.load(c))) this.violate('A1', `${c}: told its session is gone (${toldGone.map((r) => `${r.rid} ${r.method}: ${JSON.stringify(r.deliveries)}${r.redirects ? `, redirected ${r.redirects}x` : ''}${r.startedAgain ? ', started again' : ''}`).join('; ')}) while mcp-pin still holds it`);
       if (this.mayBeGone.has(c)) continue;
       if (!(await this.shared.load(c))) this.violate('I5', `${c}: record removed without DELETE or proof (requests: ${this.requests.filter((r) => r.client === c).map((r) => `${r.rid}${r.abort.signal.aborted ? ' (client left)' : ''}`).join(', ')})`);
     }

@@ -37,7 +37,7 @@ const setOf = (r: ProcessingResponse): Record<string, [string, string]> =>
 
 describe('AttemptExchange (a retry of a pinned request)', () => {
   it('sends the attempt under the recovered backend id, extending the message timeout first, and puts the client id back', async () => {
-    const { ex, asked, interim, metrics } = make({ kind: 'send', reinitialized: true, pin: { pod: POD, backendSessionId: 'backend-2', generation: 2 } });
+    const { ex, asked, interim, metrics } = make({ kind: 'send', reinitialized: true, onPath: true, pin: { pod: POD, backendSessionId: 'backend-2', generation: 2 } });
     const [r] = await ex.handle(attemptHeaders({ 'mcp-session-id': 'client-1' }));
     expect(interim).to.deep.equal([{ override_message_timeout: { seconds: '3', nanos: 500_000_000 } }]);
     expect(asked[0]).to.include({ clientSessionId: 'client-1', failedSessionId: 'client-1', pod: POD, path: '/mcp' });
@@ -48,6 +48,26 @@ describe('AttemptExchange (a retry of a pinned request)', () => {
     expect(setOf(resp!)).to.deep.equal({ 'mcp-session-id': ['client-1', 'OVERWRITE_IF_EXISTS'] });
     expect(ex.complete).to.equal(true);
     expect((await metrics.registry.getSingleMetric('mcp_pin_requests_total')!.get()).values.find((v) => v.labels.outcome === 'recovered')?.value).to.equal(1);
+  });
+
+  it("never hands the client a lost-session status from the pod a plan counted on (it restarted since): Envoy starts the request again, or the client is told to retry (A1)", async () => {
+    const pin = { pod: POD, backendSessionId: 'backend-2', generation: 2 };
+    const fresh = make({ kind: 'send', reinitialized: false, onPath: true, pin });
+    await fresh.ex.handle(attemptHeaders({ ':authority': 'h', 'mcp-session-id': 'client-1' }));
+    const [r] = await fresh.ex.handle(responseHeaders({ ':status': '404' }));
+    expect(setOf(r!)[':status']).to.deep.equal(['308', 'OVERWRITE_IF_EXISTS_OR_ADD']);
+    const again = make({ kind: 'send', reinitialized: false, onPath: true, pin });
+    await again.ex.handle(attemptHeaders({ ':authority': 'h', 'x-envoy-original-url': 'http://h/mcp', 'mcp-session-id': 'client-1' }));
+    const [e] = await again.ex.handle(responseHeaders({ ':status': '404' }));
+    expect(e!.immediate_response!.status.code).to.equal(503);
+    expect(e!.immediate_response!.details).to.equal('mcp_pin_recovery_unavailable');
+    // Off the session's MCP path the 404 is the pod's router; a 400 says nothing without its body: both stand.
+    for (const [onPath, status] of [[false, '404'], [true, '400']] as const) {
+      const x = make({ kind: 'send', reinitialized: false, onPath, pin });
+      await x.ex.handle(attemptHeaders({ ':authority': 'h', 'mcp-session-id': 'client-1' }));
+      const [o] = await x.ex.handle(responseHeaders({ ':status': status }));
+      expect(setOf(o!), `${status} on path ${onPath}`).to.deep.equal({ 'mcp-session-id': ['client-1', 'OVERWRITE_IF_EXISTS'] });
+    }
   });
 
   it('finds the client by its client-session header when the failed attempt carried a backend id', async () => {

@@ -67,27 +67,33 @@ function accepts(m: ValueMatcher, method: string): boolean {
 }
 
 const pinnedRoutes = routes.filter((r) => r.match.headers?.some((h) => h.name === ENVOY_DEFAULTS.pinHeader));
-const byMethod = pinnedRoutes.filter((r) => r.match.dynamic_metadata);
-const stateRoute = byMethod.find((r) => STATE_METHODS.every((m) => accepts(r.match.dynamic_metadata![0]!.value, m)))!;
 const generalPinned = pinnedRoutes.find((r) => !r.match.dynamic_metadata && !r.match.headers!.some((h) => h.name === ':method'))!;
 
+interface HttpFilter {
+  name: string;
+  typed_config: { xds_matcher?: { matcher_list: { matchers: { predicate: { and_matcher: { predicate: { single_predicate: { input: { typed_config: Record<string, unknown> }; custom_match?: { typed_config: { value: ValueMatcher } } } }[] } }; on_match: { action: { typed_config: { typed_config: { typed_config: { processing_mode: Record<string, string>; failure_mode_allow: boolean } } } } } }[] } } };
+}
+const httpFilters = (config.static_resources.listeners.find((l) => l.name === 'mcp')!.filter_chains[0]!.filters[0]!.typed_config as unknown as { http_filters: HttpFilter[] }).http_filters;
+
 describe('Envoy routes: requests that set session state (issue 29)', () => {
-  it('sends exactly the state-setting methods past the session-state filter, before any other pinned route that would take them', () => {
-    const matcher = stateRoute.match.dynamic_metadata![0]!;
-    expect(matcher.filter).to.equal('envoy.filters.http.mcp');
-    for (const m of ['tools/call', 'resources/read', 'ping', 'initialize', 'logging/message']) expect(accepts(matcher.value, m), m).to.equal(false);
-    expect(pinnedRoutes.indexOf(stateRoute)).to.equal(Math.min(...byMethod.map((r) => pinnedRoutes.indexOf(r))));
-    expect(pinnedRoutes.indexOf(stateRoute)).to.be.lessThan(pinnedRoutes.indexOf(generalPinned));
-    // Only here does the filter read anything; elsewhere it sends nothing.
-    expect(stateRoute.typed_per_filter_config!['mcp_pin.session_state']!.overrides!.processing_mode).to.include({ request_body_mode: 'BUFFERED', response_body_mode: 'BUFFERED' });
-    for (const r of routes) if (r !== stateRoute) expect(r.typed_per_filter_config?.['mcp_pin.session_state'], JSON.stringify(r.match)).to.equal(undefined);
-    // Otherwise it is the general pinned route: the same retries and redirect.
-    expect(stateRoute.route).to.deep.equal(generalPinned.route);
+  const i = httpFilters.findIndex((f) => f.name === 'mcp_pin.session_state');
+  const [match] = httpFilters[i]!.typed_config.xds_matcher!.matcher_list.matchers;
+  const [method, pinned] = match!.predicate.and_matcher.predicate.map((p) => p.single_predicate);
+
+  it("reads exactly the state-setting methods of pinned sessions (Envoy's MCP filter names them before it), and fails open", () => {
+    expect(i, 'after the MCP filter').to.be.greaterThan(httpFilters.findIndex((f) => f.name === 'envoy.filters.http.mcp'));
+    expect(method!.input.typed_config).to.include({ filter: 'envoy.filters.http.mcp' });
+    for (const m of STATE_METHODS) expect(accepts(method!.custom_match!.typed_config.value, m), m).to.equal(true);
+    for (const m of ['tools/call', 'resources/read', 'ping', 'initialize', 'logging/message', 'notifications/initialized']) expect(accepts(method!.custom_match!.typed_config.value, m), m).to.equal(false);
+    expect(pinned!.input.typed_config).to.include({ header_name: ENVOY_DEFAULTS.pinHeader });
+    const extProc = match!.on_match.action.typed_config.typed_config.typed_config;
+    expect(extProc.processing_mode).to.include({ request_body_mode: 'BUFFERED', response_body_mode: 'BUFFERED' });
+    expect(extProc.failure_mode_allow).to.equal(true);
   });
 });
 
 describe('Envoy routes: replay after a connection reset', () => {
-  const replayRoute = byMethod.find((r) => r !== stateRoute)!;
+  const replayRoute = pinnedRoutes.find((r) => r.match.dynamic_metadata)!;
   const matcher = replayRoute.match.dynamic_metadata![0]!;
 
   it('retries resets only on the pinned route whose method (from Envoy\'s MCP filter) is safe to run twice', () => {

@@ -82,7 +82,7 @@ describe('recovery: planning a retry attempt', () => {
   it('re-initializes on the attempt\'s pod, notifies, and stores the new pin', async () => {
     const { store, pods, recoverer, attempt } = await setup();
     const o = await recoverer.planRetry(attempt(), never);
-    expect(o).to.deep.equal({ kind: 'send', reinitialized: true, pin: { pod: RETRY_POD, backendSessionId: 'backend-1', generation: 2 } });
+    expect(o).to.deep.equal({ kind: 'send', reinitialized: true, onPath: true, pin: { pod: RETRY_POD, backendSessionId: 'backend-1', generation: 2 } });
     expect(await store.lookup('client-1')).to.deep.equal({ pod: RETRY_POD, backendSessionId: 'backend-1', generation: 2 });
     expect((await store.load('client-1'))!.initBody!.equals(INIT), 'init body kept').to.equal(true);
 
@@ -181,7 +181,9 @@ describe('recovery: planning a retry attempt', () => {
   it('follows a newer pin without re-initializing: sends on this pod if the session is here, else relays', async () => {
     const { store, pods, recoverer, attempt } = await setup();
     await store.replacePin('client-1', 1, RETRY_POD, 'moved');
-    expect(await recoverer.planRetry(attempt(), never)).to.deep.equal({ kind: 'send', reinitialized: false, pin: { pod: RETRY_POD, backendSessionId: 'moved', generation: 2 } });
+    expect(await recoverer.planRetry(attempt(), never)).to.deep.equal({ kind: 'send', reinitialized: false, onPath: true, pin: { pod: RETRY_POD, backendSessionId: 'moved', generation: 2 } });
+    // Off the session's MCP path, a lost status of that pod would prove nothing.
+    expect(await recoverer.planRetry(attempt({ path: '/typo' }), never)).to.deep.include({ kind: 'relay', why: 'off-path' });
     await store.replacePin('client-1', 2, '10.0.2.2:8080', 'elsewhere');
     expect(await recoverer.planRetry(attempt({ failedSessionId: 'moved' }), never)).to.deep.include({ kind: 'relay', why: 'moved' });
     expect(pods.sent).to.have.length(0);
@@ -400,11 +402,28 @@ describe('recovery: relaying a request to the pod that holds its session', () =>
     expect(pods.sent.map((r) => (r.body?.toString().includes('ping') ? 'ping' : 'request'))).to.deep.equal(['request', 'ping']);
   });
 
-  it('lets the pod\'s own answer stand after a proof that it holds the session: one relay back, whatever it answers', async () => {
+  it("lets the pod's own answer stand after a proof that it holds the session: one relay back, whatever it answers but a lost session", async () => {
     const { pods, recoverer, attempt } = await setup();
-    pods.notify = () => ({ status: 404 });
-    expect(await recoverer.relay(relayReq(attempt, OLD_POD, 'not-lost'), never)).to.deep.include({ kind: 'answered', status: 404 });
+    pods.notify = () => ({ status: 400, body: Buffer.from('{"error":"Unsupported protocol version"}') });
+    expect(await recoverer.relay(relayReq(attempt, OLD_POD, 'not-lost'), never)).to.deep.include({ kind: 'answered', status: 400 });
     expect(pods.sent).to.have.length(1);
+  });
+
+  it('recovers a session whose pod lost it between the proof and the relay (it restarted): never "session not found" for a session that can be recovered (A1)', async () => {
+    const { store, pods, recoverer, attempt } = await setup();
+    let restarted = false;
+    pods.notify = (req) => {
+      // The relay back reaches a pod that restarted since it answered the ping.
+      if (!restarted && req.pod === OLD_POD) {
+        restarted = true;
+        return { status: 404, body: Buffer.from('{"jsonrpc":"2.0","error":{"code":-32001,"message":"Session not found"},"id":null}') };
+      }
+      return { status: 200, body: Buffer.from('{"r":"ok"}') };
+    };
+    const out = await recoverer.relay({ ...relayReq(attempt, OLD_POD, 'not-lost'), plan: { kind: 'relay', why: 'not-lost', pin: { pod: OLD_POD, backendSessionId: 'client-1', generation: 1 } } }, never);
+    expect(out).to.deep.include({ kind: 'answered', status: 200 });
+    expect(pods.count('"initialize"'), 'recovered once').to.equal(1);
+    expect(await store.lookup('client-1')).to.deep.include({ pod: RETRY_POD, generation: 2 });
   });
 
   it('answers a GET with "reconnect": a stream cannot be relayed into one answer', async () => {

@@ -69,7 +69,7 @@ describe('losing an mcp-pin replica (issue 27 item 2)', function () {
     return eventually(async () => load.sent() >= from + 100, what, 15_000, 10);
   };
 
-  it('SIGKILL of one of two replicas under load, and its restart: zero client errors', async () => {
+  it('SIGKILL of one of two replicas under load, and its restart: no client error but for a call whose answer the dying replica had begun', async () => {
     const load = await loadedStack();
     const victim = stack.pins[0]!;
     await victim.kill();
@@ -80,8 +80,16 @@ describe('losing an mcp-pin replica (issue 27 item 2)', function () {
     await victim.start();
     await flowing(load, 'load after the restart');
     await load.stop();
-    console.log(`      SIGKILL: ${load.sent()} calls, ${load.errors.length} errors`);
-    expect(load.errors, 'client-visible errors').to.deep.equal([]);
+    // A stream the replica had begun to answer when it died cannot be opened
+    // again elsewhere (Envoy retries only before the answer starts): seen
+    // once in about 3,500 calls over five runs, one call. At most one per
+    // call in flight at the kill (six clients); every other error is one the
+    // retry policy exists to prevent.
+    const answerStarted = load.errors.filter((e) => e.includes('upstream_reset_after_response_started'));
+    const others = load.errors.filter((e) => !answerStarted.includes(e));
+    console.log(`      SIGKILL: ${load.sent()} calls, ${others.length} errors, ${answerStarted.length} cut after the replica began its answer`);
+    expect(others, 'client-visible errors').to.deep.equal([]);
+    expect(answerStarted.length, 'cut after the replica began its answer: at most one per call in flight').to.be.at.most(clients.length);
     expect(load.misplaced, 'calls off their pinned pod').to.deep.equal([]);
   });
 

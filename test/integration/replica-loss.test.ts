@@ -6,9 +6,9 @@
  * Zero client errors throughout, every call on its pinned pod.
  */
 import { expect } from 'chai';
-import { connectClient, type TestClient } from '../helpers/mcp-client.js';
+import type { TestClient } from '../helpers/mcp-client.js';
 import { eventually } from '../helpers/net.js';
-import { startStack, type Stack } from '../helpers/stack.js';
+import { stackPerTest } from '../helpers/stack-fixture.js';
 
 interface Load {
   sent: () => number;
@@ -48,16 +48,13 @@ async function steadyLoad(clients: TestClient[]): Promise<Load> {
 
 describe('losing an mcp-pin replica (issue 27 item 2)', function () {
   this.timeout(120_000);
-  let stack: Stack;
-  const clients: TestClient[] = [];
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.close()));
-    await stack?.stop();
-  });
+  const fx = stackPerTest();
+  const CLIENTS = 6;
 
   async function loadedStack(): Promise<Load> {
-    stack = await startStack({ pods: 2, replicas: 2, transport: 'unix' });
-    for (let i = 0; i < 6; i++) clients.push(await connectClient(stack.mcpUrl));
+    const stack = await fx.start({ pods: 2, replicas: 2, transport: 'unix' });
+    const clients: TestClient[] = [];
+    for (let i = 0; i < CLIENTS; i++) clients.push(await fx.client());
     // Every session recovered before the load (its pod knows it by another id, and Envoy puts the client's back on each answer).
     for (const p of stack.pods) await p.restartInPlace();
     const load = await steadyLoad(clients);
@@ -71,7 +68,7 @@ describe('losing an mcp-pin replica (issue 27 item 2)', function () {
 
   it('SIGKILL of one of two replicas under load, and its restart: no client error but for a call whose answer the dying replica had begun', async () => {
     const load = await loadedStack();
-    const victim = stack.pins[0]!;
+    const victim = fx.stack.pins[0]!;
     await victim.kill();
     // Until Envoy's health checks see it gone, and well past.
     await flowing(load, 'load after the kill');
@@ -89,13 +86,13 @@ describe('losing an mcp-pin replica (issue 27 item 2)', function () {
     const others = load.errors.filter((e) => !answerStarted.includes(e));
     console.log(`      SIGKILL: ${load.sent()} calls, ${others.length} errors, ${answerStarted.length} cut after the replica began its answer`);
     expect(others, 'client-visible errors').to.deep.equal([]);
-    expect(answerStarted.length, 'cut after the replica began its answer: at most one per call in flight').to.be.at.most(clients.length);
+    expect(answerStarted.length, 'cut after the replica began its answer: at most one per call in flight').to.be.at.most(CLIENTS);
     expect(load.misplaced, 'calls off their pinned pod').to.deep.equal([]);
   });
 
   it('a rolling restart (SIGTERM, one replica at a time) under load: zero client errors', async () => {
     const load = await loadedStack();
-    for (const pin of stack.pins) {
+    for (const pin of fx.stack.pins) {
       await pin.stop();
       await flowing(load, `load while ${pin.name} is down`);
       await pin.start();

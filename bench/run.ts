@@ -301,6 +301,20 @@ async function main(): Promise<void> {
     log(`${load}s, hold on/off c=64 ratios: ${r.pairs.map((p) => p.ratio).join(', ')} (median ${r.median}); Envoy µs per request off ${us(off)}, on ${us(on)}`);
     return { ...r, envoyUsPerRequest: { off: us(off), on: us(on) } };
   };
+  /** A tools/call of echo, not named and named in replaySafeTools (held whole, retried after a reset), alternating at c=64 on the fast pod. */
+  const safeToolCost = async (): Promise<{ pairs: { envelope: number; mcpPin: number; ratio: number }[]; median: number; envoyUsPerRequest: { off: number; on: number } }> => {
+    let r: Awaited<ReturnType<typeof alternate>> = { pairs: [], median: NaN };
+    const before = rows.length;
+    await withEnvoy('mcp-pin redis, calls, replaySafeTools empty (default)', [fast], { store: redis.url }, (off) =>
+      withEnvoy('mcp-pin redis, calls, replaySafeTools=echo', [fast], { store: redis.url, envoy: { replaySafeTools: ['echo'] } }, async (on) => {
+        r = await alternate(off, on, 64, 3, 'call');
+      }),
+    );
+    const [off, on] = rows.slice(before);
+    const us = (x: Row | undefined): number => (x ? Math.round((x.cpuMs.envoy * 1000) / Math.max(1, x.total)) : NaN);
+    log(`calls of a tool named safe / not named, c=64 ratios: ${r.pairs.map((p) => p.ratio).join(', ')} (median ${r.median}); Envoy µs per request not named ${us(off)}, named ${us(on)}`);
+    return { ...r, envoyUsPerRequest: { off: us(off), on: us(on) } };
+  };
   const allConcurrency = async (t: Target) => {
     for (const c of CONCURRENCY) rows.push(await throughput(t, c));
   };
@@ -490,6 +504,7 @@ async function main(): Promise<void> {
   if (process.env.BENCH_ONLY === 'hold') {
     await holdCost('read');
     await holdCost('call');
+    await safeToolCost();
     return;
   }
   /**
@@ -604,7 +619,7 @@ async function main(): Promise<void> {
   // What holding the answers of replayable requests (holdSafeResponses, an
   // upstream Lua filter) costs on reads: the same setup with it off and on,
   // alternating at c=64 on the fast pod.
-  const holdPairs = { reads: await holdCost('read'), calls: await holdCost('call') };
+  const holdPairs = { reads: await holdCost('read'), calls: await holdCost('call'), 'calls of a tool named in replaySafeTools': await safeToolCost() };
 
   await withEnvoy('mcp-pin redis (SDK pods)', sdk, pinRedis[1], async (t) => {
     const inits: number[] = [];
@@ -682,7 +697,7 @@ async function main(): Promise<void> {
   out.write(`SDK pods, c=16, alternating: ${sdkPairs.pairs.map((p) => `${p.envelope} / ${p.mcpPin} = ${p.ratio}`).join('; ')}; median ratio ${sdkPairs.median}\n`);
   out.write(`Session-less (2026-07-28), c=16, alternating: ${sessionlessPairs.pairs.map((p) => `${p.envelope} / ${p.mcpPin} = ${p.ratio}`).join('; ')}; median ratio ${sessionlessPairs.median}\n`);
   for (const [what, h] of Object.entries(holdPairs)) {
-    out.write(`holdSafeResponses off / on, ${what} (c=64, alternating): ${h.pairs.map((p) => `${p.envelope} / ${p.mcpPin} = ${p.ratio}`).join('; ')}; median ratio ${h.median}; Envoy CPU µs per request off ${h.envoyUsPerRequest.off}, on ${h.envoyUsPerRequest.on}\n`);
+    out.write(`${what.includes('replaySafeTools') ? 'not named / named' : 'holdSafeResponses off / on'}, ${what} (c=64, alternating): ${h.pairs.map((p) => `${p.envelope} / ${p.mcpPin} = ${p.ratio}`).join('; ')}; median ratio ${h.median}; Envoy CPU µs per request off ${h.envoyUsPerRequest.off}, on ${h.envoyUsPerRequest.on}\n`);
   }
   out.write(`\nLatency at a fixed rate of ${Math.round(rate)} req/s (half of the lower c=64 saturation of envelope and mcp-pin redis), open loop, hrtime\n| setup | p50 µs | p90 µs | p99 µs | errors |\n|---|---|---|---|---|\n`);
   for (const l of latency) out.write(`| ${l.setup} | ${l.p50Us} | ${l.p90Us} | ${l.p99Us} | ${l.errors} |\n`);

@@ -72,6 +72,13 @@ export interface EnvoyParams {
    */
   replayAfterReset: readonly string[];
   /**
+   * Tools whose calls Envoy replays like replayAfterReset's methods (held
+   * whole, retried after a reset on another pod): only tools the operator
+   * knows are safe to run twice. Named by the operator, not learned from the
+   * pods' tool annotations: those are hints a compromised pod could forge.
+   */
+  replaySafeTools: readonly string[];
+  /**
    * Hold the answer to a request replayable after a reset until it is whole
    * (an upstream Lua filter on the pinned cluster), so that a pod answering
    * with SSE that dies mid-answer is a reset before the response started,
@@ -118,6 +125,7 @@ export const ENVOY_DEFAULTS = {
   holdSafeResponsesMaxBytes: 16 * 1024 * 1024,
   statsListen: undefined as HostPort | undefined,
   extProcTls: undefined as EnvoyParams['extProcTls'],
+  replaySafeTools: [] as readonly string[],
   replayAfterReset: [
     'ping',
     'tools/list',
@@ -143,6 +151,48 @@ export function replayMatcher(methods: readonly string[]): string {
   });
   // Envoy's or_match takes two or more.
   return items.length === 1 ? items[0]! : `{ or_match: { value_matchers: [ ${items.join(', ')} ] } }`;
+}
+
+/**
+ * The route for calls of the tools the operator named safe to run twice
+ * (replaySafeTools), at the route list's indentation, or nothing: replayed
+ * like the methods of replayAfterReset (the route above it, whose action it
+ * shares). Envoy's MCP filter puts a tools/call's tool name in params.name.
+ */
+function safeToolsRoute(params: EnvoyParams): string {
+  if (params.replaySafeTools.length === 0) return '';
+  return [
+    '              # Pinned calls of the tools the operator named safe to run twice',
+    '              # (template value replaySafeTools): replayed like the methods above.',
+    '              - match:',
+    '                  prefix: "/"',
+    '                  headers:',
+    `                  - name: "${params.pinHeader}"`,
+    '                    present_match: true',
+    '                  dynamic_metadata:',
+    '                  - filter: envoy.filters.http.mcp',
+    '                    path: [ { key: method } ]',
+    '                    value: { string_match: { exact: "tools/call" } }',
+    '                  - filter: envoy.filters.http.mcp',
+    '                    path: [ { key: params }, { key: name } ]',
+    `                    value: ${exactMatcher(params.replaySafeTools)}`,
+    '                response_headers_to_add: *client_session_id_back',
+    `                request_body_buffer_limit: ${holdLimitBytes(params)}`,
+    '                route: *replay_route',
+    '',
+  ].join('\n');
+}
+
+/** An Envoy value matcher for any of these exact strings. */
+function exactMatcher(names: readonly string[]): string {
+  const items = names.map((n) => `{ string_match: { exact: "${n}" } }`);
+  // Envoy's or_match takes two or more.
+  return items.length === 1 ? items[0]! : `{ or_match: { value_matchers: [ ${items.join(', ')} ] } }`;
+}
+
+/** The route's buffer limit is also the upstream filters' (the held answer); request bodies stay bounded by the buffer filter. */
+function holdLimitBytes(params: EnvoyParams): number {
+  return params.holdSafeResponses ? Math.max(params.holdSafeResponsesMaxBytes, params.bufferLimitBytes) : params.bufferLimitBytes;
 }
 
 /**
@@ -353,8 +403,8 @@ export function renderEnvoyConfig(params: EnvoyParams, template = readFileSync(E
     EXTPROC_TLS: extProcTls(params.extProcTls),
     STATS_LISTENER: stats.listener,
     STATS_CLUSTER: stats.cluster,
-    // The route's buffer limit is also the upstream filters' (the held answer); request bodies stay bounded by the buffer filter.
-    HOLD_LIMIT_BYTES: String(params.holdSafeResponses ? Math.max(params.holdSafeResponsesMaxBytes, params.bufferLimitBytes) : params.bufferLimitBytes),
+    HOLD_LIMIT_BYTES: String(holdLimitBytes(params)),
+    SAFE_TOOLS_ROUTE: safeToolsRoute(params),
     PIN_HEADER: params.pinHeader,
     UPSTREAM_HEADER: params.upstreamHeader,
     REDIRECTED_SESSION_HEADER,

@@ -127,6 +127,17 @@ export const TEMPLATE_VALUES: Record<Exclude<keyof EnvoyParams, 'extProcDiscover
         return m;
       }),
   },
+  replaySafeTools: {
+    default: d('replaySafeTools'),
+    meaning:
+      "names of tools safe to run twice (their calls are then replayed like replayAfterReset's methods: held whole, retried on another pod after a reset); only tools you know are safe: a pod's readOnlyHint/idempotentHint annotations are not trusted; empty: none",
+    parse: (r) =>
+      (Array.isArray(r) || String(r).trim() !== '' ? list(r) : []).map((t) => {
+        // The tool name charset of MCP 2025-11-25 (1-128 of A-Z a-z 0-9 _ - .).
+        if (!/^[A-Za-z0-9_.-]{1,128}$/.test(t)) throw new ValueProblem(`"${t}" is not an MCP tool name (1-128 of A-Z, a-z, 0-9, _, -, .)`);
+        return t;
+      }),
+  },
   holdSafeResponses: {
     default: d('holdSafeResponses'),
     meaning: 'hold the answer to a replayAfterReset request in Envoy until it is whole, so that a pod answering with SSE (the SDK default) that dies mid-answer is replayed too (true/false)',

@@ -27,7 +27,7 @@ describe('replay after a connection reset (issue 14)', function () {
     const home = stack.podByName((await c.whoami()).pod);
     const other = stack.pods.find((p) => p !== home)!;
     const read = c.client.readResource({ uri: 'slow://1500' }, timeoutMs ? { timeout: timeoutMs } : undefined).then((r) => ({ ok: true as const, text: (r.contents[0] as { text: string }).text }), (e: Error) => ({ ok: false as const, error: e.message }));
-    const tool = c.client.callTool({ name: 'slow', arguments: { ms: 1500 } }, undefined, timeoutMs ? { timeout: timeoutMs } : undefined).then(() => ({ ok: true as const }), (e: Error) => ({ ok: false as const, error: e.message }));
+    const tool = c.client.callTool({ name: 'slow', arguments: { ms: 1500 } }, undefined, timeoutMs ? { timeout: timeoutMs } : undefined).then((r) => ({ ok: true as const, text: ((r.content as { text: string }[])[0] ?? { text: '' }).text }), (e: Error) => ({ ok: false as const, error: e.message }));
     // Both are running on the session's pod when it dies.
     await eventually(async () => {
       const seen = (await home.record()).requests.map((r) => r.rpcMethod);
@@ -63,6 +63,17 @@ describe('replay after a connection reset (issue 14)', function () {
     expect(tool.ok, 'the tool call').to.equal(false);
     expect((tool as { error: string }).error).to.match(/timed out|may have run there/i);
     expect(rec.requests.filter((r) => r.rpcMethod === 'tools/call'), 'tool calls the new pod ran').to.have.length(0);
+  });
+
+  it('replays a call of a tool the operator named safe to run twice (replaySafeTools), SSE answer held: it returns from the new pod, run there once', async () => {
+    const { c, sid, other, tool } = await slowCallsThenKill({ envoy: { replaySafeTools: ['slow'] } }, 5000);
+    expect(tool, 'the tool call').to.deep.equal({ ok: true, text: JSON.stringify({ pod: other.name, slept: 1500 }) });
+    const rec = await other.record();
+    expect(rec.requests.filter((r) => r.rpcMethod === 'tools/call'), 'tool calls the new pod ran').to.have.length(1);
+    expect(rec.initialize, 'one re-initialize').to.have.length(1);
+    expect(c.sessionId()).to.equal(sid);
+    // Other tools stay unreplayed: a call of echo is pinned as before.
+    expect((await c.echo('after')).pod).to.equal(other.name);
   });
 
   it('holds large answers whole too: a 10 MiB read through the replay route arrives intact', async () => {

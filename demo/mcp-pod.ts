@@ -17,7 +17,9 @@
  * answer to every initialize (a slow pod). POD_GRACE_MS bounds the graceful
  * shutdown on SIGTERM (see shutdown below).
  *
- * Tools: whoami, echo, big (size bytes), slow (answers after ms); resource
+ * Tools: whoami, echo, big (size bytes), slow (answers after ms), slow-task
+ * (a task, 2025-11-25, that completes after ms; tasks live in the pod's
+ * memory); resource
  * templates slow://{ms} (a read that takes ms) and big://{size} (size bytes);
  * resources demo://counter (changes on POST /_touch) and demo://other, which
  * a client may subscribe to (resources/subscribe; any other URI is refused:
@@ -38,6 +40,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { ErrorCode, McpError, SubscribeRequestSchema, UnsubscribeRequestSchema, type LoggingLevel } from '@modelcontextprotocol/sdk/types.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { InMemoryTaskStore } from '@modelcontextprotocol/sdk/experimental/tasks';
 import { McpServer as ModernMcpServer, createMcpHandler } from '@modelcontextprotocol/server';
 import { toNodeHandler } from '@modelcontextprotocol/node';
 import { z } from 'zod';
@@ -76,8 +79,28 @@ let stopping = false;
 let nextSessionId: string | undefined;
 let lastRequestAt = 0;
 
+/** Tasks (2025-11-25) live in this process's memory, as in the SDK's example server: they die with the pod. */
+const taskStore = new InMemoryTaskStore();
+
 function newServer(getSessionId: () => string | undefined, subscriptions = new Set<string>()): McpServer {
-  const server = new McpServer({ name: `demo-${name}`, version: '1.0.0' }, { capabilities: { logging: {}, resources: { subscribe: true } } });
+  const server = new McpServer(
+    { name: `demo-${name}`, version: '1.0.0' },
+    { capabilities: { logging: {}, resources: { subscribe: true }, tasks: { requests: { tools: { call: {} } } } }, taskStore },
+  );
+  // A task-augmented tool: the call answers at once with a task that completes after `ms`.
+  server.experimental.tasks.registerToolTask(
+    'slow-task',
+    { description: 'Runs as a task that completes after `ms` milliseconds', inputSchema: { ms: z.number().int().min(0).max(600_000) }, execution: { taskSupport: 'required' } },
+    {
+      createTask: async ({ ms }, extra) => {
+        const task = await extra.taskStore.createTask({ ttl: 600_000 });
+        setTimeout(() => void extra.taskStore.storeTaskResult(task.taskId, 'completed', { content: [{ type: 'text', text: JSON.stringify({ pod: name, slept: ms }) }] }).catch(() => {}), ms);
+        return { task };
+      },
+      getTask: async (_args, extra) => extra.taskStore.getTask(extra.taskId),
+      getTaskResult: async (_args, extra) => extra.taskStore.getTaskResult(extra.taskId) as never,
+    },
+  );
   server.registerResource('counter', 'demo://counter', { description: 'A number that changes on POST /_touch' }, async (uri) => ({ contents: [{ uri: uri.href, text: JSON.stringify({ pod: name, counter }) }] }));
   server.registerResource('other', 'demo://other', { description: 'Another resource one may subscribe to' }, async (uri) => ({ contents: [{ uri: uri.href, text: name }] }));
   server.server.setRequestHandler(SubscribeRequestSchema, async (req) => {

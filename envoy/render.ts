@@ -7,6 +7,7 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseListenAddress } from '../src/listen-address.js';
 import { REDIRECTED_SESSION_HEADER } from '../src/mcp-headers.js';
+import { TASK_METHODS } from '../src/lost-task.js';
 import { STATE_METHODS } from '../src/session-state.js';
 
 export const ENVOY_TEMPLATE_PATH = fileURLToPath(new URL('./envoy.template.yaml', import.meta.url));
@@ -400,6 +401,7 @@ export function renderEnvoyConfig(params: EnvoyParams, template = readFileSync(E
     HOLD_SAFE_RESPONSES_FILTER: holdFilter(params.holdSafeResponses),
     HOLD_OFF_HERE: holdOffHere(params.holdSafeResponses),
     STATE_METHODS: replayMatcher(STATE_METHODS),
+    TASK_METHODS: replayMatcher(TASK_METHODS),
     EXTPROC_TLS: extProcTls(params.extProcTls),
     STATS_LISTENER: stats.listener,
     STATS_CLUSTER: stats.cluster,

@@ -121,6 +121,7 @@ export class Metrics {
   });
 
   readonly sessionState = new Counter({ name: 'mcp_pin_session_state_total', help: 'state-setting requests (resources/subscribe, resources/unsubscribe, logging/setLevel) the pods answered, by what became of them', labelNames: ['result'] as const, registers: [this.registry] });
+  readonly lostTasks = new Counter({ name: 'mcp_pin_lost_tasks_total', help: "tasks/get, tasks/result and tasks/cancel answers of a moved session whose pod said \"Task not found\", explained to the client as a task lost with its pod", registers: [this.registry] });
   readonly stateReplays = new Counter({ name: 'mcp_pin_state_replays_total', help: "requests a recovery sent to rebuild a session's state on its new pod, by the pod's answer", labelNames: ['result'] as const, registers: [this.registry] });
 
   // Label children resolved once: the hot path never builds or hashes a label set.

@@ -72,6 +72,7 @@ export interface CommonResponse {
   status?: 'CONTINUE' | 'CONTINUE_AND_REPLACE';
   header_mutation?: HeaderMutation;
   clear_route_cache?: boolean;
+  body_mutation?: { body: Buffer };
 }
 
 export interface ImmediateResponse {

@@ -70,6 +70,11 @@ export function continueResponseBody(): ProcessingResponse {
   return CONTINUE_RESPONSE_BODY;
 }
 
+/** The answer's body (this piece of it, when streamed) replaced. */
+export function replaceResponseBody(body: Buffer): ProcessingResponse {
+  return { response_body: { response: { body_mutation: { body } } } };
+}
+
 export function continueRequestTrailers(): ProcessingResponse {
   return CONTINUE_REQUEST_TRAILERS;
 }

@@ -3,7 +3,10 @@
  * client request (the public listener's filter: an Exchange) and one per
  * retry attempt of a pinned request (the pinned cluster's upstream filter,
  * marked by its x-mcp-pin-role metadata: an AttemptExchange), and one per
- * attempt of a session search (the search cluster's: a SearchAttempt). Messages of a
+ * attempt of a session search (the search cluster's: a SearchAttempt),
+ * and, by the public listener's session-state filter, one per request that
+ * sets session state (a StateRecorder) and one per task request (tasks/get,
+ * tasks/result, tasks/cancel: a TaskAnswer). Messages of a
  * stream are answered strictly in order. A bad message ends that stream with
  * a gRPC error; no stream can take the process (or another stream) down.
  */
@@ -15,6 +18,7 @@ import { AttemptExchange } from './attempt.js';
 import { Exchange, type ExchangeDeps } from './exchange.js';
 import { SearchAttempt } from './search-attempt.js';
 import { StateRecorder } from './state-recorder.js';
+import { TaskAnswer } from './task-answer.js';
 import type { ProcessingRequest, ProcessingResponse } from './protocol.js';
 
 type ProcessCall = grpc.ServerDuplexStream<ProcessingRequest, ProcessingResponse>;
@@ -95,7 +99,9 @@ export class ExtProcService {
         ? new SearchAttempt(this.deps)
         : role === 'state'
           ? new StateRecorder({ ...this.deps, ...(recoverer ? { recoverer } : {}) })
-          : new Exchange(this.deps);
+          : role === 'task'
+            ? new TaskAnswer(this.deps)
+            : new Exchange(this.deps);
     // Messages are answered strictly in order, each after the one before.
     let chain: Promise<void> = Promise.resolve();
 

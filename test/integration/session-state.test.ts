@@ -9,7 +9,8 @@
  * Python clients, TypeScript and Python pods.
  */
 import { expect } from 'chai';
-import { LoggingMessageNotificationSchema, ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { CreateTaskResultSchema, ErrorCode, GetTaskResultSchema, LoggingMessageNotificationSchema, McpError, ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { LOST_TASK_MESSAGE, LOST_TASK_REASON } from '../../src/lost-task.js';
 import type { TestClient } from '../helpers/mcp-client.js';
 import { eventually } from '../helpers/net.js';
 import type { Pod, PodKind } from '../helpers/pod.js';
@@ -117,4 +118,46 @@ describe('session state survives recovery (issue 29)', function () {
     const other = stack.pods.find((p) => p !== home)!;
     await expectStateOn(other, c, 'after the GET stream came back');
   });
+});
+
+describe('a task lost with its pod gets a clear answer (issue 29)', function () {
+  this.timeout(90_000);
+  const fx = stackPerTest();
+
+  for (const json of [false, true]) {
+    it(`${json ? 'JSON' : 'SSE'} answers: after a recovery, tasks/get, tasks/result and tasks/cancel of a task that ran on the lost pod say so (the new pod's "Task not found", explained); a task started on the new pod is answered as the pod gives it`, async () => {
+      const stack = await fx.start({ pods: 2, ...(json ? { podEnv: { POD_JSON: '1' } } : {}) });
+      const c = await fx.client();
+      const started = await c.client.request({ method: 'tools/call', params: { name: 'slow-task', arguments: { ms: 60_000 }, task: { ttl: 600_000 } } }, CreateTaskResultSchema);
+      const taskId = started.task.taskId;
+      // The pod that holds the session knows it, and the answer passes untouched.
+      expect((await c.client.request({ method: 'tasks/get', params: { taskId } }, GetTaskResultSchema)).status).to.equal('working');
+      const home = stack.podByName((await c.whoami()).pod);
+      await home.restartInPlace();
+      const now = stack.podByName((await c.whoami()).pod);
+      expect(now.name, 'recovered on the other pod').to.not.equal(home.name);
+      for (const method of ['tasks/get', 'tasks/result', 'tasks/cancel'] as const) {
+        const err = await c.client.request({ method, params: { taskId } }, GetTaskResultSchema).then(
+          () => null,
+          (e: McpError) => e,
+        );
+        expect(err, method).to.be.instanceOf(McpError);
+        expect(err!.code, `${method}: the pod's own code`).to.equal(ErrorCode.InvalidParams);
+        expect(err!.message, method).to.include(LOST_TASK_MESSAGE);
+        expect((err!.data as { mcpPin?: string }).mcpPin, method).to.equal(LOST_TASK_REASON);
+      }
+      expect(await stack.pins[0]!.metric('mcp_pin_lost_tasks_total'), 'counted').to.equal(3);
+      // A task started after the move lives on the new pod: answered as the pod gives it.
+      const fresh = await c.client.request({ method: 'tools/call', params: { name: 'slow-task', arguments: { ms: 100 }, task: { ttl: 600_000 } } }, CreateTaskResultSchema);
+      await eventually(async () => (await c.client.request({ method: 'tasks/get', params: { taskId: fresh.task.taskId } }, GetTaskResultSchema)).status === 'completed', 'the new task completes', 10_000, 50);
+      // A task id the new pod does not know, of a session never moved: the pod's own answer, untouched.
+      const c2 = await fx.client();
+      const unknown = await c2.client.request({ method: 'tasks/get', params: { taskId: 'no-such-task' } }, GetTaskResultSchema).then(
+        () => null,
+        (e: McpError) => e,
+      );
+      expect(unknown?.message).to.match(/Task not found/);
+      expect(unknown?.message).to.not.include(LOST_TASK_MESSAGE);
+    });
+  }
 });

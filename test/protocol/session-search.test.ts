@@ -14,9 +14,12 @@ import fc from 'fast-check';
 import type { ProcessingRequest } from '../../src/extproc/protocol.js';
 import { SEARCHED_HEADER, SearchAttempt } from '../../src/extproc/search-attempt.js';
 import { newMetrics, wireHeaders } from '../unit/fakes.js';
+import { routeFor } from './shipped-envoy.js';
 
-const MAX_SELECTION_PICKS = 64; // host_selection_retry_max_attempts on the search route
-const RETRIES = 63; // sessionSearchRetries' default
+// The search route as it ships (a session id, no pin: test/protocol/shipped-envoy.ts reads the rendered config).
+const SEARCH_ROUTE = routeFor([[':method', 'POST'], ['mcp-session-id', 's']], { method: 'tools/call' });
+const MAX_SELECTION_PICKS = SEARCH_ROUTE.retry?.host_selection_retry_max_attempts ?? 1;
+const RETRIES = SEARCH_ROUTE.retry?.num_retries ?? 0;
 
 interface Search {
   holder: number | null;

@@ -33,21 +33,20 @@ import { HttpRecoverer } from '../../src/recovery/http-recoverer.js';
 import { CachedStore } from '../../src/sessions/cached-store.js';
 import { MemoryStore } from '../../src/sessions/memory-store.js';
 import type { SessionStore } from '../../src/sessions/store.js';
+import { ENVOY_DEFAULTS } from '../../envoy/render.js';
+import { CLIENT_SESSION_HEADER } from '../../src/mcp-headers.js';
+import { SHIPPED, maxAttempts, replayedAfterReset, retriesAfter, routeFor, type ShippedRoute } from './shipped-envoy.js';
 import { VirtualClock } from './virtual-clock.js';
 
 export const PODS = ['10.0.0.1:80', '10.0.0.2:80', '10.0.0.3:80'] as const;
 export const MCP_PATH = '/mcp';
-const PIN_HEADER = 'x-mcp-pin-dst';
-const CLIENT_SESSION = 'x-mcp-pin-client-session';
-const LOST = [404];
-/** The template's defaults, scaled: message_timeout 1 s; mcp-pin's recovery timeout 3 s (Envoy waits 4 s). */
-export const MESSAGE_TIMEOUT_MS = 1000;
-export const RECOVERY_TIMEOUT_MS = 3000;
-const MAX_ATTEMPTS = 3;
-/** The pinned routes' internal_redirect_policy.max_internal_redirects. */
-const MAX_INTERNAL_REDIRECTS = 1;
-/** Methods the template's replayAfterReset list names (safe to run twice). */
-const SAFE = new Set(['resources/read', 'ping']);
+const PIN_HEADER = ENVOY_DEFAULTS.pinHeader;
+/** An override_message_timeout Envoy took: the new timeout, from when it came. */
+interface Extension {
+  ms: number;
+  at: number;
+}
+const CLIENT_SESSION = CLIENT_SESSION_HEADER;
 
 export type Kind = 'call' | 'slow-call' | 'read' | 'typo' | StateKind;
 /** Requests that set session state (session-state.ts): they take the session-state route. */
@@ -191,8 +190,8 @@ export class World {
       pinHeader: PIN_HEADER,
       upstreamHeader: 'x-mcp-pin-upstream',
       recoveryUrl: 'http://sim.invalid',
-      recoveryTimeoutMs: RECOVERY_TIMEOUT_MS,
-      lostSessionStatuses: LOST,
+      recoveryTimeoutMs: SHIPPED.recoveryTimeoutMs,
+      lostSessionStatuses: SHIPPED.lostSessionStatuses,
       maxSessionIdLength: 256,
       maxInitBodyBytes: 65536,
       relayBudgetBytes: 64 << 20,
@@ -386,11 +385,14 @@ export class World {
     // A request that says Envoy started it again already (a client's own
     // header, or a redirect before): mcp-pin relays it rather than redirect.
     if (req.startedAgain) headers.push(['x-envoy-original-url', `http://mcp.test${path}`]);
+    let picks = hostPicks;
     for (let pass = 0; ; pass++) {
       if (pass > 0) req.redirects++;
-      const out = await this.onePass(req, headers, pass === 0 ? hostPicks : hostPicks.slice(MAX_ATTEMPTS));
+      const out = await this.onePass(req, headers, picks);
       if (!('redirect' in out)) return out;
-      if (pass >= MAX_INTERNAL_REDIRECTS) {
+      picks = picks.slice(out.attempts);
+      // The route's internal_redirect_policy: how many times Envoy follows one (each pass's route says).
+      if (pass >= (out.route.maxInternalRedirects ?? 0)) {
         this.violate('I2', `${req.rid}: a redirect Envoy would not follow reached the client`);
         return { from: 'pod', status: 308, sessionId: undefined };
       }
@@ -401,7 +403,7 @@ export class World {
     }
   }
 
-  private async onePass(req: ClientRequest, clientHeaders: Headers, hostPicks: number[]): Promise<Answer | { redirect: true; headers: Headers; responseHeaders: Headers }> {
+  private async onePass(req: ClientRequest, clientHeaders: Headers, hostPicks: number[]): Promise<Answer | { redirect: true; headers: Headers; responseHeaders: Headers; attempts: number; route: ShippedRoute }> {
     const params = req.kind === 'set-level' ? { level: req.param } : isStateKind(req.kind) ? { uri: req.param } : undefined;
     const body = JSON.stringify({ jsonrpc: '2.0', id: req.rid, method: req.method, ...(params ? { params } : {}) });
     const path = hdr(clientHeaders, ':path')!;
@@ -418,9 +420,11 @@ export class World {
       // simulation holds a session mcp-pin forgot, so each answers 404.
       return { from: 'pod', status: 404, sessionId: undefined };
     }
+    // The route Envoy picks again once the MCP filter named the method (clear_route_cache).
+    const route = routeFor(headers, { method: req.method });
     const tried: string[] = [];
     let final: { status: number; headers: Headers; body: string } | Answer | undefined;
-    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+    for (let attempt = 1; attempt <= maxAttempts(route); attempt++) {
       if (req.abort.signal.aborted) return { from: 'nobody', why: 'client left' };
       // override_host on attempt 1; previous_hosts on retries (the pin header was removed after attempt 1 chose).
       const candidates = PODS.filter((p) => !tried.includes(p));
@@ -429,14 +433,17 @@ export class World {
       let attemptHeaders = headers.filter(([k]) => k !== PIN_HEADER);
       let upstream: AttemptExchange | undefined;
       let upstreamGone: AbortController | undefined;
-      if (attempt > 1) {
+      if (SHIPPED.upstreamExtProcOn(attempt)) {
         // The upstream ext_proc (composite filter), on retries only.
         upstreamGone = new AbortController();
         req.abort.signal.addEventListener('abort', () => upstreamGone!.abort(), { once: true });
         const r = this.replica();
-        let extended = 0;
+        let extended: Extension | undefined;
         upstream = new AttemptExchange({ cfg: r.exchangeDeps.cfg, log: r.exchangeDeps.log, metrics: r.exchangeDeps.metrics, recoverer: r.recoverer }, (m) => {
-          if (m.override_message_timeout) extended = Number(m.override_message_timeout.seconds) * 1000 + Math.round(m.override_message_timeout.nanos / 1e6);
+          if (!m.override_message_timeout) return;
+          const ms = Number(m.override_message_timeout.seconds) * 1000 + Math.round(m.override_message_timeout.nanos / 1e6);
+          // Envoy ignores an override outside [1 ms, max_message_timeout]; one inside restarts the message's timer.
+          if (ms >= 1 && ms <= SHIPPED.maxMessageTimeoutMs) extended = { ms, at: this.clock.now() };
         }, upstreamGone.signal);
         const msg: ProcessingRequest = {
           request: 'request_headers',
@@ -448,7 +455,7 @@ export class World {
         const h = onHeaders[0]!;
         if (h.immediate_response) return this.answerByMcpPin(req, headers, body, h);
         if (h.mode_override?.request_body_mode === 'BUFFERED') {
-          extended = 0;
+          extended = undefined;
           const onBody = await this.withMessageTimeout(upstream.handle({ request: 'request_body', request_body: { body: Buffer.from(body), end_of_stream: true } }), () => extended, upstreamGone);
           if (onBody === 'timeout') return { from: 'envoy', status: 504, details: 'ext_proc_error_per-message_timeout_exceeded', saysMayHaveRun: false };
           return this.answerByMcpPin(req, headers, body, onBody[0]!);
@@ -461,11 +468,12 @@ export class World {
       const res = await this.atPod(host, 'POST', path, attemptHeaders, body);
       if (res === 'refused') {
         final = { from: 'envoy', status: 503, details: 'upstream_reset_before_response_started{connection_failure}', saysMayHaveRun: false };
-        continue;
+        if (retriesAfter(route, 'connect-failure')) continue;
+        break;
       }
       if (res === 'reset') {
         final = { from: 'envoy', status: 503, details: 'upstream_reset_before_response_started{connection_termination}', saysMayHaveRun: true };
-        if (SAFE.has(req.method)) continue;
+        if (retriesAfter(route, 'reset')) continue;
         break;
       }
       let outHeaders = res.headers;
@@ -479,9 +487,9 @@ export class World {
         outHeaders = mutated.filter(([k]) => k !== ':status');
       }
       // The pinned routes' internal_redirect_policy: a 308 with a location is followed by Envoy itself.
-      if (status === 308 && hdr(outHeaders, 'location') !== undefined) return { redirect: true, headers, responseHeaders: outHeaders };
+      if (route.redirectCodes?.includes(status) && hdr(outHeaders, 'location') !== undefined) return { redirect: true, headers, responseHeaders: outHeaders, attempts: attempt, route };
       final = { status, headers: outHeaders, body: res.body };
-      if (LOST.includes(status)) continue;
+      if (retriesAfter(route, { status })) continue;
       break;
     }
     if (!final || 'from' in final) return final ?? { from: 'envoy', status: 503, details: 'no attempt', saysMayHaveRun: false };
@@ -521,13 +529,13 @@ export class World {
   }
 
   /** Envoy waits message_timeout for an answer, or what mcp-pin extended it to; past it, it gives up on the stream. */
-  private async withMessageTimeout(p: Promise<ProcessingResponse[]>, extendedTo: () => number, gone: AbortController): Promise<ProcessingResponse[] | 'timeout'> {
+  private async withMessageTimeout(p: Promise<ProcessingResponse[]>, extendedTo: () => Extension | undefined, gone: AbortController): Promise<ProcessingResponse[] | 'timeout'> {
     const started = this.clock.now();
     let settled = false;
     const result = p.finally(() => (settled = true));
     for (;;) {
-      const limit = extendedTo() || MESSAGE_TIMEOUT_MS;
-      const left = started + limit - this.clock.now();
+      const ext = extendedTo();
+      const left = (ext ? ext.at + ext.ms : started + SHIPPED.messageTimeoutMs) - this.clock.now();
       if (left <= 0) {
         gone.abort();
         result.catch(() => {});
@@ -604,7 +612,7 @@ export class World {
     }
     const ran = req.deliveries.filter((d) => d.ran).length;
     // I1: run at most once ...
-    if (!SAFE.has(req.method)) {
+    if (!replayedAfterReset(req.method)) {
       if (ran > 1) this.violate('I1', `${req.rid} (${req.method}) ran ${ran} times: ${JSON.stringify(req.deliveries)}`);
     }
     // ... and, in each pass (its attempts; the request Envoy starts again
@@ -619,7 +627,7 @@ export class World {
     // I2: the pod's own answer, or an error that is right about whether it may have run.
     // (Methods safe to run twice are also retried after a reset: an earlier
     // attempt may have run, and an error on the retry speaks of its own attempt.)
-    if (SAFE.has(req.method)) return;
+    if (replayedAfterReset(req.method)) return;
     if (answer.from === 'mcp-pin' && !answer.mayHaveRun && ran > 0) this.violate('I2', `${req.rid} ran on a pod but mcp-pin answered ${answer.details} ("did not run")`);
     if (answer.from === 'envoy' && !answer.saysMayHaveRun && ran > 0) this.violate('I2', `${req.rid} ran on a pod but the client got Envoy's bare ${answer.status} ${answer.details}`);
   }

@@ -180,7 +180,7 @@ export const SHIPPED = {
 };
 
 /** The names of the rules a protocol can depend on: retries, timeouts, redirects, health, breakers. */
-const RULE_KEYS = new Set(['retry_policy', 'timeout', 'idle_timeout', 'per_try_timeout', 'per_try_idle_timeout', 'hedge_policy', 'max_stream_duration', 'stream_idle_timeout', 'request_timeout', 'request_headers_timeout', 'message_timeout', 'max_message_timeout', 'internal_redirect_policy', 'outlier_detection', 'health_checks', 'connect_timeout', 'circuit_breakers', 'common_http_protocol_options', 'drain_timeout', 'delayed_close_timeout']);
+const RULE_KEYS = new Set(['retry_policy', 'timeout', 'idle_timeout', 'per_try_timeout', 'per_try_idle_timeout', 'hedge_policy', 'max_stream_duration', 'stream_idle_timeout', 'request_timeout', 'request_headers_timeout', 'message_timeout', 'max_message_timeout', 'internal_redirect_policy', 'outlier_detection', 'health_checks', 'connect_timeout', 'circuit_breakers', 'common_http_protocol_options', 'drain_timeout', 'delayed_close_timeout', 'request_body_buffer_limit', 'max_request_bytes', 'per_connection_buffer_limit_bytes']);
 
 /** Every such rule in the rendered config: where (names where the YAML has them), which, and its value. */
 export function rulesInRendered(): { where: string; key: string; value: unknown }[] {

@@ -57,6 +57,17 @@ describe('losing an mcp-pin replica (issue 27 item 2)', function () {
     for (let i = 0; i < CLIENTS; i++) clients.push(await fx.client());
     // Every session recovered before the load (its pod knows it by another id, and Envoy puts the client's back on each answer).
     for (const p of stack.pods) await p.restartInPlace();
+    // The load is steady pinned traffic: every recovery done, and no replica
+    // still holding a stale pin in its cache (which costs a retry for up to
+    // the cache's TTL after a recovery). A retry whose recovery a dying
+    // replica was running is a double fault this test is not about (see
+    // docs/operations.md). Settled when a round of calls made no retry.
+    const retries = async (): Promise<number> => Number(/upstream_rq_retry: (\d+)/.exec(await (await fetch(`${stack.envoy.adminUrl}/stats?filter=^cluster\.mcp_pinned\.upstream_rq_retry$`)).text())?.[1] ?? NaN);
+    await eventually(async () => {
+      const before = await retries();
+      for (const c of clients) for (let i = 0; i < stack.pins.length; i++) await c.echo('settling');
+      return (await retries()) === before;
+    }, 'a round of calls with no retry (recoveries done, no stale pin cached)', 20_000, 50);
     const load = await steadyLoad(clients);
     await eventually(async () => load.sent() >= 50, 'load flowing', 10_000, 10);
     return load;
@@ -66,7 +77,7 @@ describe('losing an mcp-pin replica (issue 27 item 2)', function () {
     return eventually(async () => load.sent() >= from + 100, what, 15_000, 10);
   };
 
-  it('SIGKILL of one of two replicas under load, and its restart: no client error but for a call whose answer the dying replica had begun', async () => {
+  it('SIGKILL of one of two replicas under load, and its restart: zero client errors', async () => {
     const load = await loadedStack();
     const victim = fx.stack.pins[0]!;
     await victim.kill();
@@ -77,16 +88,8 @@ describe('losing an mcp-pin replica (issue 27 item 2)', function () {
     await victim.start();
     await flowing(load, 'load after the restart');
     await load.stop();
-    // A stream the replica had begun to answer when it died cannot be opened
-    // again elsewhere (Envoy retries only before the answer starts): seen
-    // once in about 3,500 calls over five runs, one call. At most one per
-    // call in flight at the kill (six clients); every other error is one the
-    // retry policy exists to prevent.
-    const answerStarted = load.errors.filter((e) => e.includes('upstream_reset_after_response_started'));
-    const others = load.errors.filter((e) => !answerStarted.includes(e));
-    console.log(`      SIGKILL: ${load.sent()} calls, ${others.length} errors, ${answerStarted.length} cut after the replica began its answer`);
-    expect(others, 'client-visible errors').to.deep.equal([]);
-    expect(answerStarted.length, 'cut after the replica began its answer: at most one per call in flight').to.be.at.most(CLIENTS);
+    console.log(`      SIGKILL: ${load.sent()} calls, ${load.errors.length} errors`);
+    expect(load.errors, 'client-visible errors').to.deep.equal([]);
     expect(load.misplaced, 'calls off their pinned pod').to.deep.equal([]);
   });
 

@@ -5,6 +5,7 @@
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { TemplateError } from '../src/errors.js';
 import { parseListenAddress } from '../src/listen-address.js';
 import { REDIRECTED_SESSION_HEADER } from '../src/mcp-headers.js';
 import { TASK_METHODS } from '../src/lost-task.js';
@@ -313,17 +314,17 @@ export const CIDR_PATTERN = /^([0-9a-fA-F.:]+)\/(\d{1,3})$/;
 
 /** RBAC principals: the connection's own peer address (not X-Forwarded-For) in one of these CIDRs. */
 function cidrPrincipals(cidrs: readonly string[]): string {
-  if (cidrs.length === 0) throw new Error('envoy config: at least one internal client CIDR is needed');
+  if (cidrs.length === 0) throw new TemplateError('envoy config: at least one internal client CIDR is needed');
   const items = cidrs.map((c) => {
     const m = CIDR_PATTERN.exec(c);
-    if (!m) throw new Error(`envoy config: "${c}" is not a CIDR`);
+    if (!m) throw new TemplateError(`envoy config: "${c}" is not a CIDR`);
     return `{ direct_remote_ip: { address_prefix: "${m[1]}", prefix_len: ${m[2]} } }`;
   });
   return `[ ${items.join(', ')} ]`;
 }
 
 function flowEndpoints(hosts: ExtProcEndpoint[]): string {
-  if (hosts.length === 0) throw new Error('envoy config: at least one mcp-pin endpoint is needed');
+  if (hosts.length === 0) throw new TemplateError('envoy config: at least one mcp-pin endpoint is needed');
   const items = hosts.map((h) =>
     isSocketPath(h) ? `{ endpoint: { address: { pipe: { path: "${h.path}" } } } }` : `{ endpoint: { address: { socket_address: { address: "${h.host}", port_value: ${h.port} } } } }`,
   );
@@ -368,7 +369,7 @@ function podDiscovery(service: EnvoyParams['service'], cluster: string): string 
 
 function extProcDiscovery(params: EnvoyParams): string {
   if (!Array.isArray(params.extProc)) return edsDiscovery(params.extProc.edsPath, 'mcp_pin');
-  if (params.extProcDiscovery === 'dns' && params.extProc.some(isSocketPath)) throw new Error('envoy config: extProcDiscovery dns takes host:port, not a Unix socket');
+  if (params.extProcDiscovery === 'dns' && params.extProc.some(isSocketPath)) throw new TemplateError('envoy config: extProcDiscovery dns takes host:port, not a Unix socket');
   return [
     ...(params.extProcDiscovery === 'dns' ? ['type: STRICT_DNS', 'dns_lookup_family: V4_PREFERRED'] : ['type: STATIC']),
     `load_assignment: { cluster_name: mcp_pin, endpoints: [ { lb_endpoints: ${flowEndpoints(params.extProc)} } ] }`,
@@ -421,12 +422,12 @@ export function renderEnvoyConfig(params: EnvoyParams, template = readFileSync(E
   const used = new Set<string>();
   const out = template.replace(/\{\{([A-Z_]+)\}\}/g, (_m, name: string) => {
     const v = values[name];
-    if (v === undefined) throw new Error(`envoy template: unknown placeholder {{${name}}}`);
+    if (v === undefined) throw new TemplateError(`envoy template: unknown placeholder {{${name}}}`);
     used.add(name);
     return v;
   });
   const unused = Object.keys(values).filter((k) => !used.has(k));
-  if (unused.length > 0) throw new Error(`envoy template: values never used: ${unused.join(', ')}`);
+  if (unused.length > 0) throw new TemplateError(`envoy template: values never used: ${unused.join(', ')}`);
   return out;
 }
 

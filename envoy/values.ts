@@ -4,6 +4,7 @@
  * render command's --list and the README come from it), and one parser that
  * reports every bad or unknown value at once.
  */
+import { PinError } from '../src/errors.js';
 import { parseListenAddress, UNIX_PREFIX } from '../src/listen-address.js';
 import { CIDR_PATTERN, ENVOY_DEFAULTS, isSocketPath, type EnvoyParams, type ExtProcEndpoint, type HostPort } from './render.js';
 
@@ -17,7 +18,11 @@ interface ValueSpec {
 }
 
 /** One value that cannot be read; its message names the value as given. */
-export class ValueProblem extends Error {}
+export class ValueProblem extends PinError {
+  constructor(message: string) {
+    super('MCP_PIN_BAD_TEMPLATE_VALUE', message);
+  }
+}
 
 const list = (raw: Raw): string[] =>
   (Array.isArray(raw) ? raw.map(String) : String(raw).split(',')).map((s) => s.trim()).filter((s) => s.length > 0);
@@ -170,10 +175,9 @@ export const TEMPLATE_VALUES: Record<Exclude<keyof EnvoyParams, 'extProcDiscover
   clientHeadersMaxKb: { default: d('clientHeadersMaxKb'), meaning: "most KiB of request headers a client may send on mcp-pin's routes (Envoy's own default), as clientHeadersMaxCount", parse: integer(8, 8192) },
 };
 
-export class TemplateValuesError extends Error {
-  readonly code = 'MCP_PIN_BAD_TEMPLATE_VALUES';
+export class TemplateValuesError extends PinError {
   constructor(readonly problems: string[]) {
-    super(`bad template values:\n  - ${problems.join('\n  - ')}`);
+    super('MCP_PIN_BAD_TEMPLATE_VALUES', `bad template values:\n  - ${problems.join('\n  - ')}`);
   }
 }
 

@@ -12,6 +12,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { internalSocketPath, isSocketPath, type EnvoyParams, type HostPort } from '../envoy/render.js';
+import { PinError } from './errors.js';
 import { isLoopbackHost, parseListenAddress } from './listen-address.js';
 import { TemplateValuesError, paramsFromValues } from '../envoy/values.js';
 
@@ -61,10 +62,9 @@ export function readValuesFile(path: string, ownKeys: ReadonlySet<string>): Valu
   return { path, envoy, own };
 }
 
-export class ValuesFileError extends Error {
-  readonly code = 'MCP_PIN_BAD_CONFIG_FILE';
+export class ValuesFileError extends PinError {
   constructor(readonly problems: string[]) {
-    super(problems.join('\n'));
+    super('MCP_PIN_BAD_CONFIG_FILE', problems.join('\n'));
   }
 }
 

@@ -119,6 +119,11 @@ export const CLIENT_ERRORS: Record<PinErrorCode, ClientError & { mayHaveRun: boo
   MCP_PIN_PROTOCOL: { ...UNEXPECTED, mayHaveRun: true },
   // An operator's command (mcp-pin sessions list --cursor), never a request's.
   MCP_PIN_BAD_CURSOR: { ...UNEXPECTED, mayHaveRun: true },
+  MCP_PIN_BAD_CONFIG_FILE: { ...UNEXPECTED, mayHaveRun: true },
+  MCP_PIN_BAD_TEMPLATE_VALUE: { ...UNEXPECTED, mayHaveRun: true },
+  MCP_PIN_BAD_TEMPLATE_VALUES: { ...UNEXPECTED, mayHaveRun: true },
+  MCP_PIN_TEMPLATE: { ...UNEXPECTED, mayHaveRun: true },
+  MCP_PIN_STARTING: { ...UNEXPECTED, mayHaveRun: true },
 };
 
 export function errorResponse(code: PinErrorCode): ProcessingResponse {

@@ -108,7 +108,7 @@ export class ExtProcService {
     const fail = (err: unknown): void => {
       if (ended) return;
       const code = err instanceof ProtocolError ? grpc.status.INVALID_ARGUMENT : grpc.status.INTERNAL;
-      const label = err instanceof PinError ? err.code : 'UNEXPECTED';
+      const label = err instanceof PinError ? err.code : 'MCP_PIN_UNEXPECTED';
       metrics.streamErrors.inc({ code: label });
       log.warn({ code: label, err: (err as Error)?.message }, 'ext_proc stream failed');
       end({ code, details: `mcp-pin: ${(err as Error)?.message ?? String(err)}` });

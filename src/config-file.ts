@@ -86,7 +86,8 @@ export function derivedSettings(envoy: EnvoyParams): Record<string, string> {
   const sockets = endpoints.filter(isSocketPath);
   const tcp = endpoints.filter((e): e is HostPort => !isSocketPath(e));
   // One socket: that is where to listen. Several (one per replica): each replica's --listen names its own.
-  if (sockets.length === 1 && tcp.length === 0) out.listen = `unix:${sockets[0]!.path}`;
+  const [onlySocket] = sockets;
+  if (onlySocket && sockets.length === 1 && tcp.length === 0) out.listen = `unix:${onlySocket.path}`;
   else if (sockets.length === 0 && tcp[0]) out.listen = `${tcp.every((e) => isLoopbackHost(e.host)) ? '127.0.0.1' : '0.0.0.0'}:${tcp[0].port}`;
   return out;
 }

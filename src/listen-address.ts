@@ -19,9 +19,9 @@ export function parseListenAddress(s: string): ListenAddress | undefined {
     // An absolute path, short enough for sun_path (108 bytes with its NUL on Linux).
     return path.startsWith('/') && Buffer.byteLength(path) <= 107 && !/[\0\s]/.test(path) ? { kind: 'unix', path } : undefined;
   }
-  const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s[\]]+):(\d{1,5})$/.exec(s);
-  if (!m || Number(m[2]) > 65535) return undefined;
-  return { kind: 'tcp', host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+  const [, host, port] = /^(\[[0-9a-fA-F:.]+\]|[^:\s[\]]+):(\d{1,5})$/.exec(s) ?? [];
+  if (host === undefined || port === undefined || Number(port) > 65535) return undefined;
+  return { kind: 'tcp', host: host.replace(/^\[|\]$/g, ''), port: Number(port) };
 }
 
 /** Only this machine can connect: 127.0.0.0/8, ::1, localhost. */

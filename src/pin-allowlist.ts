@@ -50,16 +50,16 @@ export class PinAllowlist {
     this.allowsAny = entries.includes('*');
     for (const e of entries) {
       if (e === '*') continue;
-      const d = /^dns:([A-Za-z0-9.-]+)(?::(\d{1,5}))?$/.exec(e);
-      if (d) {
-        const port = d[2] ? Number(d[2]) : null;
+      const [, dnsName, dnsPort] = /^dns:([A-Za-z0-9.-]+)(?::(\d{1,5}))?$/.exec(e) ?? [];
+      if (dnsName !== undefined) {
+        const port = dnsPort ? Number(dnsPort) : null;
         if (port !== null && (port < 1 || port > 65535)) throw new ConfigValueError(`"${e}": bad port`);
-        this.dnsRules.push({ name: d[1]!, port, addresses: new Set() });
+        this.dnsRules.push({ name: dnsName, port, addresses: new Set() });
         continue;
       }
       const m = /^(\[[0-9a-fA-F:.]+\]|[0-9.]+|[0-9a-fA-F:]+)\/(\d{1,3})(?::(\d{1,5})(?:-(\d{1,5}))?)?$/.exec(e);
-      if (!m) throw new ConfigValueError(`"${e}" is not CIDR, CIDR:port or CIDR:low-high`);
-      const addr = m[1]!.replace(/^\[|\]$/g, '');
+      if (!m?.[1]) throw new ConfigValueError(`"${e}" is not CIDR, CIDR:port or CIDR:low-high`);
+      const addr = m[1].replace(/^\[|\]$/g, '');
       const family = isIP(addr);
       const prefix = Number(m[2]);
       if (family === 0 || prefix > (family === 4 ? 32 : 128)) throw new ConfigValueError(`"${e}": bad network`);

@@ -15,6 +15,7 @@ import type { Recoverer } from '../recovery/http-recoverer.js';
 import type { RelayRequest, RetryAttempt, RetryPlan } from '../recovery/recovery.js';
 import { errorResponse } from './error-responses.js';
 import { firstHeader, headerPairs, type HeaderPairs } from './headers.js';
+import type { StreamHandler } from './stream-handler.js';
 import type { ProcessingRequest, ProcessingResponse } from './protocol.js';
 import { continueRequestHeaders, continueResponseHeaders, extendMessageTimeout, immediate, type Mutation } from './responses.js';
 import { isValidSessionId } from '../session-id.js';
@@ -59,7 +60,7 @@ export function redirectLocation(pairs: HeaderPairs): string | undefined {
 
 const SKIP_RESPONSE = { mode: { response_header_mode: 'SKIP' as const } };
 
-export class AttemptExchange {
+export class AttemptExchange implements StreamHandler {
   private phase: 'request' | 'body' | 'response' | 'done' = 'request';
   private clientSessionId: string | undefined;
   private plan: RetryPlan | undefined;

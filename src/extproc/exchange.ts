@@ -13,6 +13,7 @@ import type { Metrics } from '../metrics.js';
 import { MAX_INIT_PATH_LENGTH, type Pin, type SessionStore } from '../sessions/store.js';
 import { firstHeader, headerPairs, type HeaderPairs } from './headers.js';
 import { isInitializeRequest, isJsonContentType } from './mcp-body.js';
+import type { StreamHandler } from './stream-handler.js';
 import type { ProcessingRequest, ProcessingResponse, WireHttpBody, WireHttpHeaders } from './protocol.js';
 import { errorResponse } from './error-responses.js';
 import {
@@ -65,7 +66,7 @@ interface Decision {
   next: Phase;
 }
 
-export class Exchange {
+export class Exchange implements StreamHandler {
   private kind: Kind | undefined;
   private method = '';
   private clientSessionId: string | undefined;

@@ -17,6 +17,6 @@ export function isInitializeRequest(body: Buffer): boolean {
 
 export function isJsonContentType(ct: string | undefined): boolean {
   if (!ct) return false;
-  const base = ct.split(';', 1)[0]!.trim().toLowerCase();
+  const base = (ct.split(';', 1)[0] ?? '').trim().toLowerCase();
   return base === 'application/json' || base.endsWith('+json');
 }

@@ -14,6 +14,7 @@ import { SESSION_HEADER } from '../mcp-headers.js';
 import type { Metrics } from '../metrics.js';
 import { errorResponse } from './error-responses.js';
 import { firstHeader, headerPairs } from './headers.js';
+import type { StreamHandler } from './stream-handler.js';
 import type { ProcessingRequest, ProcessingResponse } from './protocol.js';
 import { continueRequestHeaders } from './responses.js';
 import { parsePodAddress, upstreamReport } from './upstream.js';
@@ -21,7 +22,7 @@ import { parsePodAddress, upstreamReport } from './upstream.js';
 /** The pods one search has asked, comma-separated ip:port. */
 export const SEARCHED_HEADER = 'x-mcp-pin-searched';
 
-export class SearchAttempt {
+export class SearchAttempt implements StreamHandler {
   private done = false;
 
   constructor(private readonly deps: { metrics: Metrics }) {}

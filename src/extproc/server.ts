@@ -20,6 +20,7 @@ import { SearchAttempt } from './search-attempt.js';
 import { StateRecorder } from './state-recorder.js';
 import { TaskAnswer } from './task-answer.js';
 import type { ProcessingRequest, ProcessingResponse } from './protocol.js';
+import { streamRole, type StreamHandler, type StreamRole } from './stream-handler.js';
 
 type ProcessCall = grpc.ServerDuplexStream<ProcessingRequest, ProcessingResponse>;
 
@@ -86,22 +87,13 @@ export class ExtProcService {
       if (status) call.emit('error', status);
       else call.end();
     };
-    const { recoverer } = this.deps;
     // Only a retry attempt has waits and relays to stop once Envoy gives up
     // on its stream (a shared recovery goes on regardless); a client
     // request's stream gets no AbortController (creating and aborting one per
     // request was measurable in profiles).
-    const role = call.metadata.get(ROLE_METADATA)[0];
-    const gone = recoverer && role === 'attempt' ? new AbortController() : undefined;
-    const exchange = gone
-      ? new AttemptExchange({ ...this.deps, recoverer: recoverer! }, write, gone.signal)
-      : role === 'search'
-        ? new SearchAttempt(this.deps)
-        : role === 'state'
-          ? new StateRecorder({ ...this.deps, ...(recoverer ? { recoverer } : {}) })
-          : role === 'task'
-            ? new TaskAnswer(this.deps)
-            : new Exchange(this.deps);
+    const role = streamRole(call.metadata.get(ROLE_METADATA)[0]);
+    const gone = role === 'attempt' && this.deps.recoverer ? new AbortController() : undefined;
+    const exchange = this.handlerFor(role, write, gone);
     // Messages are answered strictly in order, each after the one before.
     let chain: Promise<void> = Promise.resolve();
 
@@ -148,5 +140,23 @@ export class ExtProcService {
     call.on('cancelled', onClosed);
     // A write racing a cancelled stream: that stream only.
     call.on('error', () => {});
+  }
+
+  /** The handler for one stream, by its role. */
+  private handlerFor(role: StreamRole, write: (r: ProcessingResponse) => void, gone: AbortController | undefined): StreamHandler {
+    const { recoverer } = this.deps;
+    switch (role) {
+      case 'attempt':
+        // Without a recoverer (tests of the client filter alone), attempts go as Envoy built them.
+        return recoverer && gone ? new AttemptExchange({ ...this.deps, recoverer }, write, gone.signal) : new Exchange(this.deps);
+      case 'search':
+        return new SearchAttempt(this.deps);
+      case 'state':
+        return new StateRecorder({ ...this.deps, ...(recoverer ? { recoverer } : {}) });
+      case 'task':
+        return new TaskAnswer(this.deps);
+      case 'request':
+        return new Exchange(this.deps);
+    }
   }
 }

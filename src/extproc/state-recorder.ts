@@ -19,6 +19,7 @@ import { answerTo, parseStateRequest, type StateChange } from '../session-state.
 import type { StateCatchUp } from '../recovery/http-recoverer.js';
 import type { SessionStore } from '../sessions/store.js';
 import { firstHeader, headerPairs, type HeaderPairs } from './headers.js';
+import type { StreamHandler } from './stream-handler.js';
 import type { ProcessingRequest, ProcessingResponse } from './protocol.js';
 import { continueRequestBody, continueRequestHeaders, continueRequestTrailers, continueResponseBody, continueResponseHeaders, continueResponseTrailers } from './responses.js';
 
@@ -45,7 +46,7 @@ interface Sent {
   headers: HeaderPairs;
 }
 
-export class StateRecorder {
+export class StateRecorder implements StreamHandler {
   private step: Step = { phase: 'request-headers' };
 
   constructor(private readonly deps: StateRecorderDeps) {}

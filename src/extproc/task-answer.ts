@@ -16,6 +16,7 @@ import { CLIENT_SESSION_HEADER, SESSION_HEADER, is2xx } from '../mcp-headers.js'
 import type { Metrics } from '../metrics.js';
 import type { SessionStore } from '../sessions/store.js';
 import { firstHeader, headerPairs } from './headers.js';
+import type { StreamHandler } from './stream-handler.js';
 import type { ProcessingRequest, ProcessingResponse } from './protocol.js';
 import { continueRequestHeaders, continueRequestTrailers, continueResponseBody, continueResponseHeaders, continueResponseTrailers, replaceResponseBody } from './responses.js';
 
@@ -34,7 +35,7 @@ type Step =
 
 const NO_BODY = { response_body_mode: 'NONE' as const };
 
-export class TaskAnswer {
+export class TaskAnswer implements StreamHandler {
   private step: Step = { phase: 'request-headers' };
 
   constructor(private readonly deps: TaskAnswerDeps) {}

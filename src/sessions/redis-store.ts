@@ -209,7 +209,7 @@ export class RedisStore implements SessionStore, SessionInspector {
     const [pod, bsid, gen, init, path, created, seen, state] = v;
     if (v.every((f) => f === null) && (await this.run('load', () => this.redis.exists(key))) === 0) return null;
     const fields = [pod, bsid, gen].map((f) => (f ? f.toString() : null));
-    const pin = checkPin(fields[0]!, fields[1]!, fields[2]!);
+    const pin = checkPin(fields[0] ?? null, fields[1] ?? null, fields[2] ?? null);
     if (!pin.ok) return this.dropCorrupt(sid, fields, pin.reason);
     const initPath = checkInitPath(path?.toString() ?? '');
     if (!initPath.ok) return this.dropCorrupt(sid, fields, initPath.reason);
@@ -277,8 +277,9 @@ export class RedisStore implements SessionStore, SessionInspector {
     let [node, cursor] = parseCursor(opts.cursor);
     const match = `${this.prefix.replace(/[*?[\]\\]/g, '\\$&')}{*}`;
     const sessions: SessionInfo[] = [];
-    while (node < nodes.length && sessions.length < opts.limit) {
-      const [next, keys] = await this.run('scan', () => nodes[node]!.scan(cursor, 'MATCH', match, 'COUNT', Math.max(opts.limit, 100)));
+    for (let at = nodes[node]; at && sessions.length < opts.limit; at = nodes[node]) {
+      const scanning = at;
+      const [next, keys] = await this.run('scan', () => scanning.scan(cursor, 'MATCH', match, 'COUNT', Math.max(opts.limit, 100)));
       const infos = await Promise.all(keys.map((k) => this.infoOf(k.slice(this.prefix.length + 1, -1))));
       for (const info of infos) if (info && (opts.pod === undefined || info.pod === opts.pod)) sessions.push(info);
       if (next === '0') [node, cursor] = [node + 1, '0'];

@@ -4,6 +4,7 @@
  * process; tests can run it in-process.
  */
 import { createServer, type Server as HttpServer } from 'node:http';
+import { PinError } from './errors.js';
 import { splitHostPort, type Config } from './config.js';
 import { isLoopbackHost, parseListenAddress } from './listen-address.js';
 import { RecentlyUnknown } from './extproc/recently-unknown.js';
@@ -45,7 +46,9 @@ export async function startApp(cfg: Config, log: Logger, opts: { store?: Session
   const server = createGrpcServer();
   extProc.addTo(server);
   health.addTo(server);
-  const address = parseListenAddress(cfg.listen)!;
+  const address = parseListenAddress(cfg.listen);
+  // loadConfig refused anything else at start.
+  if (!address) throw new PinError('MCP_PIN_LISTEN_FAILED', `cannot listen on ${cfg.listen}: not an address`);
   const tls = cfg.tlsCertFile ? { certFile: cfg.tlsCertFile, keyFile: cfg.tlsKeyFile, ...(cfg.tlsClientCaFile ? { clientCaFile: cfg.tlsClientCaFile } : {}) } : undefined;
   const grpcPort = await listen(server, address, serverCredentials(tls));
   if (tls) log.info({ mutual: Boolean(tls.clientCaFile) }, 'gRPC port serves TLS');
@@ -103,10 +106,11 @@ export async function startApp(cfg: Config, log: Logger, opts: { store?: Session
         res.end();
       }
     });
+    const listening = metricsServer;
     metricsPort = await new Promise<number>((resolve, reject) => {
-      metricsServer!.once('error', reject);
-      metricsServer!.listen(m.port, m.host, () => {
-        const a = metricsServer!.address();
+      listening.once('error', reject);
+      listening.listen(m.port, m.host, () => {
+        const a = listening.address();
         resolve(typeof a === 'object' && a ? a.port : m.port);
       });
     });
@@ -133,7 +137,8 @@ export async function startApp(cfg: Config, log: Logger, opts: { store?: Session
       let leftOpen = 0;
       await shutdown(server, cfg.drainGraceMs, () => (leftOpen = extProc.openStreams));
       clearInterval(probeTimer);
-      if (metricsServer) await new Promise<void>((resolve) => metricsServer!.close(() => resolve()));
+      const open = metricsServer;
+      if (open) await new Promise<void>((resolve) => open.close(() => resolve()));
       allowlist.stop();
       await recoverer.close();
       await store.close();

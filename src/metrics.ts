@@ -66,7 +66,8 @@ class Tally<K extends string> {
   }
 
   add(k: K): void {
-    this.counts.get(k)!.now++;
+    const c = this.counts.get(k);
+    if (c) c.now++;
   }
 
   /** What was counted since the last scrape goes into `counter` (every key at least once: its series exists at 0 from the first scrape). */

@@ -93,5 +93,7 @@ export function extProcServiceDefinition(): ServiceDefinition {
   const def = protoLoaderServiceDefinition();
   // Loaded now, at start, not by the first request.
   messageTypes();
-  return { ...def, Process: { ...def.Process!, requestDeserialize: decodeRequest, responseSerialize: serializeResponse } } as ServiceDefinition;
+  const process = def.Process;
+  if (!process) throw new Error('protos: ExternalProcessor has no Process method');
+  return { ...def, Process: { ...process, requestDeserialize: decodeRequest, responseSerialize: serializeResponse } } as ServiceDefinition;
 }

@@ -60,6 +60,7 @@ export async function runSessionsCommand(argv: string[], env: NodeJS.ProcessEnv,
   };
   if (verb !== 'get' && verb !== 'list' && verb !== 'drop') return usage(verb === undefined ? 'which command: get, list or drop?' : `unknown command "${verb}"`);
   if ((verb === 'list') !== (id === undefined) || extra.length > 0) return usage(verb === 'list' ? 'list takes no session id' : `${verb} needs one session id`);
+  const sid = id ?? '';
   const limit = values.limit === undefined ? 100 : Number(values.limit);
   if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) return usage(`--limit ${String(values.limit)}: a whole number from 1 to 10000`);
   // Pods are stored as parsePodAddress writes them: the same form, or no match.
@@ -85,17 +86,17 @@ export async function runSessionsCommand(argv: string[], env: NodeJS.ProcessEnv,
   try {
     await store.connect?.(5000);
     if (verb === 'get') {
-      const info = await store.inspect(id!);
-      if (!info) return notFound(io, id!);
+      const info = await store.inspect(sid);
+      if (!info) return notFound(io, sid);
       io.out(values.json === true ? JSON.stringify(info) : describe(info, now()));
       return 0;
     }
     if (verb === 'drop') {
-      const info = await store.inspect(id!);
-      if (!info) return notFound(io, id!);
+      const info = await store.inspect(sid);
+      if (!info) return notFound(io, sid);
       const harm =
         info.backendSessionId !== info.clientSessionId
-          ? `it was recovered: its pod (${info.pod}) knows it as ${info.backendSessionId}, so no search by ${id!} can find it again, and dropping it ends the session`
+          ? `it was recovered: its pod (${info.pod}) knows it as ${info.backendSessionId}, so no search by ${sid} can find it again, and dropping it ends the session`
           : info.recoverable
             ? 'its pod would be found again, but mcp-pin would no longer hold its initialize: after that the session could not be recovered if its pod went'
             : undefined;
@@ -103,8 +104,8 @@ export async function runSessionsCommand(argv: string[], env: NodeJS.ProcessEnv,
         io.err(`mcp-pin sessions: not dropped: ${harm}. To end the session, send DELETE with its id through Envoy; --force drops it all the same`);
         return 4;
       }
-      await store.remove(id!);
-      io.out(`dropped ${id!} (was pinned to ${info.pod}, generation ${info.generation}); replicas' pin caches forget it within --pin-cache-ms (${cfg.pinCacheMs} ms)`);
+      await store.remove(sid);
+      io.out(`dropped ${sid} (was pinned to ${info.pod}, generation ${info.generation}); replicas' pin caches forget it within --pin-cache-ms (${cfg.pinCacheMs} ms)`);
       return 0;
     }
     const page = await store.list({ limit, ...(pod !== undefined ? { pod } : {}), ...(values.cursor !== undefined ? { cursor: String(values.cursor) } : {}) });

@@ -60,16 +60,22 @@ export function redirectLocation(pairs: HeaderPairs): string | undefined {
 
 const SKIP_RESPONSE = { mode: { response_header_mode: 'SKIP' as const } };
 
+type SentPlan = Extract<RetryPlan, { kind: 'send' }>;
+
+/**
+ * Where an attempt's stream is, and what it knows there. `location`: where
+ * Envoy would start the request again (undefined: it would not).
+ */
+type Step =
+  | { phase: 'request' }
+  /** Relayed by mcp-pin: waiting for the body to relay. */
+  | { phase: 'body'; clientSessionId: string; relayed: Omit<RelayRequest, 'body'> }
+  /** Sent on (under the plan's backend id), or on to a pod whose refusal becomes a redirect: waiting for the pod's answer. */
+  | { phase: 'response'; clientSessionId: string; location: string | undefined; awaiting: { kind: 'sent'; plan: SentPlan } | { kind: 'refusal'; location: string } }
+  | { phase: 'done' };
+
 export class AttemptExchange implements StreamHandler {
-  private phase: 'request' | 'body' | 'response' | 'done' = 'request';
-  private clientSessionId: string | undefined;
-  private plan: RetryPlan | undefined;
-  /** When this attempt's refusal becomes a redirect to where its session lives: the URL. */
-  private redirectTo: string | undefined;
-  /** Where Envoy would start this request again (undefined: it would not). */
-  private location: string | undefined;
-  /** When this attempt is relayed: the plan, the attempt it was planned for, and the request's method. */
-  private relayed: Omit<RelayRequest, 'body'> | undefined;
+  private step: Step = { phase: 'request' };
 
   /**
    * @param sendInterim writes a message ahead of the answer to the current
@@ -83,21 +89,22 @@ export class AttemptExchange implements StreamHandler {
   ) {}
 
   get complete(): boolean {
-    return this.phase === 'done';
+    return this.step.phase === 'done';
   }
 
   async handle(msg: ProcessingRequest): Promise<ProcessingResponse[]> {
-    if (msg.request === 'request_headers' && this.phase === 'request') return [await this.onRequestHeaders(msg)];
-    if (msg.request === 'request_body' && this.phase === 'body') {
-      this.phase = 'done';
+    const step = this.step;
+    if (msg.request === 'request_headers' && step.phase === 'request') return [await this.onRequestHeaders(msg)];
+    if (msg.request === 'request_body' && step.phase === 'body') {
+      this.step = { phase: 'done' };
       // Copy: the decoded Buffer may be a view into a larger gRPC frame.
-      return [await this.relay(Buffer.from(msg.request_body?.body ?? Buffer.alloc(0)), this.boundedMessage())];
+      return [await this.relay(step.clientSessionId, step.relayed, Buffer.from(msg.request_body?.body ?? Buffer.alloc(0)), this.boundedMessage())];
     }
-    if (msg.request === 'response_headers' && this.phase === 'response') {
-      this.phase = 'done';
-      return [this.onResponseHeaders(msg)];
+    if (msg.request === 'response_headers' && step.phase === 'response') {
+      this.step = { phase: 'done' };
+      return [this.onResponseHeaders(step, msg)];
     }
-    throw new ProtocolError(`${msg.request ?? 'no phase'} not expected in a retry attempt's ${this.phase} phase`);
+    throw new ProtocolError(`${msg.request ?? 'no phase'} not expected in a retry attempt's ${step.phase} phase`);
   }
 
   /**
@@ -121,27 +128,25 @@ export class AttemptExchange implements StreamHandler {
     if (!valid(clientSessionId) || !valid(failedSessionId) || !pod) {
       // Nothing mcp-pin can plan: the attempt goes as Envoy built it.
       log.warn({ pod: pod ?? 'unknown' }, 'retry attempt without a usable session id or pod: sent untouched');
-      this.phase = 'done';
+      this.step = { phase: 'done' };
       return continueRequestHeaders(undefined, SKIP_RESPONSE);
     }
-    this.clientSessionId = clientSessionId;
-    this.location = redirectLocation(pairs);
+    const location = redirectLocation(pairs);
     const signal = this.boundedMessage();
     const attempt: RetryAttempt = { clientSessionId, failedSessionId, pod, path: firstHeader(pairs, ':path') ?? '/', headers: pairs };
     const plan = await recoverer.planRetry(attempt, signal);
     switch (plan.kind) {
       case 'failed':
-        this.phase = 'done';
+        this.step = { phase: 'done' };
         return errorResponse(plan.code);
       case 'unknown':
         // Deleted or expired meanwhile: the pod answers as it would without mcp-pin.
-        this.phase = 'done';
+        this.step = { phase: 'done' };
         return continueRequestHeaders(undefined, SKIP_RESPONSE);
       case 'send':
-        this.plan = plan;
-        this.phase = 'response';
+        this.step = { phase: 'response', clientSessionId, location, awaiting: { kind: 'sent', plan } };
         log.info({ session: sessionTag(clientSessionId), pod, reinitialized: plan.reinitialized }, 'retry sent to the recovered session');
-        return continueRequestHeaders(this.sessionMutation(plan.pin.backendSessionId));
+        return continueRequestHeaders(sessionMutation(clientSessionId, plan.pin.backendSessionId));
       case 'relay': {
         // Envoy keeps the retry's hosts fixed (override_host reads the pin
         // header once per request). A session that moved to another pod:
@@ -150,59 +155,54 @@ export class AttemptExchange implements StreamHandler {
         // answer becomes a redirect Envoy follows itself: the request starts
         // again and its pinned route goes where the session lives. Nothing of
         // this attempt is left open under a long call, and its answer streams.
-        const location = plan.why === 'moved' ? this.location : undefined;
-        if (location) {
-          this.redirectTo = location;
-          this.phase = 'response';
+        if (plan.why === 'moved' && location !== undefined) {
+          this.step = { phase: 'response', clientSessionId, location, awaiting: { kind: 'refusal', location } };
           log.info({ session: sessionTag(clientSessionId), pod, to: plan.pin.pod, method: firstHeader(pairs, ':method') }, "redirecting to the session's pod");
           return continueRequestHeaders();
         }
         // Otherwise (its pod's own quick answer, or a request Envoy already
         // started again once) mcp-pin sends it to the plan's pod itself.
         log.info({ session: sessionTag(clientSessionId), pod, to: plan.pin.pod, why: plan.why }, "relaying the request to the session's pod");
-        this.relayed = { plan, attempt, method: firstHeader(pairs, ':method') ?? 'POST' };
+        const relayed = { plan, attempt, method: firstHeader(pairs, ':method') ?? 'POST' };
         if (msg.request_headers?.end_of_stream) {
-          this.phase = 'done';
-          return this.relay(null, signal);
+          this.step = { phase: 'done' };
+          return this.relay(clientSessionId, relayed, null, signal);
         }
-        this.phase = 'body';
+        this.step = { phase: 'body', clientSessionId, relayed };
         return continueRequestHeaders(undefined, { mode: { request_body_mode: 'BUFFERED' } });
       }
     }
   }
 
   /** Answers with what the session's pod said, or with the error recovery reports. */
-  private async relay(body: Buffer | null, signal: AbortSignal): Promise<ProcessingResponse> {
-    const out = await this.deps.recoverer.relay({ ...this.relayed!, body }, signal);
+  private async relay(clientSessionId: string, relayed: Omit<RelayRequest, 'body'>, body: Buffer | null, signal: AbortSignal): Promise<ProcessingResponse> {
+    const out = await this.deps.recoverer.relay({ ...relayed, body }, signal);
     switch (out.kind) {
       case 'failed':
         return errorResponse(out.code);
       case 'reconnect':
-        return immediate(200, [['content-type', 'text/event-stream'], ['cache-control', 'no-cache'], [SESSION_HEADER, this.clientSessionId!]], Buffer.alloc(0), 'mcp_pin_relayed_reconnect');
+        return immediate(200, [['content-type', 'text/event-stream'], ['cache-control', 'no-cache'], [SESSION_HEADER, clientSessionId]], Buffer.alloc(0), 'mcp_pin_relayed_reconnect');
       case 'answered':
-        return immediate(out.status, clientResponseHeaders(out.headers, this.clientSessionId!), out.body, 'mcp_pin_relayed');
+        return immediate(out.status, clientResponseHeaders(out.headers, clientSessionId), out.body, 'mcp_pin_relayed');
     }
   }
 
   /** This attempt's answer (a refusal: nothing ran) turned into the 308 Envoy follows itself. */
-  private redirect(location: string): ProcessingResponse {
+  private redirect(clientSessionId: string, location: string): ProcessingResponse {
     this.deps.metrics.outcome('redirected');
-    return continueResponseHeaders({ set: [[':status', '308'], ['location', location], [REDIRECTED_SESSION_HEADER, this.clientSessionId!]], remove: [SESSION_HEADER] });
+    return continueResponseHeaders({ set: [[':status', '308'], ['location', location], [REDIRECTED_SESSION_HEADER, clientSessionId]], remove: [SESSION_HEADER] });
   }
 
-  /** This attempt goes under `sessionId`; later attempts still know the client's. */
-  private sessionMutation(sessionId: string): Mutation {
-    return { set: [[SESSION_HEADER, sessionId], [CLIENT_SESSION_HEADER, this.clientSessionId!]] };
-  }
-
-  private onResponseHeaders(msg: ProcessingRequest): ProcessingResponse {
+  private onResponseHeaders(step: Extract<Step, { phase: 'response' }>, msg: ProcessingRequest): ProcessingResponse {
+    const { cfg, log, metrics } = this.deps;
+    const { clientSessionId, awaiting } = step;
     const status = Number(firstHeader(headerPairs(msg.response_headers), ':status') ?? 0);
-    if (this.redirectTo !== undefined) {
-      if (this.deps.cfg.lostSessionStatuses.includes(status)) return this.redirect(this.redirectTo);
+    const lost = cfg.lostSessionStatuses.includes(status);
+    if (awaiting.kind === 'refusal') {
+      if (lost) return this.redirect(clientSessionId, awaiting.location);
       // It did not refuse: its answer is its own, and nothing is sent again.
-      this.deps.log.warn({ session: sessionTag(this.clientSessionId!), status }, 'a pod answered a request of a session it does not hold with something other than a lost-session status: its answer stands');
-    }
-    if (this.plan?.kind === 'send' && this.plan.onPath && status !== 400 && this.deps.cfg.lostSessionStatuses.includes(status)) {
+      log.warn({ session: sessionTag(clientSessionId), status }, 'a pod answered a request of a session it does not hold with something other than a lost-session status: its answer stands');
+    } else if (awaiting.plan.onPath && status !== 400 && lost) {
       // The pod the plan counted on does not hold the session after all (it
       // restarted since another request recovered the session there). Its
       // "session not found" must not reach the client while the session can
@@ -210,14 +210,18 @@ export class AttemptExchange implements StreamHandler {
       // runs from the stored pin), or, where it would not follow a second
       // redirect, the client is told to try again. (A 400 is left as it is:
       // only its body, not seen here, would say whether it means that.)
-      this.deps.log.warn({ session: sessionTag(this.clientSessionId!), status }, "the session's pod no longer holds it: the request starts again");
-      if (this.location !== undefined) return this.redirect(this.location);
+      log.warn({ session: sessionTag(clientSessionId), status }, "the session's pod no longer holds it: the request starts again");
+      if (step.location !== undefined) return this.redirect(clientSessionId, step.location);
       return errorResponse('MCP_PIN_RECOVERY_UNAVAILABLE');
-    }
-    if (this.plan?.kind === 'send' && !this.deps.cfg.lostSessionStatuses.includes(status)) {
-      this.deps.metrics.outcome('recovered');
+    } else if (!lost) {
+      metrics.outcome('recovered');
     }
     // The client only ever sees its own session id.
-    return continueResponseHeaders({ overwrite: [[SESSION_HEADER, this.clientSessionId!]] });
+    return continueResponseHeaders({ overwrite: [[SESSION_HEADER, clientSessionId]] });
   }
+}
+
+/** This attempt goes under `sessionId`; later attempts still know the client's. */
+function sessionMutation(clientSessionId: string, sessionId: string): Mutation {
+  return { set: [[SESSION_HEADER, sessionId], [CLIENT_SESSION_HEADER, clientSessionId]] };
 }

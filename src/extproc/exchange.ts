@@ -278,9 +278,12 @@ export class Exchange implements StreamHandler {
       case 'maybe-initialize':
         return [await this.afterInitialize(msg, pairs, status)];
       case 'pinned':
-        return [await this.afterPinned(msg, status)];
+        // Both set together when the request was pinned (onRequestHeaders).
+        if (this.clientSessionId === undefined || this.pin === undefined) throw new ProtocolError('response_headers of a pinned request without its pin');
+        return [await this.afterPinned(msg, status, this.clientSessionId, this.pin)];
       case 'unknown-session':
-        return [await this.afterUnknownSession(msg, status)];
+        if (this.clientSessionId === undefined) throw new ProtocolError('response_headers of an unknown session without its id');
+        return [await this.afterUnknownSession(msg, status, this.clientSessionId)];
       default:
         return [continueResponseHeaders()];
     }
@@ -320,11 +323,10 @@ export class Exchange implements StreamHandler {
     return continueResponseHeaders();
   }
 
-  private async afterPinned(msg: ProcessingRequest, status: number): Promise<ProcessingResponse> {
+  private async afterPinned(msg: ProcessingRequest, status: number, sid: string, pin: Pin): Promise<ProcessingResponse> {
     const { cfg, log, metrics } = this.deps;
-    const sid = this.clientSessionId!;
     // The client only ever sees its own session id.
-    const rewrite = this.pin!.backendSessionId !== sid ? { overwrite: [[SESSION_HEADER, sid]] as [string, string][] } : undefined;
+    const rewrite = pin.backendSessionId !== sid ? { overwrite: [[SESSION_HEADER, sid]] as [string, string][] } : undefined;
     if (this.method === 'DELETE') {
       const lost = cfg.lostSessionStatuses.includes(status) || isConnectFailure(status, upstreamReport(msg));
       // The end of the session only at its MCP path (a DELETE of /typo is the
@@ -334,7 +336,7 @@ export class Exchange implements StreamHandler {
         try {
           // Only the pin this DELETE went to: a newer one (another replica
           // recovered the session meanwhile) stays.
-          if (await this.deps.store.removeIfGeneration(sid, this.pin!.generation)) {
+          if (await this.deps.store.removeIfGeneration(sid, pin.generation)) {
             metrics.outcome('session_deleted');
             log.info({ session: sessionTag(sid), status }, 'session forgotten');
           }
@@ -375,8 +377,7 @@ export class Exchange implements StreamHandler {
   }
 
   /** A pod answered 2xx for a session the store did not know: it holds it, so pin it there. */
-  private async afterUnknownSession(msg: ProcessingRequest, status: number): Promise<ProcessingResponse> {
-    const sid = this.clientSessionId!;
+  private async afterUnknownSession(msg: ProcessingRequest, status: number, sid: string): Promise<ProcessingResponse> {
     // The search ended in "no such session" (a lost-session status: Envoy
     // retries other pods on it first, and mcp-pin ends it with 404 once every
     // pod was asked): remember that, so repeats cost no pod a request.

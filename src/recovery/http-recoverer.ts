@@ -79,7 +79,7 @@ export class HttpRecoverer implements Recoverer, StateCatchUp {
         deps.metrics.recoverySeconds.observe({ result }, ms / 1000);
         if (result === 'failed') deps.log.warn({ session: sessionTag(clientSessionId), code, ms }, 'recovery failed');
       },
-      ...(deps.allowlist ? { allows: (pod: string) => deps.allowlist!.allowsFresh(pod) } : {}),
+      ...(deps.allowlist ? { allows: allowsFresh(deps.allowlist) } : {}),
       ...(deps.clock ? { clock: deps.clock } : {}),
     });
   }
@@ -141,4 +141,9 @@ export class HttpRecoverer implements Recoverer, StateCatchUp {
   async close(): Promise<void> {
     await this.forwarder.close();
   }
+}
+
+/** The allowlist's fresh check, as the relay takes it. */
+function allowsFresh(allowlist: { allowsFresh(pod: string): Promise<boolean> }): (pod: string) => Promise<boolean> {
+  return (pod) => allowlist.allowsFresh(pod);
 }

@@ -70,8 +70,8 @@ export class MemoryStore implements SessionStore, SessionInspector {
     const ids = [...this.sessions.keys()].filter((k) => opts.cursor === undefined || k > opts.cursor).sort();
     const sessions: SessionInfo[] = [];
     for (const [i, sid] of ids.entries()) {
-      const e = this.sessions.get(sid)!;
-      if (e.expiresAtMs <= now || (opts.pod !== undefined && e.pod !== opts.pod)) continue;
+      const e = this.sessions.get(sid);
+      if (!e || e.expiresAtMs <= now || (opts.pod !== undefined && e.pod !== opts.pod)) continue;
       sessions.push(this.info(sid, e));
       if (sessions.length >= opts.limit) return { sessions, cursor: i < ids.length - 1 ? sid : null };
     }

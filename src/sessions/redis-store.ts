@@ -325,7 +325,7 @@ const nodeName = (r: Redis): string => `${r.options.host ?? ''}:${r.options.port
 /** "<node>:<cursor>" from list(); a missing cursor starts at the beginning. */
 function parseCursor(c: string | undefined): [number, string] {
   if (c === undefined) return [0, '0'];
-  const m = /^(\d+):(\d+)$/.exec(c);
-  if (!m) throw new PinError('MCP_PIN_BAD_CURSOR', `"${c}" is not a cursor this store returned`);
-  return [Number(m[1]), m[2]!];
+  const [, node, cursor] = /^(\d+):(\d+)$/.exec(c) ?? [];
+  if (node === undefined || cursor === undefined) throw new PinError('MCP_PIN_BAD_CURSOR', `"${c}" is not a cursor this store returned`);
+  return [Number(node), cursor];
 }

@@ -26,7 +26,7 @@ function hosts(list: string, scheme: string): { host: string; port: number }[] {
 export function parseRedisUrl(url: string): RedisTarget {
   const m = /^(redis|rediss|redis-sentinel|redis-cluster):\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/?#]+)(?:\/([^?#]*))?$/.exec(url);
   if (!m) throw new ConfigValueError(`not a Redis URL: ${url.replace(/\/\/[^@]*@/, '//***@')}`);
-  const [, scheme, user, pass, hostList, path] = m;
+  const [, scheme = '', user, pass, hostList = '', path] = m;
   const auth = {
     ...(user ? { username: decodeURIComponent(user) } : {}),
     ...(pass !== undefined ? { password: decodeURIComponent(pass) } : {}),
@@ -34,7 +34,7 @@ export function parseRedisUrl(url: string): RedisTarget {
   if (scheme === 'redis' || scheme === 'rediss') return { kind: 'single', url };
   if (scheme === 'redis-sentinel') {
     if (!path) throw new ConfigValueError('redis-sentinel URL needs the master name as its path, e.g. redis-sentinel://h1:26379,h2:26379/mymaster');
-    return { kind: 'sentinel', sentinels: hosts(hostList!, scheme), name: decodeURIComponent(path), ...auth };
+    return { kind: 'sentinel', sentinels: hosts(hostList, scheme), name: decodeURIComponent(path), ...auth };
   }
-  return { kind: 'cluster', nodes: hosts(hostList!, scheme!), ...auth };
+  return { kind: 'cluster', nodes: hosts(hostList, scheme), ...auth };
 }

@@ -12,7 +12,12 @@ export const CALL = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call'
 export const READ = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'resources/read', params: { uri: 'bench://r' } });
 /** A request that sets session state (issue 29): read, answered and kept by mcp-pin's session-state filter. */
 export const SUBSCRIBE = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'resources/subscribe', params: { uri: 'bench://r' } });
-export const INIT = JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'bench', version: '1' } } });
+export const INIT = JSON.stringify({
+  jsonrpc: '2.0',
+  id: 0,
+  method: 'initialize',
+  params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'bench', version: '1' } },
+});
 
 /** utime + stime of a process in ms (0 if there is none or it is gone). */
 export function cpuMs(pid: number | undefined): number {
@@ -34,7 +39,13 @@ export function rssMb(pid: number | undefined): number {
 }
 
 /** A tools/call of MCP revision 2026-07-28 (no session), as the v2 SDK client sends it. */
-export const SESSIONLESS_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'echo' };
+export const SESSIONLESS_HEADERS = {
+  'content-type': 'application/json',
+  accept: 'application/json, text/event-stream',
+  'mcp-protocol-version': '2026-07-28',
+  'mcp-method': 'tools/call',
+  'mcp-name': 'echo',
+};
 export const SESSIONLESS_CALL = JSON.stringify({
   jsonrpc: '2.0',
   id: 1,
@@ -42,6 +53,10 @@ export const SESSIONLESS_CALL = JSON.stringify({
   params: {
     name: 'echo',
     arguments: { text: 'bench' },
-    _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientInfo': { name: 'bench', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': {} },
+    _meta: {
+      'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+      'io.modelcontextprotocol/clientInfo': { name: 'bench', version: '1' },
+      'io.modelcontextprotocol/clientCapabilities': {},
+    },
   },
 });

@@ -35,11 +35,19 @@ const server = createServer((req, res) => {
     if (msg.method === 'initialize') {
       const id = `${name}-${randomUUID()}`;
       sessions.add(id);
-      return send(200, { jsonrpc: '2.0', id: msg.id, result: { protocolVersion: '2025-11-25', capabilities: { tools: {} }, serverInfo: { name, version: '1' } } }, id);
+      return send(
+        200,
+        { jsonrpc: '2.0', id: msg.id, result: { protocolVersion: '2025-11-25', capabilities: { tools: {} }, serverInfo: { name, version: '1' } } },
+        id,
+      );
     }
     if (!sid || !sessions.has(sid)) return send(404, { jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null });
     if (msg.id === undefined) return send(202, null, sid);
-    return send(200, { jsonrpc: '2.0', id: msg.id, result: { content: [{ type: 'text', text: JSON.stringify({ pod: name, args: msg.params?.arguments ?? null }) }] } }, sid);
+    return send(
+      200,
+      { jsonrpc: '2.0', id: msg.id, result: { content: [{ type: 'text', text: JSON.stringify({ pod: name, args: msg.params?.arguments ?? null }) }] } },
+      sid,
+    );
   });
 });
 server.keepAliveTimeout = 60_000;

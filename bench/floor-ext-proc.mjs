@@ -46,7 +46,9 @@ server.addService(protoLoaderServiceDefinition(), {
   Process: (call) => {
     let ended = false;
     const end = () => {
-      if (!ended) (ended = true), call.end();
+      if (ended) return;
+      ended = true;
+      call.end();
     };
     call.on('data', (msg) => {
       if (ended) return;

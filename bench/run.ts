@@ -68,7 +68,11 @@ interface SetupOptions {
   transport?: 'tcp' | 'unix';
 }
 
-const median = (xs: number[]): number => pct([...xs].sort((a, b) => a - b), 50);
+const median = (xs: number[]): number =>
+  pct(
+    [...xs].sort((a, b) => a - b),
+    50,
+  );
 const perRequestUs = (r: Row, k: keyof Row['cpuMs']): number => Math.round((r.cpuMs[k] * 1000) / Math.max(1, r.total));
 
 async function initSessions(url: string, n: number): Promise<string[]> {
@@ -78,7 +82,11 @@ async function initSessions(url: string, n: number): Promise<string[]> {
     const sid = res.headers.get('mcp-session-id');
     await res.arrayBuffer();
     if (!res.ok || !sid) throw new Error(`initialize through ${url} answered ${res.status}`);
-    const note = await fetch(url, { method: 'POST', headers: { ...MCP_HEADERS, 'mcp-session-id': sid }, body: '{"jsonrpc":"2.0","method":"notifications/initialized"}' });
+    const note = await fetch(url, {
+      method: 'POST',
+      headers: { ...MCP_HEADERS, 'mcp-session-id': sid },
+      body: '{"jsonrpc":"2.0","method":"notifications/initialized"}',
+    });
     await note.arrayBuffer();
     out.push(sid);
   }
@@ -168,7 +176,11 @@ async function messagesHandled(pin: McpPinProcess): Promise<number> {
 }
 
 /** Open-loop latency at a fixed rate: one request every 1/rate s, each timed with hrtime. */
-async function latencyAtRate(t: Target, rate: number, seconds = SECONDS): Promise<{ setup: string; rate: number; p50Us: number; p90Us: number; p99Us: number; errors: number }> {
+async function latencyAtRate(
+  t: Target,
+  rate: number,
+  seconds = SECONDS,
+): Promise<{ setup: string; rate: number; p50Us: number; p90Us: number; p99Us: number; errors: number }> {
   const sids = await initSessions(t.url, 16);
   const u = new URL(t.url);
   const pool = new Pool(u.origin, { connections: 64 });
@@ -185,7 +197,12 @@ async function latencyAtRate(t: Target, rate: number, seconds = SECONDS): Promis
       (async () => {
         const t0 = process.hrtime.bigint();
         try {
-          const res = await pool.request({ method: 'POST', path: u.pathname, headers: { ...MCP_HEADERS, 'mcp-session-id': sids[i % sids.length]! }, body: CALL });
+          const res = await pool.request({
+            method: 'POST',
+            path: u.pathname,
+            headers: { ...MCP_HEADERS, 'mcp-session-id': sids[i % sids.length]! },
+            body: CALL,
+          });
           await res.body.dump();
           if (res.statusCode >= 300) errors++;
           samples.push(Number(process.hrtime.bigint() - t0) / 1000);
@@ -198,7 +215,14 @@ async function latencyAtRate(t: Target, rate: number, seconds = SECONDS): Promis
   await Promise.all(inflight);
   await pool.close();
   samples.sort((a, b) => a - b);
-  const r = { setup: t.name, rate: Math.round(rate), p50Us: Math.round(pct(samples, 50)), p90Us: Math.round(pct(samples, 90)), p99Us: Math.round(pct(samples, 99)), errors };
+  const r = {
+    setup: t.name,
+    rate: Math.round(rate),
+    p50Us: Math.round(pct(samples, 50)),
+    p90Us: Math.round(pct(samples, 90)),
+    p99Us: Math.round(pct(samples, 99)),
+    errors,
+  };
   log(`  ${t.name} @${r.rate}/s: p50 ${r.p50Us} µs, p90 ${r.p90Us} µs, p99 ${r.p99Us} µs, errors ${errors}`);
   return r;
 }
@@ -213,7 +237,11 @@ async function lookupCost(store: SessionStore): Promise<{ live: number; lookups:
   const sizes = [1_000, 100_000];
   for (const live of sizes) {
     for (let i = 0; i < live; i += 1000) {
-      await Promise.all(Array.from({ length: Math.min(1000, live - i) }, (_, j) => store.create(`n${live}-${i + j}`, { pod: '10.0.0.1:8080', backendSessionId: `n${live}-${i + j}`, initBody: Buffer.from(INIT) })));
+      await Promise.all(
+        Array.from({ length: Math.min(1000, live - i) }, (_, j) =>
+          store.create(`n${live}-${i + j}`, { pod: '10.0.0.1:8080', backendSessionId: `n${live}-${i + j}`, initBody: Buffer.from(INIT) }),
+        ),
+      );
     }
   }
   const N = 20_000;
@@ -256,13 +284,28 @@ async function main(): Promise<void> {
     let floor: ManagedProcess | undefined;
     if (opts.store) {
       const entry = opts.before ? { main: opts.before.main } : 'dist';
-      const env = { MCP_PIN_STORE_URL: opts.store, MCP_PIN_RECOVERY_URL: envoy.internalUrl, MCP_PIN_LOG_LEVEL: 'warn', MCP_PIN_KEY_PREFIX: `b${Date.now()}:`, ...(wiring ? { MCP_PIN_LISTEN: `unix:${wiring.pinSocket(0)}` } : {}), ...opts.pinEnv };
+      const env = {
+        MCP_PIN_STORE_URL: opts.store,
+        MCP_PIN_RECOVERY_URL: envoy.internalUrl,
+        MCP_PIN_LOG_LEVEL: 'warn',
+        MCP_PIN_KEY_PREFIX: `b${Date.now()}:`,
+        ...(wiring ? { MCP_PIN_LISTEN: `unix:${wiring.pinSocket(0)}` } : {}),
+        ...opts.pinEnv,
+      };
       pin = await new McpPinProcess('mcp-pin', pinPort, env, [], entry).start();
     }
     if (opts.floor) floor = await startFloor(pinPort, `${pods[0]!.address.host}:${pods[0]!.address.port}`);
     try {
       const extProcPid = (pin?.proc ?? floor)?.child?.pid;
-      await fn({ name, pods, url: envoy.mcpUrl, envoy, ...(pin ? { pin } : {}), ...(extProcPid ? { extProcPid } : {}), ...(opts.store?.startsWith('redis') ? { redis } : {}) });
+      await fn({
+        name,
+        pods,
+        url: envoy.mcpUrl,
+        envoy,
+        ...(pin ? { pin } : {}),
+        ...(extProcPid ? { extProcPid } : {}),
+        ...(opts.store?.startsWith('redis') ? { redis } : {}),
+      });
     } finally {
       await pin?.stop();
       await floor?.stop();
@@ -281,14 +324,22 @@ async function main(): Promise<void> {
     return out;
   };
   /** Alternating loads of two setups running side by side; the median of the pairs' ratios. */
-  const alternate = async (a: Target, b: Target, concurrency: number, n: number, load: Load = 'call'): Promise<{ pairs: { envelope: number; mcpPin: number; ratio: number }[]; median: number }> => {
+  const alternate = async (
+    a: Target,
+    b: Target,
+    concurrency: number,
+    n: number,
+    load: Load = 'call',
+  ): Promise<{ pairs: { envelope: number; mcpPin: number; ratio: number }[]; median: number }> => {
     const rs = await rounds([a, b], concurrency, n, { load });
     rows.push(...rs[0]!); // one pair in the table; all pairs in the ratio line
     const out = rs.map(([e, m]) => ({ envelope: e!.rps, mcpPin: m!.rps, ratio: Number((m!.rps / e!.rps).toFixed(3)) }));
     return { pairs: out, median: median(out.map((p) => p.ratio)) };
   };
   /** holdSafeResponses off, then on, alternating at c=64 on the fast pod: its cost on reads (held) and on tool calls (not held). */
-  const holdCost = async (load: 'read' | 'call'): Promise<{ pairs: { envelope: number; mcpPin: number; ratio: number }[]; median: number; envoyUsPerRequest: { off: number; on: number } }> => {
+  const holdCost = async (
+    load: 'read' | 'call',
+  ): Promise<{ pairs: { envelope: number; mcpPin: number; ratio: number }[]; median: number; envoyUsPerRequest: { off: number; on: number } }> => {
     let r: Awaited<ReturnType<typeof alternate>> = { pairs: [], median: NaN };
     const before = rows.length;
     await withEnvoy(`mcp-pin redis, ${load}s, holdSafeResponses off`, [fast], { store: redis.url, envoy: { holdSafeResponses: false } }, (off) =>
@@ -302,7 +353,11 @@ async function main(): Promise<void> {
     return { ...r, envoyUsPerRequest: { off: us(off), on: us(on) } };
   };
   /** A tools/call of echo, not named and named in replaySafeTools (held whole, retried after a reset), alternating at c=64 on the fast pod. */
-  const safeToolCost = async (): Promise<{ pairs: { envelope: number; mcpPin: number; ratio: number }[]; median: number; envoyUsPerRequest: { off: number; on: number } }> => {
+  const safeToolCost = async (): Promise<{
+    pairs: { envelope: number; mcpPin: number; ratio: number }[];
+    median: number;
+    envoyUsPerRequest: { off: number; on: number };
+  }> => {
     let r: Awaited<ReturnType<typeof alternate>> = { pairs: [], median: NaN };
     const before = rows.length;
     await withEnvoy('mcp-pin redis, calls, replaySafeTools empty (default)', [fast], { store: redis.url }, (off) =>
@@ -312,7 +367,9 @@ async function main(): Promise<void> {
     );
     const [off, on] = rows.slice(before);
     const us = (x: Row | undefined): number => (x ? Math.round((x.cpuMs.envoy * 1000) / Math.max(1, x.total)) : NaN);
-    log(`calls of a tool named safe / not named, c=64 ratios: ${r.pairs.map((p) => p.ratio).join(', ')} (median ${r.median}); Envoy µs per request not named ${us(off)}, named ${us(on)}`);
+    log(
+      `calls of a tool named safe / not named, c=64 ratios: ${r.pairs.map((p) => p.ratio).join(', ')} (median ${r.median}); Envoy µs per request not named ${us(off)}, named ${us(on)}`,
+    );
     return { ...r, envoyUsPerRequest: { off: us(off), on: us(on) } };
   };
   const allConcurrency = async (t: Target) => {
@@ -354,8 +411,11 @@ async function main(): Promise<void> {
   const printSummary = (title: string, tables: ReturnType<typeof summarize>[], lat: ReturnType<typeof summarizeLatency>, baseName: string): void => {
     const out = process.stdout;
     out.write(`\n${title}\n| setup | conc | req/s | x ${baseName} | CPU µs/req ext_proc | CPU µs/req Envoy | errors |\n|---|---|---|---|---|---|---|\n`);
-    for (const t of tables) for (const r of t) out.write(`| ${r.setup} | ${r.concurrency} | ${r.rps} | ${r.ratio} | ${r.extProcUs || '-'} | ${r.envoyUs} | ${r.errors} |\n`);
-    out.write(`\n| setup (at ${LOW_RATE} req/s, open loop) | p50 µs | p99 µs | added p50 µs over ${baseName} | added p99 µs | errors |\n|---|---|---|---|---|---|\n`);
+    for (const t of tables)
+      for (const r of t) out.write(`| ${r.setup} | ${r.concurrency} | ${r.rps} | ${r.ratio} | ${r.extProcUs || '-'} | ${r.envoyUs} | ${r.errors} |\n`);
+    out.write(
+      `\n| setup (at ${LOW_RATE} req/s, open loop) | p50 µs | p99 µs | added p50 µs over ${baseName} | added p99 µs | errors |\n|---|---|---|---|---|---|\n`,
+    );
     for (const l of lat) out.write(`| ${l.setup} | ${l.p50Us} | ${l.p99Us} | ${l.addedP50Us} | ${l.addedP99Us} | ${l.errors} |\n`);
   };
 
@@ -382,7 +442,8 @@ async function main(): Promise<void> {
           // Both ext_proc servers' requests took the pinned route (the pinned cluster), or the rows compare different paths.
           for (const t of [floor, pin]) {
             const pinned = await t.envoy.stat('cluster.mcp_pinned.upstream_rq_total');
-            if (pinned < 0.9 * c64.reduce((n, r) => n + r[trio.indexOf(t)]!.total, 0)) throw new Error(`${t.name}: only ${pinned} requests reached the pinned cluster`);
+            if (pinned < 0.9 * c64.reduce((n, r) => n + r[trio.indexOf(t)]!.total, 0))
+              throw new Error(`${t.name}: only ${pinned} requests reached the pinned cluster`);
           }
         }),
       ),
@@ -410,9 +471,17 @@ async function main(): Promise<void> {
   const floorTargets = (f: Awaited<ReturnType<typeof floorSection>>) => [
     { target: 'mcp-pin (Redis, shipped defaults) c=64 >= 0.95x the floor (median of 5 rounds)', value: f.vsFloor.c64, met: f.vsFloor.c64 >= 0.95 },
     { target: 'mcp-pin c=16 >= 0.95x the floor (median of 3 rounds)', value: f.vsFloor.c16, met: f.vsFloor.c16 >= 0.95 },
-    { target: 'mcp-pin CPU per pinned request (c=64) <= 1.15x the floor\'s (median of per-round ratios)', value: f.cpuVsFloor, met: f.cpuVsFloor <= 1.15 },
-    { target: `mcp-pin CPU per pinned request at a fixed ${CPU_RATE} req/s (c=16) <= 1.15x the floor's (median of per-round ratios)`, value: f.cpuVsFloorAtRate, met: f.cpuVsFloorAtRate <= 1.15 },
-    { target: `mcp-pin added p50 at ${LOW_RATE} req/s <= the floor's + 0.15 ms (median over 3 rounds of mcp-pin p50 - floor p50, ms)`, value: f.overFloorP50Us / 1000, met: f.overFloorP50Us <= 150 },
+    { target: "mcp-pin CPU per pinned request (c=64) <= 1.15x the floor's (median of per-round ratios)", value: f.cpuVsFloor, met: f.cpuVsFloor <= 1.15 },
+    {
+      target: `mcp-pin CPU per pinned request at a fixed ${CPU_RATE} req/s (c=16) <= 1.15x the floor's (median of per-round ratios)`,
+      value: f.cpuVsFloorAtRate,
+      met: f.cpuVsFloorAtRate <= 1.15,
+    },
+    {
+      target: `mcp-pin added p50 at ${LOW_RATE} req/s <= the floor's + 0.15 ms (median over 3 rounds of mcp-pin p50 - floor p50, ms)`,
+      value: f.overFloorP50Us / 1000,
+      met: f.overFloorP50Us <= 150,
+    },
     { target: 'fast pod, c=64, Redis: mcp-pin >= 0.35x the envelope (median of 5 rounds)', value: f.vsEnvelopeC64, met: f.vsEnvelopeC64 >= 0.35 },
   ];
   const printTargets = (targets: { target: string; value: number; met: boolean }[]): void => {
@@ -420,10 +489,19 @@ async function main(): Promise<void> {
     for (const t of targets) process.stdout.write(`- ${t.met ? 'MET    ' : 'NOT MET'} ${t.target}: ${Number(t.value.toFixed(3))}\n`);
   };
   const printFloor = (f: Awaited<ReturnType<typeof floorSection>>): void => {
-    printSummary(`The floor (medians of rounds; per round the envelope, the floor, mcp-pin take turns, ${SECONDS} s each; the c=16 rows at ${CPU_RATE} req/s are a fixed rate, for CPU per request)`, [f.c64, f.c16, f.fixed], f.latency, 'envelope');
-    process.stdout.write(`Rounds, req/s envelope / floor / mcp-pin: c=64 ${f.rounds.c64.map((r) => r.join(' / ')).join('; ')}; c=16 ${f.rounds.c16.map((r) => r.join(' / ')).join('; ')}\n`);
+    printSummary(
+      `The floor (medians of rounds; per round the envelope, the floor, mcp-pin take turns, ${SECONDS} s each; the c=16 rows at ${CPU_RATE} req/s are a fixed rate, for CPU per request)`,
+      [f.c64, f.c16, f.fixed],
+      f.latency,
+      'envelope',
+    );
+    process.stdout.write(
+      `Rounds, req/s envelope / floor / mcp-pin: c=64 ${f.rounds.c64.map((r) => r.join(' / ')).join('; ')}; c=16 ${f.rounds.c16.map((r) => r.join(' / ')).join('; ')}\n`,
+    );
     const r3 = (x: number): number => Number(x.toFixed(3));
-    process.stdout.write(`mcp-pin vs the floor: c=64 ${r3(f.vsFloor.c64)}x, c=16 ${r3(f.vsFloor.c16)}x, CPU per request ${r3(f.cpuVsFloor)}x at c=64, ${r3(f.cpuVsFloorAtRate)}x at ${CPU_RATE} req/s, p50 at ${LOW_RATE} req/s ${f.overFloorP50Us >= 0 ? '+' : ''}${f.overFloorP50Us} µs\n`);
+    process.stdout.write(
+      `mcp-pin vs the floor: c=64 ${r3(f.vsFloor.c64)}x, c=16 ${r3(f.vsFloor.c16)}x, CPU per request ${r3(f.cpuVsFloor)}x at c=64, ${r3(f.cpuVsFloorAtRate)}x at ${CPU_RATE} req/s, p50 at ${LOW_RATE} req/s ${f.overFloorP50Us >= 0 ? '+' : ''}${f.overFloorP50Us} µs\n`,
+    );
   };
 
   /**
@@ -433,7 +511,10 @@ async function main(): Promise<void> {
    * (scripts/bench-compare.sh).
    */
   const compareSection = async (tree: string, afterTree: string | undefined) => {
-    const build = async (t: string): Promise<SetupOptions['before']> => ({ main: `${t}/dist/src/main.js`, render: ((await import(`${t}/envoy/render.ts`)) as { renderEnvoyConfig: (p: EnvoyParams) => string }).renderEnvoyConfig });
+    const build = async (t: string): Promise<SetupOptions['before']> => ({
+      main: `${t}/dist/src/main.js`,
+      render: ((await import(`${t}/envoy/render.ts`)) as { renderEnvoyConfig: (p: EnvoyParams) => string }).renderEnvoyConfig,
+    });
     const names = ['before', 'after'];
     let c64: Row[][] = [];
     let c16: Row[][] = [];
@@ -448,14 +529,38 @@ async function main(): Promise<void> {
         lat = await latencyRounds([before, after], 3);
       }),
     );
-    const result = { c64: summarize(names, c64, 0), c16: summarize(names, c16, 0), fixed: summarize(names, fixed, 0), latency: summarizeLatency(names, lat, 0) };
-    printSummary(`Before / after (${tree} / ${afterTree ?? 'this tree'}): medians of rounds, the two taking turns, ${SECONDS} s each; the second c=16 rows at a fixed ${CPU_RATE} req/s`, [result.c64, result.c16, result.fixed], result.latency, 'before');
+    const result = {
+      c64: summarize(names, c64, 0),
+      c16: summarize(names, c16, 0),
+      fixed: summarize(names, fixed, 0),
+      latency: summarizeLatency(names, lat, 0),
+    };
+    printSummary(
+      `Before / after (${tree} / ${afterTree ?? 'this tree'}): medians of rounds, the two taking turns, ${SECONDS} s each; the second c=16 rows at a fixed ${CPU_RATE} req/s`,
+      [result.c64, result.c16, result.fixed],
+      result.latency,
+      'before',
+    );
     const cpu = (t: typeof result.c64) => `${t[0]!.extProcUs} -> ${t[1]!.extProcUs} µs (mcp-pin), ${t[0]!.envoyUs} -> ${t[1]!.envoyUs} µs (Envoy)`;
     // Paired: each round's after/before, so a round the machine ran slow counts against both.
-    const paired = (rs: Row[][], k: keyof Row['cpuMs']): number => Number(median(rs.map((r) => perRequestUs(r[1]!, k) / Math.max(1, perRequestUs(r[0]!, k)))).toFixed(3));
-    process.stdout.write(`CPU per request after/before, median of per-round ratios: mcp-pin c=64 ${paired(c64, 'mcpPin')}x, c=16 ${paired(c16, 'mcpPin')}x, at ${CPU_RATE} req/s ${paired(fixed, 'mcpPin')}x; Envoy c=64 ${paired(c64, 'envoy')}x, at ${CPU_RATE} req/s ${paired(fixed, 'envoy')}x\n`);
-    process.stdout.write(`after/before: c=64 ${result.c64[1]!.ratio}x (${cpu(result.c64)}), c=16 ${result.c16[1]!.ratio}x (${cpu(result.c16)}), at ${CPU_RATE} req/s ${cpu(result.fixed)}, p50 at ${LOW_RATE} req/s ${result.latency[1]!.addedP50Us >= 0 ? '+' : ''}${result.latency[1]!.addedP50Us} µs\n`);
-    writeResults('compare', { tree, afterTree, ...result, rounds: { c64: c64.map((r) => r.map((x) => x.rps)), c16: c16.map((r) => r.map((x) => x.rps)), fixedCpuUs: fixed.map((r) => r.map((x) => perRequestUs(x, 'mcpPin'))) } });
+    const paired = (rs: Row[][], k: keyof Row['cpuMs']): number =>
+      Number(median(rs.map((r) => perRequestUs(r[1]!, k) / Math.max(1, perRequestUs(r[0]!, k)))).toFixed(3));
+    process.stdout.write(
+      `CPU per request after/before, median of per-round ratios: mcp-pin c=64 ${paired(c64, 'mcpPin')}x, c=16 ${paired(c16, 'mcpPin')}x, at ${CPU_RATE} req/s ${paired(fixed, 'mcpPin')}x; Envoy c=64 ${paired(c64, 'envoy')}x, at ${CPU_RATE} req/s ${paired(fixed, 'envoy')}x\n`,
+    );
+    process.stdout.write(
+      `after/before: c=64 ${result.c64[1]!.ratio}x (${cpu(result.c64)}), c=16 ${result.c16[1]!.ratio}x (${cpu(result.c16)}), at ${CPU_RATE} req/s ${cpu(result.fixed)}, p50 at ${LOW_RATE} req/s ${result.latency[1]!.addedP50Us >= 0 ? '+' : ''}${result.latency[1]!.addedP50Us} µs\n`,
+    );
+    writeResults('compare', {
+      tree,
+      afterTree,
+      ...result,
+      rounds: {
+        c64: c64.map((r) => r.map((x) => x.rps)),
+        c16: c16.map((r) => r.map((x) => x.rps)),
+        fixedCpuUs: fixed.map((r) => r.map((x) => perRequestUs(x, 'mcpPin'))),
+      },
+    });
   };
 
   /**
@@ -479,7 +584,8 @@ async function main(): Promise<void> {
         }),
       ),
     );
-    const paired = (rs: Row[][], k: keyof Row['cpuMs']): number => Number(median(rs.map((r) => perRequestUs(r[2]!, k) / Math.max(1, perRequestUs(r[1]!, k)))).toFixed(3));
+    const paired = (rs: Row[][], k: keyof Row['cpuMs']): number =>
+      Number(median(rs.map((r) => perRequestUs(r[2]!, k) / Math.max(1, perRequestUs(r[1]!, k)))).toFixed(3));
     const result = {
       c64: summarize(TRANSPORT_NAMES, c64, 0),
       fixed: summarize(TRANSPORT_NAMES, fixed, 0),
@@ -494,9 +600,16 @@ async function main(): Promise<void> {
       },
       rounds: { c64: c64.map((r) => r.map((x) => x.rps)) },
     };
-    printSummary(`Transport (medians of rounds; per round the floor, mcp-pin over TCP, mcp-pin over Unix sockets take turns, ${SECONDS} s each; the c=16 rows at a fixed ${CPU_RATE} req/s)`, [result.c64, result.fixed], result.latency, 'floor');
+    printSummary(
+      `Transport (medians of rounds; per round the floor, mcp-pin over TCP, mcp-pin over Unix sockets take turns, ${SECONDS} s each; the c=16 rows at a fixed ${CPU_RATE} req/s)`,
+      [result.c64, result.fixed],
+      result.latency,
+      'floor',
+    );
     const u = result.unixVsTcp;
-    process.stdout.write(`Unix sockets / TCP, median of per-round ratios: req/s c=64 ${u.rpsC64}x; CPU per request mcp-pin ${u.mcpPinCpuC64}x (c=64), ${u.mcpPinCpuAtRate}x (${CPU_RATE} req/s); Envoy ${u.envoyCpuC64}x, ${u.envoyCpuAtRate}x; p50 at ${LOW_RATE} req/s ${u.p50OverTcpUs >= 0 ? '+' : ''}${u.p50OverTcpUs} µs\n`);
+    process.stdout.write(
+      `Unix sockets / TCP, median of per-round ratios: req/s c=64 ${u.rpsC64}x; CPU per request mcp-pin ${u.mcpPinCpuC64}x (c=64), ${u.mcpPinCpuAtRate}x (${CPU_RATE} req/s); Envoy ${u.envoyCpuC64}x, ${u.envoyCpuAtRate}x; p50 at ${LOW_RATE} req/s ${u.p50OverTcpUs >= 0 ? '+' : ''}${u.p50OverTcpUs} µs\n`,
+    );
     return result;
   };
 
@@ -607,7 +720,10 @@ async function main(): Promise<void> {
   log(`SDK pods, c=16 ratios: ${sdkPairs.pairs.map((p) => p.ratio).join(', ')} (median ${sdkPairs.median})`);
 
   // Session-less traffic (MCP 2026-07-28 requests) on session-less SDK pods (v2 SDK).
-  const modern = [await new Pod({ name: 'modern1', host: '127.0.0.6', env: { POD_MODERN: '1' } }).start(), await new Pod({ name: 'modern2', host: '127.0.0.7', env: { POD_MODERN: '1' } }).start()];
+  const modern = [
+    await new Pod({ name: 'modern1', host: '127.0.0.6', env: { POD_MODERN: '1' } }).start(),
+    await new Pod({ name: 'modern2', host: '127.0.0.7', env: { POD_MODERN: '1' } }).start(),
+  ];
   let sessionlessPairs: Awaited<ReturnType<typeof alternate>> = { pairs: [], median: NaN };
   await withEnvoy('envoy-envelope (session-less)', modern, envelope[1], (env) =>
     withEnvoy('mcp-pin redis (session-less)', modern, pinRedis[1], async (pin) => {
@@ -638,12 +754,23 @@ async function main(): Promise<void> {
       };
       follow.push(await call());
       // The pod forgets the session (deleted behind mcp-pin's back): the next call recovers.
-      for (const p of sdk) await fetch(`http://${p.host}:${p.port}/mcp`, { method: 'DELETE', headers: { 'mcp-session-id': sid!, 'mcp-protocol-version': '2025-11-25' } }).then((r) => r.arrayBuffer());
+      for (const p of sdk)
+        await fetch(`http://${p.host}:${p.port}/mcp`, { method: 'DELETE', headers: { 'mcp-session-id': sid!, 'mcp-protocol-version': '2025-11-25' } }).then(
+          (r) => r.arrayBuffer(),
+        );
       recovered.push(await call());
     }
-    const med = (a: number[]) => Number(pct([...a].sort((x, y) => x - y), 50).toFixed(2));
+    const med = (a: number[]) =>
+      Number(
+        pct(
+          [...a].sort((x, y) => x - y),
+          50,
+        ).toFixed(2),
+      );
     Object.assign(recovery, { initializeMs: med(inits), followUpMs: med(follow), recoveredRequestMs: med(recovered) });
-    log(`  recovery: initialize ${recovery.initializeMs} ms, follow-up ${recovery.followUpMs} ms, recovered request ${recovery.recoveredRequestMs} ms (medians of ${recovery.samples})`);
+    log(
+      `  recovery: initialize ${recovery.initializeMs} ms, follow-up ${recovery.followUpMs} ms, recovered request ${recovery.recoveredRequestMs} ms (medians of ${recovery.samples})`,
+    );
   });
 
   log('store lookup cost');
@@ -658,7 +785,6 @@ async function main(): Promise<void> {
     vsEnvoyAlone: Number((r.rps / (base('envoy-alone (1 pod)', r.concurrency)?.rps ?? NaN)).toFixed(2)),
     vsEnvelope: Number((r.rps / (base('envoy-envelope', r.concurrency)?.rps ?? NaN)).toFixed(2)),
   }));
-  const lat = (s: string) => latency.find((l) => l.setup === s)!;
   const pinC64 = base('mcp-pin redis', 64)!;
   const peakRss = Math.round(Math.max(...rows.filter((r) => r.mcpPinRssMb).map((r) => r.mcpPinRssMb!)));
   const lowLat = (s: string) => lowRateLatency.find((l) => l.setup === s)!;
@@ -666,18 +792,34 @@ async function main(): Promise<void> {
   const sessionlessMsgs = Math.max(...rows.filter((r) => r.setup === 'mcp-pin redis (session-less)').map((r) => r.extProcMessagesPerRequest ?? NaN));
   const targets = [
     ...floorTargets(floor),
-    { target: 'SDK pods, c=16, Redis: mcp-pin >= 0.55x the envelope on the same pods (median of 3 alternating pairs)', value: sdkPairs.median, met: sdkPairs.median >= 0.55 },
-    { target: `session-less (2026-07-28 requests, v2 SDK pods), c=16: >= 0.90x the envelope (median of 3 alternating pairs; ext_proc messages per request ${sessionlessMsgs})`, value: sessionlessPairs.median, met: sessionlessPairs.median >= 0.9 },
+    {
+      target: 'SDK pods, c=16, Redis: mcp-pin >= 0.55x the envelope on the same pods (median of 3 alternating pairs)',
+      value: sdkPairs.median,
+      met: sdkPairs.median >= 0.55,
+    },
+    {
+      target: `session-less (2026-07-28 requests, v2 SDK pods), c=16: >= 0.90x the envelope (median of 3 alternating pairs; ext_proc messages per request ${sessionlessMsgs})`,
+      value: sessionlessPairs.median,
+      met: sessionlessPairs.median >= 0.9,
+    },
     { target: 'mcp-pin RSS under load <= 150 MB', value: peakRss, met: peakRss <= 150 },
-    { target: 'Redis lookup at 100k sessions within 10% of 1k', value: Number((lookups.redis[1]!.usPerLookup / lookups.redis[0]!.usPerLookup).toFixed(2)), met: lookups.redis[1]!.usPerLookup <= lookups.redis[0]!.usPerLookup * 1.1 },
+    {
+      target: 'Redis lookup at 100k sessions within 10% of 1k',
+      value: Number((lookups.redis[1]!.usPerLookup / lookups.redis[0]!.usPerLookup).toFixed(2)),
+      met: lookups.redis[1]!.usPerLookup <= lookups.redis[0]!.usPerLookup * 1.1,
+    },
   ];
 
   const out = process.stdout;
-  out.write('\nThroughput (autocannon, POST tools/call with a session, each load ' + SECONDS + ' s)\n');
-  out.write('| setup | conc | req/s | p50 ms | p90 ms | p99 ms | errors | CPU ms envoy/mcp-pin/redis | CPU µs per req envoy/mcp-pin/redis | mcp-pin RSS MB | ext_proc msgs/req | x envoy-alone | x envelope |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n');
+  out.write(`\nThroughput (autocannon, POST tools/call with a session, each load ${SECONDS} s)\n`);
+  out.write(
+    '| setup | conc | req/s | p50 ms | p90 ms | p99 ms | errors | CPU ms envoy/mcp-pin/redis | CPU µs per req envoy/mcp-pin/redis | mcp-pin RSS MB | ext_proc msgs/req | x envoy-alone | x envelope |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n',
+  );
   for (const r of table) {
     const per = (ms: number): number => Math.round((ms * 1000) / Math.max(1, r.total));
-    out.write(`| ${r.setup} | ${r.concurrency} | ${r.rps} | ${r.p50} | ${r.p90} | ${r.p99} | ${r.errors}/${r.total} | ${r.cpuMs.envoy}/${r.cpuMs.mcpPin}/${r.cpuMs.redis} | ${per(r.cpuMs.envoy)}/${per(r.cpuMs.mcpPin)}/${per(r.cpuMs.redis)} | ${r.mcpPinRssMb ?? '-'} | ${r.extProcMessagesPerRequest ?? '-'} | ${r.vsEnvoyAlone} | ${r.vsEnvelope} |\n`);
+    out.write(
+      `| ${r.setup} | ${r.concurrency} | ${r.rps} | ${r.p50} | ${r.p90} | ${r.p99} | ${r.errors}/${r.total} | ${r.cpuMs.envoy}/${r.cpuMs.mcpPin}/${r.cpuMs.redis} | ${per(r.cpuMs.envoy)}/${per(r.cpuMs.mcpPin)}/${per(r.cpuMs.redis)} | ${r.mcpPinRssMb ?? '-'} | ${r.extProcMessagesPerRequest ?? '-'} | ${r.vsEnvoyAlone} | ${r.vsEnvelope} |\n`,
+    );
   }
   // Where the time goes at c=64: what Envoy itself spends on ext_proc is a
   // floor no change inside mcp-pin can remove.
@@ -694,17 +836,29 @@ async function main(): Promise<void> {
   );
   printFloor(floor);
   out.write(`\nAdded p50 over the envelope at ${LOW_RATE} req/s (the table below; no longer a target, see README): ${addedLowP50Ms.toFixed(3)} ms\n`);
-  out.write(`SDK pods, c=16, alternating: ${sdkPairs.pairs.map((p) => `${p.envelope} / ${p.mcpPin} = ${p.ratio}`).join('; ')}; median ratio ${sdkPairs.median}\n`);
-  out.write(`Session-less (2026-07-28), c=16, alternating: ${sessionlessPairs.pairs.map((p) => `${p.envelope} / ${p.mcpPin} = ${p.ratio}`).join('; ')}; median ratio ${sessionlessPairs.median}\n`);
+  out.write(
+    `SDK pods, c=16, alternating: ${sdkPairs.pairs.map((p) => `${p.envelope} / ${p.mcpPin} = ${p.ratio}`).join('; ')}; median ratio ${sdkPairs.median}\n`,
+  );
+  out.write(
+    `Session-less (2026-07-28), c=16, alternating: ${sessionlessPairs.pairs.map((p) => `${p.envelope} / ${p.mcpPin} = ${p.ratio}`).join('; ')}; median ratio ${sessionlessPairs.median}\n`,
+  );
   for (const [what, h] of Object.entries(holdPairs)) {
-    out.write(`${what.includes('replaySafeTools') ? 'not named / named' : 'holdSafeResponses off / on'}, ${what} (c=64, alternating): ${h.pairs.map((p) => `${p.envelope} / ${p.mcpPin} = ${p.ratio}`).join('; ')}; median ratio ${h.median}; Envoy CPU µs per request off ${h.envoyUsPerRequest.off}, on ${h.envoyUsPerRequest.on}\n`);
+    out.write(
+      `${what.includes('replaySafeTools') ? 'not named / named' : 'holdSafeResponses off / on'}, ${what} (c=64, alternating): ${h.pairs.map((p) => `${p.envelope} / ${p.mcpPin} = ${p.ratio}`).join('; ')}; median ratio ${h.median}; Envoy CPU µs per request off ${h.envoyUsPerRequest.off}, on ${h.envoyUsPerRequest.on}\n`,
+    );
   }
-  out.write(`\nLatency at a fixed rate of ${Math.round(rate)} req/s (half of the lower c=64 saturation of envelope and mcp-pin redis), open loop, hrtime\n| setup | p50 µs | p90 µs | p99 µs | errors |\n|---|---|---|---|---|\n`);
+  out.write(
+    `\nLatency at a fixed rate of ${Math.round(rate)} req/s (half of the lower c=64 saturation of envelope and mcp-pin redis), open loop, hrtime\n| setup | p50 µs | p90 µs | p99 µs | errors |\n|---|---|---|---|---|\n`,
+  );
   for (const l of latency) out.write(`| ${l.setup} | ${l.p50Us} | ${l.p90Us} | ${l.p99Us} | ${l.errors} |\n`);
   out.write(`\nLatency at ${LOW_RATE} req/s (machine mostly idle), open loop, hrtime\n| setup | p50 µs | p90 µs | p99 µs | errors |\n|---|---|---|---|---|\n`);
   for (const l of lowRateLatency) out.write(`| ${l.setup} | ${l.p50Us} | ${l.p90Us} | ${l.p99Us} | ${l.errors} |\n`);
-  out.write(`\nRecovery (SDK pods, medians of ${recovery.samples}): initialize + initialized ${recovery.initializeMs} ms, follow-up call ${recovery.followUpMs} ms, call that recovers (retry, re-init + notify on the retry's pod, the request again) ${recovery.recoveredRequestMs} ms\n`);
-  out.write(`\nStore lookup (20k lookups one at a time, each from the 1k or the 100k set at random, timed one by one)\n| store | live sessions | lookups | mean µs per lookup |\n|---|---|---|---|\n`);
+  out.write(
+    `\nRecovery (SDK pods, medians of ${recovery.samples}): initialize + initialized ${recovery.initializeMs} ms, follow-up call ${recovery.followUpMs} ms, call that recovers (retry, re-init + notify on the retry's pod, the request again) ${recovery.recoveredRequestMs} ms\n`,
+  );
+  out.write(
+    `\nStore lookup (20k lookups one at a time, each from the 1k or the 100k set at random, timed one by one)\n| store | live sessions | lookups | mean µs per lookup |\n|---|---|---|---|\n`,
+  );
   for (const [k, v] of Object.entries(lookups)) for (const l of v) out.write(`| ${k} | ${l.live} | ${l.lookups} | ${l.usPerLookup} |\n`);
   printTargets(targets);
   writeResults('bench', { rows: table, floor, transport, sdkPairs, sessionlessPairs, holdPairs, latency, lowRateLatency, recovery, lookups, targets });

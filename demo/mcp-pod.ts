@@ -90,19 +90,33 @@ function newServer(getSessionId: () => string | undefined, subscriptions = new S
   // A task-augmented tool: the call answers at once with a task that completes after `ms`.
   server.experimental.tasks.registerToolTask(
     'slow-task',
-    { description: 'Runs as a task that completes after `ms` milliseconds', inputSchema: { ms: z.number().int().min(0).max(600_000) }, execution: { taskSupport: 'required' } },
+    {
+      description: 'Runs as a task that completes after `ms` milliseconds',
+      inputSchema: { ms: z.number().int().min(0).max(600_000) },
+      execution: { taskSupport: 'required' },
+    },
     {
       createTask: async ({ ms }, extra) => {
         const task = await extra.taskStore.createTask({ ttl: 600_000 });
-        setTimeout(() => void extra.taskStore.storeTaskResult(task.taskId, 'completed', { content: [{ type: 'text', text: JSON.stringify({ pod: name, slept: ms }) }] }).catch(() => {}), ms);
+        setTimeout(
+          () =>
+            void extra.taskStore
+              .storeTaskResult(task.taskId, 'completed', { content: [{ type: 'text', text: JSON.stringify({ pod: name, slept: ms }) }] })
+              .catch(() => {}),
+          ms,
+        );
         return { task };
       },
       getTask: async (_args, extra) => extra.taskStore.getTask(extra.taskId),
       getTaskResult: async (_args, extra) => extra.taskStore.getTaskResult(extra.taskId) as never,
     },
   );
-  server.registerResource('counter', 'demo://counter', { description: 'A number that changes on POST /_touch' }, async (uri) => ({ contents: [{ uri: uri.href, text: JSON.stringify({ pod: name, counter }) }] }));
-  server.registerResource('other', 'demo://other', { description: 'Another resource one may subscribe to' }, async (uri) => ({ contents: [{ uri: uri.href, text: name }] }));
+  server.registerResource('counter', 'demo://counter', { description: 'A number that changes on POST /_touch' }, async (uri) => ({
+    contents: [{ uri: uri.href, text: JSON.stringify({ pod: name, counter }) }],
+  }));
+  server.registerResource('other', 'demo://other', { description: 'Another resource one may subscribe to' }, async (uri) => ({
+    contents: [{ uri: uri.href, text: name }],
+  }));
   server.server.setRequestHandler(SubscribeRequestSchema, async (req) => {
     if (!SUBSCRIBABLE.has(req.params.uri)) throw new McpError(ErrorCode.InvalidParams, 'Resource not found');
     subscriptions.add(req.params.uri);
@@ -117,17 +131,27 @@ function newServer(getSessionId: () => string | undefined, subscriptions = new S
   }));
   server.registerTool(
     'big',
-    { description: 'Answers with `size` bytes of text', inputSchema: { size: z.number().int().min(0).max(64 * 1024 * 1024) } },
+    {
+      description: 'Answers with `size` bytes of text',
+      inputSchema: {
+        size: z
+          .number()
+          .int()
+          .min(0)
+          .max(64 * 1024 * 1024),
+      },
+    },
     async ({ size }) => ({ content: [{ type: 'text', text: 'x'.repeat(size) }] }),
   );
-  server.registerTool(
-    'echo',
-    { description: 'Echoes its argument back, with the pod name', inputSchema: { text: z.string() } },
-    async ({ text }) => ({ content: [{ type: 'text', text: JSON.stringify({ pod: name, text }) }] }),
-  );
+  server.registerTool('echo', { description: 'Echoes its argument back, with the pod name', inputSchema: { text: z.string() } }, async ({ text }) => ({
+    content: [{ type: 'text', text: JSON.stringify({ pod: name, text }) }],
+  }));
   server.registerTool(
     'slow',
-    { description: 'Answers after `ms` milliseconds (a tool with effects, as far as a proxy can tell)', inputSchema: { ms: z.number().int().min(0).max(600_000) } },
+    {
+      description: 'Answers after `ms` milliseconds (a tool with effects, as far as a proxy can tell)',
+      inputSchema: { ms: z.number().int().min(0).max(600_000) },
+    },
     async ({ ms }) => {
       await new Promise((r) => setTimeout(r, ms));
       return { content: [{ type: 'text', text: JSON.stringify({ pod: name, slept: ms }) }] };
@@ -162,9 +186,13 @@ const modernHandler = modern
         server.registerTool('whoami', { description: 'Which pod answered' }, async () => ({
           content: [{ type: 'text', text: JSON.stringify({ pod: name, session: null }) }],
         }));
-        server.registerTool('echo', { description: 'Echoes its argument back, with the pod name', inputSchema: z.object({ text: z.string() }) }, async ({ text }) => ({
-          content: [{ type: 'text', text: JSON.stringify({ pod: name, text }) }],
-        }));
+        server.registerTool(
+          'echo',
+          { description: 'Echoes its argument back, with the pod name', inputSchema: z.object({ text: z.string() }) },
+          async ({ text }) => ({
+            content: [{ type: 'text', text: JSON.stringify({ pod: name, text }) }],
+          }),
+        );
         return server;
       }),
     )
@@ -181,7 +209,9 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
 
 function rpcMethods(body: unknown): string[] {
   const list = Array.isArray(body) ? body : [body];
-  return list.map((m) => (m && typeof m === 'object' && typeof (m as { method?: unknown }).method === 'string' ? (m as { method: string }).method : null)).filter((m): m is string => m !== null);
+  return list
+    .map((m) => (m && typeof m === 'object' && typeof (m as { method?: unknown }).method === 'string' ? (m as { method: string }).method : null))
+    .filter((m): m is string => m !== null);
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -201,7 +231,12 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
     const uri = url.searchParams.get('uri') ?? '';
     counter++;
     let sent = 0;
-    for (const s of sessions.values()) if (s.subscriptions.has(uri)) await s.server.server.sendResourceUpdated({ uri }).then(() => sent++, () => {});
+    for (const s of sessions.values())
+      if (s.subscriptions.has(uri))
+        await s.server.server.sendResourceUpdated({ uri }).then(
+          () => sent++,
+          () => {},
+        );
     return sendJson(res, 200, { sent });
   }
   if (url.pathname === '/_log' && req.method === 'POST') {
@@ -212,7 +247,10 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
   if (req.url === '/_notify' && req.method === 'POST') {
     let sent = 0;
     for (const { server } of sessions.values()) {
-      await server.server.sendLoggingMessage({ level: 'info', data: `hello from ${name}` }).then(() => sent++, () => {});
+      await server.server.sendLoggingMessage({ level: 'info', data: `hello from ${name}` }).then(
+        () => sent++,
+        () => {},
+      );
     }
     return sendJson(res, 200, { sent });
   }

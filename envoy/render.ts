@@ -152,7 +152,8 @@ export function replayMatcher(methods: readonly string[]): string {
     return `{ string_match: { exact: "${m}" } }`;
   });
   // Envoy's or_match takes two or more.
-  return items.length === 1 ? items[0]! : `{ or_match: { value_matchers: [ ${items.join(', ')} ] } }`;
+  const [only] = items;
+  return items.length === 1 && only ? only : `{ or_match: { value_matchers: [ ${items.join(', ')} ] } }`;
 }
 
 /**
@@ -189,7 +190,8 @@ function safeToolsRoute(params: EnvoyParams): string {
 function exactMatcher(names: readonly string[]): string {
   const items = names.map((n) => `{ string_match: { exact: "${n}" } }`);
   // Envoy's or_match takes two or more.
-  return items.length === 1 ? items[0]! : `{ or_match: { value_matchers: [ ${items.join(', ')} ] } }`;
+  const [only] = items;
+  return items.length === 1 && only ? only : `{ or_match: { value_matchers: [ ${items.join(', ')} ] } }`;
 }
 
 /** The route's buffer limit is also the upstream filters' (the held answer); request bodies stay bounded by the buffer filter. */
@@ -283,7 +285,6 @@ function holdOffHere(on: boolean): string {
   return on ? '{ envoy.filters.http.lua: { "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.LuaPerRoute, disabled: true } }' : '{}';
 }
 
-
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(3)}s`;
 
 /**
@@ -306,7 +307,12 @@ export const HEADER_ROOM = {
 function headerRoom(params: EnvoyParams): { roomCount: number; roomBytes: number; capacityCount: number; capacityKb: number } {
   const roomCount = params.clientHeadersMaxCount + HEADER_ROOM.envoyBefore.count;
   const roomBytes = params.clientHeadersMaxKb * 1024 + HEADER_ROOM.envoyBefore.bytes;
-  return { roomCount, roomBytes, capacityCount: roomCount + HEADER_ROOM.addedAfter.count, capacityKb: Math.ceil((roomBytes + HEADER_ROOM.addedAfter.bytes) / 1024) };
+  return {
+    roomCount,
+    roomBytes,
+    capacityCount: roomCount + HEADER_ROOM.addedAfter.count,
+    capacityKb: Math.ceil((roomBytes + HEADER_ROOM.addedAfter.bytes) / 1024),
+  };
 }
 
 /** An address prefix as the RBAC principals take it: address/length. */
@@ -326,7 +332,9 @@ function cidrPrincipals(cidrs: readonly string[]): string {
 function flowEndpoints(hosts: ExtProcEndpoint[]): string {
   if (hosts.length === 0) throw new TemplateError('envoy config: at least one mcp-pin endpoint is needed');
   const items = hosts.map((h) =>
-    isSocketPath(h) ? `{ endpoint: { address: { pipe: { path: "${h.path}" } } } }` : `{ endpoint: { address: { socket_address: { address: "${h.host}", port_value: ${h.port} } } } }`,
+    isSocketPath(h)
+      ? `{ endpoint: { address: { pipe: { path: "${h.path}" } } } }`
+      : `{ endpoint: { address: { socket_address: { address: "${h.host}", port_value: ${h.port} } } } }`,
   );
   return `[ ${items.join(', ')} ]`;
 }
@@ -369,7 +377,8 @@ function podDiscovery(service: EnvoyParams['service'], cluster: string): string 
 
 function extProcDiscovery(params: EnvoyParams): string {
   if (!Array.isArray(params.extProc)) return edsDiscovery(params.extProc.edsPath, 'mcp_pin');
-  if (params.extProcDiscovery === 'dns' && params.extProc.some(isSocketPath)) throw new TemplateError('envoy config: extProcDiscovery dns takes host:port, not a Unix socket');
+  if (params.extProcDiscovery === 'dns' && params.extProc.some(isSocketPath))
+    throw new TemplateError('envoy config: extProcDiscovery dns takes host:port, not a Unix socket');
   return [
     ...(params.extProcDiscovery === 'dns' ? ['type: STRICT_DNS', 'dns_lookup_family: V4_PREFERRED'] : ['type: STATIC']),
     `load_assignment: { cluster_name: mcp_pin, endpoints: [ { lb_endpoints: ${flowEndpoints(params.extProc)} } ] }`,

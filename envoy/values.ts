@@ -24,14 +24,13 @@ export class ValueProblem extends PinError {
   }
 }
 
-const list = (raw: Raw): string[] =>
-  (Array.isArray(raw) ? raw.map(String) : String(raw).split(',')).map((s) => s.trim()).filter((s) => s.length > 0);
+const list = (raw: Raw): string[] => (Array.isArray(raw) ? raw.map(String) : String(raw).split(',')).map((s) => s.trim()).filter((s) => s.length > 0);
 
 function hostPort(s: string): HostPort {
-  const m = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(s);
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || port < 1 || port > 65535) throw new ValueProblem(`"${s}" is not host:port`);
-  return { host: m[1]!, port };
+  const [, host, digits] = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(s) ?? [];
+  const port = Number(digits);
+  if (host === undefined || !(port >= 1 && port <= 65535)) throw new ValueProblem(`"${s}" is not host:port`);
+  return { host, port };
 }
 
 /** host:port entries, comma-separated (or a list). */
@@ -88,20 +87,25 @@ export const TEMPLATE_VALUES: Record<Exclude<keyof EnvoyParams, 'extProcDiscover
     },
   },
   service: {
-    meaning: 'the MCP pods: eds:<path of an EDS file> (write a new file, then rename it over this path), or dns:<name>:<port> resolving to every pod (headless Service)',
+    meaning:
+      'the MCP pods: eds:<path of an EDS file> (write a new file, then rename it over this path), or dns:<name>:<port> resolving to every pod (headless Service)',
     parse: (r) => {
       const s = String(r);
       if (s.startsWith('eds:') && s.length > 4 && s.slice(4).startsWith('/')) return { edsPath: s.slice(4) };
       if (s.startsWith('dns:')) return { dns: hostPort(s.slice(4)) };
-      if (s.startsWith('eds:') && s.length > 4) throw new ValueProblem(`"${s}": the EDS path must be absolute (Envoy reads it from its own working directory, not yours), e.g. eds:/etc/envoy/eds/eds.json`);
+      if (s.startsWith('eds:') && s.length > 4)
+        throw new ValueProblem(
+          `"${s}": the EDS path must be absolute (Envoy reads it from its own working directory, not yours), e.g. eds:/etc/envoy/eds/eds.json`,
+        );
       throw new ValueProblem(`"${s}" is not eds:/absolute/path or dns:name:port`);
     },
   },
-  listenAddress: { default: d('listenAddress'), meaning: "address of the public listener MCP clients connect to", parse: text },
+  listenAddress: { default: d('listenAddress'), meaning: 'address of the public listener MCP clients connect to', parse: text },
   listenPort: { default: d('listenPort'), meaning: 'port of the public listener', parse: integer(1, 65535) },
   internalAddress: {
     default: d('internalAddress'),
-    meaning: 'address of the internal listener mcp-pin re-initializes sessions through (mcp-pin --recovery-url), never reachable from clients or pods; or unix:/path, a Unix socket beside mcp-pin (mode 0660; internalPort and internalClients then unused)',
+    meaning:
+      'address of the internal listener mcp-pin re-initializes sessions through (mcp-pin --recovery-url), never reachable from clients or pods; or unix:/path, a Unix socket beside mcp-pin (mode 0660; internalPort and internalClients then unused)',
     parse: (r) => {
       const s = text(r);
       if (s.startsWith(UNIX_PREFIX)) socketPath(s);
@@ -120,12 +124,25 @@ export const TEMPLATE_VALUES: Record<Exclude<keyof EnvoyParams, 'extProcDiscover
   },
   adminAddress: { default: d('adminAddress'), meaning: "Envoy's admin interface address (keep it on loopback)", parse: text },
   adminPort: { default: d('adminPort'), meaning: "Envoy's admin port", parse: integer(1, 65535) },
-  pinHeader: { default: d('pinHeader'), meaning: 'header mcp-pin names the pinned pod in (mcp-pin --pin-header); stripped from every client request', parse: headerName },
-  upstreamHeader: { default: d('upstreamHeader'), meaning: 'header the internal listener reports the reached pod in (mcp-pin --upstream-header)', parse: headerName },
-  lostSessionStatuses: { default: d('lostSessionStatuses'), meaning: 'pod answers that mean "session lost", retried on the pinned route (mcp-pin --lost-session-statuses: the same list)', parse: (r) => list(r).map(integer(400, 599)) },
+  pinHeader: {
+    default: d('pinHeader'),
+    meaning: 'header mcp-pin names the pinned pod in (mcp-pin --pin-header); stripped from every client request',
+    parse: headerName,
+  },
+  upstreamHeader: {
+    default: d('upstreamHeader'),
+    meaning: 'header the internal listener reports the reached pod in (mcp-pin --upstream-header)',
+    parse: headerName,
+  },
+  lostSessionStatuses: {
+    default: d('lostSessionStatuses'),
+    meaning: 'pod answers that mean "session lost", retried on the pinned route (mcp-pin --lost-session-statuses: the same list)',
+    parse: (r) => list(r).map(integer(400, 599)),
+  },
   replayAfterReset: {
     default: d('replayAfterReset'),
-    meaning: "JSON-RPC methods of pinned requests Envoy replays on another pod when the pod's connection resets before it answered (the pod died mid-request): only methods safe to run twice; name/* covers a prefix, responses covers a client's answers; empty: none. tools/call is not listed: the pod may have run it",
+    meaning:
+      "JSON-RPC methods of pinned requests Envoy replays on another pod when the pod's connection resets before it answered (the pod died mid-request): only methods safe to run twice; name/* covers a prefix, responses covers a client's answers; empty: none. tools/call is not listed: the pod may have run it",
     parse: (r) =>
       (Array.isArray(r) || String(r).trim() !== '' ? list(r) : []).map((m) => {
         if (!/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*(\/\*)?$/.test(m)) throw new ValueProblem(`"${m}" is not a JSON-RPC method name (or name/*)`);
@@ -145,18 +162,29 @@ export const TEMPLATE_VALUES: Record<Exclude<keyof EnvoyParams, 'extProcDiscover
   },
   holdSafeResponses: {
     default: d('holdSafeResponses'),
-    meaning: 'hold the answer to a replayAfterReset request in Envoy until it is whole, so that a pod answering with SSE (the SDK default) that dies mid-answer is replayed too (true/false)',
+    meaning:
+      'hold the answer to a replayAfterReset request in Envoy until it is whole, so that a pod answering with SSE (the SDK default) that dies mid-answer is replayed too (true/false)',
     parse: (r) => {
       const v = String(r).trim();
       if (v === 'true' || v === 'false') return v === 'true';
       throw new ValueProblem(`"${v}" is not true or false`);
     },
   },
-  holdSafeResponsesMaxBytes: { default: d('holdSafeResponsesMaxBytes'), meaning: 'largest answer held whole with holdSafeResponses (Envoy memory per held answer); a larger one fails with 500 response_payload_too_large', parse: integer(64 * 1024, 256 * 1024 * 1024) },
-  statsListen: { default: 'none', meaning: "host:port of a listener serving only /stats/prometheus and /ready of Envoy's admin interface (for a scraper and the kubelet's probes); none: no such listener", parse: (r) => (String(r).trim() === 'none' ? undefined : hostPorts(r)[0]) },
+  holdSafeResponsesMaxBytes: {
+    default: d('holdSafeResponsesMaxBytes'),
+    meaning: 'largest answer held whole with holdSafeResponses (Envoy memory per held answer); a larger one fails with 500 response_payload_too_large',
+    parse: integer(64 * 1024, 256 * 1024 * 1024),
+  },
+  statsListen: {
+    default: 'none',
+    meaning:
+      "host:port of a listener serving only /stats/prometheus and /ready of Envoy's admin interface (for a scraper and the kubelet's probes); none: no such listener",
+    parse: (r) => (String(r).trim() === 'none' ? undefined : hostPorts(r)[0]),
+  },
   extProcTls: {
     default: 'none',
-    meaning: "mutual TLS to mcp-pin: cert,key,ca (PEM paths as Envoy sees them: its client certificate and key, and the CA of mcp-pin's server certificate; mcp-pin then runs with --tls-cert-file, --tls-key-file and --tls-client-ca-file); none: plain h2c",
+    meaning:
+      "mutual TLS to mcp-pin: cert,key,ca (PEM paths as Envoy sees them: its client certificate and key, and the CA of mcp-pin's server certificate; mcp-pin then runs with --tls-cert-file, --tls-key-file and --tls-client-ca-file); none: plain h2c",
     parse: (r) => {
       if (String(r).trim() === 'none') return undefined;
       const [certFile, keyFile, caFile, ...rest] = list(r);
@@ -164,15 +192,53 @@ export const TEMPLATE_VALUES: Record<Exclude<keyof EnvoyParams, 'extProcDiscover
       return { certFile, keyFile, caFile };
     },
   },
-  sessionSearchRetries: { default: d('sessionSearchRetries'), meaning: 'most retries of a search for a session mcp-pin has no pin for (Envoy finds the pod that holds it); mcp-pin ends a search once every pod was asked, so this only bounds it: pods past this many plus one are not searched', parse: integer(0, 255) },
-  messageTimeoutMs: { default: d('messageTimeoutMs'), meaning: "ext_proc message_timeout: how long Envoy waits for one mcp-pin answer", parse: integer(50, 60_000) },
-  maxMessageTimeoutMs: { default: d('maxMessageTimeoutMs'), meaning: 'ext_proc max_message_timeout: the most mcp-pin may extend it to while it recovers a session', parse: integer(50, 600_000) },
-  connectTimeoutMs: { default: d('connectTimeoutMs'), meaning: 'connect timeout to a pod (a refused or silent pod counts as lost after it)', parse: integer(10, 60_000) },
-  recoveryRouteTimeoutMs: { default: d('recoveryRouteTimeoutMs'), meaning: "route timeout of the internal listener (one re-initialize or relay)", parse: integer(100, 600_000) },
-  bufferLimitBytes: { default: d('bufferLimitBytes'), meaning: 'largest request body Envoy buffers: initialize bodies to store, and bodies to replay on a retry', parse: integer(1024, 64 * 1024 * 1024) },
-  healthCheckIntervalMs: { default: d('healthCheckIntervalMs'), meaning: "how often Envoy checks each mcp-pin replica's gRPC health", parse: integer(100, 60_000) },
-  clientHeadersMaxCount: { default: d('clientHeadersMaxCount'), meaning: "most request headers a client may send on mcp-pin's routes (Envoy's own default); past it Envoy answers 431 with a JSON-RPC error, and Envoy's capacity is raised by what Envoy and mcp-pin add, so their additions never fail a request", parse: integer(30, 10_000) },
-  clientHeadersMaxKb: { default: d('clientHeadersMaxKb'), meaning: "most KiB of request headers a client may send on mcp-pin's routes (Envoy's own default), as clientHeadersMaxCount", parse: integer(8, 8192) },
+  sessionSearchRetries: {
+    default: d('sessionSearchRetries'),
+    meaning:
+      'most retries of a search for a session mcp-pin has no pin for (Envoy finds the pod that holds it); mcp-pin ends a search once every pod was asked, so this only bounds it: pods past this many plus one are not searched',
+    parse: integer(0, 255),
+  },
+  messageTimeoutMs: {
+    default: d('messageTimeoutMs'),
+    meaning: 'ext_proc message_timeout: how long Envoy waits for one mcp-pin answer',
+    parse: integer(50, 60_000),
+  },
+  maxMessageTimeoutMs: {
+    default: d('maxMessageTimeoutMs'),
+    meaning: 'ext_proc max_message_timeout: the most mcp-pin may extend it to while it recovers a session',
+    parse: integer(50, 600_000),
+  },
+  connectTimeoutMs: {
+    default: d('connectTimeoutMs'),
+    meaning: 'connect timeout to a pod (a refused or silent pod counts as lost after it)',
+    parse: integer(10, 60_000),
+  },
+  recoveryRouteTimeoutMs: {
+    default: d('recoveryRouteTimeoutMs'),
+    meaning: 'route timeout of the internal listener (one re-initialize or relay)',
+    parse: integer(100, 600_000),
+  },
+  bufferLimitBytes: {
+    default: d('bufferLimitBytes'),
+    meaning: 'largest request body Envoy buffers: initialize bodies to store, and bodies to replay on a retry',
+    parse: integer(1024, 64 * 1024 * 1024),
+  },
+  healthCheckIntervalMs: {
+    default: d('healthCheckIntervalMs'),
+    meaning: "how often Envoy checks each mcp-pin replica's gRPC health",
+    parse: integer(100, 60_000),
+  },
+  clientHeadersMaxCount: {
+    default: d('clientHeadersMaxCount'),
+    meaning:
+      "most request headers a client may send on mcp-pin's routes (Envoy's own default); past it Envoy answers 431 with a JSON-RPC error, and Envoy's capacity is raised by what Envoy and mcp-pin add, so their additions never fail a request",
+    parse: integer(30, 10_000),
+  },
+  clientHeadersMaxKb: {
+    default: d('clientHeadersMaxKb'),
+    meaning: "most KiB of request headers a client may send on mcp-pin's routes (Envoy's own default), as clientHeadersMaxCount",
+    parse: integer(8, 8192),
+  },
 };
 
 export class TemplateValuesError extends PinError {

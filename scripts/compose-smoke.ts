@@ -12,7 +12,7 @@ const url = process.env.MCP_URL ?? 'http://envoy:10000/mcp';
 
 async function main(): Promise<void> {
   const deadline = Date.now() + 60_000;
-  let client;
+  let client: Awaited<ReturnType<typeof connectClient>>;
   for (;;) {
     try {
       client = await connectClient(url, { name: 'compose-smoke' });

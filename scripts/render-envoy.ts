@@ -29,16 +29,24 @@ function usage(problem: string): never {
   process.exit(2);
 }
 
-let args;
-try {
-  args = parseArgs({
-    options: { help: { type: 'boolean', short: 'h' }, list: { type: 'boolean' }, values: { type: 'string' }, set: { type: 'string', multiple: true }, eds: { type: 'string' }, out: { type: 'string' } },
-    strict: true,
-    allowPositionals: false,
-  }).values;
-} catch (err) {
-  usage((err as Error).message);
-}
+const args = (() => {
+  try {
+    return parseArgs({
+      options: {
+        help: { type: 'boolean', short: 'h' },
+        list: { type: 'boolean' },
+        values: { type: 'string' },
+        set: { type: 'string', multiple: true },
+        eds: { type: 'string' },
+        out: { type: 'string' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (err) {
+    return usage((err as Error).message);
+  }
+})();
 
 if (args.help) {
   process.stdout.write(`${USAGE}\n`);
@@ -61,7 +69,7 @@ if (args.list) {
 let text: string;
 if (args.eds !== undefined) {
   try {
-    text = renderEds(hostPorts(args.eds)) + '\n';
+    text = `${renderEds(hostPorts(args.eds))}\n`;
   } catch (err) {
     if (!(err instanceof ValueProblem)) throw err;
     usage(`--eds: ${err.message}`);
@@ -83,7 +91,7 @@ if (args.eds !== undefined) {
     if (eq <= 0) problems.push(`--set "${pair}": expected name=value`);
     else values[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
-  let params;
+  let params: ReturnType<typeof paramsFromValues> | undefined;
   try {
     params = paramsFromValues(values);
   } catch (err) {
@@ -104,5 +112,7 @@ if (args.out) {
     process.stderr.write(`render:envoy: cannot write ${args.out}: ${(err as Error).message}\n`);
     process.exit(2);
   }
-  process.stderr.write(`render:envoy: wrote ${args.eds !== undefined ? 'the EDS file' : 'the Envoy config'} ${resolve(args.out)} (${Buffer.byteLength(text)} bytes)\n`);
+  process.stderr.write(
+    `render:envoy: wrote ${args.eds !== undefined ? 'the EDS file' : 'the Envoy config'} ${resolve(args.out)} (${Buffer.byteLength(text)} bytes)\n`,
+  );
 } else process.stdout.write(text);

@@ -15,7 +15,9 @@ if ((action !== 'kill' && action !== 'restore') || !name) fail('usage: npm run s
 const file = new URL('../.stack/control.json', import.meta.url);
 if (!existsSync(file)) fail('no stack is running (start it with npm run stack)');
 const { url } = JSON.parse(readFileSync(file, 'utf8')) as { url: string };
-const res = await fetch(`${url}/pods/${encodeURIComponent(name!)}/${action}`, { method: 'POST' }).catch(() => fail(`the stack at ${url} does not answer (did it stop?)`));
+const res = await fetch(`${url}/pods/${encodeURIComponent(name ?? '')}/${action}`, { method: 'POST' }).catch(() =>
+  fail(`the stack at ${url} does not answer (did it stop?)`),
+);
 const text = (await res.text()).trim();
 if (!res.ok) fail(text);
 process.stdout.write(`${text}\n`);

@@ -47,7 +47,7 @@ async function main(): Promise<void> {
     const partial = new Map<string, string>();
     teeOutput((name, text) => {
       const lines = ((partial.get(name) ?? '') + text).split('\n');
-      partial.set(name, lines.pop()!);
+      partial.set(name, lines.pop() ?? '');
       for (const line of lines) say(`[${name}] ${line}`);
     });
   }
@@ -61,7 +61,9 @@ async function main(): Promise<void> {
       probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(null)));
     });
     if (busy) {
-      process.stderr.write(`mcp-pin stack: port ${port} is not free (${busy}): another process listens there (a stack already running?). --port N picks another, --port 0 any free one.\n`);
+      process.stderr.write(
+        `mcp-pin stack: port ${port} is not free (${busy}): another process listens there (a stack already running?). --port N picks another, --port 0 any free one.\n`,
+      );
       process.exit(1);
     }
   }
@@ -98,7 +100,7 @@ async function main(): Promise<void> {
       res.writeHead(404, { 'content-type': 'text/plain' }).end(`no such pod or action; pods: ${pods.map((p) => p.name).join(', ')}\n`);
       return;
     }
-    act(pod, m[2]!).then(
+    act(pod, m[2] ?? '').then(
       (text) => {
         say(`stack:pod: ${text}`);
         res.writeHead(200, { 'content-type': 'text/plain' }).end(`${text}\n`);
@@ -113,7 +115,9 @@ async function main(): Promise<void> {
   say('mcp-pin local stack is up');
   say(`  MCP endpoint (connect your client here): ${envoy.mcpUrl}`);
   say(`  store:         ${storeUrl}${storeUrl === 'memory:' ? ' (in-memory: single replica)' : ''}${redis ? ` (data in ${redis.dir})` : ''}`);
-  say(`  mcp-pin:       ${pins.map((p, i) => `grpc ${stack.pinSockets?.[i] ?? `127.0.0.1:${p.port}`}, metrics http://127.0.0.1:${p.metricsPort}/metrics`).join('\n                 ')}`);
+  say(
+    `  mcp-pin:       ${pins.map((p, i) => `grpc ${stack.pinSockets?.[i] ?? `127.0.0.1:${p.port}`}, metrics http://127.0.0.1:${p.metricsPort}/metrics`).join('\n                 ')}`,
+  );
   say(`  demo pods:     ${pods.map((p) => `${p.name} ${p.host}:${p.port}`).join(', ')}`);
   say(`  Envoy admin:   ${envoy.adminUrl}`);
   say(`  Envoy config:  ${envoy.dir}/envoy.yaml`);

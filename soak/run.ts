@@ -78,7 +78,8 @@ async function main(): Promise<void> {
       const started = Date.now();
       const what = n % 4 === 1 ? 'slow tool call' : n % 4 === 3 ? 'slow read' : 'tool call';
       try {
-        if (what === 'slow tool call') lastPod[i] = podOf(((await c.client.callTool({ name: 'slow', arguments: { ms: 200 } })).content as { text: string }[])[0]!.text);
+        if (what === 'slow tool call')
+          lastPod[i] = podOf(((await c.client.callTool({ name: 'slow', arguments: { ms: 200 } })).content as { text: string }[])[0]!.text);
         else if (what === 'slow read') lastPod[i] = podOf(((await c.client.readResource({ uri: 'slow://200' })).contents[0] as { text: string }).text);
         else {
           const r = await c.echo(`${i}:${n}`);
@@ -144,7 +145,10 @@ async function main(): Promise<void> {
   redis.disconnect();
   const lost: string[] = [];
   for (const [i, c] of clients.entries()) {
-    const ok = await c.echo('final').then(() => true, () => false);
+    const ok = await c.echo('final').then(
+      () => true,
+      () => false,
+    );
     if (!ok || c.sessionId() !== sids[i] || !keys.some((k) => k.includes(`{${sids[i]}}`))) lost.push(sids[i]!);
   }
   const histogram = await Promise.all(stack.pins.map((p) => p.metrics()));
@@ -156,7 +160,11 @@ async function main(): Promise<void> {
     errors: errors.length,
     errorsByCause,
     reinitializations: reinitsOfGone + recovery.count,
-    recoveryMs: { p50: recovery.p50, p99: recovery.p99, note: "mcp-pin's mcp_pin_recovery_seconds (proof of loss, re-init, notify), interpolated within buckets; the restarted replica's latest process only" },
+    recoveryMs: {
+      p50: recovery.p50,
+      p99: recovery.p99,
+      note: "mcp-pin's mcp_pin_recovery_seconds (proof of loss, re-init, notify), interpolated within buckets; the restarted replica's latest process only",
+    },
     firstErrors: errors.slice(0, 5),
     lostPins: lost.length,
     events,
@@ -173,7 +181,9 @@ async function main(): Promise<void> {
   writeFileSync(file, JSON.stringify(report, null, 2));
   const { samples: _s, ...summary } = report;
   process.stdout.write(`${JSON.stringify(summary, null, 2)}\nJSON: ${file.pathname}\n`);
-  const unacceptable = Object.entries(errorsByCause).filter(([k]) => k !== 'slow tool call in flight on a killed pod' && k !== 'tool call in flight on a killed pod');
+  const unacceptable = Object.entries(errorsByCause).filter(
+    ([k]) => k !== 'slow tool call in flight on a killed pod' && k !== 'tool call in flight on a killed pod',
+  );
   if (unacceptable.length > 0 || lost.length > 0) process.exitCode = 1;
 }
 

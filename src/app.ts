@@ -49,10 +49,13 @@ export async function startApp(cfg: Config, log: Logger, opts: { store?: Session
   const address = parseListenAddress(cfg.listen);
   // loadConfig refused anything else at start.
   if (!address) throw new PinError('MCP_PIN_LISTEN_FAILED', `cannot listen on ${cfg.listen}: not an address`);
-  const tls = cfg.tlsCertFile ? { certFile: cfg.tlsCertFile, keyFile: cfg.tlsKeyFile, ...(cfg.tlsClientCaFile ? { clientCaFile: cfg.tlsClientCaFile } : {}) } : undefined;
+  const tls = cfg.tlsCertFile
+    ? { certFile: cfg.tlsCertFile, keyFile: cfg.tlsKeyFile, ...(cfg.tlsClientCaFile ? { clientCaFile: cfg.tlsClientCaFile } : {}) }
+    : undefined;
   const grpcPort = await listen(server, address, serverCredentials(tls));
   if (tls) log.info({ mutual: Boolean(tls.clientCaFile) }, 'gRPC port serves TLS');
-  else if (address.kind === 'tcp' && !isLoopbackHost(address.host)) log.warn({ listen: cfg.listen }, 'gRPC port serves plaintext on a network address (--network-is-closed true): anyone who reaches it can rewrite sessions');
+  else if (address.kind === 'tcp' && !isLoopbackHost(address.host))
+    log.warn({ listen: cfg.listen }, 'gRPC port serves plaintext on a network address (--network-is-closed true): anyone who reaches it can rewrite sessions');
 
   let draining = false;
   let probing = false;

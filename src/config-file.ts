@@ -37,15 +37,20 @@ export function readValuesFile(path: string, ownKeys: ReadonlySet<string>): Valu
   } catch (err) {
     throw new ValuesFileError([`--config ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`]);
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ValuesFileError([`--config ${path}: expected a JSON object of template values`]);
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new ValuesFileError([`--config ${path}: expected a JSON object of template values`]);
   const { [OWN_SETTINGS_KEY]: ownRaw, ...templateValues } = parsed as Record<string, unknown>;
   const problems: string[] = [];
   const own: Record<string, string> = {};
   if (ownRaw !== undefined) {
-    if (typeof ownRaw !== 'object' || ownRaw === null || Array.isArray(ownRaw)) problems.push(`--config ${path}: "${OWN_SETTINGS_KEY}" must be an object of mcp-pin settings`);
+    if (typeof ownRaw !== 'object' || ownRaw === null || Array.isArray(ownRaw))
+      problems.push(`--config ${path}: "${OWN_SETTINGS_KEY}" must be an object of mcp-pin settings`);
     else
       for (const [k, v] of Object.entries(ownRaw)) {
-        if (!ownKeys.has(k)) problems.push(`--config ${path}: unknown mcp-pin setting ${OWN_SETTINGS_KEY}.${k} (mcp-pin --help lists them; the key is the flag in camelCase, e.g. storeUrl)`);
+        if (!ownKeys.has(k))
+          problems.push(
+            `--config ${path}: unknown mcp-pin setting ${OWN_SETTINGS_KEY}.${k} (mcp-pin --help lists them; the key is the flag in camelCase, e.g. storeUrl)`,
+          );
         else if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') own[k] = String(v);
         else if (Array.isArray(v)) own[k] = v.map(String).join(',');
         else problems.push(`--config ${path}: ${OWN_SETTINGS_KEY}.${k} must be a string, number or list`);
@@ -109,7 +114,8 @@ export interface SharedSettings {
 export function disagreements(cfg: SharedSettings, envoy: EnvoyParams, path: string): string[] {
   const out: string[] = [];
   const differ = (flag: string, ours: string, value: string, theirs: string): void => {
-    if (ours !== theirs) out.push(`--${flag}=${ours} disagrees with ${value} ${theirs} in ${path} (Envoy is rendered from it): change one, or leave --${flag} unset`);
+    if (ours !== theirs)
+      out.push(`--${flag}=${ours} disagrees with ${value} ${theirs} in ${path} (Envoy is rendered from it): change one, or leave --${flag} unset`);
   };
   differ('pin-header', cfg.pinHeader, 'pinHeader', envoy.pinHeader);
   differ('upstream-header', cfg.upstreamHeader, 'upstreamHeader', envoy.upstreamHeader);
@@ -130,20 +136,32 @@ export function disagreements(cfg: SharedSettings, envoy: EnvoyParams, path: str
   }
   const listen = parseListenAddress(cfg.listen);
   if (listen && Array.isArray(envoy.extProc)) {
-    const reached = envoy.extProc.some((e) => (isSocketPath(e) ? listen.kind === 'unix' && listen.path === e.path : listen.kind === 'tcp' && listen.port === e.port));
+    const reached = envoy.extProc.some((e) =>
+      isSocketPath(e) ? listen.kind === 'unix' && listen.path === e.path : listen.kind === 'tcp' && listen.port === e.port,
+    );
     const targets = new Set(envoy.extProc.map((e) => (isSocketPath(e) ? `unix:${e.path}` : `port ${e.port}`)));
     if (!reached) out.push(`--listen=${cfg.listen}: Envoy opens ext_proc streams on ${[...targets].join(' or ')} (extProc in ${path}): listen there`);
   }
   if (Boolean(envoy.extProcTls) !== Boolean(cfg.tlsCertFile)) {
     out.push(
       envoy.extProcTls
-        ? `extProcTls in ${path}: Envoy talks TLS to mcp-pin; give mcp-pin --tls-cert-file, --tls-key-file and --tls-client-ca-file (in "${OWN_SETTINGS_KEY}" or as flags)`
+        ? `extProcTls in ${path}: Envoy talks TLS to mcp-pin; give mcp-pin --tls-cert-file, --tls-key-file ` +
+            `and --tls-client-ca-file (in "${OWN_SETTINGS_KEY}" or as flags)`
         : `--tls-cert-file is set but extProcTls in ${path} is none: Envoy would talk plain h2c to a TLS port`,
     );
-  } else if (envoy.extProcTls && !cfg.tlsClientCaFile) out.push(`extProcTls in ${path}: Envoy presents a client certificate; give mcp-pin --tls-client-ca-file so it checks it`);
+  } else if (envoy.extProcTls && !cfg.tlsClientCaFile)
+    out.push(`extProcTls in ${path}: Envoy presents a client certificate; give mcp-pin --tls-client-ca-file so it checks it`);
   if (cfg.recoveryTimeoutMs + 1000 > envoy.maxMessageTimeoutMs)
-    out.push(`--recovery-timeout-ms=${cfg.recoveryTimeoutMs}: Envoy waits at most maxMessageTimeoutMs ${envoy.maxMessageTimeoutMs} for one answer (${path}); mcp-pin needs the timeout plus 1000`);
+    out.push(
+      `--recovery-timeout-ms=${cfg.recoveryTimeoutMs}: Envoy waits at most maxMessageTimeoutMs ` +
+        `${envoy.maxMessageTimeoutMs} for one answer (${path}); mcp-pin needs the timeout plus ` +
+        `1000`,
+    );
   if (cfg.drainDelayMs <= 2 * envoy.healthCheckIntervalMs)
-    out.push(`--drain-delay-ms=${cfg.drainDelayMs}: Envoy needs two failed health checks (healthCheckIntervalMs ${envoy.healthCheckIntervalMs} in ${path}) to stop sending streams; make it longer than ${2 * envoy.healthCheckIntervalMs}`);
+    out.push(
+      `--drain-delay-ms=${cfg.drainDelayMs}: Envoy needs two failed health checks (healthCheckIntervalMs ` +
+        `${envoy.healthCheckIntervalMs} in ${path}) to stop sending streams; make it longer ` +
+        `than ${2 * envoy.healthCheckIntervalMs}`,
+    );
   return out;
 }

@@ -13,14 +13,20 @@ import { PinAllowlist } from './pin-allowlist.js';
 import { parseRedisUrl } from './sessions/redis-url.js';
 import { MAX_STORED_SESSION_ID_LENGTH } from './sessions/stored-record.js';
 
-const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'expected host:port, e.g. 0.0.0.0:50051').refine(
-  (s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535,
-  'port must be 0-65535',
-);
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'expected host:port, e.g. 0.0.0.0:50051')
+  .refine((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'port must be 0-65535');
 const ms = (min: number, max: number) => z.coerce.number().int('must be a whole number of milliseconds').min(min).max(max);
 const statusList = z
   .string()
-  .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean).map(Number))
+  .transform((s) =>
+    s
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean)
+      .map(Number),
+  )
   .pipe(z.array(z.number().int().min(400).max(599)).min(1, 'give at least one status, e.g. 404'));
 const headerName = z.string().regex(/^[a-z0-9-]+$/, 'a lowercase HTTP header name');
 /** Envoy's internal listener: http(s)://host:port, or unix:/path (HTTP over a Unix socket, the shipped deployments' way). */
@@ -33,7 +39,9 @@ const recoveryUrl = z.string().refine((s) => {
     return false;
   }
 }, 'expected http://host:port or unix:/absolute/path of the internal listener');
-const listenAddress = z.string().refine((s) => parseListenAddress(s) !== undefined, 'expected unix:/absolute/path or host:port, e.g. unix:/run/mcp-pin/mcp-pin.sock or 127.0.0.1:50051');
+const listenAddress = z
+  .string()
+  .refine((s) => parseListenAddress(s) !== undefined, 'expected unix:/absolute/path or host:port, e.g. unix:/run/mcp-pin/mcp-pin.sock or 127.0.0.1:50051');
 const yesNo = z.enum(['true', 'false'], 'expected true or false').transform((v) => v === 'true');
 
 interface Option<T extends z.ZodType> {
@@ -53,45 +61,172 @@ const opt = <T extends z.ZodType>(flag: string, schema: T, def: string, doc: str
 
 /** The table: flag name, validation, default, one line of documentation. */
 export const OPTIONS = {
-  config: opt('config', z.string(), '', "values file (JSON) that `render:envoy --values` renders Envoy from: settings both sides use come from it, mcp-pin's own from its \"mcpPin\" object; flags and environment override, and any disagreement with the rendered Envoy is refused at start"),
-  listen: opt('listen', listenAddress, '127.0.0.1:50051', "where Envoy opens ext_proc streams: unix:/path (a Unix socket beside Envoy, mode 0660: Envoy must run as mcp-pin's user or group) or host:port (port 0: any free port). The port is a control plane (a caller can rewrite any session it knows the id of): an address other than loopback needs mutual TLS (--tls-cert-file, --tls-key-file, --tls-client-ca-file) or --network-is-closed true"),
-  networkIsClosed: opt('network-is-closed', yesNo, 'false', 'true: you state that only Envoy can reach --listen (a network nobody else is on), so mcp-pin may serve it without mutual TLS on an address other than loopback; false: it refuses to start that way'),
+  config: opt(
+    'config',
+    z.string(),
+    '',
+    'values file (JSON) that `render:envoy --values` renders Envoy from: settings both sides ' +
+      'use come from it, mcp-pin\'s own from its "mcpPin" object; flags and environment ' +
+      'override, and any disagreement with the rendered Envoy is refused at start',
+  ),
+  listen: opt(
+    'listen',
+    listenAddress,
+    '127.0.0.1:50051',
+    'where Envoy opens ext_proc streams: unix:/path (a Unix socket beside Envoy, mode 0660: ' +
+      "Envoy must run as mcp-pin's user or group) or host:port (port 0: any free port). The port " +
+      'is a control plane (a caller can rewrite any session it knows the id of): an address ' +
+      'other than loopback needs mutual TLS (--tls-cert-file, --tls-key-file, ' +
+      '--tls-client-ca-file) or --network-is-closed true',
+  ),
+  networkIsClosed: opt(
+    'network-is-closed',
+    yesNo,
+    'false',
+    'true: you state that only Envoy can reach --listen (a network nobody else is on), so ' +
+      'mcp-pin may serve it without mutual TLS on an address other than loopback; false: it ' +
+      'refuses to start that way',
+  ),
   metricsListen: opt('metrics-listen', z.union([z.literal('off'), hostPort]), '0.0.0.0:9464', "Prometheus /metrics address, or 'off'"),
-  storeUrl: opt('store-url', z.string().regex(/^(memory:|rediss?:\/\/|redis-sentinel:\/\/|redis-cluster:\/\/)/, 'expected memory:, redis://, rediss://, redis-sentinel:// or redis-cluster://').superRefine((u, ctx) => {
-    if (u === 'memory:') return;
-    try {
-      parseRedisUrl(u);
-    } catch (err) {
-      if (!(err instanceof ConfigValueError)) throw err;
-      ctx.addIssue({ code: 'custom', message: err.message });
-    }
-  }), 'memory:', 'session store: memory: (single replica only), redis[s]://host:port, redis-sentinel://h1:p1,h2:p2/master or redis-cluster://h1:p1,h2:p2'),
-  keyPrefix: opt('key-prefix', z.string().min(1).max(64).regex(/^[^\s{}]+$/, 'no spaces or braces'), 'mcp-pin:', 'prefix of every store key'),
-  sessionTtlMs: opt('session-ttl-ms', ms(1_000, 30 * 24 * 3_600_000), String(2 * 3_600_000), 'sliding TTL of a session pin; requests extend it (Redis: in steps of 1% of it, a write per step)'),
+  storeUrl: opt(
+    'store-url',
+    z
+      .string()
+      .regex(/^(memory:|rediss?:\/\/|redis-sentinel:\/\/|redis-cluster:\/\/)/, 'expected memory:, redis://, rediss://, redis-sentinel:// or redis-cluster://')
+      .superRefine((u, ctx) => {
+        if (u === 'memory:') return;
+        try {
+          parseRedisUrl(u);
+        } catch (err) {
+          if (!(err instanceof ConfigValueError)) throw err;
+          ctx.addIssue({ code: 'custom', message: err.message });
+        }
+      }),
+    'memory:',
+    'session store: memory: (single replica only), redis[s]://host:port, redis-sentinel://h1:p1,h2:p2/master or redis-cluster://h1:p1,h2:p2',
+  ),
+  keyPrefix: opt(
+    'key-prefix',
+    z
+      .string()
+      .min(1)
+      .max(64)
+      .regex(/^[^\s{}]+$/, 'no spaces or braces'),
+    'mcp-pin:',
+    'prefix of every store key',
+  ),
+  sessionTtlMs: opt(
+    'session-ttl-ms',
+    ms(1_000, 30 * 24 * 3_600_000),
+    String(2 * 3_600_000),
+    'sliding TTL of a session pin; requests extend it (Redis: in steps of 1% of it, a write per step)',
+  ),
   storeTimeoutMs: opt('store-timeout-ms', ms(10, 10_000), '250', 'bound on one store command; past it the request fails fast'),
-  pinCacheMs: opt('pin-cache-ms', ms(0, 60_000), '1000', 'keep pins in this replica for this long (0: off; Redis stores only); saves a store round trip per request; a change by another replica is seen up to this late (a retry corrects it), and cached pins keep routing this long while the store is down'),
+  pinCacheMs: opt(
+    'pin-cache-ms',
+    ms(0, 60_000),
+    '1000',
+    'keep pins in this replica for this long (0: off; Redis stores only); saves a store round ' +
+      'trip per request; a change by another replica is seen up to this late (a retry corrects ' +
+      'it), and cached pins keep routing this long while the store is down',
+  ),
   pinHeader: opt('pin-header', headerName, 'x-mcp-pin-dst', "header that carries the pinned pod to Envoy's override_host policy (template value pinHeader)"),
   upstreamHeader: opt('upstream-header', headerName, 'x-mcp-pin-upstream', 'header the internal listener fills with %UPSTREAM_HOST%'),
-  recoveryUrl: opt('recovery-url', recoveryUrl, 'http://127.0.0.1:10001', "Envoy's internal listener that mcp-pin re-initializes sessions through: http://host:port, or unix:/path when that listener is a Unix socket (template value internalAddress unix:/path)"),
-  recoveryTimeoutMs: opt('recovery-timeout-ms', ms(100, 120_000), '10000', "bound on each step of a retry attempt's work: a shared recovery (proof of loss, re-initialize, notifications/initialized), and a relay to the session's pod; Envoy waits this long plus 1 s for each answer (needs Envoy's max_message_timeout at least that)"),
-  lostSessionStatuses: opt('lost-session-statuses', statusList, '404,400', 'pod answers that mean "session lost", comma-separated (404: the spec, the TypeScript SDK and Python `mcp` >= 1.26; 400: Python `mcp` < 1.26); a 400 for anything else costs a ping and a relay, never a re-initialize; Envoy\'s pinned route must retry the same statuses (template value lostSessionStatuses)'),
-  pinAllow: opt('pin-allow', z.string().superRefine((v, ctx) => {
-    try {
-      new PinAllowlist(v);
-    } catch (err) {
-      if (!(err instanceof ConfigValueError)) throw err;
-      ctx.addIssue({ code: 'custom', message: err.message });
-    }
-  }), '*', 'where a pin may point: CIDR[:port[-port]] or dns:<headless service>[:port], comma-separated; * allows any (set it in production: a poisoned store could aim sessions anywhere)'),
-  relayBudgetBytes: opt('relay-budget-bytes', z.coerce.number().int().min(1024 * 1024).max(4 * 1024 * 1024 * 1024), String(64 * 1024 * 1024), 'bytes of relayed answers held at once across all relays (each is held whole, up to 16 MiB); a relay that would pass it fails (before sending: "did not run"; while reading: "ran, answer too large")'),
-  memoryStoreMaxSessions: opt('memory-store-max-sessions', z.coerce.number().int().min(1).max(100_000_000), '1000000', 'memory: store only: most sessions held; past it a new initialize gets 503 (live sessions are never evicted)'),
+  recoveryUrl: opt(
+    'recovery-url',
+    recoveryUrl,
+    'http://127.0.0.1:10001',
+    "Envoy's internal listener that mcp-pin re-initializes sessions through: http://host:port, " +
+      'or unix:/path when that listener is a Unix socket (template value internalAddress ' +
+      'unix:/path)',
+  ),
+  recoveryTimeoutMs: opt(
+    'recovery-timeout-ms',
+    ms(100, 120_000),
+    '10000',
+    "bound on each step of a retry attempt's work: a shared recovery (proof of loss, " +
+      "re-initialize, notifications/initialized), and a relay to the session's pod; Envoy waits " +
+      "this long plus 1 s for each answer (needs Envoy's max_message_timeout at least that)",
+  ),
+  lostSessionStatuses: opt(
+    'lost-session-statuses',
+    statusList,
+    '404,400',
+    'pod answers that mean "session lost", comma-separated (404: the spec, the TypeScript SDK ' +
+      'and Python `mcp` >= 1.26; 400: Python `mcp` < 1.26); a 400 for anything else costs a ping ' +
+      "and a relay, never a re-initialize; Envoy's pinned route must retry the same statuses " +
+      '(template value lostSessionStatuses)',
+  ),
+  pinAllow: opt(
+    'pin-allow',
+    z.string().superRefine((v, ctx) => {
+      try {
+        new PinAllowlist(v);
+      } catch (err) {
+        if (!(err instanceof ConfigValueError)) throw err;
+        ctx.addIssue({ code: 'custom', message: err.message });
+      }
+    }),
+    '*',
+    'where a pin may point: CIDR[:port[-port]] or dns:<headless service>[:port], ' +
+      'comma-separated; * allows any (set it in production: a poisoned store could aim sessions ' +
+      'anywhere)',
+  ),
+  relayBudgetBytes: opt(
+    'relay-budget-bytes',
+    z.coerce
+      .number()
+      .int()
+      .min(1024 * 1024)
+      .max(4 * 1024 * 1024 * 1024),
+    String(64 * 1024 * 1024),
+    'bytes of relayed answers held at once across all relays (each is held whole, up to 16 ' +
+      'MiB); a relay that would pass it fails (before sending: "did not run"; while reading: ' +
+      '"ran, answer too large")',
+  ),
+  memoryStoreMaxSessions: opt(
+    'memory-store-max-sessions',
+    z.coerce.number().int().min(1).max(100_000_000),
+    '1000000',
+    'memory: store only: most sessions held; past it a new initialize gets 503 (live sessions are never evicted)',
+  ),
   tlsCertFile: opt('tls-cert-file', z.string(), '', 'PEM certificate chain for TLS on the gRPC port (with --tls-key-file); empty: plain h2c'),
   tlsKeyFile: opt('tls-key-file', z.string(), '', 'PEM private key for --tls-cert-file'),
-  tlsClientCaFile: opt('tls-client-ca-file', z.string(), '', "PEM CA that signs Envoy's client certificate: with it, a client without such a certificate is refused (mutual TLS; Envoy's side is the template value extProcTls)"),
-  maxInitBodyBytes: opt('max-init-body-bytes', z.coerce.number().int().min(256).max(16 * 1024 * 1024), '65536', 'largest initialize body stored for recovery; larger ones are pinned but not recoverable'),
-  maxSessionIdLength: opt('max-session-id-length', z.coerce.number().int().min(8).max(MAX_STORED_SESSION_ID_LENGTH), '256', 'longer mcp-session-id values (and ones with characters outside visible ASCII) are answered 404 by mcp-pin: never looked up, never sent to a pod'),
-  unknownSessionCacheMs: opt('unknown-session-cache-ms', ms(0, 600_000), '5000', 'remember a session id that no pod held (its search ended in 404) this long: repeats get 404 from mcp-pin after a store lookup, and reach no pod (0: off)'),
-  drainDelayMs: opt('drain-delay-ms', ms(0, 120_000), '2000', "on SIGTERM, keep serving (NOT_SERVING) this long so Envoy's health check moves traffic away first"),
+  tlsClientCaFile: opt(
+    'tls-client-ca-file',
+    z.string(),
+    '',
+    "PEM CA that signs Envoy's client certificate: with it, a client without such a " +
+      "certificate is refused (mutual TLS; Envoy's side is the template value extProcTls)",
+  ),
+  maxInitBodyBytes: opt(
+    'max-init-body-bytes',
+    z.coerce
+      .number()
+      .int()
+      .min(256)
+      .max(16 * 1024 * 1024),
+    '65536',
+    'largest initialize body stored for recovery; larger ones are pinned but not recoverable',
+  ),
+  maxSessionIdLength: opt(
+    'max-session-id-length',
+    z.coerce.number().int().min(8).max(MAX_STORED_SESSION_ID_LENGTH),
+    '256',
+    'longer mcp-session-id values (and ones with characters outside visible ASCII) are answered 404 by mcp-pin: never looked up, never sent to a pod',
+  ),
+  unknownSessionCacheMs: opt(
+    'unknown-session-cache-ms',
+    ms(0, 600_000),
+    '5000',
+    'remember a session id that no pod held (its search ended in 404) this long: repeats get 404 from mcp-pin after a store lookup, and reach no pod (0: off)',
+  ),
+  drainDelayMs: opt(
+    'drain-delay-ms',
+    ms(0, 120_000),
+    '2000',
+    "on SIGTERM, keep serving (NOT_SERVING) this long so Envoy's health check moves traffic away first",
+  ),
   drainGraceMs: opt('drain-grace-ms', ms(0, 600_000), '10000', 'then, how long open streams may finish before they are cut'),
   logLevel: opt('log-level', z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']), 'info', 'log level'),
 } as const;
@@ -100,7 +235,14 @@ type Options = typeof OPTIONS;
 export type Config = { [K in keyof Options]: z.output<Options[K]['schema']> };
 
 export function helpText(): string {
-  const lines = ['Usage: mcp-pin [--flag value ...]', '       mcp-pin --help | --version', '       mcp-pin sessions get <id> | list [--pod ip:port] | drop <id>  (mcp-pin sessions --help)', '', 'Each flag can also be given as an environment variable.', ''];
+  const lines = [
+    'Usage: mcp-pin [--flag value ...]',
+    '       mcp-pin --help | --version',
+    '       mcp-pin sessions get <id> | list [--pod ip:port] | drop <id>  (mcp-pin sessions --help)',
+    '',
+    'Each flag can also be given as an environment variable.',
+    '',
+  ];
   for (const o of Object.values(OPTIONS)) {
     lines.push(`  --${o.flag}  (${o.env})`, `      ${o.doc}`, `      default: ${o.default}`);
   }
@@ -151,7 +293,8 @@ export function loadConfig(argv: string[] = process.argv.slice(2), env: NodeJS.P
   }
   // Settings that only make sense together.
   const file = (k: string): string => String(out[k] ?? '');
-  if (Boolean(file('tlsCertFile')) !== Boolean(file('tlsKeyFile'))) problems.push('--tls-cert-file and --tls-key-file go together (TLS on the gRPC port needs both)');
+  if (Boolean(file('tlsCertFile')) !== Boolean(file('tlsKeyFile')))
+    problems.push('--tls-cert-file and --tls-key-file go together (TLS on the gRPC port needs both)');
   if (file('tlsClientCaFile') && !file('tlsCertFile')) problems.push('--tls-client-ca-file needs --tls-cert-file and --tls-key-file (mutual TLS is TLS first)');
   for (const k of ['tlsCertFile', 'tlsKeyFile', 'tlsClientCaFile']) {
     if (file(k) && !existsSync(file(k))) problems.push(`--${OPTIONS[k as keyof typeof OPTIONS].flag}=${JSON.stringify(file(k))}: no such file`);
@@ -160,13 +303,24 @@ export function loadConfig(argv: string[] = process.argv.slice(2), env: NodeJS.P
   const tlsDisagrees = values !== undefined && problems.length === 0 && Boolean(values.envoy.extProcTls) !== Boolean(file('tlsCertFile'));
   if (values && problems.length === 0) problems.push(...disagreements(out as Config, values.envoy, configPath));
   const listen = parseListenAddress(file('listen'));
-  if (listen?.kind === 'tcp' && !isLoopbackHost(listen.host) && !(file('tlsCertFile') && file('tlsClientCaFile')) && out.networkIsClosed !== true && !tlsDisagrees) {
+  if (
+    listen?.kind === 'tcp' &&
+    !isLoopbackHost(listen.host) &&
+    !(file('tlsCertFile') && file('tlsClientCaFile')) &&
+    out.networkIsClosed !== true &&
+    !tlsDisagrees
+  ) {
     problems.push(
-      `--listen=${file('listen')}: the gRPC port is mcp-pin's control plane (whoever opens a stream there can rewrite any session it knows the id of), and this address is not loopback: ` +
-        'listen on a Unix socket beside Envoy (unix:/run/mcp-pin/mcp-pin.sock), or require mutual TLS (--tls-cert-file, --tls-key-file and --tls-client-ca-file), or state that only Envoy can reach it with --network-is-closed true',
+      `--listen=${file('listen')}: the gRPC port is mcp-pin's control plane (whoever opens ` +
+        `a stream there can rewrite any session it knows the id of), and this address is not ` +
+        `loopback: ` +
+        'listen on a Unix socket beside Envoy (unix:/run/mcp-pin/mcp-pin.sock), or require mutual ' +
+        'TLS (--tls-cert-file, --tls-key-file and --tls-client-ca-file), or state that only Envoy ' +
+        'can reach it with --network-is-closed true',
     );
   }
-  if (listen?.kind === 'unix' && file('tlsCertFile')) problems.push(`--listen=${file('listen')}: TLS is for TCP; a Unix socket is guarded by its file permissions (leave --tls-cert-file unset)`);
+  if (listen?.kind === 'unix' && file('tlsCertFile'))
+    problems.push(`--listen=${file('listen')}: TLS is for TCP; a Unix socket is guarded by its file permissions (leave --tls-cert-file unset)`);
   if (problems.length > 0) throw new InvalidConfigError(problems);
   return out as Config;
 }

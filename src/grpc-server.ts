@@ -50,7 +50,9 @@ export const SOCKET_MODE = 0o660;
 export async function listen(server: grpc.Server, address: ListenAddress, credentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
   if (address.kind === 'unix') await removeStaleSocket(address.path);
   const bound = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(formatListenAddress(address), credentials, (err, port) => (err ? reject(new PinError('MCP_PIN_LISTEN_FAILED', `cannot listen on ${formatListenAddress(address)}: ${err.message}`, { cause: err })) : resolve(port))),
+    server.bindAsync(formatListenAddress(address), credentials, (err, port) =>
+      err ? reject(new PinError('MCP_PIN_LISTEN_FAILED', `cannot listen on ${formatListenAddress(address)}: ${err.message}`, { cause: err })) : resolve(port),
+    ),
   );
   if (address.kind === 'unix') chmodSync(address.path, SOCKET_MODE);
   return address.kind === 'unix' ? 0 : bound;

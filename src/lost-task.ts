@@ -24,7 +24,9 @@ const TASK_NOT_FOUND = /\btask\b.*\bnot found\b/i;
 
 /** What the client reads instead: what happened, and what to do. */
 export const LOST_TASK_MESSAGE =
-  'Task not found on the pod that holds this session now: the pod this session ran on was lost and mcp-pin moved the session to another pod. A task started before that move ran on the lost pod and is gone (tasks do not survive a move); start it again.';
+  'Task not found on the pod that holds this session now: the pod this session ran on was ' +
+  'lost and mcp-pin moved the session to another pod. A task started before that move ran on ' +
+  'the lost pod and is gone (tasks do not survive a move); start it again.';
 
 /** The `data.mcpPin` a rewritten error carries, so a program can tell this case apart. */
 export const LOST_TASK_REASON = 'task_lost_with_pod';
@@ -44,7 +46,12 @@ function isUnknownTaskError(m: unknown): m is RpcError {
 }
 
 function explained(m: RpcError): RpcError {
-  const data = typeof m.error.data === 'object' && m.error.data !== null && !Array.isArray(m.error.data) ? m.error.data : m.error.data === undefined ? {} : { pod: m.error.data };
+  const data =
+    typeof m.error.data === 'object' && m.error.data !== null && !Array.isArray(m.error.data)
+      ? m.error.data
+      : m.error.data === undefined
+        ? {}
+        : { pod: m.error.data };
   return { ...m, error: { code: m.error.code, message: LOST_TASK_MESSAGE, data: { ...data, mcpPin: LOST_TASK_REASON, podMessage: m.error.message } } };
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env -S node --max-semi-space-size=8
 /** mcp-pin process: config, start, and a graceful drain on SIGTERM/SIGINT. */
 import { startApp } from './app.js';
-import { helpText, loadConfig } from './config.js';
+import { helpText, loadConfig, type Config } from './config.js';
 import { InvalidConfigError } from './errors.js';
 import { createLogger } from './log.js';
 import { version } from './version.js';
@@ -20,7 +20,7 @@ async function main(): Promise<void> {
     process.stdout.write(`mcp-pin ${version()}\n`);
     return;
   }
-  let cfg;
+  let cfg: Config;
   try {
     cfg = loadConfig();
   } catch (err) {

@@ -22,7 +22,16 @@ export const CLIENT_SESSION_HEADER = 'x-mcp-pin-client-session';
 export const REDIRECTED_SESSION_HEADER = 'mcp-pin-redirected-session';
 
 /** Headers of one hop (RFC 9110 7.6.1) and the body length: never carried over to another message. */
-export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'content-length']);
+export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'trailer',
+  'content-length',
+]);
 
 /** Set by Envoy or mcp-pin, never copied between a client and a pod. */
 export const isProxyHeader = (name: string): boolean => name.startsWith('x-envoy-') || name.startsWith('x-mcp-pin');

@@ -34,7 +34,11 @@ export const REQUEST_OUTCOMES = [
 
 export type RequestOutcome = (typeof REQUEST_OUTCOMES)[number];
 
-/** What became of a state-setting request the pod answered (session-state.ts): kept with the session, already so, over the bounds, the pod refused it, no record, or the store failed. */
+/**
+ * What became of a state-setting request the pod answered (session-state.ts):
+ * kept with the session, already so, over the bounds, the pod refused it, no
+ * record, or the store failed.
+ */
 export const STATE_RESULTS = ['kept', 'unchanged', 'over_limit', 'refused', 'gone', 'store_error'] as const;
 export type StateResult = (typeof STATE_RESULTS)[number];
 /** What a recovery's replay of the session's state got from the new pod, per request. */
@@ -42,7 +46,17 @@ export const REPLAY_RESULTS = ['replayed', 'refused'] as const;
 export type ReplayResult = (typeof REPLAY_RESULTS)[number];
 
 /** What mcp-pin was doing when it caught a failure it carries on after. */
-export const IGNORED_OPS = ['drop_poisoned_pin', 'forget_deleted_session', 'adopt_session', 'drop_stale_pin', 'drop_refused_state', 'replay_late_state', 'release_recovery_lock', 'remember_unknown_session', 'check_unknown_session'] as const;
+export const IGNORED_OPS = [
+  'drop_poisoned_pin',
+  'forget_deleted_session',
+  'adopt_session',
+  'drop_stale_pin',
+  'drop_refused_state',
+  'replay_late_state',
+  'release_recovery_lock',
+  'remember_unknown_session',
+  'check_unknown_session',
+] as const;
 export type IgnoredOp = (typeof IGNORED_OPS)[number];
 
 /** The ext_proc phases a message can carry, and 'unknown' for one that carries none. */
@@ -88,10 +102,31 @@ export class Metrics {
   private readonly streamTally = new Tally(['accepted'] as const);
   private readonly outcomeTally = new Tally(REQUEST_OUTCOMES);
   private readonly cacheTally = new Tally(['hit', 'miss'] as const);
-  readonly streams: Gauge = new Gauge({ name: 'mcp_pin_streams_open', help: 'ext_proc streams open now', registers: [this.registry], collect: (): void => this.streams.set(this.openStreams) });
-  readonly streamsTotal: Counter = new Counter({ name: 'mcp_pin_streams_total', help: 'ext_proc streams accepted', registers: [this.registry], collect: (): void => this.streamTally.flushInto(this.streamsTotal, undefined) });
-  readonly streamErrors = new Counter({ name: 'mcp_pin_stream_errors_total', help: 'ext_proc streams ended with an error status', labelNames: ['code'] as const, registers: [this.registry] });
-  readonly requests: Counter<'outcome'> = new Counter({ name: 'mcp_pin_requests_total', help: 'HTTP requests by what mcp-pin did with them', labelNames: ['outcome'] as const, registers: [this.registry], collect: (): void => this.outcomeTally.flushInto(this.requests as Counter<string>, 'outcome') });
+  readonly streams: Gauge = new Gauge({
+    name: 'mcp_pin_streams_open',
+    help: 'ext_proc streams open now',
+    registers: [this.registry],
+    collect: (): void => this.streams.set(this.openStreams),
+  });
+  readonly streamsTotal: Counter = new Counter({
+    name: 'mcp_pin_streams_total',
+    help: 'ext_proc streams accepted',
+    registers: [this.registry],
+    collect: (): void => this.streamTally.flushInto(this.streamsTotal, undefined),
+  });
+  readonly streamErrors = new Counter({
+    name: 'mcp_pin_stream_errors_total',
+    help: 'ext_proc streams ended with an error status',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+  readonly requests: Counter<'outcome'> = new Counter({
+    name: 'mcp_pin_requests_total',
+    help: 'HTTP requests by what mcp-pin did with them',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+    collect: (): void => this.outcomeTally.flushInto(this.requests as Counter<string>, 'outcome'),
+  });
   readonly storeSeconds = new Histogram({
     name: 'mcp_pin_store_seconds',
     help: 'latency of calls that reach the shared store (Redis; pin-cache hits are counted in mcp_pin_pin_cache_lookups_total, the memory store is not timed)',
@@ -100,8 +135,18 @@ export class Metrics {
     registers: [this.registry],
   });
   /** Failures mcp-pin deliberately carries on after (the answer is still right); labels: a closed set of ops. */
-  readonly ignoredErrors = new Counter({ name: 'mcp_pin_ignored_errors_total', help: 'failures mcp-pin carried on after, by what it was doing', labelNames: ['op'] as const, registers: [this.registry] });
-  readonly storeErrors = new Counter({ name: 'mcp_pin_store_errors_total', help: 'session store failures', labelNames: ['op', 'code'] as const, registers: [this.registry] });
+  readonly ignoredErrors = new Counter({
+    name: 'mcp_pin_ignored_errors_total',
+    help: 'failures mcp-pin carried on after, by what it was doing',
+    labelNames: ['op'] as const,
+    registers: [this.registry],
+  });
+  readonly storeErrors = new Counter({
+    name: 'mcp_pin_store_errors_total',
+    help: 'session store failures',
+    labelNames: ['op', 'code'] as const,
+    registers: [this.registry],
+  });
   readonly recoverySeconds = new Histogram({
     name: 'mcp_pin_recovery_seconds',
     help: 'duration of a recovery (proof of loss, re-init, notify)',
@@ -110,9 +155,19 @@ export class Metrics {
     registers: [this.registry],
   });
   /** 1 while this replica answers SERVING (store reachable, not draining). */
-  readonly serving = new Gauge({ name: 'mcp_pin_serving', help: '1 while this replica reports SERVING (its store answers and it is not draining), else 0', registers: [this.registry] });
+  readonly serving = new Gauge({
+    name: 'mcp_pin_serving',
+    help: '1 while this replica reports SERVING (its store answers and it is not draining), else 0',
+    registers: [this.registry],
+  });
   /** Lookups answered by this replica's pin cache (hit) or by the shared store (miss). A counter, not a histogram: a hit costs nothing worth timing. */
-  readonly pinCacheLookups: Counter<'result'> = new Counter({ name: 'mcp_pin_pin_cache_lookups_total', help: 'pin lookups by where they were answered: hit (this replica\'s pin cache) or miss (the shared store)', labelNames: ['result'] as const, registers: [this.registry], collect: (): void => this.cacheTally.flushInto(this.pinCacheLookups as Counter<string>, 'result') });
+  readonly pinCacheLookups: Counter<'result'> = new Counter({
+    name: 'mcp_pin_pin_cache_lookups_total',
+    help: "pin lookups by where they were answered: hit (this replica's pin cache) or miss (the shared store)",
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+    collect: (): void => this.cacheTally.flushInto(this.pinCacheLookups as Counter<string>, 'result'),
+  });
   readonly messageSeconds = new Histogram({
     name: 'mcp_pin_message_seconds',
     help: 'time to answer one ext_proc message',
@@ -121,9 +176,25 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  readonly sessionState = new Counter({ name: 'mcp_pin_session_state_total', help: 'state-setting requests (resources/subscribe, resources/unsubscribe, logging/setLevel) the pods answered, by what became of them', labelNames: ['result'] as const, registers: [this.registry] });
-  readonly lostTasks = new Counter({ name: 'mcp_pin_lost_tasks_total', help: "tasks/get, tasks/result and tasks/cancel answers of a moved session whose pod said \"Task not found\", explained to the client as a task lost with its pod", registers: [this.registry] });
-  readonly stateReplays = new Counter({ name: 'mcp_pin_state_replays_total', help: "requests a recovery sent to rebuild a session's state on its new pod, by the pod's answer", labelNames: ['result'] as const, registers: [this.registry] });
+  readonly sessionState = new Counter({
+    name: 'mcp_pin_session_state_total',
+    help: 'state-setting requests (resources/subscribe, resources/unsubscribe, logging/setLevel) the pods answered, by what became of them',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly lostTasks = new Counter({
+    name: 'mcp_pin_lost_tasks_total',
+    help:
+      'tasks/get, tasks/result and tasks/cancel answers of a moved session whose pod said "Task ' +
+      'not found", explained to the client as a task lost with its pod',
+    registers: [this.registry],
+  });
+  readonly stateReplays = new Counter({
+    name: 'mcp_pin_state_replays_total',
+    help: "requests a recovery sent to rebuild a session's state on its new pod, by the pod's answer",
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
 
   // Label children resolved once: the hot path never builds or hashes a label set.
   private readonly ignoredOps = children(IGNORED_OPS, (o) => this.ignoredErrors.labels(o));
@@ -137,7 +208,8 @@ export class Metrics {
     // failures would never fire an alert.
     // (The tallied counters get theirs from their first scrape.)
     for (const r of ['recovered', 'not_lost', 'failed']) this.recoverySeconds.zero({ result: r });
-    for (const op of ['lookup', 'load', 'create', 'adopt', 'remove']) for (const code of ['MCP_PIN_STORE_UNAVAILABLE', 'MCP_PIN_STORE_TIMEOUT']) this.storeErrors.labels(op, code).inc(0);
+    for (const op of ['lookup', 'load', 'create', 'adopt', 'remove'])
+      for (const code of ['MCP_PIN_STORE_UNAVAILABLE', 'MCP_PIN_STORE_TIMEOUT']) this.storeErrors.labels(op, code).inc(0);
     for (const code of ['MCP_PIN_STORE_UNAVAILABLE', 'MCP_PIN_STORE_TIMEOUT']) this.storeErrors.labels('recovery', code).inc(0);
     for (const op of ['lookup', 'load', 'recovery']) this.storeErrors.labels(op, 'MCP_PIN_STORE_CORRUPT').inc(0);
     for (const r of STATE_RESULTS) this.sessionState.labels(r).inc(0);

@@ -46,7 +46,10 @@ export class PinAllowlist {
     private readonly onResolveError: (name: string, err: unknown) => void = () => {},
     private readonly now: () => number = Date.now,
   ) {
-    const entries = spec.split(',').map((s) => s.trim()).filter(Boolean);
+    const entries = spec
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     this.allowsAny = entries.includes('*');
     for (const e of entries) {
       if (e === '*') continue;

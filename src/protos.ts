@@ -50,7 +50,10 @@ let types: { request: protobuf.Type; response: protobuf.Type } | undefined;
 function messageTypes(): { request: protobuf.Type; response: protobuf.Type } {
   if (!types) {
     const root = loadRoot();
-    types = { request: root.lookupType('envoy.service.ext_proc.v3.ProcessingRequest'), response: root.lookupType('envoy.service.ext_proc.v3.ProcessingResponse') };
+    types = {
+      request: root.lookupType('envoy.service.ext_proc.v3.ProcessingRequest'),
+      response: root.lookupType('envoy.service.ext_proc.v3.ProcessingResponse'),
+    };
   }
   return types;
 }

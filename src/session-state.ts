@@ -99,7 +99,9 @@ export function parseStateRequest(body: Buffer): { id: string | number; change: 
   if (typeof id !== 'string' && typeof id !== 'number') return undefined;
   const params = msg.params ?? {};
   if (msg.method === 'logging/setLevel') {
-    return typeof params.level === 'string' && (LOG_LEVELS as readonly string[]).includes(params.level) ? { id, change: { op: 'setLevel', level: params.level } } : undefined;
+    return typeof params.level === 'string' && (LOG_LEVELS as readonly string[]).includes(params.level)
+      ? { id, change: { op: 'setLevel', level: params.level } }
+      : undefined;
   }
   if (msg.method === 'resources/subscribe' || msg.method === 'resources/unsubscribe') {
     const uri = params.uri;

@@ -7,7 +7,7 @@
  * unreachable.
  */
 import { parseArgs } from 'node:util';
-import { OPTIONS, loadConfig } from '../config.js';
+import { OPTIONS, loadConfig, type Config } from '../config.js';
 import { InvalidConfigError, PinError } from '../errors.js';
 import { parsePodAddress } from '../pod-address.js';
 import { RedisStore } from '../sessions/redis-store.js';
@@ -39,7 +39,14 @@ export interface CommandIo {
   openStore?: (cfg: ReturnType<typeof loadConfig>) => InspectableStore;
 }
 
-const OWN = { pod: { type: 'string' }, limit: { type: 'string' }, cursor: { type: 'string' }, json: { type: 'boolean' }, force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const;
+const OWN = {
+  pod: { type: 'string' },
+  limit: { type: 'string' },
+  cursor: { type: 'string' },
+  json: { type: 'boolean' },
+  force: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
 
 export async function runSessionsCommand(argv: string[], env: NodeJS.ProcessEnv, io: CommandIo): Promise<number> {
   // Our own flags and the positionals; everything else goes to the server's config parser.
@@ -58,7 +65,8 @@ export async function runSessionsCommand(argv: string[], env: NodeJS.ProcessEnv,
     io.err(`mcp-pin sessions: ${why}\n${SESSIONS_USAGE}`);
     return 2;
   };
-  if (verb !== 'get' && verb !== 'list' && verb !== 'drop') return usage(verb === undefined ? 'which command: get, list or drop?' : `unknown command "${verb}"`);
+  if (verb !== 'get' && verb !== 'list' && verb !== 'drop')
+    return usage(verb === undefined ? 'which command: get, list or drop?' : `unknown command "${verb}"`);
   if ((verb === 'list') !== (id === undefined) || extra.length > 0) return usage(verb === 'list' ? 'list takes no session id' : `${verb} needs one session id`);
   const sid = id ?? '';
   const limit = values.limit === undefined ? 100 : Number(values.limit);
@@ -67,7 +75,7 @@ export async function runSessionsCommand(argv: string[], env: NodeJS.ProcessEnv,
   const pod = values.pod === undefined ? undefined : parsePodAddress(String(values.pod));
   if (pod === null) return usage(`--pod ${String(values.pod)}: expected ip:port, as Envoy reported the pod`);
 
-  let cfg;
+  let cfg: Config;
   try {
     cfg = loadConfig(rest, env);
   } catch (err) {
@@ -76,7 +84,11 @@ export async function runSessionsCommand(argv: string[], env: NodeJS.ProcessEnv,
     return 2;
   }
   if (cfg.storeUrl === 'memory:' && !io.openStore) {
-    io.err('mcp-pin sessions: the store is memory: (the default), which lives inside the running mcp-pin process; give the shared store the replicas use (--store-url redis://..., MCP_PIN_STORE_URL or --config)');
+    io.err(
+      'mcp-pin sessions: the store is memory: (the default), which lives inside the running ' +
+        'mcp-pin process; give the shared store the replicas use (--store-url redis://..., ' +
+        'MCP_PIN_STORE_URL or --config)',
+    );
     return 2;
   }
   const store =
@@ -96,7 +108,8 @@ export async function runSessionsCommand(argv: string[], env: NodeJS.ProcessEnv,
       if (!info) return notFound(io, sid);
       const harm =
         info.backendSessionId !== info.clientSessionId
-          ? `it was recovered: its pod (${info.pod}) knows it as ${info.backendSessionId}, so no search by ${sid} can find it again, and dropping it ends the session`
+          ? `it was recovered: its pod (${info.pod}) knows it as ${info.backendSessionId}, so no ` +
+            `search by ${sid} can find it again, and dropping it ends the session`
           : info.recoverable
             ? 'its pod would be found again, but mcp-pin would no longer hold its initialize: after that the session could not be recovered if its pod went'
             : undefined;
@@ -105,14 +118,25 @@ export async function runSessionsCommand(argv: string[], env: NodeJS.ProcessEnv,
         return 4;
       }
       await store.remove(sid);
-      io.out(`dropped ${sid} (was pinned to ${info.pod}, generation ${info.generation}); replicas' pin caches forget it within --pin-cache-ms (${cfg.pinCacheMs} ms)`);
+      io.out(
+        `dropped ${sid} (was pinned to ${info.pod}, generation ${info.generation}); replicas' ` +
+          `pin caches forget it within --pin-cache-ms (${cfg.pinCacheMs} ms)`,
+      );
       return 0;
     }
     const page = await store.list({ limit, ...(pod !== undefined ? { pod } : {}), ...(values.cursor !== undefined ? { cursor: String(values.cursor) } : {}) });
     if (values.json === true) io.out(JSON.stringify(page));
     else {
-      for (const s of page.sessions) io.out(`${s.clientSessionId}  ${s.pod}  gen ${s.generation}  age ${duration(now() - s.createdAtMs)}  ttl ${s.ttlMs === null ? '?' : duration(s.ttlMs)}${s.recoverable ? '' : '  (not recoverable)'}`);
-      io.err(page.cursor === null ? `${page.sessions.length} session(s); no more` : `${page.sessions.length} session(s); more: mcp-pin sessions list --cursor ${page.cursor}${pod !== undefined ? ` --pod ${pod}` : ''}`);
+      for (const s of page.sessions)
+        io.out(
+          `${s.clientSessionId}  ${s.pod}  gen ${s.generation}  age ${duration(now() - s.createdAtMs)} ` +
+            ` ttl ${s.ttlMs === null ? '?' : duration(s.ttlMs)}${s.recoverable ? '' : '  (not recoverable)'}`,
+        );
+      io.err(
+        page.cursor === null
+          ? `${page.sessions.length} session(s); no more`
+          : `${page.sessions.length} session(s); more: mcp-pin sessions list --cursor ${page.cursor}${pod !== undefined ? ` --pod ${pod}` : ''}`,
+      );
     }
     return 0;
   } catch (err) {
@@ -136,7 +160,7 @@ function describe(s: SessionInfo, now: number): string {
   return [
     `session      ${s.clientSessionId}`,
     `pod          ${s.pod}`,
-    `backend id   ${s.backendSessionId}${s.backendSessionId === s.clientSessionId ? ' (the client\'s own)' : ' (re-created after a loss)'}`,
+    `backend id   ${s.backendSessionId}${s.backendSessionId === s.clientSessionId ? " (the client's own)" : ' (re-created after a loss)'}`,
     `generation   ${s.generation}`,
     `age          ${duration(now - s.createdAtMs)} (created ${new Date(s.createdAtMs).toISOString()})`,
     `last seen    ${duration(now - s.lastSeenAtMs)} ago`,

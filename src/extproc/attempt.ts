@@ -41,7 +41,7 @@ export function clientResponseHeaders(headers: HeaderPairs, clientSessionId: str
 }
 
 /** Set by Envoy on a request it started again after an internal redirect (Envoy drops a client's own). */
-const ORIGINAL_URL_HEADER = 'x-envoy-original-url';
+export const ORIGINAL_URL_HEADER = 'x-envoy-original-url';
 
 /**
  * Where Envoy starts a request again when mcp-pin turns its retry's answer
@@ -71,7 +71,12 @@ type Step =
   /** Relayed by mcp-pin: waiting for the body to relay. */
   | { phase: 'body'; clientSessionId: string; relayed: Omit<RelayRequest, 'body'> }
   /** Sent on (under the plan's backend id), or on to a pod whose refusal becomes a redirect: waiting for the pod's answer. */
-  | { phase: 'response'; clientSessionId: string; location: string | undefined; awaiting: { kind: 'sent'; plan: SentPlan } | { kind: 'refusal'; location: string } }
+  | {
+      phase: 'response';
+      clientSessionId: string;
+      location: string | undefined;
+      awaiting: { kind: 'sent'; plan: SentPlan } | { kind: 'refusal'; location: string };
+    }
   | { phase: 'done' };
 
 export class AttemptExchange implements StreamHandler {
@@ -181,7 +186,16 @@ export class AttemptExchange implements StreamHandler {
       case 'failed':
         return errorResponse(out.code);
       case 'reconnect':
-        return immediate(200, [['content-type', 'text/event-stream'], ['cache-control', 'no-cache'], [SESSION_HEADER, clientSessionId]], Buffer.alloc(0), 'mcp_pin_relayed_reconnect');
+        return immediate(
+          200,
+          [
+            ['content-type', 'text/event-stream'],
+            ['cache-control', 'no-cache'],
+            [SESSION_HEADER, clientSessionId],
+          ],
+          Buffer.alloc(0),
+          'mcp_pin_relayed_reconnect',
+        );
       case 'answered':
         return immediate(out.status, clientResponseHeaders(out.headers, clientSessionId), out.body, 'mcp_pin_relayed');
     }
@@ -190,7 +204,14 @@ export class AttemptExchange implements StreamHandler {
   /** This attempt's answer (a refusal: nothing ran) turned into the 308 Envoy follows itself. */
   private redirect(clientSessionId: string, location: string): ProcessingResponse {
     this.deps.metrics.outcome('redirected');
-    return continueResponseHeaders({ set: [[':status', '308'], ['location', location], [REDIRECTED_SESSION_HEADER, clientSessionId]], remove: [SESSION_HEADER] });
+    return continueResponseHeaders({
+      set: [
+        [':status', '308'],
+        ['location', location],
+        [REDIRECTED_SESSION_HEADER, clientSessionId],
+      ],
+      remove: [SESSION_HEADER],
+    });
   }
 
   private onResponseHeaders(step: Extract<Step, { phase: 'response' }>, msg: ProcessingRequest): ProcessingResponse {
@@ -201,7 +222,10 @@ export class AttemptExchange implements StreamHandler {
     if (awaiting.kind === 'refusal') {
       if (lost) return this.redirect(clientSessionId, awaiting.location);
       // It did not refuse: its answer is its own, and nothing is sent again.
-      log.warn({ session: sessionTag(clientSessionId), status }, 'a pod answered a request of a session it does not hold with something other than a lost-session status: its answer stands');
+      log.warn(
+        { session: sessionTag(clientSessionId), status },
+        'a pod answered a request of a session it does not hold with something other than a lost-session status: its answer stands',
+      );
     } else if (awaiting.plan.onPath && status !== 400 && lost) {
       // The pod the plan counted on does not hold the session after all (it
       // restarted since another request recovered the session there). Its
@@ -223,5 +247,10 @@ export class AttemptExchange implements StreamHandler {
 
 /** This attempt goes under `sessionId`; later attempts still know the client's. */
 function sessionMutation(clientSessionId: string, sessionId: string): Mutation {
-  return { set: [[SESSION_HEADER, sessionId], [CLIENT_SESSION_HEADER, clientSessionId]] };
+  return {
+    set: [
+      [SESSION_HEADER, sessionId],
+      [CLIENT_SESSION_HEADER, clientSessionId],
+    ],
+  };
 }

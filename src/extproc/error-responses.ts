@@ -83,7 +83,13 @@ export const CLIENT_ERRORS: Record<PinErrorCode, ClientError & { mayHaveRun: boo
   MCP_PIN_INVALID_SESSION_ID: { ...SESSION_GONE, details: 'mcp_pin_invalid_session_id', mayHaveRun: false },
   // Searched for moments ago and no pod held it (--unknown-session-cache-ms).
   MCP_PIN_UNKNOWN_SESSION: { ...SESSION_GONE, details: 'mcp_pin_unknown_session', mayHaveRun: false },
-  MCP_PIN_NO_UPSTREAM_ADDRESS: { status: 502, jsonRpcCode: JSONRPC_INTERNAL_ERROR, message: 'mcp-pin: could not pin the new session', details: 'mcp_pin_no_upstream_address', mayHaveRun: true },
+  MCP_PIN_NO_UPSTREAM_ADDRESS: {
+    status: 502,
+    jsonRpcCode: JSONRPC_INTERNAL_ERROR,
+    message: 'mcp-pin: could not pin the new session',
+    details: 'mcp_pin_no_upstream_address',
+    mayHaveRun: true,
+  },
   // A pod answered initialize with a session id another session already holds: never overwritten (that would hand one client's session to another).
   MCP_PIN_SESSION_ID_TAKEN: {
     status: 502,
@@ -96,12 +102,35 @@ export const CLIENT_ERRORS: Record<PinErrorCode, ClientError & { mayHaveRun: boo
   MCP_PIN_RECOVERY_REINIT_REFUSED: { ...SESSION_GONE, mayHaveRun: false },
   MCP_PIN_RECOVERY_GONE: { ...SESSION_GONE, mayHaveRun: false },
   MCP_PIN_RECOVERY_UNAVAILABLE: { ...RECOVERY_LATER, mayHaveRun: false },
-  MCP_PIN_RECOVERY_TIMEOUT: { ...RECOVERY_LATER, status: 504, message: 'mcp-pin: session recovery timed out; the request did not run and the session is kept, retry shortly', details: 'mcp_pin_recovery_timeout', mayHaveRun: false },
+  MCP_PIN_RECOVERY_TIMEOUT: {
+    ...RECOVERY_LATER,
+    status: 504,
+    message: 'mcp-pin: session recovery timed out; the request did not run and the session is kept, retry shortly',
+    details: 'mcp_pin_recovery_timeout',
+    mayHaveRun: false,
+  },
   // Nobody is left to read it (Envoy gave up on the request); listed so the table is whole.
   MCP_PIN_RECOVERY_CANCELLED: { ...RECOVERY_LATER, details: 'mcp_pin_recovery_cancelled', mayHaveRun: false },
-  MCP_PIN_RELAY_FAILED: { status: 502, jsonRpcCode: JSONRPC_INTERNAL_ERROR, message: "mcp-pin: could not reach the session's pod; the request did not run", details: 'mcp_pin_relay_failed', mayHaveRun: false },
-  MCP_PIN_RELAY_NOT_ALLOWED: { status: 502, jsonRpcCode: JSONRPC_INTERNAL_ERROR, message: "mcp-pin: the session's stored pod is outside --pin-allow; the request did not run", details: 'mcp_pin_relay_not_allowed', mayHaveRun: false },
-  MCP_PIN_RELAY_BUSY: { ...RECOVERY_LATER, message: 'mcp-pin: too many relayed answers held at once (--relay-budget-bytes); the request did not run, retry shortly', details: 'mcp_pin_relay_busy', mayHaveRun: false },
+  MCP_PIN_RELAY_FAILED: {
+    status: 502,
+    jsonRpcCode: JSONRPC_INTERNAL_ERROR,
+    message: "mcp-pin: could not reach the session's pod; the request did not run",
+    details: 'mcp_pin_relay_failed',
+    mayHaveRun: false,
+  },
+  MCP_PIN_RELAY_NOT_ALLOWED: {
+    status: 502,
+    jsonRpcCode: JSONRPC_INTERNAL_ERROR,
+    message: "mcp-pin: the session's stored pod is outside --pin-allow; the request did not run",
+    details: 'mcp_pin_relay_not_allowed',
+    mayHaveRun: false,
+  },
+  MCP_PIN_RELAY_BUSY: {
+    ...RECOVERY_LATER,
+    message: 'mcp-pin: too many relayed answers held at once (--relay-budget-bytes); the request did not run, retry shortly',
+    details: 'mcp_pin_relay_busy',
+    mayHaveRun: false,
+  },
   MCP_PIN_RELAY_MAY_HAVE_RUN: { ...MAY_HAVE_RUN, mayHaveRun: true },
   // The pod ran it: say so, so that the client does not run it twice.
   MCP_PIN_RELAY_TOO_LARGE: {

@@ -15,13 +15,15 @@ const SEEN: Record<(typeof ERROR_CODES)[PinErrorCode]['seen'], string> = {
   log: 'logs only',
 };
 
-export const ERROR_TABLE_HEAD = '| code | seen by | HTTP status | JSON-RPC code | details | may have run | meaning |\n| --- | --- | --- | --- | --- | --- | --- |\n';
+export const ERROR_TABLE_HEAD =
+  '| code | seen by | HTTP status | JSON-RPC code | details | may have run | meaning |\n| --- | --- | --- | --- | --- | --- | --- |\n';
 
 export function errorTable(): string {
   const rows = (Object.keys(ERROR_CODES) as PinErrorCode[]).map((code) => {
     const { seen, meaning } = ERROR_CODES[code];
     const answer = CLIENT_ERRORS[code];
-    const client = seen === 'client' ? [String(answer.status), String(answer.jsonRpcCode), `\`${answer.details}\``, answer.mayHaveRun ? 'yes' : 'no'] : ['-', '-', '-', '-'];
+    const client =
+      seen === 'client' ? [String(answer.status), String(answer.jsonRpcCode), `\`${answer.details}\``, answer.mayHaveRun ? 'yes' : 'no'] : ['-', '-', '-', '-'];
     return `| \`${code}\` | ${SEEN[seen]} | ${client.join(' | ')} | ${meaning.replace(/\|/g, '\\|')} |`;
   });
   return ERROR_TABLE_HEAD + rows.join('\n');

@@ -142,7 +142,7 @@ export class Exchange implements StreamHandler {
   }
 
   private async onRequestHeaders(h: WireHttpHeaders | undefined): Promise<Decision> {
-    const { cfg, metrics } = this.deps;
+    const { metrics } = this.deps;
     const pairs = headerPairs(h);
     this.method = firstHeader(pairs, ':method') ?? '';
     if (!this.method) throw new ProtocolError('request_headers without :method');
@@ -230,7 +230,10 @@ export class Exchange implements StreamHandler {
       this.kind = 'unknown-session';
       metrics.outcome('unknown_session');
       const response = this.redirected
-        ? continueRequestHeaders({ set: [[SESSION_HEADER, sid]], remove: [cfg.pinHeader, CLIENT_SESSION_HEADER, REDIRECTED_SESSION_HEADER] }, { clearRouteCache: true })
+        ? continueRequestHeaders(
+            { set: [[SESSION_HEADER, sid]], remove: [cfg.pinHeader, CLIENT_SESSION_HEADER, REDIRECTED_SESSION_HEADER] },
+            { clearRouteCache: true },
+          )
         : this.replies.unknownSession;
       return { response, next: 'response-headers' };
     }
@@ -250,13 +253,31 @@ export class Exchange implements StreamHandler {
     const next: Phase = needResponse ? 'response-headers' : 'done';
     if (pin.backendSessionId === sid) {
       // Redirected, under its own id: that id goes back on the request.
-      return { response: continueRequestHeaders({ set: [[cfg.pinHeader, pin.pod], [SESSION_HEADER, sid]], remove: [CLIENT_SESSION_HEADER, REDIRECTED_SESSION_HEADER] }, mode), next };
+      return {
+        response: continueRequestHeaders(
+          {
+            set: [
+              [cfg.pinHeader, pin.pod],
+              [SESSION_HEADER, sid],
+            ],
+            remove: [CLIENT_SESSION_HEADER, REDIRECTED_SESSION_HEADER],
+          },
+          mode,
+        ),
+        next,
+      };
     }
     // The pod knows the session by its backend id. The client's own goes in
     // x-mcp-pin-client-session: a retry attempt finds the session by it, and
     // Envoy puts it back on the answer (the pinned routes'
     // response_headers_to_add), so the response needs no message here.
-    const mutation: Mutation = { set: [[cfg.pinHeader, pin.pod], [SESSION_HEADER, pin.backendSessionId], [CLIENT_SESSION_HEADER, sid]] };
+    const mutation: Mutation = {
+      set: [
+        [cfg.pinHeader, pin.pod],
+        [SESSION_HEADER, pin.backendSessionId],
+        [CLIENT_SESSION_HEADER, sid],
+      ],
+    };
     if (this.redirected) mutation.remove = [REDIRECTED_SESSION_HEADER];
     return { response: continueRequestHeaders(mutation, mode), next };
   }
@@ -301,7 +322,10 @@ export class Exchange implements StreamHandler {
       // Without the real pod address the session could not be routed later:
       // fail this initialize loudly rather than hand out a session that breaks.
       metrics.outcome('initialize_unrecorded');
-      log.error({ reported, validSessionId }, 'initialize not pinned: Envoy reported no usable upstream.address (check response_attributes and --pin-allow) or the session id is invalid');
+      log.error(
+        { reported, validSessionId },
+        'initialize not pinned: Envoy reported no usable upstream.address (check response_attributes and --pin-allow) or the session id is invalid',
+      );
       return errorResponse('MCP_PIN_NO_UPSTREAM_ADDRESS');
     }
     let created: boolean;
@@ -421,7 +445,10 @@ export class Exchange implements StreamHandler {
   private storeCorrupt(op: string, sid: string, err: StoreError): void {
     this.deps.metrics.storeErrors.inc({ op, code: err.code });
     this.deps.metrics.outcome('corrupt_record');
-    this.deps.log.error({ op, code: err.code, session: sessionTag(sid), err: err.message }, 'session record unreadable: dropped; the session is searched for on the pods');
+    this.deps.log.error(
+      { op, code: err.code, session: sessionTag(sid), err: err.message },
+      'session record unreadable: dropped; the session is searched for on the pods',
+    );
   }
 
   private storeFailure(op: string, err: unknown): ProcessingResponse {

@@ -10,8 +10,7 @@ export function isInitializeRequest(body: Buffer): boolean {
   } catch {
     return false;
   }
-  const isInit = (m: unknown): boolean =>
-    typeof m === 'object' && m !== null && (m as { method?: unknown }).method === 'initialize';
+  const isInit = (m: unknown): boolean => typeof m === 'object' && m !== null && (m as { method?: unknown }).method === 'initialize';
   return Array.isArray(parsed) ? parsed.some(isInit) : isInit(parsed);
 }
 

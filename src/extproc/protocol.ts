@@ -29,13 +29,7 @@ export interface WireValue {
   boolValue?: boolean;
 }
 
-export type RequestPhase =
-  | 'request_headers'
-  | 'response_headers'
-  | 'request_body'
-  | 'response_body'
-  | 'request_trailers'
-  | 'response_trailers';
+export type RequestPhase = 'request_headers' | 'response_headers' | 'request_body' | 'response_body' | 'request_trailers' | 'response_trailers';
 
 export interface ProcessingRequest {
   request?: RequestPhase;

@@ -4,13 +4,7 @@
  */
 import { CLIENT_SESSION_HEADER, REDIRECTED_SESSION_HEADER } from '../mcp-headers.js';
 import { precoded } from '../protos.js';
-import type {
-  AppendAction,
-  CommonResponse,
-  HeaderMutation,
-  ProcessingMode,
-  ProcessingResponse,
-} from './protocol.js';
+import type { AppendAction, CommonResponse, HeaderMutation, ProcessingMode, ProcessingResponse } from './protocol.js';
 
 export interface Mutation {
   /** Headers to set (replace), as name/value. */
@@ -124,9 +118,11 @@ export class HeaderReplies {
 
   /** One set per pin header, shared by every exchange. */
   static for(pinHeader: string): HeaderReplies {
-    let r = HeaderReplies.byPinHeader.get(pinHeader);
-    if (!r) HeaderReplies.byPinHeader.set(pinHeader, (r = new HeaderReplies(pinHeader)));
-    return r;
+    const known = HeaderReplies.byPinHeader.get(pinHeader);
+    if (known) return known;
+    const made = new HeaderReplies(pinHeader);
+    HeaderReplies.byPinHeader.set(pinHeader, made);
+    return made;
   }
 }
 

@@ -20,12 +20,9 @@ import { SearchAttempt } from './search-attempt.js';
 import { StateRecorder } from './state-recorder.js';
 import { TaskAnswer } from './task-answer.js';
 import type { ProcessingRequest, ProcessingResponse } from './protocol.js';
-import { streamRole, type StreamHandler, type StreamRole } from './stream-handler.js';
+import { ROLE_METADATA, streamRole, type StreamHandler, type StreamRole } from './stream-handler.js';
 
 type ProcessCall = grpc.ServerDuplexStream<ProcessingRequest, ProcessingResponse>;
-
-/** gRPC metadata the pinned cluster's filter sends (envoy/envoy.template.yaml). */
-const ROLE_METADATA = 'x-mcp-pin-role';
 
 export interface ExtProcDeps extends ExchangeDeps {
   /** Plans retry attempts; without it, attempts go as Envoy built them. */

@@ -21,7 +21,14 @@ import type { SessionStore } from '../sessions/store.js';
 import { firstHeader, headerPairs, type HeaderPairs } from './headers.js';
 import type { StreamHandler } from './stream-handler.js';
 import type { ProcessingRequest, ProcessingResponse } from './protocol.js';
-import { continueRequestBody, continueRequestHeaders, continueRequestTrailers, continueResponseBody, continueResponseHeaders, continueResponseTrailers } from './responses.js';
+import {
+  continueRequestBody,
+  continueRequestHeaders,
+  continueRequestTrailers,
+  continueResponseBody,
+  continueResponseHeaders,
+  continueResponseTrailers,
+} from './responses.js';
 
 export interface StateRecorderDeps {
   store: SessionStore;
@@ -68,7 +75,12 @@ export class StateRecorder implements StreamHandler {
       }
       case 'request_body':
         if (step.phase !== 'request-body') break;
-        this.step = { phase: 'response-headers', clientSessionId: step.clientSessionId, sent: step.sent, request: parseStateRequest(msg.request_body?.body ?? Buffer.alloc(0)) };
+        this.step = {
+          phase: 'response-headers',
+          clientSessionId: step.clientSessionId,
+          sent: step.sent,
+          request: parseStateRequest(msg.request_body?.body ?? Buffer.alloc(0)),
+        };
         return [continueRequestBody()];
       case 'request_trailers':
         return [continueRequestTrailers()];
@@ -83,7 +95,13 @@ export class StateRecorder implements StreamHandler {
           this.step = { phase: 'done' };
           return [{ ...continueResponseHeaders(), mode_override: SKIP_BODY.mode }];
         }
-        this.step = { phase: 'response-body', clientSessionId: step.clientSessionId, sent: step.sent, request, contentType: firstHeader(pairs, 'content-type') };
+        this.step = {
+          phase: 'response-body',
+          clientSessionId: step.clientSessionId,
+          sent: step.sent,
+          request,
+          contentType: firstHeader(pairs, 'content-type'),
+        };
         return [continueResponseHeaders()];
       }
       case 'response_body': {
@@ -101,7 +119,13 @@ export class StateRecorder implements StreamHandler {
   }
 
   /** Stores the change if the pod's answer accepted it; never fails the request. */
-  private async record(clientSessionId: string, request: { id: string | number; change: StateChange }, body: Buffer, contentType: string | undefined, sent: Sent): Promise<void> {
+  private async record(
+    clientSessionId: string,
+    request: { id: string | number; change: StateChange },
+    body: Buffer,
+    contentType: string | undefined,
+    sent: Sent,
+  ): Promise<void> {
     const { store, log, metrics } = this.deps;
     const tag = sessionTag(clientSessionId);
     if (answerTo(request.id, body, contentType) !== 'accepted') {
@@ -111,17 +135,22 @@ export class StateRecorder implements StreamHandler {
     try {
       const result = await store.changeState(clientSessionId, request.change);
       metrics.sessionState.inc({ result });
-      if (result === 'over_limit') log.warn({ session: tag, op: request.change.op }, 'session state over its bounds: this change is not kept, and a recovery will not restore it');
+      if (result === 'over_limit')
+        log.warn({ session: tag, op: request.change.op }, 'session state over its bounds: this change is not kept, and a recovery will not restore it');
       // The session may have moved while the pod answered (it died, and a
       // recovery that ran meanwhile did not see this change yet).
       if (result === 'kept' && sent.backendSessionId && this.deps.recoverer) {
         const caught = await this.deps.recoverer.catchUpState(clientSessionId, sent.backendSessionId, request.change, sent.headers);
-        if (caught !== 'current') log.info({ session: tag, op: request.change.op, result: caught }, 'a change of session state reached the pod the session moved to meanwhile');
+        if (caught !== 'current')
+          log.info({ session: tag, op: request.change.op, result: caught }, 'a change of session state reached the pod the session moved to meanwhile');
       }
     } catch (err) {
       metrics.sessionState.inc({ result: 'store_error' });
       if (err instanceof StoreError) metrics.storeErrors.inc({ op: 'change_state', code: err.code });
-      log.warn({ session: tag, op: request.change.op, err: (err as Error).message }, 'could not keep a change of session state: a recovery will not restore it');
+      log.warn(
+        { session: tag, op: request.change.op, err: (err as Error).message },
+        'could not keep a change of session state: a recovery will not restore it',
+      );
     }
   }
 }

@@ -14,9 +14,13 @@ export interface StreamHandler {
   readonly complete: boolean;
 }
 
-/** What a stream is for, as its x-mcp-pin-role gRPC metadata says (envoy/envoy.template.yaml); none: a client request. */
-export type StreamRole = 'request' | 'attempt' | 'search' | 'state' | 'task';
+/** gRPC metadata naming what a stream is for (envoy/envoy.template.yaml sets it on every filter but the client request's). */
+export const ROLE_METADATA = 'x-mcp-pin-role';
+
+/** What a stream is for, as its ROLE_METADATA says; none: a client request. */
+export const STREAM_ROLES = ['request', 'attempt', 'search', 'state', 'task'] as const;
+export type StreamRole = (typeof STREAM_ROLES)[number];
 
 export function streamRole(metadataValue: unknown): StreamRole {
-  return metadataValue === 'attempt' || metadataValue === 'search' || metadataValue === 'state' || metadataValue === 'task' ? metadataValue : 'request';
+  return STREAM_ROLES.find((r) => r !== 'request' && r === metadataValue) ?? 'request';
 }

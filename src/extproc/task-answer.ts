@@ -18,7 +18,14 @@ import type { SessionStore } from '../sessions/store.js';
 import { firstHeader, headerPairs } from './headers.js';
 import type { StreamHandler } from './stream-handler.js';
 import type { ProcessingRequest, ProcessingResponse } from './protocol.js';
-import { continueRequestHeaders, continueRequestTrailers, continueResponseBody, continueResponseHeaders, continueResponseTrailers, replaceResponseBody } from './responses.js';
+import {
+  continueRequestHeaders,
+  continueRequestTrailers,
+  continueResponseBody,
+  continueResponseHeaders,
+  continueResponseTrailers,
+  replaceResponseBody,
+} from './responses.js';
 
 export interface TaskAnswerDeps {
   store: SessionStore;
@@ -78,7 +85,10 @@ export class TaskAnswer implements StreamHandler {
         if (!changed || !(await this.moved(step.clientSessionId))) return [continueResponseBody()];
         step.explained = true;
         this.deps.metrics.lostTasks.inc();
-        this.deps.log.info({ session: sessionTag(step.clientSessionId) }, 'a task of a moved session was not found on its new pod: the client is told it was lost with its pod');
+        this.deps.log.info(
+          { session: sessionTag(step.clientSessionId) },
+          'a task of a moved session was not found on its new pod: the client is told it was lost with its pod',
+        );
         return [replaceResponseBody(changed)];
       }
       case 'response_trailers':
@@ -95,7 +105,10 @@ export class TaskAnswer implements StreamHandler {
       const record = await this.deps.store.load(clientSessionId);
       return record !== null && record.generation > 1;
     } catch (err) {
-      this.deps.log.warn({ session: sessionTag(clientSessionId), err: (err as Error).message }, 'could not read the session to explain a task not found: the pod\'s answer goes on as it is');
+      this.deps.log.warn(
+        { session: sessionTag(clientSessionId), err: (err as Error).message },
+        "could not read the session to explain a task not found: the pod's answer goes on as it is",
+      );
       return false;
     }
   }

@@ -30,5 +30,5 @@ export function upstreamReport(msg: ProcessingRequest): UpstreamReport {
 export function isConnectFailure(status: number, r: UpstreamReport): boolean {
   if (status !== 503) return false;
   if (r.flags !== undefined && (r.flags & UPSTREAM_CONNECTION_FAILURE_FLAG) !== 0) return true;
-  return r.codeDetails !== undefined && r.codeDetails.includes('connection_failure');
+  return r.codeDetails?.includes('connection_failure') === true;
 }

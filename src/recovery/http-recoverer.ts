@@ -72,7 +72,11 @@ export class HttpRecoverer implements Recoverer, StateCatchUp {
       onStateReplayed: ({ clientSessionId, method, result, status }) => {
         deps.metrics.stateReplays.inc({ result });
         // The client is not told (it never sees the recovery): the log and the metric are the trace.
-        if (result === 'refused') deps.log.warn({ session: sessionTag(clientSessionId), method, status }, "the new pod refused a request that rebuilds the session's state: left out of the session");
+        if (result === 'refused')
+          deps.log.warn(
+            { session: sessionTag(clientSessionId), method, status },
+            "the new pod refused a request that rebuilds the session's state: left out of the session",
+          );
       },
       // Each recovery counted once, as what it was, whoever still waits for it.
       onRecoveryDone: ({ clientSessionId, result, code, ms }) => {
@@ -102,7 +106,8 @@ export class HttpRecoverer implements Recoverer, StateCatchUp {
         }
         metrics.outcome('recovery_failed');
         // The store failed a step of the plan (its read, the lock, the new pin): a store error too.
-        if (plan.code === 'MCP_PIN_STORE_CORRUPT' || plan.code === 'MCP_PIN_STORE_UNAVAILABLE' || plan.code === 'MCP_PIN_STORE_TIMEOUT') metrics.storeErrors.inc({ op: 'recovery', code: plan.code });
+        if (plan.code === 'MCP_PIN_STORE_CORRUPT' || plan.code === 'MCP_PIN_STORE_UNAVAILABLE' || plan.code === 'MCP_PIN_STORE_TIMEOUT')
+          metrics.storeErrors.inc({ op: 'recovery', code: plan.code });
         log.warn({ session: tag, pod: attempt.pod, code: plan.code }, "retry not sent: the session's recovery failed");
         break;
       case 'relay':
@@ -134,7 +139,12 @@ export class HttpRecoverer implements Recoverer, StateCatchUp {
     return out;
   }
 
-  async catchUpState(clientSessionId: string, answeredBy: string, change: StateChange, headers: HeaderPairs): Promise<'current' | 'sent' | 'refused' | 'failed'> {
+  async catchUpState(
+    clientSessionId: string,
+    answeredBy: string,
+    change: StateChange,
+    headers: HeaderPairs,
+  ): Promise<'current' | 'sent' | 'refused' | 'failed'> {
     return this.recovery.catchUpState(clientSessionId, answeredBy, change, headers);
   }
 

@@ -33,7 +33,13 @@ export function requestedVersion(initBody: Buffer | null): string | undefined {
 /** The protocol version an initialize answer settled on (result.protocolVersion; JSON or an SSE `data:` line). */
 export function negotiatedVersion(answer: Buffer): string | undefined {
   const text = answer.subarray(0, 64 * 1024).toString('utf8');
-  const candidates = [text, ...text.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5))];
+  const candidates = [
+    text,
+    ...text
+      .split('\n')
+      .filter((l) => l.startsWith('data:'))
+      .map((l) => l.slice(5)),
+  ];
   for (const c of candidates) {
     try {
       const v = (JSON.parse(c) as { result?: { protocolVersion?: unknown } })?.result?.protocolVersion;

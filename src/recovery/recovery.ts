@@ -231,9 +231,16 @@ export class SessionRecovery {
     // recovery another replica made is that replica's to report).
     done.then(
       (r) => {
-        if (r.reinitialized || r.notLost) this.o.onRecoveryDone?.({ clientSessionId: sid, result: r.reinitialized ? 'recovered' : 'not_lost', ms: this.clock.now() - started });
+        if (r.reinitialized || r.notLost)
+          this.o.onRecoveryDone?.({ clientSessionId: sid, result: r.reinitialized ? 'recovered' : 'not_lost', ms: this.clock.now() - started });
       },
-      (err: unknown) => this.o.onRecoveryDone?.({ clientSessionId: sid, result: 'failed', code: err instanceof PinError ? err.code : 'MCP_PIN_UNEXPECTED', ms: this.clock.now() - started }),
+      (err: unknown) =>
+        this.o.onRecoveryDone?.({
+          clientSessionId: sid,
+          result: 'failed',
+          code: err instanceof PinError ? err.code : 'MCP_PIN_UNEXPECTED',
+          ms: this.clock.now() - started,
+        }),
     );
     this.inflight.set(sid, { fromGeneration: rec.generation, done });
     return done;
@@ -300,14 +307,18 @@ export class SessionRecovery {
     if (pin) {
       // What the new pod refused is no longer part of the session (a
       // subscription to a resource that is gone): not replayed again.
-      for (const change of next.refused) if (change.op === 'unsubscribe') await store.changeState(sid, change).catch(() => this.o.onIgnoredError?.('drop_refused_state'));
+      for (const change of next.refused)
+        if (change.op === 'unsubscribe') await store.changeState(sid, change).catch(() => this.o.onIgnoredError?.('drop_refused_state'));
       // A change the old pod accepted while this recovery ran (a subscribe
       // answered just before that pod died) is not in what was replayed:
       // the new pod gets it too (I8).
       const now = await store.load(sid).catch(() => null);
       if (now && now.generation === pin.generation) {
         const late = changesBetween(next.replayed, now.state);
-        if (late.length > 0) await this.replay(late, now, attempt, { pod: pin.pod, backendSessionId: pin.backendSessionId, version: next.version }, own).catch(() => this.o.onIgnoredError?.('replay_late_state'));
+        if (late.length > 0)
+          await this.replay(late, now, attempt, { pod: pin.pod, backendSessionId: pin.backendSessionId, version: next.version }, own).catch(() =>
+            this.o.onIgnoredError?.('replay_late_state'),
+          );
       }
       return { pin, reinitialized: true };
     }
@@ -326,14 +337,25 @@ export class SessionRecovery {
    * Best effort: a failure is reported, and the next recovery replays the
    * kept state anyway.
    */
-  async catchUpState(clientSessionId: string, answeredBy: string, change: StateChange, headers: HeaderPairs): Promise<'current' | 'sent' | 'refused' | 'failed'> {
+  async catchUpState(
+    clientSessionId: string,
+    answeredBy: string,
+    change: StateChange,
+    headers: HeaderPairs,
+  ): Promise<'current' | 'sent' | 'refused' | 'failed'> {
     const rec = await this.o.store.load(clientSessionId);
     if (!rec || rec.backendSessionId === answeredBy) return 'current';
     const own = this.clock.timeout(this.o.timeoutMs);
     const attempt: RetryAttempt = { clientSessionId, failedSessionId: answeredBy, pod: rec.pod, path: rec.initPath ?? '/', headers };
     let refused: StateChange[];
     try {
-      refused = await this.replay([change], rec, attempt, { pod: rec.pod, backendSessionId: rec.backendSessionId, version: firstHeader(headers, VERSION_HEADER) ?? requestedVersion(rec.initBody) }, own);
+      refused = await this.replay(
+        [change],
+        rec,
+        attempt,
+        { pod: rec.pod, backendSessionId: rec.backendSessionId, version: firstHeader(headers, VERSION_HEADER) ?? requestedVersion(rec.initBody) },
+        own,
+      );
     } catch {
       // That pod lost the session too: its next recovery replays the kept state.
       return 'failed';
@@ -386,7 +408,12 @@ export class SessionRecovery {
   private postHeaders(attempt: RetryAttempt, version: string | undefined): HeaderPairs {
     const base = endToEndHeaders(attempt.headers, new Set([SESSION_HEADER, 'accept', 'content-type', 'last-event-id', VERSION_HEADER]));
     // JSON and SSE accepted, also when a GET is being recovered.
-    return [...base, ['content-type', 'application/json'], ['accept', 'application/json, text/event-stream'], ...(version ? [[VERSION_HEADER, version] as [string, string]] : [])];
+    return [
+      ...base,
+      ['content-type', 'application/json'],
+      ['accept', 'application/json, text/event-stream'],
+      ...(version ? [[VERSION_HEADER, version] as [string, string]] : []),
+    ];
   }
 
   /**
@@ -406,10 +433,12 @@ export class SessionRecovery {
       throw unavailable('re-initialize request failed', err);
     }
     if (res.envoyReply !== undefined) throw unavailable(`no pod answered the re-initialize (${res.envoyReply})`);
-    if (res.status >= 400 && res.status < 500) throw new RecoveryError('MCP_PIN_RECOVERY_REINIT_REFUSED', `the stored initialize was refused with ${res.status}`);
+    if (res.status >= 400 && res.status < 500)
+      throw new RecoveryError('MCP_PIN_RECOVERY_REINIT_REFUSED', `the stored initialize was refused with ${res.status}`);
     if (!is2xx(res.status)) throw unavailable(`re-initialize answered ${res.status}`);
     const backendSessionId = firstHeader(res.headers, SESSION_HEADER);
-    if (!backendSessionId || !isValidSessionId(backendSessionId, this.o.maxSessionIdLength)) throw unavailable('re-initialize answered without a usable session id');
+    if (!backendSessionId || !isValidSessionId(backendSessionId, this.o.maxSessionIdLength))
+      throw unavailable('re-initialize answered without a usable session id');
     // The pod Envoy really used (it is the attempt's, unless that one left discovery meanwhile).
     const pod = parsePodAddress(res.upstream);
     if (!pod) throw unavailable(`Envoy reported no usable upstream for re-initialize (${res.upstream ?? 'none'})`);
@@ -418,7 +447,12 @@ export class SessionRecovery {
     try {
       // In the version the new pod settled on (what the client asked for, when the answer does not say).
       const version = negotiatedVersion(res.body) ?? requestedVersion(rec.initBody);
-      note = await this.o.forwarder.send({ ...send, headers: [...this.postHeaders(attempt, version), [SESSION_HEADER, backendSessionId]], body: INITIALIZED, pod });
+      note = await this.o.forwarder.send({
+        ...send,
+        headers: [...this.postHeaders(attempt, version), [SESSION_HEADER, backendSessionId]],
+        body: INITIALIZED,
+        pod,
+      });
     } catch (err) {
       if (own.aborted) throw err;
       throw unavailable('notifications/initialized failed', err);
@@ -440,7 +474,13 @@ export class SessionRecovery {
    * 2xx fails the recovery for now, like notifications/initialized.
    * Returns the changes that undo what was refused.
    */
-  private async replay(changes: StateChange[], rec: SessionRecord, attempt: RetryAttempt, to: { pod: string; backendSessionId: string; version: string | undefined }, own: AbortSignal): Promise<StateChange[]> {
+  private async replay(
+    changes: StateChange[],
+    rec: SessionRecord,
+    attempt: RetryAttempt,
+    to: { pod: string; backendSessionId: string; version: string | undefined },
+    own: AbortSignal,
+  ): Promise<StateChange[]> {
     const refused: StateChange[] = [];
     for (const [i, change] of changes.entries()) {
       const r = requestFor(change);
@@ -461,7 +501,8 @@ export class SessionRecovery {
         throw new RecoveryError('MCP_PIN_RECOVERY_UNAVAILABLE', `replaying ${r.method} failed`, err);
       }
       // Not an answer to the method (the pod lost the new session, or is gone): for now.
-      if (res.envoyReply !== undefined || !is2xx(res.status)) throw new RecoveryError('MCP_PIN_RECOVERY_UNAVAILABLE', `replaying ${r.method} answered ${res.status}`);
+      if (res.envoyReply !== undefined || !is2xx(res.status))
+        throw new RecoveryError('MCP_PIN_RECOVERY_UNAVAILABLE', `replaying ${r.method} answered ${res.status}`);
       // The method ran and said no (a JSON-RPC error: the resource is gone, subscriptions unsupported).
       const taken = answerTo(id, res.body, firstHeader(res.headers, 'content-type')) !== 'refused';
       this.o.onStateReplayed?.({ clientSessionId: attempt.clientSessionId, method: r.method, result: taken ? 'replayed' : 'refused', status: res.status });
@@ -528,7 +569,8 @@ export class SessionRecovery {
         maxBodyBytes: this.o.maxRelayBytes,
         ...(lease ? { lease } : {}),
       });
-      if (res.envoyReply !== undefined) return { kind: 'failed', code: envoyNeverConnected(res.envoyReply) ? 'MCP_PIN_RELAY_FAILED' : 'MCP_PIN_RELAY_MAY_HAVE_RUN' };
+      if (res.envoyReply !== undefined)
+        return { kind: 'failed', code: envoyNeverConnected(res.envoyReply) ? 'MCP_PIN_RELAY_FAILED' : 'MCP_PIN_RELAY_MAY_HAVE_RUN' };
       return { kind: 'answered', status: res.status, headers: res.headers, body: res.body };
     } catch (err) {
       // Too large: the pod has run it; the client must not run it again.

@@ -17,7 +17,10 @@ export { TimedStore, STORE_OPS, type StoreOp } from './timed-store.js';
  * mcp_pin_store_seconds), under the pin cache (whose hits are only counted).
  * The in-process memory store is not timed: a timer costs more than its calls.
  */
-export function createStore(cfg: Pick<Config, 'storeUrl' | 'keyPrefix' | 'sessionTtlMs' | 'storeTimeoutMs' | 'pinCacheMs' | 'memoryStoreMaxSessions'>, metrics?: Pick<Metrics, 'pinCache' | 'storeCall'>): SessionStore {
+export function createStore(
+  cfg: Pick<Config, 'storeUrl' | 'keyPrefix' | 'sessionTtlMs' | 'storeTimeoutMs' | 'pinCacheMs' | 'memoryStoreMaxSessions'>,
+  metrics?: Pick<Metrics, 'pinCache' | 'storeCall'>,
+): SessionStore {
   if (cfg.storeUrl === 'memory:') return new MemoryStore({ sessionTtlMs: cfg.sessionTtlMs, maxEntries: cfg.memoryStoreMaxSessions });
   const redis = new RedisStore({
     url: cfg.storeUrl,
@@ -26,5 +29,7 @@ export function createStore(cfg: Pick<Config, 'storeUrl' | 'keyPrefix' | 'sessio
     storeTimeoutMs: cfg.storeTimeoutMs,
   });
   const shared = metrics ? new TimedStore(redis, (op, seconds) => metrics.storeCall(op, seconds)) : redis;
-  return cfg.pinCacheMs > 0 ? new CachedStore(shared, { ttlMs: cfg.pinCacheMs, ...(metrics ? { onLookup: (hit: boolean) => metrics.pinCache(hit) } : {}) }) : shared;
+  return cfg.pinCacheMs > 0
+    ? new CachedStore(shared, { ttlMs: cfg.pinCacheMs, ...(metrics ? { onLookup: (hit: boolean) => metrics.pinCache(hit) } : {}) })
+    : shared;
 }

@@ -116,7 +116,8 @@ export class MemoryStore implements SessionStore, SessionInspector {
         this.lastFullSweepMs = now;
         this.sweep();
       }
-      if (this.sessions.size >= this.maxEntries) throw new StoreError('MCP_PIN_STORE_FULL', `memory store holds ${this.maxEntries} sessions (--memory-store-max-sessions)`);
+      if (this.sessions.size >= this.maxEntries)
+        throw new StoreError('MCP_PIN_STORE_FULL', `memory store holds ${this.maxEntries} sessions (--memory-store-max-sessions)`);
     }
     this.sessions.set(sid, {
       pod: s.pod,

@@ -83,7 +83,14 @@ export class RedisStore implements SessionStore, SessionInspector {
     if (target.kind === 'single') redis = new Redis(target.url, failFast);
     else if (target.kind === 'sentinel') {
       const { username, password } = target;
-      redis = new Redis({ ...failFast, sentinels: target.sentinels, name: target.name, username, password, sentinelRetryStrategy: (t) => Math.min(100 * t, 1000) });
+      redis = new Redis({
+        ...failFast,
+        sentinels: target.sentinels,
+        name: target.name,
+        username,
+        password,
+        sentinelRetryStrategy: (t) => Math.min(100 * t, 1000),
+      });
     } else {
       const { username, password } = target;
       redis = new Cluster(target.nodes, {
@@ -153,7 +160,8 @@ export class RedisStore implements SessionStore, SessionInspector {
         (err: unknown) => {
           clearTimeout(timer);
           // A key of another type under a session's name: Redis answered, the data is wrong.
-          if (/WRONGTYPE/.test((err as Error)?.message ?? '')) reject(new StoreError('MCP_PIN_STORE_CORRUPT', `Redis ${what}: the key is not a session record (wrong type)`, err));
+          if (/WRONGTYPE/.test((err as Error)?.message ?? ''))
+            reject(new StoreError('MCP_PIN_STORE_CORRUPT', `Redis ${what}: the key is not a session record (wrong type)`, err));
           else reject(new StoreError('MCP_PIN_STORE_UNAVAILABLE', `Redis ${what} failed (connection ${this.redis.status})`, err));
         },
       );
@@ -205,7 +213,9 @@ export class RedisStore implements SessionStore, SessionInspector {
 
   async load(sid: string): Promise<SessionRecord | null> {
     const key = this.key(sid);
-    const v = await this.dropIfWrongType(sid, () => this.run('load', () => this.redis.hmgetBuffer(key, 'pod', 'bsid', 'gen', 'init', 'path', 'created', 'seen', 'state')));
+    const v = await this.dropIfWrongType(sid, () =>
+      this.run('load', () => this.redis.hmgetBuffer(key, 'pod', 'bsid', 'gen', 'init', 'path', 'created', 'seen', 'state')),
+    );
     const [pod, bsid, gen, init, path, created, seen, state] = v;
     if (v.every((f) => f === null) && (await this.run('load', () => this.redis.exists(key))) === 0) return null;
     const fields = [pod, bsid, gen].map((f) => (f ? f.toString() : null));
@@ -224,9 +234,7 @@ export class RedisStore implements SessionStore, SessionInspector {
   }
 
   async replacePin(sid: string, expectedGeneration: number, pod: string, bsid: string): Promise<Pin | null> {
-    const r = await this.run('replacePin', () =>
-      this.redis.mcppinReplacePin(this.key(sid), this.ttlMs, this.now(), expectedGeneration, pod, bsid),
-    );
+    const r = await this.run('replacePin', () => this.redis.mcppinReplacePin(this.key(sid), this.ttlMs, this.now(), expectedGeneration, pod, bsid));
     return r > 0 ? { pod, backendSessionId: bsid, generation: r } : null;
   }
 

@@ -16,7 +16,8 @@ export type Checked<T> = { ok: true; value: T } | { ok: false; reason: string };
 
 /** A pin from its stored fields (strings as the store returns them; null when absent). */
 export function checkPin(pod: string | null, bsid: string | null, gen: string | null): Checked<Pin> {
-  if (pod === null || bsid === null || gen === null) return { ok: false, reason: `missing field${pod === null ? ' pod' : ''}${bsid === null ? ' bsid' : ''}${gen === null ? ' gen' : ''}` };
+  if (pod === null || bsid === null || gen === null)
+    return { ok: false, reason: `missing field${pod === null ? ' pod' : ''}${bsid === null ? ' bsid' : ''}${gen === null ? ' gen' : ''}` };
   if (parsePodAddress(pod) !== pod) return { ok: false, reason: 'pod is not ip:port' };
   if (!isValidSessionId(bsid, MAX_STORED_SESSION_ID_LENGTH)) return { ok: false, reason: 'backend session id is empty, too long or not visible ASCII' };
   if (!/^[1-9][0-9]{0,14}$/.test(gen)) return { ok: false, reason: 'generation is not a positive integer' };
@@ -26,6 +27,7 @@ export function checkPin(pod: string | null, bsid: string | null, gen: string | 
 /** The initialize path of a record: empty means none kept; anything else must be a request path. */
 export function checkInitPath(path: string): Checked<string | null> {
   if (path.length === 0) return { ok: true, value: null };
-  if (path.length > MAX_INIT_PATH_LENGTH || !path.startsWith('/') || /[^\x21-\x7e]/.test(path)) return { ok: false, reason: 'initialize path is not a request path' };
+  if (path.length > MAX_INIT_PATH_LENGTH || !path.startsWith('/') || /[^\x21-\x7e]/.test(path))
+    return { ok: false, reason: 'initialize path is not a request path' };
   return { ok: true, value: path };
 }

@@ -7,8 +7,31 @@
 import type { ChangeResult, StateChange } from '../session-state.js';
 import type { NewSession, Pin, SessionRecord, SessionStore } from './store.js';
 
-export type StoreOp = 'lookup' | 'load' | 'create' | 'adopt' | 'replace_pin' | 'change_state' | 'remove' | 'lock' | 'unlock' | 'remember_unknown' | 'is_unknown';
-export const STORE_OPS: readonly StoreOp[] = ['lookup', 'load', 'create', 'adopt', 'replace_pin', 'change_state', 'remove', 'lock', 'unlock', 'remember_unknown', 'is_unknown'];
+export type StoreOp =
+  | 'lookup'
+  | 'load'
+  | 'create'
+  | 'adopt'
+  | 'replace_pin'
+  | 'change_state'
+  | 'remove'
+  | 'lock'
+  | 'unlock'
+  | 'remember_unknown'
+  | 'is_unknown';
+export const STORE_OPS: readonly StoreOp[] = [
+  'lookup',
+  'load',
+  'create',
+  'adopt',
+  'replace_pin',
+  'change_state',
+  'remove',
+  'lock',
+  'unlock',
+  'remember_unknown',
+  'is_unknown',
+];
 
 export class TimedStore implements SessionStore {
   constructor(

@@ -23,12 +23,18 @@ const root = new URL('../../', import.meta.url).pathname;
 let env: NodeJS.ProcessEnv;
 /** The EDS directory Envoy watches (a copy of deploy/compose/eds): the test takes pods out of it as an orchestrator would. */
 let edsDir: string;
-const setPods = (names: string[]): void =>
-  writeFileAtomically(`${edsDir}/eds.json`, renderEds(COMPOSE.pods.filter((_, i) => names.includes(`pod${i + 1}`))));
+const setPods = (names: string[]): void => writeFileAtomically(`${edsDir}/eds.json`, renderEds(COMPOSE.pods.filter((_, i) => names.includes(`pod${i + 1}`))));
 
 /** The pods' addresses Envoy has now in the service cluster, from its admin interface inside its container. */
 async function envoyPods(): Promise<string[]> {
-  const out = await dc('exec', '-T', 'envoy', 'bash', '-c', "exec 3<>/dev/tcp/127.0.0.1/9901; printf 'GET /clusters HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3; cat <&3");
+  const out = await dc(
+    'exec',
+    '-T',
+    'envoy',
+    'bash',
+    '-c',
+    "exec 3<>/dev/tcp/127.0.0.1/9901; printf 'GET /clusters HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3; cat <&3",
+  );
   const pods = [...new Set([...out.matchAll(/^mcp_service::(\d+\.\d+\.\d+\.\d+):\d+::cx_active/gm)].map((m) => m[1]!))];
   // Envoy answered with its clusters (never an empty list by mistake: a pod list is never empty here).
   if (pods.length === 0) throw new Error(`no pods in Envoy's /clusters answer: ${out.slice(0, 200)}`);
@@ -78,7 +84,16 @@ describe('docker compose: the shipped stack, running (issue 22)', function () {
     await dc('up', '-d', '--build', '--wait', '--wait-timeout', '300');
     console.log(`      stack built and up in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
     // Envoy takes traffic once its health checks admitted the replicas.
-    await eventually(async () => (await connectClient(url).then((c) => c.close().then(() => true), () => false)) || undefined, 'an MCP session through the published port', 60_000, 500);
+    await eventually(
+      async () =>
+        (await connectClient(url).then(
+          (c) => c.close().then(() => true),
+          () => false,
+        )) || undefined,
+      'an MCP session through the published port',
+      60_000,
+      500,
+    );
   });
 
   after(async () => {
@@ -88,7 +103,9 @@ describe('docker compose: the shipped stack, running (issue 22)', function () {
   });
 
   it('publishes the listener and the metrics on 127.0.0.1 only, and gives each service a stop grace above its drain', async () => {
-    const cfg = JSON.parse(await dc('config', '--format', 'json')) as { services: Record<string, { ports?: { host_ip?: string }[]; stop_grace_period?: string; environment?: Record<string, string> }> };
+    const cfg = JSON.parse(await dc('config', '--format', 'json')) as {
+      services: Record<string, { ports?: { host_ip?: string }[]; stop_grace_period?: string; environment?: Record<string, string> }>;
+    };
     for (const s of ['envoy', 'mcp-pin-1', 'mcp-pin-2']) for (const p of cfg.services[s]!.ports ?? []) expect(p.host_ip, s).to.equal('127.0.0.1');
     const seconds = (d: string | undefined): number => Number(/^(\d+)s$/.exec(d ?? '')?.[1] ?? NaN);
     // mcp-pin drains for --drain-delay-ms + --drain-grace-ms (defaults 2 s + 10 s); the pods for POD_GRACE_MS.
@@ -112,26 +129,33 @@ describe('docker compose: the shipped stack, running (issue 22)', function () {
       Promise.all([tryIt('redis', 6379), tryIt('mcp-pin-1', 50051), tryIt('mcp-pin-2', 50051), tryIt('envoy', 10001), tryIt('envoy', 50051)]).then((r) => console.log(JSON.stringify({ r, sockets: require('node:fs').existsSync('/run/mcp-pin') })));`;
     const seen = JSON.parse(await dc('exec', '-T', 'pod1', 'node', '-e', probe)) as { r: string[]; sockets: boolean };
     // Names of the store network do not even resolve on the pods' network; Envoy has no TCP port but its public one there.
-    expect(seen.r.slice(0, 3).every((code) => code === 'ENOTFOUND' || code === 'EAI_AGAIN'), JSON.stringify(seen.r)).to.equal(true);
+    expect(
+      seen.r.slice(0, 3).every((code) => code === 'ENOTFOUND' || code === 'EAI_AGAIN'),
+      JSON.stringify(seen.r),
+    ).to.equal(true);
     expect(seen.r.slice(3)).to.deep.equal(['ECONNREFUSED', 'ECONNREFUSED']);
     expect(seen.sockets).to.equal(false);
     // The sockets themselves: owner and group (10001) only.
     const listing = await dc('exec', '-T', 'mcp-pin-1', 'ls', '-ln', '/run/mcp-pin');
-    for (const name of ['mcp-pin-1.sock', 'mcp-pin-2.sock', 'envoy-internal.sock']) expect(listing).to.match(new RegExp(`^srw-rw---- +1 +\\d+ +10001 .* ${name.replace('.', '\\.')}$`, 'm'));
+    for (const name of ['mcp-pin-1.sock', 'mcp-pin-2.sock', 'envoy-internal.sock'])
+      expect(listing).to.match(new RegExp(`^srw-rw---- +1 +\\d+ +10001 .* ${name.replace('.', '\\.')}$`, 'm'));
   });
 
   let c: TestClient;
   let home: string;
   let other: string;
 
-  it('pins initialize and follow-ups to one pod (the pods\' records)', async () => {
+  it("pins initialize and follow-ups to one pod (the pods' records)", async () => {
     c = await client();
     home = (await c.whoami()).pod;
     other = home === 'pod1' ? 'pod2' : 'pod1';
     for (let i = 0; i < 10; i++) expect((await c.echo(`call ${i}`)).pod).to.equal(home);
     const sid = c.sessionId();
     expect((await record(home)).requests.filter((r) => r.sessionId === sid).length, 'on the home pod').to.be.at.least(11);
-    expect((await record(other)).requests.filter((r) => r.sessionId === sid), 'on the other pod').to.deep.equal([]);
+    expect(
+      (await record(other)).requests.filter((r) => r.sessionId === sid),
+      'on the other pod',
+    ).to.deep.equal([]);
   });
 
   it('recovers after docker kill + docker start of the pod holding the session: same session id, one re-initialize', async () => {
@@ -140,7 +164,16 @@ describe('docker compose: the shipped stack, running (issue 22)', function () {
     const id = await containerOf(home);
     await run('docker', ['kill', id]);
     await run('docker', ['start', id]);
-    await eventually(async () => (await record(home).then(() => true, () => false)) || undefined, `${home} answering again`, 60_000, 500);
+    await eventually(
+      async () =>
+        (await record(home).then(
+          () => true,
+          () => false,
+        )) || undefined,
+      `${home} answering again`,
+      60_000,
+      500,
+    );
     const r = await c.echo('after kill');
     expect(r.text).to.equal('after kill');
     expect(c.sessionId()).to.equal(sid);
@@ -158,7 +191,10 @@ describe('docker compose: the shipped stack, running (issue 22)', function () {
     const errors: string[] = [];
     const loops = load.map(async (lc, i) => {
       while (!stop) {
-        await lc.echo(`load ${i}`).then(() => calls++, (e: Error) => errors.push(e.message));
+        await lc.echo(`load ${i}`).then(
+          () => calls++,
+          (e: Error) => errors.push(e.message),
+        );
       }
     });
     const ipOf = (pod: string): string => COMPOSE.pods[Number(pod.slice(3)) - 1]!.host;
@@ -175,8 +211,17 @@ describe('docker compose: the shipped stack, running (issue 22)', function () {
       await Promise.all(loops);
       setPods(['pod1', 'pod2']);
       await dc('start', home);
-      await eventually(async () => (await record(home).then(() => true, () => false)) || undefined, `${home} back`, 60_000, 500);
-      await eventually(async () => ((await envoyPods()).length === 2) || undefined, 'Envoy knows both pods again', 30_000, 250);
+      await eventually(
+        async () =>
+          (await record(home).then(
+            () => true,
+            () => false,
+          )) || undefined,
+        `${home} back`,
+        60_000,
+        500,
+      );
+      await eventually(async () => (await envoyPods()).length === 2 || undefined, 'Envoy knows both pods again', 30_000, 250);
     }
     expect(errors, `errors in ${calls} calls`).to.deep.equal([]);
     for (const lc of [c, ...load]) expect((await lc.echo('where')).pod, 'every session now on the remaining pod').to.equal(other);
@@ -189,7 +234,16 @@ describe('docker compose: the shipped stack, running (issue 22)', function () {
     const before = await inits();
     await run('docker', ['kill', await containerOf('mcp-pin-1')]);
     // Envoy sees the replica gone within its health checks; the session is still where it was.
-    await eventually(async () => ((await c.echo('one replica').then((r) => r.pod, () => null)) === home) || undefined, 'a call served with one replica', 30_000, 200);
+    await eventually(
+      async () =>
+        (await c.echo('one replica').then(
+          (r) => r.pod,
+          () => null,
+        )) === home || undefined,
+      'a call served with one replica',
+      30_000,
+      200,
+    );
     await dc('start', 'mcp-pin-1');
     await dc('up', '-d', '--wait', '--wait-timeout', '120', 'mcp-pin-1');
     for (let i = 0; i < 10; i++) expect((await c.echo(`both ${i}`)).pod).to.equal(home);
@@ -205,7 +259,16 @@ describe('docker compose: the shipped stack, running (issue 22)', function () {
     await dc('up', '-d', '--wait', '--wait-timeout', '120', 'redis');
     expect(await keys()).to.deep.equal(before);
     const inits = (await record('pod1')).initialize.length + (await record('pod2')).initialize.length;
-    await eventually(async () => ((await c.echo('after redis').then((r) => r.pod, () => null)) === home) || undefined, 'a call after Redis came back', 30_000, 200);
+    await eventually(
+      async () =>
+        (await c.echo('after redis').then(
+          (r) => r.pod,
+          () => null,
+        )) === home || undefined,
+      'a call after Redis came back',
+      30_000,
+      200,
+    );
     expect((await record('pod1')).initialize.length + (await record('pod2')).initialize.length, 'no re-initialize').to.equal(inits);
   });
 
@@ -218,7 +281,7 @@ describe('docker compose: the shipped stack, running (issue 22)', function () {
     expect(await redis('exists', `mcp-pin:{${sid}}`)).to.equal('0');
   });
 
-  it('passes the stack\'s own smoke test service (an SDK client on the compose network)', async () => {
+  it("passes the stack's own smoke test service (an SDK client on the compose network)", async () => {
     const out = await dc('--profile', 'test', 'run', '--rm', 'tests');
     expect(out).to.contain('compose smoke: session pinned to');
   });

@@ -7,7 +7,16 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ENVOY_DEFAULTS, internalSocketPath, isSocketPath, renderEds, renderEnvoyConfig, writeFileAtomically, type EnvoyParams, type ExtProcEndpoint, type HostPort } from '../../envoy/render.js';
+import {
+  ENVOY_DEFAULTS,
+  internalSocketPath,
+  renderEds,
+  renderEnvoyConfig,
+  writeFileAtomically,
+  type EnvoyParams,
+  type ExtProcEndpoint,
+  type HostPort,
+} from '../../envoy/render.js';
 import { eventually } from './net.js';
 import { ManagedProcess } from './process.js';
 
@@ -94,19 +103,27 @@ export async function startEnvoy(opts: EnvoyOptions): Promise<EnvoyHandle> {
     const adminPath = join(dir, 'admin.txt');
     writeFileSync(adminPath, '');
     proc = new ManagedProcess('envoy', findEnvoy(), [
-      '-c', join(dir, 'envoy.yaml'),
+      '-c',
+      join(dir, 'envoy.yaml'),
       '--disable-hot-restart',
-      '--admin-address-path', adminPath,
-      '--concurrency', String(opts.concurrency ?? 1),
-      '-l', process.env.ENVOY_LOG_LEVEL ?? 'warning',
+      '--admin-address-path',
+      adminPath,
+      '--concurrency',
+      String(opts.concurrency ?? 1),
+      '-l',
+      process.env.ENVOY_LOG_LEVEL ?? 'warning',
       // For debugging: the whole log in a file (the harness keeps only its tail).
       ...(process.env.ENVOY_LOG_PATH ? ['--log-path', process.env.ENVOY_LOG_PATH] : []),
     ]).start();
-    const admin = await eventually(async () => {
-      if (!proc.alive) throw new Error(`envoy exited\n${proc.output.slice(-3000)}`);
-      const a = existsSync(adminPath) ? readFileSync(adminPath, 'utf8').trim() : '';
-      return a.length > 0 ? a : undefined;
-    }, 'envoy admin address', 15_000);
+    const admin = await eventually(
+      async () => {
+        if (!proc.alive) throw new Error(`envoy exited\n${proc.output.slice(-3000)}`);
+        const a = existsSync(adminPath) ? readFileSync(adminPath, 'utf8').trim() : '';
+        return a.length > 0 ? a : undefined;
+      },
+      'envoy admin address',
+      15_000,
+    );
     adminUrl = `http://${admin}`;
     await eventually(async () => (await fetch(`${adminUrl}/ready`)).ok, 'envoy ready', 15_000);
     const listeners = JSON.parse(await adminGet(adminUrl, '/listeners?format=json')) as {
@@ -172,7 +189,7 @@ export async function startEnvoy(opts: EnvoyOptions): Promise<EnvoyHandle> {
       const text = await adminGet(adminUrl, '/clusters');
       const host = typeof at === 'number' ? `127.0.0.1:${at}` : at;
       const line = text.split('\n').find((l) => l.startsWith(`mcp_pin::${host}::health_flags::`));
-      return line !== undefined && line.endsWith('::healthy');
+      return line?.endsWith('::healthy');
     },
     async stat(name) {
       const text = await adminGet(adminUrl, `/stats?filter=^${name.replace(/\./g, '\\.')}$`);

@@ -12,21 +12,25 @@ function load(file: string): grpc.GrpcObject {
   return grpc.loadPackageDefinition(protoLoader.loadSync(file, LOADER_OPTIONS));
 }
 
-export function healthClient(port: number | string, credentials = grpc.credentials.createInsecure()): { check(service?: string): Promise<string>; close(): void } {
+export function healthClient(
+  port: number | string,
+  credentials = grpc.credentials.createInsecure(),
+): { check(service?: string): Promise<string>; close(): void } {
   const pkg = load('grpc/health/v1/health.proto') as unknown as { grpc: { health: { v1: { Health: Ctor } } } };
   const c = new pkg.grpc.health.v1.Health(targetOf(port), credentials) as unknown as grpc.Client & {
     Check: (req: unknown, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: { status: string }) => void) => void;
   };
   return {
     check: (service = '') =>
-      new Promise((resolve, reject) =>
-        c.Check({ service }, { deadline: Date.now() + 2000 }, (err, res) => (err ? reject(err) : resolve(res.status))),
-      ),
+      new Promise((resolve, reject) => c.Check({ service }, { deadline: Date.now() + 2000 }, (err, res) => (err ? reject(err) : resolve(res.status)))),
     close: () => c.close(),
   };
 }
 
-export function extProcClient(port: number | string, credentials = grpc.credentials.createInsecure()): grpc.Client & { Process: () => grpc.ClientDuplexStream<unknown, Record<string, unknown>> } {
+export function extProcClient(
+  port: number | string,
+  credentials = grpc.credentials.createInsecure(),
+): grpc.Client & { Process: () => grpc.ClientDuplexStream<unknown, Record<string, unknown>> } {
   const pkg = load('envoy/service/ext_proc/v3/external_processor.proto') as unknown as {
     envoy: { service: { ext_proc: { v3: { ExternalProcessor: Ctor } } } };
   };

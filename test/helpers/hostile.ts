@@ -17,23 +17,50 @@ const headerValue = fc.oneof(
   fc.string({ maxLength: 300 }),
   fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b).toString('latin1')),
 );
-const headers = fc.array(
-  fc.record({ key: headerKey, raw: fc.option(headerValue.map((v) => Buffer.from(v, 'latin1')), { nil: undefined }), value: fc.option(fc.string({ maxLength: 20 }), { nil: undefined }) }),
-  { maxLength: 8 },
-).map((hs) => ({ headers: { headers: hs.map((h) => ({ key: h.key, ...(h.raw !== undefined ? { raw_value: h.raw } : {}), ...(h.value !== undefined ? { value: h.value } : {}) })) }, end_of_stream: hs.length % 2 === 0 }));
-const body = fc.oneof(
-  fc.constant(Buffer.from('{"jsonrpc":"2.0","id":0,"method":"initialize","params":{}}')),
-  fc.string({ maxLength: 200 }).map((s) => Buffer.from(s)),
-  fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b)),
-).map((b) => ({ body: b, end_of_stream: true }));
+const headers = fc
+  .array(
+    fc.record({
+      key: headerKey,
+      raw: fc.option(
+        headerValue.map((v) => Buffer.from(v, 'latin1')),
+        { nil: undefined },
+      ),
+      value: fc.option(fc.string({ maxLength: 20 }), { nil: undefined }),
+    }),
+    { maxLength: 8 },
+  )
+  .map((hs) => ({
+    headers: {
+      headers: hs.map((h) => ({ key: h.key, ...(h.raw !== undefined ? { raw_value: h.raw } : {}), ...(h.value !== undefined ? { value: h.value } : {}) })),
+    },
+    end_of_stream: hs.length % 2 === 0,
+  }));
+const body = fc
+  .oneof(
+    fc.constant(Buffer.from('{"jsonrpc":"2.0","id":0,"method":"initialize","params":{}}')),
+    fc.string({ maxLength: 200 }).map((s) => Buffer.from(s)),
+    fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b)),
+  )
+  .map((b) => ({ body: b, end_of_stream: true }));
 const attributes = fc.option(
-  fc.record({ 'envoy.filters.http.ext_proc': fc.record({ fields: fc.dictionary(fc.constantFrom('upstream.address', 'response.flags', 'response.code_details', 'x'), fc.oneof(fc.string({ maxLength: 30 }).map((s) => ({ stringValue: s })), fc.double().map((n) => ({ numberValue: n })))) }) }),
+  fc.record({
+    'envoy.filters.http.ext_proc': fc.record({
+      fields: fc.dictionary(
+        fc.constantFrom('upstream.address', 'response.flags', 'response.code_details', 'x'),
+        fc.oneof(
+          fc.string({ maxLength: 30 }).map((s) => ({ stringValue: s })),
+          fc.double().map((n) => ({ numberValue: n })),
+        ),
+      ),
+    }),
+  }),
   { nil: undefined },
 );
 /** Headers as Envoy sends them (a method and a path first), then random ones. */
-const requestHeaders = fc
-  .tuple(fc.constantFrom('POST', 'GET', 'DELETE'), headers)
-  .map(([method, h]) => ({ ...h, headers: { headers: [{ key: ':method', raw_value: Buffer.from(method) }, { key: ':path', raw_value: Buffer.from('/mcp') }, ...h.headers.headers] } }));
+const requestHeaders = fc.tuple(fc.constantFrom('POST', 'GET', 'DELETE'), headers).map(([method, h]) => ({
+  ...h,
+  headers: { headers: [{ key: ':method', raw_value: Buffer.from(method) }, { key: ':path', raw_value: Buffer.from('/mcp') }, ...h.headers.headers] },
+}));
 export const message: fc.Arbitrary<Msg> = fc.oneof(
   fc.record({ request_headers: headers, attributes }),
   fc.record({ request_headers: requestHeaders, attributes }),
@@ -53,7 +80,6 @@ export function opensWithMethod(messages: Msg[]): boolean {
   return method?.raw_value !== undefined && ['POST', 'GET', 'DELETE'].includes(method.raw_value.toString('latin1'));
 }
 
-
 /** One HTTP request to the public listener. */
 export interface HostileRequest {
   method: string;
@@ -64,18 +90,53 @@ export interface HostileRequest {
   ownSession?: number;
 }
 
-const MCP_METHODS = ['initialize', 'ping', 'tools/list', 'tools/call', 'resources/read', 'notifications/initialized', 'logging/setLevel', 'resources/subscribe', 'nope/nope'];
+const MCP_METHODS = [
+  'initialize',
+  'ping',
+  'tools/list',
+  'tools/call',
+  'resources/read',
+  'notifications/initialized',
+  'logging/setLevel',
+  'resources/subscribe',
+  'nope/nope',
+];
 const jsonRpc = fc.oneof(
-  fc.record({ jsonrpc: fc.constant('2.0'), id: fc.oneof(fc.integer(), fc.string({ maxLength: 8 }), fc.constant(null)), method: fc.constantFrom(...MCP_METHODS), params: fc.option(fc.jsonValue({ maxDepth: 2 }), { nil: undefined }) }).map((o) => JSON.stringify(o)),
-  fc.array(fc.record({ jsonrpc: fc.constant('2.0'), id: fc.integer(), method: fc.constantFrom(...MCP_METHODS) }), { maxLength: 4 }).map((a) => JSON.stringify(a)),
-  fc.constant('{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"fuzz","version":"1"}}}'),
+  fc
+    .record({
+      jsonrpc: fc.constant('2.0'),
+      id: fc.oneof(fc.integer(), fc.string({ maxLength: 8 }), fc.constant(null)),
+      method: fc.constantFrom(...MCP_METHODS),
+      params: fc.option(fc.jsonValue({ maxDepth: 2 }), { nil: undefined }),
+    })
+    .map((o) => JSON.stringify(o)),
+  fc
+    .array(fc.record({ jsonrpc: fc.constant('2.0'), id: fc.integer(), method: fc.constantFrom(...MCP_METHODS) }), { maxLength: 4 })
+    .map((a) => JSON.stringify(a)),
+  fc.constant(
+    '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"fuzz","version":"1"}}}',
+  ),
   fc.string({ maxLength: 300 }),
   fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)),
   fc.integer({ min: 1, max: 300_000 }).map((n) => `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":"${'x'.repeat(n)}"}}`),
 );
 /** Header values a hostile client tries: protocol words, forged internal values, and bytes HTTP allows. */
 const headerText = fc.oneof(
-  fc.constantFrom('', '2025-11-25', '2025-06-18', '2026-07-28', '2026-01-26', '1999-01-01', 'application/json', 'text/event-stream', 'application/json, text/event-stream', '127.0.0.1:6379', '127.0.0.1:9901', 'attempt', 'search'),
+  fc.constantFrom(
+    '',
+    '2025-11-25',
+    '2025-06-18',
+    '2026-07-28',
+    '2026-01-26',
+    '1999-01-01',
+    'application/json',
+    'text/event-stream',
+    'application/json, text/event-stream',
+    '127.0.0.1:6379',
+    '127.0.0.1:9901',
+    'attempt',
+    'search',
+  ),
   fc.string({ unit: fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz0123456789-_.:,;=/ '.split('')), maxLength: 80 }),
   fc.integer({ min: 1, max: 2000 }).map((n) => 'y'.repeat(n)),
 );
@@ -101,7 +162,21 @@ export function hostileRequest(): fc.Arbitrary<HostileRequest> {
       pick: fc.nat(),
       headers: fc.dictionary(
         fc.oneof(
-          fc.constantFrom('content-type', 'accept', 'mcp-protocol-version', 'last-event-id', 'x-mcp-pin-dst', 'x-mcp-pin-upstream', 'x-mcp-pin-role', 'x-mcp-pin-client-session', 'x-mcp-pin-searched', 'x-mcp-pin-envoy-reply', 'x-envoy-original-dst-host', 'x-envoy-attempt-count', 'x-forwarded-for'),
+          fc.constantFrom(
+            'content-type',
+            'accept',
+            'mcp-protocol-version',
+            'last-event-id',
+            'x-mcp-pin-dst',
+            'x-mcp-pin-upstream',
+            'x-mcp-pin-role',
+            'x-mcp-pin-client-session',
+            'x-mcp-pin-searched',
+            'x-mcp-pin-envoy-reply',
+            'x-envoy-original-dst-host',
+            'x-envoy-attempt-count',
+            'x-forwarded-for',
+          ),
           fc.string({ unit: fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz-'.split('')), minLength: 1, maxLength: 20 }).map((k) => `x-${k}`),
         ),
         headerText,
@@ -113,7 +188,10 @@ export function hostileRequest(): fc.Arbitrary<HostileRequest> {
       body: fc.option(jsonRpc, { nil: undefined }),
     })
     .map((r) => {
-      const headers: Record<string, string> = { ...(r.speaksMcp ? { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' } : {}), ...r.headers };
+      const headers: Record<string, string> = {
+        ...(r.speaksMcp ? { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' } : {}),
+        ...r.headers,
+      };
       if (r.session !== undefined && r.session !== 'own') headers['mcp-session-id'] = r.session;
       for (let i = 0; i < r.extraHeaders; i++) headers[`x-pad-${i}`] = 'v';
       const body = r.method === 'GET' || r.method === 'HEAD' ? undefined : r.body;

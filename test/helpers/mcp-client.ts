@@ -24,7 +24,7 @@ export interface TestClient {
 function textOf(result: unknown): string {
   const content = (result as { content?: { type: string; text?: string }[] }).content ?? [];
   const first = content[0];
-  if (!first || first.type !== 'text' || typeof first.text !== 'string') throw new Error(`unexpected tool result ${JSON.stringify(result)}`);
+  if (first?.type !== 'text' || typeof first.text !== 'string') throw new Error(`unexpected tool result ${JSON.stringify(result)}`);
   return first.text;
 }
 

@@ -154,7 +154,5 @@ export class Pod {
 }
 
 export async function startPods(n: number, env: Record<string, string> = {}, firstHostOctet = 2, kind: PodKind = 'ts'): Promise<Pod[]> {
-  return Promise.all(
-    Array.from({ length: n }, (_, i) => new Pod({ name: `pod${i + 1}`, host: `127.0.0.${firstHostOctet + i}`, env, kind }).start()),
-  );
+  return Promise.all(Array.from({ length: n }, (_, i) => new Pod({ name: `pod${i + 1}`, host: `127.0.0.${firstHostOctet + i}`, env, kind }).start()));
 }

@@ -38,8 +38,7 @@ export class ManagedProcess {
       const text = d.toString();
       this.append(text);
       pending += text;
-      let i: number;
-      while ((i = pending.indexOf('\n')) >= 0) {
+      for (let i = pending.indexOf('\n'); i >= 0; i = pending.indexOf('\n')) {
         const line = pending.slice(0, i);
         pending = pending.slice(i + 1);
         if (!line.startsWith('{')) continue;
@@ -49,7 +48,11 @@ export class ManagedProcess {
         } catch {
           continue;
         }
-        this.lineWaiters = this.lineWaiters.filter((w) => (w.match(obj) ? (w.resolve(obj), false) : true));
+        this.lineWaiters = this.lineWaiters.filter((w) => {
+          if (!w.match(obj)) return true;
+          w.resolve(obj);
+          return false;
+        });
       }
     });
     child.stderr!.on('data', (d: Buffer) => this.append(d.toString()));

@@ -42,7 +42,22 @@ function redisOn(port: number, opts: { appendonly?: boolean }): RedisHandle {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-pin-redis-'));
   // appendfsync always: a write the test saw acknowledged is on disk, so a
   // restart test needs no wait for the once-a-second fsync.
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir, '--appendonly', opts.appendonly ? 'yes' : 'no', '--appendfsync', 'always', '--enable-debug-command', 'local'];
+  const args = [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--dir',
+    dir,
+    '--appendonly',
+    opts.appendonly ? 'yes' : 'no',
+    '--appendfsync',
+    'always',
+    '--enable-debug-command',
+    'local',
+  ];
   const proc = new ManagedProcess(`redis:${port}`, 'redis-server', args);
   const url = `redis://127.0.0.1:${port}`;
   const waitReady = (): Promise<void> => redisReady(port, undefined, 10_000, 50, () => proc.alive);
@@ -78,17 +93,22 @@ async function redisReady(
   everyMs = 100,
   alive: () => boolean = () => true,
 ): Promise<void> {
-  await eventually(async () => {
-    if (!alive()) return 'exited';
-    const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    r.on('error', () => {});
-    try {
-      await r.connect();
-      return (await check(r)) ? 'ready' : false;
-    } finally {
-      r.disconnect();
-    }
-  }, `redis on ${port}`, timeoutMs, everyMs).then((state) => {
+  await eventually(
+    async () => {
+      if (!alive()) return 'exited';
+      const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      r.on('error', () => {});
+      try {
+        await r.connect();
+        return (await check(r)) ? 'ready' : false;
+      } finally {
+        r.disconnect();
+      }
+    },
+    `redis on ${port}`,
+    timeoutMs,
+    everyMs,
+  ).then((state) => {
     if (state === 'exited') throw new Error(`redis-server on ${port} exited before it was ready`);
   });
 }
@@ -105,13 +125,32 @@ export async function startRedisCluster(): Promise<ProcsHandle> {
   const procs = ports.map((port) => {
     const dir = mkdtempSync(join(tmpdir(), 'mcp-pin-cluster-'));
     return new ManagedProcess(`redis-cluster:${port}`, 'redis-server', [
-      '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir,
-      '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-node-timeout', '2000',
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      dir,
+      '--cluster-enabled',
+      'yes',
+      '--cluster-config-file',
+      join(dir, 'nodes.conf'),
+      '--cluster-node-timeout',
+      '2000',
     ]).start();
   });
   for (const p of ports) await redisReady(p);
   const create = new ManagedProcess('redis-cli --cluster create', 'redis-cli', [
-    '--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes',
+    '--cluster',
+    'create',
+    ...ports.map((p) => `127.0.0.1:${p}`),
+    '--cluster-replicas',
+    '0',
+    '--cluster-yes',
   ]).start();
   const code = await create.waitExit(30_000);
   if (code !== 0) throw new Error(`cluster create failed:\n${create.output}`);
@@ -131,7 +170,17 @@ export async function startRedisSentinel(): Promise<ProcsHandle> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'mcp-pin-sentinel-'));
   const conf = join(dir, 'sentinel.conf');
-  writeFileSync(conf, [`port ${port}`, 'bind 127.0.0.1', `dir ${dir}`, `sentinel monitor mcppin 127.0.0.1 ${master.port} 1`, 'sentinel down-after-milliseconds mcppin 2000', ''].join('\n'));
+  writeFileSync(
+    conf,
+    [
+      `port ${port}`,
+      'bind 127.0.0.1',
+      `dir ${dir}`,
+      `sentinel monitor mcppin 127.0.0.1 ${master.port} 1`,
+      'sentinel down-after-milliseconds mcppin 2000',
+      '',
+    ].join('\n'),
+  );
   const sentinel = new ManagedProcess(`sentinel:${port}`, 'redis-server', [conf, '--sentinel']).start();
   await redisReady(port, async (r) => Array.isArray(await r.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', 'mcppin')));
   return {

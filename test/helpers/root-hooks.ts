@@ -6,6 +6,13 @@
 import type { ManagedProcess } from './process.js';
 import { killAll } from './process.js';
 
+// A promise rejected with no one to handle it is a bug the test run must
+// show: rethrown, it fails the test that was running (mocha reports it as
+// an uncaught error).
+process.on('unhandledRejection', (reason) => {
+  throw reason instanceof Error ? reason : new Error(`unhandled rejection: ${String(reason)}`);
+});
+
 type Source = () => (ManagedProcess | undefined)[];
 let sources: Source[] = [];
 /** Unregistered during the current test: still reported if it fails (its own afterEach runs before ours). */

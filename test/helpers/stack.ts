@@ -84,13 +84,18 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const keyPrefix = opts.pinEnv?.MCP_PIN_KEY_PREFIX ?? `t${Date.now().toString(36)}:`;
   const pins = await Promise.all(
     Array.from({ length: opts.replicas ?? 1 }, (_, i) =>
-      new McpPinProcess(`mcp-pin-${i + 1}`, 0, {
-        MCP_PIN_STORE_URL: storeUrl,
-        MCP_PIN_RECOVERY_URL: envoy.internalUrl,
-        MCP_PIN_KEY_PREFIX: keyPrefix,
-        ...(socketDir ? { MCP_PIN_LISTEN: `unix:${socketOf(i)}` } : {}),
-        ...opts.pinEnv,
-      }, opts.pinNodeArgs).start(),
+      new McpPinProcess(
+        `mcp-pin-${i + 1}`,
+        0,
+        {
+          MCP_PIN_STORE_URL: storeUrl,
+          MCP_PIN_RECOVERY_URL: envoy.internalUrl,
+          MCP_PIN_KEY_PREFIX: keyPrefix,
+          ...(socketDir ? { MCP_PIN_LISTEN: `unix:${socketOf(i)}` } : {}),
+          ...opts.pinEnv,
+        },
+        opts.pinNodeArgs,
+      ).start(),
     ),
   );
   await envoy.setExtProc(pins.map((p, i) => (socketDir ? { path: socketOf(i) } : { host: '127.0.0.1', port: p.port })));

@@ -44,7 +44,11 @@ describe('a closed control plane: only Envoy can open a stream to mcp-pin', func
 
   it('refuses to serve plaintext on a network address, unless told the network is closed', async () => {
     const run = (env: Record<string, string>) =>
-      spawnSync(process.execPath, ['--import', 'tsx', MAIN], { encoding: 'utf8', env: { ...process.env, MCP_PIN_METRICS_LISTEN: 'off', ...env }, timeout: 20_000 });
+      spawnSync(process.execPath, ['--import', 'tsx', MAIN], {
+        encoding: 'utf8',
+        env: { ...process.env, MCP_PIN_METRICS_LISTEN: 'off', ...env },
+        timeout: 20_000,
+      });
     const refused = run({ MCP_PIN_LISTEN: '0.0.0.0:0' });
     expect(refused.status).to.equal(2);
     expect(refused.stderr).to.match(/--listen=0\.0\.0\.0:0: the gRPC port is mcp-pin's control plane/);
@@ -57,7 +61,11 @@ describe('a closed control plane: only Envoy can open a stream to mcp-pin', func
     // The operator's explicit word: it starts, and says what it serves.
     const open = await new McpPinProcess('mcp-pin-open', 0, { MCP_PIN_NETWORK_IS_CLOSED: 'true' }).start({ MCP_PIN_LISTEN: '0.0.0.0:0' });
     try {
-      await eventually(async () => open.proc.output.includes('gRPC port serves plaintext on a network address (--network-is-closed true)'), 'the warning', 5000);
+      await eventually(
+        async () => open.proc.output.includes('gRPC port serves plaintext on a network address (--network-is-closed true)'),
+        'the warning',
+        5000,
+      );
     } finally {
       await open.stop();
     }

@@ -18,12 +18,14 @@ import { renderK8sEnvoyConfig } from '../../scripts/render-deploy.js';
 import { findEnvoy } from '../helpers/envoy.js';
 import { eventually } from '../helpers/net.js';
 
-const eventuallyOk = (fn: () => Promise<boolean>, what: string): Promise<true> => eventually(async () => (await fn()) || undefined, what, 10_000, 100) as Promise<true>;
+const eventuallyOk = (fn: () => Promise<boolean>, what: string): Promise<true> =>
+  eventually(async () => (await fn()) || undefined, what, 10_000, 100) as Promise<true>;
 
 const root = new URL('../../', import.meta.url).pathname;
 const bin = execFileSync('bash', [`${root}scripts/ensure-ops-tools.sh`], { encoding: 'utf8' }).trim();
 const tmp = mkdtempSync(`${tmpdir()}/mcp-pin-deploy-`);
-const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { cwd: root, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, stdio: ['ignore', 'pipe', 'pipe'] });
+const sh = (cmd: string, args: string[]): string =>
+  execFileSync(cmd, args, { cwd: root, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, stdio: ['ignore', 'pipe', 'pipe'] });
 
 interface K8sObject {
   kind: string;
@@ -64,7 +66,8 @@ describe('deploy files, checked by the tools operators run', function () {
   const podOf = (o: K8sObject): PodSpec => (o.spec as { template: { spec: PodSpec } }).template.spec;
   const named = (kind: string, name: string): K8sObject => base.objects.find((o) => o.kind === kind && o.metadata.name === name)!;
   /** mcp-pin is a container of Envoy's pod. */
-  const container = (deployment: string, name: string): PodSpec['containers'][number] => podOf(named('Deployment', deployment)).containers.find((c) => c.name === name)!;
+  const container = (deployment: string, name: string): PodSpec['containers'][number] =>
+    podOf(named('Deployment', deployment)).containers.find((c) => c.name === name)!;
 
   it('renders offline with kubectl kustomize; the namespace is set once, and the overlay moves everything', () => {
     for (const o of base.objects.filter((x) => x.kind !== 'Namespace')) expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).to.equal('mcp');
@@ -82,7 +85,18 @@ describe('deploy files, checked by the tools operators run', function () {
 
   it('passes checkov on the manifests, the Dockerfile and the compose file, but for the skips listed with reasons', () => {
     // checkov exits 1 on any failed check.
-    const out = sh(`${bin}/checkov`, ['--config-file', 'deploy/checkov.yaml', '-f', base.file, '-f', prod.file, '-f', 'Dockerfile', '-f', 'docker-compose.yml']);
+    const out = sh(`${bin}/checkov`, [
+      '--config-file',
+      'deploy/checkov.yaml',
+      '-f',
+      base.file,
+      '-f',
+      prod.file,
+      '-f',
+      'Dockerfile',
+      '-f',
+      'docker-compose.yml',
+    ]);
     expect(out).to.not.contain('FAILED');
     expect(out).to.match(/kubernetes scan results:\s+Passed checks: \d+, Failed checks: 0/);
   });
@@ -91,7 +105,12 @@ describe('deploy files, checked by the tools operators run', function () {
     const { renderAll } = await import('../../scripts/render-deploy.js');
     for (const [name, text] of Object.entries(renderAll())) expect(readFileSync(`${root}deploy/${name}`, 'utf8'), name).to.equal(text);
     const mon = render('deploy/k8s-monitoring').objects;
-    expect(mon.map((o) => `${o.kind}/${o.metadata.name}`).sort()).to.deep.equal(['ConfigMap/mcp-pin-dashboard', 'PodMonitor/envoy', 'PodMonitor/mcp-pin', 'PrometheusRule/mcp-pin']);
+    expect(mon.map((o) => `${o.kind}/${o.metadata.name}`).sort()).to.deep.equal([
+      'ConfigMap/mcp-pin-dashboard',
+      'PodMonitor/envoy',
+      'PodMonitor/mcp-pin',
+      'PrometheusRule/mcp-pin',
+    ]);
     const rule = mon.find((o) => o.kind === 'PrometheusRule')!;
     const rulesFile = parseAllDocuments(readFileSync(`${root}deploy/prometheus/mcp-pin.rules.yaml`, 'utf8'))[0]!.toJS() as { groups: unknown };
     expect((rule.spec as { groups: unknown }).groups).to.deep.equal(rulesFile.groups);
@@ -101,7 +120,8 @@ describe('deploy files, checked by the tools operators run', function () {
     const ports = (name: string): string[] => container('envoy', name).ports!.map((p) => p.name);
     expect(ports('mcp-pin')).to.include('metrics');
     expect(ports('envoy')).to.include('stats');
-    const selects = (name: string): string => (mon.find((o) => o.kind === 'PodMonitor' && o.metadata.name === name)!.spec as { selector: { matchLabels: { app: string } } }).selector.matchLabels.app;
+    const selects = (name: string): string =>
+      (mon.find((o) => o.kind === 'PodMonitor' && o.metadata.name === name)!.spec as { selector: { matchLabels: { app: string } } }).selector.matchLabels.app;
     expect([selects('mcp-pin'), selects('envoy')]).to.deep.equal(['envoy', 'envoy']);
   });
 
@@ -109,7 +129,7 @@ describe('deploy files, checked by the tools operators run', function () {
     expect(sh(`${bin}/hadolint`, ['Dockerfile'])).to.equal('');
   });
 
-  it('generates Envoy\'s ConfigMap from the one template with a content hash in its name, so a new config rolls Envoy', () => {
+  it("generates Envoy's ConfigMap from the one template with a content hash in its name, so a new config rolls Envoy", () => {
     expect(readFileSync(`${root}deploy/k8s/envoy/envoy.yaml`, 'utf8')).to.equal(renderK8sEnvoyConfig());
     const cm = base.objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('envoy-config-'))!;
     expect(cm.metadata.name).to.match(/^envoy-config-[a-z0-9]{10}$/);
@@ -129,7 +149,13 @@ describe('deploy files, checked by the tools operators run', function () {
     writeFileSync(file, cm.data!['values.json']!);
     const { loadConfig } = await import('../../src/config.js');
     const cfg = loadConfig([], { MCP_PIN_CONFIG: file, MCP_PIN_STORE_URL: 'redis://:secret@redis:6379' });
-    expect(cfg).to.include({ listen: 'unix:/run/mcp-pin/mcp-pin.sock', recoveryUrl: 'unix:/run/mcp-pin/envoy-internal.sock', pinAllow: 'dns:mcp-server-pods:8080', pinHeader: 'x-mcp-pin-dst', networkIsClosed: false });
+    expect(cfg).to.include({
+      listen: 'unix:/run/mcp-pin/mcp-pin.sock',
+      recoveryUrl: 'unix:/run/mcp-pin/envoy-internal.sock',
+      pinAllow: 'dns:mcp-server-pods:8080',
+      pinHeader: 'x-mcp-pin-dst',
+      networkIsClosed: false,
+    });
   });
 
   it('ships Envoy configs that real Envoy 1.40 accepts (Kubernetes and compose)', () => {
@@ -149,7 +175,9 @@ describe('deploy files, checked by the tools operators run', function () {
       expect(pod.securityContext?.runAsNonRoot, w.metadata.name).to.equal(true);
       expect(pod.securityContext?.seccompProfile?.type, w.metadata.name).to.equal('RuntimeDefault');
       for (const c of pod.containers) {
-        expect(c.securityContext?.runAsUser ?? pod.securityContext?.runAsUser, `${c.name} user`).to.be.a('number').greaterThan(0);
+        expect(c.securityContext?.runAsUser ?? pod.securityContext?.runAsUser, `${c.name} user`)
+          .to.be.a('number')
+          .greaterThan(0);
         expect(c.securityContext, c.name).to.deep.include({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true });
         expect(c.securityContext?.capabilities?.drop, c.name).to.deep.equal(['ALL']);
         expect(c.readinessProbe, `${c.name} readiness`).to.not.equal(undefined);
@@ -176,27 +204,40 @@ describe('deploy files, checked by the tools operators run', function () {
     const drain = envoyPreStop();
     expect(drain).to.contain('/drain_listeners?graceful');
     expect(envoy.terminationGracePeriodSeconds!).to.be.greaterThan(Number(/sleep (\d+)$/.exec(drain)![1]));
-    expect((container('envoy', 'envoy').readinessProbe as { httpGet: { path: string; port: string } }).httpGet).to.deep.equal({ path: '/ready', port: 'stats' });
+    expect((container('envoy', 'envoy').readinessProbe as { httpGet: { path: string; port: string } }).httpGet).to.deep.equal({
+      path: '/ready',
+      port: 'stats',
+    });
     // The kubelet cannot probe a Unix socket: mcp-pin is ready while its store answers (/healthz on the metrics port).
-    expect((container('envoy', 'mcp-pin').readinessProbe as { httpGet: { path: string; port: string } }).httpGet).to.deep.equal({ path: '/healthz', port: 'metrics' });
+    expect((container('envoy', 'mcp-pin').readinessProbe as { httpGet: { path: string; port: string } }).httpGet).to.deep.equal({
+      path: '/healthz',
+      port: 'metrics',
+    });
   });
 
-  const envoyPreStop = (): string => ((container('envoy', 'envoy').lifecycle!.preStop as { exec: { command: string[] } }).exec.command)[2]!;
+  const envoyPreStop = (): string => (container('envoy', 'envoy').lifecycle!.preStop as { exec: { command: string[] } }).exec.command[2]!;
 
   it("serves Envoy's readiness and stats on the stats listener only, and the preStop command really starts Envoy's drain (real Envoy 1.40)", async () => {
     const { startEnvoy } = await import('../helpers/envoy.js');
     const { freePort } = await import('../helpers/net.js');
     const adminPort = await freePort();
     const statsPort = await freePort();
-    const envoy = await startEnvoy({ extProc: [{ host: '127.0.0.1', port: 1 }], pods: [{ host: '127.0.0.2', port: 1 }], overrides: { adminPort, statsListen: { host: '127.0.0.1', port: statsPort } } });
+    const envoy = await startEnvoy({
+      extProc: [{ host: '127.0.0.1', port: 1 }],
+      pods: [{ host: '127.0.0.2', port: 1 }],
+      overrides: { adminPort, statsListen: { host: '127.0.0.1', port: statsPort } },
+    });
     try {
       const stats = `http://127.0.0.1:${statsPort}`;
       expect((await fetch(`${stats}/ready`)).status).to.equal(200);
       expect(await (await fetch(`${stats}/stats/prometheus`)).text()).to.match(/^envoy_cluster_upstream_rq_retry\{envoy_cluster_name="mcp_pinned"\} /m);
       // Nothing else of the admin interface: no config dump, no quitquitquit.
-      for (const path of ['/config_dump', '/quitquitquit', '/drain_listeners']) expect((await fetch(`${stats}${path}`, { method: path === '/config_dump' ? 'GET' : 'POST' })).status, path).to.equal(404);
+      for (const path of ['/config_dump', '/quitquitquit', '/drain_listeners'])
+        expect((await fetch(`${stats}${path}`, { method: path === '/config_dump' ? 'GET' : 'POST' })).status, path).to.equal(404);
       // The manifest's preStop, pointed at this Envoy's admin port and without its wait.
-      const cmd = envoyPreStop().replaceAll('/127.0.0.1/9901', `/127.0.0.1/${adminPort}`).replace(/sleep \d+$/, 'true');
+      const cmd = envoyPreStop()
+        .replaceAll('/127.0.0.1/9901', `/127.0.0.1/${adminPort}`)
+        .replace(/sleep \d+$/, 'true');
       execFileSync('/bin/bash', ['-c', cmd]);
       await eventuallyOk(async () => (await fetch(`${stats}/ready`)).status === 503, 'Envoy draining: not ready');
       expect(await (await fetch(`http://127.0.0.1:${adminPort}/server_info`)).text()).to.contain('"state": "DRAINING"');
@@ -206,13 +247,21 @@ describe('deploy files, checked by the tools operators run', function () {
   });
 
   it("closes the control plane: mcp-pin and Envoy's internal listener are Unix sockets of one pod; who may reach Redis, the MCP pods and Envoy", () => {
-    type Rule = { from?: { podSelector?: { matchLabels: Record<string, string> }; namespaceSelector?: { matchLabels: Record<string, string> } }[]; ports: { port: number }[] };
+    type Rule = {
+      from?: { podSelector?: { matchLabels: Record<string, string> }; namespaceSelector?: { matchLabels: Record<string, string> } }[];
+      ports: { port: number }[];
+    };
     const ingress = (name: string): Rule[] => (named('NetworkPolicy', name).spec as { ingress: Rule[] }).ingress;
     const fromApp = (r: Rule): string | undefined => r.from?.[0]?.podSelector?.matchLabels.app;
     const pod = podOf(named('Deployment', 'envoy'));
     // The sockets: an emptyDir of Envoy's pod, mounted by its two containers, in the group both run in.
     expect(pod.volumes!.find((v) => v.name === 'sockets')!.emptyDir).to.not.equal(undefined);
-    expect(pod.containers.filter((c) => c.volumeMounts?.some((m) => m.name === 'sockets' && m.mountPath === '/run/mcp-pin')).map((c) => c.name).sort()).to.deep.equal(['envoy', 'mcp-pin']);
+    expect(
+      pod.containers
+        .filter((c) => c.volumeMounts?.some((m) => m.name === 'sockets' && m.mountPath === '/run/mcp-pin'))
+        .map((c) => c.name)
+        .sort(),
+    ).to.deep.equal(['envoy', 'mcp-pin']);
     expect(pod.securityContext).to.include({ runAsGroup: 10001, fsGroup: 10001 });
     // No port of mcp-pin's gRPC, nor of an internal listener, in any container or Service.
     const containerPorts = workloads.flatMap((w) => podOf(w).containers.flatMap((c) => (c.ports ?? []).map((p) => p.containerPort)));
@@ -221,9 +270,16 @@ describe('deploy files, checked by the tools operators run', function () {
     expect(servicePorts).to.not.include.members([50051, 10001]);
     expect(ingress('redis').map((r) => [fromApp(r), r.ports[0]!.port])).to.deep.equal([['envoy', 6379]]);
     expect(ingress('mcp-server').map((r) => [fromApp(r), r.ports[0]!.port])).to.deep.equal([['envoy', 8080]]);
-    expect(ingress('envoy').map((r) => [fromApp(r) ?? r.from?.[0]?.namespaceSelector?.matchLabels['mcp-pin.io/monitoring'] ?? 'anyone', r.ports.map((p) => p.port)])).to.deep.equal([['anyone', [10000]], ['true', [9902, 9464]]]);
+    expect(
+      ingress('envoy').map((r) => [fromApp(r) ?? r.from?.[0]?.namespaceSelector?.matchLabels['mcp-pin.io/monitoring'] ?? 'anyone', r.ports.map((p) => p.port)]),
+    ).to.deep.equal([
+      ['anyone', [10000]],
+      ['true', [9902, 9464]],
+    ]);
     // Every workload is selected by a policy.
-    const selected = base.objects.filter((o) => o.kind === 'NetworkPolicy').map((o) => (o.spec as { podSelector: { matchLabels: { app: string } } }).podSelector.matchLabels.app);
+    const selected = base.objects
+      .filter((o) => o.kind === 'NetworkPolicy')
+      .map((o) => (o.spec as { podSelector: { matchLabels: { app: string } } }).podSelector.matchLabels.app);
     expect(selected.sort()).to.deep.equal(['envoy', 'mcp-server', 'redis']);
   });
 

@@ -47,21 +47,34 @@ describe('forward_rules: mcp-pin gets only the headers it reads', function () {
         call.on('error', () => {});
       },
     });
-    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+    );
     envoy = await startEnvoy({ extProc: [{ host: '127.0.0.1', port }], pods: [pod.address] });
 
     const extra = { authorization: 'Bearer secret', cookie: 'a=b', 'x-extra': 'yes' };
     const init = await fetch(envoy.mcpUrl, {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...extra },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } } }),
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 0,
+        method: 'initialize',
+        params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+      }),
     });
     await init.arrayBuffer();
     const sid = init.headers.get('mcp-session-id');
     expect(init.status, 'initialize').to.equal(200);
     const call = await fetch(envoy.mcpUrl, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sid!, 'mcp-protocol-version': '2025-11-25', ...extra },
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-session-id': sid!,
+        'mcp-protocol-version': '2025-11-25',
+        ...extra,
+      },
       body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
     });
     await call.arrayBuffer();
@@ -70,10 +83,18 @@ describe('forward_rules: mcp-pin gets only the headers it reads', function () {
     const requests = seen.filter((s) => s.phase === 'request');
     const responses = seen.filter((s) => s.phase === 'response');
     expect(requests).to.have.length(2);
-    for (const r of requests) expect(r.keys.every((k) => [':method', ':path', 'content-type', 'mcp-session-id'].includes(k)), r.keys.join(',')).to.equal(true);
+    for (const r of requests)
+      expect(
+        r.keys.every((k) => [':method', ':path', 'content-type', 'mcp-session-id'].includes(k)),
+        r.keys.join(','),
+      ).to.equal(true);
     expect(requests[0]!.keys).to.include.members([':method', ':path', 'content-type']);
     expect(requests[1]!.keys).to.include.members([':method', ':path', 'content-type', 'mcp-session-id']);
-    for (const r of responses) expect(r.keys.every((k) => [':status', 'content-type', 'mcp-session-id'].includes(k)), r.keys.join(',')).to.equal(true);
+    for (const r of responses)
+      expect(
+        r.keys.every((k) => [':status', 'content-type', 'mcp-session-id'].includes(k)),
+        r.keys.join(','),
+      ).to.equal(true);
     expect(responses[0]!.keys).to.include.members([':status', 'mcp-session-id']);
     // The pod saw the headers mcp-pin did not.
     const record = await pod.record();

@@ -25,7 +25,8 @@ const SEED = Number(process.env.FUZZ_SEED ?? 20261206);
 const REQUESTS = Number(process.env.FUZZ_REQUESTS ?? 1500);
 const STREAMS = Number(process.env.FUZZ_STREAMS ?? 600);
 const MCP = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
-const INIT = '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"fuzz","version":"1"}}}';
+const INIT =
+  '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"fuzz","version":"1"}}}';
 /** What must never reach a client: mcp-pin's internal error, an ext_proc failure, a header mutation Envoy refused. */
 const BROKEN = /mcp-pin: internal error|ext_proc_error|header_mutation|TypeError/;
 
@@ -95,9 +96,19 @@ describe('fuzz: hostile requests and streams beside healthy sessions (issue 32)'
     const broken: string[] = [];
     const fiveHundreds: string[] = [];
     const send = async (generated: HostileRequest): Promise<void> => {
-      const r = generated.ownSession === undefined ? generated : { ...generated, headers: { ...generated.headers, 'mcp-session-id': own[generated.ownSession % own.length]! } };
+      const r =
+        generated.ownSession === undefined
+          ? generated
+          : { ...generated, headers: { ...generated.headers, 'mcp-session-id': own[generated.ownSession % own.length]! } };
       try {
-        const res = await request(`${url.replace(/\/mcp$/, '')}${r.path}`, { method: r.method as 'POST', headers: r.headers, body: r.body, dispatcher: agent, headersTimeout: 10_000, bodyTimeout: 2_000 });
+        const res = await request(`${url.replace(/\/mcp$/, '')}${r.path}`, {
+          method: r.method as 'POST',
+          headers: r.headers,
+          body: r.body,
+          dispatcher: agent,
+          headersTimeout: 10_000,
+          bodyTimeout: 2_000,
+        });
         // Long-lived streams (a GET that opened SSE): read what came, then leave.
         const text = await res.body.text().catch(() => '');
         outcomes.set(String(res.statusCode), (outcomes.get(String(res.statusCode)) ?? 0) + 1);
@@ -153,21 +164,38 @@ describe('fuzz: hostile requests and streams beside healthy sessions (issue 32)'
     const healthyTotal = (await Promise.all(healthyCalls)).reduce((a, b) => a + b, 0);
     for (const g of grpcClients) g.close();
     await agent.close();
-    console.log(`      fuzz: ${REQUESTS} requests and ${STREAMS} streams in ${fuzzMs} ms; statuses ${JSON.stringify(Object.fromEntries(outcomes))}; stream ends ${JSON.stringify(Object.fromEntries(streamEnds))}; ${healthyTotal} healthy calls`);
+    console.log(
+      `      fuzz: ${REQUESTS} requests and ${STREAMS} streams in ${fuzzMs} ms; statuses ${JSON.stringify(Object.fromEntries(outcomes))}; stream ends ${JSON.stringify(Object.fromEntries(streamEnds))}; ${healthyTotal} healthy calls`,
+    );
 
-    if (fiveHundreds.length > 0) console.log(`      ${fiveHundreds.length} answers >= 500 to hostile requests, e.g.:\n        ${fiveHundreds.slice(0, 3).join('\n        ')}`);
+    if (fiveHundreds.length > 0)
+      console.log(`      ${fiveHundreds.length} answers >= 500 to hostile requests, e.g.:\n        ${fiveHundreds.slice(0, 3).join('\n        ')}`);
     expect(healthyErrors, 'healthy sessions').to.deep.equal([]);
     expect(healthyTotal).to.be.greaterThan(40);
     expect(broken, 'hostile requests that met a broken answer').to.deep.equal([]);
     // Every stream ended: OK, or an error for a step the protocol does not allow.
-    expect([...streamEnds.keys()].every((c) => [0, grpc.status.INVALID_ARGUMENT, grpc.status.UNAVAILABLE].includes(c)), JSON.stringify([...streamEnds])).to.equal(true);
+    expect(
+      [...streamEnds.keys()].every((c) => [0, grpc.status.INVALID_ARGUMENT, grpc.status.UNAVAILABLE].includes(c)),
+      JSON.stringify([...streamEnds]),
+    ).to.equal(true);
     // The healthy sessions kept their pins: same pod, same backend id, same generation.
-    const kept = (p: Record<string, string>): Record<string, string> => ({ pod: p.pod!, bsid: p.bsid!, gen: p.gen!, init: p.init!, path: p.path!, created: p.created! });
+    const kept = (p: Record<string, string>): Record<string, string> => ({
+      pod: p.pod!,
+      bsid: p.bsid!,
+      gen: p.gen!,
+      init: p.init!,
+      path: p.path!,
+      created: p.created!,
+    });
     expect((await Promise.all(clients.map(pinOf))).map(kept)).to.deep.equal(pinsBefore.map(kept));
     redis.disconnect();
     // mcp-pin survived: alive, every stream closed, memory back near its baseline once idle traffic resumes.
     for (const p of stack.pins) expect(p.proc.alive, p.name).to.equal(true);
-    await eventually(async () => (await Promise.all(stack.pins.map((p) => p.metric('mcp_pin_streams_open')))).every((n) => n === 0), 'every ext_proc stream closed', 20_000);
+    await eventually(
+      async () => (await Promise.all(stack.pins.map((p) => p.metric('mcp_pin_streams_open')))).every((n) => n === 0),
+      'every ext_proc stream closed',
+      20_000,
+    );
     // What it retains comes back to what it held before (ids remembered as unknown expire after
     // --unknown-session-cache-ms, 5 s): collected and measured until it does.
     let heapAfter: number[] = [];
@@ -180,6 +208,8 @@ describe('fuzz: hostile requests and streams beside healthy sessions (issue 32)'
       30_000,
       1000,
     ).finally(() => rmSync(snapshots, { recursive: true, force: true }));
-    console.log(`      heap retained before / after (MB): ${heapBefore.map((b, i) => `${(b / 2 ** 20).toFixed(1)} / ${(heapAfter[i]! / 2 ** 20).toFixed(1)}`).join(', ')}`);
+    console.log(
+      `      heap retained before / after (MB): ${heapBefore.map((b, i) => `${(b / 2 ** 20).toFixed(1)} / ${(heapAfter[i]! / 2 ** 20).toFixed(1)}`).join(', ')}`,
+    );
   });
 });

@@ -63,7 +63,11 @@ describe('hardening (issue 7)', function () {
         expect(['pod1', 'pod2'], target).to.include(who.pod);
         for (let i = 0; i < 3; i++) expect((await c.echo(`${target} ${i}`)).pod).to.equal(who.pod);
         for (const method of ['GET', 'DELETE', 'POST']) {
-          const res = await fetch(stack.mcpUrl, { method, headers: { ...MCP, 'x-mcp-pin-dst': target }, ...(method === 'POST' ? { body: '{"jsonrpc":"2.0","id":1,"method":"ping"}' } : {}) });
+          const res = await fetch(stack.mcpUrl, {
+            method,
+            headers: { ...MCP, 'x-mcp-pin-dst': target },
+            ...(method === 'POST' ? { body: '{"jsonrpc":"2.0","id":1,"method":"ping"}' } : {}),
+          });
           expect(await res.text(), `${method} ${target}`).to.not.equal('canary');
         }
       }
@@ -134,12 +138,17 @@ describe('hardening (issue 7)', function () {
       const invalid = ['k'.repeat(300), 'x'.repeat(5000), '" OR 1=1 --'];
       const unknown = ['{x}', 'a}b{', '*', '..%2f..', 'guessed-0000'];
       const send = async (sid: string): Promise<void> => {
-        const res = await fetch(stack.mcpUrl, { method: 'POST', headers: { ...MCP, 'mcp-session-id': sid }, body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' });
+        const res = await fetch(stack.mcpUrl, {
+          method: 'POST',
+          headers: { ...MCP, 'mcp-session-id': sid },
+          body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}',
+        });
         expect(res.status, sid.slice(0, 20)).to.equal(404);
         expect(((await res.json()) as { error: { code: number } }).error.code, sid.slice(0, 20)).to.be.oneOf([-32001, -32600]);
       };
       // What the pods themselves saw of each id.
-      const onPods = async (sid: string): Promise<number> => (await Promise.all(stack.pods.map((p) => p.record()))).flatMap((r) => r.requests).filter((r) => r.sessionId === sid).length;
+      const onPods = async (sid: string): Promise<number> =>
+        (await Promise.all(stack.pods.map((p) => p.record()))).flatMap((r) => r.requests).filter((r) => r.sessionId === sid).length;
       for (const sid of invalid) {
         for (let i = 0; i < 3; i++) await send(sid);
         expect(await onPods(sid), sid.slice(0, 20)).to.equal(0);
@@ -156,7 +165,10 @@ describe('hardening (issue 7)', function () {
       // No session record: the only keys are the store's memory of the unknown ids (for every
       // replica), each expiring within --unknown-session-cache-ms (5 s).
       const added = (await redis.keys('*')).filter((k) => !keysBefore.has(k));
-      expect(added.every((k) => k.endsWith(':unknown')), added.join(', ')).to.equal(true);
+      expect(
+        added.every((k) => k.endsWith(':unknown')),
+        added.join(', '),
+      ).to.equal(true);
       expect(added).to.have.length(unknown.length);
       for (const k of added) expect(await redis.pttl(k), k).to.be.within(1, 5000);
       redis.disconnect();
@@ -165,9 +177,13 @@ describe('hardening (issue 7)', function () {
 
     it('answers an oversized request with Envoy 413 and passes malformed, batched and non-JSON bodies through', async () => {
       const pad = 'x'.repeat(2 * 1024 * 1024);
-      const big = await fetch(stack.mcpUrl, { method: 'POST', headers: INIT, body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { pad } }) });
+      const big = await fetch(stack.mcpUrl, {
+        method: 'POST',
+        headers: INIT,
+        body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { pad } }),
+      });
       expect(big.status).to.equal(413);
-      expect(((await big.json()) as { error: { code: number } }).error.code, 'a JSON-RPC body from Envoy\'s local reply mapping').to.equal(-32603);
+      expect(((await big.json()) as { error: { code: number } }).error.code, "a JSON-RPC body from Envoy's local reply mapping").to.equal(-32603);
       const cases: [string, Record<string, string>][] = [
         ['{"jsonrpc":"2.0", this is not json', INIT],
         ['[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":2,"method":"ping"}]', INIT],
@@ -193,7 +209,10 @@ describe('hardening (issue 7)', function () {
       const home = stack.podByName((await c.whoami()).pod);
       for (let i = 0; i < 3; i++) expect((await c.echo(String(i))).pod).to.equal(home.name);
       await home.restartInPlace();
-      const err = await c.echo('after').then(() => null, (e: Error) => e);
+      const err = await c.echo('after').then(
+        () => null,
+        (e: Error) => e,
+      );
       expect(err?.message).to.match(/404|Session not found/);
     });
   });
@@ -206,7 +225,11 @@ describe('hardening (issue 7)', function () {
       // (The test Redis fsyncs every write: what mcp-pin wrote is on disk now.)
       await stack.redis!.stop();
       const t0 = Date.now();
-      const res = await fetch(stack.mcpUrl, { method: 'POST', headers: { ...MCP, 'mcp-session-id': cs[0]!.sessionId() }, body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' });
+      const res = await fetch(stack.mcpUrl, {
+        method: 'POST',
+        headers: { ...MCP, 'mcp-session-id': cs[0]!.sessionId() },
+        body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}',
+      });
       const took = Date.now() - t0;
       expect(res.status).to.equal(503);
       expect(((await res.json()) as { error: { code: number; message: string } }).error.message).to.match(/session store unavailable/);
@@ -216,7 +239,7 @@ describe('hardening (issue 7)', function () {
       await stack.redis!.start();
       await eventually(async () => (await fetch(`http://127.0.0.1:${stack.pins[0]!.metricsPort}/healthz`)).status === 200, 'SERVING again', 10_000);
       const answers = await Promise.all(cs.map((c, i) => c.echo(`back ${i}`)));
-      answers.forEach((a, i) => expect(a.pod, `client ${i}`).to.equal(homes[i]));
+      for (const [i, a] of answers.entries()) expect(a.pod, `client ${i}`).to.equal(homes[i]);
       const initsAfter = (await Promise.all(stack.pods.map(async (p) => (await p.record()).initialize.length))).reduce((a, b) => a + b);
       expect(initsAfter, 'no session had to be re-initialized').to.equal(initsBefore);
       expect(await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="adopted"}'), 'pins came back from the AOF, not by adoption').to.equal(0);
@@ -230,7 +253,11 @@ describe('hardening (issue 7)', function () {
       // The cached pin still routes (no store round trip), to the same pod.
       for (let i = 0; i < 3; i++) expect((await cached.echo(`down ${i}`)).pod).to.equal(home);
       // A session id this replica has not cached needs the store: 503 at once.
-      const res = await fetch(stack.mcpUrl, { method: 'POST', headers: { ...MCP, 'mcp-session-id': 'never-cached-session' }, body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' });
+      const res = await fetch(stack.mcpUrl, {
+        method: 'POST',
+        headers: { ...MCP, 'mcp-session-id': 'never-cached-session' },
+        body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}',
+      });
       expect(res.status).to.equal(503);
       await res.body?.cancel();
     });
@@ -243,7 +270,11 @@ describe('hardening (issue 7)', function () {
         // Scripts (mcp-pin's lookups) wait from the moment this returns.
         await admin.call('CLIENT', 'PAUSE', '5000', 'WRITE');
         const t0 = Date.now();
-        const res = await fetch(stack.mcpUrl, { method: 'POST', headers: { ...MCP, 'mcp-session-id': c.sessionId() }, body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' });
+        const res = await fetch(stack.mcpUrl, {
+          method: 'POST',
+          headers: { ...MCP, 'mcp-session-id': c.sessionId() },
+          body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}',
+        });
         expect(res.status).to.equal(503);
         await res.arrayBuffer();
         expect(Date.now() - t0).to.be.lessThan(1000);
@@ -263,7 +294,7 @@ describe('hardening (issue 7)', function () {
       await admin.flushall();
       for (let round = 0; round < 3; round++) {
         const answers = await Promise.all(cs.map((c, i) => c.echo(`${round}/${i}`)));
-        answers.forEach((a, i) => expect(a.pod, `client ${i} round ${round}`).to.equal(homes[i]));
+        for (const [i, a] of answers.entries()) expect(a.pod, `client ${i} round ${round}`).to.equal(homes[i]);
       }
       expect(await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="adopted"}')).to.equal(6);
       expect((await admin.keys('*')).length).to.equal(6);
@@ -272,7 +303,11 @@ describe('hardening (issue 7)', function () {
       const pinnedBefore = await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="pinned"}');
       await cs[0]!.echo('pinned again');
       expect(await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="pinned"}')).to.be.greaterThan(pinnedBefore);
-      const gone = await fetch(stack.mcpUrl, { method: 'POST', headers: { ...MCP, 'mcp-session-id': 'no-pod-has-this' }, body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' });
+      const gone = await fetch(stack.mcpUrl, {
+        method: 'POST',
+        headers: { ...MCP, 'mcp-session-id': 'no-pod-has-this' },
+        body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}',
+      });
       expect(gone.status).to.equal(404);
       await gone.arrayBuffer();
     });

@@ -12,7 +12,8 @@ import type { Pod } from '../helpers/pod.js';
 import { stackPerTest } from '../helpers/stack-fixture.js';
 
 const MCP = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
-const INIT = '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}';
+const INIT =
+  '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}';
 
 /** Every header Envoy and mcp-pin use between themselves, as a client would forge them. */
 const FORGED = {
@@ -30,19 +31,28 @@ async function rawSession(url: string, headers: Record<string, string> = {}): Pr
   await res.text();
   const sid = res.headers.get('mcp-session-id');
   if (res.status !== 200 || !sid) throw new Error(`initialize: ${res.status}`);
-  const ack = await fetch(url, { method: 'POST', headers: { ...MCP, ...headers, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' }, body: '{"jsonrpc":"2.0","method":"notifications/initialized"}' });
+  const ack = await fetch(url, {
+    method: 'POST',
+    headers: { ...MCP, ...headers, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' },
+    body: '{"jsonrpc":"2.0","method":"notifications/initialized"}',
+  });
   await ack.text();
   return sid;
 }
 
 async function ping(url: string, sid: string, extra: Record<string, string>): Promise<{ status: number; body: string }> {
-  const res = await fetch(url, { method: 'POST', headers: { ...MCP, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25', ...extra }, body: '{"jsonrpc":"2.0","id":7,"method":"ping"}' });
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { ...MCP, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25', ...extra },
+    body: '{"jsonrpc":"2.0","id":7,"method":"ping"}',
+  });
   return { status: res.status, body: await res.text() };
 }
 
 async function leakedTo(pods: Pod[]): Promise<string[]> {
   const out: string[] = [];
-  for (const p of pods) for (const r of (await p.record()).requests) for (const h of r.pinHeaders ?? []) out.push(`${p.name} ${r.httpMethod} ${r.rpcMethod ?? ''}: ${h}`);
+  for (const p of pods)
+    for (const r of (await p.record()).requests) for (const h of r.pinHeaders ?? []) out.push(`${p.name} ${r.httpMethod} ${r.rpcMethod ?? ''}: ${h}`);
   return out;
 }
 
@@ -62,11 +72,19 @@ describe('hostile input through the public listener (issue 32)', function () {
     const sid = await rawSession(url, forged);
     expect((await ping(url, sid, forged)).status).to.equal(200);
     const get = new AbortController();
-    const stream = await fetch(url, { method: 'GET', headers: { accept: 'text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25', ...forged }, signal: get.signal });
+    const stream = await fetch(url, {
+      method: 'GET',
+      headers: { accept: 'text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25', ...forged },
+      signal: get.signal,
+    });
     expect(stream.status).to.equal(200);
     get.abort();
     expect((await ping(url, 'made-up-session', forged)).status).to.equal(404);
-    const sessionless = await fetch(url, { method: 'POST', headers: { ...MCP, 'mcp-protocol-version': '2026-07-28', ...forged }, body: '{"jsonrpc":"2.0","id":1,"method":"ping"}' });
+    const sessionless = await fetch(url, {
+      method: 'POST',
+      headers: { ...MCP, 'mcp-protocol-version': '2026-07-28', ...forged },
+      body: '{"jsonrpc":"2.0","id":1,"method":"ping"}',
+    });
     await sessionless.text();
     // A recovery (the retry attempt, the re-initialize and the relay paths) with the headers on.
     await home.restartInPlace();
@@ -76,7 +94,8 @@ describe('hostile input through the public listener (issue 32)', function () {
     // What reached the pods: only mcp-pin's own bookkeeping (the pods a search asked; a rewritten
     // session's client id, which a retry needs), never a value a client sent.
     const leaked = await leakedTo(stack.pods);
-    const own = (l: string): boolean => / x-mcp-pin-searched: 127\.0\.0\.\d+:\d+(,127\.0\.0\.\d+:\d+)*$/.test(l) || l.endsWith(` x-mcp-pin-client-session: ${c.sessionId()}`);
+    const own = (l: string): boolean =>
+      / x-mcp-pin-searched: 127\.0\.0\.\d+:\d+(,127\.0\.0\.\d+:\d+)*$/.test(l) || l.endsWith(` x-mcp-pin-client-session: ${c.sessionId()}`);
     expect(leaked.filter((l) => !own(l))).to.deep.equal([]);
     const requests = (await Promise.all(stack.pods.map((p) => p.record()))).flatMap((r) => r.requests);
     expect(requests.length, 'the requests reached the pods').to.be.greaterThan(8);
@@ -119,11 +138,15 @@ describe('hostile input through the public listener (issue 32)', function () {
       for (let total = 90; total <= 121; total++) {
         const r = await send(total, sid);
         seen[path]![total] = r.status;
-        if (r.status === 431 && total <= 120) expect(JSON.parse(r.body).error.message, `${path} ${total}`).to.match(/^mcp-pin: request headers too large: at most 100 headers and 60 KiB/);
+        if (r.status === 431 && total <= 120)
+          expect(JSON.parse(r.body).error.message, `${path} ${total}`).to.match(/^mcp-pin: request headers too large: at most 100 headers and 60 KiB/);
       }
     }
     for (const [path, byTotal] of Object.entries(seen)) {
-      expect(Object.values(byTotal).filter((s) => s >= 500), `${path}: ${JSON.stringify(byTotal)}`).to.deep.equal([]);
+      expect(
+        Object.values(byTotal).filter((s) => s >= 500),
+        `${path}: ${JSON.stringify(byTotal)}`,
+      ).to.deep.equal([]);
       // Within Envoy's usual 100 headers: the pod's own answer (the old failures were here, at 91-100).
       for (let total = 90; total <= 100; total++) expect(byTotal[total], `${path} with ${total} headers`).to.be.oneOf([200, 404]);
       // Past it: mcp-pin's clear 431 (JSON-RPC, above), and far past it Envoy's codec refuses the request itself (431, connection closed).

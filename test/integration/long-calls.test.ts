@@ -21,12 +21,16 @@ function textOf(result: unknown): string {
 }
 
 async function toolCallsRun(stack: Stack): Promise<number> {
-  const counts = await Promise.all(stack.pods.map(async (p) => (await p.record()).requests.filter((r) => r.rpcMethod === 'tools/call' && r.status === 200).length));
+  const counts = await Promise.all(
+    stack.pods.map(async (p) => (await p.record()).requests.filter((r) => r.rpcMethod === 'tools/call' && r.status === 200).length),
+  );
   return counts.reduce((a, b) => a + b, 0);
 }
 
 /** One round on its own stack: what each call returned, and how many retries mcp-pin redirected. */
-async function longCallsMeetARecovery(podKind: PodKind): Promise<{ stack: Stack; client: TestClient; results: { slept: number; pod: string }[]; redirected: number; ranBefore: number }> {
+async function longCallsMeetARecovery(
+  podKind: PodKind,
+): Promise<{ stack: Stack; client: TestClient; results: { slept: number; pod: string }[]; redirected: number; ranBefore: number }> {
   const stack = await startStack({ pods: 3, replicas: 2, podKind });
   const client = await connectClient(stack.mcpUrl);
   const home = stack.podByName((await client.whoami()).pod);
@@ -34,7 +38,9 @@ async function longCallsMeetARecovery(podKind: PodKind): Promise<{ stack: Stack;
   const ranBefore = await toolCallsRun(stack);
   const calls = Array.from({ length: CALLS }, (_, i) => {
     const ms = LENGTHS_MS[i % LENGTHS_MS.length]! + i;
-    return client.client.callTool({ name: 'slow', arguments: { ms } }, undefined, { timeout: 300_000 }).then((r) => JSON.parse(textOf(r)) as { slept: number; pod: string });
+    return client.client
+      .callTool({ name: 'slow', arguments: { ms } }, undefined, { timeout: 300_000 })
+      .then((r) => JSON.parse(textOf(r)) as { slept: number; pod: string });
   });
   const results = await Promise.all(calls);
   let redirected = 0;
@@ -60,10 +66,16 @@ describe('long calls that meet a recovery (issue 27 item 1)', function () {
     }
     for (const [i, r] of rounds.entries()) {
       const kind = i === 0 ? 'TypeScript' : 'Python';
-      expect(r.results.map((x) => x.slept), `${kind}: each call its own result`).to.deep.equal(Array.from({ length: CALLS }, (_, j) => LENGTHS_MS[j % LENGTHS_MS.length]! + j));
+      expect(
+        r.results.map((x) => x.slept),
+        `${kind}: each call its own result`,
+      ).to.deep.equal(Array.from({ length: CALLS }, (_, j) => LENGTHS_MS[j % LENGTHS_MS.length]! + j));
       expect(new Set(r.results.map((x) => x.pod)).size, `${kind}: all answered by the pod that took the session over`).to.equal(1);
       expect(r.redirected, `${kind}: some retries landed on the other pod and were redirected (the scenario happened)`).to.be.greaterThan(0);
-      expect(r.client.seen.map((x) => x.status), `${kind}: Envoy followed the redirects itself`).to.not.include(308);
+      expect(
+        r.client.seen.map((x) => x.status),
+        `${kind}: Envoy followed the redirects itself`,
+      ).to.not.include(308);
       await eventually(async () => (await toolCallsRun(r.stack)) - r.ranBefore >= CALLS, `${kind}: the pods recorded the calls`);
       expect((await toolCallsRun(r.stack)) - r.ranBefore, `${kind}: each call ran once`).to.equal(CALLS);
     }

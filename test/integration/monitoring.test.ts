@@ -49,7 +49,9 @@ describe('alerts and dashboard against a real Prometheus (issue 19)', function (
 
   it('promtool: the rules are valid and each alert passes its unit tests', () => {
     expect(execFileSync(`${promDir}/promtool`, ['check', 'rules', RULES], { encoding: 'utf8' })).to.contain('SUCCESS: 6 rules found');
-    expect(execFileSync(`${promDir}/promtool`, ['test', 'rules', `${root}deploy/prometheus/mcp-pin.rules.test.yaml`], { encoding: 'utf8' })).to.contain('SUCCESS');
+    expect(execFileSync(`${promDir}/promtool`, ['test', 'rules', `${root}deploy/prometheus/mcp-pin.rules.test.yaml`], { encoding: 'utf8' })).to.contain(
+      'SUCCESS',
+    );
   });
 
   it('every dashboard panel returns data after traffic and a recovery; the recovery alert fires when recoveries fail', async () => {
@@ -69,13 +71,22 @@ describe('alerts and dashboard against a real Prometheus (issue 19)', function (
         ],
       }),
     );
-    prom = new ManagedProcess('prometheus', `${promDir}/prometheus`, [`--config.file=${dir}/prometheus.yml`, `--storage.tsdb.path=${dir}/data`, `--web.listen-address=127.0.0.1:${port}`]).start();
+    prom = new ManagedProcess('prometheus', `${promDir}/prometheus`, [
+      `--config.file=${dir}/prometheus.yml`,
+      `--storage.tsdb.path=${dir}/data`,
+      `--web.listen-address=127.0.0.1:${port}`,
+    ]).start();
     promUrl = `http://127.0.0.1:${port}`;
-    await eventually(async () => {
-      const res = await fetch(`${promUrl}/api/v1/targets`).catch(() => null);
-      const t = res?.ok ? ((await res.json()) as { data: { activeTargets: { health: string }[] } }).data.activeTargets : [];
-      return t.length === 2 && t.every((x) => x.health === 'up');
-    }, 'Prometheus scraping mcp-pin and Envoy', 30_000, 250);
+    await eventually(
+      async () => {
+        const res = await fetch(`${promUrl}/api/v1/targets`).catch(() => null);
+        const t = res?.ok ? ((await res.json()) as { data: { activeTargets: { health: string }[] } }).data.activeTargets : [];
+        return t.length === 2 && t.every((x) => x.health === 'up');
+      },
+      'Prometheus scraping mcp-pin and Envoy',
+      30_000,
+      250,
+    );
 
     // Traffic, and a recovery: the pod holding the session restarts.
     const c = await connectClient(stack.mcpUrl);
@@ -84,17 +95,32 @@ describe('alerts and dashboard against a real Prometheus (issue 19)', function (
     for (let i = 0; i < 20; i++) await c.echo(`call ${i}`);
     await home.restartInPlace();
     await c.echo('recovered');
-    await eventually(async () => (await query('sum(mcp_pin_recovery_seconds_count{result="recovered"})'))[0]?.value[1] === '1', 'the recovery scraped', 30_000, 250);
-    await eventually(async () => Number((await query('sum(envoy_cluster_upstream_rq_retry{envoy_cluster_name="mcp_pinned"})'))[0]?.value[1] ?? 0) > 0, "Envoy's retry scraped", 30_000, 250);
+    await eventually(
+      async () => (await query('sum(mcp_pin_recovery_seconds_count{result="recovered"})'))[0]?.value[1] === '1',
+      'the recovery scraped',
+      30_000,
+      250,
+    );
+    await eventually(
+      async () => Number((await query('sum(envoy_cluster_upstream_rq_retry{envoy_cluster_name="mcp_pinned"})'))[0]?.value[1] ?? 0) > 0,
+      "Envoy's retry scraped",
+      30_000,
+      250,
+    );
 
     const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as { panels: { title: string; targets: { expr: string }[] }[] };
     expect(dashboard.panels.length).to.be.at.least(6);
     for (const p of dashboard.panels) {
       for (const t of p.targets) {
-        const r = await eventually(async () => {
-          const got = await query(t.expr);
-          return got.length > 0 ? got : undefined;
-        }, `data for panel "${p.title}"`, 15_000, 250);
+        const r = await eventually(
+          async () => {
+            const got = await query(t.expr);
+            return got.length > 0 ? got : undefined;
+          },
+          `data for panel "${p.title}"`,
+          15_000,
+          250,
+        );
         expect(r.length, `${p.title}: ${t.expr}`).to.be.greaterThan(0);
       }
     }
@@ -104,13 +130,21 @@ describe('alerts and dashboard against a real Prometheus (issue 19)', function (
     const alert = rules.groups.flatMap((g) => g.rules).find((r) => r.alert === 'McpPinRecoveryFailing')!;
     expect(await query(alert.expr), 'quiet before').to.deep.equal([]);
     await Promise.all(stack.pods.map((p) => p.restartInPlace({ POD_REFUSE_INIT: '400' })));
-    const failed = await c.echo('lost').then(() => null, (e: Error) => e.message);
+    const failed = await c.echo('lost').then(
+      () => null,
+      (e: Error) => e.message,
+    );
     expect(failed).to.match(/404|Session not found/);
     await eventually(async () => (await query(alert.expr)).length > 0 || undefined, 'the recovery alert expression fires', 30_000, 250);
     // Prometheus itself evaluates the rule: the alert is pending for its `for` (5m).
-    await eventually(async () => {
-      const res = (await (await fetch(`${promUrl}/api/v1/alerts`)).json()) as { data: { alerts: { labels: { alertname: string }; state: string }[] } };
-      return res.data.alerts.some((a) => a.labels.alertname === 'McpPinRecoveryFailing' && a.state === 'pending') || undefined;
-    }, 'McpPinRecoveryFailing pending in Prometheus', 30_000, 250);
+    await eventually(
+      async () => {
+        const res = (await (await fetch(`${promUrl}/api/v1/alerts`)).json()) as { data: { alerts: { labels: { alertname: string }; state: string }[] } };
+        return res.data.alerts.some((a) => a.labels.alertname === 'McpPinRecoveryFailing' && a.state === 'pending') || undefined;
+      },
+      'McpPinRecoveryFailing pending in Prometheus',
+      30_000,
+      250,
+    );
   });
 });

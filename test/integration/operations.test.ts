@@ -37,7 +37,10 @@ describe('operations (issue 5)', function () {
         expect((await fetch(`http://127.0.0.1:${pin.metricsPort}/healthz`)).status).to.equal(503);
         await redis.start();
         await eventually(async () => (await h.check()) === 'SERVING', 'SERVING again', 10_000);
-        const err = await h.check('no.such.Service').then(() => null, (e: { code: number }) => e);
+        const err = await h.check('no.such.Service').then(
+          () => null,
+          (e: { code: number }) => e,
+        );
         expect(err?.code).to.equal(5); // NOT_FOUND
       } finally {
         h.close();
@@ -51,7 +54,18 @@ describe('operations (issue 5)', function () {
         await eventually(async () => (await h.check()) === 'SERVING', 'SERVING');
         // An open exchange: request headers answered, response not yet seen.
         const open = client.Process();
-        open.write({ request_headers: { headers: { headers: [{ key: ':method', raw_value: Buffer.from('GET') }, { key: ':path', raw_value: Buffer.from('/mcp') }, { key: 'mcp-session-id', raw_value: Buffer.from('unknown') }] }, end_of_stream: true } });
+        open.write({
+          request_headers: {
+            headers: {
+              headers: [
+                { key: ':method', raw_value: Buffer.from('GET') },
+                { key: ':path', raw_value: Buffer.from('/mcp') },
+                { key: 'mcp-session-id', raw_value: Buffer.from('unknown') },
+              ],
+            },
+            end_of_stream: true,
+          },
+        });
         await once(open, 'data');
 
         const refusing = pin.proc.waitForJson((o) => o.msg === 'drain delay over: refusing new streams', 5000);
@@ -87,10 +101,15 @@ describe('operations (issue 5)', function () {
     });
 
     it('refuses bad configuration with one line per problem and exit code 2', async () => {
-      const p = new ManagedProcess('bad-config', process.execPath, ['--import', 'tsx', new URL('../../src/main.ts', import.meta.url).pathname, '--listen', 'nowhere'], {
-        MCP_PIN_STORE_URL: 'mysql://db',
-        MCP_PIN_SESSION_TTL_MS: 'soon',
-      }).start();
+      const p = new ManagedProcess(
+        'bad-config',
+        process.execPath,
+        ['--import', 'tsx', new URL('../../src/main.ts', import.meta.url).pathname, '--listen', 'nowhere'],
+        {
+          MCP_PIN_STORE_URL: 'mysql://db',
+          MCP_PIN_SESSION_TTL_MS: 'soon',
+        },
+      ).start();
       expect(await p.waitExit()).to.equal(2);
       expect(p.output).to.contain('invalid configuration');
       expect(p.output).to.match(/--listen="nowhere": expected unix:\/absolute\/path or host:port/);
@@ -189,18 +208,25 @@ describe('operations (issue 5)', function () {
       await stack?.stop();
     });
 
-    /** Opens one ext_proc stream; resolves with the gRPC status it ended with (0: none within 1 s, it was accepted). */
+    /** Opens one ext_proc stream and sends a session-less request's headers; resolves with the gRPC status it was refused with, or 0 when mcp-pin answered the message (accepted). */
     async function streamStatus(port: number): Promise<{ code: number; details: string }> {
       const client = extProcClient(port);
       const call = client.Process();
       try {
         return await new Promise((resolve) => {
-          const t = setTimeout(() => resolve({ code: 0, details: 'accepted' }), 1000);
-          call.on('error', (e: { code: number; details: string }) => {
-            clearTimeout(t);
-            resolve({ code: e.code, details: e.details });
+          call.on('error', (e: { code: number; details: string }) => resolve({ code: e.code, details: e.details }));
+          call.on('data', () => resolve({ code: 0, details: 'accepted' }));
+          call.write({
+            request_headers: {
+              headers: {
+                headers: [
+                  { key: ':method', raw_value: Buffer.from('POST') },
+                  { key: ':path', raw_value: Buffer.from('/mcp') },
+                ],
+              },
+              end_of_stream: false,
+            },
           });
-          call.on('data', () => {});
         });
       } finally {
         call.cancel();
@@ -221,7 +247,11 @@ describe('operations (issue 5)', function () {
         for (let n = 0; !stop; n++) {
           const at = Date.now();
           try {
-            const res = await fetch(stack.mcpUrl, { method: 'POST', headers: { ...MCP, 'mcp-session-id': sid }, body: JSON.stringify({ jsonrpc: '2.0', id: n, method: 'tools/call', params: { name: 'echo', arguments: { text: `${i}:${n}` } } }) });
+            const res = await fetch(stack.mcpUrl, {
+              method: 'POST',
+              headers: { ...MCP, 'mcp-session-id': sid },
+              body: JSON.stringify({ jsonrpc: '2.0', id: n, method: 'tools/call', params: { name: 'echo', arguments: { text: `${i}:${n}` } } }),
+            });
             await res.arrayBuffer();
             results.push({ at, status: res.status });
           } catch {
@@ -239,7 +269,12 @@ describe('operations (issue 5)', function () {
         const starting = pin.start();
         // Listening, but its store never answered: refused, and NOT_SERVING.
         // (Before it listens, the gRPC client's own UNAVAILABLE says "No connection established".)
-        await eventually(async () => /store has not answered yet/.test((await streamStatus(pin.port)).details), 'ext_proc streams refused by mcp-pin', 10_000, 100);
+        await eventually(
+          async () => /store has not answered yet/.test((await streamStatus(pin.port)).details),
+          'ext_proc streams refused by mcp-pin',
+          10_000,
+          100,
+        );
         expect((await streamStatus(pin.port)).code, 'UNAVAILABLE').to.equal(14);
         const h = healthClient(pin.port);
         try {
@@ -259,8 +294,13 @@ describe('operations (issue 5)', function () {
       }
       const after = results.filter((r) => r.at >= healthyAt);
       const failedBefore = results.filter((r) => r.at < healthyAt && r.status !== 200).length;
-      console.log(`      start-up: ${results.length} requests, ${failedBefore} failed while the replica was down or not yet healthy, ${after.filter((r) => r.status !== 200).length} of ${after.length} after`);
-      expect(after.filter((r) => r.status !== 200), 'failed requests once Envoy saw the replica healthy').to.deep.equal([]);
+      console.log(
+        `      start-up: ${results.length} requests, ${failedBefore} failed while the replica was down or not yet healthy, ${after.filter((r) => r.status !== 200).length} of ${after.length} after`,
+      );
+      expect(
+        after.filter((r) => r.status !== 200),
+        'failed requests once Envoy saw the replica healthy',
+      ).to.deep.equal([]);
       expect(await pin.metric('mcp_pin_stream_errors_total{code="MCP_PIN_STARTING"}')).to.be.at.least(1);
     });
   });

@@ -19,7 +19,8 @@ import { ManagedProcess } from '../helpers/process.js';
 
 const root = new URL('../../', import.meta.url).pathname;
 const MCP_PIN = `${root}bin/mcp-pin.js`;
-const render = (...args: string[]): string => execFileSync(process.execPath, ['--import', 'tsx', `${root}scripts/render-envoy.ts`, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+const render = (...args: string[]): string =>
+  execFileSync(process.execPath, ['--import', 'tsx', `${root}scripts/render-envoy.ts`, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
 describe('one values file for Envoy and mcp-pin (issue 20)', function () {
   this.timeout(90_000);
@@ -70,10 +71,18 @@ describe('one values file for Envoy and mcp-pin (issue 20)', function () {
     // 4. Envoy; 5. check: mcp-pin healthy in Envoy, a session pinned, then recovered after its pod restarts.
     const envoy = new ManagedProcess('envoy', findEnvoy(), ['-c', join(dir, 'envoy.yaml'), '--disable-hot-restart']).start();
     procs.push(envoy);
-    await eventually(async () => {
-      const text = await fetch(`http://127.0.0.1:${admin}/clusters`).then((r) => r.text(), () => '');
-      return text.includes(`mcp_pin::${grpcSocket}::health_flags::healthy`);
-    }, 'mcp-pin healthy in Envoy', 20_000, 100);
+    await eventually(
+      async () => {
+        const text = await fetch(`http://127.0.0.1:${admin}/clusters`).then(
+          (r) => r.text(),
+          () => '',
+        );
+        return text.includes(`mcp_pin::${grpcSocket}::health_flags::healthy`);
+      },
+      'mcp-pin healthy in Envoy',
+      20_000,
+      100,
+    );
     client = await connectClient(`http://127.0.0.1:${listen}/mcp`);
     const home = (await client.whoami()).pod;
     for (let i = 0; i < 3; i++) expect((await client.echo(`n${i}`)).pod).to.equal(home);

@@ -30,10 +30,10 @@ describe('pinning through real Envoy (issue 3)', function () {
   let stack: Stack;
   const clients: TestClient[] = [];
 
-  beforeEach(async function () {
+  beforeEach(async () => {
     stack = await startStack({ pods: 2, store: 'redis' });
   });
-  afterEach(async function () {
+  afterEach(async () => {
     await Promise.all(clients.splice(0).map((c) => c.close()));
     await stack?.stop();
   });
@@ -76,11 +76,12 @@ describe('pinning through real Envoy (issue 3)', function () {
   it('b. spreads 20 clients over both pods and keeps each on its own', async () => {
     const cs = await Promise.all(Array.from({ length: 20 }, () => client()));
     const homes = await Promise.all(cs.map(async (c) => (await c.whoami()).pod));
-    const perPod = homes.reduce<Record<string, number>>((m, h) => ({ ...m, [h]: (m[h] ?? 0) + 1 }), {});
+    const perPod: Record<string, number> = {};
+    for (const h of homes) perPod[h] = (perPod[h] ?? 0) + 1;
     expect(Object.keys(perPod).sort(), 'both pods got sessions').to.deep.equal(['pod1', 'pod2']);
     for (let round = 0; round < 5; round++) {
       const answers = await Promise.all(cs.map((c, i) => c.echo(`${i}/${round}`)));
-      answers.forEach((a, i) => expect(a.pod, `client ${i}`).to.equal(homes[i]));
+      for (const [i, a] of answers.entries()) expect(a.pod, `client ${i}`).to.equal(homes[i]);
     }
     for (let i = 0; i < cs.length; i++) {
       const seen = await landings(stack.pods, cs[i]!.sessionId());
@@ -102,7 +103,13 @@ describe('pinning through real Envoy (issue 3)', function () {
       for (let i = 0; i < 5; i++) {
         const res = await fetch(stack.mcpUrl, {
           method: 'POST',
-          headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25', 'mcp-session-id': sid, 'x-mcp-pin-dst': forged },
+          headers: {
+            'content-type': 'application/json',
+            accept: 'application/json, text/event-stream',
+            'mcp-protocol-version': '2025-11-25',
+            'mcp-session-id': sid,
+            'x-mcp-pin-dst': forged,
+          },
           body: JSON.stringify({ jsonrpc: '2.0', id: 100 + i, method: 'tools/call', params: { name: 'echo', arguments: { text: `forged ${i}` } } }),
         });
         expect(res.status, `forged pin ${forged}`).to.equal(200);
@@ -111,7 +118,7 @@ describe('pinning through real Envoy (issue 3)', function () {
     }
     const seen = await landings(stack.pods, sid);
     expect(seen[otherPod.name], 'requests of the session on the pod the forged header named').to.equal(0);
-    expect(seen[home], 'the session\'s requests on its pod').to.be.at.least(11);
+    expect(seen[home], "the session's requests on its pod").to.be.at.least(11);
     // A client that sends the forged header from its first request on: its
     // initialize is load-balanced (never sent to Redis) and it stays on that pod.
     const forgedToRedis = await client({ 'x-mcp-pin-dst': redisTarget });
@@ -147,7 +154,12 @@ describe('pinning through real Envoy (issue 3)', function () {
     for (let i = 0; i < 4; i++) {
       const res = await fetch(stack.mcpUrl, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' },
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          'mcp-session-id': sid,
+          'mcp-protocol-version': '2025-11-25',
+        },
         body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/list' }),
       });
       expect(res.status).to.equal(404);

@@ -105,7 +105,9 @@ describe('Python MCP SDK pods and client (issue 20)', function () {
         expect((await initializeCounts(stack.pods)).initialize - before.initialize, 'initializes that reached the pods').to.equal(1);
         expect(c.sessionId()).to.equal(sid);
         const ran = async (): Promise<number> =>
-          (await Promise.all(stack.pods.map(async (p) => (await p.record()).requests.filter((r) => r.rpcMethod === 'tools/call' && r.status === 200).length))).reduce((a, b) => a + b, 0);
+          (
+            await Promise.all(stack.pods.map(async (p) => (await p.record()).requests.filter((r) => r.rpcMethod === 'tools/call' && r.status === 200).length))
+          ).reduce((a, b) => a + b, 0);
         await eventually(async () => (await ran()) >= 10, 'the pods recorded 10 answered calls');
         // (The restarted pod's record starts empty: the whoami before the restart is not in it.)
         expect(await ran(), 'each call ran once').to.equal(10);
@@ -113,7 +115,7 @@ describe('Python MCP SDK pods and client (issue 20)', function () {
     });
   }
 
-  it('with --lost-session-statuses 404 (the default before 0.2), a restarted Python mcp 1.25 pod ends the client\'s session: its 400 reaches the client', async () => {
+  it("with --lost-session-statuses 404 (the default before 0.2), a restarted Python mcp 1.25 pod ends the client's session: its 400 reaches the client", async () => {
     await up({ podKind: 'python-1.25', pinEnv: { MCP_PIN_LOST_SESSION_STATUSES: '404' }, envoy: { lostSessionStatuses: [404] } });
     const { sid, home } = await pinnedClient();
     await home.restartInPlace();
@@ -141,7 +143,9 @@ describe('Python MCP SDK pods and client (issue 20)', function () {
       }
       const reached = ((await home.record()).requests.length - seenBefore) / 5;
       const median = times.sort((a, b) => a - b)[2]!;
-      console.log(`      a pod's own 400 with lost-session statuses ${statuses.join(',')}: ${reached} request(s) reached the pod per request, median ${median.toFixed(1)} ms`);
+      console.log(
+        `      a pod's own 400 with lost-session statuses ${statuses.join(',')}: ${reached} request(s) reached the pod per request, median ${median.toFixed(1)} ms`,
+      );
       // 404 only: the request itself. With 400: the request, mcp-pin's ping, the relayed request.
       expect(reached, 'requests that reached the pinned pod, per request').to.equal(statuses.includes(400) ? 3 : 1);
       expect(await initializeCounts(stack.pods), 'no re-initialize').to.deep.equal(initBefore);
@@ -161,12 +165,17 @@ describe('Python MCP SDK pods and client (issue 20)', function () {
       for (let i = 0; i < 3; i++) {
         const res = await fetch(stack.mcpUrl, {
           method: 'POST',
-          headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': '2026-01-26' },
+          headers: {
+            'content-type': 'application/json',
+            accept: 'application/json, text/event-stream',
+            'mcp-session-id': sid,
+            'mcp-protocol-version': '2026-01-26',
+          },
           body: '{"jsonrpc":"2.0","id":7,"method":"tools/list"}',
         });
         const body = await res.text();
         expect(res.status, body).to.equal(400);
-        expect(body, 'the pod\'s own explanation').to.match(/protocol version/i);
+        expect(body, "the pod's own explanation").to.match(/protocol version/i);
         expect(body).to.not.match(/mcp-pin/);
       }
       expect(await initializeCounts(stack.pods), 'no re-initialize, no orphan session on any pod').to.deep.equal(initBefore);
@@ -190,12 +199,15 @@ describe('Python MCP SDK pods and client (issue 20)', function () {
     const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => py.echo(`c${i}`)));
     expect(answers.map((a) => a.text)).to.deep.equal(Array.from({ length: 10 }, (_, i) => `c${i}`));
     expect(new Set(answers.map((a) => a.pod)).size, 'all on one pod').to.equal(1);
-    expect(await stack.pins.reduce(async (sum, p) => (await sum) + (await p.metric('mcp_pin_recovery_seconds_count{result="recovered"}')), Promise.resolve(0)), 're-initializes').to.equal(1);
+    expect(
+      await stack.pins.reduce(async (sum, p) => (await sum) + (await p.metric('mcp_pin_recovery_seconds_count{result="recovered"}')), Promise.resolve(0)),
+      're-initializes',
+    ).to.equal(1);
     const now = stack.podByName(answers[0]!.pod);
     const backendId = (await now.record()).initialize.at(-1)!;
     expect(pyClients.splice(0)[0] === py).to.equal(true);
     expect(await py.close(), 'python client exit code').to.equal(0);
     // Its DELETE ended the session where it lives now, under that pod's own id.
-    await eventually(async () => (await now.record()).deleted.includes(backendId), 'DELETE reached the session\'s pod');
+    await eventually(async () => (await now.record()).deleted.includes(backendId), "DELETE reached the session's pod");
   });
 });

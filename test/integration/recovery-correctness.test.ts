@@ -51,7 +51,10 @@ describe('recovery correctness (issue 12)', function () {
     ];
     const body = '{"jsonrpc":"2.0","id":7,"method":"tools/list"}';
     for (const lines of [
-      [['mcp-session-id', sid], ['mcp-session-id', 'x']],
+      [
+        ['mcp-session-id', sid],
+        ['mcp-session-id', 'x'],
+      ],
       [['mcp-session-id', `${sid}, x`]],
     ] as [string, string][][]) {
       const r = await rawPost(stack.mcpUrl, [...base, ...lines], body);
@@ -71,7 +74,11 @@ describe('recovery correctness (issue 12)', function () {
     stack = await startStack({ pods: 2, podEnv: { POD_STATELESS: '1' } });
     const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' };
     for (let i = 0; i < 5; i++) {
-      const r = await fetch(stack.mcpUrl, { method: 'POST', headers: { ...headers, 'mcp-session-id': `made-up-${i}` }, body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' });
+      const r = await fetch(stack.mcpUrl, {
+        method: 'POST',
+        headers: { ...headers, 'mcp-session-id': `made-up-${i}` },
+        body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}',
+      });
       expect(r.status, 'the stateless server answers anyway').to.equal(200);
       await r.text();
     }
@@ -92,7 +99,12 @@ describe('recovery correctness (issue 12)', function () {
     const post = () =>
       fetch(stack.mcpUrl, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25', 'mcp-session-id': c.sessionId() },
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          'mcp-protocol-version': '2025-11-25',
+          'mcp-session-id': c.sessionId(),
+        },
         body: '{"jsonrpc":"2.0","id":3,"method":"tools/list"}',
       });
     await stack.pods[0]!.kill();
@@ -111,9 +123,14 @@ describe('recovery correctness (issue 12)', function () {
     expect(e2.error.message).to.match(/ext_proc_error/);
   });
 
-  it('recovers only a session that is really lost: a 400 for a malformed body on a live session is the pod\'s own answer', async () => {
+  it("recovers only a session that is really lost: a 400 for a malformed body on a live session is the pod's own answer", async () => {
     // SDK-example-style pods: an unknown session gets 400, so 400 counts as "lost" too.
-    stack = await startStack({ pods: 2, podEnv: { POD_LOST_STATUS: '400' }, pinEnv: { MCP_PIN_LOST_SESSION_STATUSES: '404,400' }, envoy: { lostSessionStatuses: [404, 400] } });
+    stack = await startStack({
+      pods: 2,
+      podEnv: { POD_LOST_STATUS: '400' },
+      pinEnv: { MCP_PIN_LOST_SESSION_STATUSES: '404,400' },
+      envoy: { lostSessionStatuses: [404, 400] },
+    });
     const c = await connectClient(stack.mcpUrl);
     clients.push(c);
     const home = stack.podByName((await c.whoami()).pod);
@@ -121,11 +138,16 @@ describe('recovery correctness (issue 12)', function () {
     const before = await inits();
     const r = await rawPost(
       stack.mcpUrl,
-      [['content-type', 'application/json'], ['accept', 'application/json, text/event-stream'], ['mcp-protocol-version', '2025-11-25'], ['mcp-session-id', c.sessionId()]],
+      [
+        ['content-type', 'application/json'],
+        ['accept', 'application/json, text/event-stream'],
+        ['mcp-protocol-version', '2025-11-25'],
+        ['mcp-session-id', c.sessionId()],
+      ],
       '{"jsonrpc":"2.0", this is not json',
     );
     expect(r.status).to.equal(400);
-    expect((JSON.parse(r.body) as { error: { code: number } }).error.code, 'the pod\'s parse error').to.equal(-32700);
+    expect((JSON.parse(r.body) as { error: { code: number } }).error.code, "the pod's parse error").to.equal(-32700);
     expect(await inits(), 'no re-initialize').to.equal(before);
     expect(await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="not_lost"}')).to.equal(1);
     expect((await c.echo('same session')).pod).to.equal(home.name);
@@ -162,7 +184,12 @@ describe('recovery correctness (issue 12)', function () {
     const gone = new AbortController();
     const call = fetch(stack.mcpUrl, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25', 'mcp-session-id': sid },
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-protocol-version': '2025-11-25',
+        'mcp-session-id': sid,
+      },
       body: JSON.stringify({ jsonrpc: '2.0', id: 42, method: 'tools/call', params: { name: 'echo', arguments: { text: 'once' } } }),
       signal: gone.signal,
     }).catch((e: Error) => e);
@@ -170,7 +197,11 @@ describe('recovery correctness (issue 12)', function () {
     await eventually(async () => (await other.record()).requests.some((r) => r.rpcMethod === 'initialize'), 'the re-initialize reached the slow pod', 5000);
     gone.abort();
     expect(await call).to.be.instanceOf(Error);
-    await eventually(async () => stack.pins[0]!.proc.output.includes('client left while its session was being recovered'), 'mcp-pin stopped waiting for the client that left', 5000);
+    await eventually(
+      async () => stack.pins[0]!.proc.output.includes('client left while its session was being recovered'),
+      'mcp-pin stopped waiting for the client that left',
+      5000,
+    );
     // The recovery itself finishes: the stored record moves to the other pod, its initialize body kept.
     const r = new Redis(stack.redis!.url);
     try {
@@ -183,7 +214,10 @@ describe('recovery correctness (issue 12)', function () {
     }
     // The left request never ran; the client's next call is served by the recovered session, with no second initialize.
     const calls = [...(await home.record()).requests, ...(await other.record()).requests].filter((x) => x.rpcMethod === 'tools/call');
-    expect(calls.map((x) => x.status), 'the tool call never ran').to.deep.equal([404]);
+    expect(
+      calls.map((x) => x.status),
+      'the tool call never ran',
+    ).to.deep.equal([404]);
     expect((await c.echo('after')).text).to.equal('after');
     expect(c.sessionId()).to.equal(sid);
     expect((await other.record()).initialize, 'one re-initialize').to.have.length(1);

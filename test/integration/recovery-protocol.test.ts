@@ -33,16 +33,20 @@ describe('recovery protocol on real parts (issue 18)', function () {
   const urlAt = (path: string): string => new URL(path, stack.mcpUrl).toString();
   const callsOn = async (p: Pod, rpcMethod: string): Promise<number> => (await p.record()).requests.filter((r) => r.rpcMethod === rpcMethod).length;
 
-  it('proves a loss at the path the session was initialized on: a request to a wrong path gets its pod\'s own 404, and the session is not re-initialized (harm 4)', async () => {
+  it("proves a loss at the path the session was initialized on: a request to a wrong path gets its pod's own 404, and the session is not re-initialized (harm 4)", async () => {
     stack = await startStack({ pods: 2, podEnv: { POD_PATH: '/mcp' } });
     const c = await client();
     const sid = c.sessionId();
     const home = stack.podByName((await c.whoami()).pod);
-    const res = await fetch(urlAt('/typo'), { method: 'POST', headers: { ...HEADERS, 'mcp-session-id': sid }, body: '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x"}}}' });
+    const res = await fetch(urlAt('/typo'), {
+      method: 'POST',
+      headers: { ...HEADERS, 'mcp-session-id': sid },
+      body: '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x"}}}',
+    });
     expect(res.status).to.equal(404);
     expect(await res.json(), "the pod's own answer").to.deep.equal({ error: 'no such route' });
     const inits = (await Promise.all(stack.pods.map(async (p) => (await p.record()).initialize.length))).reduce((a, b) => a + b);
-    expect(inits, 'no re-initialize (only the client\'s own)').to.equal(1);
+    expect(inits, "no re-initialize (only the client's own)").to.equal(1);
     const r = new Redis(stack.redis!.url);
     try {
       expect(await r.hget(`${stack.keyPrefix}{${sid}}`, 'gen'), 'pin unchanged').to.equal('1');
@@ -57,7 +61,11 @@ describe('recovery protocol on real parts (issue 18)', function () {
     const c = await client();
     const sid = c.sessionId();
     const home = stack.podByName((await c.whoami()).pod);
-    const res = await fetch(urlAt('/typo'), { method: 'POST', headers: { ...HEADERS, 'mcp-session-id': sid }, body: '{"jsonrpc":"2.0","id":8,"method":"tools/list"}' });
+    const res = await fetch(urlAt('/typo'), {
+      method: 'POST',
+      headers: { ...HEADERS, 'mcp-session-id': sid },
+      body: '{"jsonrpc":"2.0","id":8,"method":"tools/list"}',
+    });
     expect(res.status).to.equal(404);
     expect(res.headers.get('x-mcp-pin-envoy-reply'), 'stripped on the way to the client too').to.equal(null);
     const inits = (await Promise.all(stack.pods.map(async (p) => (await p.record()).initialize.length))).reduce((a, b) => a + b);
@@ -73,12 +81,16 @@ describe('recovery protocol on real parts (issue 18)', function () {
     const n = 10;
     const answers = await Promise.all(
       Array.from({ length: n }, (_, i) =>
-        fetch(urlAt('/typo'), { method: 'POST', headers: { ...HEADERS, 'mcp-session-id': sid }, body: JSON.stringify({ jsonrpc: '2.0', id: 100 + i, method: 'tools/call', params: { name: 'echo', arguments: { text: 'x' } } }) }).then((r) => r.status),
+        fetch(urlAt('/typo'), {
+          method: 'POST',
+          headers: { ...HEADERS, 'mcp-session-id': sid },
+          body: JSON.stringify({ jsonrpc: '2.0', id: 100 + i, method: 'tools/call', params: { name: 'echo', arguments: { text: 'x' } } }),
+        }).then((r) => r.status),
       ),
     );
     expect(answers).to.deep.equal(Array.from({ length: n }, () => 404));
     // Each request: its first attempt, then one relay back after the proof; never a third time.
-    expect(await callsOn(home, 'tools/call') - 1, 'tools/call requests that reached the home pod (less whoami)').to.equal(2 * n);
+    expect((await callsOn(home, 'tools/call')) - 1, 'tools/call requests that reached the home pod (less whoami)').to.equal(2 * n);
     expect(await callsOn(stack.pods.find((p) => p !== home)!, 'tools/call'), 'none reached the other pod').to.equal(0);
     expect((await home.record()).initialize).to.have.length(1);
   });
@@ -90,7 +102,12 @@ describe('recovery protocol on real parts (issue 18)', function () {
    * x-envoy-original-url: Envoy follows one redirect per request), else
    * redirected (Envoy starts it again, pinned to that pod).
    */
-  async function movedRound(c: TestClient, call: (i: number) => Promise<unknown>, n: number, outcome: 'relayed' | 'redirected' = 'relayed'): Promise<{ results: unknown[]; moved: number }> {
+  async function movedRound(
+    c: TestClient,
+    call: (i: number) => Promise<unknown>,
+    n: number,
+    outcome: 'relayed' | 'redirected' = 'relayed',
+  ): Promise<{ results: unknown[]; moved: number }> {
     const home = stack.podByName((await c.whoami()).pod);
     const sample = `mcp_pin_requests_total{outcome="${outcome}"}`;
     const before = await stack.pins[0]!.metric(sample);
@@ -128,11 +145,16 @@ describe('recovery protocol on real parts (issue 18)', function () {
       expect(new Set(answers.map((a) => a.pod)).size, 'all answered by the recovered pod').to.equal(1);
       expect(c.sessionId()).to.equal(sid);
       for (const seen of c.seen) if (seen.sessionId !== null) expect(seen.sessionId, 'only its own session id').to.equal(sid);
-      expect(c.seen.map((x) => x.status), 'Envoy followed the redirects itself').to.not.include(308);
+      expect(
+        c.seen.map((x) => x.status),
+        'Envoy followed the redirects itself',
+      ).to.not.include(308);
       if (moved > 0) redirectedRounds++;
     }
-    expect(redirectedRounds, 'rounds with a redirected retry (where retries land is Envoy\'s choice)').to.be.greaterThan(1);
-    const calls = (await Promise.all(stack.pods.map(async (p) => (await p.record()).requests.filter((r) => r.rpcMethod === 'tools/call' && r.status === 200).length))).reduce((a, b) => a + b);
+    expect(redirectedRounds, "rounds with a redirected retry (where retries land is Envoy's choice)").to.be.greaterThan(1);
+    const calls = (
+      await Promise.all(stack.pods.map(async (p) => (await p.record()).requests.filter((r) => r.rpcMethod === 'tools/call' && r.status === 200).length))
+    ).reduce((a, b) => a + b);
     expect(calls, 'each call ran once (the pods restarted lose their records: at most this many)').to.be.at.most(6 * 6 + 6);
   });
 
@@ -145,11 +167,16 @@ describe('recovery protocol on real parts (issue 18)', function () {
     let home = stack.podByName((await sdk.whoami()).pod);
     await sdk.close();
     const post = async (id: number): Promise<string> => {
-      const res = await fetch(stack.mcpUrl, { method: 'POST', headers: { ...HEADERS, 'mcp-session-id': sid }, body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'whoami', arguments: {} } }) });
+      const res = await fetch(stack.mcpUrl, {
+        method: 'POST',
+        headers: { ...HEADERS, 'mcp-session-id': sid },
+        body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'whoami', arguments: {} } }),
+      });
       const text = await res.text();
       return (JSON.parse(/"text":"(.*?)"}]/.exec(text)![1]!.replace(/\\"/g, '"')) as { pod: string }).pod;
     };
-    const redirectedGets = (): number => stack.pins[0]!.proc.output.split('\n').filter((l) => l.includes("redirecting to the session's pod") && l.includes('"method":"GET"')).length;
+    const redirectedGets = (): number =>
+      stack.pins[0]!.proc.output.split('\n').filter((l) => l.includes("redirecting to the session's pod") && l.includes('"method":"GET"')).length;
     for (let round = 0; round < 10; round++) {
       await home.restartInPlace();
       const before = redirectedGets();
@@ -157,7 +184,10 @@ describe('recovery protocol on real parts (issue 18)', function () {
       const call = post(round);
       await new Promise((r) => setTimeout(r, 100));
       const get = new AbortController();
-      const res = await fetch(stack.mcpUrl, { headers: { accept: 'text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' }, signal: get.signal });
+      const res = await fetch(stack.mcpUrl, {
+        headers: { accept: 'text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' },
+        signal: get.signal,
+      });
       const where = stack.podByName(await call);
       home = where;
       try {
@@ -182,7 +212,7 @@ describe('recovery protocol on real parts (issue 18)', function () {
     throw new Error('no round redirected the GET: the scenario did not happen');
   });
 
-  it('relays a request Envoy already started again (it followed a pod\'s own 308), and keeps Envoy waiting while a relayed call slower than its message timeout runs: every call answered by its pod, each run once (harm 2)', async () => {
+  it("relays a request Envoy already started again (it followed a pod's own 308), and keeps Envoy waiting while a relayed call slower than its message timeout runs: every call answered by its pod, each run once (harm 2)", async () => {
     stack = await startStack({ pods: 4, podEnv: MOVED_ROUTE });
     const c = await clientOfMovedRoute();
     // Until the round includes a relay (where each retry lands is Envoy's choice).
@@ -191,8 +221,13 @@ describe('recovery protocol on real parts (issue 18)', function () {
       const pods = results.map((r) => (JSON.parse(textOf(r)) as { pod: string }).pod);
       expect(new Set(pods).size, 'all answered by the recovered pod').to.equal(1);
       const where = stack.podByName(pods[0]!);
-      await eventually(async () => (await where.record()).requests.filter((r) => r.rpcMethod === 'tools/call' && r.status === 200).length >= 6, 'the pod recorded its answers');
-      const slow = (await Promise.all(stack.pods.map(async (p) => (await p.record()).requests.filter((r) => r.rpcMethod === 'tools/call' && r.status === 200).length))).reduce((a, b) => a + b);
+      await eventually(
+        async () => (await where.record()).requests.filter((r) => r.rpcMethod === 'tools/call' && r.status === 200).length >= 6,
+        'the pod recorded its answers',
+      );
+      const slow = (
+        await Promise.all(stack.pods.map(async (p) => (await p.record()).requests.filter((r) => r.rpcMethod === 'tools/call' && r.status === 200).length))
+      ).reduce((a, b) => a + b);
       expect(slow, 'each slow call ran once').to.equal(6);
       if (relayed > 0) return;
     }
@@ -223,7 +258,12 @@ describe('recovery protocol on real parts (issue 18)', function () {
     const init = await fetch(`http://${other.host}:${other.port}/mcp`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } } }),
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 0,
+        method: 'initialize',
+        params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+      }),
     });
     const backend = init.headers.get('mcp-session-id')!;
     await init.body?.cancel();

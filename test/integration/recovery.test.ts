@@ -29,7 +29,7 @@ describe('transparent recovery (issue 4)', function () {
     const home = stack.podByName((await c.whoami()).pod);
     return { c, sid: c.sessionId(), home, other: stack.pods.find((p) => p !== home)! };
   }
-  afterEach(async function () {
+  afterEach(async () => {
     await Promise.all(clients.splice(0).map((c) => c.close()));
     await stack?.stop();
   });
@@ -38,7 +38,12 @@ describe('transparent recovery (issue 4)', function () {
   function listTools(sid: string): Promise<Response> {
     return fetch(stack.mcpUrl, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' },
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-session-id': sid,
+        'mcp-protocol-version': '2025-11-25',
+      },
       body: '{"jsonrpc":"2.0","id":9,"method":"tools/list"}',
     });
   }
@@ -90,7 +95,7 @@ describe('transparent recovery (issue 4)', function () {
     onlyOwnIdSeen(c, sid);
   });
 
-  it('recovers when the pod crashed and discovery still lists it (its address refuses; Envoy\'s own 503 is no proof the pod holds the session)', async () => {
+  it("recovers when the pod crashed and discovery still lists it (its address refuses; Envoy's own 503 is no proof the pod holds the session)", async () => {
     await up();
     const { c, sid, other } = await pinnedClient();
     const before = await initializeCounts([other]);
@@ -106,7 +111,12 @@ describe('transparent recovery (issue 4)', function () {
 
   // With 4 pods the retries of the 20 calls land on the three other pods: those
   // not on the pod the recovery chose are relayed there by mcp-pin.
-  for (const [replicas, pinCacheMs, pods] of [[1, 0, 2], [2, 0, 2], [2, 5000, 2], [2, 0, 4]] as const) {
+  for (const [replicas, pinCacheMs, pods] of [
+    [1, 0, 2],
+    [2, 0, 2],
+    [2, 5000, 2],
+    [2, 0, 4],
+  ] as const) {
     it(`runs exactly one re-initialize for 20 concurrent calls after the pod restarted (${pods} pods, ${replicas} mcp-pin replica${replicas > 1 ? 's' : ''}${pinCacheMs ? `, ${pinCacheMs} ms pin cache` : ''})`, async () => {
       await up({ pods, replicas, pinEnv: { MCP_PIN_PIN_CACHE_MS: String(pinCacheMs) } });
       const { c, sid, home } = await pinnedClient();
@@ -121,7 +131,11 @@ describe('transparent recovery (issue 4)', function () {
       onlyOwnIdSeen(c, sid);
       // Every call ran exactly once, on the pod that answered it (the pods' own records), whichever replica or relay carried it.
       const ran = async (): Promise<string[]> =>
-        (await Promise.all(stack.pods.map(async (p) => (await p.record()).requests.filter((r) => r.rpcMethod === 'tools/call' && r.status === 200).map(() => p.name)))).flat();
+        (
+          await Promise.all(
+            stack.pods.map(async (p) => (await p.record()).requests.filter((r) => r.rpcMethod === 'tools/call' && r.status === 200).map(() => p.name)),
+          )
+        ).flat();
       await eventually(async () => (await ran()).length >= 20, 'the pods recorded 20 answered calls');
       expect(await ran(), 'each call ran once, on the recovered pod').to.deep.equal(Array.from({ length: 20 }, () => answers[0]!.pod));
     });
@@ -139,7 +153,7 @@ describe('transparent recovery (issue 4)', function () {
 
   it('does not recover a DELETE after the pod died: no re-init, the pin is gone', async () => {
     await up();
-    const { c, sid, home, other } = await pinnedClient();
+    const { sid, home, other } = await pinnedClient();
     await home.kill();
     const before = (await other.record()).initialize.length;
     const res = await fetch(stack.mcpUrl, { method: 'DELETE', headers: { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' } });
@@ -200,11 +214,17 @@ describe('transparent recovery (issue 4)', function () {
     expect(raw.status).to.equal(404);
     expect(((await raw.json()) as { error: { code: number } }).error.code).to.equal(-32001);
     // The SDK client sees the same 404 and throws.
-    const err = await c.echo('x').then(() => null, (e: unknown) => e as Error);
+    const err = await c.echo('x').then(
+      () => null,
+      (e: unknown) => e as Error,
+    );
     expect(err?.message).to.match(/404|Session not found/);
     const r = new Redis(stack.redis!.url);
     // No pin left behind (only the brief memory that the id is unknown, from the SDK client's retry).
-    expect((await r.keys('*')).filter((k) => !k.endsWith(':unknown')), 'no pin left behind').to.deep.equal([]);
+    expect(
+      (await r.keys('*')).filter((k) => !k.endsWith(':unknown')),
+      'no pin left behind',
+    ).to.deep.equal([]);
     r.disconnect();
     expect((await fetch(`http://127.0.0.1:${stack.pins[0]!.metricsPort}/healthz`)).status).to.equal(200);
     expect(stack.pins[0]!.proc.alive).to.equal(true);
@@ -227,10 +247,15 @@ describe('transparent recovery (issue 4)', function () {
     // can send this line: it held no session of this client before.
     const other = stack.pods.find((p) => p !== home)!;
     expect(got).to.not.include(`hello from ${other.name}`);
-    await eventually(async () => {
-      await other.notifyAll();
-      return got.includes(`hello from ${other.name}`);
-    }, 'a notification from the pod the session was recovered onto', 20_000, 250);
+    await eventually(
+      async () => {
+        await other.notifyAll();
+        return got.includes(`hello from ${other.name}`);
+      },
+      'a notification from the pod the session was recovered onto',
+      20_000,
+      250,
+    );
     expect(c.sessionId()).to.equal(sid);
     // And the session works for calls too, on the same (new) pod.
     expect((await c.echo('after sse')).text).to.equal('after sse');

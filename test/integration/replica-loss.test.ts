@@ -28,7 +28,10 @@ async function steadyLoad(clients: TestClient[]): Promise<Load> {
     for (let n = 0; !stopped; n++) {
       sent++;
       try {
-        const pod = n % 5 === 4 ? (JSON.parse(((await c.client.callTool({ name: 'slow', arguments: { ms: 300 } })).content as { text: string }[])[0]!.text) as { pod: string }).pod : (await c.echo(`${i}:${n}`)).pod;
+        const pod =
+          n % 5 === 4
+            ? (JSON.parse(((await c.client.callTool({ name: 'slow', arguments: { ms: 300 } })).content as { text: string }[])[0]!.text) as { pod: string }).pod
+            : (await c.echo(`${i}:${n}`)).pod;
         if (pod !== homes[i]) misplaced.push(`${i}:${n} on ${pod}`);
       } catch (err) {
         errors.push(`${i}:${n} ${(err as Error).message}`);
@@ -62,12 +65,20 @@ describe('losing an mcp-pin replica (issue 27 item 2)', function () {
     // the cache's TTL after a recovery). A retry whose recovery a dying
     // replica was running is a double fault this test is not about (see
     // docs/operations.md). Settled when a round of calls made no retry.
-    const retries = async (): Promise<number> => Number(/upstream_rq_retry: (\d+)/.exec(await (await fetch(`${stack.envoy.adminUrl}/stats?filter=^cluster\.mcp_pinned\.upstream_rq_retry$`)).text())?.[1] ?? NaN);
-    await eventually(async () => {
-      const before = await retries();
-      for (const c of clients) for (let i = 0; i < stack.pins.length; i++) await c.echo('settling');
-      return (await retries()) === before;
-    }, 'a round of calls with no retry (recoveries done, no stale pin cached)', 20_000, 50);
+    const retries = async (): Promise<number> =>
+      Number(
+        /upstream_rq_retry: (\d+)/.exec(await (await fetch(`${stack.envoy.adminUrl}/stats?filter=^cluster.mcp_pinned.upstream_rq_retry$`)).text())?.[1] ?? NaN,
+      );
+    await eventually(
+      async () => {
+        const before = await retries();
+        for (const c of clients) for (let i = 0; i < stack.pins.length; i++) await c.echo('settling');
+        return (await retries()) === before;
+      },
+      'a round of calls with no retry (recoveries done, no stale pin cached)',
+      20_000,
+      50,
+    );
     const load = await steadyLoad(clients);
     await eventually(async () => load.sent() >= 50, 'load flowing', 10_000, 10);
     return load;

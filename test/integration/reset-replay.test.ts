@@ -26,13 +26,24 @@ describe('replay after a connection reset (issue 14)', function () {
     const sid = c.sessionId();
     const home = stack.podByName((await c.whoami()).pod);
     const other = stack.pods.find((p) => p !== home)!;
-    const read = c.client.readResource({ uri: 'slow://1500' }, timeoutMs ? { timeout: timeoutMs } : undefined).then((r) => ({ ok: true as const, text: (r.contents[0] as { text: string }).text }), (e: Error) => ({ ok: false as const, error: e.message }));
-    const tool = c.client.callTool({ name: 'slow', arguments: { ms: 1500 } }, undefined, timeoutMs ? { timeout: timeoutMs } : undefined).then((r) => ({ ok: true as const, text: ((r.content as { text: string }[])[0] ?? { text: '' }).text }), (e: Error) => ({ ok: false as const, error: e.message }));
+    const read = c.client.readResource({ uri: 'slow://1500' }, timeoutMs ? { timeout: timeoutMs } : undefined).then(
+      (r) => ({ ok: true as const, text: (r.contents[0] as { text: string }).text }),
+      (e: Error) => ({ ok: false as const, error: e.message }),
+    );
+    const tool = c.client.callTool({ name: 'slow', arguments: { ms: 1500 } }, undefined, timeoutMs ? { timeout: timeoutMs } : undefined).then(
+      (r) => ({ ok: true as const, text: ((r.content as { text: string }[])[0] ?? { text: '' }).text }),
+      (e: Error) => ({ ok: false as const, error: e.message }),
+    );
     // Both are running on the session's pod when it dies.
-    await eventually(async () => {
-      const seen = (await home.record()).requests.map((r) => r.rpcMethod);
-      return seen.includes('resources/read') && seen.includes('tools/call');
-    }, 'the slow read and the slow tool call running on the pod', 10_000, 20);
+    await eventually(
+      async () => {
+        const seen = (await home.record()).requests.map((r) => r.rpcMethod);
+        return seen.includes('resources/read') && seen.includes('tools/call');
+      },
+      'the slow read and the slow tool call running on the pod',
+      10_000,
+      20,
+    );
     await home.kill();
     return { c, sid, home, other, read: await read, tool: await tool };
   }
@@ -43,8 +54,14 @@ describe('replay after a connection reset (issue 14)', function () {
     expect(tool.ok, 'the tool call').to.equal(false);
     expect((tool as { error: string }).error).to.match(/closed the connection before answering; the request may have run there, so it was not sent again/);
     const rec = await other.record();
-    expect(rec.reads.filter((u) => u === 'slow://1500'), 'reads the new pod ran').to.have.length(1);
-    expect(rec.requests.filter((r) => r.rpcMethod === 'tools/call'), 'tool calls the new pod ran').to.have.length(0);
+    expect(
+      rec.reads.filter((u) => u === 'slow://1500'),
+      'reads the new pod ran',
+    ).to.have.length(1);
+    expect(
+      rec.requests.filter((r) => r.rpcMethod === 'tools/call'),
+      'tool calls the new pod ran',
+    ).to.have.length(0);
     expect(rec.initialize, 'one re-initialize').to.have.length(1);
     expect(c.sessionId()).to.equal(sid);
     expect((await c.echo('after')).pod, 'the session lives on the new pod').to.equal(other.name);
@@ -54,7 +71,10 @@ describe('replay after a connection reset (issue 14)', function () {
     const { c, sid, other, read, tool } = await slowCallsThenKill({}, 5000);
     expect(read, 'the read').to.deep.equal({ ok: true, text: JSON.stringify({ pod: other.name, slept: 1500 }) });
     const rec = await other.record();
-    expect(rec.reads.filter((u) => u === 'slow://1500'), 'reads the new pod ran').to.have.length(1);
+    expect(
+      rec.reads.filter((u) => u === 'slow://1500'),
+      'reads the new pod ran',
+    ).to.have.length(1);
     expect(rec.initialize, 'one re-initialize').to.have.length(1);
     expect(c.sessionId()).to.equal(sid);
     // A tool call's answer is not held (it may stream progress): never
@@ -62,14 +82,20 @@ describe('replay after a connection reset (issue 14)', function () {
     // request timeout; if not yet, Envoy says it may have run.
     expect(tool.ok, 'the tool call').to.equal(false);
     expect((tool as { error: string }).error).to.match(/timed out|may have run there/i);
-    expect(rec.requests.filter((r) => r.rpcMethod === 'tools/call'), 'tool calls the new pod ran').to.have.length(0);
+    expect(
+      rec.requests.filter((r) => r.rpcMethod === 'tools/call'),
+      'tool calls the new pod ran',
+    ).to.have.length(0);
   });
 
   it('replays a call of a tool the operator named safe to run twice (replaySafeTools), SSE answer held: it returns from the new pod, run there once', async () => {
     const { c, sid, other, tool } = await slowCallsThenKill({ envoy: { replaySafeTools: ['slow'] } }, 5000);
     expect(tool, 'the tool call').to.deep.equal({ ok: true, text: JSON.stringify({ pod: other.name, slept: 1500 }) });
     const rec = await other.record();
-    expect(rec.requests.filter((r) => r.rpcMethod === 'tools/call'), 'tool calls the new pod ran').to.have.length(1);
+    expect(
+      rec.requests.filter((r) => r.rpcMethod === 'tools/call'),
+      'tool calls the new pod ran',
+    ).to.have.length(1);
     expect(rec.initialize, 'one re-initialize').to.have.length(1);
     expect(c.sessionId()).to.equal(sid);
     // Other tools stay unreplayed: a call of echo is pinned as before.
@@ -88,7 +114,10 @@ describe('replay after a connection reset (issue 14)', function () {
     stack = await startStack({ pods: 2, envoy: { holdSafeResponsesMaxBytes: 2 * 1024 * 1024 } });
     const c = await connectClient(stack.mcpUrl);
     clients.push(c);
-    const err = await c.client.readResource({ uri: `big://${3 * 1024 * 1024}` }).then(() => null, (e: Error) => e.message);
+    const err = await c.client.readResource({ uri: `big://${3 * 1024 * 1024}` }).then(
+      () => null,
+      (e: Error) => e.message,
+    );
     expect(err).to.match(/response_payload_too_large/);
     // Under the bound it is whole.
     expect(((await c.client.readResource({ uri: `big://${1024 * 1024}` })).contents[0] as { text: string }).text.length).to.equal(1024 * 1024);

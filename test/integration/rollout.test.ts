@@ -57,108 +57,124 @@ describe('rolling update of the MCP server pods (issue 14)', function () {
     if (pod.kind === 'ts') return;
     let last = -1;
     let quietSince = Date.now();
-    await eventually(async () => {
-      const r = await pod.record();
-      if (r.requests.length !== last || (r.inFlight ?? 0) > 0) {
-        last = r.requests.length;
-        quietSince = Date.now();
-      }
-      return Date.now() - quietSince >= 300;
-    }, `${pod.name} drained`, 20_000, 50);
+    await eventually(
+      async () => {
+        const r = await pod.record();
+        if (r.requests.length !== last || (r.inFlight ?? 0) > 0) {
+          last = r.requests.length;
+          quietSince = Date.now();
+        }
+        return Date.now() - quietSince >= 300;
+      },
+      `${pod.name} drained`,
+      20_000,
+      50,
+    );
   }
 
   for (const kind of ['ts', 'python-1.25', 'python-1.30'] as PodKind[]) {
-  it(`replaces every pod one at a time under steady traffic (${kind === 'ts' ? 'TypeScript SDK pods' : 'Python SDK pods under uvicorn, SIGTERM after leaving discovery and draining'}): zero client errors, sessions kept, one re-initialize per lost session, no pin on a retired pod`, async () => {
-    stack = await startStack({ pods: 3, replicas: 2, podKind: kind });
-    for (let i = 0; i < 12; i++) clients.push(await connectClient(stack.mcpUrl, { name: `client-${i}` }));
-    const sids = clients.map((c) => c.sessionId());
-    // Client 0 listens on its standalone GET stream.
-    const heard: string[] = [];
-    clients[0]!.client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => void heard.push(String(n.params.data)));
+    it(`replaces every pod one at a time under steady traffic (${kind === 'ts' ? 'TypeScript SDK pods' : 'Python SDK pods under uvicorn, SIGTERM after leaving discovery and draining'}): zero client errors, sessions kept, one re-initialize per lost session, no pin on a retired pod`, async () => {
+      stack = await startStack({ pods: 3, replicas: 2, podKind: kind });
+      for (let i = 0; i < 12; i++) clients.push(await connectClient(stack.mcpUrl, { name: `client-${i}` }));
+      const sids = clients.map((c) => c.sessionId());
+      // Client 0 listens on its standalone GET stream.
+      const heard: string[] = [];
+      clients[0]!.client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => void heard.push(String(n.params.data)));
 
-    // Steady traffic from every client: tool calls with arguments (fast and slow) and list calls.
-    let stop = false;
-    let sent = 0;
-    const errors: string[] = [];
-    const lastPods: string[][] = clients.map(() => []);
-    const traffic = clients.map(async (c, i) => {
-      for (let n = 0; !stop; n++) {
-        sent++;
-        try {
-          if (n % 3 === 2) await c.client.listTools();
-          else if (n % 3 === 1) {
-            // Slow calls are in flight on the old pod when it gets SIGTERM.
-            const r = await c.client.callTool({ name: 'slow', arguments: { ms: 150 } });
-            lastPods[i]!.push((JSON.parse((r.content as { text: string }[])[0]!.text) as { pod: string }).pod);
-          } else {
-            const r = await c.echo(`${i}:${n}`);
-            if (r.text !== `${i}:${n}`) errors.push(`client ${i} call ${n}: wrong answer ${r.text}`);
-            lastPods[i]!.push(r.pod);
+      // Steady traffic from every client: tool calls with arguments (fast and slow) and list calls.
+      let stop = false;
+      let sent = 0;
+      const errors: string[] = [];
+      const lastPods: string[][] = clients.map(() => []);
+      const traffic = clients.map(async (c, i) => {
+        for (let n = 0; !stop; n++) {
+          sent++;
+          try {
+            if (n % 3 === 2) await c.client.listTools();
+            else if (n % 3 === 1) {
+              // Slow calls are in flight on the old pod when it gets SIGTERM.
+              const r = await c.client.callTool({ name: 'slow', arguments: { ms: 150 } });
+              lastPods[i]!.push((JSON.parse((r.content as { text: string }[])[0]!.text) as { pod: string }).pod);
+            } else {
+              const r = await c.echo(`${i}:${n}`);
+              if (r.text !== `${i}:${n}`) errors.push(`client ${i} call ${n}: wrong answer ${r.text}`);
+              lastPods[i]!.push(r.pod);
+            }
+          } catch (err) {
+            errors.push(`client ${i} call ${n}: ${(err as Error).message}`);
           }
-        } catch (err) {
-          errors.push(`client ${i} call ${n}: ${(err as Error).message}`);
         }
+      });
+      // Whatever happens below, the traffic stops (a failed step must not leave it running).
+      let live = [...stack.pods];
+      const retired: string[] = [];
+      let lost = 0;
+      let initializeSeen = 0;
+      try {
+        const flowing = async (what: string): Promise<void> => {
+          const from = sent;
+          await eventually(async () => sent >= from + 24, what, 20_000, 10);
+        };
+        await flowing('traffic before the rollout');
+
+        for (const [k, old] of stack.pods.entries()) {
+          // The new pod starts on a new address and becomes ready: discovery adds it.
+          const fresh = await new Pod({ name: `pod${4 + k}`, host: `127.0.0.${10 + k}`, kind }).start();
+          extraPods.push(fresh);
+          live = [...live, fresh];
+          await stack.envoy.setPods(live.map((p) => p.address));
+          // The sessions this step will lose: those pinned to the old pod now.
+          const onOld = [...(await pins(stack)).values()].filter((pod) => pod === address(old)).length;
+          lost += onOld;
+          // The old pod leaves discovery, gets SIGTERM, finishes what it is doing, exits.
+          live = live.filter((p) => p !== old);
+          await stack.envoy.setPods(live.map((p) => p.address));
+          await drained(old);
+          initializeSeen += (await old.record()).initialize.length;
+          // uvicorn shuts down in order, then re-raises the SIGTERM it caught (exit by signal: code null).
+          expect(await old.terminate(), `${old.name} exit code`).to.equal(kind === 'ts' ? 0 : null);
+          retired.push(address(old));
+          // Its sessions come back on the remaining pods as their clients go on.
+          await eventually(async () => ![...(await pins(stack)).values()].includes(address(old)), `no pin left on ${old.name}`, 30_000, 50);
+          await flowing(`traffic after retiring ${old.name}`);
+        }
+        // Every client calls again on the new pods only.
+        for (const l of lastPods) l.length = 0;
+        await eventually(async () => errors.length > 0 || lastPods.every((l) => l.length >= 3), 'three more answers for every client', 20_000, 20);
+      } finally {
+        stop = true;
+        await Promise.all(traffic);
       }
+
+      console.log(`      rollout (${kind}): ${sent} requests, ${errors.length} errors, ${lost} sessions lost and recovered`);
+      expect(errors, 'client-visible errors').to.deep.equal([]);
+      expect(
+        clients.map((c) => c.sessionId()),
+        'every client keeps its session id',
+      ).to.deep.equal(sids);
+      const finalPins = await pins(stack);
+      expect([...finalPins.keys()].sort(), 'one pin per client').to.deep.equal([...sids].sort());
+      expect(
+        [...finalPins.values()].filter((pod) => retired.includes(pod)),
+        'pins on retired pods',
+      ).to.deep.equal([]);
+      // Every client's later calls land on one pod: the one its pin names.
+      const byAddress = new Map(live.map((p) => [address(p), p.name]));
+      for (const [i, l] of lastPods.entries()) expect(new Set(l), `client ${i}`).to.deep.equal(new Set([byAddress.get(finalPins.get(sids[i]!)!)]));
+      // Each lost session: exactly one re-initialize (as mcp-pin counts it, and as the pods saw it).
+      expect(await sumMetric(stack, 'mcp_pin_recovery_seconds_count{result="recovered"}'), 're-initializes by mcp-pin').to.equal(lost);
+      for (const p of live) initializeSeen += (await p.record()).initialize.length;
+      expect(initializeSeen, 'initialize requests the pods saw').to.equal(12 + lost);
+      expect(lost, 'every original session was lost at least once').to.be.at.least(12);
+      // The listening client's standalone stream lives on, on its new pod (the TypeScript pod can send on it).
+      if (kind !== 'ts') return;
+      const home = live.find((p) => address(p) === finalPins.get(sids[0]!))!;
+      await eventually(
+        async () => (await home.notifyAll()) > 0 && heard.includes(`hello from ${home.name}`),
+        'a notification on the re-opened GET stream',
+        20_000,
+        200,
+      );
     });
-    // Whatever happens below, the traffic stops (a failed step must not leave it running).
-    let live = [...stack.pods];
-    const retired: string[] = [];
-    let lost = 0;
-    let initializeSeen = 0;
-    try {
-      const flowing = async (what: string): Promise<void> => {
-        const from = sent;
-        await eventually(async () => sent >= from + 24, what, 20_000, 10);
-      };
-      await flowing('traffic before the rollout');
-
-      for (const [k, old] of stack.pods.entries()) {
-        // The new pod starts on a new address and becomes ready: discovery adds it.
-        const fresh = await new Pod({ name: `pod${4 + k}`, host: `127.0.0.${10 + k}`, kind }).start();
-        extraPods.push(fresh);
-        live = [...live, fresh];
-        await stack.envoy.setPods(live.map((p) => p.address));
-        // The sessions this step will lose: those pinned to the old pod now.
-        const onOld = [...(await pins(stack)).values()].filter((pod) => pod === address(old)).length;
-        lost += onOld;
-        // The old pod leaves discovery, gets SIGTERM, finishes what it is doing, exits.
-        live = live.filter((p) => p !== old);
-        await stack.envoy.setPods(live.map((p) => p.address));
-        await drained(old);
-        initializeSeen += (await old.record()).initialize.length;
-        // uvicorn shuts down in order, then re-raises the SIGTERM it caught (exit by signal: code null).
-        expect(await old.terminate(), `${old.name} exit code`).to.equal(kind === 'ts' ? 0 : null);
-        retired.push(address(old));
-        // Its sessions come back on the remaining pods as their clients go on.
-        await eventually(async () => ![...(await pins(stack)).values()].includes(address(old)), `no pin left on ${old.name}`, 30_000, 50);
-        await flowing(`traffic after retiring ${old.name}`);
-      }
-      // Every client calls again on the new pods only.
-      for (const l of lastPods) l.length = 0;
-      await eventually(async () => errors.length > 0 || lastPods.every((l) => l.length >= 3), 'three more answers for every client', 20_000, 20);
-    } finally {
-      stop = true;
-      await Promise.all(traffic);
-    }
-
-    console.log(`      rollout (${kind}): ${sent} requests, ${errors.length} errors, ${lost} sessions lost and recovered`);
-    expect(errors, 'client-visible errors').to.deep.equal([]);
-    expect(clients.map((c) => c.sessionId()), 'every client keeps its session id').to.deep.equal(sids);
-    const finalPins = await pins(stack);
-    expect([...finalPins.keys()].sort(), 'one pin per client').to.deep.equal([...sids].sort());
-    expect([...finalPins.values()].filter((pod) => retired.includes(pod)), 'pins on retired pods').to.deep.equal([]);
-    // Every client's later calls land on one pod: the one its pin names.
-    const byAddress = new Map(live.map((p) => [address(p), p.name]));
-    lastPods.forEach((l, i) => expect(new Set(l), `client ${i}`).to.deep.equal(new Set([byAddress.get(finalPins.get(sids[i]!)!)])));
-    // Each lost session: exactly one re-initialize (as mcp-pin counts it, and as the pods saw it).
-    expect(await sumMetric(stack, 'mcp_pin_recovery_seconds_count{result="recovered"}'), 're-initializes by mcp-pin').to.equal(lost);
-    for (const p of live) initializeSeen += (await p.record()).initialize.length;
-    expect(initializeSeen, 'initialize requests the pods saw').to.equal(12 + lost);
-    expect(lost, 'every original session was lost at least once').to.be.at.least(12);
-    // The listening client's standalone stream lives on, on its new pod (the TypeScript pod can send on it).
-    if (kind !== 'ts') return;
-    const home = live.find((p) => address(p) === finalPins.get(sids[0]!))!;
-    await eventually(async () => (await home.notifyAll()) > 0 && heard.includes(`hello from ${home.name}`), 'a notification on the re-opened GET stream', 20_000, 200);
-  });
   }
 });

@@ -34,7 +34,7 @@ describe("a session's MCP path: wrong paths change nothing, adopted sessions kee
     return { pod: r.pod!, bsid: r.bsid!, gen: r.gen!, path: r.path! };
   };
 
-  it('answers POST, GET and DELETE off the MCP path with the pod\'s own 404 and keeps the session, under its own id and after a recovery', async () => {
+  it("answers POST, GET and DELETE off the MCP path with the pod's own 404 and keeps the session, under its own id and after a recovery", async () => {
     const stack = await f.start({ pods: 2, podEnv: { POD_PATH: '/mcp' } });
     const redis = new Redis(stack.redis!.url);
     try {
@@ -73,7 +73,8 @@ describe("a session's MCP path: wrong paths change nothing, adopted sessions kee
       expect((await c.echo('found again')).pod).to.equal(home);
       const adopted = await record(redis, stack, c);
       expect(adopted.path, 'the MCP path it was found on').to.equal('/mcp');
-      for (const method of ['POST', 'GET', 'DELETE']) expect(await offPath(stack, c.sessionId(), method), method).to.deep.equal({ status: 404, body: ROUTER_404 });
+      for (const method of ['POST', 'GET', 'DELETE'])
+        expect(await offPath(stack, c.sessionId(), method), method).to.deep.equal({ status: 404, body: ROUTER_404 });
       expect(await record(redis, stack, c), 'kept as adopted').to.deep.equal(adopted);
       expect((await c.echo('still mine')).pod).to.equal(home);
     } finally {

@@ -32,13 +32,21 @@ describe('session search: each pod at most once (issue 20)', function () {
     it(`asks each of ${pods} pods exactly once for an id no pod holds, then remembers it; invalid ids reach none`, async () => {
       stack = await startStack({ pods });
       for (const sid of ['never-issued-1', 'never-issued-2']) {
-        const res = await fetch(stack.mcpUrl, { method: 'POST', headers: { ...MCP, 'mcp-session-id': sid }, body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' });
+        const res = await fetch(stack.mcpUrl, {
+          method: 'POST',
+          headers: { ...MCP, 'mcp-session-id': sid },
+          body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}',
+        });
         expect(res.status).to.equal(404);
         expect(((await res.json()) as { error: { code: number } }).error.code).to.equal(-32001);
         const once = Object.fromEntries(stack.pods.map((p) => [p.name, 1]));
         expect(await seenBy(stack.pods, sid), 'requests with the id on each pod').to.deep.equal(once);
         // Again: remembered, no pod asked.
-        const again = await fetch(stack.mcpUrl, { method: 'POST', headers: { ...MCP, 'mcp-session-id': sid }, body: '{"jsonrpc":"2.0","id":2,"method":"tools/list"}' });
+        const again = await fetch(stack.mcpUrl, {
+          method: 'POST',
+          headers: { ...MCP, 'mcp-session-id': sid },
+          body: '{"jsonrpc":"2.0","id":2,"method":"tools/list"}',
+        });
         expect(again.status).to.equal(404);
         await again.arrayBuffer();
         expect(await seenBy(stack.pods, sid), 'after a repeat').to.deep.equal(once);
@@ -48,10 +56,17 @@ describe('session search: each pod at most once (issue 20)', function () {
       expect(del.status).to.equal(404);
       expect(await seenBy(stack.pods, 'never-issued-3')).to.deep.equal(Object.fromEntries(stack.pods.map((p) => [p.name, 1])));
       for (const sid of ['k'.repeat(300), 'has space']) {
-        const res = await fetch(stack.mcpUrl, { method: 'POST', headers: { ...MCP, 'mcp-session-id': sid }, body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' });
+        const res = await fetch(stack.mcpUrl, {
+          method: 'POST',
+          headers: { ...MCP, 'mcp-session-id': sid },
+          body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}',
+        });
         expect(res.status).to.equal(404);
         await res.arrayBuffer();
-        expect(Object.values(await seenBy(stack.pods, sid)).reduce((a, b) => a + b, 0), 'invalid ids on the pods').to.equal(0);
+        expect(
+          Object.values(await seenBy(stack.pods, sid)).reduce((a, b) => a + b, 0),
+          'invalid ids on the pods',
+        ).to.equal(0);
       }
       expect(await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="search_ended"}')).to.equal(3);
     });
@@ -61,7 +76,11 @@ describe('session search: each pod at most once (issue 20)', function () {
     stack = await startStack({ pods: 3, replicas: 2 });
     const sid = 'made-up-across-replicas';
     for (let i = 0; i < 8; i++) {
-      const res = await fetch(stack.mcpUrl, { method: 'POST', headers: { ...MCP, 'mcp-session-id': sid }, body: `{"jsonrpc":"2.0","id":${i},"method":"tools/list"}` });
+      const res = await fetch(stack.mcpUrl, {
+        method: 'POST',
+        headers: { ...MCP, 'mcp-session-id': sid },
+        body: `{"jsonrpc":"2.0","id":${i},"method":"tools/list"}`,
+      });
       expect(res.status).to.equal(404);
       await res.arrayBuffer();
     }
@@ -69,7 +88,10 @@ describe('session search: each pod at most once (issue 20)', function () {
     // Both replicas answered repeats themselves (Envoy spreads the streams over them).
     const remembered = await Promise.all(stack.pins.map((p) => p.metric('mcp_pin_requests_total{outcome="unknown_session_remembered"}')));
     expect(remembered.reduce((a, b) => a + b, 0)).to.equal(7);
-    expect(remembered.every((n) => n > 0), `each replica answered some: ${remembered.join(', ')}`).to.equal(true);
+    expect(
+      remembered.every((n) => n > 0),
+      `each replica answered some: ${remembered.join(', ')}`,
+    ).to.equal(true);
   });
 
   it('finds every session on 6 pods after the store lost its pins (more pods than the old fixed 5 attempts), asking no pod twice', async () => {
@@ -82,7 +104,10 @@ describe('session search: each pod at most once (issue 20)', function () {
     redis.disconnect();
     const before = await Promise.all(clients.map((c) => seenBy(stack.pods, c.sessionId())));
     const answers = await Promise.all(clients.map((c, i) => c.echo(`after flush ${i}`)));
-    expect(answers.map((a) => a.pod), 'each session found on its own pod').to.deep.equal(homes);
+    expect(
+      answers.map((a) => a.pod),
+      'each session found on its own pod',
+    ).to.deep.equal(homes);
     for (const [i, c] of clients.entries()) {
       const after = await seenBy(stack.pods, c.sessionId());
       for (const p of stack.pods) {

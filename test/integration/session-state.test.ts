@@ -9,7 +9,14 @@
  * Python clients, TypeScript and Python pods.
  */
 import { expect } from 'chai';
-import { CreateTaskResultSchema, ErrorCode, GetTaskResultSchema, LoggingMessageNotificationSchema, McpError, ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import {
+  CreateTaskResultSchema,
+  ErrorCode,
+  GetTaskResultSchema,
+  LoggingMessageNotificationSchema,
+  McpError,
+  ResourceUpdatedNotificationSchema,
+} from '@modelcontextprotocol/sdk/types.js';
 import { LOST_TASK_MESSAGE, LOST_TASK_REASON } from '../../src/lost-task.js';
 import type { TestClient } from '../helpers/mcp-client.js';
 import { eventually } from '../helpers/net.js';
@@ -65,16 +72,24 @@ async function expectStateOn(pod: Pod, c: StatefulClient, what: string): Promise
   await c.forget();
   let heard: Heard = { updates: [], logs: [] };
   // Its GET stream is (re)opened when the client gets to it: until a notification arrives.
-  await eventually(async () => {
-    await pod.touch('demo://other');
-    await pod.log('info');
-    await pod.touch('demo://counter');
-    await pod.log('error');
-    heard = await c.heard();
-    return heard.updates.includes('demo://counter') && heard.logs.includes(`error from ${pod.name}`);
-  }, `${what}: ${pod.name} notifies the client`, 20_000, 250);
+  await eventually(
+    async () => {
+      await pod.touch('demo://other');
+      await pod.log('info');
+      await pod.touch('demo://counter');
+      await pod.log('error');
+      heard = await c.heard();
+      return heard.updates.includes('demo://counter') && heard.logs.includes(`error from ${pod.name}`);
+    },
+    `${what}: ${pod.name} notifies the client`,
+    20_000,
+    250,
+  );
   expect(heard.updates, `${what}: subscribed to demo://counter only`).to.not.include('demo://other');
-  expect(heard.logs.filter((l) => l.startsWith('info')), `${what}: nothing below its level`).to.deep.equal([]);
+  expect(
+    heard.logs.filter((l) => l.startsWith('info')),
+    `${what}: nothing below its level`,
+  ).to.deep.equal([]);
 }
 
 describe('session state survives recovery (issue 29)', function () {
@@ -128,7 +143,10 @@ describe('a task lost with its pod gets a clear answer (issue 29)', function () 
     it(`${json ? 'JSON' : 'SSE'} answers: after a recovery, tasks/get, tasks/result and tasks/cancel of a task that ran on the lost pod say so (the new pod's "Task not found", explained); a task started on the new pod is answered as the pod gives it`, async () => {
       const stack = await fx.start({ pods: 2, ...(json ? { podEnv: { POD_JSON: '1' } } : {}) });
       const c = await fx.client();
-      const started = await c.client.request({ method: 'tools/call', params: { name: 'slow-task', arguments: { ms: 60_000 }, task: { ttl: 600_000 } } }, CreateTaskResultSchema);
+      const started = await c.client.request(
+        { method: 'tools/call', params: { name: 'slow-task', arguments: { ms: 60_000 }, task: { ttl: 600_000 } } },
+        CreateTaskResultSchema,
+      );
       const taskId = started.task.taskId;
       // The pod that holds the session knows it, and the answer passes untouched.
       expect((await c.client.request({ method: 'tasks/get', params: { taskId } }, GetTaskResultSchema)).status).to.equal('working');
@@ -148,8 +166,16 @@ describe('a task lost with its pod gets a clear answer (issue 29)', function () 
       }
       expect(await stack.pins[0]!.metric('mcp_pin_lost_tasks_total'), 'counted').to.equal(3);
       // A task started after the move lives on the new pod: answered as the pod gives it.
-      const fresh = await c.client.request({ method: 'tools/call', params: { name: 'slow-task', arguments: { ms: 100 }, task: { ttl: 600_000 } } }, CreateTaskResultSchema);
-      await eventually(async () => (await c.client.request({ method: 'tasks/get', params: { taskId: fresh.task.taskId } }, GetTaskResultSchema)).status === 'completed', 'the new task completes', 10_000, 50);
+      const fresh = await c.client.request(
+        { method: 'tools/call', params: { name: 'slow-task', arguments: { ms: 100 }, task: { ttl: 600_000 } } },
+        CreateTaskResultSchema,
+      );
+      await eventually(
+        async () => (await c.client.request({ method: 'tasks/get', params: { taskId: fresh.task.taskId } }, GetTaskResultSchema)).status === 'completed',
+        'the new task completes',
+        10_000,
+        50,
+      );
       // A task id the new pod does not know, of a session never moved: the pod's own answer, untouched.
       const c2 = await fx.client();
       const unknown = await c2.client.request({ method: 'tasks/get', params: { taskId: 'no-such-task' } }, GetTaskResultSchema).then(

@@ -33,7 +33,10 @@ describe('session-less traffic skips mcp-pin', function () {
     }
     await c.client.listTools();
     expect(c.sent.length).to.be.at.least(8);
-    expect(c.sent.every((s) => s.protocolVersion === '2026-07-28'), JSON.stringify(c.sent)).to.equal(true);
+    expect(
+      c.sent.every((s) => s.protocolVersion === '2026-07-28'),
+      JSON.stringify(c.sent),
+    ).to.equal(true);
     expect(await streams(), 'ext_proc streams for 2026-07-28 traffic').to.equal(before);
     // Load-balanced by Envoy like any session-less traffic.
     expect([...pods].sort()).to.deep.equal(['pod1', 'pod2']);
@@ -60,7 +63,12 @@ describe('session-less traffic skips mcp-pin', function () {
     const init = await fetch(stack.mcpUrl, {
       method: 'POST',
       headers,
-      body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'versioned-init', version: '1' } } }),
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 0,
+        method: 'initialize',
+        params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'versioned-init', version: '1' } },
+      }),
     });
     const sid = init.headers.get('mcp-session-id')!;
     await init.text();
@@ -68,7 +76,11 @@ describe('session-less traffic skips mcp-pin', function () {
     expect(await streams(), 'the initialize went past mcp-pin').to.equal(before);
     expect(await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="initialize_recorded"}')).to.equal(0);
     const call = async (): Promise<number> => {
-      const r = await fetch(stack.mcpUrl, { method: 'POST', headers: { ...headers, 'mcp-session-id': sid }, body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' });
+      const r = await fetch(stack.mcpUrl, {
+        method: 'POST',
+        headers: { ...headers, 'mcp-session-id': sid },
+        body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}',
+      });
       await r.text();
       return r.status;
     };
@@ -86,7 +98,12 @@ describe('session-less traffic skips mcp-pin', function () {
     const init = await fetch(stack.mcpUrl, {
       method: 'POST',
       headers: base,
-      body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'stale-id', version: '1' } } }),
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 0,
+        method: 'initialize',
+        params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'stale-id', version: '1' } },
+      }),
     });
     await init.text();
     const sid = init.headers.get('mcp-session-id')!;
@@ -103,7 +120,10 @@ describe('session-less traffic skips mcp-pin', function () {
     }
     const seen = (await Promise.all(stack.pods.map((p) => p.record()))).flatMap((r) => r.requests).filter((r) => r.protocolVersion === '2026-07-28');
     expect(seen).to.have.length(2);
-    expect(seen.map((r) => r.sessionId), 'the id never reached a pod').to.deep.equal([null, null]);
+    expect(
+      seen.map((r) => r.sessionId),
+      'the id never reached a pod',
+    ).to.deep.equal([null, null]);
     expect(await streams(), 'not one ext_proc stream').to.equal(before);
   });
 

@@ -58,7 +58,9 @@ describe('mcp-pin sessions on Redis (issue 20)', function () {
           cursor = page.cursor;
           pages++;
         } while (cursor !== null && pages < 100);
-        const want = Array.from({ length: 250 }, (_, i) => i).filter((i) => i % 3 === 1).map((i) => `sess-${i}`);
+        const want = Array.from({ length: 250 }, (_, i) => i)
+          .filter((i) => i % 3 === 1)
+          .map((i) => `sess-${i}`);
         expect([...seen].sort(), 'each session of the pod once').to.deep.equal([...want].sort());
         expect(pages, 'pages').to.be.greaterThan(1);
       });

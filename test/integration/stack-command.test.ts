@@ -59,7 +59,9 @@ describe('npm run stack (README)', function () {
       expect(existsSync(x.log), x.log).to.equal(true);
     }
     // --logs: every process's lines, each with its name.
-    expect(out).to.match(/^\[mcp-pin-1\] \{/m).and.match(/^\[pod:pod1\] /m);
+    expect(out)
+      .to.match(/^\[mcp-pin-1\] \{/m)
+      .and.match(/^\[pod:pod1\] /m);
     expect(readFileSync(processes.find((x) => x.name === 'mcp-pin-1')!.log, 'utf8')).to.contain('"msg":"mcp-pin listening"');
 
     // The walk-through: a session, its pod killed, the next call recovered elsewhere.
@@ -94,8 +96,8 @@ describe('npm run stack (README)', function () {
     p.child!.kill('SIGINT');
     expect(await p.waitExit(30_000), p.output.slice(-2000)).to.equal(0);
     expect(p.output).to.contain('stack stopped');
-    expect(existsSync(envoyDir), 'Envoy\'s temporary folder').to.equal(false);
-    expect(existsSync(redisDir), 'Redis\'s temporary folder').to.equal(false);
+    expect(existsSync(envoyDir), "Envoy's temporary folder").to.equal(false);
+    expect(existsSync(redisDir), "Redis's temporary folder").to.equal(false);
     expect(existsSync(new URL('../../.stack/control.json', import.meta.url)), 'the control file').to.equal(false);
     for (const x of processes) expect(() => process.kill(x.pid, 0), `${x.name} stopped`).to.throw();
     const after = stackPod('kill', 'pod1');

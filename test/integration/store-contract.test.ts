@@ -27,7 +27,7 @@ class FakeClock {
  * clock, so RedisStore's TTLs are checked below by waiting on conditions.
  */
 function contract(name: string, make: (ttlMs: number) => Promise<SessionStore>, clock?: FakeClock): void {
-  describe(`SessionStore contract: ${name}`, function () {
+  describe(`SessionStore contract: ${name}`, () => {
     let store: SessionStore;
     const made: SessionStore[] = [];
     const open = async (ttlMs = 60_000): Promise<SessionStore> => {
@@ -119,7 +119,7 @@ function contract(name: string, make: (ttlMs: number) => Promise<SessionStore>, 
       expect((await store.load('st'))!.state, 'a new session under the id starts empty').to.deep.equal({ level: null, subscriptions: [] });
     });
 
-    it('bounds a session\'s state by the one rule (session-state.ts): 128 subscriptions, 64 KiB of URIs', async () => {
+    it("bounds a session's state by the one rule (session-state.ts): 128 subscriptions, 64 KiB of URIs", async () => {
       await store.create('sb', { pod: '10.0.0.1:1', backendSessionId: 'sb', initBody: null });
       for (let i = 0; i < 128; i++) expect(await store.changeState('sb', { op: 'subscribe', uri: `r://${i}` })).to.equal('kept');
       expect(await store.changeState('sb', { op: 'subscribe', uri: 'r://more' })).to.equal('over_limit');
@@ -216,16 +216,20 @@ function contract(name: string, make: (ttlMs: number) => Promise<SessionStore>, 
  * mcp-pin's own process: nobody else can write to it.
  */
 function corruption(name: string, make: () => Promise<RedisStore>): void {
-  describe(`corrupt entries: ${name}`, function () {
+  describe(`corrupt entries: ${name}`, () => {
     let store: RedisStore;
     beforeEach(async () => (store = await make()));
     afterEach(async () => store.close());
+    // biome-ignore lint/complexity/useLiteralKeys: the key prefix is private; the test writes raw keys under it
     const key = (sid: string): string => `${store['prefix'] as string}{${sid}}`;
     const good = { pod: '10.0.0.1:8080', bsid: 'b1', gen: '1', init: '{}', path: '/mcp', created: '1', seen: '1' };
     const cases: [string, (sid: string) => Promise<unknown>][] = [
       ['a key of another type (a string)', (sid) => store.redis.set(key(sid), 'garbage')],
       ['a key of another type (a list)', (sid) => store.redis.rpush(key(sid), 'a', 'b')],
-      ['a hash without its backend id', (sid) => store.redis.hset(key(sid), { ...good, bsid: undefined as never }).then(() => store.redis.hdel(key(sid), 'bsid'))],
+      [
+        'a hash without its backend id',
+        (sid) => store.redis.hset(key(sid), { ...good, bsid: undefined as never }).then(() => store.redis.hdel(key(sid), 'bsid')),
+      ],
       ['a hash without its pod', (sid) => store.redis.hset(key(sid), good).then(() => store.redis.hdel(key(sid), 'pod'))],
       ['an empty backend id', (sid) => store.redis.hset(key(sid), { ...good, bsid: '' })],
       ['a backend id with CR LF', (sid) => store.redis.hset(key(sid), { ...good, bsid: 'b1\r\nx-evil: 1' })],
@@ -239,7 +243,10 @@ function corruption(name: string, make: () => Promise<RedisStore>): void {
         for (const read of ['lookup', 'load'] as const) {
           const sid = `${read}-${what.replace(/\W+/g, '-')}`;
           await write(sid);
-          const err = await store[read](sid).then(() => null, (e: unknown) => e);
+          const err = await store[read](sid).then(
+            () => null,
+            (e: unknown) => e,
+          );
           // The path case only matters where the path is read (load).
           if (read === 'lookup' && what.startsWith('an initialize path')) {
             expect(err, what).to.equal(null);
@@ -277,7 +284,7 @@ function corruption(name: string, make: () => Promise<RedisStore>): void {
 const memoryClock = new FakeClock();
 contract('MemoryStore', async (ttlMs) => new MemoryStore({ sessionTtlMs: ttlMs, now: memoryClock.now }), memoryClock);
 
-describe('RedisStore', function () {
+describe('RedisStore', () => {
   let redis: RedisHandle;
   before(async () => {
     redis = await startRedis();
@@ -357,7 +364,10 @@ describe('RedisStore', function () {
       // (WRITE mode blocks every script, as mcp-pin's lookups are, and leaves this connection free to unpause.)
       await admin.call('CLIENT', 'PAUSE', '2000', 'WRITE');
       const started = Date.now();
-      const err = await s.lookup('x').then(() => null, (e: unknown) => e);
+      const err = await s.lookup('x').then(
+        () => null,
+        (e: unknown) => e,
+      );
       const took = Date.now() - started;
       await admin.call('CLIENT', 'UNPAUSE');
       expect(err).to.be.instanceOf(StoreError);
@@ -374,12 +384,24 @@ describe('RedisStore', function () {
     await s.create('kept', { pod: '10.0.0.1:1', backendSessionId: 'kept', initBody: null });
     await redis.stop();
     const started = Date.now();
-    const err = await s.lookup('kept').then(() => null, (e: unknown) => e);
+    const err = await s.lookup('kept').then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(Date.now() - started).to.be.lessThan(1000);
     expect(err).to.be.instanceOf(StoreError);
     expect((err as StoreError).code).to.equal('MCP_PIN_STORE_UNAVAILABLE');
     await redis.start();
-    await eventually(() => s.ping().then(() => true, () => false), 'reconnected by itself', 6_000, 50);
+    await eventually(
+      () =>
+        s.ping().then(
+          () => true,
+          () => false,
+        ),
+      'reconnected by itself',
+      6_000,
+      50,
+    );
     await s.close();
   });
 });

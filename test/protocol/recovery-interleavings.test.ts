@@ -22,7 +22,12 @@ interface Model {
 type Cmd = fc.AsyncCommand<Model, World>;
 
 class Request implements Cmd {
-  constructor(readonly client: number, readonly kind: Kind, readonly hostPicks: number[], readonly steps: number) {}
+  constructor(
+    readonly client: number,
+    readonly kind: Kind,
+    readonly hostPicks: number[],
+    readonly steps: number,
+  ) {}
   check = (): boolean => true;
   async run(m: Model, w: World): Promise<void> {
     m.requests++;
@@ -33,7 +38,10 @@ class Request implements Cmd {
 }
 
 class Cancel implements Cmd {
-  constructor(readonly which: number, readonly steps: number) {}
+  constructor(
+    readonly which: number,
+    readonly steps: number,
+  ) {}
   check = (m: Readonly<Model>): boolean => m.requests > 0;
   async run(_m: Model, w: World): Promise<void> {
     const open = w.requests.filter((r) => !r.answer && !r.abort.signal.aborted);
@@ -44,7 +52,11 @@ class Cancel implements Cmd {
 }
 
 class PodEvent implements Cmd {
-  constructor(readonly pod: number, readonly what: 'kill' | 'start' | 'restart' | 'init-500-once' | 'init-400' | 'reset-next', readonly steps: number) {}
+  constructor(
+    readonly pod: number,
+    readonly what: 'kill' | 'start' | 'restart' | 'init-500-once' | 'init-400' | 'reset-next',
+    readonly steps: number,
+  ) {}
   check = (): boolean => true;
   async run(_m: Model, w: World): Promise<void> {
     const p = PODS[this.pod % PODS.length]!;
@@ -58,7 +70,10 @@ class PodEvent implements Cmd {
 }
 
 class Delete implements Cmd {
-  constructor(readonly client: number, readonly steps: number) {}
+  constructor(
+    readonly client: number,
+    readonly steps: number,
+  ) {}
   check = (): boolean => true;
   async run(_m: Model, w: World): Promise<void> {
     void w.delete(w.clients[this.client % w.clients.length]!);
@@ -72,32 +87,60 @@ const request = fc
   .tuple(fc.nat(2), fc.constantFrom<Kind>('call', 'call', 'slow-call', 'slow-call', 'read', 'typo'), fc.array(fc.nat(5), { minLength: 4, maxLength: 4 }), steps)
   .map(([c, k, h, n]) => new Request(c, k, h, n));
 const podEvent = fc
-  .tuple(fc.nat(2), fc.constantFrom('kill', 'kill', 'start', 'restart', 'restart', 'restart', 'init-500-once', 'init-400', 'reset-next') as fc.Arbitrary<PodEvent['what']>, steps)
+  .tuple(
+    fc.nat(2),
+    fc.constantFrom('kill', 'kill', 'start', 'restart', 'restart', 'restart', 'init-500-once', 'init-400', 'reset-next') as fc.Arbitrary<PodEvent['what']>,
+    steps,
+  )
   .map(([p, what, n]) => new PodEvent(p, what, n));
 // Requests weigh most: recoveries, joins and relays need several in flight at once.
 const commands = fc.commands(
-  [request, request, request, podEvent, podEvent, fc.tuple(fc.nat(5), steps).map(([i, n]) => new Cancel(i, n)), fc.tuple(fc.nat(2), steps).map(([c, n]) => new Delete(c, n))],
+  [
+    request,
+    request,
+    request,
+    podEvent,
+    podEvent,
+    fc.tuple(fc.nat(5), steps).map(([i, n]) => new Cancel(i, n)),
+    fc.tuple(fc.nat(2), steps).map(([c, n]) => new Delete(c, n)),
+  ],
   { maxCommands: 12 },
 );
 
 const coverage = new Coverage();
 
-const property = fc.asyncProperty(fc.scheduler(), commands, fc.integer({ min: 1, max: 2 }), fc.constantFrom(0, 0, 1000), async (s, cmds, clientCount, pinCacheMs) => {
-  const w = new World(s, Array.from({ length: clientCount }, (_, i) => `c${i}`), { pinCacheMs });
-  try {
-    await w.seed();
-    await fc.asyncModelRun(() => ({ model: { requests: 0 }, real: w }), cmds);
-    await w.settle();
-    w.checkRequests();
-    await w.checkRecords();
-    coverage.add(w);
-    if (w.violations.length > 0) {
-      throw new Error(`${w.violations.map((v) => `${v.invariant}: ${v.detail}`).join('\n')}\nscheduler: ${s.report().slice(-30).map((t) => t.label).join(', ')}`);
+const property = fc.asyncProperty(
+  fc.scheduler(),
+  commands,
+  fc.integer({ min: 1, max: 2 }),
+  fc.constantFrom(0, 0, 1000),
+  async (s, cmds, clientCount, pinCacheMs) => {
+    const w = new World(
+      s,
+      Array.from({ length: clientCount }, (_, i) => `c${i}`),
+      { pinCacheMs },
+    );
+    try {
+      await w.seed();
+      await fc.asyncModelRun(() => ({ model: { requests: 0 }, real: w }), cmds);
+      await w.settle();
+      w.checkRequests();
+      await w.checkRecords();
+      coverage.add(w);
+      if (w.violations.length > 0) {
+        throw new Error(
+          `${w.violations.map((v) => `${v.invariant}: ${v.detail}`).join('\n')}\nscheduler: ${s
+            .report()
+            .slice(-30)
+            .map((t) => t.label)
+            .join(', ')}`,
+        );
+      }
+    } finally {
+      await w.close();
     }
-  } finally {
-    await w.close();
-  }
-});
+  },
+);
 
 /** Schedules that once failed: replayed on every run. */
 const REGRESSIONS: { seed: number; path: string; why: string }[] = [
@@ -108,8 +151,16 @@ const REGRESSIONS: { seed: number; path: string; why: string }[] = [
   { seed: 1044374173, path: '135', why: 'harm 3: a joiner lost "not lost" and its request reached the pod 3 times (I1)' },
   { seed: 268153329, path: '4032', why: 'a relay to a moved session whose pod then proved to hold it was sent there a third time (I1)' },
   { seed: -882874411, path: '12', why: "harm 4: the proof of loss at the request's own path re-initialized a session its pod held (I6)" },
-  { seed: 1667843080, path: '3323', why: 'a redirected request named its session by the backend id its failed attempt used: told its live session was gone (A1)' },
-  { seed: 455932358, path: '13375', why: 'a pod that proved it held the session restarted before the relay back, and a retry sent toward a newer pin met a pod that had lost it: the client was told its recoverable session was gone (A1)' },
+  {
+    seed: 1667843080,
+    path: '3323',
+    why: 'a redirected request named its session by the backend id its failed attempt used: told its live session was gone (A1)',
+  },
+  {
+    seed: 455932358,
+    path: '13375',
+    why: 'a pod that proved it held the session restarted before the relay back, and a retry sent toward a newer pin met a pod that had lost it: the client was told its recoverable session was gone (A1)',
+  },
 ];
 
 describe('recovery protocol: invariants over generated interleavings', function () {
@@ -124,7 +175,17 @@ describe('recovery protocol: invariants over generated interleavings', function 
     console.log(`      ${numRuns} schedules in ${((Date.now() - started) / 1000).toFixed(1)} s; runs that exercised: ${coverage.toString()}`);
     // The generator reaches every case the invariants are about (checked, not assumed).
     if (!seed && !path && numRuns >= 1000) {
-      for (const k of ['re-initialize', 'redirected to a moved session', 'slow call redirected to a moved session', 'relay to a moved session', 'relay back (not lost)', 'client left', 'slow relayed call', 'mcp-pin error mcp_pin_recovery_unavailable', 'mcp-pin error mcp_pin_recovery_failed']) {
+      for (const k of [
+        're-initialize',
+        'redirected to a moved session',
+        'slow call redirected to a moved session',
+        'relay to a moved session',
+        'relay back (not lost)',
+        'client left',
+        'slow relayed call',
+        'mcp-pin error mcp_pin_recovery_unavailable',
+        'mcp-pin error mcp_pin_recovery_failed',
+      ]) {
         expect(coverage.counts[k] ?? 0, `runs that exercised "${k}"`).to.be.greaterThan(numRuns / 1000);
       }
     }

@@ -17,7 +17,13 @@ import { newMetrics, wireHeaders } from '../unit/fakes.js';
 import { routeFor } from './shipped-envoy.js';
 
 // The search route as it ships (a session id, no pin: test/protocol/shipped-envoy.ts reads the rendered config).
-const SEARCH_ROUTE = routeFor([[':method', 'POST'], ['mcp-session-id', 's']], { method: 'tools/call' });
+const SEARCH_ROUTE = routeFor(
+  [
+    [':method', 'POST'],
+    ['mcp-session-id', 's'],
+  ],
+  { method: 'tools/call' },
+);
 const MAX_SELECTION_PICKS = SEARCH_ROUTE.retry?.host_selection_retry_max_attempts ?? 1;
 const RETRIES = SEARCH_ROUTE.retry?.num_retries ?? 0;
 
@@ -34,7 +40,10 @@ const podAddress = (i: number): string => `10.0.${Math.floor(i / 250)}.${(i % 25
 function attemptMessage(pod: string, searched: string | undefined): ProcessingRequest {
   return {
     request: 'request_headers',
-    request_headers: { headers: { headers: wireHeaders({ ':method': 'POST', 'mcp-session-id': 's', ...(searched ? { [SEARCHED_HEADER]: searched } : {}) }) }, end_of_stream: false },
+    request_headers: {
+      headers: { headers: wireHeaders({ ':method': 'POST', 'mcp-session-id': 's', ...(searched ? { [SEARCHED_HEADER]: searched } : {}) }) },
+      end_of_stream: false,
+    },
     attributes: { 'envoy.filters.http.ext_proc': { fields: { 'upstream.address': { kind: 'stringValue', stringValue: pod } } } },
   } as ProcessingRequest;
 }
@@ -85,7 +94,11 @@ describe('session search protocol (S1-S3)', () => {
           for (const s of searches.filter((x) => !x.result)) while (!s.result) step(s);
           for (const s of searches) {
             if (s.holder !== null) expect(s.result, 'S2: a held session is found').to.equal('found');
-            if (s.result === 'not-found') expect([...s.asked].sort((a, b) => a - b), 'S3: every pod asked').to.deep.equal(Array.from({ length: pods }, (_, i) => i));
+            if (s.result === 'not-found')
+              expect(
+                [...s.asked].sort((a, b) => a - b),
+                'S3: every pod asked',
+              ).to.deep.equal(Array.from({ length: pods }, (_, i) => i));
           }
         },
       ),

@@ -22,7 +22,13 @@ interface Model {
 type Cmd = fc.AsyncCommand<Model, World>;
 
 class SetState implements Cmd {
-  constructor(readonly client: number, readonly kind: StateKind, readonly param: string, readonly hostPicks: number[], readonly steps: number) {}
+  constructor(
+    readonly client: number,
+    readonly kind: StateKind,
+    readonly param: string,
+    readonly hostPicks: number[],
+    readonly steps: number,
+  ) {}
   check = (m: Readonly<Model>): boolean => {
     const last = m.last.get(this.client % m.clients);
     return last === undefined || last.answer !== undefined;
@@ -35,7 +41,12 @@ class SetState implements Cmd {
 }
 
 class Call implements Cmd {
-  constructor(readonly client: number, readonly kind: Kind, readonly hostPicks: number[], readonly steps: number) {}
+  constructor(
+    readonly client: number,
+    readonly kind: Kind,
+    readonly hostPicks: number[],
+    readonly steps: number,
+  ) {}
   check = (): boolean => true;
   async run(_m: Model, w: World): Promise<void> {
     w.request(w.clients[this.client % w.clients.length]!, this.kind, this.hostPicks);
@@ -45,7 +56,11 @@ class Call implements Cmd {
 }
 
 class PodEvent implements Cmd {
-  constructor(readonly pod: number, readonly what: 'kill' | 'start' | 'restart', readonly steps: number) {}
+  constructor(
+    readonly pod: number,
+    readonly what: 'kill' | 'start' | 'restart',
+    readonly steps: number,
+  ) {}
   check = (): boolean => true;
   async run(_m: Model, w: World): Promise<void> {
     const p = PODS[this.pod % PODS.length]!;
@@ -60,33 +75,54 @@ class PodEvent implements Cmd {
 const steps = fc.oneof(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 12 }));
 const hostPicks = fc.array(fc.nat(5), { minLength: 4, maxLength: 4 });
 const setState = fc.oneof(
-  fc.tuple(fc.nat(1), fc.constantFrom<StateKind>('subscribe', 'subscribe', 'unsubscribe'), fc.constantFrom('u1', 'u2', 'u3'), hostPicks, steps).map(([c, k, u, h, n]) => new SetState(c, k, u, h, n)),
+  fc
+    .tuple(fc.nat(1), fc.constantFrom<StateKind>('subscribe', 'subscribe', 'unsubscribe'), fc.constantFrom('u1', 'u2', 'u3'), hostPicks, steps)
+    .map(([c, k, u, h, n]) => new SetState(c, k, u, h, n)),
   fc.tuple(fc.nat(1), fc.constantFrom('debug', 'warning', 'error'), hostPicks, steps).map(([c, l, h, n]) => new SetState(c, 'set-level', l, h, n)),
 );
 const call = fc.tuple(fc.nat(1), fc.constantFrom<Kind>('call', 'read'), hostPicks, steps).map(([c, k, h, n]) => new Call(c, k, h, n));
-const podEvent = fc.tuple(fc.nat(2), fc.constantFrom('kill', 'start', 'restart', 'restart') as fc.Arbitrary<PodEvent['what']>, steps).map(([p, w, n]) => new PodEvent(p, w, n));
+const podEvent = fc
+  .tuple(fc.nat(2), fc.constantFrom('kill', 'start', 'restart', 'restart') as fc.Arbitrary<PodEvent['what']>, steps)
+  .map(([p, w, n]) => new PodEvent(p, w, n));
 const commands = fc.commands([setState, setState, setState, call, podEvent, podEvent], { maxCommands: 16 });
 
 let runs = 0;
 let replayedRuns = 0;
-const property = fc.asyncProperty(fc.scheduler(), commands, fc.integer({ min: 1, max: 2 }), fc.constantFrom(0, 1000), async (s, cmds, clientCount, pinCacheMs) => {
-  const w = new World(s, Array.from({ length: clientCount }, (_, i) => `c${i}`), { pinCacheMs });
-  try {
-    await w.seed();
-    await fc.asyncModelRun(() => ({ model: { last: new Map(), clients: clientCount }, real: w }), cmds);
-    // A last request of each client that recovers its session, with the state it set in place.
-    for (const c of w.clients) w.request(c, 'call', [0, 0, 0, 0]);
-    await w.settle();
-    w.checkRequests();
-    await w.checkRecords();
-    await w.checkState();
-    runs++;
-    if (w.stateReplays > 0) replayedRuns++;
-    if (w.violations.length > 0) throw new Error(`${w.violations.map((v) => `${v.invariant}: ${v.detail}`).join('\n')}\nscheduler: ${s.report().slice(-30).map((t) => t.label).join(', ')}`);
-  } finally {
-    await w.close();
-  }
-});
+const property = fc.asyncProperty(
+  fc.scheduler(),
+  commands,
+  fc.integer({ min: 1, max: 2 }),
+  fc.constantFrom(0, 1000),
+  async (s, cmds, clientCount, pinCacheMs) => {
+    const w = new World(
+      s,
+      Array.from({ length: clientCount }, (_, i) => `c${i}`),
+      { pinCacheMs },
+    );
+    try {
+      await w.seed();
+      await fc.asyncModelRun(() => ({ model: { last: new Map(), clients: clientCount }, real: w }), cmds);
+      // A last request of each client that recovers its session, with the state it set in place.
+      for (const c of w.clients) w.request(c, 'call', [0, 0, 0, 0]);
+      await w.settle();
+      w.checkRequests();
+      await w.checkRecords();
+      await w.checkState();
+      runs++;
+      if (w.stateReplays > 0) replayedRuns++;
+      if (w.violations.length > 0)
+        throw new Error(
+          `${w.violations.map((v) => `${v.invariant}: ${v.detail}`).join('\n')}\nscheduler: ${s
+            .report()
+            .slice(-30)
+            .map((t) => t.label)
+            .join(', ')}`,
+        );
+    } finally {
+      await w.close();
+    }
+  },
+);
 
 describe('recovery protocol: session state (I8) over generated interleavings', function () {
   this.timeout(120_000);

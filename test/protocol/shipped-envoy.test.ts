@@ -27,27 +27,70 @@ const PUBLIC_ROUTE = /^\.static_resources\.listeners\[mcp\]\..*\.routes\[\d+\]\.
 
 /** Read by the model: the simulations take these from the rendered config. */
 const MODELLED: Known[] = [
-  { where: PUBLIC_ROUTE, key: /^(retry_policy|internal_redirect_policy)$/, holds: (_v, w) => ROUTES[routeIndex(w)] !== undefined, why: 'routeFor/retriesAfter/maxAttempts: each request takes the route its headers and method match, with that route\'s retries and redirects (recovery-interleavings, session-search)' },
-  { where: PUBLIC_ROUTE, key: /^(timeout|idle_timeout)$/, holds: (v) => v === '0s', why: 'no limit, as the model has none (a non-zero route timeout would cut long calls: not modelled, so it fails here)' },
-  { where: /^\.static_resources\.clusters\[mcp_pinned\]\..*http_filters\[envoy\.filters\.http\.composite\]\..*typed_config$/, key: /^(message_timeout|max_message_timeout)$/, why: "SHIPPED.messageTimeoutMs / maxMessageTimeoutMs: the upstream ext_proc's per-message timer and the cap on mcp-pin's override" },
+  {
+    where: PUBLIC_ROUTE,
+    key: /^(retry_policy|internal_redirect_policy)$/,
+    holds: (_v, w) => ROUTES[routeIndex(w)] !== undefined,
+    why: "routeFor/retriesAfter/maxAttempts: each request takes the route its headers and method match, with that route's retries and redirects (recovery-interleavings, session-search)",
+  },
+  {
+    where: PUBLIC_ROUTE,
+    key: /^(timeout|idle_timeout)$/,
+    holds: (v) => v === '0s',
+    why: 'no limit, as the model has none (a non-zero route timeout would cut long calls: not modelled, so it fails here)',
+  },
+  {
+    where: /^\.static_resources\.clusters\[mcp_pinned\]\..*http_filters\[envoy\.filters\.http\.composite\]\..*typed_config$/,
+    key: /^(message_timeout|max_message_timeout)$/,
+    why: "SHIPPED.messageTimeoutMs / maxMessageTimeoutMs: the upstream ext_proc's per-message timer and the cap on mcp-pin's override",
+  },
 ];
 
 /** Not part of what the simulations decide, each with the reason. */
 const NOT_MODELLED: Known[] = [
-  { where: /grpc_service$/, key: /^retry_policy$/, why: 'ext_proc streams retried on another mcp-pin replica (issue 27 item 2): a replica dying is not modelled yet (issue 28 item 3); tested with real Envoy in replica-loss.test.ts' },
-  { where: /^\.static_resources\.listeners\[mcp\]\..*http_filters\[envoy\.filters\.http\.ext_proc\]\.typed_config$/, key: /^(message_timeout|max_message_timeout)$/, why: "the public filter's one message is answered from the store; a store slower than the timer is not modelled yet (issue 28 item 2)" },
-  { where: /http_filters\[mcp_pin\.session_state\]/, key: /^message_timeout$/, why: 'the session-state and task filters fail open (failure_mode_allow): a timeout there changes no answer, only leaves a change unrecorded' },
-  { where: /clusters\[mcp_search\]\..*http_filters\[envoy\.filters\.http\.ext_proc\]\.typed_config$/, key: /^message_timeout$/, why: "the search attempt's filter answers from its header alone (no store, no wait)" },
+  {
+    where: /grpc_service$/,
+    key: /^retry_policy$/,
+    why: 'ext_proc streams retried on another mcp-pin replica (issue 27 item 2): a replica dying is not modelled yet (issue 28 item 3); tested with real Envoy in replica-loss.test.ts',
+  },
+  {
+    where: /^\.static_resources\.listeners\[mcp\]\..*http_filters\[envoy\.filters\.http\.ext_proc\]\.typed_config$/,
+    key: /^(message_timeout|max_message_timeout)$/,
+    why: "the public filter's one message is answered from the store; a store slower than the timer is not modelled yet (issue 28 item 2)",
+  },
+  {
+    where: /http_filters\[mcp_pin\.session_state\]/,
+    key: /^message_timeout$/,
+    why: 'the session-state and task filters fail open (failure_mode_allow): a timeout there changes no answer, only leaves a change unrecorded',
+  },
+  {
+    where: /clusters\[mcp_search\]\..*http_filters\[envoy\.filters\.http\.ext_proc\]\.typed_config$/,
+    key: /^message_timeout$/,
+    why: "the search attempt's filter answers from its header alone (no store, no wait)",
+  },
   {
     where: /^\.static_resources\.listeners\[mcp_pin_internal\]\..*\.routes\[0\]\.route$/,
     key: /^timeout$/,
     holds: (v) => ms(v) > SHIPPED.recoveryTimeoutMs,
     why: "the internal listener's route timeout is longer than mcp-pin's own --recovery-timeout-ms, which bounds each recovery step first",
   },
-  { where: /common_http_protocol_options$|typed_config$/, key: /^common_http_protocol_options$/, why: 'header counts (the header-room check): no protocol decision' },
+  {
+    where: /common_http_protocol_options$|typed_config$/,
+    key: /^common_http_protocol_options$/,
+    why: 'header counts (the header-room check): no protocol decision',
+  },
   { where: /^\.static_resources\.clusters\[[a-z_]+\]$/, key: /^connect_timeout$/, why: 'a connect that fails is modelled as refused, whatever it took' },
-  { where: /^\.static_resources\.clusters\[(mcp_service|mcp_pinned|mcp_search|mcp_pin)\]$/, key: /^circuit_breakers$/, holds: (v) => JSON.stringify(v).includes('"max_retries":1000000'), why: 'retry budget opened wide: never reached by the model (a few concurrent retries)' },
-  { where: /^\.static_resources\.clusters\[mcp_pin\](\.health_checks\[0\])?$/, key: /^(health_checks|timeout)$/, why: 'mcp-pin replicas health-checked: a replica dying is not modelled yet (issue 28 item 3)' },
+  {
+    where: /^\.static_resources\.clusters\[(mcp_service|mcp_pinned|mcp_search|mcp_pin)\]$/,
+    key: /^circuit_breakers$/,
+    holds: (v) => JSON.stringify(v).includes('"max_retries":1000000'),
+    why: 'retry budget opened wide: never reached by the model (a few concurrent retries)',
+  },
+  {
+    where: /^\.static_resources\.clusters\[mcp_pin\](\.health_checks\[0\])?$/,
+    key: /^(health_checks|timeout)$/,
+    why: 'mcp-pin replicas health-checked: a replica dying is not modelled yet (issue 28 item 3)',
+  },
   { where: /^\.static_resources\.clusters\[mcp_service\]$/, key: /^outlier_detection$/, why: 'initialize and session-less traffic: no session to keep' },
   {
     where: /^\.static_resources\.listeners\[(mcp|mcp_pin_internal)\]($|\..*http_filters\[envoy\.filters\.http\.buffer\]\.typed_config$|\..*\.routes\[\d+\]$)/,
@@ -69,7 +112,11 @@ describe('the simulations run the Envoy that ships (issue 28 item 1)', () => {
   });
 
   it('reads the routes as Envoy picks them: each kind of request gets the shipped retries', () => {
-    const pinned: [string, string][] = [[':method', 'POST'], ['mcp-session-id', 's'], [ENVOY_DEFAULTS.pinHeader, '10.0.0.1:80']];
+    const pinned: [string, string][] = [
+      [':method', 'POST'],
+      ['mcp-session-id', 's'],
+      [ENVOY_DEFAULTS.pinHeader, '10.0.0.1:80'],
+    ];
     const call = routeFor(pinned, { method: 'tools/call' });
     expect(maxAttempts(call), 'pinned: num_retries 2').to.equal(3);
     for (const status of ENVOY_DEFAULTS.lostSessionStatuses) expect(retriesAfter(call, { status }), `a ${status} is retried`).to.equal(true);
@@ -86,11 +133,27 @@ describe('the simulations run the Envoy that ships (issue 28 item 1)', () => {
   });
 
   it('a change to the template values changes the model (read from the rendering, not copied)', () => {
-    const changed = readEnvoy(renderEnvoyConfig(paramsFromValues({ extProc: '127.0.0.1:50051', service: 'eds:/tmp/eds.json', replayAfterReset: '', lostSessionStatuses: '404', replaySafeTools: 'lookup' })));
-    const pinned: [string, string][] = [[':method', 'POST'], ['mcp-session-id', 's'], [ENVOY_DEFAULTS.pinHeader, '10.0.0.1:80']];
+    const changed = readEnvoy(
+      renderEnvoyConfig(
+        paramsFromValues({
+          extProc: '127.0.0.1:50051',
+          service: 'eds:/tmp/eds.json',
+          replayAfterReset: '',
+          lostSessionStatuses: '404',
+          replaySafeTools: 'lookup',
+        }),
+      ),
+    );
+    const pinned: [string, string][] = [
+      [':method', 'POST'],
+      ['mcp-session-id', 's'],
+      [ENVOY_DEFAULTS.pinHeader, '10.0.0.1:80'],
+    ];
     expect(changed.replayedAfterReset('resources/read'), 'replayAfterReset empty').to.equal(false);
     expect(retriesAfter(changed.routeFor(pinned, { method: 'tools/call' }), { status: 400 }), 'lostSessionStatuses 404').to.equal(false);
-    expect(retriesAfter(changed.routeFor(pinned, { method: 'tools/call', params: { name: 'lookup' } }), 'reset'), 'a tool named in replaySafeTools').to.equal(true);
+    expect(retriesAfter(changed.routeFor(pinned, { method: 'tools/call', params: { name: 'lookup' } }), 'reset'), 'a tool named in replaySafeTools').to.equal(
+      true,
+    );
     expect(retriesAfter(changed.routeFor(pinned, { method: 'tools/call', params: { name: 'other' } }), 'reset')).to.equal(false);
     expect(SHIPPED.lostSessionStatuses, "mcp-pin's default list is the template's").to.deep.equal([...ENVOY_DEFAULTS.lostSessionStatuses]);
   });

@@ -67,7 +67,7 @@ function valueMatches(m: ValueMatcher, v: string | undefined): boolean {
   if (m.null_match) return v === undefined;
   if (m.or_match) return m.or_match.value_matchers.some((x) => valueMatches(x, v));
   if (m.string_match?.exact !== undefined) return v === m.string_match.exact;
-  if (m.string_match?.prefix !== undefined) return v !== undefined && v.startsWith(m.string_match.prefix);
+  if (m.string_match?.prefix !== undefined) return v?.startsWith(m.string_match.prefix) === true;
   throw new Error(`shipped-envoy: a value matcher the model cannot read: ${JSON.stringify(m)}`);
 }
 
@@ -77,7 +77,9 @@ const durationMs = (d: string): number => {
   return Math.round(Number(m[1]) * 1000);
 };
 
-export const RENDERED = renderEnvoyConfig(paramsFromValues(JSON.parse(readFileSync(new URL('../../deploy/k8s/values.json', import.meta.url), 'utf8')) as Record<string, string>));
+export const RENDERED = renderEnvoyConfig(
+  paramsFromValues(JSON.parse(readFileSync(new URL('../../deploy/k8s/values.json', import.meta.url), 'utf8')) as Record<string, string>),
+);
 const MCP_PIN = loadConfig([], {});
 
 /** What Envoy does after an attempt ended so, on this route: retry or not. */
@@ -99,16 +101,27 @@ export function readEnvoy(rendered: string) {
   const hcm = publicHcm.filter_chains[0]!.filters[0]!.typed_config as { route_config: { virtual_hosts: { routes: Yaml[] }[] } };
 
   const routes: ShippedRoute[] = hcm.route_config.virtual_hosts[0]!.routes.map((r, index) => {
-    const match = r.match as { prefix?: string; headers?: HeaderMatcher[]; dynamic_metadata?: { filter: string; path: { key: string }[]; value: ValueMatcher }[] };
+    const match = r.match as {
+      prefix?: string;
+      headers?: HeaderMatcher[];
+      dynamic_metadata?: { filter: string; path: { key: string }[]; value: ValueMatcher }[];
+    };
     if (match.prefix !== '/') throw new Error(`shipped-envoy: route ${index} matches ${JSON.stringify(match)}: the model knows only prefix "/"`);
-    const route = r.route as { cluster?: string; retry_policy?: RetryPolicy; internal_redirect_policy?: { max_internal_redirects?: number; redirect_response_codes?: number[] } } | undefined;
+    const route = r.route as
+      | { cluster?: string; retry_policy?: RetryPolicy; internal_redirect_policy?: { max_internal_redirects?: number; redirect_response_codes?: number[] } }
+      | undefined;
     return {
       index,
       cluster: route?.cluster,
       headers: match.headers ?? [],
       metadata: (match.dynamic_metadata ?? []).map((d) => ({ path: d.path.map((p) => p.key), value: d.value })),
       ...(route?.retry_policy ? { retry: route.retry_policy } : {}),
-      ...(route?.internal_redirect_policy ? { maxInternalRedirects: route.internal_redirect_policy.max_internal_redirects ?? 1, redirectCodes: route.internal_redirect_policy.redirect_response_codes ?? [302] } : {}),
+      ...(route?.internal_redirect_policy
+        ? {
+            maxInternalRedirects: route.internal_redirect_policy.max_internal_redirects ?? 1,
+            redirectCodes: route.internal_redirect_policy.redirect_response_codes ?? [302],
+          }
+        : {}),
     };
   });
 
@@ -137,7 +150,8 @@ export function readEnvoy(rendered: string) {
   const pinned = clusters.find((c) => c.name === 'mcp_pinned') as { typed_extension_protocol_options: Record<string, { http_filters: Yaml[] }> };
   const upstreamFilters = Object.values(pinned.typed_extension_protocol_options)[0]!.http_filters;
   const upstreamComposite = upstreamFilters.find((f) => JSON.stringify(f).includes('x-envoy-attempt-count')) as Yaml;
-  const attemptMatcher = (upstreamComposite.typed_config as { xds_matcher: { matcher_tree: { exact_match_map: { map: Record<string, unknown> } } } }).xds_matcher.matcher_tree;
+  const attemptMatcher = (upstreamComposite.typed_config as { xds_matcher: { matcher_tree: { exact_match_map: { map: Record<string, unknown> } } } })
+    .xds_matcher.matcher_tree;
   // Attempts whose action is SkipFilter open no stream; the rest (on_no_match) run the ext_proc filter.
   const skippedAttempts = Object.entries(attemptMatcher.exact_match_map.map)
     .filter(([, a]) => JSON.stringify(a).includes('SkipFilter'))
@@ -154,7 +168,18 @@ export function readEnvoy(rendered: string) {
     routes,
     routeFor,
     /** Whether a pinned request of this method is retried after a reset (the replay route): safe to run twice. */
-    replayedAfterReset: (method: string): boolean => retriesAfter(routeFor([[':method', 'POST'], ['mcp-session-id', 's'], [ENVOY_DEFAULTS.pinHeader, 'pod']], { method }), 'reset'),
+    replayedAfterReset: (method: string): boolean =>
+      retriesAfter(
+        routeFor(
+          [
+            [':method', 'POST'],
+            ['mcp-session-id', 's'],
+            [ENVOY_DEFAULTS.pinHeader, 'pod'],
+          ],
+          { method },
+        ),
+        'reset',
+      ),
     /** The upstream ext_proc runs on attempts the matcher does not skip (it skips the first). */
     upstreamExtProcOn: (attempt: number): boolean => !skippedAttempts.includes(attempt),
     /** The upstream ext_proc's message_timeout and max_message_timeout. */
@@ -180,14 +205,38 @@ export const SHIPPED = {
 };
 
 /** The names of the rules a protocol can depend on: retries, timeouts, redirects, health, breakers. */
-const RULE_KEYS = new Set(['retry_policy', 'timeout', 'idle_timeout', 'per_try_timeout', 'per_try_idle_timeout', 'hedge_policy', 'max_stream_duration', 'stream_idle_timeout', 'request_timeout', 'request_headers_timeout', 'message_timeout', 'max_message_timeout', 'internal_redirect_policy', 'outlier_detection', 'health_checks', 'connect_timeout', 'circuit_breakers', 'common_http_protocol_options', 'drain_timeout', 'delayed_close_timeout', 'request_body_buffer_limit', 'max_request_bytes', 'per_connection_buffer_limit_bytes']);
+const RULE_KEYS = new Set([
+  'retry_policy',
+  'timeout',
+  'idle_timeout',
+  'per_try_timeout',
+  'per_try_idle_timeout',
+  'hedge_policy',
+  'max_stream_duration',
+  'stream_idle_timeout',
+  'request_timeout',
+  'request_headers_timeout',
+  'message_timeout',
+  'max_message_timeout',
+  'internal_redirect_policy',
+  'outlier_detection',
+  'health_checks',
+  'connect_timeout',
+  'circuit_breakers',
+  'common_http_protocol_options',
+  'drain_timeout',
+  'delayed_close_timeout',
+  'request_body_buffer_limit',
+  'max_request_bytes',
+  'per_connection_buffer_limit_bytes',
+]);
 
 /** Every such rule in the rendered config: where (names where the YAML has them), which, and its value. */
 export function rulesInRendered(): { where: string; key: string; value: unknown }[] {
   const out: { where: string; key: string; value: unknown }[] = [];
   const walk = (node: unknown, where: string): void => {
     if (Array.isArray(node)) {
-      node.forEach((x, i) => walk(x, `${where}[${x && typeof x === 'object' && typeof (x as Yaml).name === 'string' ? (x as Yaml).name : i}]`));
+      for (const [i, x] of node.entries()) walk(x, `${where}[${x && typeof x === 'object' && typeof (x as Yaml).name === 'string' ? (x as Yaml).name : i}]`);
       return;
     }
     if (!node || typeof node !== 'object') return;

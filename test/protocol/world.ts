@@ -165,7 +165,9 @@ export class World {
   readonly clock = new VirtualClock();
   readonly violations: Violation[] = [];
   readonly requests: ClientRequest[] = [];
-  readonly pods = new Map<string, PodState>(PODS.map((p) => [p, { up: true, sessions: new Set(), state: new Map(), n: 0, initFault: 0, refuseInit: false, resetNext: false }]));
+  readonly pods = new Map<string, PodState>(
+    PODS.map((p) => [p, { up: true, sessions: new Set(), state: new Map(), n: 0, initFault: 0, refuseInit: false, resetNext: false }]),
+  );
   /** Why a client's record may be gone: DELETE answered, or a pod refused its stored initialize (4xx). */
   readonly mayBeGone = new Map<string, string>();
   private readonly shared: MemoryStore;
@@ -182,7 +184,7 @@ export class World {
   constructor(
     private readonly s: Scheduler,
     readonly clients: string[],
-    private readonly opts: WorldOptions = {},
+    opts: WorldOptions = {},
   ) {
     this.shared = new MemoryStore({ sessionTtlMs: 3_600_000, now: this.clock.now });
     const log = pino({ level: 'silent' });
@@ -251,7 +253,14 @@ export class World {
    * One HTTP request arriving at a pod. Returns its answer, or 'refused'
    * (nothing listens) or 'reset' (ran, then the connection broke).
    */
-  private async atPod(podAddr: string, method: string, path: string, headers: Headers, body: string, signal?: AbortSignal): Promise<{ status: number; headers: Headers; body: string } | 'refused' | 'reset'> {
+  private async atPod(
+    podAddr: string,
+    method: string,
+    path: string,
+    headers: Headers,
+    body: string,
+    signal?: AbortSignal,
+  ): Promise<{ status: number; headers: Headers; body: string } | 'refused' | 'reset'> {
     await this.s.schedule(Promise.resolve(), `arrive ${podAddr}`);
     const pod = this.pods.get(podAddr)!;
     if (!pod.up) return 'refused';
@@ -296,7 +305,14 @@ export class World {
       // The method runs; a slow one takes longer than Envoy's message timeout.
       await this.clock.sleep(client.kind === 'slow-call' ? 1500 : 10);
     }
-    return { status: rpc.method?.startsWith('notifications/') ? 202 : 200, headers: [['mcp-session-id', sid], ['content-type', 'application/json']], body: JSON.stringify({ jsonrpc: '2.0', id: rpc.id ?? '', result: {} }) };
+    return {
+      status: rpc.method?.startsWith('notifications/') ? 202 : 200,
+      headers: [
+        ['mcp-session-id', sid],
+        ['content-type', 'application/json'],
+      ],
+      body: JSON.stringify({ jsonrpc: '2.0', id: rpc.id ?? '', result: {} }),
+    };
   }
 
   /** Envoy's internal listener, as mcp-pin's recovery reaches the pods through it. */
@@ -306,12 +322,26 @@ export class World {
         const body = req.body?.toString() ?? '';
         const isInit = body.includes('"initialize"');
         if (body.includes('"mcp-pin-replay-')) this.stateReplays++;
-        const forClient = isInit ? ((JSON.parse(body) as { params: { clientInfo: { name: string } } }).params.clientInfo.name) : undefined;
+        const forClient = isInit ? (JSON.parse(body) as { params: { clientInfo: { name: string } } }).params.clientInfo.name : undefined;
         if (forClient) this.onReinitialize(forClient);
         try {
           const res = await untilAborted(this.atPod(req.pod!, req.method, req.path, req.headers, body, req.signal), req.signal);
-          if (res === 'refused') return { status: 503, headers: [], body: Buffer.alloc(0), upstream: undefined, envoyReply: 'upstream_reset_before_response_started{connection_failure}' };
-          if (res === 'reset') return { status: 503, headers: [], body: Buffer.alloc(0), upstream: undefined, envoyReply: 'upstream_reset_before_response_started{connection_termination}' };
+          if (res === 'refused')
+            return {
+              status: 503,
+              headers: [],
+              body: Buffer.alloc(0),
+              upstream: undefined,
+              envoyReply: 'upstream_reset_before_response_started{connection_failure}',
+            };
+          if (res === 'reset')
+            return {
+              status: 503,
+              headers: [],
+              body: Buffer.alloc(0),
+              upstream: undefined,
+              envoyReply: 'upstream_reset_before_response_started{connection_termination}',
+            };
           if (isInit && res.status >= 400 && res.status < 500) this.mayBeGone.set(forClient!, `a pod refused its initialize with ${res.status}`);
           return { status: res.status, headers: res.headers, body: Buffer.from(res.body), upstream: req.pod };
         } finally {
@@ -330,7 +360,8 @@ export class World {
     if (n > 1) this.violate('I4', `${client}: ${n} re-initializes on the wire at once`);
     // The record still names the pin that was found lost (it is replaced only after).
     void this.shared.load(client).then((rec) => {
-      if (rec && this.pods.get(rec.pod)!.sessions.has(rec.backendSessionId)) this.violate('I6', `${client}: re-initialized while ${rec.pod} still holds ${rec.backendSessionId}`);
+      if (rec && this.pods.get(rec.pod)!.sessions.has(rec.backendSessionId))
+        this.violate('I6', `${client}: re-initialized while ${rec.pod} still holds ${rec.backendSessionId}`);
     });
   }
 
@@ -345,7 +376,17 @@ export class World {
     const rid = `r${++this.nextRid}`;
     const method = isStateKind(kind) ? STATE_METHOD[kind] : kind === 'read' ? 'resources/read' : 'tools/call';
     // hostPicks[0] picks no host (attempt 1 follows the pin): one request in three says it was started again.
-    const req = { rid, client, kind, method, deliveries: [], abort: new AbortController(), startedAgain: (hostPicks[0] ?? 0) >= 4, redirects: 0, ...(param !== undefined ? { param } : {}) } as unknown as ClientRequest;
+    const req = {
+      rid,
+      client,
+      kind,
+      method,
+      deliveries: [],
+      abort: new AbortController(),
+      startedAgain: (hostPicks[0] ?? 0) >= 4,
+      redirects: 0,
+      ...(param !== undefined ? { param } : {}),
+    } as unknown as ClientRequest;
     this.requests.push(req);
     req.done = this.throughEnvoy(req, hostPicks).then(
       (a) => this.onAnswer(req, a),
@@ -360,15 +401,30 @@ export class World {
     this.mayBeGone.set(client, 'deleted');
     const r = this.replica();
     const ex = new Exchange(r.exchangeDeps);
-    let headers: Headers = [[':method', 'DELETE'], [':path', MCP_PATH], ['mcp-session-id', client]];
+    let headers: Headers = [
+      [':method', 'DELETE'],
+      [':path', MCP_PATH],
+      ['mcp-session-id', client],
+    ];
     const [first] = await ex.handle({ request: 'request_headers', request_headers: { ...wire(headers), end_of_stream: true } });
     if (first?.immediate_response) return;
     headers = applyMutation(headers, first?.request_headers?.response?.header_mutation);
     const pod = hdr(headers, PIN_HEADER);
     if (!pod) return;
-    const res = await this.atPod(pod, 'DELETE', MCP_PATH, headers.filter(([k]) => k !== PIN_HEADER), '');
+    const res = await this.atPod(
+      pod,
+      'DELETE',
+      MCP_PATH,
+      headers.filter(([k]) => k !== PIN_HEADER),
+      '',
+    );
     const status = res === 'refused' ? 503 : res === 'reset' ? 503 : res.status;
-    if (!ex.complete) await ex.handle({ request: 'response_headers', response_headers: wire([[':status', String(status)]]), attributes: { 'envoy.filters.http.ext_proc': { fields: { 'upstream.address': { kind: 'stringValue', stringValue: pod } } } } } as ProcessingRequest);
+    if (!ex.complete)
+      await ex.handle({
+        request: 'response_headers',
+        response_headers: wire([[':status', String(status)]]),
+        attributes: { 'envoy.filters.http.ext_proc': { fields: { 'upstream.address': { kind: 'stringValue', stringValue: pod } } } },
+      } as ProcessingRequest);
   }
 
   /**
@@ -381,7 +437,13 @@ export class World {
    */
   private async throughEnvoy(req: ClientRequest, hostPicks: number[]): Promise<Answer> {
     const path = req.kind === 'typo' ? '/typo' : MCP_PATH;
-    let headers: Headers = [[':method', 'POST'], [':path', path], [':authority', 'mcp.test'], ['mcp-session-id', req.client], ['content-type', 'application/json']];
+    let headers: Headers = [
+      [':method', 'POST'],
+      [':path', path],
+      [':authority', 'mcp.test'],
+      ['mcp-session-id', req.client],
+      ['content-type', 'application/json'],
+    ];
     // A request that says Envoy started it again already (a client's own
     // header, or a redirect before): mcp-pin relays it rather than redirect.
     if (req.startedAgain) headers.push(['x-envoy-original-url', `http://mcp.test${path}`]);
@@ -403,7 +465,11 @@ export class World {
     }
   }
 
-  private async onePass(req: ClientRequest, clientHeaders: Headers, hostPicks: number[]): Promise<Answer | { redirect: true; headers: Headers; responseHeaders: Headers; attempts: number; route: ShippedRoute }> {
+  private async onePass(
+    req: ClientRequest,
+    clientHeaders: Headers,
+    hostPicks: number[],
+  ): Promise<Answer | { redirect: true; headers: Headers; responseHeaders: Headers; attempts: number; route: ShippedRoute }> {
     const params = req.kind === 'set-level' ? { level: req.param } : isStateKind(req.kind) ? { uri: req.param } : undefined;
     const body = JSON.stringify({ jsonrpc: '2.0', id: req.rid, method: req.method, ...(params ? { params } : {}) });
     const path = hdr(clientHeaders, ':path')!;
@@ -439,12 +505,16 @@ export class World {
         req.abort.signal.addEventListener('abort', () => upstreamGone!.abort(), { once: true });
         const r = this.replica();
         let extended: Extension | undefined;
-        upstream = new AttemptExchange({ cfg: r.exchangeDeps.cfg, log: r.exchangeDeps.log, metrics: r.exchangeDeps.metrics, recoverer: r.recoverer }, (m) => {
-          if (!m.override_message_timeout) return;
-          const ms = Number(m.override_message_timeout.seconds) * 1000 + Math.round(m.override_message_timeout.nanos / 1e6);
-          // Envoy ignores an override outside [1 ms, max_message_timeout]; one inside restarts the message's timer.
-          if (ms >= 1 && ms <= SHIPPED.maxMessageTimeoutMs) extended = { ms, at: this.clock.now() };
-        }, upstreamGone.signal);
+        upstream = new AttemptExchange(
+          { cfg: r.exchangeDeps.cfg, log: r.exchangeDeps.log, metrics: r.exchangeDeps.metrics, recoverer: r.recoverer },
+          (m) => {
+            if (!m.override_message_timeout) return;
+            const ms = Number(m.override_message_timeout.seconds) * 1000 + Math.round(m.override_message_timeout.nanos / 1e6);
+            // Envoy ignores an override outside [1 ms, max_message_timeout]; one inside restarts the message's timer.
+            if (ms >= 1 && ms <= SHIPPED.maxMessageTimeoutMs) extended = { ms, at: this.clock.now() };
+          },
+          upstreamGone.signal,
+        );
         const msg: ProcessingRequest = {
           request: 'request_headers',
           request_headers: { ...wire([...attemptHeaders, ['x-envoy-attempt-count', String(attempt)]]), end_of_stream: false },
@@ -456,7 +526,11 @@ export class World {
         if (h.immediate_response) return this.answerByMcpPin(req, headers, body, h);
         if (h.mode_override?.request_body_mode === 'BUFFERED') {
           extended = undefined;
-          const onBody = await this.withMessageTimeout(upstream.handle({ request: 'request_body', request_body: { body: Buffer.from(body), end_of_stream: true } }), () => extended, upstreamGone);
+          const onBody = await this.withMessageTimeout(
+            upstream.handle({ request: 'request_body', request_body: { body: Buffer.from(body), end_of_stream: true } }),
+            () => extended,
+            upstreamGone,
+          );
           if (onBody === 'timeout') return { from: 'envoy', status: 504, details: 'ext_proc_error_per-message_timeout_exceeded', saysMayHaveRun: false };
           return this.answerByMcpPin(req, headers, body, onBody[0]!);
         }
@@ -479,7 +553,10 @@ export class World {
       let outHeaders = res.headers;
       let status = res.status;
       if (upstream && !upstream.complete) {
-        const [r] = await upstream.handle({ request: 'response_headers', response_headers: wire([[':status', String(res.status)], ...outHeaders]) } as ProcessingRequest);
+        const [r] = await upstream.handle({
+          request: 'response_headers',
+          response_headers: wire([[':status', String(res.status)], ...outHeaders]),
+        } as ProcessingRequest);
         if (r?.immediate_response) return this.answerByMcpPin(req, headers, body, r);
         // The upstream filters change the answer before the router sees it (its status too).
         const mutated = applyMutation([[':status', String(res.status)], ...outHeaders], r?.response_headers?.response?.header_mutation);
@@ -487,7 +564,8 @@ export class World {
         outHeaders = mutated.filter(([k]) => k !== ':status');
       }
       // The pinned routes' internal_redirect_policy: a 308 with a location is followed by Envoy itself.
-      if (route.redirectCodes?.includes(status) && hdr(outHeaders, 'location') !== undefined) return { redirect: true, headers, responseHeaders: outHeaders, attempts: attempt, route };
+      if (route.redirectCodes?.includes(status) && hdr(outHeaders, 'location') !== undefined)
+        return { redirect: true, headers, responseHeaders: outHeaders, attempts: attempt, route };
       final = { status, headers: outHeaders, body: res.body };
       if (retriesAfter(route, { status })) continue;
       break;
@@ -497,7 +575,8 @@ export class World {
     // (from x-mcp-pin-client-session, where mcp-pin set one; OVERWRITE_IF_EXISTS).
     let out = final.headers;
     const clientId = hdr(headers, CLIENT_SESSION);
-    if (clientId !== undefined && hdr(out, 'mcp-session-id') !== undefined) out = [...out.filter(([k]) => k !== 'mcp-session-id'), ['mcp-session-id', clientId]];
+    if (clientId !== undefined && hdr(out, 'mcp-session-id') !== undefined)
+      out = [...out.filter(([k]) => k !== 'mcp-session-id'), ['mcp-session-id', clientId]];
     // The downstream ext_proc's response phase, where it asked for one.
     if (!down.complete) {
       const [r] = await down.handle({ request: 'response_headers', response_headers: wire([[':status', String(final.status)], ...out]) } as ProcessingRequest);
@@ -519,7 +598,14 @@ export class World {
   }
 
   /** mcp-pin's session-state filter (its own ext_proc stream, on a replica Envoy picks), as the template runs it. */
-  private async recordState(req: ClientRequest, requestHeaders: Headers, body: string, status: number, responseHeaders: Headers, responseBody: string): Promise<void> {
+  private async recordState(
+    _req: ClientRequest,
+    requestHeaders: Headers,
+    body: string,
+    status: number,
+    responseHeaders: Headers,
+    responseBody: string,
+  ): Promise<void> {
     const r = this.replica();
     const rec = new StateRecorder({ store: r.store, log: r.exchangeDeps.log, metrics: r.exchangeDeps.metrics, recoverer: r.recoverer });
     await rec.handle({ request: 'request_headers', request_headers: { ...wire(requestHeaders), end_of_stream: false } });
@@ -529,7 +615,11 @@ export class World {
   }
 
   /** Envoy waits message_timeout for an answer, or what mcp-pin extended it to; past it, it gives up on the stream. */
-  private async withMessageTimeout(p: Promise<ProcessingResponse[]>, extendedTo: () => Extension | undefined, gone: AbortController): Promise<ProcessingResponse[] | 'timeout'> {
+  private async withMessageTimeout(
+    p: Promise<ProcessingResponse[]>,
+    extendedTo: () => Extension | undefined,
+    gone: AbortController,
+  ): Promise<ProcessingResponse[] | 'timeout'> {
     const started = this.clock.now();
     let settled = false;
     const result = p.finally(() => (settled = true));
@@ -553,9 +643,11 @@ export class World {
     const sessionId = imm.headers?.set_headers?.find((h) => h.header.key === 'mcp-session-id')?.header.raw_value.toString();
     if (details === 'mcp_pin_relayed') return { from: 'pod', status: imm.status.code, sessionId };
     if (details === 'mcp_pin_relayed_reconnect') return { from: 'pod', status: 200, sessionId };
-    const entry = Object.values(CLIENT_ERRORS).find((e) => e.details === details);
-    if (!entry) throw new Error(`an immediate response with unknown details ${details}`);
-    return { from: 'mcp-pin', status: imm.status.code, details, mayHaveRun: entry.mayHaveRun, sessionId };
+    // What the client reads: the status, the details and the message (several codes share details; the message says whether it may have run).
+    const message = (JSON.parse(imm.body?.toString() ?? '{}') as { error?: { message?: string } }).error?.message;
+    const entries = Object.values(CLIENT_ERRORS).filter((e) => e.details === details && e.message === message && e.status === imm.status.code);
+    if (entries.length === 0) throw new Error(`an immediate response no code gives: ${imm.status.code} ${details} ${message}`);
+    return { from: 'mcp-pin', status: imm.status.code, details, mayHaveRun: entries.some((e) => e.mayHaveRun), sessionId };
   }
 
   // ---- checks ----
@@ -623,23 +715,39 @@ export class World {
     for (const d of req.deliveries) perPod.set(`${d.pass}/${d.pod}`, (perPod.get(`${d.pass}/${d.pod}`) ?? 0) + 1);
     for (const [pod, n] of perPod) if (n > 2) this.violate('I1', `${req.rid} reached ${pod} ${n} times: ${JSON.stringify(req.deliveries)}`);
     // I7: only the client's own session id.
-    if ((answer.from === 'pod' || answer.from === 'mcp-pin') && answer.sessionId !== undefined && answer.sessionId !== req.client) this.violate('I7', `${req.rid} of ${req.client} saw session id ${answer.sessionId}`);
+    if ((answer.from === 'pod' || answer.from === 'mcp-pin') && answer.sessionId !== undefined && answer.sessionId !== req.client)
+      this.violate('I7', `${req.rid} of ${req.client} saw session id ${answer.sessionId}`);
     // I2: the pod's own answer, or an error that is right about whether it may have run.
     // (Methods safe to run twice are also retried after a reset: an earlier
     // attempt may have run, and an error on the retry speaks of its own attempt.)
     if (replayedAfterReset(req.method)) return;
-    if (answer.from === 'mcp-pin' && !answer.mayHaveRun && ran > 0) this.violate('I2', `${req.rid} ran on a pod but mcp-pin answered ${answer.details} ("did not run")`);
-    if (answer.from === 'envoy' && !answer.saysMayHaveRun && ran > 0) this.violate('I2', `${req.rid} ran on a pod but the client got Envoy's bare ${answer.status} ${answer.details}`);
+    if (answer.from === 'mcp-pin' && !answer.mayHaveRun && ran > 0)
+      this.violate('I2', `${req.rid} ran on a pod but mcp-pin answered ${answer.details} ("did not run")`);
+    if (answer.from === 'envoy' && !answer.saysMayHaveRun && ran > 0)
+      this.violate('I2', `${req.rid} ran on a pod but the client got Envoy's bare ${answer.status} ${answer.details}`);
   }
 
   /** I3 and I5: a record leaves the store only by DELETE or by proof that it can never be recovered (never because a client left). A1: a session mcp-pin still holds is never reported gone. */
   async checkRecords(): Promise<void> {
     for (const c of this.clients) {
       // A1: the spec's 404 tells a client to abandon its session: only for one that is gone.
-      const toldGone = this.requests.filter((r) => r.client === c && r.kind !== 'typo' && (r.answer?.from === 'pod' || r.answer?.from === 'mcp-pin') && r.answer.status === 404);
-      if (toldGone.length > 0 && this.mayBeGone.get(c) !== 'deleted' && (await this.shared.load(c))) this.violate('A1', `${c}: told its session is gone (${toldGone.map((r) => `${r.rid} ${r.method}: ${JSON.stringify(r.deliveries)}${r.redirects ? `, redirected ${r.redirects}x` : ''}${r.startedAgain ? ', started again' : ''}`).join('; ')}) while mcp-pin still holds it`);
+      const toldGone = this.requests.filter(
+        (r) => r.client === c && r.kind !== 'typo' && (r.answer?.from === 'pod' || r.answer?.from === 'mcp-pin') && r.answer.status === 404,
+      );
+      if (toldGone.length > 0 && this.mayBeGone.get(c) !== 'deleted' && (await this.shared.load(c)))
+        this.violate(
+          'A1',
+          `${c}: told its session is gone (${toldGone.map((r) => `${r.rid} ${r.method}: ${JSON.stringify(r.deliveries)}${r.redirects ? `, redirected ${r.redirects}x` : ''}${r.startedAgain ? ', started again' : ''}`).join('; ')}) while mcp-pin still holds it`,
+        );
       if (this.mayBeGone.has(c)) continue;
-      if (!(await this.shared.load(c))) this.violate('I5', `${c}: record removed without DELETE or proof (requests: ${this.requests.filter((r) => r.client === c).map((r) => `${r.rid}${r.abort.signal.aborted ? ' (client left)' : ''}`).join(', ')})`);
+      if (!(await this.shared.load(c)))
+        this.violate(
+          'I5',
+          `${c}: record removed without DELETE or proof (requests: ${this.requests
+            .filter((r) => r.client === c)
+            .map((r) => `${r.rid}${r.abort.signal.aborted ? ' (client left)' : ''}`)
+            .join(', ')})`,
+        );
     }
   }
 
@@ -668,7 +776,14 @@ export class World {
 }
 
 export function initBody(client: string): Buffer {
-  return Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: client, version: '1' } } }));
+  return Buffer.from(
+    JSON.stringify({
+      jsonrpc: '2.0',
+      id: 0,
+      method: 'initialize',
+      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: client, version: '1' } },
+    }),
+  );
 }
 
 /** What a run exercised, added up over all runs: a generator that never reaches a case proves nothing about it. */
@@ -681,7 +796,12 @@ export class Coverage {
     const seen = new Set<string>();
     if (w.reinitializes > 0) seen.add('re-initialize');
     for (const r of w.requests) {
-      if (r.deliveries.some((d) => d.via === 'relay')) seen.add(r.deliveries.some((d, i) => d.via === 'relay' && r.deliveries.slice(0, i).some((e) => e.pod === d.pod)) ? 'relay back (not lost)' : 'relay to a moved session');
+      if (r.deliveries.some((d) => d.via === 'relay'))
+        seen.add(
+          r.deliveries.some((d, i) => d.via === 'relay' && r.deliveries.slice(0, i).some((e) => e.pod === d.pod))
+            ? 'relay back (not lost)'
+            : 'relay to a moved session',
+        );
       if (r.abort.signal.aborted) seen.add('client left');
       if (r.answer?.from === 'mcp-pin') seen.add(`mcp-pin error ${r.answer.details}`);
       if (r.kind === 'slow-call' && r.deliveries.some((d) => d.via === 'relay')) seen.add('slow relayed call');

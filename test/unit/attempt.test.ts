@@ -15,15 +15,42 @@ const POD = '10.0.1.1:8080';
 function attemptHeaders(h: Record<string, string>, pod = POD, endOfStream = false): ProcessingRequest {
   return {
     request: 'request_headers',
-    request_headers: { headers: { headers: wireHeaders({ ':method': 'POST', ':path': '/mcp', 'x-envoy-attempt-count': '2', ...h }) }, end_of_stream: endOfStream },
+    request_headers: {
+      headers: { headers: wireHeaders({ ':method': 'POST', ':path': '/mcp', 'x-envoy-attempt-count': '2', ...h }) },
+      end_of_stream: endOfStream,
+    },
     attributes: { 'envoy.filters.http.ext_proc': { fields: { 'upstream.address': { kind: 'stringValue', stringValue: pod } } } },
   };
 }
 
-function make(outcome: RetryPlan, relayed: RelayOutcome = { kind: 'answered', status: 200, headers: [['content-type', 'application/json'], ['mcp-session-id', 'b'], ['content-length', '9'], ['x-mcp-pin-upstream', '10.0.2.2:8080']], body: Buffer.from('{"r":"ok"}') }) {
+function make(
+  outcome: RetryPlan,
+  relayed: RelayOutcome = {
+    kind: 'answered',
+    status: 200,
+    headers: [
+      ['content-type', 'application/json'],
+      ['mcp-session-id', 'b'],
+      ['content-length', '9'],
+      ['x-mcp-pin-upstream', '10.0.2.2:8080'],
+    ],
+    body: Buffer.from('{"r":"ok"}'),
+  },
+) {
   const asked: RetryAttempt[] = [];
   const relays: RelayRequest[] = [];
-  const recoverer: Recoverer = { messageTimeoutMs: 3500, deadline: (c) => c, planRetry: async (a) => (asked.push(a), outcome), relay: async (r) => (relays.push(r), relayed) };
+  const recoverer: Recoverer = {
+    messageTimeoutMs: 3500,
+    deadline: (c) => c,
+    planRetry: async (a) => {
+      asked.push(a);
+      return outcome;
+    },
+    relay: async (r) => {
+      relays.push(r);
+      return relayed;
+    },
+  };
   const interim: ProcessingResponse[] = [];
   const metrics = newMetrics();
   const ex = new AttemptExchange({ cfg, log: silentLog, metrics, recoverer }, (r) => interim.push(r), new AbortController().signal);
@@ -32,16 +59,27 @@ function make(outcome: RetryPlan, relayed: RelayOutcome = { kind: 'answered', st
 
 const setOf = (r: ProcessingResponse): Record<string, [string, string]> =>
   Object.fromEntries(
-    (r.request_headers?.response ?? r.response_headers?.response)?.header_mutation?.set_headers?.map((s) => [s.header.key, [s.header.raw_value.toString(), s.append_action]]) ?? [],
+    (r.request_headers?.response ?? r.response_headers?.response)?.header_mutation?.set_headers?.map((s) => [
+      s.header.key,
+      [s.header.raw_value.toString(), s.append_action],
+    ]) ?? [],
   );
 
 describe('AttemptExchange (a retry of a pinned request)', () => {
   it('sends the attempt under the recovered backend id, extending the message timeout first, and puts the client id back', async () => {
-    const { ex, asked, interim, metrics } = make({ kind: 'send', reinitialized: true, onPath: true, pin: { pod: POD, backendSessionId: 'backend-2', generation: 2 } });
+    const { ex, asked, interim, metrics } = make({
+      kind: 'send',
+      reinitialized: true,
+      onPath: true,
+      pin: { pod: POD, backendSessionId: 'backend-2', generation: 2 },
+    });
     const [r] = await ex.handle(attemptHeaders({ 'mcp-session-id': 'client-1' }));
     expect(interim).to.deep.equal([{ override_message_timeout: { seconds: '3', nanos: 500_000_000 } }]);
     expect(asked[0]).to.include({ clientSessionId: 'client-1', failedSessionId: 'client-1', pod: POD, path: '/mcp' });
-    expect(setOf(r!)).to.deep.equal({ 'mcp-session-id': ['backend-2', 'OVERWRITE_IF_EXISTS_OR_ADD'], 'x-mcp-pin-client-session': ['client-1', 'OVERWRITE_IF_EXISTS_OR_ADD'] });
+    expect(setOf(r!)).to.deep.equal({
+      'mcp-session-id': ['backend-2', 'OVERWRITE_IF_EXISTS_OR_ADD'],
+      'x-mcp-pin-client-session': ['client-1', 'OVERWRITE_IF_EXISTS_OR_ADD'],
+    });
     expect(r!.mode_override).to.equal(undefined);
     expect(ex.complete).to.equal(false);
     const [resp] = await ex.handle(responseHeaders({ ':status': '200', 'mcp-session-id': 'backend-2' }));
@@ -50,7 +88,7 @@ describe('AttemptExchange (a retry of a pinned request)', () => {
     expect((await metrics.registry.getSingleMetric('mcp_pin_requests_total')!.get()).values.find((v) => v.labels.outcome === 'recovered')?.value).to.equal(1);
   });
 
-  it("never hands the client a lost-session status from the pod a plan counted on (it restarted since): Envoy starts the request again, or the client is told to retry (A1)", async () => {
+  it('never hands the client a lost-session status from the pod a plan counted on (it restarted since): Envoy starts the request again, or the client is told to retry (A1)', async () => {
     const pin = { pod: POD, backendSessionId: 'backend-2', generation: 2 };
     const fresh = make({ kind: 'send', reinitialized: false, onPath: true, pin });
     await fresh.ex.handle(attemptHeaders({ ':authority': 'h', 'mcp-session-id': 'client-1' }));
@@ -62,7 +100,10 @@ describe('AttemptExchange (a retry of a pinned request)', () => {
     expect(e!.immediate_response!.status.code).to.equal(503);
     expect(e!.immediate_response!.details).to.equal('mcp_pin_recovery_unavailable');
     // Off the session's MCP path the 404 is the pod's router; a 400 says nothing without its body: both stand.
-    for (const [onPath, status] of [[false, '404'], [true, '400']] as const) {
+    for (const [onPath, status] of [
+      [false, '404'],
+      [true, '400'],
+    ] as const) {
       const x = make({ kind: 'send', reinitialized: false, onPath, pin });
       await x.ex.handle(attemptHeaders({ ':authority': 'h', 'mcp-session-id': 'client-1' }));
       const [o] = await x.ex.handle(responseHeaders({ ':status': status }));
@@ -79,7 +120,9 @@ describe('AttemptExchange (a retry of a pinned request)', () => {
   it("redirects a request whose session another request moved to another pod meanwhile: this attempt's pod refuses it, and that answer becomes a 308 to the same URL, naming the client's session, that Envoy follows", async () => {
     const pin = { pod: '10.0.2.2:8080', backendSessionId: 'b', generation: 3 };
     const { ex, relays, metrics } = make({ kind: 'relay', pin, why: 'moved' });
-    const [h] = await ex.handle(attemptHeaders({ ':authority': 'mcp.example:8080', ':path': '/mcp?x=1', 'mcp-session-id': 'backend-1', 'x-mcp-pin-client-session': 'client-1' }));
+    const [h] = await ex.handle(
+      attemptHeaders({ ':authority': 'mcp.example:8080', ':path': '/mcp?x=1', 'mcp-session-id': 'backend-1', 'x-mcp-pin-client-session': 'client-1' }),
+    );
     expect(h!.immediate_response).to.equal(undefined);
     expect(h!.request_headers!.response!.header_mutation, 'sent as Envoy built it').to.equal(undefined);
     expect(h!.mode_override, 'its response headers are wanted').to.equal(undefined);
@@ -109,7 +152,11 @@ describe('AttemptExchange (a retry of a pinned request)', () => {
 
   it('never redirects a session that was not lost, a wrong path, or a request Envoy already started again (it would not follow a second redirect)', async () => {
     const pin = { pod: '10.0.2.2:8080', backendSessionId: 'b', generation: 3 };
-    for (const [why, extra] of [['not-lost', {}], ['off-path', {}], ['moved', { 'x-envoy-original-url': 'http://h/mcp' }]] as const) {
+    for (const [why, extra] of [
+      ['not-lost', {}],
+      ['off-path', {}],
+      ['moved', { 'x-envoy-original-url': 'http://h/mcp' }],
+    ] as const) {
       const { ex } = make({ kind: 'relay', pin, why });
       const [h] = await ex.handle(attemptHeaders({ ':authority': 'h', 'mcp-session-id': 'client-1', ...extra }));
       expect(h!.immediate_response, why).to.equal(undefined);
@@ -126,7 +173,10 @@ describe('AttemptExchange (a retry of a pinned request)', () => {
     expect(h!.request_headers!.response!.header_mutation).to.equal(undefined);
     const [r] = await ex.handle(requestBody('{"jsonrpc":"2.0","id":4,"method":"tools/call"}'));
     // The relay runs while Envoy waits for the answer to the body: its timeout is extended for that message too.
-    expect(interim, 'one extension per message').to.deep.equal([{ override_message_timeout: { seconds: '3', nanos: 500_000_000 } }, { override_message_timeout: { seconds: '3', nanos: 500_000_000 } }]);
+    expect(interim, 'one extension per message').to.deep.equal([
+      { override_message_timeout: { seconds: '3', nanos: 500_000_000 } },
+      { override_message_timeout: { seconds: '3', nanos: 500_000_000 } },
+    ]);
     expect(relays[0]).to.deep.include({ plan, method: 'POST' });
     expect(relays[0]!.attempt).to.deep.include({ clientSessionId: 'client-1', path: '/mcp' });
     expect(relays[0]!.body!.toString()).to.contain('tools/call');
@@ -137,19 +187,25 @@ describe('AttemptExchange (a retry of a pinned request)', () => {
     expect(ex.complete).to.equal(true);
   });
 
-  it('answers a relayed GET with an ended SSE stream (the reconnect goes to the session\'s pod), and a failed relay from the error table', async () => {
+  it("answers a relayed GET with an ended SSE stream (the reconnect goes to the session's pod), and a failed relay from the error table", async () => {
     const get = make({ kind: 'relay', why: 'moved', pin: { pod: '10.0.2.2:8080', backendSessionId: 'b', generation: 3 } }, { kind: 'reconnect' });
     const [g] = await get.ex.handle({ ...attemptHeaders({ ':method': 'GET', 'mcp-session-id': 'client-1' }, POD, true) });
     expect(g!.immediate_response!.status.code).to.equal(200);
     const gh = Object.fromEntries(g!.immediate_response!.headers!.set_headers!.map((s) => [s.header.key, s.header.raw_value.toString()]));
     expect(gh).to.include({ 'content-type': 'text/event-stream', 'mcp-session-id': 'client-1' });
     expect(get.relays[0]!.method).to.equal('GET');
-    const big = make({ kind: 'relay', why: 'moved', pin: { pod: '10.0.2.2:8080', backendSessionId: 'b', generation: 3 } }, { kind: 'failed', code: 'MCP_PIN_RELAY_TOO_LARGE' });
+    const big = make(
+      { kind: 'relay', why: 'moved', pin: { pod: '10.0.2.2:8080', backendSessionId: 'b', generation: 3 } },
+      { kind: 'failed', code: 'MCP_PIN_RELAY_TOO_LARGE' },
+    );
     await big.ex.handle(attemptHeaders({ 'mcp-session-id': 'client-1' }));
     const [r] = await big.ex.handle(requestBody('{}'));
     expect(r!.immediate_response!.status.code).to.equal(502);
     expect(JSON.parse(r!.immediate_response!.body!.toString()).error.message).to.match(/ran .*do not send it again/);
-    const cut = make({ kind: 'relay', why: 'moved', pin: { pod: '10.0.2.2:8080', backendSessionId: 'b', generation: 3 } }, { kind: 'failed', code: 'MCP_PIN_RELAY_MAY_HAVE_RUN' });
+    const cut = make(
+      { kind: 'relay', why: 'moved', pin: { pod: '10.0.2.2:8080', backendSessionId: 'b', generation: 3 } },
+      { kind: 'failed', code: 'MCP_PIN_RELAY_MAY_HAVE_RUN' },
+    );
     await cut.ex.handle(attemptHeaders({ 'mcp-session-id': 'client-1' }));
     const [c] = await cut.ex.handle(requestBody('{}'));
     expect(c!.immediate_response!.status.code).to.equal(502);

@@ -20,12 +20,23 @@ function problems(argv: string[], env: Record<string, string> = {}): string[] {
 describe('config', () => {
   it('has a default for everything', () => {
     const cfg = loadConfig([], {});
-    expect(cfg).to.include({ listen: '127.0.0.1:50051', networkIsClosed: false, storeUrl: 'memory:', pinHeader: 'x-mcp-pin-dst', sessionTtlMs: 7_200_000, storeTimeoutMs: 250 });
+    expect(cfg).to.include({
+      listen: '127.0.0.1:50051',
+      networkIsClosed: false,
+      storeUrl: 'memory:',
+      pinHeader: 'x-mcp-pin-dst',
+      sessionTtlMs: 7_200_000,
+      storeTimeoutMs: 250,
+    });
     expect(cfg.lostSessionStatuses).to.deep.equal([404, 400]);
   });
 
   it('takes environment, and flags over environment', () => {
-    const cfg = loadConfig(['--store-url', 'redis://flag:6379'], { MCP_PIN_STORE_URL: 'redis://env:6379', MCP_PIN_LOST_SESSION_STATUSES: '404, 400', MCP_PIN_SESSION_TTL_MS: '60000' });
+    const cfg = loadConfig(['--store-url', 'redis://flag:6379'], {
+      MCP_PIN_STORE_URL: 'redis://env:6379',
+      MCP_PIN_LOST_SESSION_STATUSES: '404, 400',
+      MCP_PIN_SESSION_TTL_MS: '60000',
+    });
     expect(cfg.storeUrl).to.equal('redis://flag:6379');
     expect(cfg.lostSessionStatuses).to.deep.equal([404, 400]);
     expect(cfg.sessionTtlMs).to.equal(60_000);
@@ -84,7 +95,11 @@ describe('the configuration table (docs/configuration.md)', () => {
     }
     // And nothing else: no row for an option that is gone.
     const rows = readme.split('\n').filter((l) => l.startsWith('| `--'));
-    expect(rows.map((l) => /^\| `--([a-z-]+)`/.exec(l)![1]).sort()).to.deep.equal(Object.values(OPTIONS).map((o) => o.flag).sort());
+    expect(rows.map((l) => /^\| `--([a-z-]+)`/.exec(l)![1]).sort()).to.deep.equal(
+      Object.values(OPTIONS)
+        .map((o) => o.flag)
+        .sort(),
+    );
   });
   it('never shows a store password in a problem it reports', () => {
     let err: unknown;
@@ -112,9 +127,25 @@ describe('config: one values file for Envoy and mcp-pin (--config)', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('takes every setting both sides use from the template values, and its own from "mcpPin"', () => {
-    const path = write({ ...base, pinHeader: 'x-route-to', upstreamHeader: 'x-reached', lostSessionStatuses: [404], internalAddress: '0.0.0.0', internalPort: 11001, mcpPin: { storeUrl: 'redis://redis:6379', keyPrefix: 'team-a:', pinCacheMs: 0 } });
+    const path = write({
+      ...base,
+      pinHeader: 'x-route-to',
+      upstreamHeader: 'x-reached',
+      lostSessionStatuses: [404],
+      internalAddress: '0.0.0.0',
+      internalPort: 11001,
+      mcpPin: { storeUrl: 'redis://redis:6379', keyPrefix: 'team-a:', pinCacheMs: 0 },
+    });
     const cfg = loadConfig(['--config', path], {});
-    expect(cfg).to.include({ pinHeader: 'x-route-to', upstreamHeader: 'x-reached', recoveryUrl: 'http://127.0.0.1:11001', listen: 'unix:/run/mcp-pin/mcp-pin.sock', storeUrl: 'redis://redis:6379', keyPrefix: 'team-a:', pinCacheMs: 0 });
+    expect(cfg).to.include({
+      pinHeader: 'x-route-to',
+      upstreamHeader: 'x-reached',
+      recoveryUrl: 'http://127.0.0.1:11001',
+      listen: 'unix:/run/mcp-pin/mcp-pin.sock',
+      storeUrl: 'redis://redis:6379',
+      keyPrefix: 'team-a:',
+      pinCacheMs: 0,
+    });
     expect(cfg.lostSessionStatuses).to.deep.equal([404]);
     // The same file renders Envoy ("mcpPin" is skipped there).
     expect(paramsFromValues(JSON.parse(readFileSync(path, 'utf8')) as Record<string, string>).pinHeader).to.equal('x-route-to');
@@ -129,7 +160,10 @@ describe('config: one values file for Envoy and mcp-pin (--config)', () => {
 
   it('refuses every disagreement with the Envoy the file renders, one line each', () => {
     const path = write({ ...base, healthCheckIntervalMs: 2000, maxMessageTimeoutMs: 5000 });
-    const found = problems(['--config', path, '--pin-header', 'x-other', '--listen', 'unix:/run/other.sock', '--recovery-url', 'http://envoy:9999'], { MCP_PIN_LOST_SESSION_STATUSES: '404', MCP_PIN_UPSTREAM_HEADER: 'x-up' });
+    const found = problems(['--config', path, '--pin-header', 'x-other', '--listen', 'unix:/run/other.sock', '--recovery-url', 'http://envoy:9999'], {
+      MCP_PIN_LOST_SESSION_STATUSES: '404',
+      MCP_PIN_UPSTREAM_HEADER: 'x-up',
+    });
     expect(found).to.have.length(7);
     expect(found.join('\n')).to.contain(`--pin-header=x-other disagrees with pinHeader x-mcp-pin-dst in ${path}`);
     expect(found.join('\n')).to.contain(`--upstream-header=x-up disagrees with upstreamHeader x-mcp-pin-upstream`);
@@ -140,25 +174,33 @@ describe('config: one values file for Envoy and mcp-pin (--config)', () => {
     expect(found.join('\n')).to.contain('--drain-delay-ms=2000: Envoy needs two failed health checks (healthCheckIntervalMs 2000');
     // "mcpPin" can disagree too.
     const own = write({ ...base, mcpPin: { pinHeader: 'x-own' } });
-    expect(problems(['--config', own])).to.deep.equal([`--pin-header=x-own disagrees with pinHeader x-mcp-pin-dst in ${own} (Envoy is rendered from it): change one, or leave --pin-header unset`]);
+    expect(problems(['--config', own])).to.deep.equal([
+      `--pin-header=x-own disagrees with pinHeader x-mcp-pin-dst in ${own} (Envoy is rendered from it): change one, or leave --pin-header unset`,
+    ]);
   });
 
   it('refuses TLS on one side only', () => {
     const tcp = { ...base, extProc: '10.0.0.5:50051,10.0.0.6:50051' };
     expect(problems(['--config', write({ ...tcp, extProcTls: '/etc/envoy/c.pem,/etc/envoy/k.pem,/etc/envoy/ca.pem' })])).to.have.length(1);
-    expect(problems(['--config', write({ ...tcp, extProcTls: '/etc/envoy/c.pem,/etc/envoy/k.pem,/etc/envoy/ca.pem' })])[0]).to.match(/extProcTls in .*: Envoy talks TLS to mcp-pin; give mcp-pin --tls-cert-file/);
+    expect(problems(['--config', write({ ...tcp, extProcTls: '/etc/envoy/c.pem,/etc/envoy/k.pem,/etc/envoy/ca.pem' })])[0]).to.match(
+      /extProcTls in .*: Envoy talks TLS to mcp-pin; give mcp-pin --tls-cert-file/,
+    );
     // TLS is for TCP: a Unix socket is guarded by its file mode.
-    expect(problems(['--config', write({ ...base, extProcTls: '/etc/envoy/c.pem,/etc/envoy/k.pem,/etc/envoy/ca.pem' })]).join()).to.contain('extProcTls: TLS is for host:port replicas');
+    expect(problems(['--config', write({ ...base, extProcTls: '/etc/envoy/c.pem,/etc/envoy/k.pem,/etc/envoy/ca.pem' })]).join()).to.contain(
+      'extProcTls: TLS is for host:port replicas',
+    );
   });
 
-  it('closes the control plane: Unix sockets from the values (one per replica), loopback by default, a network address only with mutual TLS or the operator\'s word', () => {
+  it("closes the control plane: Unix sockets from the values (one per replica), loopback by default, a network address only with mutual TLS or the operator's word", () => {
     // One socket: listen there; the internal listener's socket is the recovery URL.
     const one = loadConfig(['--config', write({ ...base, internalAddress: 'unix:/run/mcp-pin/envoy-internal.sock' })], {});
     expect(one).to.include({ listen: 'unix:/run/mcp-pin/mcp-pin.sock', recoveryUrl: 'unix:/run/mcp-pin/envoy-internal.sock' });
     // Several (compose): each replica names its own, and only one of them.
     const two = write({ ...base, extProc: 'unix:/run/mcp-pin/a.sock,unix:/run/mcp-pin/b.sock' });
     expect(loadConfig(['--config', two, '--listen', 'unix:/run/mcp-pin/b.sock'], {}).listen).to.equal('unix:/run/mcp-pin/b.sock');
-    expect(problems(['--config', two, '--listen', 'unix:/run/mcp-pin/c.sock']).join()).to.contain('Envoy opens ext_proc streams on unix:/run/mcp-pin/a.sock or unix:/run/mcp-pin/b.sock');
+    expect(problems(['--config', two, '--listen', 'unix:/run/mcp-pin/c.sock']).join()).to.contain(
+      'Envoy opens ext_proc streams on unix:/run/mcp-pin/a.sock or unix:/run/mcp-pin/b.sock',
+    );
     // Replicas on loopback: derived on loopback, served as is.
     expect(loadConfig(['--config', write({ ...base, extProc: '127.0.0.1:7001' })], {}).listen).to.equal('127.0.0.1:7001');
     // On a network: refused, unless the operator says the network is closed (flag, environment or "mcpPin").

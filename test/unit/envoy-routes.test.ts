@@ -25,9 +25,12 @@ interface Route {
 }
 
 const config = parse(renderEnvoyConfig({ ...ENVOY_DEFAULTS, extProc: [{ host: '127.0.0.1', port: 50051 }], service: { edsPath: '/tmp/eds.json' } })) as {
-  static_resources: { listeners: { name: string; filter_chains: { filters: { typed_config: { route_config: { virtual_hosts: { routes: Route[] }[] } } }[] }[] }[] };
+  static_resources: {
+    listeners: { name: string; filter_chains: { filters: { typed_config: { route_config: { virtual_hosts: { routes: Route[] }[] } } }[] }[] }[];
+  };
 };
-const routes = config.static_resources.listeners.find((l) => l.name === 'mcp')!.filter_chains[0]!.filters[0]!.typed_config.route_config.virtual_hosts[0]!.routes;
+const routes = config.static_resources.listeners.find((l) => l.name === 'mcp')!.filter_chains[0]!.filters[0]!.typed_config.route_config.virtual_hosts[0]!
+  .routes;
 // Session-less routes skip mcp-pin, the body buffer and Envoy's MCP body parser: nothing waits for the body.
 const skipsMcpPin = (r: Route): boolean =>
   ['envoy.filters.http.ext_proc', 'envoy.filters.http.buffer', 'envoy.filters.http.mcp'].every((f) => r.typed_per_filter_config?.[f]?.disabled === true);
@@ -39,10 +42,38 @@ describe('Envoy routes: what reaches mcp-pin', () => {
   it('sends MCP-Protocol-Version 2026-07-28 and every later date past mcp-pin, and no earlier revision', () => {
     expect(versionRoute.match.headers![0]!.name).to.equal('mcp-protocol-version');
     expect(skipsMcpPin(versionRoute)).to.equal(true);
-    for (const v of ['2026-07-28', '2026-07-29', '2026-07-31', '2026-08-01', '2026-09-30', '2026-10-01', '2026-12-31', '2027-01-01', '2029-05-05', '2030-01-01', '2099-12-31', '2100-01-01', '2999-01-01']) {
+    for (const v of [
+      '2026-07-28',
+      '2026-07-29',
+      '2026-07-31',
+      '2026-08-01',
+      '2026-09-30',
+      '2026-10-01',
+      '2026-12-31',
+      '2027-01-01',
+      '2029-05-05',
+      '2030-01-01',
+      '2099-12-31',
+      '2100-01-01',
+      '2999-01-01',
+    ]) {
       expect(regex.test(v), v).to.equal(true);
     }
-    for (const v of ['2024-11-05', '2025-03-26', '2025-06-18', '2025-11-25', '2026-01-01', '2026-07-15', '2026-07-27', '2026-06-30', '2026-07-28x', ' 2026-07-28', '2026-7-28', 'DRAFT-2026-v1', '']) {
+    for (const v of [
+      '2024-11-05',
+      '2025-03-26',
+      '2025-06-18',
+      '2025-11-25',
+      '2026-01-01',
+      '2026-07-15',
+      '2026-07-27',
+      '2026-06-30',
+      '2026-07-28x',
+      ' 2026-07-28',
+      '2026-7-28',
+      'DRAFT-2026-v1',
+      '',
+    ]) {
       expect(regex.test(v), v).to.equal(false);
     }
   });
@@ -71,9 +102,24 @@ const generalPinned = pinnedRoutes.find((r) => !r.match.dynamic_metadata && !r.m
 
 interface HttpFilter {
   name: string;
-  typed_config: { xds_matcher?: { matcher_list: { matchers: { predicate: { and_matcher: { predicate: { single_predicate: { input: { typed_config: Record<string, unknown> }; custom_match?: { typed_config: { value: ValueMatcher } } } }[] } }; on_match: { action: { typed_config: { typed_config: { typed_config: { processing_mode: Record<string, string>; failure_mode_allow: boolean } } } } } }[] } } };
+  typed_config: {
+    xds_matcher?: {
+      matcher_list: {
+        matchers: {
+          predicate: {
+            and_matcher: {
+              predicate: { single_predicate: { input: { typed_config: Record<string, unknown> }; custom_match?: { typed_config: { value: ValueMatcher } } } }[];
+            };
+          };
+          on_match: { action: { typed_config: { typed_config: { typed_config: { processing_mode: Record<string, string>; failure_mode_allow: boolean } } } } };
+        }[];
+      };
+    };
+  };
 }
-const httpFilters = (config.static_resources.listeners.find((l) => l.name === 'mcp')!.filter_chains[0]!.filters[0]!.typed_config as unknown as { http_filters: HttpFilter[] }).http_filters;
+const httpFilters = (
+  config.static_resources.listeners.find((l) => l.name === 'mcp')!.filter_chains[0]!.filters[0]!.typed_config as unknown as { http_filters: HttpFilter[] }
+).http_filters;
 
 describe('Envoy routes: requests that set session state (issue 29)', () => {
   const i = httpFilters.findIndex((f) => f.name === 'mcp_pin.session_state');
@@ -84,7 +130,8 @@ describe('Envoy routes: requests that set session state (issue 29)', () => {
     expect(i, 'after the MCP filter').to.be.greaterThan(httpFilters.findIndex((f) => f.name === 'envoy.filters.http.mcp'));
     expect(method!.input.typed_config).to.include({ filter: 'envoy.filters.http.mcp' });
     for (const m of STATE_METHODS) expect(accepts(method!.custom_match!.typed_config.value, m), m).to.equal(true);
-    for (const m of ['tools/call', 'resources/read', 'ping', 'initialize', 'logging/message', 'notifications/initialized']) expect(accepts(method!.custom_match!.typed_config.value, m), m).to.equal(false);
+    for (const m of ['tools/call', 'resources/read', 'ping', 'initialize', 'logging/message', 'notifications/initialized'])
+      expect(accepts(method!.custom_match!.typed_config.value, m), m).to.equal(false);
     expect(pinned!.input.typed_config).to.include({ header_name: ENVOY_DEFAULTS.pinHeader });
     const extProc = match!.on_match.action.typed_config.typed_config.typed_config;
     expect(extProc.processing_mode).to.include({ request_body_mode: 'BUFFERED', response_body_mode: 'BUFFERED' });
@@ -96,7 +143,7 @@ describe('Envoy routes: replay after a connection reset', () => {
   const replayRoute = pinnedRoutes.find((r) => r.match.dynamic_metadata)!;
   const matcher = replayRoute.match.dynamic_metadata![0]!;
 
-  it('retries resets only on the pinned route whose method (from Envoy\'s MCP filter) is safe to run twice', () => {
+  it("retries resets only on the pinned route whose method (from Envoy's MCP filter) is safe to run twice", () => {
     expect(matcher.filter).to.equal('envoy.filters.http.mcp');
     expect(matcher.path).to.deep.equal([{ key: 'method' }]);
     for (const r of routes) {
@@ -108,7 +155,19 @@ describe('Envoy routes: replay after a connection reset', () => {
   });
 
   it('treats reads, notifications and client responses as safe by default; tool calls and unknown methods never', () => {
-    for (const m of ['ping', 'tools/list', 'prompts/list', 'prompts/get', 'resources/list', 'resources/templates/list', 'resources/read', 'completion/complete', 'notifications/cancelled', 'notifications/initialized', '__jsonrpc_response']) {
+    for (const m of [
+      'ping',
+      'tools/list',
+      'prompts/list',
+      'prompts/get',
+      'resources/list',
+      'resources/templates/list',
+      'resources/read',
+      'completion/complete',
+      'notifications/cancelled',
+      'notifications/initialized',
+      '__jsonrpc_response',
+    ]) {
       expect(accepts(matcher.value, m), m).to.equal(true);
     }
     for (const m of ['tools/call', 'initialize', 'sampling/createMessage', 'resources/subscribe', 'logging/setLevel', 'tasks/get', 'notifications', 'x']) {
@@ -116,7 +175,7 @@ describe('Envoy routes: replay after a connection reset', () => {
     }
   });
 
-  it('renders the operator\'s list: one method, several, or none', () => {
+  it("renders the operator's list: one method, several, or none", () => {
     expect(replayMatcher([])).to.equal('{ null_match: {} }');
     expect(replayMatcher(['tools/call'])).to.equal('{ string_match: { exact: "tools/call" } }');
     const two = parse(replayMatcher(['tools/call', 'x/*'])) as ValueMatcher;

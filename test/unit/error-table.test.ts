@@ -23,15 +23,30 @@ describe('error codes (issue 31 item 4)', () => {
       const body = JSON.parse(r.body!.toString()) as { error: { code: number; message: string } };
       expect(body.error.code, code).to.equal(e.jsonRpcCode);
       expect(body.error.message, code).to.equal(e.message);
-      if (ERROR_CODES[code].seen === 'client') expect(table, code).to.include(`| \`${code}\` | client | ${e.status} | ${e.jsonRpcCode} | \`${e.details}\` | ${e.mayHaveRun ? 'yes' : 'no'} |`);
+      if (ERROR_CODES[code].seen === 'client')
+        expect(table, code).to.include(`| \`${code}\` | client | ${e.status} | ${e.jsonRpcCode} | \`${e.details}\` | ${e.mayHaveRun ? 'yes' : 'no'} |`);
       // A request that may have run is never answered as if it did not: the message says so.
-      if (ERROR_CODES[code].seen === 'client' && e.mayHaveRun) expect(e.message, code).to.match(/may have run|ran on|internal error|no session was created|could not pin/);
+      if (ERROR_CODES[code].seen === 'client' && e.mayHaveRun)
+        expect(e.message, code).to.match(/may have run|ran on|internal error|no session was created|could not pin/);
     }
   });
 
+  it('answers that read the same (status, details, message) agree on whether the request may have run: a client can tell from what it reads', () => {
+    const byAnswer = new Map<string, Set<boolean>>();
+    for (const e of Object.values(CLIENT_ERRORS)) {
+      const key = `${e.status} ${e.details} ${e.message}`;
+      byAnswer.set(key, (byAnswer.get(key) ?? new Set()).add(e.mayHaveRun));
+    }
+    for (const [answer, mayHaveRun] of byAnswer) expect([...mayHaveRun], answer).to.have.length(1);
+  });
+
   it('config and template errors are in the one hierarchy, with their codes', () => {
-    expect(new ValuesFileError(['x'])).to.be.instanceOf(PinError).with.property('code', 'MCP_PIN_BAD_CONFIG_FILE');
+    expect(new ValuesFileError(['x']))
+      .to.be.instanceOf(PinError)
+      .with.property('code', 'MCP_PIN_BAD_CONFIG_FILE');
     expect(new ValueProblem('x')).to.be.instanceOf(PinError).with.property('code', 'MCP_PIN_BAD_TEMPLATE_VALUE');
-    expect(new TemplateValuesError(['x'])).to.be.instanceOf(PinError).with.property('code', 'MCP_PIN_BAD_TEMPLATE_VALUES');
+    expect(new TemplateValuesError(['x']))
+      .to.be.instanceOf(PinError)
+      .with.property('code', 'MCP_PIN_BAD_TEMPLATE_VALUES');
   });
 });

@@ -25,7 +25,11 @@ describe('Exchange', () => {
   it('strips a client pin header and skips the response for plain traffic', async () => {
     const { ex } = make();
     const [r] = await ex.handle(requestHeaders({ ':method': 'GET', ':path': '/', 'x-mcp-pin-dst': '127.0.0.1:6379' }, true));
-    expect(r!.request_headers!.response!.header_mutation!.remove_headers).to.deep.equal(['x-mcp-pin-dst', 'x-mcp-pin-client-session', 'mcp-pin-redirected-session']);
+    expect(r!.request_headers!.response!.header_mutation!.remove_headers).to.deep.equal([
+      'x-mcp-pin-dst',
+      'x-mcp-pin-client-session',
+      'mcp-pin-redirected-session',
+    ]);
     expect(r!.request_headers!.response!.clear_route_cache).to.equal(true);
     expect(r!.mode_override).to.deep.equal({ response_header_mode: 'SKIP' });
   });
@@ -134,7 +138,10 @@ describe('Exchange', () => {
 
   it('refuses a request with more than one session id (two header lines, or a list) with 400, touching no pin', async () => {
     for (const headers of [
-      [['mcp-session-id', 'K'], ['mcp-session-id', 'x']],
+      [
+        ['mcp-session-id', 'K'],
+        ['mcp-session-id', 'x'],
+      ],
       [['mcp-session-id', 'K, x']],
       [['mcp-session-id', 'K,K']],
     ]) {
@@ -142,7 +149,10 @@ describe('Exchange', () => {
       await store.create('K', { pod: '10.0.0.7:9000', backendSessionId: 'K', initBody: null });
       let looked = false;
       const lookup = store.lookup.bind(store);
-      store.lookup = async (id) => ((looked = true), lookup(id));
+      store.lookup = async (id) => {
+        looked = true;
+        return lookup(id);
+      };
       const msg = requestHeaders({ ':method': 'POST', ':path': '/mcp' });
       msg.request_headers!.headers!.headers!.push(...headers.map(([key, v]) => ({ key: key!, raw_value: Buffer.from(v!) })));
       const [r] = await ex.handle(msg);
@@ -176,7 +186,8 @@ describe('Exchange', () => {
     const recentlyUnknown = new RecentlyUnknown(5_000, 100, () => now);
     // The store remembers it too (for every replica), on the same clock.
     const { store, deps } = make({ recentlyUnknown, store: new MemoryStore({ sessionTtlMs: 60_000, now: () => now }) });
-    const send = async (sid: string): Promise<ProcessingResponse> => (await new Exchange(deps).handle(requestHeaders({ ...POST_JSON, 'mcp-session-id': sid })))[0]!;
+    const send = async (sid: string): Promise<ProcessingResponse> =>
+      (await new Exchange(deps).handle(requestHeaders({ ...POST_JSON, 'mcp-session-id': sid })))[0]!;
     // First time: the search (the service route), then its 404.
     const ex = new Exchange(deps);
     const [first] = await ex.handle(requestHeaders({ ...POST_JSON, 'mcp-session-id': 'gone' }));
@@ -309,7 +320,11 @@ describe('Exchange', () => {
     await store.create('P', { pod: '127.0.0.1:6379', backendSessionId: 'P', initBody: null });
     const [r] = await ex.handle(requestHeaders({ ':method': 'GET', ':path': '/mcp', 'mcp-session-id': 'P' }, true));
     expect(setHeaders(r!)).to.deep.equal({});
-    expect(r!.request_headers!.response!.header_mutation!.remove_headers).to.deep.equal(['x-mcp-pin-dst', 'x-mcp-pin-client-session', 'mcp-pin-redirected-session']);
+    expect(r!.request_headers!.response!.header_mutation!.remove_headers).to.deep.equal([
+      'x-mcp-pin-dst',
+      'x-mcp-pin-client-session',
+      'mcp-pin-redirected-session',
+    ]);
     expect(await store.lookup('P')).to.equal(null);
   });
 
@@ -336,7 +351,7 @@ describe('Exchange', () => {
       const { ex, store } = make();
       await ex.handle(requestHeaders({ ':method': 'POST', ':path': '/mcp', 'mcp-session-id': 'U', 'content-type': 'application/json' }));
       await ex.handle(responseHeaders({ ':status': status, ...(echoed ? { 'mcp-session-id': echoed } : {}) }, { 'upstream.address': '10.0.0.5:8080' }));
-      expect(await store.lookup('U') !== null, `${status} ${echoed}`).to.equal(adopted);
+      expect((await store.lookup('U')) !== null, `${status} ${echoed}`).to.equal(adopted);
       // Adopted with the path it was found on: its MCP path from now on.
       if (adopted) expect((await store.load('U'))!.initPath).to.equal('/mcp');
     }

@@ -25,7 +25,16 @@ describe('EnvoyForwarder', () => {
     await new Promise((r) => server.close(r));
   });
 
-  const send = () => forwarder.send({ method: 'POST', path: '/mcp', headers: [], body: Buffer.from('{}'), pod: '10.0.0.1:8080', signal: AbortSignal.timeout(2000), maxBodyBytes: 1024 });
+  const send = () =>
+    forwarder.send({
+      method: 'POST',
+      path: '/mcp',
+      headers: [],
+      body: Buffer.from('{}'),
+      pod: '10.0.0.1:8080',
+      signal: AbortSignal.timeout(2000),
+      maxBodyBytes: 1024,
+    });
 
   it('reports the pod Envoy reached, and keeps the routing headers out of the answer', async () => {
     reply = { 'x-mcp-pin-upstream': '10.0.0.1:8080', 'content-type': 'application/json' };

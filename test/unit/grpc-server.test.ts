@@ -21,10 +21,29 @@ import { MemoryStore } from '../../src/sessions/memory-store.js';
 import { extProcClient, healthClient, healthWatch } from '../helpers/grpc-clients.js';
 import { newMetrics, silentLog } from './fakes.js';
 
-const GET = { request_headers: { headers: { headers: [{ key: ':method', raw_value: Buffer.from('GET') }, { key: ':path', raw_value: Buffer.from('/') }] }, end_of_stream: true } };
+const GET = {
+  request_headers: {
+    headers: {
+      headers: [
+        { key: ':method', raw_value: Buffer.from('GET') },
+        { key: ':path', raw_value: Buffer.from('/') },
+      ],
+    },
+    end_of_stream: true,
+  },
+};
 /** Request headers of a session the store does not know: the exchange then waits for the response phase. */
 const UNKNOWN_SESSION = {
-  request_headers: { headers: { headers: [{ key: ':method', raw_value: Buffer.from('GET') }, { key: ':path', raw_value: Buffer.from('/mcp') }, { key: 'mcp-session-id', raw_value: Buffer.from('unknown') }] }, end_of_stream: true },
+  request_headers: {
+    headers: {
+      headers: [
+        { key: ':method', raw_value: Buffer.from('GET') },
+        { key: ':path', raw_value: Buffer.from('/mcp') },
+        { key: 'mcp-session-id', raw_value: Buffer.from('unknown') },
+      ],
+    },
+    end_of_stream: true,
+  },
 };
 
 describe('gRPC server (grpc-js)', function () {
@@ -37,7 +56,12 @@ describe('gRPC server (grpc-js)', function () {
 
   beforeEach(async () => {
     server = createGrpcServer({ maxMessageBytes: 1000 });
-    service = new ExtProcService({ store, cfg: { pinHeader: 'x-mcp-pin-dst', maxInitBodyBytes: 1024, maxSessionIdLength: 64, lostSessionStatuses: [404] }, log: silentLog, metrics: newMetrics() });
+    service = new ExtProcService({
+      store,
+      cfg: { pinHeader: 'x-mcp-pin-dst', maxInitBodyBytes: 1024, maxSessionIdLength: 64, lostSessionStatuses: [404] },
+      log: silentLog,
+      metrics: newMetrics(),
+    });
     service.addTo(server);
     health.addTo(server);
     port = await listen(server, { kind: 'tcp', host: '127.0.0.1', port: 0 });
@@ -67,14 +91,22 @@ describe('gRPC server (grpc-js)', function () {
   it('answers UNIMPLEMENTED for an unknown method and RESOURCE_EXHAUSTED over the message size limit', async () => {
     const raw = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
     try {
-      const nope = raw.makeBidiStreamRequest('/test.Echo/Nope', (b: Buffer) => b, (b: Buffer) => b);
+      const nope = raw.makeBidiStreamRequest(
+        '/test.Echo/Nope',
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+      );
       nope.on('error', () => {});
       const nopeStatus = statusOf(nope);
       nope.write(Buffer.from('x'));
       nope.end();
       expect((await nopeStatus).code).to.equal(grpc.status.UNIMPLEMENTED);
 
-      const big = raw.makeBidiStreamRequest('/envoy.service.ext_proc.v3.ExternalProcessor/Process', (b: Buffer) => b, (b: Buffer) => b);
+      const big = raw.makeBidiStreamRequest(
+        '/envoy.service.ext_proc.v3.ExternalProcessor/Process',
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+      );
       big.on('error', () => {});
       const bigStatus = statusOf(big);
       big.write(Buffer.alloc(1001));
@@ -95,7 +127,10 @@ describe('gRPC server (grpc-js)', function () {
       health.set('SERVING');
       expect(await c.check('envoy.service.ext_proc.v3.ExternalProcessor')).to.equal('SERVING');
       expect(await w.next()).to.equal('SERVING');
-      const err = await c.check('nope').then(() => null, (e: grpc.ServiceError) => e);
+      const err = await c.check('nope').then(
+        () => null,
+        (e: grpc.ServiceError) => e,
+      );
       expect(err?.code).to.equal(grpc.status.NOT_FOUND);
     } finally {
       w.close();
@@ -131,7 +166,10 @@ describe('gRPC server (grpc-js)', function () {
       // The port takes no new connection (Envoy connects to another replica).
       const refused = await new Promise<string>((resolve) => {
         const sock = netConnect(port, '127.0.0.1');
-        sock.on('connect', () => (sock.destroy(), resolve('connected')));
+        sock.on('connect', () => {
+          sock.destroy();
+          resolve('connected');
+        });
         sock.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
       });
       expect(refused).to.equal('ECONNREFUSED');
@@ -168,7 +206,9 @@ describe('gRPC server (grpc-js)', function () {
       expect(await listen(unixServer, { kind: 'unix', path })).to.equal(0);
       try {
         expect(statSync(path).isSocket()).to.equal(true);
-        expect(statSync(path).mode & 0o777).to.equal(SOCKET_MODE).and.to.equal(0o660);
+        expect(statSync(path).mode & 0o777)
+          .to.equal(SOCKET_MODE)
+          .and.to.equal(0o660);
         const h = healthClient(`unix:${path}`);
         try {
           expect(await h.check('')).to.equal('SERVING');
@@ -183,7 +223,9 @@ describe('gRPC server (grpc-js)', function () {
     it('replaces a socket left by a process that died, but never one a live process serves, nor a file that is not a socket', async () => {
       const path = join(dir, 'grpc.sock');
       // A dead process's socket: a process that listened there and was killed (SIGKILL unlinks nothing).
-      const dead = spawn(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(path)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const dead = spawn(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(path)}, () => console.log('up'))`], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
       await once(dead.stdout!, 'data');
       dead.kill('SIGKILL');
       await once(dead, 'exit');
@@ -192,7 +234,10 @@ describe('gRPC server (grpc-js)', function () {
       await listen(first, { kind: 'unix', path });
       try {
         const second = createGrpcServer();
-        const err = await listen(second, { kind: 'unix', path }).then(() => undefined, (e: unknown) => e as PinError);
+        const err = await listen(second, { kind: 'unix', path }).then(
+          () => undefined,
+          (e: unknown) => e as PinError,
+        );
         expect(err?.code).to.equal('MCP_PIN_LISTEN_FAILED');
         expect(err?.message).to.match(/another process serves it/);
         second.forceShutdown();
@@ -202,7 +247,10 @@ describe('gRPC server (grpc-js)', function () {
       const file = join(dir, 'not-a-socket');
       writeFileSync(file, 'x');
       const third = createGrpcServer();
-      const err = await listen(third, { kind: 'unix', path: file }).then(() => undefined, (e: unknown) => e as PinError);
+      const err = await listen(third, { kind: 'unix', path: file }).then(
+        () => undefined,
+        (e: unknown) => e as PinError,
+      );
       expect(err?.message).to.match(/not a socket is in the way/);
       expect(readFileSync(file, 'utf8')).to.equal('x');
       third.forceShutdown();

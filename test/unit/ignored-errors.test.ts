@@ -33,7 +33,9 @@ describe('failures carried on after are counted', () => {
 
     await store.create('P', { pod: '127.0.0.1:6379', backendSessionId: 'P', initBody: null });
     const [r] = await new Exchange(deps).handle(requestHeaders({ ':method': 'GET', ':path': '/mcp', 'mcp-session-id': 'P' }, true));
-    expect(r!.request_headers, 'still not routed there').to.not.equal(undefined);
+    const pinnedTo = r!.request_headers?.response?.header_mutation?.set_headers?.find((h) => h.header.key === cfg.pinHeader)?.header.raw_value.toString();
+    expect(r!.immediate_response, 'answered by the session search, not refused').to.equal(undefined);
+    expect(pinnedTo, 'not routed to the poisoned pod').to.not.equal('127.0.0.1:6379');
     expect(await ignored(metrics, 'drop_poisoned_pin')).to.equal(1);
 
     await store.create('D', { pod: '10.0.0.7:9000', backendSessionId: 'D', initBody: null });
@@ -55,9 +57,32 @@ describe('failures carried on after are counted', () => {
     store.unlock = fail;
     store.removeIfGeneration = fail;
     // The pod that failed is gone (ping refused) and a pod refuses the stored initialize itself (4xx: proof it can never work).
-    const pods: Forwarder = { send: async (req) => (req.body?.toString().includes('ping') ? Promise.reject(new Error('ECONNREFUSED')) : { status: 400, headers: [], body: Buffer.alloc(0), upstream: req.pod }), close: async () => {} };
-    const recoverer = new HttpRecoverer({ cfg: { recoveryUrl: 'http://127.0.0.1:1', recoveryTimeoutMs: 2000, pinHeader: 'x-mcp-pin-dst', upstreamHeader: 'x-mcp-pin-upstream', lostSessionStatuses: [404], maxSessionIdLength: 256, relayBudgetBytes: 64 << 20 }, store, log: silentLog, metrics, forwarder: pods });
-    const out = await recoverer.planRetry({ clientSessionId: 'S', failedSessionId: 'S', pod: '10.0.1.1:8080', path: '/mcp', headers: [] }, new AbortController().signal);
+    const pods: Forwarder = {
+      send: async (req) =>
+        req.body?.toString().includes('ping')
+          ? Promise.reject(new Error('ECONNREFUSED'))
+          : { status: 400, headers: [], body: Buffer.alloc(0), upstream: req.pod },
+      close: async () => {},
+    };
+    const recoverer = new HttpRecoverer({
+      cfg: {
+        recoveryUrl: 'http://127.0.0.1:1',
+        recoveryTimeoutMs: 2000,
+        pinHeader: 'x-mcp-pin-dst',
+        upstreamHeader: 'x-mcp-pin-upstream',
+        lostSessionStatuses: [404],
+        maxSessionIdLength: 256,
+        relayBudgetBytes: 64 << 20,
+      },
+      store,
+      log: silentLog,
+      metrics,
+      forwarder: pods,
+    });
+    const out = await recoverer.planRetry(
+      { clientSessionId: 'S', failedSessionId: 'S', pod: '10.0.1.1:8080', path: '/mcp', headers: [] },
+      new AbortController().signal,
+    );
     expect(out).to.deep.equal({ kind: 'failed', code: 'MCP_PIN_RECOVERY_REINIT_REFUSED' });
     expect(await ignored(metrics, 'release_recovery_lock')).to.equal(1);
     expect(await ignored(metrics, 'drop_stale_pin')).to.equal(1);
@@ -80,8 +105,24 @@ describe('failures carried on after are counted', () => {
     await adopt.handle(requestHeaders({ ':method': 'GET', ':path': '/mcp', 'mcp-session-id': 'U' }, true));
     await adopt.handle(responseHeaders({ ':status': '200', 'mcp-session-id': 'U' }, { 'upstream.address': '10.0.0.5:8080' }));
     store.load = down;
-    const recoverer = new HttpRecoverer({ cfg: { recoveryUrl: 'http://127.0.0.1:1', recoveryTimeoutMs: 2000, pinHeader: 'x-mcp-pin-dst', upstreamHeader: 'x-mcp-pin-upstream', lostSessionStatuses: [404], maxSessionIdLength: 256, relayBudgetBytes: 64 << 20 }, store, log: silentLog, metrics, forwarder: { send: down, close: async () => {} } });
-    expect(await recoverer.planRetry({ clientSessionId: 'D', failedSessionId: 'D', pod: '10.0.1.1:8080', path: '/mcp', headers: [] }, new AbortController().signal)).to.deep.equal({ kind: 'failed', code: 'MCP_PIN_STORE_UNAVAILABLE' });
+    const recoverer = new HttpRecoverer({
+      cfg: {
+        recoveryUrl: 'http://127.0.0.1:1',
+        recoveryTimeoutMs: 2000,
+        pinHeader: 'x-mcp-pin-dst',
+        upstreamHeader: 'x-mcp-pin-upstream',
+        lostSessionStatuses: [404],
+        maxSessionIdLength: 256,
+        relayBudgetBytes: 64 << 20,
+      },
+      store,
+      log: silentLog,
+      metrics,
+      forwarder: { send: down, close: async () => {} },
+    });
+    expect(
+      await recoverer.planRetry({ clientSessionId: 'D', failedSessionId: 'D', pod: '10.0.1.1:8080', path: '/mcp', headers: [] }, new AbortController().signal),
+    ).to.deep.equal({ kind: 'failed', code: 'MCP_PIN_STORE_UNAVAILABLE' });
     const series = (await metrics.storeErrors.get()).values.filter((v) => v.value > 0).map((v) => `${v.labels.op}/${v.labels.code}=${v.value}`);
     expect(series.sort()).to.deep.equal(['adopt/MCP_PIN_STORE_UNAVAILABLE=1', 'recovery/MCP_PIN_STORE_UNAVAILABLE=1', 'remove/MCP_PIN_STORE_UNAVAILABLE=1']);
   });

@@ -8,11 +8,20 @@ const TS_NOT_FOUND = { jsonrpc: '2.0', id: 7, error: { code: -32602, message: 'M
 const json = (m: unknown): Buffer => Buffer.from(JSON.stringify(m));
 
 describe('a task lost with its pod (lost-task.ts)', () => {
-  it("explains a pod's \"Task not found\" in a JSON answer, keeping id, code and the pod's words", () => {
+  it('explains a pod\'s "Task not found" in a JSON answer, keeping id, code and the pod\'s words', () => {
     const out = JSON.parse(explainUnknownTask(json(TS_NOT_FOUND), 'application/json')!.toString());
-    expect(out).to.deep.equal({ jsonrpc: '2.0', id: 7, error: { code: -32602, message: LOST_TASK_MESSAGE, data: { mcpPin: LOST_TASK_REASON, podMessage: TS_NOT_FOUND.error.message } } });
+    expect(out).to.deep.equal({
+      jsonrpc: '2.0',
+      id: 7,
+      error: { code: -32602, message: LOST_TASK_MESSAGE, data: { mcpPin: LOST_TASK_REASON, podMessage: TS_NOT_FOUND.error.message } },
+    });
     // The pod's own data is kept beside mcp-pin's.
-    const withData = JSON.parse(explainUnknownTask(json({ ...TS_NOT_FOUND, error: { ...TS_NOT_FOUND.error, message: 'Task abc not found', data: { taskId: 'abc' } } }), 'application/json')!.toString());
+    const withData = JSON.parse(
+      explainUnknownTask(
+        json({ ...TS_NOT_FOUND, error: { ...TS_NOT_FOUND.error, message: 'Task abc not found', data: { taskId: 'abc' } } }),
+        'application/json',
+      )!.toString(),
+    );
     expect(withData.error.data).to.deep.equal({ taskId: 'abc', mcpPin: LOST_TASK_REASON, podMessage: 'Task abc not found' });
   });
 
@@ -36,14 +45,27 @@ describe('a task lost with its pod (lost-task.ts)', () => {
     expect(explainUnknownTask(Buffer.from('data: {"x"\n\n'), 'text/event-stream')).to.equal(undefined);
   });
 
-  describe('TaskAnswer (the task route\'s ext_proc stream)', () => {
-    async function run(opts: { moved: boolean; status?: string; contentType?: string; chunks: Buffer[]; client?: string }): Promise<{ out: (Buffer | undefined)[]; headerMutation: unknown; mode: unknown; count: number; complete: boolean }> {
+  describe("TaskAnswer (the task route's ext_proc stream)", () => {
+    async function run(opts: {
+      moved: boolean;
+      status?: string;
+      contentType?: string;
+      chunks: Buffer[];
+      client?: string;
+    }): Promise<{ out: (Buffer | undefined)[]; headerMutation: unknown; mode: unknown; count: number; complete: boolean }> {
       const store = new MemoryStore({ sessionTtlMs: 60_000 });
       await store.create('C', { pod: '10.0.0.1:80', backendSessionId: 'C', initBody: null });
       if (opts.moved) await store.replacePin('C', 1, '10.0.0.2:80', 'B2');
       const metrics = newMetrics();
       const t = new TaskAnswer({ store, log: silentLog, metrics });
-      await t.handle(requestHeaders({ ':method': 'POST', ':path': '/mcp', 'mcp-session-id': opts.client ? 'B2' : 'C', ...(opts.client ? { 'x-mcp-pin-client-session': opts.client } : {}) }));
+      await t.handle(
+        requestHeaders({
+          ':method': 'POST',
+          ':path': '/mcp',
+          'mcp-session-id': opts.client ? 'B2' : 'C',
+          ...(opts.client ? { 'x-mcp-pin-client-session': opts.client } : {}),
+        }),
+      );
       const [h] = await t.handle(responseHeaders({ ':status': opts.status ?? '200', 'content-type': opts.contentType ?? 'application/json' }));
       const out: (Buffer | undefined)[] = [];
       for (const [i, body] of opts.chunks.entries()) {
@@ -72,8 +94,12 @@ describe('a task lost with its pod (lost-task.ts)', () => {
       expect((await run({ moved: true, chunks: [json({ jsonrpc: '2.0', id: 7, result: {} })] })).count).to.equal(0);
     });
 
-    it('a streamed answer: each piece passes on; a store that cannot answer leaves the pod\'s answer as it is', async () => {
-      const r = await run({ moved: true, contentType: 'text/event-stream', chunks: [Buffer.from('event: message\n'), Buffer.from(`data: ${JSON.stringify(TS_NOT_FOUND)}\n\n`), Buffer.from('')] });
+    it("a streamed answer: each piece passes on; a store that cannot answer leaves the pod's answer as it is", async () => {
+      const r = await run({
+        moved: true,
+        contentType: 'text/event-stream',
+        chunks: [Buffer.from('event: message\n'), Buffer.from(`data: ${JSON.stringify(TS_NOT_FOUND)}\n\n`), Buffer.from('')],
+      });
       expect(r.out[0]).to.equal(undefined);
       expect(r.out[1]!.toString()).to.include(LOST_TASK_MESSAGE);
       expect(r.out[2]).to.equal(undefined);

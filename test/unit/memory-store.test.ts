@@ -17,7 +17,10 @@ describe('memory store: bounded', () => {
     const store = new MemoryStore({ sessionTtlMs: 10_000, maxEntries: 2, now: () => now });
     await store.create('a', session('10.0.0.1:1'));
     await store.create('b', session('10.0.0.1:1'));
-    const err = await store.create('c', session('10.0.0.1:1')).then(() => null, (e: unknown) => e);
+    const err = await store.create('c', session('10.0.0.1:1')).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(err).to.be.instanceOf(StoreError);
     expect((err as StoreError).code).to.equal('MCP_PIN_STORE_FULL');
     expect(await store.lookup('a')).to.not.equal(null);
@@ -37,7 +40,12 @@ describe('memory store: bounded', () => {
   it('answers the initialize that finds it full with 503, JSON-RPC -32603 and Retry-After', async () => {
     const store = new MemoryStore({ sessionTtlMs: 10_000, maxEntries: 1 });
     await store.create('taken', session('10.0.0.1:1'));
-    const ex = new Exchange({ store, cfg: { pinHeader: 'x-mcp-pin-dst', maxInitBodyBytes: 1024, maxSessionIdLength: 64, lostSessionStatuses: [404] }, log: silentLog, metrics: newMetrics() });
+    const ex = new Exchange({
+      store,
+      cfg: { pinHeader: 'x-mcp-pin-dst', maxInitBodyBytes: 1024, maxSessionIdLength: 64, lostSessionStatuses: [404] },
+      log: silentLog,
+      metrics: newMetrics(),
+    });
     await ex.handle(requestHeaders({ ':method': 'POST', ':path': '/mcp', 'content-type': 'application/json' }));
     await ex.handle(requestBody('{"jsonrpc":"2.0","id":0,"method":"initialize"}'));
     const [r] = await ex.handle(responseHeaders({ ':status': '200', 'mcp-session-id': 'new' }, { 'upstream.address': '10.1.2.3:8080' }));

@@ -26,7 +26,7 @@ interface Service {
 }
 
 describe('packaging: docker-compose.yml and Dockerfile', () => {
-  it('keeps a CHANGELOG whose versions lead up to package.json\'s, and whose script names exist', () => {
+  it("keeps a CHANGELOG whose versions lead up to package.json's, and whose script names exist", () => {
     const changelog = read('CHANGELOG.md');
     const version = (JSON.parse(read('package.json')) as { version: string }).version;
     const headings = [...changelog.matchAll(/^## (.+)$/gm)].map((m) => m[1]!);
@@ -96,7 +96,13 @@ describe('packaging: docker-compose.yml and Dockerfile', () => {
   });
 
   it('gives pods the addresses the Envoy config names, pins only to the pods, and closes every control surface to them', async () => {
-    type Svc = { networks?: string[] | Record<string, { ipv4_address?: string }>; volumes?: string[]; environment?: Record<string, string>; user?: string; ports?: string[] };
+    type Svc = {
+      networks?: string[] | Record<string, { ipv4_address?: string }>;
+      volumes?: string[];
+      environment?: Record<string, string>;
+      user?: string;
+      ports?: string[];
+    };
     const svc = (n: string): Svc => compose.services[n] as Svc;
     const networksOf = (n: string): string[] => {
       const nets = svc(n).networks ?? [];
@@ -122,10 +128,17 @@ describe('packaging: docker-compose.yml and Dockerfile', () => {
       expect(env).to.deep.equal({ MCP_PIN_CONFIG: '/etc/mcp-pin/values.json', MCP_PIN_LISTEN: `unix:${COMPOSE.mcpPinSockets[i]}` });
       expect(svc(name).volumes).to.deep.equal(['./deploy/compose/values.json:/etc/mcp-pin/values.json:ro', 'mcp-pin-sockets:/run/mcp-pin']);
       const cfg = loadConfig([], { ...env, MCP_PIN_CONFIG: new URL('deploy/compose/values.json', root).pathname });
-      expect(cfg).to.include({ storeUrl: 'redis://redis:6379', recoveryUrl: `unix:${COMPOSE.internalSocket}`, listen: env.MCP_PIN_LISTEN, metricsListen: '0.0.0.0:9464', networkIsClosed: false });
+      expect(cfg).to.include({
+        storeUrl: 'redis://redis:6379',
+        recoveryUrl: `unix:${COMPOSE.internalSocket}`,
+        listen: env.MCP_PIN_LISTEN,
+        metricsListen: '0.0.0.0:9464',
+        networkIsClosed: false,
+      });
     }
     // Published to the host: Envoy's public listener and mcp-pin's metrics, on loopback only; nothing else.
     for (const n of Object.keys(compose.services)) for (const p of svc(n).ports ?? []) expect(p, n).to.match(/^127\.0\.0\.1:/);
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: compose's own interpolation, as the file holds it
     expect(svc('envoy').ports).to.deep.equal(['127.0.0.1:${MCP_PIN_PORT:-10000}:10000']);
     const cfg = loadConfig([], { MCP_PIN_CONFIG: new URL('deploy/compose/values.json', root).pathname, MCP_PIN_LISTEN: `unix:${COMPOSE.mcpPinSockets[0]}` });
     const { PinAllowlist } = await import('../../src/pin-allowlist.js');

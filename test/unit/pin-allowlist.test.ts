@@ -17,11 +17,15 @@ describe('PinAllowlist', () => {
   it('allows the addresses a dns: name resolves to, follows changes, and keeps the last answer on failure', async () => {
     let answer: string[] | Error = ['10.1.0.7', '10.1.0.8'];
     const errors: string[] = [];
-    const a = new PinAllowlist('dns:mcp-server-pods.mcp.svc.cluster.local:8080, 192.168.0.0/16', async (name) => {
-      expect(name).to.equal('mcp-server-pods.mcp.svc.cluster.local');
-      if (answer instanceof Error) throw answer;
-      return answer;
-    }, (name) => errors.push(name));
+    const a = new PinAllowlist(
+      'dns:mcp-server-pods.mcp.svc.cluster.local:8080, 192.168.0.0/16',
+      async (name) => {
+        expect(name).to.equal('mcp-server-pods.mcp.svc.cluster.local');
+        if (answer instanceof Error) throw answer;
+        return answer;
+      },
+      (name) => errors.push(name),
+    );
     expect(a.allows('10.1.0.7:8080'), 'nothing before the first lookup').to.equal(false);
     await a.start();
     expect(a.allows('10.1.0.7:8080')).to.equal(true);
@@ -44,7 +48,15 @@ describe('PinAllowlist', () => {
     let answer = ['10.1.0.7'];
     let lookups = 0;
     let now = 0;
-    const a = new PinAllowlist('dns:pods:8080', async () => (lookups++, answer), () => {}, () => now);
+    const a = new PinAllowlist(
+      'dns:pods:8080',
+      async () => {
+        lookups++;
+        return answer;
+      },
+      () => {},
+      () => now,
+    );
     await a.start();
     a.stop();
     expect(lookups).to.equal(1);
@@ -70,7 +82,9 @@ describe('PinAllowlist', () => {
   });
   it('refuses specs it cannot read', () => {
     for (const bad of ['', '10.0.0.0', '10.0.0.0/33', '10.0.0.0/8:0', '10.0.0.0/8:9-3', 'host/8', '::1/129', 'dns:', 'dns:a b', 'dns:host:70000']) {
-      expect(() => new PinAllowlist(bad), bad).to.throw(ConfigValueError).with.property('code', 'MCP_PIN_BAD_CONFIG_VALUE');
+      expect(() => new PinAllowlist(bad), bad)
+        .to.throw(ConfigValueError)
+        .with.property('code', 'MCP_PIN_BAD_CONFIG_VALUE');
     }
   });
 });

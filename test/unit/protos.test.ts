@@ -16,7 +16,13 @@ const replyAsProtoLoaderReadsIt = (b: Buffer): unknown => plain.responseDeserial
 describe('the tuned ext_proc codec (src/protos.ts)', () => {
   const request: ProcessingRequest = {
     request_headers: {
-      headers: { headers: [{ key: ':method', raw_value: Buffer.from('POST') }, { key: 'Mcp-Session-Id', raw_value: Buffer.from('abc') }, { key: 'x-plain', value: 'only value' }] },
+      headers: {
+        headers: [
+          { key: ':method', raw_value: Buffer.from('POST') },
+          { key: 'Mcp-Session-Id', raw_value: Buffer.from('abc') },
+          { key: 'x-plain', value: 'only value' },
+        ],
+      },
       end_of_stream: false,
     },
     attributes: {
@@ -30,7 +36,7 @@ describe('the tuned ext_proc codec (src/protos.ts)', () => {
     },
   };
 
-  it('decodes requests into what the exchange reads, as proto-loader\'s full object would give', () => {
+  it("decodes requests into what the exchange reads, as proto-loader's full object would give", () => {
     const bytes = requestBytes(request);
     const fast = decodeRequest(bytes);
     const full = plain.requestDeserialize(bytes) as ProcessingRequest;
@@ -38,15 +44,24 @@ describe('the tuned ext_proc codec (src/protos.ts)', () => {
     expect(headerPairs(fast.request_headers)).to.deep.equal(headerPairs(full.request_headers));
     expect(headerPairs(fast.request_headers)).to.deep.include(['x-plain', 'only value']);
     expect(upstreamReport(fast)).to.deep.equal(upstreamReport(full));
-    expect(upstreamReport(fast)).to.deep.equal({ address: '10.0.0.7:8080', flags: 32, codeDetails: 'upstream_reset_before_response_started{connection_failure}' });
+    expect(upstreamReport(fast)).to.deep.equal({
+      address: '10.0.0.7:8080',
+      flags: 32,
+      codeDetails: 'upstream_reset_before_response_started{connection_failure}',
+    });
     // Absent parts read as defaults, never as data.
     expect(fast.request_body ?? undefined).to.equal(undefined);
     expect(upstreamReport(decodeRequest(requestBytes({ request_headers: {} })))).to.deep.equal({});
     expect(tuned.requestDeserialize).to.equal(decodeRequest);
   });
 
-  it('sends a precoded reply\'s bytes, which read back as the reply itself', () => {
-    const r = precoded(continueRequestHeaders({ set: [['x-mcp-pin-pod', '10.0.0.7:8080']], remove: [CLIENT_SESSION_HEADER] }, { clearRouteCache: true, mode: { response_header_mode: 'SKIP' } }));
+  it("sends a precoded reply's bytes, which read back as the reply itself", () => {
+    const r = precoded(
+      continueRequestHeaders(
+        { set: [['x-mcp-pin-pod', '10.0.0.7:8080']], remove: [CLIENT_SESSION_HEADER] },
+        { clearRouteCache: true, mode: { response_header_mode: 'SKIP' } },
+      ),
+    );
     const sent = tuned.responseSerialize(r) as Buffer;
     expect(sent.equals(plain.responseSerialize(r) as Buffer)).to.equal(true);
     expect(replyAsProtoLoaderReadsIt(sent)).to.deep.equal({ ...r, response: 'request_headers' });
@@ -60,9 +75,25 @@ describe('the tuned ext_proc codec (src/protos.ts)', () => {
     const replies = HeaderReplies.for('x-mcp-pin-pod');
     const a = replies.pinnedTo('10.0.0.7:8080', false);
     expect(replies.pinnedTo('10.0.0.7:8080', false)).to.equal(a);
-    expect(a).to.deep.equal(continueRequestHeaders({ set: [['x-mcp-pin-pod', '10.0.0.7:8080']], remove: [CLIENT_SESSION_HEADER] }, { clearRouteCache: true, mode: { response_header_mode: 'SKIP' } }));
-    expect(replies.pinnedTo('10.0.0.7:8080', true)).to.deep.equal(continueRequestHeaders({ set: [['x-mcp-pin-pod', '10.0.0.7:8080']], remove: [CLIENT_SESSION_HEADER] }, { clearRouteCache: true }));
+    expect(a).to.deep.equal(
+      continueRequestHeaders(
+        { set: [['x-mcp-pin-pod', '10.0.0.7:8080']], remove: [CLIENT_SESSION_HEADER] },
+        { clearRouteCache: true, mode: { response_header_mode: 'SKIP' } },
+      ),
+    );
+    expect(replies.pinnedTo('10.0.0.7:8080', true)).to.deep.equal(
+      continueRequestHeaders({ set: [['x-mcp-pin-pod', '10.0.0.7:8080']], remove: [CLIENT_SESSION_HEADER] }, { clearRouteCache: true }),
+    );
     expect(replies.pinnedTo('10.0.0.8:8080', false)).to.not.deep.equal(a);
-    expect((tuned.responseSerialize(replies.pinnedTo('10.0.0.8:8080', false)) as Buffer).equals(plain.responseSerialize(continueRequestHeaders({ set: [['x-mcp-pin-pod', '10.0.0.8:8080']], remove: [CLIENT_SESSION_HEADER] }, { clearRouteCache: true, mode: { response_header_mode: 'SKIP' } })) as Buffer)).to.equal(true);
+    expect(
+      (tuned.responseSerialize(replies.pinnedTo('10.0.0.8:8080', false)) as Buffer).equals(
+        plain.responseSerialize(
+          continueRequestHeaders(
+            { set: [['x-mcp-pin-pod', '10.0.0.8:8080']], remove: [CLIENT_SESSION_HEADER] },
+            { clearRouteCache: true, mode: { response_header_mode: 'SKIP' } },
+          ),
+        ) as Buffer,
+      ),
+    ).to.equal(true);
   });
 });

@@ -33,7 +33,14 @@ class FakePods implements Forwarder {
     if (body.includes('"initialize"')) {
       const custom = this.init(req);
       if (custom instanceof Error) throw custom;
-      out = { status: 200, headers: [['mcp-session-id', `backend-${++this.n}`], ['content-type', 'text/event-stream']], ...custom };
+      out = {
+        status: 200,
+        headers: [
+          ['mcp-session-id', `backend-${++this.n}`],
+          ['content-type', 'text/event-stream'],
+        ],
+        ...custom,
+      };
     } else if (body.includes('"ping"')) out = this.probe(req);
     else out = this.notify(req);
     if (out instanceof Error) throw out;
@@ -45,15 +52,34 @@ class FakePods implements Forwarder {
   }
 }
 
-const cfg = { recoveryUrl: 'http://127.0.0.1:1', recoveryTimeoutMs: 2000, pinHeader: 'x-mcp-pin-dst', upstreamHeader: 'x-mcp-pin-upstream', lostSessionStatuses: [404], maxSessionIdLength: 256, relayBudgetBytes: 64 << 20 };
+const cfg = {
+  recoveryUrl: 'http://127.0.0.1:1',
+  recoveryTimeoutMs: 2000,
+  pinHeader: 'x-mcp-pin-dst',
+  upstreamHeader: 'x-mcp-pin-upstream',
+  lostSessionStatuses: [404],
+  maxSessionIdLength: 256,
+  relayBudgetBytes: 64 << 20,
+};
 const never = new AbortController().signal;
 
-async function setup(initBody: Buffer | null = INIT, recoveryTimeoutMs = cfg.recoveryTimeoutMs, more: Partial<typeof cfg> & { allows?: (pod: string) => boolean } = {}) {
+async function setup(
+  initBody: Buffer | null = INIT,
+  recoveryTimeoutMs = cfg.recoveryTimeoutMs,
+  more: Partial<typeof cfg> & { allows?: (pod: string) => boolean } = {},
+) {
   const store = new MemoryStore({ sessionTtlMs: 60_000 });
   await store.create('client-1', { pod: OLD_POD, backendSessionId: 'client-1', initBody, initPath: '/mcp' });
   const pods = new FakePods();
   const allowlist = more.allows ? ({ allowsFresh: async (p: string) => more.allows!(p) } as never) : undefined;
-  const recoverer = new HttpRecoverer({ cfg: { ...cfg, recoveryTimeoutMs, ...more }, store, log: silentLog, metrics: newMetrics(), forwarder: pods, ...(allowlist ? { allowlist } : {}) });
+  const recoverer = new HttpRecoverer({
+    cfg: { ...cfg, recoveryTimeoutMs, ...more },
+    store,
+    log: silentLog,
+    metrics: newMetrics(),
+    forwarder: pods,
+    ...(allowlist ? { allowlist } : {}),
+  });
   const attempt = (over: Partial<RetryAttempt> = {}): RetryAttempt => ({
     clientSessionId: 'client-1',
     failedSessionId: 'client-1',
@@ -79,7 +105,7 @@ async function setup(initBody: Buffer | null = INIT, recoveryTimeoutMs = cfg.rec
 const failed = (o: RetryPlan): string => (o.kind === 'failed' ? o.code : `not failed: ${o.kind}`);
 
 describe('recovery: planning a retry attempt', () => {
-  it('re-initializes on the attempt\'s pod, notifies, and stores the new pin', async () => {
+  it("re-initializes on the attempt's pod, notifies, and stores the new pin", async () => {
     const { store, pods, recoverer, attempt } = await setup();
     const o = await recoverer.planRetry(attempt(), never);
     expect(o).to.deep.equal({ kind: 'send', reinitialized: true, onPath: true, pin: { pod: RETRY_POD, backendSessionId: 'backend-1', generation: 2 } });
@@ -95,9 +121,21 @@ describe('recovery: planning a retry attempt', () => {
     // Re-init: a POST to the attempt's pod, JSON + SSE accept (a GET is being recovered), the client's end-to-end headers, no session id.
     expect(init!.pod).to.equal(RETRY_POD);
     expect(init!.method).to.equal('POST');
-    expect(h(init!)).to.include({ 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: 'Bearer t0k', host: 'mcp.example:10000' });
+    expect(h(init!)).to.include({
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      authorization: 'Bearer t0k',
+      host: 'mcp.example:10000',
+    });
     // An initialize negotiates the version: it carries none (not the client's header).
-    expect(h(init!)).to.not.have.any.keys('mcp-session-id', 'x-mcp-pin-client-session', 'x-envoy-attempt-count', 'connection', ':method', 'mcp-protocol-version');
+    expect(h(init!)).to.not.have.any.keys(
+      'mcp-session-id',
+      'x-mcp-pin-client-session',
+      'x-envoy-attempt-count',
+      'connection',
+      ':method',
+      'mcp-protocol-version',
+    );
     // notifications/initialized to the same pod under the new id.
     expect(note!.pod).to.equal(RETRY_POD);
     expect(h(note!)['mcp-session-id']).to.equal('backend-1');
@@ -107,7 +145,11 @@ describe('recovery: planning a retry attempt', () => {
   it('does not re-initialize a session its pod still holds: the request goes back there by relay', async () => {
     const { store, pods, recoverer, attempt } = await setup();
     pods.probe = () => ({ status: 200 });
-    expect(await recoverer.planRetry(attempt(), never)).to.deep.equal({ kind: 'relay', why: 'not-lost', pin: { pod: OLD_POD, backendSessionId: 'client-1', generation: 1 } });
+    expect(await recoverer.planRetry(attempt(), never)).to.deep.equal({
+      kind: 'relay',
+      why: 'not-lost',
+      pin: { pod: OLD_POD, backendSessionId: 'client-1', generation: 1 },
+    });
     expect(pods.count('"initialize"')).to.equal(0);
     expect(await store.lookup('client-1')).to.deep.include({ pod: OLD_POD, generation: 1 });
   });
@@ -181,7 +223,12 @@ describe('recovery: planning a retry attempt', () => {
   it('follows a newer pin without re-initializing: sends on this pod if the session is here, else relays', async () => {
     const { store, pods, recoverer, attempt } = await setup();
     await store.replacePin('client-1', 1, RETRY_POD, 'moved');
-    expect(await recoverer.planRetry(attempt(), never)).to.deep.equal({ kind: 'send', reinitialized: false, onPath: true, pin: { pod: RETRY_POD, backendSessionId: 'moved', generation: 2 } });
+    expect(await recoverer.planRetry(attempt(), never)).to.deep.equal({
+      kind: 'send',
+      reinitialized: false,
+      onPath: true,
+      pin: { pod: RETRY_POD, backendSessionId: 'moved', generation: 2 },
+    });
     // Off the session's MCP path, a lost status of that pod would prove nothing.
     expect(await recoverer.planRetry(attempt({ path: '/typo' }), never)).to.deep.include({ kind: 'relay', why: 'off-path' });
     await store.replacePin('client-1', 2, '10.0.2.2:8080', 'elsewhere');
@@ -196,7 +243,7 @@ describe('recovery: planning a retry attempt', () => {
     expect(o).to.deep.equal({ kind: 'relay', why: 'moved', pin: { pod: '10.0.3.3:8080', backendSessionId: 'backend-1', generation: 2 } });
   });
 
-  it('pings and re-initializes at the path the session was initialized on, not the request\'s own (harm 4: a /typo 404 is no proof)', async () => {
+  it("pings and re-initializes at the path the session was initialized on, not the request's own (harm 4: a /typo 404 is no proof)", async () => {
     const { store, pods, recoverer, attempt } = await setup();
     // The pod serves MCP at /mcp only: anything else is its 404. (A request off that
     // path needs no proof at all: it is relayed back, see "off the session's MCP path".)
@@ -227,7 +274,10 @@ describe('recovery: planning a retry attempt', () => {
   it('fails with NO_INIT_BODY and drops the pin when no init body was stored (proof it can never come back)', async () => {
     const { store, pods, recoverer, attempt } = await setup(null);
     expect(failed(await recoverer.planRetry(attempt(), never))).to.equal('MCP_PIN_RECOVERY_NO_INIT_BODY');
-    expect(pods.sent.map((r) => r.body!.toString()), 'only the proof that it is lost').to.deep.equal(['{"jsonrpc":"2.0","id":"mcp-pin-probe","method":"ping"}']);
+    expect(
+      pods.sent.map((r) => r.body!.toString()),
+      'only the proof that it is lost',
+    ).to.deep.equal(['{"jsonrpc":"2.0","id":"mcp-pin-probe","method":"ping"}']);
     expect(await store.lookup('client-1')).to.equal(null);
   });
 
@@ -236,7 +286,10 @@ describe('recovery: planning a retry attempt', () => {
     ['re-init answers without a session id', () => ({ headers: [] })],
     ['re-init request fails', () => new Error('ECONNREFUSED')],
     ['Envoy reports no pod address', () => ({ upstream: undefined })],
-    ['Envoy answered the re-init itself', () => ({ status: 503, upstream: undefined, envoyReply: 'upstream_reset_before_response_started{connection_failure}' })],
+    [
+      'Envoy answered the re-init itself',
+      () => ({ status: 503, upstream: undefined, envoyReply: 'upstream_reset_before_response_started{connection_failure}' }),
+    ],
   ] as const) {
     it(`fails with RECOVERY_UNAVAILABLE and keeps the record (transient) when ${name}`, async () => {
       const { store, pods, recoverer, attempt } = await setup();
@@ -279,7 +332,10 @@ describe('recovery: planning a retry attempt', () => {
     expect(await store.tryLock('client-1', 'other-replica', 5000)).to.equal(true);
     let lockTries = 0;
     const tryLock = store.tryLock.bind(store);
-    store.tryLock = async (...args) => (lockTries++, tryLock(...args));
+    store.tryLock = async (...args) => {
+      lockTries++;
+      return tryLock(...args);
+    };
     const pending = recoverer.planRetry(attempt(), never);
     await eventually(async () => lockTries > 0, 'the recovery found the lock held');
     // The other replica finishes its recovery on another pod and releases the lock.
@@ -316,7 +372,7 @@ describe('recovery: planning a retry attempt', () => {
 });
 
 describe('recovery: relaying a request to the pod that holds its session', () => {
-  it('sends it once, to that pod, under the backend id, with the client\'s end-to-end headers', async () => {
+  it("sends it once, to that pod, under the backend id, with the client's end-to-end headers", async () => {
     const { pods, recoverer, attempt } = await setup();
     pods.notify = () => ({ status: 200, headers: [['content-type', 'application/json']], body: Buffer.from('{"r":1}') });
     const plan: RelayPlan = { kind: 'relay', why: 'moved', pin: { pod: '10.0.2.2:8080', backendSessionId: 'theirs', generation: 3 } };
@@ -342,9 +398,30 @@ describe('recovery: relaying a request to the pod that holds its session', () =>
     const cases: [() => Promise<ForwardResponse>, string][] = [
       [async () => Promise.reject(new ResponseTooLargeError(10)), 'MCP_PIN_RELAY_TOO_LARGE'],
       [async () => Promise.reject(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })), 'MCP_PIN_RELAY_FAILED'],
-      [async () => ({ status: 503, headers: [], body: Buffer.alloc(0), upstream: undefined, envoyReply: 'upstream_reset_before_response_started{connection_failure}' }), 'MCP_PIN_RELAY_FAILED'],
-      [async () => ({ status: 503, headers: [], body: Buffer.alloc(0), upstream: undefined, envoyReply: 'upstream_reset_before_response_started{connection_termination}' }), 'MCP_PIN_RELAY_MAY_HAVE_RUN'],
-      [async () => ({ status: 504, headers: [], body: Buffer.alloc(0), upstream: undefined, envoyReply: 'upstream_response_timeout' }), 'MCP_PIN_RELAY_MAY_HAVE_RUN'],
+      [
+        async () => ({
+          status: 503,
+          headers: [],
+          body: Buffer.alloc(0),
+          upstream: undefined,
+          envoyReply: 'upstream_reset_before_response_started{connection_failure}',
+        }),
+        'MCP_PIN_RELAY_FAILED',
+      ],
+      [
+        async () => ({
+          status: 503,
+          headers: [],
+          body: Buffer.alloc(0),
+          upstream: undefined,
+          envoyReply: 'upstream_reset_before_response_started{connection_termination}',
+        }),
+        'MCP_PIN_RELAY_MAY_HAVE_RUN',
+      ],
+      [
+        async () => ({ status: 504, headers: [], body: Buffer.alloc(0), upstream: undefined, envoyReply: 'upstream_response_timeout' }),
+        'MCP_PIN_RELAY_MAY_HAVE_RUN',
+      ],
       [async () => Promise.reject(new DOMException('The operation was aborted due to timeout', 'TimeoutError')), 'MCP_PIN_RELAY_MAY_HAVE_RUN'],
       [async () => Promise.reject(Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' })), 'MCP_PIN_RELAY_MAY_HAVE_RUN'],
     ];
@@ -420,7 +497,13 @@ describe('recovery: relaying a request to the pod that holds its session', () =>
       }
       return { status: 200, body: Buffer.from('{"r":"ok"}') };
     };
-    const out = await recoverer.relay({ ...relayReq(attempt, OLD_POD, 'not-lost'), plan: { kind: 'relay', why: 'not-lost', pin: { pod: OLD_POD, backendSessionId: 'client-1', generation: 1 } } }, never);
+    const out = await recoverer.relay(
+      {
+        ...relayReq(attempt, OLD_POD, 'not-lost'),
+        plan: { kind: 'relay', why: 'not-lost', pin: { pod: OLD_POD, backendSessionId: 'client-1', generation: 1 } },
+      },
+      never,
+    );
     expect(out).to.deep.include({ kind: 'answered', status: 200 });
     expect(pods.count('"initialize"'), 'recovered once').to.equal(1);
     expect(await store.lookup('client-1')).to.deep.include({ pod: RETRY_POD, generation: 2 });
@@ -441,7 +524,11 @@ describe('recovery races', () => {
       void store.replacePin('client-1', 1, '10.0.3.3:8080', 'winner');
       return {};
     };
-    expect(await recoverer.planRetry(attempt(), never)).to.deep.equal({ kind: 'relay', why: 'moved', pin: { pod: '10.0.3.3:8080', backendSessionId: 'winner', generation: 2 } });
+    expect(await recoverer.planRetry(attempt(), never)).to.deep.equal({
+      kind: 'relay',
+      why: 'moved',
+      pin: { pod: '10.0.3.3:8080', backendSessionId: 'winner', generation: 2 },
+    });
     expect(await store.lookup('client-1')).to.deep.include({ pod: '10.0.3.3:8080', backendSessionId: 'winner' });
   });
 });
@@ -454,7 +541,13 @@ describe('recovery: the session state the client set (issue 29)', () => {
     await store.changeState('client-1', { op: 'subscribe', uri: 'demo://b' });
     pods.notify = (req) => {
       const msg = JSON.parse(req.body!.toString()) as { id?: string };
-      return msg.id === undefined ? { status: 202 } : { status: 200, headers: [['content-type', 'text/event-stream']], body: Buffer.from(`event: message\ndata: {"jsonrpc":"2.0","id":"${msg.id}","result":{}}\n\n`) };
+      return msg.id === undefined
+        ? { status: 202 }
+        : {
+            status: 200,
+            headers: [['content-type', 'text/event-stream']],
+            body: Buffer.from(`event: message\ndata: {"jsonrpc":"2.0","id":"${msg.id}","result":{}}\n\n`),
+          };
     };
     expect(await recoverer.planRetry(attempt(), never)).to.deep.include({ kind: 'send', reinitialized: true });
     const after = pods.sent.slice(pods.sent.findIndex((r) => r.body!.toString().includes('notifications/initialized')) + 1);

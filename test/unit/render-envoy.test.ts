@@ -14,11 +14,10 @@ import { TEMPLATE_VALUES, TemplateValuesError, paramsFromValues } from '../../en
 import { findEnvoy } from '../helpers/envoy.js';
 
 const root = new URL('../../', import.meta.url);
-const render = (...args: string[]) =>
-  spawnSync(process.execPath, ['--import', 'tsx', 'scripts/render-envoy.ts', ...args], { cwd: root, encoding: 'utf8' });
+const render = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'scripts/render-envoy.ts', ...args], { cwd: root, encoding: 'utf8' });
 
 describe('npm run render:envoy (your own Envoy)', () => {
-  it('documents every value the renderer takes, with the renderer\'s defaults', () => {
+  it("documents every value the renderer takes, with the renderer's defaults", () => {
     const documented = Object.keys(TEMPLATE_VALUES).sort();
     const settable = [...Object.keys(ENVOY_DEFAULTS), 'extProc', 'extProcDiscovery', 'service'].sort();
     expect(documented).to.deep.equal(settable);
@@ -44,13 +43,20 @@ describe('npm run render:envoy (your own Envoy)', () => {
     expect((err as TemplateValuesError).problems).to.have.length(3);
     const r = render('--set', 'bogus=1', '--set', 'listenPort=0');
     expect(r.status).to.equal(2);
-    expect(r.stderr).to.contain('unknown template value "bogus"').and.contain('listenPort').and.contain('extProc is required').and.contain('service is required');
+    expect(r.stderr)
+      .to.contain('unknown template value "bogus"')
+      .and.contain('listenPort')
+      .and.contain('extProc is required')
+      .and.contain('service is required');
     expect(r.stdout).to.equal('');
   });
 
   it('renders a values file plus --set overrides into a config real Envoy accepts', () => {
     const dir = mkdtempSync(`${tmpdir()}/render-envoy-`);
-    writeFileSync(`${dir}/values.json`, JSON.stringify({ extProc: ['10.0.0.5:50051', '10.0.0.6:50051'], service: `eds:${dir}/eds.json`, sessionSearchRetries: 7 }));
+    writeFileSync(
+      `${dir}/values.json`,
+      JSON.stringify({ extProc: ['10.0.0.5:50051', '10.0.0.6:50051'], service: `eds:${dir}/eds.json`, sessionSearchRetries: 7 }),
+    );
     const eds = render('--eds', '10.0.1.1:8080,10.0.1.2:8080', '--out', `${dir}/eds.json`);
     expect(eds.status, eds.stderr).to.equal(0);
     expect(JSON.parse(readFileSync(`${dir}/eds.json`, 'utf8')).resources[0].endpoints[0].lb_endpoints).to.have.length(2);
@@ -60,7 +66,10 @@ describe('npm run render:envoy (your own Envoy)', () => {
     const cfg = parse(text) as { static_resources: { listeners: { address: { socket_address: { port_value: number } } }[] } };
     expect(cfg.static_resources.listeners[0]!.address.socket_address.port_value).to.equal(8080);
     expect(text).to.contain('num_retries: 7').and.contain('retriable_status_codes: [404, 400]').and.contain('10.0.0.6');
-    const out = execFileSync(findEnvoy(), ['--mode', 'validate', '-c', `${dir}/envoy.yaml`, '--disable-hot-restart'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = execFileSync(findEnvoy(), ['--mode', 'validate', '-c', `${dir}/envoy.yaml`, '--disable-hot-restart'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     expect(out).to.contain('OK');
     // Each write says what it wrote.
     expect(eds.stderr).to.equal(`render:envoy: wrote the EDS file ${dir}/eds.json (${readFileSync(`${dir}/eds.json`).length} bytes)\n`);
@@ -73,10 +82,15 @@ describe('npm run render:envoy (your own Envoy)', () => {
     expect(help.stdout).to.contain('usage: npm run render:envoy').and.contain('--values file.json').and.contain('--eds host:port');
     const missing = render('--eds', '10.0.1.1:8080', '--out', '/nonexistent-folder/eds.json');
     expect(missing.status).to.equal(2);
-    expect(missing.stderr).to.equal('render:envoy: --out /nonexistent-folder/eds.json: folder /nonexistent-folder does not exist (see npm run render:envoy -- --help)\n');
+    expect(missing.stderr).to.equal(
+      'render:envoy: --out /nonexistent-folder/eds.json: folder /nonexistent-folder does not exist (see npm run render:envoy -- --help)\n',
+    );
     const relative = render('--set', 'extProc=10.0.0.5:50051', '--set', 'service=eds:eds/eds.json');
     expect(relative.status).to.equal(2);
-    expect(relative.stderr.trim().split('\n')).to.deep.equal(['render:envoy: 1 problem(s):', '  - service: "eds:eds/eds.json": the EDS path must be absolute (Envoy reads it from its own working directory, not yours), e.g. eds:/etc/envoy/eds/eds.json']);
+    expect(relative.stderr.trim().split('\n')).to.deep.equal([
+      'render:envoy: 1 problem(s):',
+      '  - service: "eds:eds/eds.json": the EDS path must be absolute (Envoy reads it from its own working directory, not yours), e.g. eds:/etc/envoy/eds/eds.json',
+    ]);
   });
 });
 

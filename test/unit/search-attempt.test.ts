@@ -17,7 +17,9 @@ describe('SearchAttempt (one attempt of a session search)', () => {
   it('lets an attempt go to a pod not yet asked, adding it to the pods asked', () => {
     const [first] = new SearchAttempt({ metrics: newMetrics() }).handle(attempt('10.0.0.1:8080', { 'mcp-session-id': 's' }));
     expect(setOf(first!)).to.deep.equal({ [SEARCHED_HEADER]: '10.0.0.1:8080' });
-    const [second] = new SearchAttempt({ metrics: newMetrics() }).handle(attempt('10.0.0.2:8080', { 'mcp-session-id': 's', [SEARCHED_HEADER]: '10.0.0.1:8080' }));
+    const [second] = new SearchAttempt({ metrics: newMetrics() }).handle(
+      attempt('10.0.0.2:8080', { 'mcp-session-id': 's', [SEARCHED_HEADER]: '10.0.0.1:8080' }),
+    );
     expect(setOf(second!)).to.deep.equal({ [SEARCHED_HEADER]: '10.0.0.1:8080,10.0.0.2:8080' });
   });
 

@@ -70,9 +70,18 @@ describe('session state (issue 29)', () => {
   });
 
   it('understands the three state-setting requests and nothing else (malformed, batches, unknown levels, long URIs)', () => {
-    expect(parseStateRequest(body({ jsonrpc: '2.0', id: 3, method: 'resources/subscribe', params: { uri: 'file:///a' } }))).to.deep.equal({ id: 3, change: { op: 'subscribe', uri: 'file:///a' } });
-    expect(parseStateRequest(body({ jsonrpc: '2.0', id: 'x', method: 'resources/unsubscribe', params: { uri: 'file:///a' } }))).to.deep.equal({ id: 'x', change: { op: 'unsubscribe', uri: 'file:///a' } });
-    expect(parseStateRequest(body({ jsonrpc: '2.0', id: 4, method: 'logging/setLevel', params: { level: 'warning' } }))).to.deep.equal({ id: 4, change: { op: 'setLevel', level: 'warning' } });
+    expect(parseStateRequest(body({ jsonrpc: '2.0', id: 3, method: 'resources/subscribe', params: { uri: 'file:///a' } }))).to.deep.equal({
+      id: 3,
+      change: { op: 'subscribe', uri: 'file:///a' },
+    });
+    expect(parseStateRequest(body({ jsonrpc: '2.0', id: 'x', method: 'resources/unsubscribe', params: { uri: 'file:///a' } }))).to.deep.equal({
+      id: 'x',
+      change: { op: 'unsubscribe', uri: 'file:///a' },
+    });
+    expect(parseStateRequest(body({ jsonrpc: '2.0', id: 4, method: 'logging/setLevel', params: { level: 'warning' } }))).to.deep.equal({
+      id: 4,
+      change: { op: 'setLevel', level: 'warning' },
+    });
     for (const bad of [
       Buffer.from('{'),
       body([{ jsonrpc: '2.0', id: 1, method: 'logging/setLevel', params: { level: 'info' } }]),
@@ -90,43 +99,84 @@ describe('session state (issue 29)', () => {
     expect(answerTo(3, body({ jsonrpc: '2.0', id: 3, result: {} }), 'application/json')).to.equal('accepted');
     expect(answerTo(3, body({ jsonrpc: '2.0', id: 3, error: { code: -32602, message: 'no such resource' } }), 'application/json')).to.equal('refused');
     expect(answerTo(3, body({ jsonrpc: '2.0', id: 4, result: {} }), 'application/json')).to.equal(undefined);
-    const sse = 'event: message\ndata: {"jsonrpc":"2.0","method":"notifications/message","params":{}}\n\nevent: message\ndata: {"jsonrpc":"2.0","id":"a","result":{}}\n\n';
+    const sse =
+      'event: message\ndata: {"jsonrpc":"2.0","method":"notifications/message","params":{}}\n\nevent: message\ndata: {"jsonrpc":"2.0","id":"a","result":{}}\n\n';
     expect(answerTo('a', Buffer.from(sse), 'text/event-stream')).to.equal('accepted');
-    expect(answerTo('a', Buffer.from('data: {"jsonrpc":"2.0","id":"a","error":{"code":1,"message":"x"}}\r\n\r\n'), 'text/event-stream; charset=utf-8')).to.equal('refused');
+    expect(
+      answerTo('a', Buffer.from('data: {"jsonrpc":"2.0","id":"a","error":{"code":1,"message":"x"}}\r\n\r\n'), 'text/event-stream; charset=utf-8'),
+    ).to.equal('refused');
     expect(answerTo('a', Buffer.from('not json'), 'application/json')).to.equal(undefined);
   });
 
-  describe('StateRecorder (the session-state route\'s ext_proc stream)', () => {
-    async function run(opts: { sid?: string; client?: string; req: unknown; status: string; answer: Buffer; contentType?: string }): Promise<{ store: MemoryStore; metrics: ReturnType<typeof newMetrics>; complete: boolean }> {
+  describe("StateRecorder (the session-state route's ext_proc stream)", () => {
+    async function run(opts: {
+      sid?: string;
+      client?: string;
+      req: unknown;
+      status: string;
+      answer: Buffer;
+      contentType?: string;
+    }): Promise<{ store: MemoryStore; metrics: ReturnType<typeof newMetrics>; complete: boolean }> {
       const store = new MemoryStore({ sessionTtlMs: 60_000 });
       await store.create('C', { pod: '10.0.0.1:80', backendSessionId: 'C', initBody: null });
       const metrics = newMetrics();
       const r = new StateRecorder({ store, log: silentLog, metrics });
-      await r.handle(requestHeaders({ ':method': 'POST', ':path': '/mcp', 'mcp-session-id': opts.sid ?? 'C', ...(opts.client ? { 'x-mcp-pin-client-session': opts.client } : {}) }));
+      await r.handle(
+        requestHeaders({
+          ':method': 'POST',
+          ':path': '/mcp',
+          'mcp-session-id': opts.sid ?? 'C',
+          ...(opts.client ? { 'x-mcp-pin-client-session': opts.client } : {}),
+        }),
+      );
       await r.handle(requestBody(JSON.stringify(opts.req)));
       const [h] = await r.handle(responseHeaders({ ':status': opts.status, 'content-type': opts.contentType ?? 'application/json' }));
       if (!r.complete) await r.handle({ request: 'response_body', response_body: { body: opts.answer, end_of_stream: true } });
       else expect(h!.mode_override).to.deep.equal({ response_body_mode: 'NONE' });
       return { store, metrics, complete: r.complete };
     }
-    const count = async (m: ReturnType<typeof newMetrics>, result: string): Promise<number> => (await m.registry.getSingleMetric('mcp_pin_session_state_total')!.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
+    const count = async (m: ReturnType<typeof newMetrics>, result: string): Promise<number> =>
+      (await m.registry.getSingleMetric('mcp_pin_session_state_total')!.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
 
-    it('keeps a subscribe the pod accepted (JSON or SSE), under the client\'s own id when the pod knows the session by another', async () => {
-      const { store, metrics } = await run({ req: { jsonrpc: '2.0', id: 1, method: 'resources/subscribe', params: { uri: 'a://1' } }, status: '200', answer: body({ jsonrpc: '2.0', id: 1, result: {} }) });
+    it("keeps a subscribe the pod accepted (JSON or SSE), under the client's own id when the pod knows the session by another", async () => {
+      const { store, metrics } = await run({
+        req: { jsonrpc: '2.0', id: 1, method: 'resources/subscribe', params: { uri: 'a://1' } },
+        status: '200',
+        answer: body({ jsonrpc: '2.0', id: 1, result: {} }),
+      });
       expect((await store.load('C'))!.state).to.deep.equal({ level: null, subscriptions: ['a://1'] });
       expect(await count(metrics, 'kept')).to.equal(1);
-      const rewritten = await run({ sid: 'B2', client: 'C', req: { jsonrpc: '2.0', id: 'k', method: 'logging/setLevel', params: { level: 'error' } }, status: '200', contentType: 'text/event-stream', answer: Buffer.from('event: message\ndata: {"jsonrpc":"2.0","id":"k","result":{}}\n\n') });
+      const rewritten = await run({
+        sid: 'B2',
+        client: 'C',
+        req: { jsonrpc: '2.0', id: 'k', method: 'logging/setLevel', params: { level: 'error' } },
+        status: '200',
+        contentType: 'text/event-stream',
+        answer: Buffer.from('event: message\ndata: {"jsonrpc":"2.0","id":"k","result":{}}\n\n'),
+      });
       expect((await rewritten.store.load('C'))!.state.level).to.equal('error');
     });
 
     it('keeps nothing the pod refused (a JSON-RPC error, a 4xx) or did not answer, and never stands in the way of the answer', async () => {
-      const refused = await run({ req: { jsonrpc: '2.0', id: 1, method: 'resources/subscribe', params: { uri: 'a://gone' } }, status: '200', answer: body({ jsonrpc: '2.0', id: 1, error: { code: -32002, message: 'not found' } }) });
+      const refused = await run({
+        req: { jsonrpc: '2.0', id: 1, method: 'resources/subscribe', params: { uri: 'a://gone' } },
+        status: '200',
+        answer: body({ jsonrpc: '2.0', id: 1, error: { code: -32002, message: 'not found' } }),
+      });
       expect((await refused.store.load('C'))!.state.subscriptions).to.deep.equal([]);
       expect(await count(refused.metrics, 'refused')).to.equal(1);
-      const status = await run({ req: { jsonrpc: '2.0', id: 1, method: 'resources/subscribe', params: { uri: 'a://1' } }, status: '404', answer: Buffer.alloc(0) });
+      const status = await run({
+        req: { jsonrpc: '2.0', id: 1, method: 'resources/subscribe', params: { uri: 'a://1' } },
+        status: '404',
+        answer: Buffer.alloc(0),
+      });
       expect(status.complete).to.equal(true);
       expect((await status.store.load('C'))!.state.subscriptions).to.deep.equal([]);
-      const malformed = await run({ req: { jsonrpc: '2.0', id: 1, method: 'resources/subscribe' }, status: '200', answer: body({ jsonrpc: '2.0', id: 1, result: {} }) });
+      const malformed = await run({
+        req: { jsonrpc: '2.0', id: 1, method: 'resources/subscribe' },
+        status: '200',
+        answer: body({ jsonrpc: '2.0', id: 1, result: {} }),
+      });
       expect((await malformed.store.load('C'))!.state.subscriptions).to.deep.equal([]);
     });
 

@@ -9,7 +9,12 @@ describe('mcp-pin sessions (memory store)', () => {
   beforeEach(async () => {
     t = 1_000_000;
     store = new MemoryStore({ sessionTtlMs: 3_600_000, now: () => t });
-    for (let i = 0; i < 25; i++) await store.create(`s${String(i).padStart(2, '0')}`, { pod: i % 3 === 0 ? '10.0.0.1:8080' : '10.0.0.2:8080', backendSessionId: `s${i}`, initBody: i === 0 ? null : Buffer.from('{}') });
+    for (let i = 0; i < 25; i++)
+      await store.create(`s${String(i).padStart(2, '0')}`, {
+        pod: i % 3 === 0 ? '10.0.0.1:8080' : '10.0.0.2:8080',
+        backendSessionId: `s${i}`,
+        initBody: i === 0 ? null : Buffer.from('{}'),
+      });
     t += 65_000;
   });
   afterEach(() => store.close());
@@ -17,14 +22,28 @@ describe('mcp-pin sessions (memory store)', () => {
   async function run(...argv: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
     const out: string[] = [];
     const err: string[] = [];
-    const code = await runSessionsCommand(argv, {}, { out: (l) => out.push(l), err: (l) => err.push(l), now: () => t, openStore: () => Object.assign(Object.create(store) as MemoryStore, { close: async () => {} }) });
+    const code = await runSessionsCommand(
+      argv,
+      {},
+      {
+        out: (l) => out.push(l),
+        err: (l) => err.push(l),
+        now: () => t,
+        openStore: () => Object.assign(Object.create(store) as MemoryStore, { close: async () => {} }),
+      },
+    );
     return { code, out, err };
   }
 
   it('get: pod, backend id, generation, age, TTL, recoverable', async () => {
     const r = await run('get', 's03');
     expect(r.code).to.equal(0);
-    expect(r.out.join('\n')).to.contain('pod          10.0.0.1:8080').and.contain('generation   1').and.contain('age          1m05s').and.contain('ttl          58m55s').and.contain('recoverable  yes');
+    expect(r.out.join('\n'))
+      .to.contain('pod          10.0.0.1:8080')
+      .and.contain('generation   1')
+      .and.contain('age          1m05s')
+      .and.contain('ttl          58m55s')
+      .and.contain('recoverable  yes');
     const j = await run('get', 's00', '--json');
     expect(JSON.parse(j.out[0]!)).to.include({ clientSessionId: 's00', pod: '10.0.0.1:8080', generation: 1, ttlMs: 3_535_000, recoverable: false });
   });
@@ -71,7 +90,9 @@ describe('mcp-pin sessions (memory store)', () => {
     await store.replacePin('recovered', 1, '10.0.0.2:8080', 'backend-2');
     const moved = await run('drop', 'recovered');
     expect(moved.code).to.equal(4);
-    expect(moved.err[0]).to.match(/not dropped: it was recovered: its pod \(10\.0\.0\.2:8080\) knows it as backend-2, so no search by recovered can find it again/);
+    expect(moved.err[0]).to.match(
+      /not dropped: it was recovered: its pod \(10\.0\.0\.2:8080\) knows it as backend-2, so no search by recovered can find it again/,
+    );
     expect(await store.inspect('recovered')).to.not.equal(null);
     // --force: the operator's decision.
     for (const id of ['own', 'recovered']) {

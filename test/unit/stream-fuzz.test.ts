@@ -26,7 +26,12 @@ describe('ext_proc stream handler under random input', function () {
 
   before(async () => {
     server = createGrpcServer({ maxMessageBytes: 1024 * 1024 });
-    service = new ExtProcService({ store, cfg: { pinHeader: 'x-mcp-pin-dst', maxInitBodyBytes: 1024, maxSessionIdLength: 64, lostSessionStatuses: [404] }, log: silentLog, metrics: newMetrics() });
+    service = new ExtProcService({
+      store,
+      cfg: { pinHeader: 'x-mcp-pin-dst', maxInitBodyBytes: 1024, maxSessionIdLength: 64, lostSessionStatuses: [404] },
+      log: silentLog,
+      metrics: newMetrics(),
+    });
     service.addTo(server);
     port = await listen(server, { kind: 'tcp', host: '127.0.0.1', port: 0 });
     client = extProcClient(port);
@@ -62,7 +67,17 @@ describe('ext_proc stream handler under random input', function () {
 
   const canary = (): Promise<{ replies: Msg[]; code: number }> =>
     run([
-      { request_headers: { headers: { headers: [{ key: ':method', raw_value: Buffer.from('GET') }, { key: ':path', raw_value: Buffer.from('/') }] }, end_of_stream: true } },
+      {
+        request_headers: {
+          headers: {
+            headers: [
+              { key: ':method', raw_value: Buffer.from('GET') },
+              { key: ':path', raw_value: Buffer.from('/') },
+            ],
+          },
+          end_of_stream: true,
+        },
+      },
     ]);
 
   it('ends every random sequence with OK or INVALID_ARGUMENT, never hangs, never disturbs a concurrent exchange', async () => {
@@ -87,7 +102,11 @@ describe('ext_proc stream handler under random input', function () {
       await fc.assert(
         fc.asyncProperty(fc.uint8Array({ minLength: 1, maxLength: 64 }), async (bytes) => {
           const code = await new Promise<number>((resolve) => {
-            const call = raw.makeBidiStreamRequest('/envoy.service.ext_proc.v3.ExternalProcessor/Process', (b: Buffer) => b, (b: Buffer) => b);
+            const call = raw.makeBidiStreamRequest(
+              '/envoy.service.ext_proc.v3.ExternalProcessor/Process',
+              (b: Buffer) => b,
+              (b: Buffer) => b,
+            );
             call.on('data', () => {});
             call.on('error', (e: grpc.ServiceError) => resolve(e.code));
             call.on('end', () => resolve(0));

@@ -16,9 +16,10 @@ export const TASK_METHODS = ['tasks/get', 'tasks/result', 'tasks/cancel'] as con
 const INVALID_PARAMS = -32602;
 
 /**
- * How the SDKs word an unknown task (TypeScript 1.2x-1.3x: "Failed to
- * retrieve task: Task not found", "Task not found: <id>"; Python `mcp`:
- * "Task not found" / "Task <id> not found").
+ * How the SDKs word an unknown task: TypeScript 1.32 "Failed to retrieve
+ * task: Task not found" and "Task not found: <id>" (tested); Python `mcp`
+ * 1.30 "Task not found: <id>" (read in its source, mcp/shared/experimental/
+ * tasks/helpers.py; not run here). Both with -32602.
  */
 const TASK_NOT_FOUND = /\btask\b.*\bnot found\b/i;
 

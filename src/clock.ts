@@ -30,7 +30,13 @@ export function abortedByDeadline(signal: AbortSignal): boolean {
  * the signal aborts: the work behind `p` goes on, shared with others.
  */
 export function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
+  if (signal.aborted) {
+    // Given up on before it was awaited: its outcome is no one's to hear
+    // here (a shared recovery reports its own), and must not surface as an
+    // unhandled rejection.
+    p.catch(() => {});
+    return Promise.reject(signal.reason);
+  }
   return new Promise<T>((resolve, reject) => {
     const onAbort = (): void => reject(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });

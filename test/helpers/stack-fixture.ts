@@ -12,6 +12,8 @@ export interface StackFixture {
   start(opts?: StackOptions): Promise<Stack>;
   /** An SDK client on the stack's MCP endpoint, closed after the test. */
   client(opts?: Parameters<typeof connectClient>[1]): Promise<TestClient>;
+  /** Clients a test opened itself (push them here): closed after the test like the fixture's own. */
+  readonly clients: TestClient[];
 }
 
 export function stackPerTest(): StackFixture {
@@ -36,5 +38,6 @@ export function stackPerTest(): StackFixture {
       clients.push(c);
       return c;
     },
+    clients,
   };
 }

@@ -5,12 +5,13 @@
 import { expect } from 'chai';
 import { once } from 'node:events';
 import { healthClient, extProcClient } from '../helpers/grpc-clients.js';
-import { connectClient, type TestClient } from '../helpers/mcp-client.js';
+import { connectClient } from '../helpers/mcp-client.js';
 import { McpPinProcess } from '../helpers/mcp-pin.js';
 import { eventually } from '../helpers/net.js';
 import { ManagedProcess } from '../helpers/process.js';
 import { startRedis, type RedisHandle } from '../helpers/redis.js';
-import { startStack, type Stack } from '../helpers/stack.js';
+import { stackPerTest } from '../helpers/stack-fixture.js';
+import type { Stack } from '../helpers/stack.js';
 
 describe('operations (issue 5)', function () {
   this.timeout(120_000);
@@ -119,15 +120,12 @@ describe('operations (issue 5)', function () {
   });
 
   describe('two replicas behind Envoy', () => {
+    const fx = stackPerTest();
+    const { clients } = fx;
     let stack: Stack;
-    const clients: TestClient[] = [];
-    afterEach(async () => {
-      await Promise.all(clients.splice(0).map((c) => c.close()));
-      await stack?.stop();
-    });
 
     it('restarts the replicas one after the other under steady load with zero client errors, every request on its pinned pod', async () => {
-      stack = await startStack({ pods: 2, replicas: 2 });
+      stack = await fx.start({ pods: 2, replicas: 2 });
       for (const p of stack.pins) await eventually(() => stack.envoy.extProcHealthy(p.port), `replica ${p.port} healthy in Envoy`);
       for (let i = 0; i < 6; i++) clients.push(await connectClient(stack.mcpUrl));
       const homes = await Promise.all(clients.map(async (c) => (await c.whoami()).pod));
@@ -173,7 +171,7 @@ describe('operations (issue 5)', function () {
     });
 
     it('exports metrics that move with traffic', async () => {
-      stack = await startStack({ pods: 2, replicas: 1 });
+      stack = await fx.start({ pods: 2, replicas: 1 });
       const pin = stack.pins[0]!;
       const c = await connectClient(stack.mcpUrl);
       clients.push(c);
@@ -201,12 +199,9 @@ describe('operations (issue 5)', function () {
   });
 
   describe('start-up order (issue 20)', () => {
+    const fx = stackPerTest();
+    const { clients } = fx;
     let stack: Stack;
-    const clients: TestClient[] = [];
-    afterEach(async () => {
-      await Promise.all(clients.splice(0).map((c) => c.close()));
-      await stack?.stop();
-    });
 
     /** Opens one ext_proc stream and sends a session-less request's headers; resolves with the gRPC status it was refused with, or 0 when mcp-pin answered the message (accepted). */
     async function streamStatus(port: number): Promise<{ code: number; details: string }> {
@@ -235,7 +230,7 @@ describe('operations (issue 5)', function () {
     }
 
     it('one replica restarted under load while its store is down: refuses ext_proc streams and is NOT_SERVING until the store answers; no failed request once Envoy sees it healthy', async () => {
-      stack = await startStack({ pods: 2, replicas: 1 });
+      stack = await fx.start({ pods: 2, replicas: 1 });
       const pin = stack.pins[0]!;
       const MCP = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-06-18' };
       for (let i = 0; i < 4; i++) clients.push(await connectClient(stack.mcpUrl));

@@ -6,9 +6,10 @@
 import { expect } from 'chai';
 import { request } from 'node:http';
 import { Redis } from 'ioredis';
-import { connectClient, type TestClient } from '../helpers/mcp-client.js';
+import { connectClient } from '../helpers/mcp-client.js';
 import { eventually } from '../helpers/net.js';
-import { startStack, type Stack } from '../helpers/stack.js';
+import { stackPerTest } from '../helpers/stack-fixture.js';
+import type { Stack } from '../helpers/stack.js';
 
 /** One POST with these raw header lines (names may repeat), through Envoy. */
 function rawPost(url: string, headerLines: [string, string][], body: string): Promise<{ status: number; body: string }> {
@@ -29,15 +30,12 @@ function rawPost(url: string, headerLines: [string, string][], body: string): Pr
 
 describe('recovery correctness (issue 12)', function () {
   this.timeout(60_000);
+  const fx = stackPerTest();
+  const { clients } = fx;
   let stack: Stack;
-  const clients: TestClient[] = [];
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.close()));
-    await stack?.stop();
-  });
 
   it('refuses a request with two Mcp-Session-Id lines or a list: 400, no pod sees it, the session is untouched', async () => {
-    stack = await startStack({ pods: 2 });
+    stack = await fx.start({ pods: 2 });
     const c = await connectClient(stack.mcpUrl);
     clients.push(c);
     const sid = c.sessionId();
@@ -71,7 +69,7 @@ describe('recovery correctness (issue 12)', function () {
   });
 
   it('adopts only a session the pod names in its answer: made-up ids on a server that ignores them create no pin', async () => {
-    stack = await startStack({ pods: 2, podEnv: { POD_STATELESS: '1' } });
+    stack = await fx.start({ pods: 2, podEnv: { POD_STATELESS: '1' } });
     const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' };
     for (let i = 0; i < 5; i++) {
       const r = await fetch(stack.mcpUrl, {
@@ -93,7 +91,7 @@ describe('recovery correctness (issue 12)', function () {
   });
 
   it('answers with a JSON-RPC error body when Envoy answers itself: no pod reachable, mcp-pin down', async () => {
-    stack = await startStack({ pods: 1 });
+    stack = await fx.start({ pods: 1 });
     const c = await connectClient(stack.mcpUrl);
     clients.push(c);
     const post = () =>
@@ -125,7 +123,7 @@ describe('recovery correctness (issue 12)', function () {
 
   it("recovers only a session that is really lost: a 400 for a malformed body on a live session is the pod's own answer", async () => {
     // SDK-example-style pods: an unknown session gets 400, so 400 counts as "lost" too.
-    stack = await startStack({
+    stack = await fx.start({
       pods: 2,
       podEnv: { POD_LOST_STATUS: '400' },
       pinEnv: { MCP_PIN_LOST_SESSION_STATUSES: '404,400' },
@@ -160,7 +158,7 @@ describe('recovery correctness (issue 12)', function () {
   });
 
   it('streams a large answer of a recovered request to the client whole (6 MB tool result)', async () => {
-    stack = await startStack({ pods: 2 });
+    stack = await fx.start({ pods: 2 });
     const c = await connectClient(stack.mcpUrl);
     clients.push(c);
     const home = stack.podByName((await c.whoami()).pod);
@@ -172,7 +170,7 @@ describe('recovery correctness (issue 12)', function () {
   });
 
   it('a client that leaves during a re-initialize stops waiting, and its session is recovered all the same (harm 1): the pin survives, the next call works, the left request never ran', async () => {
-    stack = await startStack({ pods: 2 });
+    stack = await fx.start({ pods: 2 });
     const c = await connectClient(stack.mcpUrl);
     clients.push(c);
     const sid = c.sessionId();

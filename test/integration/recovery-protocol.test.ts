@@ -9,7 +9,8 @@ import { Redis } from 'ioredis';
 import { connectClient, type TestClient } from '../helpers/mcp-client.js';
 import { eventually } from '../helpers/net.js';
 import type { Pod } from '../helpers/pod.js';
-import { startStack, type Stack } from '../helpers/stack.js';
+import { stackPerTest } from '../helpers/stack-fixture.js';
+import type { Stack } from '../helpers/stack.js';
 
 const HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' };
 
@@ -19,12 +20,9 @@ function textOf(result: unknown): string {
 
 describe('recovery protocol on real parts (issue 18)', function () {
   this.timeout(120_000);
+  const fx = stackPerTest();
+  const { clients } = fx;
   let stack: Stack;
-  const clients: TestClient[] = [];
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.close()));
-    await stack?.stop();
-  });
   async function client(): Promise<TestClient> {
     const c = await connectClient(stack.mcpUrl);
     clients.push(c);
@@ -34,7 +32,7 @@ describe('recovery protocol on real parts (issue 18)', function () {
   const callsOn = async (p: Pod, rpcMethod: string): Promise<number> => (await p.record()).requests.filter((r) => r.rpcMethod === rpcMethod).length;
 
   it("proves a loss at the path the session was initialized on: a request to a wrong path gets its pod's own 404, and the session is not re-initialized (harm 4)", async () => {
-    stack = await startStack({ pods: 2, podEnv: { POD_PATH: '/mcp' } });
+    stack = await fx.start({ pods: 2, podEnv: { POD_PATH: '/mcp' } });
     const c = await client();
     const sid = c.sessionId();
     const home = stack.podByName((await c.whoami()).pod);
@@ -57,7 +55,7 @@ describe('recovery protocol on real parts (issue 18)', function () {
   });
 
   it('a pod cannot make its own session look unreachable: its x-mcp-pin-envoy-reply header never reaches mcp-pin, so the proof of loss asks it and it holds the session', async () => {
-    stack = await startStack({ pods: 2, podEnv: { POD_PATH: '/mcp', POD_FORGE_ENVOY_REPLY: '1' } });
+    stack = await fx.start({ pods: 2, podEnv: { POD_PATH: '/mcp', POD_FORGE_ENVOY_REPLY: '1' } });
     const c = await client();
     const sid = c.sessionId();
     const home = stack.podByName((await c.whoami()).pod);
@@ -74,7 +72,7 @@ describe('recovery protocol on real parts (issue 18)', function () {
   });
 
   it('sends concurrent requests of a live session that answered 404 back to their pod once each, with one proof per recovery (harm 3)', async () => {
-    stack = await startStack({ pods: 2, podEnv: { POD_PATH: '/mcp' } });
+    stack = await fx.start({ pods: 2, podEnv: { POD_PATH: '/mcp' } });
     const c = await client();
     const sid = c.sessionId();
     const home = stack.podByName((await c.whoami()).pod);
@@ -133,7 +131,7 @@ describe('recovery protocol on real parts (issue 18)', function () {
   }
 
   it('redirects the retries that land beside the recovered pod: Envoy starts them again there, every call answered by that pod, each run once, and the client keeps its own session id (also for a session recovered before)', async () => {
-    stack = await startStack({ pods: 4 });
+    stack = await fx.start({ pods: 4 });
     const c = await client();
     const sid = c.sessionId();
     let redirectedRounds = 0;
@@ -160,7 +158,7 @@ describe('recovery protocol on real parts (issue 18)', function () {
 
   it('redirects a GET whose retry lands beside the recovered pod: a live stream on that pod', async () => {
     // Slow re-initializes (500 ms): a GET sent while a call recovers the session still goes to the old pod first.
-    stack = await startStack({ pods: 4, podEnv: { POD_INIT_DELAY_MS: '500' } });
+    stack = await fx.start({ pods: 4, podEnv: { POD_INIT_DELAY_MS: '500' } });
     // Only this test's GET stream may be open (a session has one): the SDK client's own is closed.
     const sdk = await connectClient(stack.mcpUrl);
     const sid = sdk.sessionId();
@@ -213,7 +211,7 @@ describe('recovery protocol on real parts (issue 18)', function () {
   });
 
   it("relays a request Envoy already started again (it followed a pod's own 308), and keeps Envoy waiting while a relayed call slower than its message timeout runs: every call answered by its pod, each run once (harm 2)", async () => {
-    stack = await startStack({ pods: 4, podEnv: MOVED_ROUTE });
+    stack = await fx.start({ pods: 4, podEnv: MOVED_ROUTE });
     const c = await clientOfMovedRoute();
     // Until the round includes a relay (where each retry lands is Envoy's choice).
     for (let round = 0; round < 4; round++) {
@@ -235,7 +233,7 @@ describe('recovery protocol on real parts (issue 18)', function () {
   });
 
   it('relays a 10 MiB answer whole (a request Envoy already started again)', async () => {
-    stack = await startStack({ pods: 4, podEnv: MOVED_ROUTE });
+    stack = await fx.start({ pods: 4, podEnv: MOVED_ROUTE });
     const c = await clientOfMovedRoute();
     const size = 10 * 1024 * 1024;
     for (let round = 0; round < 4; round++) {
@@ -247,7 +245,7 @@ describe('recovery protocol on real parts (issue 18)', function () {
   });
 
   it('a DELETE through a replica whose cached pin is stale reaches the pod that holds the session now, and leaves no newer pin behind', async () => {
-    stack = await startStack({ pods: 2, pinEnv: { MCP_PIN_PIN_CACHE_MS: '30000' } });
+    stack = await fx.start({ pods: 2, pinEnv: { MCP_PIN_PIN_CACHE_MS: '30000' } });
     const c = await client();
     const sid = c.sessionId();
     const home = stack.podByName((await c.whoami()).pod);

@@ -6,21 +6,19 @@
  * redis-server, SDK pods and the SDK client.
  */
 import { expect } from 'chai';
-import { connectClient, type TestClient } from '../helpers/mcp-client.js';
+import { connectClient } from '../helpers/mcp-client.js';
 import { eventually } from '../helpers/net.js';
-import { startStack, type Stack, type StackOptions } from '../helpers/stack.js';
+import { stackPerTest } from '../helpers/stack-fixture.js';
+import type { Stack, StackOptions } from '../helpers/stack.js';
 
 describe('replay after a connection reset (issue 14)', function () {
   this.timeout(120_000);
+  const fx = stackPerTest();
+  const { clients } = fx;
   let stack: Stack;
-  const clients: TestClient[] = [];
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.close()));
-    await stack?.stop();
-  });
 
   async function slowCallsThenKill(opts: StackOptions = {}, timeoutMs?: number) {
-    stack = await startStack({ pods: 2, ...opts });
+    stack = await fx.start({ pods: 2, ...opts });
     const c = await connectClient(stack.mcpUrl);
     clients.push(c);
     const sid = c.sessionId();
@@ -103,7 +101,7 @@ describe('replay after a connection reset (issue 14)', function () {
   });
 
   it('holds large answers whole too: a 10 MiB read through the replay route arrives intact', async () => {
-    stack = await startStack({ pods: 2 });
+    stack = await fx.start({ pods: 2 });
     const c = await connectClient(stack.mcpUrl);
     clients.push(c);
     const r = await c.client.readResource({ uri: `big://${10 * 1024 * 1024}` });
@@ -111,7 +109,7 @@ describe('replay after a connection reset (issue 14)', function () {
   });
 
   it('fails a held answer over holdSafeResponsesMaxBytes with a JSON-RPC error, not a cut stream', async () => {
-    stack = await startStack({ pods: 2, envoy: { holdSafeResponsesMaxBytes: 2 * 1024 * 1024 } });
+    stack = await fx.start({ pods: 2, envoy: { holdSafeResponsesMaxBytes: 2 * 1024 * 1024 } });
     const c = await connectClient(stack.mcpUrl);
     clients.push(c);
     const err = await c.client.readResource({ uri: `big://${3 * 1024 * 1024}` }).then(

@@ -6,9 +6,10 @@
  */
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { connectClient, type TestClient } from '../helpers/mcp-client.js';
+import { connectClient } from '../helpers/mcp-client.js';
 import type { Pod } from '../helpers/pod.js';
-import { startStack, type Stack } from '../helpers/stack.js';
+import { stackPerTest } from '../helpers/stack-fixture.js';
+import type { Stack } from '../helpers/stack.js';
 
 const MCP = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-06-18' };
 
@@ -21,16 +22,13 @@ async function seenBy(pods: Pod[], sid: string): Promise<Record<string, number>>
 
 describe('session search: each pod at most once (issue 20)', function () {
   this.timeout(120_000);
+  const fx = stackPerTest();
+  const { clients } = fx;
   let stack: Stack;
-  const clients: TestClient[] = [];
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.close()));
-    await stack?.stop();
-  });
 
   for (const pods of [2, 6]) {
     it(`asks each of ${pods} pods exactly once for an id no pod holds, then remembers it; invalid ids reach none`, async () => {
-      stack = await startStack({ pods });
+      stack = await fx.start({ pods });
       for (const sid of ['never-issued-1', 'never-issued-2']) {
         const res = await fetch(stack.mcpUrl, {
           method: 'POST',
@@ -73,7 +71,7 @@ describe('session search: each pod at most once (issue 20)', function () {
   }
 
   it('asks each pod once for a made-up id across replicas too: one pass per id per --unknown-session-cache-ms (issue 27, item 7)', async () => {
-    stack = await startStack({ pods: 3, replicas: 2 });
+    stack = await fx.start({ pods: 3, replicas: 2 });
     const sid = 'made-up-across-replicas';
     for (let i = 0; i < 8; i++) {
       const res = await fetch(stack.mcpUrl, {
@@ -95,7 +93,7 @@ describe('session search: each pod at most once (issue 20)', function () {
   });
 
   it('finds every session on 6 pods after the store lost its pins (more pods than the old fixed 5 attempts), asking no pod twice', async () => {
-    stack = await startStack({ pods: 6, pinEnv: { MCP_PIN_PIN_CACHE_MS: '0' } });
+    stack = await fx.start({ pods: 6, pinEnv: { MCP_PIN_PIN_CACHE_MS: '0' } });
     for (let i = 0; i < 12; i++) clients.push(await connectClient(stack.mcpUrl));
     const homes = await Promise.all(clients.map(async (c) => (await c.whoami()).pod));
     expect(new Set(homes).size, 'sessions on every pod').to.equal(6);

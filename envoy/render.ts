@@ -90,6 +90,12 @@ export interface EnvoyParams {
   /** The largest answer held whole (holdSafeResponses); a larger one fails with 500 response_payload_too_large. */
   holdSafeResponsesMaxBytes: number;
   /**
+   * The Envoy the config is for, "1.36" to "1.40": where a building block is
+   * missing in an older Envoy, the config leaves it out and what it gave is
+   * lost (docs/own-envoy.md's version table).
+   */
+  envoyVersion: string;
+  /**
    * A listener that serves only /stats/prometheus and /ready of the admin
    * interface (which stays on loopback), for a scraper and the kubelet's
    * probes; none when unset.
@@ -124,6 +130,7 @@ export const ENVOY_DEFAULTS = {
   lostSessionStatuses: [404, 400],
   internalClients: ['127.0.0.1/32', '::1/128'],
   holdSafeResponses: true,
+  envoyVersion: '1.40',
   holdSafeResponsesMaxBytes: 16 * 1024 * 1024,
   statsListen: undefined as HostPort | undefined,
   extProcTls: undefined as EnvoyParams['extProcTls'],
@@ -141,6 +148,14 @@ export const ENVOY_DEFAULTS = {
     'responses',
   ],
 } as const;
+
+/** The oldest and newest Envoy (1.x minor) the template is written for. */
+export const ENVOY_MINORS = { oldest: 36, newest: 40 } as const;
+
+/** The minor version of 1.x the config is for. */
+export function envoyMinor(params: Pick<EnvoyParams, 'envoyVersion'>): number {
+  return Number(/^1\.(\d+)/.exec(params.envoyVersion)?.[1] ?? ENVOY_MINORS.newest);
+}
 
 /** The Envoy value matcher for the methods Envoy's MCP filter reports, for replayAfterReset. */
 export function replayMatcher(methods: readonly string[]): string {
@@ -416,6 +431,10 @@ export function renderEnvoyConfig(params: EnvoyParams, template = readFileSync(E
     STATS_LISTENER: stats.listener,
     STATS_CLUSTER: stats.cluster,
     HOLD_LIMIT_BYTES: String(holdLimitBytes(params)),
+    // Envoy 1.37 added the MCP filter's clear_route_cache: the route is picked
+    // again once the filter named the method (the replay routes, which match
+    // on it). On 1.36 it is left out (docs/own-envoy.md: what that costs).
+    MCP_CLEAR_ROUTE_CACHE: envoyMinor(params) >= 37 ? 'clear_route_cache: true' : '# clear_route_cache: Envoy 1.37 and later',
     SAFE_TOOLS_ROUTE: safeToolsRoute(params),
     PIN_HEADER: params.pinHeader,
     UPSTREAM_HEADER: params.upstreamHeader,

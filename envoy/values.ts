@@ -6,7 +6,7 @@
  */
 import { PinError } from '../src/errors.js';
 import { parseListenAddress, UNIX_PREFIX } from '../src/listen-address.js';
-import { CIDR_PATTERN, ENVOY_DEFAULTS, isSocketPath, type EnvoyParams, type ExtProcEndpoint, type HostPort } from './render.js';
+import { CIDR_PATTERN, ENVOY_DEFAULTS, ENVOY_MINORS, isSocketPath, type EnvoyParams, type ExtProcEndpoint, type HostPort } from './render.js';
 
 type Raw = string | number | readonly (string | number)[];
 
@@ -148,6 +148,18 @@ export const TEMPLATE_VALUES: Record<Exclude<keyof EnvoyParams, 'extProcDiscover
         if (!/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*(\/\*)?$/.test(m)) throw new ValueProblem(`"${m}" is not a JSON-RPC method name (or name/*)`);
         return m;
       }),
+  },
+  envoyVersion: {
+    default: d('envoyVersion'),
+    meaning:
+      'the Envoy the config is for, 1.36 to 1.40 (a patch version may follow; Envoy Gateway and Istio ship 1.36-1.38): a building block an older Envoy lacks is left out (docs/own-envoy.md says what that costs); older than 1.36 is refused',
+    parse: (r) => {
+      const [, minor] = /^1\.(\d+)(?:\.\d+)?$/.exec(text(r)) ?? [];
+      const m = Number(minor);
+      if (!(m >= ENVOY_MINORS.oldest && m <= ENVOY_MINORS.newest))
+        throw new ValueProblem(`"${text(r)}": Envoy 1.${ENVOY_MINORS.oldest} to 1.${ENVOY_MINORS.newest} are supported`);
+      return `1.${m}`;
+    },
   },
   replaySafeTools: {
     default: d('replaySafeTools'),

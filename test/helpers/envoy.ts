@@ -22,6 +22,16 @@ import { ManagedProcess } from './process.js';
 
 let envoyBin: string | undefined;
 /** The project's own install step decides which Envoy (ENVOY_BIN, PATH, or the venv). */
+let envoyVersion: string | undefined;
+/** The 1.x version of the Envoy the tests run ("1.40"): the config is rendered for it (ENVOY_BIN may name an older one). */
+export function findEnvoyVersion(): string {
+  if (envoyVersion === undefined) {
+    const minor = /version: [0-9a-f]+\/1\.(\d+)\./.exec(execFileSync(findEnvoy(), ['--version'], { encoding: 'utf8' }))?.[1];
+    envoyVersion = minor === undefined ? ENVOY_DEFAULTS.envoyVersion : `1.${minor}`;
+  }
+  return envoyVersion;
+}
+
 export function findEnvoy(): string {
   envoyBin ??= execFileSync('bash', [new URL('../../scripts/ensure-envoy.sh', import.meta.url).pathname], {
     encoding: 'utf8',
@@ -92,6 +102,7 @@ export async function startEnvoy(opts: EnvoyOptions): Promise<EnvoyHandle> {
       ...ENVOY_DEFAULTS,
       adminPort: 0,
       listenAddress: '127.0.0.1',
+      envoyVersion: findEnvoyVersion(),
       ...opts.overrides,
       listenPort: publicPort,
       internalPort,

@@ -9,7 +9,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { parse } from 'yaml';
-import { ENVOY_DEFAULTS } from '../../envoy/render.js';
+import { ENVOY_DEFAULTS, renderEnvoyConfig } from '../../envoy/render.js';
 import { TEMPLATE_VALUES, TemplateValuesError, paramsFromValues } from '../../envoy/values.js';
 import { findEnvoy } from '../helpers/envoy.js';
 
@@ -49,6 +49,27 @@ describe('npm run render:envoy (your own Envoy)', () => {
       .and.contain('extProc is required')
       .and.contain('service is required');
     expect(r.stdout).to.equal('');
+  });
+
+  it('renders for the Envoy named by envoyVersion: on 1.36 the MCP filter has no clear_route_cache; older than 1.36 is refused', () => {
+    const base = { extProc: '127.0.0.1:50051', service: 'eds:/tmp/eds.json' };
+    const mcpFilter = (version: string): Record<string, unknown> => {
+      const config = parse(renderEnvoyConfig(paramsFromValues({ ...base, envoyVersion: version }))) as {
+        static_resources: {
+          listeners: {
+            name: string;
+            filter_chains: { filters: { typed_config: { http_filters: { name: string; typed_config: Record<string, unknown> }[] } }[] }[];
+          }[];
+        };
+      };
+      const hcm = config.static_resources.listeners.find((l) => l.name === 'mcp')!.filter_chains[0]!.filters[0]!.typed_config;
+      return hcm.http_filters.find((f) => f.name === 'envoy.filters.http.mcp')!.typed_config;
+    };
+    expect(mcpFilter('1.40').clear_route_cache).to.equal(true);
+    expect(mcpFilter('1.37.0').clear_route_cache).to.equal(true);
+    expect(mcpFilter('1.36.2')).to.not.have.property('clear_route_cache');
+    expect(() => paramsFromValues({ ...base, envoyVersion: '1.35' })).to.throw(TemplateValuesError, /Envoy 1.36 to 1.40 are supported/);
+    expect(paramsFromValues({ ...base, envoyVersion: '1.38.3' }).envoyVersion).to.equal('1.38');
   });
 
   it('renders a values file plus --set overrides into a config real Envoy accepts', () => {

@@ -13,6 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { internalSocketPath, isSocketPath, type EnvoyParams, type HostPort } from '../envoy/render.js';
 import { PinError } from './errors.js';
+import { MESSAGE_TIMEOUT_MARGIN_MS } from './timeouts.js';
 import { isLoopbackHost, parseListenAddress } from './listen-address.js';
 import { TemplateValuesError, paramsFromValues } from '../envoy/values.js';
 
@@ -151,11 +152,11 @@ export function disagreements(cfg: SharedSettings, envoy: EnvoyParams, path: str
     );
   } else if (envoy.extProcTls && !cfg.tlsClientCaFile)
     out.push(`extProcTls in ${path}: Envoy presents a client certificate; give mcp-pin --tls-client-ca-file so it checks it`);
-  if (cfg.recoveryTimeoutMs + 1000 > envoy.maxMessageTimeoutMs)
+  if (cfg.recoveryTimeoutMs + MESSAGE_TIMEOUT_MARGIN_MS > envoy.maxMessageTimeoutMs)
     out.push(
       `--recovery-timeout-ms=${cfg.recoveryTimeoutMs}: Envoy waits at most maxMessageTimeoutMs ` +
         `${envoy.maxMessageTimeoutMs} for one answer (${path}); mcp-pin needs the timeout plus ` +
-        `1000`,
+        `${MESSAGE_TIMEOUT_MARGIN_MS}`,
     );
   if (cfg.drainDelayMs <= 2 * envoy.healthCheckIntervalMs)
     out.push(

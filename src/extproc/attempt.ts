@@ -9,17 +9,26 @@
  */
 import { ProtocolError } from '../errors.js';
 import { sessionTag, type Logger } from '../log.js';
-import { CLIENT_SESSION_HEADER, HOP_BY_HOP_HEADERS, REDIRECTED_SESSION_HEADER, SESSION_HEADER, isProxyHeader } from '../mcp-headers.js';
+import {
+  CLIENT_SESSION_HEADER,
+  HOP_BY_HOP_HEADERS,
+  REDIRECTED_SESSION_HEADER,
+  SESSION_HEADER,
+  isProxyHeader,
+  firstHeader,
+  type HeaderPairs,
+} from '../mcp-headers.js';
 import type { Metrics } from '../metrics.js';
 import type { Recoverer } from '../recovery/http-recoverer.js';
 import type { RelayRequest, RetryAttempt, RetryPlan } from '../recovery/recovery.js';
 import { errorResponse } from './error-responses.js';
-import { firstHeader, headerPairs, type HeaderPairs } from './headers.js';
+import { headerPairs } from './headers.js';
 import type { StreamHandler } from './stream-handler.js';
 import type { ProcessingRequest, ProcessingResponse } from './protocol.js';
 import { continueRequestHeaders, continueResponseHeaders, extendMessageTimeout, immediate, type Mutation } from './responses.js';
 import { isValidSessionId } from '../session-id.js';
-import { parsePodAddress, upstreamReport } from './upstream.js';
+import { parsePodAddress } from '../pod-address.js';
+import { upstreamReport } from './upstream.js';
 
 export interface AttemptDeps {
   cfg: { pinHeader: string; maxSessionIdLength: number; lostSessionStatuses: number[] };

@@ -11,7 +11,8 @@ import { StoreError, ProtocolError } from '../errors.js';
 import { sessionTag, type Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { MAX_INIT_PATH_LENGTH, type Pin, type SessionStore } from '../sessions/store.js';
-import { firstHeader, headerPairs, type HeaderPairs } from './headers.js';
+import { firstHeader, type HeaderPairs, CLIENT_SESSION_HEADER, REDIRECTED_SESSION_HEADER, SESSION_HEADER, is2xx } from '../mcp-headers.js';
+import { headerPairs } from './headers.js';
 import { isInitializeRequest, isJsonContentType } from './mcp-body.js';
 import type { StreamHandler } from './stream-handler.js';
 import type { ProcessingRequest, ProcessingResponse, WireHttpBody, WireHttpHeaders } from './protocol.js';
@@ -30,8 +31,8 @@ import { isValidSessionId } from '../session-id.js';
 import { onSessionPath } from '../session-path.js';
 import type { RecentlyUnknown } from './recently-unknown.js';
 import type { PinAllowlist } from '../pin-allowlist.js';
-import { isConnectFailure, parsePodAddress, upstreamReport } from './upstream.js';
-import { CLIENT_SESSION_HEADER, REDIRECTED_SESSION_HEADER, SESSION_HEADER, is2xx } from '../mcp-headers.js';
+import { parsePodAddress } from '../pod-address.js';
+import { isConnectFailure, upstreamReport } from './upstream.js';
 
 export interface ExchangeDeps {
   store: SessionStore;

@@ -2,8 +2,6 @@
 import type { HeaderPairs } from '../mcp-headers.js';
 import type { WireHeader, WireHttpHeaders, WireValue } from './protocol.js';
 
-export { firstHeader, type HeaderPairs } from '../mcp-headers.js';
-
 export function headerPairs(h: WireHttpHeaders | undefined): HeaderPairs {
   const list: WireHeader[] = h?.headers?.headers ?? [];
   const out: HeaderPairs = [];

@@ -10,14 +10,15 @@
  * one request per pod, whatever the pod count, with no re-render.
  */
 import { ProtocolError } from '../errors.js';
-import { SESSION_HEADER } from '../mcp-headers.js';
+import { SESSION_HEADER, firstHeader } from '../mcp-headers.js';
 import type { Metrics } from '../metrics.js';
 import { errorResponse } from './error-responses.js';
-import { firstHeader, headerPairs } from './headers.js';
+import { headerPairs } from './headers.js';
 import type { StreamHandler } from './stream-handler.js';
 import type { ProcessingRequest, ProcessingResponse } from './protocol.js';
 import { continueRequestHeaders } from './responses.js';
-import { parsePodAddress, upstreamReport } from './upstream.js';
+import { parsePodAddress } from '../pod-address.js';
+import { upstreamReport } from './upstream.js';
 
 /** The pods one search has asked, comma-separated ip:port. */
 export const SEARCHED_HEADER = 'x-mcp-pin-searched';

@@ -13,12 +13,12 @@
  */
 import { ProtocolError, StoreError } from '../errors.js';
 import { sessionTag, type Logger } from '../log.js';
-import { CLIENT_SESSION_HEADER, SESSION_HEADER, is2xx } from '../mcp-headers.js';
+import { CLIENT_SESSION_HEADER, SESSION_HEADER, is2xx, firstHeader, type HeaderPairs } from '../mcp-headers.js';
 import type { Metrics } from '../metrics.js';
 import { answerTo, parseStateRequest, type StateChange } from '../session-state.js';
 import type { StateCatchUp } from '../recovery/http-recoverer.js';
 import type { SessionStore } from '../sessions/store.js';
-import { firstHeader, headerPairs, type HeaderPairs } from './headers.js';
+import { headerPairs } from './headers.js';
 import type { StreamHandler } from './stream-handler.js';
 import type { ProcessingRequest, ProcessingResponse } from './protocol.js';
 import {

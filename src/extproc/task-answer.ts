@@ -12,10 +12,10 @@
 import { ProtocolError } from '../errors.js';
 import { sessionTag, type Logger } from '../log.js';
 import { explainUnknownTask } from '../lost-task.js';
-import { CLIENT_SESSION_HEADER, SESSION_HEADER, is2xx } from '../mcp-headers.js';
+import { CLIENT_SESSION_HEADER, SESSION_HEADER, is2xx, firstHeader } from '../mcp-headers.js';
 import type { Metrics } from '../metrics.js';
 import type { SessionStore } from '../sessions/store.js';
-import { firstHeader, headerPairs } from './headers.js';
+import { headerPairs } from './headers.js';
 import type { StreamHandler } from './stream-handler.js';
 import type { ProcessingRequest, ProcessingResponse } from './protocol.js';
 import {

@@ -1,6 +1,5 @@
 /** What Envoy reported about the upstream: which pod, and whether connecting failed. */
 import { attributeNumber, attributeString } from './headers.js';
-export { parsePodAddress } from '../pod-address.js';
 import { EXT_PROC_ATTRIBUTES_KEY, type ProcessingRequest } from './protocol.js';
 
 /** Envoy's ResponseFlag bit for UF (upstream connection failure). */

@@ -12,13 +12,12 @@ import type { Metrics } from '../metrics.js';
 import type { StateChange } from '../session-state.js';
 import type { SessionStore } from '../sessions/store.js';
 import type { Clock } from '../clock.js';
+import { MESSAGE_TIMEOUT_MARGIN_MS } from '../timeouts.js';
 import { ByteBudget } from './byte-budget.js';
 import { EnvoyForwarder, type Forwarder } from './forwarder.js';
 import type { PinAllowlist } from '../pin-allowlist.js';
 import { SessionRecovery, type RelayOutcome, type RelayRequest, type RetryAttempt, type RetryPlan } from './recovery.js';
 
-/** Envoy is asked to wait this much longer than mcp-pin's own bound on the work of one message. */
-const MESSAGE_TIMEOUT_MARGIN_MS = 1000;
 /** A re-initialize answer is one JSON-RPC result; anything bigger is refused. */
 const MAX_REINIT_RESPONSE_BYTES = 1024 * 1024;
 /** A relayed answer is held whole: bounded. */

@@ -95,6 +95,15 @@ class Tally<K extends string> {
   }
 }
 
+/**
+ * The one rule for the `recovered` outcome: a retry of a lost session (sent
+ * on to the pod that holds it now, or relayed there) whose answer is not a
+ * lost-session status. Counted once per retry, by whichever path carried it.
+ */
+export function countsAsRecovered(status: number, lostSessionStatuses: readonly number[]): boolean {
+  return !lostSessionStatuses.includes(status);
+}
+
 export class Metrics {
   readonly registry = new Registry();
   /** Streams open now; the ext_proc server keeps it, the gauge reads it when scraped. */

@@ -18,7 +18,7 @@ import {
   firstHeader,
   type HeaderPairs,
 } from '../mcp-headers.js';
-import type { Metrics } from '../metrics.js';
+import { countsAsRecovered, type Metrics } from '../metrics.js';
 import type { Recoverer } from '../recovery/http-recoverer.js';
 import type { RelayRequest, RetryAttempt, RetryPlan } from '../recovery/recovery.js';
 import { errorResponse } from './error-responses.js';
@@ -246,7 +246,7 @@ export class AttemptExchange implements StreamHandler {
       log.warn({ session: sessionTag(clientSessionId), status }, "the session's pod no longer holds it: the request starts again");
       if (step.location !== undefined) return this.redirect(clientSessionId, step.location);
       return errorResponse('MCP_PIN_RECOVERY_UNAVAILABLE');
-    } else if (!lost) {
+    } else if (countsAsRecovered(status, cfg.lostSessionStatuses)) {
       metrics.outcome('recovered');
     }
     // The client only ever sees its own session id.

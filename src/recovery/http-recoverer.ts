@@ -8,7 +8,7 @@
 import type { Config } from '../config.js';
 import { sessionTag, type Logger } from '../log.js';
 import type { HeaderPairs } from '../mcp-headers.js';
-import type { Metrics } from '../metrics.js';
+import { countsAsRecovered, type Metrics } from '../metrics.js';
 import type { StateChange } from '../session-state.js';
 import type { SessionStore } from '../sessions/store.js';
 import type { Clock } from '../clock.js';
@@ -133,7 +133,7 @@ export class HttpRecoverer implements Recoverer, StateCatchUp {
       log.warn({ session: sessionTag(req.attempt.clientSessionId), pod: req.plan.pin.pod, code: out.code }, "relay to the session's pod failed");
     } else if (req.plan.why === 'moved') {
       metrics.outcome('relayed');
-      if (out.kind === 'answered') metrics.outcome('recovered');
+      if (out.kind === 'answered' && countsAsRecovered(out.status, this.deps.cfg.lostSessionStatuses)) metrics.outcome('recovered');
     }
     return out;
   }

@@ -188,6 +188,8 @@ export class Exchange implements StreamHandler {
 
     this.clientSessionId = sid;
     let pin: Pin | null;
+    // Which store call this is, as mcp_pin_store_errors_total{op} names it.
+    const op = this.method === 'DELETE' || this.redirected ? 'load' : 'lookup';
     try {
       // A DELETE reads the shared store, not this replica's pin cache: a
       // stale cached pin would send it to a pod that no longer holds the
@@ -201,11 +203,11 @@ export class Exchange implements StreamHandler {
     } catch (err) {
       if (!(err instanceof StoreError && err.code === 'MCP_PIN_STORE_CORRUPT')) {
         this.kind = 'passthrough';
-        return { response: this.storeFailure('lookup', err), next: 'done' };
+        return { response: this.storeFailure(op, err), next: 'done' };
       }
       // The store dropped a record it could not use: find the session on the
       // pods as for any id the store does not know (and adopt it there).
-      this.storeCorrupt(this.method === 'DELETE' ? 'load' : 'lookup', sid, err);
+      this.storeCorrupt(op, sid, err);
       pin = null;
     }
     const allowed = pin ? this.allowed(pin.pod) : true;

@@ -401,3 +401,24 @@ describe('Exchange', () => {
     }
   });
 });
+
+describe('store errors are counted under the store call that failed', () => {
+  it('a DELETE (which reads the full record) counts op="load"; any other request op="lookup"', async () => {
+    const count = async (deps: ExchangeDeps, op: string): Promise<number> =>
+      (await deps.metrics.registry.getSingleMetric('mcp_pin_store_errors_total')!.get()).values.find(
+        (v) => v.labels.op === op && v.labels.code === 'MCP_PIN_STORE_UNAVAILABLE',
+      )?.value ?? 0;
+    const down = (): Promise<never> => Promise.reject(new StoreError('MCP_PIN_STORE_UNAVAILABLE', 'down'));
+    const del = make();
+    del.store.load = down;
+    const [d] = await del.ex.handle(requestHeaders({ ':method': 'DELETE', ':path': '/mcp', 'mcp-session-id': 's' }, true));
+    expect(d!.immediate_response?.status.code).to.equal(503);
+    expect(await count(del.deps, 'load')).to.equal(1);
+    expect(await count(del.deps, 'lookup')).to.equal(0);
+    const post = make();
+    post.store.lookup = down;
+    await post.ex.handle(requestHeaders({ ':method': 'POST', ':path': '/mcp', 'mcp-session-id': 's' }));
+    expect(await count(post.deps, 'lookup')).to.equal(1);
+    expect(await count(post.deps, 'load')).to.equal(0);
+  });
+});

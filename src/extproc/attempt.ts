@@ -9,18 +9,11 @@
  */
 import { ProtocolError } from '../errors.js';
 import { sessionTag, type Logger } from '../log.js';
-import {
-  CLIENT_SESSION_HEADER,
-  HOP_BY_HOP_HEADERS,
-  REDIRECTED_SESSION_HEADER,
-  SESSION_HEADER,
-  isProxyHeader,
-  firstHeader,
-  type HeaderPairs,
-} from '../mcp-headers.js';
+import { CLIENT_SESSION_HEADER, REDIRECTED_SESSION_HEADER, SESSION_HEADER, firstHeader, type HeaderPairs } from '../mcp-headers.js';
 import { countsAsRecovered, type Metrics } from '../metrics.js';
 import type { Recoverer } from '../recovery/http-recoverer.js';
-import type { RelayRequest, RetryAttempt, RetryPlan } from '../recovery/recovery.js';
+import type { RelayRequest, RetryAttempt, RetryPlan } from '../recovery/plans.js';
+import { clientResponseHeaders } from '../header-rules.js';
 import { errorResponse } from './error-responses.js';
 import { headerPairs } from './headers.js';
 import type { StreamHandler } from './stream-handler.js';
@@ -35,18 +28,6 @@ export interface AttemptDeps {
   log: Logger;
   metrics: Metrics;
   recoverer: Recoverer;
-}
-
-/** A relayed answer's headers for the client: no hop headers, nothing of Envoy's or mcp-pin's, and its own session id. */
-export function clientResponseHeaders(headers: HeaderPairs, clientSessionId: string): [string, string][] {
-  const merged = new Map<string, string>();
-  for (const [k, v] of headers) {
-    if (HOP_BY_HOP_HEADERS.has(k) || k.startsWith(':') || isProxyHeader(k)) continue;
-    const value = k === SESSION_HEADER ? clientSessionId : v;
-    const prev = merged.get(k);
-    merged.set(k, prev === undefined || k === SESSION_HEADER ? value : `${prev}, ${value}`);
-  }
-  return [...merged];
 }
 
 /** Set by Envoy on a request it started again after an internal redirect (Envoy drops a client's own). */

@@ -16,7 +16,8 @@ import { MESSAGE_TIMEOUT_MARGIN_MS } from '../timeouts.js';
 import { ByteBudget } from './byte-budget.js';
 import { EnvoyForwarder, type Forwarder } from './forwarder.js';
 import type { PinAllowlist } from '../pin-allowlist.js';
-import { SessionRecovery, type RelayOutcome, type RelayRequest, type RetryAttempt, type RetryPlan } from './recovery.js';
+import type { RelayOutcome, RelayRequest, RetryAttempt, RetryPlan } from './plans.js';
+import { SessionRecovery } from './recovery.js';
 
 /** A re-initialize answer is one JSON-RPC result; anything bigger is refused. */
 const MAX_REINIT_RESPONSE_BYTES = 1024 * 1024;

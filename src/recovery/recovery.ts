@@ -15,7 +15,7 @@
  * - relay: the session lives on another pod (moved meanwhile: Envoy cannot
  *   steer a retry once it is under way), or its pod still holds it (the
  *   failure was about something else: the pod's own answer stands); mcp-pin
- *   sends the request there itself (relay());
+ *   sends the request there itself (relay(), in relay.ts);
  * - unknown: the store does not know the session: send it untouched;
  * - failed: nothing was sent; the code says what the client gets.
  *
@@ -32,34 +32,20 @@
 import { randomUUID } from 'node:crypto';
 import { abortedByDeadline, systemClock, untilAborted, type Clock } from '../clock.js';
 import { PinError, RecoveryError, type PinErrorCode } from '../errors.js';
-import { HOP_BY_HOP_HEADERS, SESSION_HEADER, firstHeader, is2xx, isProxyHeader, type HeaderPairs } from '../mcp-headers.js';
+import { SESSION_HEADER, firstHeader, is2xx, type HeaderPairs } from '../mcp-headers.js';
 import { parsePodAddress } from '../pod-address.js';
 import { isValidSessionId } from '../session-id.js';
 import { onSessionPath } from '../session-path.js';
 import { EMPTY_STATE, answerTo, applyChange, changesBetween, requestFor, type SessionState, type StateChange } from '../session-state.js';
 import type { Pin, SessionRecord, SessionStore } from '../sessions/store.js';
 import type { ByteBudget } from './byte-budget.js';
-import { ResponseTooLargeError, envoyNeverConnected, neverSent, type ForwardResponse, type Forwarder } from './forwarder.js';
+import type { ForwardResponse, Forwarder } from './forwarder.js';
 import { negotiatedVersion, requestedVersion, saysSessionUnknown } from './lost-session.js';
+import type { RelayOutcome, RelayRequest, RetryAttempt, RetryPlan } from './plans.js';
+import { Relayer } from './relay.js';
+import { endToEndHeaders } from '../header-rules.js';
 
 const VERSION_HEADER = 'mcp-protocol-version';
-
-/** Besides hop-by-hop ones: headers of this hop's routing, which the pod's own request gets anew. */
-const ROUTING_HEADERS = new Set(['host', 'x-request-id', 'x-forwarded-proto']);
-
-/** Client headers a re-initialize keeps: end-to-end ones (Authorization, MCP-Protocol-Version, ...). */
-export function endToEndHeaders(headers: HeaderPairs, drop: Set<string>): HeaderPairs {
-  const out: HeaderPairs = [];
-  let authority: string | undefined;
-  for (const [k, v] of headers) {
-    if (k === ':authority') authority = v;
-    if (k.startsWith(':') || HOP_BY_HOP_HEADERS.has(k) || ROUTING_HEADERS.has(k) || drop.has(k) || isProxyHeader(k)) continue;
-    out.push([k, v]);
-  }
-  // Pods may check Host (the SDK's DNS-rebinding guard): keep the client's.
-  if (authority) out.push(['host', authority]);
-  return out;
-}
 
 const pinOf = (r: Pin): Pin => ({ pod: r.pod, backendSessionId: r.backendSessionId, generation: r.generation });
 const INITIALIZED = Buffer.from('{"jsonrpc":"2.0","method":"notifications/initialized"}');
@@ -68,55 +54,6 @@ const PING = Buffer.from('{"jsonrpc":"2.0","id":"mcp-pin-probe","method":"ping"}
 export const LOCK_MARGIN_MS = 1000;
 
 /** A retry Envoy is about to send, after the attempt before it failed. */
-export interface RetryAttempt {
-  clientSessionId: string;
-  /** The session id the failed attempt carried: the backend id of the pin it used. */
-  failedSessionId: string;
-  /** The pod ("ip:port") this attempt goes to. */
-  pod: string;
-  path: string;
-  /** The request's headers (end-to-end ones are reused for a re-initialize). */
-  headers: HeaderPairs;
-}
-
-/**
- * Why a retry goes to the session's pod by relay: it moved there; that pod
- * proved it still holds it; or the request is not at the session's MCP path
- * (the pod's router answered it, not its MCP transport: nothing to recover).
- */
-export type RelayPlan = { kind: 'relay'; pin: Pin; why: 'moved' | 'not-lost' | 'off-path' };
-
-/** How to send a retry attempt. */
-export type RetryPlan =
-  /**
-   * Send it on this attempt's pod under pin.backendSessionId. onPath: the
-   * request is at the session's MCP path, so a lost-session status from that
-   * pod means the session is gone from it (not a wrong path).
-   */
-  | { kind: 'send'; pin: Pin; reinitialized: boolean; onPath: boolean }
-  /** mcp-pin sends it to pin.pod itself (relay()): the session moved there, or that pod still holds it (not lost). */
-  | RelayPlan
-  /** The store does not know the session (deleted, expired): send it untouched. */
-  | { kind: 'unknown' }
-  /** Not sent anywhere; the code says what the client gets (error-responses.ts). */
-  | { kind: 'failed'; code: PinErrorCode };
-
-/** A retry attempt that a plan said to relay, with its body once Envoy sent it. */
-export interface RelayRequest {
-  attempt: RetryAttempt;
-  plan: RelayPlan;
-  /** The HTTP method of the request. */
-  method: string;
-  body: Buffer | null;
-}
-
-export type RelayOutcome =
-  /** The pod's own answer, to hand to the client as it is (with the client's session id). */
-  | { kind: 'answered'; status: number; headers: HeaderPairs; body: Buffer }
-  /** A standalone GET stream cannot be relayed into one answer: end it; the client's reconnect goes to the session's pod. */
-  | { kind: 'reconnect' }
-  | { kind: 'failed'; code: PinErrorCode };
-
 export interface RecoveryOptions {
   store: SessionStore;
   forwarder: Forwarder;
@@ -178,7 +115,17 @@ export class SessionRecovery {
   private readonly newToken: () => string;
   private readonly clock: Clock;
 
+  private readonly relayer: Relayer;
+
   constructor(private readonly o: RecoveryOptions) {
+    this.relayer = new Relayer({
+      forwarder: o.forwarder,
+      lostSessionStatuses: o.lostSessionStatuses,
+      maxRelayBytes: o.maxRelayBytes,
+      ...(o.allows ? { allows: o.allows } : {}),
+      ...(o.relayBudget ? { relayBudget: o.relayBudget } : {}),
+      planRetry: (attempt, signal) => this.planRetry(attempt, signal),
+    });
     this.lockPollMs = o.lockPollMs ?? 20;
     this.newToken = o.newToken ?? randomUUID;
     this.clock = o.clock ?? systemClock;
@@ -516,72 +463,9 @@ export class SessionRecovery {
     return this.o.allows ? this.o.allows(pod) : true;
   }
 
-  /**
-   * Sends a relayed attempt to the pod its plan names, once, and returns that
-   * pod's answer. If that pod answers a lost session (it restarted since the
-   * session was recovered there, or since it proved it held it), the
-   * session is recovered once more from that pin and the request relayed
-   * where it then lives: one more relay at most. If that pod turns out to
-   * hold the session after all, the answer it gave stands (it is not sent
-   * there again); likewise after any proof that a pod holds the session.
-   */
-  async relay(req: RelayRequest, signal: AbortSignal): Promise<RelayOutcome> {
-    // A stream cannot be relayed into one answer (its reconnect goes to the session's pod); off the MCP path a GET is a plain request.
-    if (req.method === 'GET' && req.plan.why !== 'off-path') return { kind: 'reconnect' };
-    const first = await this.relayOnce(req.plan.pin, req, signal);
-    // The pod answers a lost session: it restarted since the session moved
-    // there, or since it proved it held the session (A1: a session mcp-pin
-    // can still recover is never reported gone to its client).
-    const lostSince =
-      first.kind === 'answered' &&
-      this.o.lostSessionStatuses.includes(first.status) &&
-      (req.plan.why === 'moved' || (req.plan.why === 'not-lost' && saysSessionUnknown(first.status, first.body)));
-    if (!lostSince) return first;
-    const again = await this.planRetry({ ...req.attempt, failedSessionId: req.plan.pin.backendSessionId }, signal);
-    switch (again.kind) {
-      case 'failed':
-        return again;
-      case 'unknown':
-        return first;
-      case 'relay':
-      case 'send':
-        // That pod holds the session after all: the answer it gave is its own (I1: no third send).
-        if (again.kind === 'relay' && again.why === 'not-lost') return first;
-        return this.relayOnce(again.pin, req, signal);
-    }
-  }
-
-  /** One send to the session's pod under its backend id; failures say whether it may have run there (I2). */
-  private async relayOnce(pin: Pin, req: RelayRequest, signal: AbortSignal): Promise<RelayOutcome> {
-    if (!(await this.allowed(pin.pod))) return { kind: 'failed', code: 'MCP_PIN_RELAY_NOT_ALLOWED' };
-    const budget = this.o.relayBudget;
-    if (budget?.exhausted) return { kind: 'failed', code: 'MCP_PIN_RELAY_BUSY' };
-    const lease = budget?.lease();
-    const headers: HeaderPairs = [...endToEndHeaders(req.attempt.headers, new Set([SESSION_HEADER])), [SESSION_HEADER, pin.backendSessionId]];
-    try {
-      const res = await this.o.forwarder.send({
-        method: req.method,
-        path: req.attempt.path,
-        headers,
-        body: req.body,
-        pod: pin.pod,
-        signal,
-        maxBodyBytes: this.o.maxRelayBytes,
-        ...(lease ? { lease } : {}),
-      });
-      if (res.envoyReply !== undefined)
-        return { kind: 'failed', code: envoyNeverConnected(res.envoyReply) ? 'MCP_PIN_RELAY_FAILED' : 'MCP_PIN_RELAY_MAY_HAVE_RUN' };
-      return { kind: 'answered', status: res.status, headers: res.headers, body: res.body };
-    } catch (err) {
-      // Too large: the pod has run it; the client must not run it again.
-      if (err instanceof ResponseTooLargeError) return { kind: 'failed', code: 'MCP_PIN_RELAY_TOO_LARGE' };
-      if (neverSent(err)) return { kind: 'failed', code: 'MCP_PIN_RELAY_FAILED' };
-      // A deadline, the client leaving, a broken connection: sent, so it may have run.
-      return { kind: 'failed', code: 'MCP_PIN_RELAY_MAY_HAVE_RUN' };
-    } finally {
-      // The answer is handed on (copied into a gRPC frame) as soon as we return.
-      lease?.release();
-    }
+  /** Sends a relayed attempt to its session's pod (relay.ts); may plan once more when that pod lost the session meanwhile. */
+  relay(req: RelayRequest, signal: AbortSignal): Promise<RelayOutcome> {
+    return this.relayer.relay(req, signal);
   }
 }
 

@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { AttemptExchange } from '../../src/extproc/attempt.js';
 import type { ProcessingRequest, ProcessingResponse } from '../../src/extproc/protocol.js';
 import type { Recoverer } from '../../src/recovery/http-recoverer.js';
-import type { RelayOutcome, RelayRequest, RetryAttempt, RetryPlan } from '../../src/recovery/recovery.js';
+import type { RelayOutcome, RelayRequest, RetryAttempt, RetryPlan } from '../../src/recovery/plans.js';
 import { newMetrics, requestBody, responseHeaders, silentLog, wireHeaders } from './fakes.js';
 
 const cfg = { pinHeader: 'x-mcp-pin-dst', maxSessionIdLength: 64, lostSessionStatuses: [404] };

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { eventually } from '../helpers/net.js';
 import { HttpRecoverer } from '../../src/recovery/http-recoverer.js';
 import { ResponseTooLargeError, type ForwardRequest, type ForwardResponse, type Forwarder } from '../../src/recovery/forwarder.js';
-import type { RelayPlan, RetryAttempt, RetryPlan } from '../../src/recovery/recovery.js';
+import type { RelayPlan, RetryAttempt, RetryPlan } from '../../src/recovery/plans.js';
 import { MemoryStore } from '../../src/sessions/memory-store.js';
 import { newMetrics, silentLog } from './fakes.js';
 

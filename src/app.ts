@@ -1,9 +1,9 @@
 /**
  * Wires one mcp-pin instance: store, ext_proc + health on one gRPC port,
- * metrics over HTTP, a store watchdog driving health. main.ts runs it as a
- * process; tests can run it in-process.
+ * metrics over HTTP (metrics-server.ts), a store watchdog driving health
+ * (store-watchdog.ts). main.ts runs it as a process; tests can run it
+ * in-process.
  */
-import { createServer, type Server as HttpServer } from 'node:http';
 import { PinError } from './errors.js';
 import { splitHostPort, type Config } from './config.js';
 import { isLoopbackHost, parseListenAddress } from './listen-address.js';
@@ -14,10 +14,10 @@ import { Health } from './health.js';
 import { PinAllowlist } from './pin-allowlist.js';
 import type { Logger } from './log.js';
 import { Metrics } from './metrics.js';
+import { startMetricsServer, type MetricsServer } from './metrics-server.js';
+import { watchStore } from './store-watchdog.js';
 import { HttpRecoverer } from './recovery/http-recoverer.js';
 import { createStore, type SessionStore } from './sessions/index.js';
-
-const STORE_PROBE_INTERVAL_MS = 1000;
 
 export interface App {
   grpcPort: number;
@@ -57,23 +57,7 @@ export async function startApp(cfg: Config, log: Logger, opts: { store?: Session
   else if (address.kind === 'tcp' && !isLoopbackHost(address.host))
     log.warn({ listen: cfg.listen }, 'gRPC port serves plaintext on a network address (--network-is-closed true): anyone who reaches it can rewrite sessions');
 
-  let draining = false;
-  let probing = false;
-  const probeStore = async (): Promise<void> => {
-    if (probing) return;
-    probing = true;
-    try {
-      await store.ping();
-      if (!extProc.isAccepting) log.info('session store answered: accepting ext_proc streams');
-      extProc.startAccepting();
-      if (!draining) health.set('SERVING');
-    } catch (err) {
-      if (health.current === 'SERVING') log.error({ err: (err as Error).message }, 'session store unreachable: NOT_SERVING');
-      health.set('NOT_SERVING');
-    } finally {
-      probing = false;
-    }
-  };
+  const watchdog = watchStore(store, health, extProc, log);
   if (store.connect) {
     try {
       await store.connect(5000);
@@ -81,43 +65,10 @@ export async function startApp(cfg: Config, log: Logger, opts: { store?: Session
       log.error({ err: (err as Error).message }, 'store not reachable at start; retrying in the background');
     }
   }
-  await probeStore();
-  const probeTimer = setInterval(() => void probeStore(), STORE_PROBE_INTERVAL_MS);
+  await watchdog.start();
 
-  let metricsServer: HttpServer | null = null;
-  let metricsPort: number | null = null;
-  if (cfg.metricsListen !== 'off') {
-    const m = splitHostPort(cfg.metricsListen);
-    metricsServer = createServer((req, res) => {
-      if (req.url === '/metrics') {
-        metrics.registry.metrics().then(
-          (body) => {
-            res.writeHead(200, { 'content-type': metrics.registry.contentType });
-            res.end(body);
-          },
-          () => {
-            res.writeHead(500);
-            res.end();
-          },
-        );
-      } else if (req.url === '/healthz') {
-        const ok = health.current === 'SERVING';
-        res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' });
-        res.end(ok ? 'SERVING\n' : 'NOT_SERVING\n');
-      } else {
-        res.writeHead(404);
-        res.end();
-      }
-    });
-    const listening = metricsServer;
-    metricsPort = await new Promise<number>((resolve, reject) => {
-      listening.once('error', reject);
-      listening.listen(m.port, m.host, () => {
-        const a = listening.address();
-        resolve(typeof a === 'object' && a ? a.port : m.port);
-      });
-    });
-  }
+  const metricsServer: MetricsServer | null = cfg.metricsListen === 'off' ? null : await startMetricsServer(splitHostPort(cfg.metricsListen), metrics, health);
+  const metricsPort = metricsServer?.port ?? null;
   log.info({ grpcPort, metricsPort, store: store.constructor.name }, 'mcp-pin listening');
 
   return {
@@ -129,8 +80,7 @@ export async function startApp(cfg: Config, log: Logger, opts: { store?: Session
     extProc,
     async shutdown() {
       const started = Date.now();
-      draining = true;
-      health.set('NOT_SERVING');
+      watchdog.drain();
       // Still serving while Envoy's health check notices; refusing at once
       // would fail the requests Envoy sends us meanwhile.
       if (cfg.drainDelayMs > 0) await new Promise((r) => setTimeout(r, cfg.drainDelayMs));
@@ -139,9 +89,8 @@ export async function startApp(cfg: Config, log: Logger, opts: { store?: Session
       // while the streams in flight finish.
       let leftOpen = 0;
       await shutdown(server, cfg.drainGraceMs, () => (leftOpen = extProc.openStreams));
-      clearInterval(probeTimer);
-      const open = metricsServer;
-      if (open) await new Promise<void>((resolve) => open.close(() => resolve()));
+      watchdog.stop();
+      await metricsServer?.close();
       allowlist.stop();
       await recoverer.close();
       await store.close();

@@ -1,5 +1,5 @@
 /** Starting the floor server (floor-ext-proc.mjs, on the build) as a process, as the benchmark and the profiler do. */
-import { ENVOY_DEFAULTS } from '../envoy/render.js';
+import { ENVOY_DEFAULTS } from '../envoy/params.js';
 import { PRODUCTION_NODE_ARGS } from '../test/helpers/mcp-pin.js';
 import { ManagedProcess } from '../test/helpers/process.js';
 

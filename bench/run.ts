@@ -19,7 +19,7 @@ import { Pool } from 'undici';
 import { MemoryStore } from '../src/sessions/memory-store.js';
 import { RedisStore } from '../src/sessions/redis-store.js';
 import type { SessionStore } from '../src/sessions/store.js';
-import type { EnvoyParams } from '../envoy/render.js';
+import type { EnvoyParams } from '../envoy/params.js';
 import { startEnvoy, type EnvoyHandle } from '../test/helpers/envoy.js';
 import { McpPinProcess } from '../test/helpers/mcp-pin.js';
 import { freePort } from '../test/helpers/net.js';

@@ -6,7 +6,7 @@
  */
 import { PinError } from '../src/errors.js';
 import { parseListenAddress, UNIX_PREFIX } from '../src/listen-address.js';
-import { CIDR_PATTERN, ENVOY_DEFAULTS, ENVOY_MINORS, isSocketPath, type EnvoyParams, type ExtProcEndpoint, type HostPort } from './render.js';
+import { CIDR_PATTERN, ENVOY_DEFAULTS, ENVOY_MINORS, isSocketPath, type EnvoyParams, type ExtProcEndpoint, type HostPort } from './params.js';
 
 type Raw = string | number | readonly (string | number)[];
 

@@ -7,7 +7,8 @@
  * suite runs the same comparison).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { renderEds, renderEnvoyConfig } from '../envoy/render.js';
+import { renderEnvoyConfig } from '../envoy/render.js';
+import { renderEds } from '../envoy/eds.js';
 import { paramsFromValues } from '../envoy/values.js';
 
 /**

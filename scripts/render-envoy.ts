@@ -12,7 +12,8 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { renderEds, renderEnvoyConfig, writeFileAtomically } from '../envoy/render.js';
+import { renderEnvoyConfig } from '../envoy/render.js';
+import { renderEds, writeFileAtomically } from '../envoy/eds.js';
 import { TEMPLATE_VALUES, TemplateValuesError, ValueProblem, hostPorts, paramsFromValues } from '../envoy/values.js';
 
 const USAGE = `usage: npm run render:envoy -- [--list] [--values file.json] [--set name=value ...] [--eds host:port,...] [--out file]

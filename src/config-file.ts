@@ -11,7 +11,7 @@
  * start, each problem on one line.
  */
 import { readFileSync } from 'node:fs';
-import { internalSocketPath, isSocketPath, type EnvoyParams, type HostPort } from '../envoy/render.js';
+import { internalSocketPath, isSocketPath, type EnvoyParams, type HostPort } from '../envoy/params.js';
 import { PinError } from './errors.js';
 import { MESSAGE_TIMEOUT_MARGIN_MS } from './timeouts.js';
 import { isLoopbackHost, parseListenAddress } from './listen-address.js';

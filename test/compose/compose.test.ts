@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process';
 import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
-import { renderEds, writeFileAtomically } from '../../envoy/render.js';
+import { renderEds, writeFileAtomically } from '../../envoy/eds.js';
 import { COMPOSE } from '../../scripts/render-deploy.js';
 import { connectClient, type TestClient } from '../helpers/mcp-client.js';
 import { eventually, freePort } from '../helpers/net.js';

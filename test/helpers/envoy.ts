@@ -7,16 +7,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  ENVOY_DEFAULTS,
-  internalSocketPath,
-  renderEds,
-  renderEnvoyConfig,
-  writeFileAtomically,
-  type EnvoyParams,
-  type ExtProcEndpoint,
-  type HostPort,
-} from '../../envoy/render.js';
+import { renderEnvoyConfig } from '../../envoy/render.js';
+import { ENVOY_DEFAULTS, internalSocketPath, type EnvoyParams, type ExtProcEndpoint, type HostPort } from '../../envoy/params.js';
+import { renderEds, writeFileAtomically } from '../../envoy/eds.js';
 import { eventually } from './net.js';
 import { ManagedProcess } from './process.js';
 

@@ -11,7 +11,7 @@ import { headerPairs } from '../../src/extproc/headers.js';
 import type { ProcessingRequest, ProcessingResponse } from '../../src/extproc/protocol.js';
 import { HeaderReplies, continueResponseHeaders } from '../../src/extproc/responses.js';
 import { extProcServiceDefinition } from '../../src/protos.js';
-import { ENVOY_DEFAULTS } from '../../envoy/render.js';
+import { ENVOY_DEFAULTS } from '../../envoy/params.js';
 import { startEnvoy, type EnvoyHandle } from '../helpers/envoy.js';
 import { Pod } from '../helpers/pod.js';
 

@@ -8,7 +8,8 @@
  * until the model reads it or a reason is written.
  */
 import { expect } from 'chai';
-import { ENVOY_DEFAULTS, renderEnvoyConfig } from '../../envoy/render.js';
+import { renderEnvoyConfig } from '../../envoy/render.js';
+import { ENVOY_DEFAULTS } from '../../envoy/params.js';
 import { paramsFromValues } from '../../envoy/values.js';
 import { ROUTES, SHIPPED, maxAttempts, readEnvoy, replayedAfterReset, retriesAfter, routeFor, rulesInRendered } from './shipped-envoy.js';
 

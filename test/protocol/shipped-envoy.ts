@@ -10,7 +10,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
-import { ENVOY_DEFAULTS, renderEnvoyConfig } from '../../envoy/render.js';
+import { renderEnvoyConfig } from '../../envoy/render.js';
+import { ENVOY_DEFAULTS } from '../../envoy/params.js';
 import { paramsFromValues } from '../../envoy/values.js';
 import { loadConfig } from '../../src/config.js';
 

@@ -33,7 +33,7 @@ import { HttpRecoverer } from '../../src/recovery/http-recoverer.js';
 import { CachedStore } from '../../src/sessions/cached-store.js';
 import { MemoryStore } from '../../src/sessions/memory-store.js';
 import type { SessionStore } from '../../src/sessions/store.js';
-import { ENVOY_DEFAULTS } from '../../envoy/render.js';
+import { ENVOY_DEFAULTS } from '../../envoy/params.js';
 import { CLIENT_SESSION_HEADER } from '../../src/mcp-headers.js';
 import { SHIPPED, maxAttempts, replayedAfterReset, retriesAfter, routeFor, type ShippedRoute } from './shipped-envoy.js';
 import { VirtualClock } from './virtual-clock.js';

@@ -6,7 +6,8 @@
  */
 import { expect } from 'chai';
 import { parse } from 'yaml';
-import { ENVOY_DEFAULTS, renderEnvoyConfig, replayMatcher } from '../../envoy/render.js';
+import { renderEnvoyConfig, replayMatcher } from '../../envoy/render.js';
+import { ENVOY_DEFAULTS } from '../../envoy/params.js';
 import { STATE_METHODS } from '../../src/session-state.js';
 
 interface ValueMatcher {

@@ -9,7 +9,8 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { parse } from 'yaml';
-import { ENVOY_DEFAULTS, renderEnvoyConfig } from '../../envoy/render.js';
+import { renderEnvoyConfig } from '../../envoy/render.js';
+import { ENVOY_DEFAULTS } from '../../envoy/params.js';
 import { TEMPLATE_VALUES, TemplateValuesError, paramsFromValues } from '../../envoy/values.js';
 import { findEnvoy } from '../helpers/envoy.js';
 

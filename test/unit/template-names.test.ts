@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
-import { ENVOY_DEFAULTS, renderEnvoyConfig } from '../../envoy/render.js';
+import { renderEnvoyConfig } from '../../envoy/render.js';
+import { ENVOY_DEFAULTS } from '../../envoy/params.js';
 import { paramsFromValues } from '../../envoy/values.js';
 import { ORIGINAL_URL_HEADER } from '../../src/extproc/attempt.js';
 import { SEARCHED_HEADER } from '../../src/extproc/search-attempt.js';

@@ -31,6 +31,7 @@ import { socketWiring } from '../test/helpers/stack.js';
 import { CALL, INIT, INIT_HEADERS, MCP_HEADERS, READ, SESSIONLESS_CALL, SESSIONLESS_HEADERS, SUBSCRIBE, cpuMs, rssMb } from './common.js';
 import { startFloor } from './floor.js';
 import { envoyAlone, envoyEnvelope, withoutMcpFilter } from './setups.js';
+import { judged, printTargets, type Target as BenchTarget } from './targets.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONCURRENCY = [1, 16, 64];
@@ -468,26 +469,24 @@ async function main(): Promise<void> {
       vsEnvelopeC64: median(c64.map((r) => r[2]!.rps / r[0]!.rps)),
     };
   };
-  const floorTargets = (f: Awaited<ReturnType<typeof floorSection>>) => [
-    { target: 'mcp-pin (Redis, shipped defaults) c=64 >= 0.95x the floor (median of 5 rounds)', value: f.vsFloor.c64, met: f.vsFloor.c64 >= 0.95 },
-    { target: 'mcp-pin c=16 >= 0.95x the floor (median of 3 rounds)', value: f.vsFloor.c16, met: f.vsFloor.c16 >= 0.95 },
-    { target: "mcp-pin CPU per pinned request (c=64) <= 1.15x the floor's (median of per-round ratios)", value: f.cpuVsFloor, met: f.cpuVsFloor <= 1.15 },
+  const floorTargets = (f: Awaited<ReturnType<typeof floorSection>>): BenchTarget[] => [
+    { text: 'mcp-pin (Redis, shipped defaults) c=64, throughput as a share of the floor (median of 5 rounds)', value: f.vsFloor.c64, op: '>=', limit: 0.95 },
+    { text: 'mcp-pin c=16, throughput as a share of the floor (median of 3 rounds)', value: f.vsFloor.c16, op: '>=', limit: 0.95 },
+    { text: "mcp-pin CPU per pinned request (c=64), as a multiple of the floor's (median of per-round ratios)", value: f.cpuVsFloor, op: '<=', limit: 1.15 },
     {
-      target: `mcp-pin CPU per pinned request at a fixed ${CPU_RATE} req/s (c=16) <= 1.15x the floor's (median of per-round ratios)`,
+      text: `mcp-pin CPU per pinned request at a fixed ${CPU_RATE} req/s (c=16), as a multiple of the floor's (median of per-round ratios)`,
       value: f.cpuVsFloorAtRate,
-      met: f.cpuVsFloorAtRate <= 1.15,
+      op: '<=',
+      limit: 1.15,
     },
     {
-      target: `mcp-pin added p50 at ${LOW_RATE} req/s <= the floor's + 0.15 ms (median over 3 rounds of mcp-pin p50 - floor p50, ms)`,
+      text: `mcp-pin p50 at ${LOW_RATE} req/s over the floor's, ms (median over 3 rounds of mcp-pin p50 - floor p50)`,
       value: f.overFloorP50Us / 1000,
-      met: f.overFloorP50Us <= 150,
+      op: '<=',
+      limit: 0.15,
     },
-    { target: 'fast pod, c=64, Redis: mcp-pin >= 0.35x the envelope (median of 5 rounds)', value: f.vsEnvelopeC64, met: f.vsEnvelopeC64 >= 0.35 },
+    { text: 'fast pod, c=64, Redis: mcp-pin throughput as a share of the envelope (median of 5 rounds)', value: f.vsEnvelopeC64, op: '>=', limit: 0.35 },
   ];
-  const printTargets = (targets: { target: string; value: number; met: boolean }[]): void => {
-    process.stdout.write('\nTargets\n');
-    for (const t of targets) process.stdout.write(`- ${t.met ? 'MET    ' : 'NOT MET'} ${t.target}: ${Number(t.value.toFixed(3))}\n`);
-  };
   const printFloor = (f: Awaited<ReturnType<typeof floorSection>>): void => {
     printSummary(
       `The floor (medians of rounds; per round the envelope, the floor, mcp-pin take turns, ${SECONDS} s each; the c=16 rows at ${CPU_RATE} req/s are a fixed rate, for CPU per request)`,
@@ -790,24 +789,22 @@ async function main(): Promise<void> {
   const lowLat = (s: string) => lowRateLatency.find((l) => l.setup === s)!;
   const addedLowP50Ms = (lowLat('mcp-pin redis').p50Us - lowLat('envoy-envelope').p50Us) / 1000;
   const sessionlessMsgs = Math.max(...rows.filter((r) => r.setup === 'mcp-pin redis (session-less)').map((r) => r.extProcMessagesPerRequest ?? NaN));
-  const targets = [
+  const targets: BenchTarget[] = [
     ...floorTargets(floor),
     {
-      target: 'SDK pods, c=16, Redis: mcp-pin >= 0.55x the envelope on the same pods (median of 3 alternating pairs)',
+      text: 'SDK pods, c=16, Redis: mcp-pin throughput as a share of the envelope on the same pods (median of 3 alternating pairs)',
       value: sdkPairs.median,
-      met: sdkPairs.median >= 0.55,
+      op: '>=',
+      limit: 0.55,
     },
     {
-      target: `session-less (2026-07-28 requests, v2 SDK pods), c=16: >= 0.90x the envelope (median of 3 alternating pairs; ext_proc messages per request ${sessionlessMsgs})`,
+      text: `session-less (2026-07-28 requests, v2 SDK pods), c=16: throughput as a share of the envelope (median of 3 alternating pairs; ext_proc messages per request ${sessionlessMsgs})`,
       value: sessionlessPairs.median,
-      met: sessionlessPairs.median >= 0.9,
+      op: '>=',
+      limit: 0.9,
     },
-    { target: 'mcp-pin RSS under load <= 150 MB', value: peakRss, met: peakRss <= 150 },
-    {
-      target: 'Redis lookup at 100k sessions within 10% of 1k',
-      value: Number((lookups.redis[1]!.usPerLookup / lookups.redis[0]!.usPerLookup).toFixed(2)),
-      met: lookups.redis[1]!.usPerLookup <= lookups.redis[0]!.usPerLookup * 1.1,
-    },
+    { text: 'mcp-pin RSS under load, MB', value: peakRss, op: '<=', limit: 150 },
+    { text: 'Redis lookup at 100k sessions, as a multiple of 1k', value: lookups.redis[1]!.usPerLookup / lookups.redis[0]!.usPerLookup, op: '<=', limit: 1.1 },
   ];
 
   const out = process.stdout;
@@ -861,7 +858,19 @@ async function main(): Promise<void> {
   );
   for (const [k, v] of Object.entries(lookups)) for (const l of v) out.write(`| ${k} | ${l.live} | ${l.lookups} | ${l.usPerLookup} |\n`);
   printTargets(targets);
-  writeResults('bench', { rows: table, floor, transport, sdkPairs, sessionlessPairs, holdPairs, latency, lowRateLatency, recovery, lookups, targets });
+  writeResults('bench', {
+    rows: table,
+    floor,
+    transport,
+    sdkPairs,
+    sessionlessPairs,
+    holdPairs,
+    latency,
+    lowRateLatency,
+    recovery,
+    lookups,
+    targets: targets.map(judged),
+  });
 }
 
 /** bench/results/<kind>-<time>.json */

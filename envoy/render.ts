@@ -9,7 +9,7 @@ import { TemplateError } from '../src/errors.js';
 import { REDIRECTED_SESSION_HEADER } from '../src/mcp-headers.js';
 import { TASK_METHODS } from '../src/lost-task.js';
 import { STATE_METHODS } from '../src/session-state.js';
-import { CIDR_PATTERN, PIPE_MODE, envoyMinor, internalSocketPath, isSocketPath, type EnvoyParams, type ExtProcEndpoint } from './params.js';
+import { CIDR_PATTERN, PIPE_MODE, internalSocketPath, isSocketPath, type EnvoyParams, type ExtProcEndpoint } from './params.js';
 
 export const ENVOY_TEMPLATE_PATH = fileURLToPath(new URL('./envoy.template.yaml', import.meta.url));
 
@@ -280,10 +280,6 @@ export function renderEnvoyConfig(params: EnvoyParams, template = readFileSync(E
     STATS_LISTENER: stats.listener,
     STATS_CLUSTER: stats.cluster,
     HOLD_LIMIT_BYTES: String(holdLimitBytes(params)),
-    // Envoy 1.37 added the MCP filter's clear_route_cache: the route is picked
-    // again once the filter named the method (the replay routes, which match
-    // on it). On 1.36 it is left out (docs/own-envoy.md: what that costs).
-    MCP_CLEAR_ROUTE_CACHE: envoyMinor(params) >= 37 ? 'clear_route_cache: true' : '# clear_route_cache: Envoy 1.37 and later',
     SAFE_TOOLS_ROUTE: safeToolsRoute(params),
     PIN_HEADER: params.pinHeader,
     UPSTREAM_HEADER: params.upstreamHeader,

@@ -6,7 +6,7 @@
  */
 import { PinError } from '../src/errors.js';
 import { parseListenAddress, UNIX_PREFIX } from '../src/listen-address.js';
-import { CIDR_PATTERN, ENVOY_DEFAULTS, ENVOY_MINORS, isSocketPath, type EnvoyParams, type ExtProcEndpoint, type HostPort } from './params.js';
+import { CIDR_PATTERN, ENVOY_DEFAULTS, ENVOY_MINORS, OLDER_ENVOYS, isSocketPath, type EnvoyParams, type ExtProcEndpoint, type HostPort } from './params.js';
 
 type Raw = string | number | readonly (string | number)[];
 
@@ -152,12 +152,12 @@ export const TEMPLATE_VALUES: Record<Exclude<keyof EnvoyParams, 'extProcDiscover
   envoyVersion: {
     default: d('envoyVersion'),
     meaning:
-      'the Envoy the config is for, 1.36 to 1.40 (a patch version may follow; Envoy Gateway and Istio ship 1.36-1.38): a building block an older Envoy lacks is left out (docs/own-envoy.md says what that costs); older than 1.36 is refused',
+      'the Envoy the config is for (a patch version may follow); only 1.40 so far: older ones are refused with what was measured on them (docs/own-envoy.md, Envoy versions)',
     parse: (r) => {
       const [, minor] = /^1\.(\d+)(?:\.\d+)?$/.exec(text(r)) ?? [];
       const m = Number(minor);
       if (!(m >= ENVOY_MINORS.oldest && m <= ENVOY_MINORS.newest))
-        throw new ValueProblem(`"${text(r)}": Envoy 1.${ENVOY_MINORS.oldest} to 1.${ENVOY_MINORS.newest} are supported`);
+        throw new ValueProblem(`"${text(r)}": only Envoy 1.${ENVOY_MINORS.newest} is supported so far: ${OLDER_ENVOYS}`);
       return `1.${m}`;
     },
   },

@@ -22,9 +22,7 @@ export function replayMatcher(methods: readonly string[]): string {
     if (m.endsWith('/*')) return `{ string_match: { prefix: "${m.slice(0, -1)}" } }`;
     return `{ string_match: { exact: "${m}" } }`;
   });
-  // Envoy's or_match takes two or more.
-  const [only] = items;
-  return items.length === 1 && only ? only : `{ or_match: { value_matchers: [ ${items.join(', ')} ] } }`;
+  return anyOf(items);
 }
 
 /**
@@ -57,12 +55,16 @@ function safeToolsRoute(params: EnvoyParams): string {
   ].join('\n');
 }
 
+/** A value matcher that holds when any of these does (Envoy's or_match takes two or more). */
+function anyOf(items: string[]): string {
+  const [only] = items;
+  return items.length === 1 && only ? only : `{ or_match: { value_matchers: [ ${items.join(', ')} ] } }`;
+}
+
 /** An Envoy value matcher for any of these exact strings. */
 function exactMatcher(names: readonly string[]): string {
   const items = names.map((n) => `{ string_match: { exact: "${n}" } }`);
-  // Envoy's or_match takes two or more.
-  const [only] = items;
-  return items.length === 1 && only ? only : `{ or_match: { value_matchers: [ ${items.join(', ')} ] } }`;
+  return anyOf(items);
 }
 
 /** The route's buffer limit is also the upstream filters' (the held answer); request bodies stay bounded by the buffer filter. */

@@ -3,7 +3,8 @@
  * for (a client request, a retry attempt, a search attempt, a request that
  * sets session state, a task request): the service (server.ts) feeds it the
  * stream's messages in order and closes the stream once it is complete.
- * Each handler keeps its own state as a discriminated union of its phases.
+ * (AttemptExchange, StateRecorder and TaskAnswer keep their state as one
+ * union of their phases; Exchange still keeps separate fields.)
  */
 import type { ProcessingRequest, ProcessingResponse } from './protocol.js';
 

@@ -16,6 +16,7 @@ import { connectClient, type TestClient } from '../helpers/mcp-client.js';
 import { eventually, freePort } from '../helpers/net.js';
 import { startPods, type Pod } from '../helpers/pod.js';
 import { ManagedProcess } from '../helpers/process.js';
+import { registerForReport } from '../helpers/root-hooks.js';
 
 const root = new URL('../../', import.meta.url).pathname;
 const MCP_PIN = `${root}bin/mcp-pin.js`;
@@ -28,8 +29,11 @@ describe('one values file for Envoy and mcp-pin (issue 20)', function () {
   let pods: Pod[] = [];
   const procs: ManagedProcess[] = [];
   let client: TestClient | undefined;
+  // A failing run prints every process's last output.
+  const unregister = registerForReport(() => [...procs, ...pods.map((p) => p.proc)]);
   before(() => (dir = mkdtempSync(join(tmpdir(), 'mcp-pin-own-envoy-'))));
   after(async () => {
+    unregister();
     await client?.close();
     await Promise.all(procs.map((p) => p.stop()));
     await Promise.all(pods.map((p) => p.stop()));
@@ -37,25 +41,30 @@ describe('one values file for Envoy and mcp-pin (issue 20)', function () {
   });
 
   it('renders Envoy and starts mcp-pin from the same file; a session is pinned and recovered through them', async () => {
-    const [listen, admin] = [await freePort(), await freePort()];
     // As the doc: mcp-pin beside Envoy, each reaching the other through a Unix socket.
     const grpcSocket = join(dir, 'mcp-pin.sock');
     const values = join(dir, 'values.json');
-    writeFileSync(
-      values,
-      JSON.stringify({
-        extProc: `unix:${grpcSocket}`,
-        internalAddress: `unix:${dir}/envoy-internal.sock`,
-        service: `eds:${dir}/eds.json`,
-        listenAddress: '127.0.0.1',
-        listenPort: listen,
-        adminPort: admin,
-        pinHeader: 'x-team-pin',
-        upstreamHeader: 'x-team-reached',
-        lostSessionStatuses: [404],
-        mcpPin: { storeUrl: 'memory:', metricsListen: '127.0.0.1:0', logLevel: 'info' },
-      }),
-    );
+    // The doc's values name fixed ports; a port probed free here can still be
+    // taken before Envoy binds it, so the values are written again with new
+    // ports when Envoy exits on a bind failure (mcp-pin reads no port of them).
+    const writeValues = (listenPort: number, adminPort: number): void =>
+      writeFileSync(
+        values,
+        JSON.stringify({
+          extProc: `unix:${grpcSocket}`,
+          internalAddress: `unix:${dir}/envoy-internal.sock`,
+          service: `eds:${dir}/eds.json`,
+          listenAddress: '127.0.0.1',
+          listenPort,
+          adminPort,
+          pinHeader: 'x-team-pin',
+          upstreamHeader: 'x-team-reached',
+          lostSessionStatuses: [404],
+          mcpPin: { storeUrl: 'memory:', metricsListen: '127.0.0.1:0', logLevel: 'info' },
+        }),
+      );
+    let [listen, admin] = [await freePort(), await freePort()];
+    writeValues(listen, admin);
     // 1. Render Envoy; 2. write the pods into EDS.
     render('--values', values, '--out', join(dir, 'envoy.yaml'));
     pods = await startPods(2);
@@ -69,20 +78,29 @@ describe('one values file for Envoy and mcp-pin (issue 20)', function () {
     const ready = await pin.waitForJson((o) => o.ready === true);
     expect(statSync(grpcSocket).isSocket(), 'listens where Envoy opens ext_proc streams').to.equal(true);
     // 4. Envoy; 5. check: mcp-pin healthy in Envoy, a session pinned, then recovered after its pod restarts.
-    const envoy = new ManagedProcess('envoy', findEnvoy(), ['-c', join(dir, 'envoy.yaml'), '--disable-hot-restart']).start();
-    procs.push(envoy);
-    await eventually(
-      async () => {
-        const text = await fetch(`http://127.0.0.1:${admin}/clusters`).then(
-          (r) => r.text(),
-          () => '',
-        );
-        return text.includes(`mcp_pin::${grpcSocket}::health_flags::healthy`);
-      },
-      'mcp-pin healthy in Envoy',
-      20_000,
-      100,
-    );
+    for (let attempt = 1; ; attempt++) {
+      const envoy = new ManagedProcess('envoy', findEnvoy(), ['-c', join(dir, 'envoy.yaml'), '--disable-hot-restart']).start();
+      procs.push(envoy);
+      const healthy = await eventually(
+        async () => {
+          if (!envoy.alive) return 'exited';
+          const text = await fetch(`http://127.0.0.1:${admin}/clusters`).then(
+            (r) => r.text(),
+            () => '',
+          );
+          return text.includes(`mcp_pin::${grpcSocket}::health_flags::healthy`) && 'healthy';
+        },
+        'mcp-pin healthy in Envoy',
+        30_000,
+        100,
+      );
+      if (healthy === 'healthy') break;
+      const bindFailed = /address already in use/i.test(envoy.output);
+      expect(bindFailed && attempt < 3, `Envoy exited:\n${envoy.output.slice(-2000)}`).to.equal(true);
+      [listen, admin] = [await freePort(), await freePort()];
+      writeValues(listen, admin);
+      render('--values', values, '--out', join(dir, 'envoy.yaml'));
+    }
     client = await connectClient(`http://127.0.0.1:${listen}/mcp`);
     const home = (await client.whoami()).pod;
     for (let i = 0; i < 3; i++) expect((await client.echo(`n${i}`)).pod).to.equal(home);

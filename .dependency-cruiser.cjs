@@ -23,8 +23,8 @@ module.exports = {
     {
       name: 'neutral-modules-stay-neutral',
       severity: 'error',
-      comment: 'shared helpers (headers, pod addresses, allowlist, errors, expiring ids, listen addresses, session paths) import no layer',
-      from: { path: '^src/(mcp-headers|pod-address|pin-allowlist|errors|expiring-ids|listen-address|session-path)\\.ts$' },
+      comment: 'shared helpers (headers, pod addresses, host:port, allowlist, errors, expiring ids, listen addresses, session paths) import no layer',
+      from: { path: '^src/(mcp-headers|pod-address|host-port|pin-allowlist|errors|expiring-ids|listen-address|session-path)\\.ts$' },
       to: { path: '^src/(extproc|recovery|sessions)/' },
     },
   ],

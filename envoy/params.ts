@@ -4,12 +4,8 @@
  * values files; envoy/values.ts reads and checks them), and the small facts
  * about them that the renderer and mcp-pin share.
  */
+import type { HostPort } from '../src/host-port.js';
 import { parseListenAddress } from '../src/listen-address.js';
-
-export interface HostPort {
-  host: string;
-  port: number;
-}
 
 /** A Unix socket (Envoy's pipe address): only processes that can open the file reach it. */
 export interface SocketPath {

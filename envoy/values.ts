@@ -6,7 +6,8 @@
  */
 import { PinError } from '../src/errors.js';
 import { parseListenAddress, UNIX_PREFIX } from '../src/listen-address.js';
-import { CIDR_PATTERN, ENVOY_DEFAULTS, ENVOY_MINORS, OLDER_ENVOYS, isSocketPath, type EnvoyParams, type ExtProcEndpoint, type HostPort } from './params.js';
+import { CIDR_PATTERN, ENVOY_DEFAULTS, ENVOY_MINORS, OLDER_ENVOYS, isSocketPath, type EnvoyParams, type ExtProcEndpoint } from './params.js';
+import { splitHostPort, type HostPort } from '../src/host-port.js';
 
 type Raw = string | number | readonly (string | number)[];
 
@@ -27,10 +28,9 @@ export class ValueProblem extends PinError {
 const list = (raw: Raw): string[] => (Array.isArray(raw) ? raw.map(String) : String(raw).split(',')).map((s) => s.trim()).filter((s) => s.length > 0);
 
 function hostPort(s: string): HostPort {
-  const [, host, digits] = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(s) ?? [];
-  const port = Number(digits);
-  if (host === undefined || !(port >= 1 && port <= 65535)) throw new ValueProblem(`"${s}" is not host:port`);
-  return { host, port };
+  const hp = splitHostPort(s);
+  if (!hp || !(hp.port >= 1 && hp.port <= 65535)) throw new ValueProblem(`"${s}" is not host:port`);
+  return hp;
 }
 
 /** host:port entries, comma-separated (or a list). */

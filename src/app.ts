@@ -4,8 +4,9 @@
  * (store-watchdog.ts). main.ts runs it as a process; tests can run it
  * in-process.
  */
-import { PinError } from './errors.js';
-import { splitHostPort, type Config } from './config.js';
+import { ConfigValueError, PinError } from './errors.js';
+import type { Config } from './config.js';
+import { splitHostPort, type HostPort } from './host-port.js';
 import { isLoopbackHost, parseListenAddress } from './listen-address.js';
 import { RecentlyUnknown } from './extproc/recently-unknown.js';
 import { ExtProcService } from './extproc/server.js';
@@ -67,7 +68,7 @@ export async function startApp(cfg: Config, log: Logger, opts: { store?: Session
   }
   await watchdog.start();
 
-  const metricsServer: MetricsServer | null = cfg.metricsListen === 'off' ? null : await startMetricsServer(splitHostPort(cfg.metricsListen), metrics, health);
+  const metricsServer: MetricsServer | null = cfg.metricsListen === 'off' ? null : await startMetricsServer(metricsAddress(cfg.metricsListen), metrics, health);
   const metricsPort = metricsServer?.port ?? null;
   log.info({ grpcPort, metricsPort, store: store.constructor.name }, 'mcp-pin listening');
 
@@ -97,4 +98,11 @@ export async function startApp(cfg: Config, log: Logger, opts: { store?: Session
       return { leftOpen, drainMs: Date.now() - started };
     },
   };
+}
+
+/** --metrics-listen, checked as host:port when read (config.ts). */
+function metricsAddress(listen: string): HostPort {
+  const hp = splitHostPort(listen);
+  if (!hp) throw new ConfigValueError(`--metrics-listen ${listen} is not host:port`);
+  return hp;
 }

@@ -11,7 +11,8 @@
  * start, each problem on one line.
  */
 import { readFileSync } from 'node:fs';
-import { internalSocketPath, isSocketPath, type EnvoyParams, type HostPort } from '../envoy/params.js';
+import { internalSocketPath, isSocketPath, type EnvoyParams } from '../envoy/params.js';
+import { joinHostPort, type HostPort } from './host-port.js';
 import { PinError } from './errors.js';
 import { MESSAGE_TIMEOUT_MARGIN_MS } from './timeouts.js';
 import { isLoopbackHost, parseListenAddress } from './listen-address.js';
@@ -86,7 +87,7 @@ export function derivedSettings(envoy: EnvoyParams): Record<string, string> {
     pinHeader: envoy.pinHeader,
     upstreamHeader: envoy.upstreamHeader,
     lostSessionStatuses: envoy.lostSessionStatuses.join(','),
-    recoveryUrl: socket ? `unix:${socket}` : `http://${recoveryHost.includes(':') ? `[${recoveryHost}]` : recoveryHost}:${envoy.internalPort}`,
+    recoveryUrl: socket ? `unix:${socket}` : `http://${joinHostPort(recoveryHost, envoy.internalPort)}`,
   };
   const endpoints = Array.isArray(envoy.extProc) ? envoy.extProc : [];
   const sockets = endpoints.filter(isSocketPath);

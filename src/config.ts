@@ -10,13 +10,14 @@ import { ConfigValueError, InvalidConfigError } from './errors.js';
 import { ValuesFileError, derivedSettings, disagreements, readValuesFile, type ValuesFile } from './config-file.js';
 import { isLoopbackHost, parseListenAddress, UNIX_PREFIX } from './listen-address.js';
 import { PinAllowlist } from './pin-allowlist.js';
+import { splitHostPort } from './host-port.js';
 import { parseRedisUrl } from './sessions/redis-url.js';
 import { MAX_STORED_SESSION_ID_LENGTH } from './sessions/stored-record.js';
 
 const hostPort = z
   .string()
   .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'expected host:port, e.g. 0.0.0.0:50051')
-  .refine((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'port must be 0-65535');
+  .refine((s) => (splitHostPort(s)?.port ?? 0) <= 65535, 'port must be 0-65535');
 const ms = (min: number, max: number) => z.coerce.number().int('must be a whole number of milliseconds').min(min).max(max);
 const statusList = z
   .string()
@@ -328,9 +329,4 @@ export function loadConfig(argv: string[] = process.argv.slice(2), env: NodeJS.P
 /** A value as problems may show it: a URL's password (redis://user:secret@host) never reaches a log. */
 function withoutPassword(raw: string): string {
   return raw.replace(/(\/\/[^/@\s]*?:)[^/@\s]*@/g, '$1***@');
-}
-
-export function splitHostPort(hp: string): { host: string; port: number } {
-  const i = hp.lastIndexOf(':');
-  return { host: hp.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(hp.slice(i + 1)) };
 }

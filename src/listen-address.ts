@@ -7,6 +7,7 @@
  * that the network is closed.
  */
 import { isIP } from 'node:net';
+import { joinHostPort } from './host-port.js';
 
 export type ListenAddress = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
 
@@ -32,5 +33,5 @@ export function isLoopbackHost(host: string): boolean {
 
 export function formatListenAddress(a: ListenAddress): string {
   if (a.kind === 'unix') return `${UNIX_PREFIX}${a.path}`;
-  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+  return joinHostPort(a.host, a.port);
 }

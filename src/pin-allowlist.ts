@@ -11,6 +11,7 @@
 import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
 import { ConfigValueError } from './errors.js';
+import { splitHostPort } from './host-port.js';
 
 const DNS_REFRESH_MS = 5000;
 /** A pod not (yet) in the last DNS answer triggers a lookup at once, at most this often. */
@@ -120,9 +121,9 @@ export class PinAllowlist {
   /** pod is "ip:port" or "[ipv6]:port", as parsePodAddress returns it. */
   allows(pod: string): boolean {
     if (this.allowsAny) return true;
-    const i = pod.lastIndexOf(':');
-    const host = pod.slice(0, i).replace(/^\[|\]$/g, '');
-    const port = Number(pod.slice(i + 1));
+    const hp = splitHostPort(pod);
+    if (!hp) return false;
+    const { host, port } = hp;
     const family = isIP(host) === 6 ? 'ipv6' : 'ipv4';
     if (this.rules.some((r) => port >= r.low && port <= r.high && r.list.check(host, family))) return true;
     return this.dnsRules.some((r) => (r.port === null || r.port === port) && r.addresses.has(host));

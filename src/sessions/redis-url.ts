@@ -5,6 +5,7 @@
  *   redis-cluster://[user:pass@]h1:p1,h2:p2                         Cluster
  */
 import { ConfigValueError } from '../errors.js';
+import { splitHostPort } from '../host-port.js';
 
 export type RedisTarget =
   | { kind: 'single'; url: string }
@@ -13,9 +14,11 @@ export type RedisTarget =
 
 function hosts(list: string, scheme: string): { host: string; port: number }[] {
   const out = list.split(',').map((hp) => {
-    const i = hp.lastIndexOf(':');
-    const host = i > 0 ? hp.slice(0, i).replace(/^\[|\]$/g, '') : hp;
-    const port = i > 0 ? Number(hp.slice(i + 1)) : scheme === 'redis-sentinel' ? 26379 : 6379;
+    // Without a port (no colon after the host, a bare [v6] included): the scheme's default.
+    const hasPort = hp.startsWith('[') ? hp.includes(']:') : hp.includes(':');
+    const split = hasPort ? splitHostPort(hp) : { host: hp.replace(/^\[(.*)\]$/, '$1'), port: scheme === 'redis-sentinel' ? 26379 : 6379 };
+    const host = split?.host ?? '';
+    const port = split?.port ?? Number.NaN;
     if (!host || !Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigValueError(`bad host:port "${hp}" in ${scheme} URL`);
     return { host, port };
   });

@@ -8,7 +8,8 @@ import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync, existsSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { renderEnvoyConfig } from '../../envoy/render.js';
-import { ENVOY_DEFAULTS, internalSocketPath, type EnvoyParams, type ExtProcEndpoint, type HostPort } from '../../envoy/params.js';
+import { ENVOY_DEFAULTS, internalSocketPath, type EnvoyParams, type ExtProcEndpoint } from '../../envoy/params.js';
+import type { HostPort } from '../../src/host-port.js';
 import { renderEds, writeFileAtomically } from '../../envoy/eds.js';
 import { eventually } from './net.js';
 import { ManagedProcess } from './process.js';

@@ -45,41 +45,31 @@ export interface ExchangeDeps {
   metrics: Metrics;
 }
 
-type Kind =
-  /** Nothing to do: no session, not an initialize. */
-  | 'passthrough'
-  /** A POST without session id whose body may be an initialize. */
-  | 'maybe-initialize'
-  /** A request of a session the store knows. */
-  | 'pinned'
-  /** A session id the store does not know: the service route decides. */
-  | 'unknown-session';
-
 /**
- * What the exchange waits for next. Set where the decision is made (the
- * answer to request headers says which phases Envoy will still send), never
- * inferred from the mode overrides afterwards.
+ * Where the exchange is, and exactly what the next message needs from the
+ * messages before. Set where the decision is made (the answer to request
+ * headers says which phases Envoy will still send), never inferred from the
+ * mode overrides afterwards.
  */
-type Phase = 'request-headers' | 'request-body' | 'response-headers' | 'done';
+type State =
+  /** Nothing seen yet. */
+  | { phase: 'request-headers' }
+  /** A POST without session id whose body may be an initialize. */
+  | { phase: 'request-body'; kind: 'maybe-initialize'; path: string }
+  /** Its body read: whether it was an initialize, and the body kept for recoveries. */
+  | { phase: 'response-headers'; kind: 'maybe-initialize'; path: string; isInitialize: boolean; initBody: Buffer | null }
+  /** A DELETE of a pinned session (the only pinned request whose answer mcp-pin reads): forgotten when it ended the session. */
+  | { phase: 'response-headers'; kind: 'delete'; path: string; clientSessionId: string; pin: Pin; sessionPath: string | null }
+  /** A session id the store does not know: the service route decides, a pod's answer may prove where it lives. */
+  | { phase: 'response-headers'; kind: 'unknown-session'; path: string; method: string; clientSessionId: string }
+  /** Envoy sends nothing more that mcp-pin acts on. */
+  | { phase: 'done' };
 
-interface Decision {
-  response: ProcessingResponse;
-  next: Phase;
-}
+type Decision = { response: ProcessingResponse; next: State };
+const DONE: State = { phase: 'done' };
 
 export class Exchange implements StreamHandler {
-  private kind: Kind | undefined;
-  private method = '';
-  private clientSessionId: string | undefined;
-  private pin: Pin | undefined;
-  /** A DELETE's session MCP path (from the full record it reads). */
-  private sessionPath: string | null = null;
-  private isInitialize = false;
-  private initBody: Buffer | null = null;
-  private path = '';
-  private phase: Phase = 'request-headers';
-  /** Started again by Envoy after mcp-pin's redirect (attempt.ts): the session is named by the redirect, not by mcp-session-id. */
-  private redirected = false;
+  private state: State = { phase: 'request-headers' };
 
   /**
    * True once Envoy will send nothing more on this stream (the response phase
@@ -88,7 +78,7 @@ export class Exchange implements StreamHandler {
    * reset it.
    */
   get complete(): boolean {
-    return this.phase === 'done';
+    return this.state.phase === 'done';
   }
 
   private readonly replies: HeaderReplies;
@@ -101,31 +91,26 @@ export class Exchange implements StreamHandler {
   async handle(msg: ProcessingRequest): Promise<ProcessingResponse[]> {
     switch (msg.request) {
       case 'request_headers': {
-        if (this.phase !== 'request-headers') throw new ProtocolError('request_headers received twice');
+        if (this.state.phase !== 'request-headers') throw new ProtocolError('request_headers received twice');
         const { response, next } = await this.onRequestHeaders(msg.request_headers);
-        this.phase = next;
+        this.state = next;
         return [response];
       }
-      case 'request_body': {
+      case 'request_body':
         this.requireRequest('request_body');
-        const response = this.onRequestBody(msg.request_body);
-        if (this.phase === 'request-body') this.phase = 'response-headers';
-        return [response];
-      }
+        this.onRequestBody(msg.request_body);
+        return [continueRequestBody()];
       case 'request_trailers':
         this.requireRequest('request_trailers');
         return [continueRequestTrailers()];
       case 'response_headers': {
         // A reply Envoy made before ext_proc saw the request (e.g. the buffer
         // filter's 413) reaches us with no request phase: nothing to decide.
-        if (this.phase === 'request-headers') {
-          this.kind = 'passthrough';
-          this.phase = 'done';
-          return [continueResponseHeaders()];
-        }
+        const state = this.state;
+        this.state = DONE;
+        if (state.phase === 'request-headers') return [continueResponseHeaders()];
         // Also when the body never came: Envoy answered before it was read.
-        this.phase = 'done';
-        return this.onResponseHeaders(msg);
+        return [await this.onResponseHeaders(state, msg)];
       }
       case 'response_body':
         this.requireRequest('response_body');
@@ -139,15 +124,15 @@ export class Exchange implements StreamHandler {
   }
 
   private requireRequest(phase: string): void {
-    if (this.phase === 'request-headers') throw new ProtocolError(`${phase} received before request_headers`);
+    if (this.state.phase === 'request-headers') throw new ProtocolError(`${phase} received before request_headers`);
   }
 
   private async onRequestHeaders(h: WireHttpHeaders | undefined): Promise<Decision> {
     const { metrics } = this.deps;
     const pairs = headerPairs(h);
-    this.method = firstHeader(pairs, ':method') ?? '';
-    if (!this.method) throw new ProtocolError('request_headers without :method');
-    this.path = firstHeader(pairs, ':path') ?? '';
+    const method = firstHeader(pairs, ':method') ?? '';
+    if (!method) throw new ProtocolError('request_headers without :method');
+    const path = firstHeader(pairs, ':path') ?? '';
     // The client's own pin (and client-session) header never reaches routing
     // or a pod: every answer below strips them (HeaderReplies).
     const sids = pairs.filter(([k]) => k === SESSION_HEADER);
@@ -155,55 +140,55 @@ export class Exchange implements StreamHandler {
     if (sids.length > 1 || sid?.includes(',')) {
       // Which session is meant? A pod would see them joined ("a, b"), answer
       // 404, and a retry would then recover a healthy session: refuse instead.
-      this.kind = 'passthrough';
       metrics.outcome('ambiguous_session_id');
-      return { response: errorResponse('MCP_PIN_AMBIGUOUS_SESSION_ID'), next: 'done' };
+      return { response: errorResponse('MCP_PIN_AMBIGUOUS_SESSION_ID'), next: DONE };
     }
 
     if (sid === undefined) {
-      if (this.method === 'POST' && !h?.end_of_stream && isJsonContentType(firstHeader(pairs, 'content-type'))) {
-        this.kind = 'maybe-initialize';
-        return { response: this.replies.maybeInitialize, next: 'request-body' };
+      if (method === 'POST' && !h?.end_of_stream && isJsonContentType(firstHeader(pairs, 'content-type'))) {
+        return { response: this.replies.maybeInitialize, next: { phase: 'request-body', kind: 'maybe-initialize', path } };
       }
-      this.kind = 'passthrough';
       metrics.outcome('passthrough');
-      return { response: this.replies.passthrough, next: 'done' };
+      return { response: this.replies.passthrough, next: DONE };
     }
 
     // mcp-pin's own redirect names the client's session: the request's
     // mcp-session-id may be the backend id its failed attempt used.
     const redirectedSid = firstHeader(pairs, REDIRECTED_SESSION_HEADER);
-    if (redirectedSid !== undefined) this.redirected = true;
-    return this.forSession(redirectedSid ?? sid);
+    return this.forSession({ sid: redirectedSid ?? sid, method, path, redirected: redirectedSid !== undefined });
   }
 
-  private async forSession(sid: string): Promise<Decision> {
+  /**
+   * A request that names a session. `redirected`: started again by Envoy
+   * after mcp-pin's redirect (attempt.ts), the session named by the redirect,
+   * not by mcp-session-id.
+   */
+  private async forSession(req: { sid: string; method: string; path: string; redirected: boolean }): Promise<Decision> {
     const { cfg, metrics } = this.deps;
+    const { sid, method, path, redirected } = req;
     if (!isValidSessionId(sid, cfg.maxSessionIdLength)) {
       // No pod can hold it: answered here, never looked up, never searched for on the pods.
-      this.kind = 'passthrough';
       metrics.outcome('invalid_session_id');
-      return { response: errorResponse('MCP_PIN_INVALID_SESSION_ID'), next: 'done' };
+      return { response: errorResponse('MCP_PIN_INVALID_SESSION_ID'), next: DONE };
     }
 
-    this.clientSessionId = sid;
     let pin: Pin | null;
+    let sessionPath: string | null = null;
     // Which store call this is, as mcp_pin_store_errors_total{op} names it.
-    const op = this.method === 'DELETE' || this.redirected ? 'load' : 'lookup';
+    const op = method === 'DELETE' || redirected ? 'load' : 'lookup';
     try {
       // A DELETE reads the shared store, not this replica's pin cache: a
       // stale cached pin would send it to a pod that no longer holds the
       // session, and the 404 there would end a session that lives elsewhere.
       // So does a redirected request: its session has just moved.
-      if (this.method === 'DELETE' || this.redirected) {
+      if (method === 'DELETE' || redirected) {
         const rec = await this.deps.store.load(sid);
-        this.sessionPath = rec?.initPath ?? null;
+        sessionPath = rec?.initPath ?? null;
         pin = rec;
       } else pin = await this.deps.store.lookup(sid);
     } catch (err) {
       if (!(err instanceof StoreError && err.code === 'MCP_PIN_STORE_CORRUPT')) {
-        this.kind = 'passthrough';
-        return { response: this.storeFailure(op, err), next: 'done' };
+        return { response: this.storeFailure(op, err), next: DONE };
       }
       // The store dropped a record it could not use: find the session on the
       // pods as for any id the store does not know (and adopt it there).
@@ -222,38 +207,31 @@ export class Exchange implements StreamHandler {
     }
     if (!pin && (this.deps.recentlyUnknown?.has(sid) || (await this.rememberedUnknown(sid)))) {
       // Searched for moments ago (by this replica or another) and found on no pod: not again.
-      this.kind = 'passthrough';
       metrics.outcome('unknown_session_remembered');
-      return { response: errorResponse('MCP_PIN_UNKNOWN_SESSION'), next: 'done' };
+      return { response: errorResponse('MCP_PIN_UNKNOWN_SESSION'), next: DONE };
     }
     if (!pin) {
       // Response headers are still wanted: if a pod answers 2xx, the session
       // it holds is adopted (the store lost it: flushed, or restarted without
       // persistence).
-      this.kind = 'unknown-session';
       metrics.outcome('unknown_session');
-      const response = this.redirected
+      const response = redirected
         ? continueRequestHeaders(
             { set: [[SESSION_HEADER, sid]], remove: [cfg.pinHeader, CLIENT_SESSION_HEADER, REDIRECTED_SESSION_HEADER] },
             { clearRouteCache: true },
           )
         : this.replies.unknownSession;
-      return { response, next: 'response-headers' };
+      return { response, next: { phase: 'response-headers', kind: 'unknown-session', path, method, clientSessionId: sid } };
     }
 
-    this.kind = 'pinned';
-    this.pin = pin;
     metrics.outcome('pinned');
-    // The response matters only to put the client's id back, or to forget a
-    // deleted session. Everything else is one message: a lost session is
-    // retried by Envoy and recovered on that attempt.
-    if (pin.backendSessionId === sid && !this.redirected) {
-      const needResponse = this.method === 'DELETE';
-      return { response: this.replies.pinnedTo(pin.pod, needResponse), next: needResponse ? 'response-headers' : 'done' };
-    }
-    const needResponse = this.method === 'DELETE';
+    // The response matters only to forget a deleted session (the pinned
+    // routes put the client's id back themselves). Everything else is one
+    // message: a lost session is retried by Envoy and recovered on that attempt.
+    const needResponse = method === 'DELETE';
+    const next: State = needResponse ? { phase: 'response-headers', kind: 'delete', path, clientSessionId: sid, pin, sessionPath } : DONE;
+    if (pin.backendSessionId === sid && !redirected) return { response: this.replies.pinnedTo(pin.pod, needResponse), next };
     const mode = needResponse ? { clearRouteCache: true } : { clearRouteCache: true, mode: { response_header_mode: 'SKIP' as const } };
-    const next: Phase = needResponse ? 'response-headers' : 'done';
     if (pin.backendSessionId === sid) {
       // Redirected, under its own id: that id goes back on the request.
       return {
@@ -281,43 +259,47 @@ export class Exchange implements StreamHandler {
         [CLIENT_SESSION_HEADER, sid],
       ],
     };
-    if (this.redirected) mutation.remove = [REDIRECTED_SESSION_HEADER];
+    if (redirected) mutation.remove = [REDIRECTED_SESSION_HEADER];
     return { response: continueRequestHeaders(mutation, mode), next };
   }
 
-  private onRequestBody(b: WireHttpBody | undefined): ProcessingResponse {
+  /** Reads a possible initialize's body; any other request's body passes untouched. */
+  private onRequestBody(b: WireHttpBody | undefined): void {
+    const state = this.state;
+    if (state.phase === 'request-headers' || state.phase === 'done' || state.kind !== 'maybe-initialize') return;
     const body = b?.body ?? Buffer.alloc(0);
-    if (this.kind === 'maybe-initialize') {
-      this.isInitialize = isInitializeRequest(body);
-      // Copy: the decoded Buffer may be a view into a larger gRPC frame.
-      if (this.isInitialize && body.length <= this.deps.cfg.maxInitBodyBytes) this.initBody = Buffer.from(body);
-    }
-    return continueRequestBody();
+    const isInitialize = isInitializeRequest(body);
+    // Copy: the decoded Buffer may be a view into a larger gRPC frame.
+    const initBody = isInitialize && body.length <= this.deps.cfg.maxInitBodyBytes ? Buffer.from(body) : null;
+    this.state = { phase: 'response-headers', kind: 'maybe-initialize', path: state.path, isInitialize, initBody };
   }
 
-  private async onResponseHeaders(msg: ProcessingRequest): Promise<ProcessingResponse[]> {
+  private async onResponseHeaders(state: Exclude<State, { phase: 'request-headers' }>, msg: ProcessingRequest): Promise<ProcessingResponse> {
+    if (state.phase === 'done') return continueResponseHeaders();
     const pairs = headerPairs(msg.response_headers);
     const status = Number(firstHeader(pairs, ':status') ?? 0);
-    switch (this.kind) {
+    switch (state.kind) {
       case 'maybe-initialize':
-        return [await this.afterInitialize(msg, pairs, status)];
-      case 'pinned':
-        // Both set together when the request was pinned (onRequestHeaders).
-        if (this.clientSessionId === undefined || this.pin === undefined) throw new ProtocolError('response_headers of a pinned request without its pin');
-        return [await this.afterPinned(msg, status, this.clientSessionId, this.pin)];
+        // The body never came (Envoy answered before it was read): not an initialize.
+        if (state.phase === 'request-body') return continueResponseHeaders();
+        return this.afterInitialize(state, msg, pairs, status);
+      case 'delete':
+        return this.afterDelete(state, msg, status);
       case 'unknown-session':
-        if (this.clientSessionId === undefined) throw new ProtocolError('response_headers of an unknown session without its id');
-        return [await this.afterUnknownSession(msg, status, this.clientSessionId)];
-      default:
-        return [continueResponseHeaders()];
+        return this.afterUnknownSession(state, msg, status);
     }
   }
 
-  private async afterInitialize(msg: ProcessingRequest, pairs: HeaderPairs, status: number): Promise<ProcessingResponse> {
+  private async afterInitialize(
+    init: Extract<State, { kind: 'maybe-initialize'; phase: 'response-headers' }>,
+    msg: ProcessingRequest,
+    pairs: HeaderPairs,
+    status: number,
+  ): Promise<ProcessingResponse> {
     const { metrics, log } = this.deps;
     const sid = firstHeader(pairs, SESSION_HEADER);
     // Stateless servers (and newer MCP revisions) send no session id: nothing to pin.
-    if (!this.isInitialize || !is2xx(status) || sid === undefined) return continueResponseHeaders();
+    if (!init.isInitialize || !is2xx(status) || sid === undefined) return continueResponseHeaders();
     const reported = upstreamReport(msg).address;
     const pod = await this.allowedPod(reported);
     const validSessionId = isValidSessionId(sid, this.deps.cfg.maxSessionIdLength);
@@ -333,7 +315,7 @@ export class Exchange implements StreamHandler {
     }
     let created: boolean;
     try {
-      created = await this.deps.store.create(sid, { pod, backendSessionId: sid, initBody: this.initBody, initPath: this.keptPath() });
+      created = await this.deps.store.create(sid, { pod, backendSessionId: sid, initBody: init.initBody, initPath: keptPath(init.path) });
     } catch (err) {
       // The client must not get a session that no replica can route.
       return this.storeFailure('create', err);
@@ -346,33 +328,32 @@ export class Exchange implements StreamHandler {
       return errorResponse('MCP_PIN_SESSION_ID_TAKEN');
     }
     metrics.outcome('initialize_recorded');
-    log.info({ session: sessionTag(sid), pod, initBodyKept: this.initBody !== null }, 'pin recorded');
+    log.info({ session: sessionTag(sid), pod, initBodyKept: init.initBody !== null }, 'pin recorded');
     return continueResponseHeaders();
   }
 
-  private async afterPinned(msg: ProcessingRequest, status: number, sid: string, pin: Pin): Promise<ProcessingResponse> {
+  private async afterDelete(del: Extract<State, { kind: 'delete' }>, msg: ProcessingRequest, status: number): Promise<ProcessingResponse> {
     const { cfg, log, metrics } = this.deps;
+    const { clientSessionId: sid, pin } = del;
     // The client only ever sees its own session id.
     const rewrite = pin.backendSessionId !== sid ? { overwrite: [[SESSION_HEADER, sid]] as [string, string][] } : undefined;
-    if (this.method === 'DELETE') {
-      const lost = cfg.lostSessionStatuses.includes(status) || isConnectFailure(status, upstreamReport(msg));
-      // The end of the session only at its MCP path (a DELETE of /typo is the
-      // pod's router answering); where that path is not known, only a 2xx.
-      const onPath = onSessionPath(this.path, this.sessionPath);
-      if (onPath === true ? is2xx(status) || lost : onPath === undefined && is2xx(status)) {
-        try {
-          // Only the pin this DELETE went to: a newer one (another replica
-          // recovered the session meanwhile) stays.
-          if (await this.deps.store.removeIfGeneration(sid, pin.generation)) {
-            metrics.outcome('session_deleted');
-            log.info({ session: sessionTag(sid), status }, 'session forgotten');
-          }
-        } catch (err) {
-          // The pin expires by its TTL; the DELETE itself went through.
-          metrics.ignored('forget_deleted_session');
-          if (err instanceof StoreError) metrics.storeErrors.inc({ op: 'remove', code: err.code });
-          log.warn({ session: sessionTag(sid), err: (err as Error).message }, 'could not forget deleted session');
+    const lost = cfg.lostSessionStatuses.includes(status) || isConnectFailure(status, upstreamReport(msg));
+    // The end of the session only at its MCP path (a DELETE of /typo is the
+    // pod's router answering); where that path is not known, only a 2xx.
+    const onPath = onSessionPath(del.path, del.sessionPath);
+    if (onPath === true ? is2xx(status) || lost : onPath === undefined && is2xx(status)) {
+      try {
+        // Only the pin this DELETE went to: a newer one (another replica
+        // recovered the session meanwhile) stays.
+        if (await this.deps.store.removeIfGeneration(sid, pin.generation)) {
+          metrics.outcome('session_deleted');
+          log.info({ session: sessionTag(sid), status }, 'session forgotten');
         }
+      } catch (err) {
+        // The pin expires by its TTL; the DELETE itself went through.
+        metrics.ignored('forget_deleted_session');
+        if (err instanceof StoreError) metrics.storeErrors.inc({ op: 'remove', code: err.code });
+        log.warn({ session: sessionTag(sid), err: (err as Error).message }, 'could not forget deleted session');
       }
     }
     return continueResponseHeaders(rewrite);
@@ -404,7 +385,8 @@ export class Exchange implements StreamHandler {
   }
 
   /** A pod answered 2xx for a session the store did not know: it holds it, so pin it there. */
-  private async afterUnknownSession(msg: ProcessingRequest, status: number, sid: string): Promise<ProcessingResponse> {
+  private async afterUnknownSession(unknown: Extract<State, { kind: 'unknown-session' }>, msg: ProcessingRequest, status: number): Promise<ProcessingResponse> {
+    const sid = unknown.clientSessionId;
     // The search ended in "no such session" (a lost-session status: Envoy
     // retries other pods on it first, and mcp-pin ends it with 404 once every
     // pod was asked): remember that, so repeats cost no pod a request.
@@ -414,7 +396,7 @@ export class Exchange implements StreamHandler {
       const ttl = this.deps.recentlyUnknown.ttlMs;
       if (ttl > 0) await this.deps.store.rememberUnknown(sid, ttl).catch(() => this.deps.metrics.ignored('remember_unknown_session'));
     }
-    if (!is2xx(status) || this.method === 'DELETE') return continueResponseHeaders();
+    if (!is2xx(status) || unknown.method === 'DELETE') return continueResponseHeaders();
     // Proof that the pod holds this session: it names it in its answer (the
     // SDK servers do on every response to a request). A 2xx alone is not: a
     // server that ignores session ids answers 2xx to any made-up id, and each
@@ -427,7 +409,7 @@ export class Exchange implements StreamHandler {
     if (!pod) return continueResponseHeaders();
     try {
       // The path it was found on is its MCP path (a pod answered 2xx there, naming the session).
-      if (await this.deps.store.adopt(sid, pod, this.keptPath())) {
+      if (await this.deps.store.adopt(sid, pod, keptPath(unknown.path))) {
         this.deps.metrics.outcome('adopted');
         this.deps.log.info({ session: sessionTag(sid), pod }, 'pin adopted from a pod that holds the session');
       }
@@ -438,11 +420,6 @@ export class Exchange implements StreamHandler {
       this.deps.log.warn({ session: sessionTag(sid), err: (err as Error).message }, 'could not adopt session');
     }
     return continueResponseHeaders();
-  }
-
-  /** The request's path as a session's MCP path is stored: a path too long to keep is not kept. */
-  private keptPath(): string | null {
-    return this.path.length <= MAX_INIT_PATH_LENGTH ? this.path : null;
   }
 
   private storeCorrupt(op: string, sid: string, err: StoreError): void {
@@ -461,4 +438,9 @@ export class Exchange implements StreamHandler {
     this.deps.log.error({ op, code, err: (err as Error).message }, 'session store failed');
     return errorResponse(code);
   }
+}
+
+/** A request's path as a session's MCP path is stored: a path too long to keep is not kept. */
+function keptPath(path: string): string | null {
+  return path.length <= MAX_INIT_PATH_LENGTH ? path : null;
 }

@@ -19,7 +19,7 @@ import { extProcClient } from '../helpers/grpc-clients.js';
 import { hostileRequest, message, type HostileRequest, type Msg } from '../helpers/hostile.js';
 import { connectClient, type TestClient } from '../helpers/mcp-client.js';
 import { eventually } from '../helpers/net.js';
-import { startStack, type Stack } from '../helpers/stack.js';
+import { stackPerTest } from '../helpers/stack-fixture.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261206);
 const REQUESTS = Number(process.env.FUZZ_REQUESTS ?? 1500);
@@ -32,24 +32,19 @@ const BROKEN = /mcp-pin: internal error|ext_proc_error|header_mutation|TypeError
 
 describe('fuzz: hostile requests and streams beside healthy sessions (issue 32)', function () {
   this.timeout(180_000);
-  let stack: Stack;
-  const clients: TestClient[] = [];
-  after(async () => {
-    await Promise.all(clients.map((c) => c.close()));
-    await stack?.stop();
-  });
+  const fx = stackPerTest();
 
   it(`leaves healthy sessions untouched and mcp-pin whole (seed ${SEED}, ${REQUESTS} requests, ${STREAMS} streams)`, async () => {
     // A heap snapshot on SIGUSR2 collects all garbage first: the heap used after it is what mcp-pin retains.
     const snapshots = mkdtempSync(join(tmpdir(), 'mcp-pin-fuzz-heap-'));
-    stack = await startStack({ pods: 3, replicas: 2, pinNodeArgs: ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshots}`] });
-    const url = stack.mcpUrl;
+    await fx.start({ pods: 3, replicas: 2, pinNodeArgs: ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshots}`] });
+    const url = fx.stack.mcpUrl;
     // Healthy sessions, and where each lives.
-    for (let i = 0; i < 4; i++) clients.push(await connectClient(url, { name: `healthy-${i}` }));
-    const homes = await Promise.all(clients.map(async (c) => (await c.whoami()).pod));
-    const redis = new Redis(stack.redis!.url);
-    const pinOf = async (c: TestClient): Promise<Record<string, string>> => redis.hgetall(`${stack.keyPrefix}{${c.sessionId()}}`);
-    const pinsBefore = await Promise.all(clients.map(pinOf));
+    for (let i = 0; i < 4; i++) fx.clients.push(await connectClient(url, { name: `healthy-${i}` }));
+    const homes = await Promise.all(fx.clients.map(async (c) => (await c.whoami()).pod));
+    const redis = new Redis(fx.stack.redis!.url);
+    const pinOf = async (c: TestClient): Promise<Record<string, string>> => redis.hgetall(`${fx.stack.keyPrefix}{${c.sessionId()}}`);
+    const pinsBefore = await Promise.all(fx.clients.map(pinOf));
     // The fuzzer's own sessions: these it may end, confuse or search for.
     const openOwn = async (): Promise<string> => {
       const res = await fetch(url, { method: 'POST', headers: MCP, body: INIT });
@@ -61,20 +56,20 @@ describe('fuzz: hostile requests and streams beside healthy sessions (issue 32)'
     /** Heap each replica retains: a full collection (the snapshot's), then its heap-used gauge. */
     const retained = async (): Promise<number[]> =>
       Promise.all(
-        stack.pins.map(async (p) => {
+        fx.stack.pins.map(async (p) => {
           const before = readdirSync(snapshots).length;
           p.proc.child!.kill('SIGUSR2');
           await eventually(async () => readdirSync(snapshots).length > before, `${p.name} heap snapshot`, 30_000, 100);
           return p.metric('mcp_pin_nodejs_heap_size_used_bytes');
         }),
       );
-    for (let i = 0; i < 20; i++) await Promise.all(clients.map((c) => c.echo('warm')));
+    for (let i = 0; i < 20; i++) await Promise.all(fx.clients.map((c) => c.echo('warm')));
     const heapBefore = await retained();
 
     // The healthy sessions call on, all through the campaign.
     let fuzzing = true;
     const healthyErrors: string[] = [];
-    const healthyCalls = clients.map(async (c, i) => {
+    const healthyCalls = fx.clients.map(async (c, i) => {
       let n = 0;
       while (fuzzing) {
         try {
@@ -128,7 +123,7 @@ describe('fuzz: hostile requests and streams beside healthy sessions (issue 32)'
     };
     // Hostile ext_proc streams straight to each replica's port.
     const streams = fc.sample(fc.array(message, { maxLength: 6 }), { seed: SEED + 1, numRuns: STREAMS });
-    const grpcClients = stack.pins.map((p) => extProcClient(p.port));
+    const grpcClients = fx.stack.pins.map((p) => extProcClient(p.port));
     const streamEnds = new Map<number, number>();
     const runStream = (i: number, messages: Msg[]): Promise<void> =>
       new Promise((resolve) => {
@@ -187,12 +182,12 @@ describe('fuzz: hostile requests and streams beside healthy sessions (issue 32)'
       path: p.path!,
       created: p.created!,
     });
-    expect((await Promise.all(clients.map(pinOf))).map(kept)).to.deep.equal(pinsBefore.map(kept));
+    expect((await Promise.all(fx.clients.map(pinOf))).map(kept)).to.deep.equal(pinsBefore.map(kept));
     redis.disconnect();
     // mcp-pin survived: alive, every stream closed, memory back near its baseline once idle traffic resumes.
-    for (const p of stack.pins) expect(p.proc.alive, p.name).to.equal(true);
+    for (const p of fx.stack.pins) expect(p.proc.alive, p.name).to.equal(true);
     await eventually(
-      async () => (await Promise.all(stack.pins.map((p) => p.metric('mcp_pin_streams_open')))).every((n) => n === 0),
+      async () => (await Promise.all(fx.stack.pins.map((p) => p.metric('mcp_pin_streams_open')))).every((n) => n === 0),
       'every ext_proc stream closed',
       20_000,
     );

@@ -11,7 +11,8 @@ import { expect } from 'chai';
 import { connectClient, type TestClient } from '../helpers/mcp-client.js';
 import { eventually } from '../helpers/net.js';
 import type { PodKind } from '../helpers/pod.js';
-import { startStack, type Stack } from '../helpers/stack.js';
+import type { Stack } from '../helpers/stack.js';
+import { stackPerTest, type StackFixture } from '../helpers/stack-fixture.js';
 
 const CALLS = 20;
 const LENGTHS_MS = [30_000, 120_000];
@@ -29,10 +30,12 @@ async function toolCallsRun(stack: Stack): Promise<number> {
 
 /** One round on its own stack: what each call returned, and how many retries mcp-pin redirected. */
 async function longCallsMeetARecovery(
+  fx: StackFixture,
   podKind: PodKind,
 ): Promise<{ stack: Stack; client: TestClient; results: { slept: number; pod: string }[]; redirected: number; ranBefore: number }> {
-  const stack = await startStack({ pods: 3, replicas: 2, podKind });
+  const stack = await fx.start({ pods: 3, replicas: 2, podKind });
   const client = await connectClient(stack.mcpUrl);
+  fx.clients.push(client);
   const home = stack.podByName((await client.whoami()).pod);
   await home.restartInPlace();
   const ranBefore = await toolCallsRun(stack);
@@ -50,20 +53,11 @@ async function longCallsMeetARecovery(
 
 describe('long calls that meet a recovery (issue 27 item 1)', function () {
   this.timeout(400_000);
-  const stacks: Stack[] = [];
-  const clients: TestClient[] = [];
-  after(async () => {
-    await Promise.all(clients.map((c) => c.close()));
-    await Promise.all(stacks.map((s) => s.stop()));
-  });
+  const fx = stackPerTest();
 
   it('tool calls of 30 s and 120 s, 20 at once, on TypeScript and Python pods at their keep-alive defaults: each returns its own result, each ran once', async () => {
     // Both frameworks at once: the calls mostly sleep.
-    const rounds = await Promise.all((['ts', 'python-1.30'] as PodKind[]).map(longCallsMeetARecovery));
-    for (const r of rounds) {
-      stacks.push(r.stack);
-      clients.push(r.client);
-    }
+    const rounds = await Promise.all((['ts', 'python-1.30'] as PodKind[]).map((kind) => longCallsMeetARecovery(fx, kind)));
     for (const [i, r] of rounds.entries()) {
       const kind = i === 0 ? 'TypeScript' : 'Python';
       expect(

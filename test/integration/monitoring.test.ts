@@ -11,10 +11,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { parse } from 'yaml';
-import { connectClient, type TestClient } from '../helpers/mcp-client.js';
+import { connectClient } from '../helpers/mcp-client.js';
 import { eventually, freePort } from '../helpers/net.js';
 import { ManagedProcess } from '../helpers/process.js';
-import { startStack, type Stack } from '../helpers/stack.js';
+import { stackPerTest } from '../helpers/stack-fixture.js';
 
 const root = new URL('../../', import.meta.url).pathname;
 const promDir = execFileSync('bash', [`${root}scripts/ensure-prometheus.sh`], { encoding: 'utf8' }).trim();
@@ -27,11 +27,10 @@ interface Rules {
 
 describe('alerts and dashboard against a real Prometheus (issue 19)', function () {
   this.timeout(120_000);
-  let stack: Stack;
+  const fx = stackPerTest();
   let prom: ManagedProcess | undefined;
   let promUrl = '';
   let dir = '';
-  const clients: TestClient[] = [];
 
   async function query(expr: string): Promise<{ metric: Record<string, string>; value: [number, string] }[]> {
     const res = await fetch(`${promUrl}/api/v1/query?query=${encodeURIComponent(expr)}`);
@@ -41,9 +40,7 @@ describe('alerts and dashboard against a real Prometheus (issue 19)', function (
   }
 
   afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.close()));
     await prom?.stop();
-    await stack?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -55,9 +52,9 @@ describe('alerts and dashboard against a real Prometheus (issue 19)', function (
   });
 
   it('every dashboard panel returns data after traffic and a recovery; the recovery alert fires when recoveries fail', async () => {
-    stack = await startStack({ pods: 2, pinEnv: { MCP_PIN_PIN_CACHE_MS: '1000' } });
-    const pin = stack.pins[0]!;
-    const admin = new URL(stack.envoy.adminUrl).host;
+    await fx.start({ pods: 2, pinEnv: { MCP_PIN_PIN_CACHE_MS: '1000' } });
+    const pin = fx.stack.pins[0]!;
+    const admin = new URL(fx.stack.envoy.adminUrl).host;
     dir = mkdtempSync(`${tmpdir()}/mcp-pin-prom-`);
     const port = await freePort();
     writeFileSync(
@@ -89,9 +86,9 @@ describe('alerts and dashboard against a real Prometheus (issue 19)', function (
     );
 
     // Traffic, and a recovery: the pod holding the session restarts.
-    const c = await connectClient(stack.mcpUrl);
-    clients.push(c);
-    const home = stack.podByName((await c.whoami()).pod);
+    const c = await connectClient(fx.stack.mcpUrl);
+    fx.clients.push(c);
+    const home = fx.stack.podByName((await c.whoami()).pod);
     for (let i = 0; i < 20; i++) await c.echo(`call ${i}`);
     await home.restartInPlace();
     await c.echo('recovered');
@@ -129,7 +126,7 @@ describe('alerts and dashboard against a real Prometheus (issue 19)', function (
     const rules = parse(readFileSync(RULES, 'utf8')) as Rules;
     const alert = rules.groups.flatMap((g) => g.rules).find((r) => r.alert === 'McpPinRecoveryFailing')!;
     expect(await query(alert.expr), 'quiet before').to.deep.equal([]);
-    await Promise.all(stack.pods.map((p) => p.restartInPlace({ POD_REFUSE_INIT: '400' })));
+    await Promise.all(fx.stack.pods.map((p) => p.restartInPlace({ POD_REFUSE_INIT: '400' })));
     const failed = await c.echo('lost').then(
       () => null,
       (e: Error) => e.message,

@@ -11,8 +11,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { healthClient } from '../helpers/grpc-clients.js';
-import { connectClient, type TestClient } from '../helpers/mcp-client.js';
-import { startStack, type Stack } from '../helpers/stack.js';
+import { connectClient } from '../helpers/mcp-client.js';
+import { stackPerTest } from '../helpers/stack-fixture.js';
 
 /** A CA, a server certificate for 127.0.0.1, a client certificate from the CA, and one from another CA. */
 function makeCerts(dir: string): void {
@@ -31,33 +31,31 @@ function makeCerts(dir: string): void {
 
 describe('mutual TLS between Envoy and mcp-pin (issue 19)', function () {
   this.timeout(120_000);
-  let stack: Stack;
+  const fx = stackPerTest();
   let dir = '';
-  const clients: TestClient[] = [];
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.close()));
-    await stack?.stop();
+  // Runs after the fixture's own hook has stopped the stack that used these files.
+  afterEach(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('serves Envoy over mutual TLS (traffic and a recovery work) and refuses a client without a certificate from the CA', async () => {
     dir = mkdtempSync(`${tmpdir()}/mcp-pin-mtls-`);
     makeCerts(dir);
-    stack = await startStack({
+    await fx.start({
       pods: 2,
       pinEnv: { MCP_PIN_TLS_CERT_FILE: `${dir}/server.pem`, MCP_PIN_TLS_KEY_FILE: `${dir}/server.key`, MCP_PIN_TLS_CLIENT_CA_FILE: `${dir}/ca.pem` },
       envoy: { extProcTls: { certFile: `${dir}/envoy.pem`, keyFile: `${dir}/envoy.key`, caFile: `${dir}/ca.pem` } },
     });
-    expect(stack.pins[0]!.proc.output).to.contain('"mutual":true');
+    expect(fx.stack.pins[0]!.proc.output).to.contain('"mutual":true');
     // Through Envoy: pinned calls, and a recovery (the retry's ext_proc stream goes over the same TLS).
-    const c = await connectClient(stack.mcpUrl);
-    clients.push(c);
-    const home = stack.podByName((await c.whoami()).pod);
+    const c = await connectClient(fx.stack.mcpUrl);
+    fx.clients.push(c);
+    const home = fx.stack.podByName((await c.whoami()).pod);
     expect((await c.echo('over mTLS')).pod).to.equal(home.name);
     await home.restartInPlace();
     expect((await c.echo('recovered over mTLS')).text).to.equal('recovered over mTLS');
 
-    const port = stack.pins[0]!.port;
+    const port = fx.stack.pins[0]!.port;
     const ca = readFileSync(`${dir}/ca.pem`);
     const tryCheck = async (creds: grpc.ChannelCredentials): Promise<string> => {
       const h = healthClient(port, creds);

@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { connectClient, type TestClient } from '../helpers/mcp-client.js';
 import type { Pod } from '../helpers/pod.js';
-import { startStack, type Stack } from '../helpers/stack.js';
+import { stackPerTest } from '../helpers/stack-fixture.js';
 
 /** Requests each pod saw for a session id, by pod name. */
 async function landings(pods: Pod[], sessionId: string): Promise<Record<string, number>> {
@@ -27,20 +27,15 @@ async function noPinHeaderLeaked(pods: Pod[]): Promise<void> {
 
 describe('pinning through real Envoy (issue 3)', function () {
   this.timeout(120_000);
-  let stack: Stack;
-  const clients: TestClient[] = [];
+  const fx = stackPerTest();
 
   beforeEach(async () => {
-    stack = await startStack({ pods: 2, store: 'redis' });
-  });
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.close()));
-    await stack?.stop();
+    await fx.start({ pods: 2, store: 'redis' });
   });
 
   async function client(headers?: Record<string, string>): Promise<TestClient> {
-    const c = await connectClient(stack.mcpUrl, headers ? { headers } : {});
-    clients.push(c);
+    const c = await connectClient(fx.stack.mcpUrl, headers ? { headers } : {});
+    fx.clients.push(c);
     return c;
   }
 
@@ -49,8 +44,8 @@ describe('pinning through real Envoy (issue 3)', function () {
       const r = await c.echo(`call ${i}`);
       expect(r).to.deep.equal({ pod: home, text: `call ${i}` });
     }
-    const seen = await landings(stack.pods, c.sessionId());
-    const other = stack.pods.find((p) => p.name !== home)!.name;
+    const seen = await landings(fx.stack.pods, c.sessionId());
+    const other = fx.stack.pods.find((p) => p.name !== home)!.name;
     expect(seen[other], 'requests on the other pod').to.equal(0);
     // initialize's follow-ups: notifications/initialized + 20 tools/call (+ the whoami).
     expect(seen[home]).to.be.at.least(21);
@@ -59,17 +54,17 @@ describe('pinning through real Envoy (issue 3)', function () {
   it('a. keeps the session on its pod across an mcp-pin restart (new process, same Redis)', async () => {
     const c = await client();
     const home = (await c.whoami()).pod;
-    await stack.pins[0]!.restart();
+    await fx.stack.pins[0]!.restart();
     await twentyCallsOnOwnPod(c, home);
-    await noPinHeaderLeaked(stack.pods);
+    await noPinHeaderLeaked(fx.stack.pods);
   });
 
   it('a. keeps the session on its pod across an Envoy restart', async () => {
     const c = await client();
     const home = (await c.whoami()).pod;
-    const portBefore = stack.envoy.publicPort;
-    await stack.envoy.restart();
-    expect(stack.envoy.publicPort).to.equal(portBefore);
+    const portBefore = fx.stack.envoy.publicPort;
+    await fx.stack.envoy.restart();
+    expect(fx.stack.envoy.publicPort).to.equal(portBefore);
     await twentyCallsOnOwnPod(c, home);
   });
 
@@ -84,7 +79,7 @@ describe('pinning through real Envoy (issue 3)', function () {
       for (const [i, a] of answers.entries()) expect(a.pod, `client ${i}`).to.equal(homes[i]);
     }
     for (let i = 0; i < cs.length; i++) {
-      const seen = await landings(stack.pods, cs[i]!.sessionId());
+      const seen = await landings(fx.stack.pods, cs[i]!.sessionId());
       const other = homes[i] === 'pod1' ? 'pod2' : 'pod1';
       expect(seen[other], `client ${i} on the wrong pod`).to.equal(0);
       expect(seen[homes[i]!], `client ${i} on its pod`).to.be.at.least(7);
@@ -92,16 +87,16 @@ describe('pinning through real Envoy (issue 3)', function () {
   });
 
   it('c. ignores a client-supplied pin header aimed at Redis or at the other pod', async () => {
-    const redisTarget = `127.0.0.1:${stack.redis!.port}`;
+    const redisTarget = `127.0.0.1:${fx.stack.redis!.port}`;
     // With a session: a request that names the other pod (or Redis) in the
     // pin header still goes where the session is pinned, as the pods' records show.
     const probe = await client();
     const home = (await probe.whoami()).pod;
-    const otherPod = stack.pods.find((p) => p.name !== home)!;
+    const otherPod = fx.stack.pods.find((p) => p.name !== home)!;
     const sid = probe.sessionId();
     for (const forged of [`${otherPod.host}:${otherPod.port}`, redisTarget]) {
       for (let i = 0; i < 5; i++) {
-        const res = await fetch(stack.mcpUrl, {
+        const res = await fetch(fx.stack.mcpUrl, {
           method: 'POST',
           headers: {
             'content-type': 'application/json',
@@ -116,7 +111,7 @@ describe('pinning through real Envoy (issue 3)', function () {
         expect(await res.text()).to.contain(`forged ${i}`);
       }
     }
-    const seen = await landings(stack.pods, sid);
+    const seen = await landings(fx.stack.pods, sid);
     expect(seen[otherPod.name], 'requests of the session on the pod the forged header named').to.equal(0);
     expect(seen[home], "the session's requests on its pod").to.be.at.least(11);
     // A client that sends the forged header from its first request on: its
@@ -126,33 +121,33 @@ describe('pinning through real Envoy (issue 3)', function () {
     for (let i = 0; i < 5; i++) expect((await forgedToRedis.echo(`r${i}`)).pod).to.equal(redisHome);
 
     // Without a session: the service route answers (a pod's 400), never Redis.
-    const raw = await fetch(stack.mcpUrl, {
+    const raw = await fetch(fx.stack.mcpUrl, {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'x-mcp-pin-dst': redisTarget },
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
     });
     expect(raw.status).to.equal(400);
     expect(((await raw.json()) as { error: { message: string } }).error.message).to.match(/no session id/);
-    const get = await fetch(stack.mcpUrl, { headers: { 'x-mcp-pin-dst': redisTarget } });
+    const get = await fetch(fx.stack.mcpUrl, { headers: { 'x-mcp-pin-dst': redisTarget } });
     expect(get.status).to.equal(400);
     await get.body?.cancel();
-    await noPinHeaderLeaked(stack.pods);
+    await noPinHeaderLeaked(fx.stack.pods);
   });
 
   it('d. DELETE removes the pin; the id then gets the 404 a pod gives (searched for on the pods once, then remembered)', async () => {
     const c = await client();
     const home = (await c.whoami()).pod;
     const sid = c.sessionId();
-    const before = await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="session_deleted"}');
+    const before = await fx.stack.pins[0]!.metric('mcp_pin_requests_total{outcome="session_deleted"}');
     await c.transport.terminateSession();
-    expect(await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="session_deleted"}')).to.equal(before + 1);
-    const homePod = stack.podByName(home);
+    expect(await fx.stack.pins[0]!.metric('mcp_pin_requests_total{outcome="session_deleted"}')).to.equal(before + 1);
+    const homePod = fx.stack.podByName(home);
     expect((await homePod.record()).deleted).to.include(sid);
 
     // The id is now unknown to mcp-pin: the service route searches the pods,
     // which answer 404; repeats are answered the same by mcp-pin (--unknown-session-cache-ms).
     for (let i = 0; i < 4; i++) {
-      const res = await fetch(stack.mcpUrl, {
+      const res = await fetch(fx.stack.mcpUrl, {
         method: 'POST',
         headers: {
           'content-type': 'application/json',
@@ -166,11 +161,11 @@ describe('pinning through real Envoy (issue 3)', function () {
       expect(((await res.json()) as { error: { code: number } }).error.code).to.equal(-32001);
     }
     // Both pods answered the search: the request was not pinned.
-    const after = await landings(stack.pods, sid);
+    const after = await landings(fx.stack.pods, sid);
     const other = home === 'pod1' ? 'pod2' : 'pod1';
     expect(after[other]).to.be.greaterThan(0);
-    const searched = await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="unknown_session"}');
-    const remembered = await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="unknown_session_remembered"}');
+    const searched = await fx.stack.pins[0]!.metric('mcp_pin_requests_total{outcome="unknown_session"}');
+    const remembered = await fx.stack.pins[0]!.metric('mcp_pin_requests_total{outcome="unknown_session_remembered"}');
     expect(searched).to.be.at.least(1);
     expect(searched + remembered).to.be.at.least(4);
   });

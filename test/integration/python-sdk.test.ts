@@ -12,7 +12,8 @@ import { connectClient, type TestClient } from '../helpers/mcp-client.js';
 import { eventually } from '../helpers/net.js';
 import { initializeCounts, type Pod, type PythonMcpVersion } from '../helpers/pod.js';
 import { connectPythonClient, type PythonClient } from '../helpers/python-client.js';
-import { startStack, type Stack, type StackOptions } from '../helpers/stack.js';
+import { stackPerTest } from '../helpers/stack-fixture.js';
+import type { StackOptions } from '../helpers/stack.js';
 
 /** A raw request in a session (to read the status and body an SDK client would turn into an exception). */
 function post(url: string, sid: string, body: string): Promise<Response> {
@@ -25,30 +26,24 @@ function post(url: string, sid: string, body: string): Promise<Response> {
 
 describe('Python MCP SDK pods and client (issue 20)', function () {
   this.timeout(120_000);
-  let stack: Stack;
-  const clients: TestClient[] = [];
+  const fx = stackPerTest();
   const pyClients: PythonClient[] = [];
   async function up(opts: StackOptions): Promise<void> {
-    stack = await startStack({ pods: 2, store: 'redis', ...opts });
+    await fx.start({ pods: 2, store: 'redis', ...opts });
   }
   async function pinnedClient(): Promise<{ c: TestClient; sid: string; home: Pod; other: Pod }> {
-    const c = await connectClient(stack.mcpUrl);
-    clients.push(c);
-    const home = stack.podByName((await c.whoami()).pod);
-    return { c, sid: c.sessionId(), home, other: stack.pods.find((p) => p !== home)! };
+    const c = await connectClient(fx.stack.mcpUrl);
+    fx.clients.push(c);
+    const home = fx.stack.podByName((await c.whoami()).pod);
+    return { c, sid: c.sessionId(), home, other: fx.stack.pods.find((p) => p !== home)! };
   }
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.close()));
-    await Promise.all(pyClients.splice(0).map((c) => c.close()));
-    await stack?.stop();
-  });
 
   for (const version of ['1.25', '1.30'] as PythonMcpVersion[]) {
     const lostStatus = version === '1.25' ? 400 : 404;
     describe(`pods on Python mcp ${version} (unknown session: ${lostStatus}), shipped defaults`, () => {
       it(`answers an unknown session with ${lostStatus} (what the README says this version does)`, async () => {
         await up({ podKind: `python-${version}`, pods: 1 });
-        const pod = stack.pods[0]!;
+        const pod = fx.stack.pods[0]!;
         const res = await fetch(`http://${pod.host}:${pod.port}/mcp`, {
           method: 'POST',
           headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': 'no-such-session' },
@@ -64,7 +59,7 @@ describe('Python MCP SDK pods and client (issue 20)', function () {
         await up({ podKind: `python-${version}`, pods: 3 });
         const { c, sid, home } = await pinnedClient();
         for (let i = 0; i < 6; i++) expect((await c.echo(`n${i}`)).pod).to.equal(home.name);
-        for (const p of stack.pods) {
+        for (const p of fx.stack.pods) {
           const mine = (await p.record()).requests.filter((r) => r.sessionId === sid);
           if (p === home) expect(mine.length, `requests of the session on ${p.name}`).to.be.at.least(8);
           else expect(mine, `requests of the session on ${p.name}`).to.deep.equal([]);
@@ -78,10 +73,10 @@ describe('Python MCP SDK pods and client (issue 20)', function () {
         await home.restartInPlace();
         expect((await c.echo('after restart')).text).to.equal('after restart');
         expect(c.sessionId()).to.equal(sid);
-        const after = await initializeCounts(stack.pods);
+        const after = await initializeCounts(fx.stack.pods);
         expect(after.initialize - before.initialize, 're-initializes').to.equal(1);
         expect(after.initialized - before.initialized, 'notifications/initialized').to.equal(1);
-        expect(await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="recovered"}')).to.be.at.least(1);
+        expect(await fx.stack.pins[0]!.metric('mcp_pin_requests_total{outcome="recovered"}')).to.be.at.least(1);
       });
 
       it('recovers when the pod is gone (killed, its address refuses)', async () => {
@@ -102,11 +97,13 @@ describe('Python MCP SDK pods and client (issue 20)', function () {
         const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => c.echo(`c${i}`)));
         expect(answers.map((a) => a.text)).to.deep.equal(Array.from({ length: 10 }, (_, i) => `c${i}`));
         expect(new Set(answers.map((a) => a.pod)).size, 'all on one pod').to.equal(1);
-        expect((await initializeCounts(stack.pods)).initialize - before.initialize, 'initializes that reached the pods').to.equal(1);
+        expect((await initializeCounts(fx.stack.pods)).initialize - before.initialize, 'initializes that reached the pods').to.equal(1);
         expect(c.sessionId()).to.equal(sid);
         const ran = async (): Promise<number> =>
           (
-            await Promise.all(stack.pods.map(async (p) => (await p.record()).requests.filter((r) => r.rpcMethod === 'tools/call' && r.status === 200).length))
+            await Promise.all(
+              fx.stack.pods.map(async (p) => (await p.record()).requests.filter((r) => r.rpcMethod === 'tools/call' && r.status === 200).length),
+            )
           ).reduce((a, b) => a + b, 0);
         await eventually(async () => (await ran()) >= 10, 'the pods recorded 10 answered calls');
         // (The restarted pod's record starts empty: the whoami before the restart is not in it.)
@@ -119,7 +116,7 @@ describe('Python MCP SDK pods and client (issue 20)', function () {
     await up({ podKind: 'python-1.25', pinEnv: { MCP_PIN_LOST_SESSION_STATUSES: '404' }, envoy: { lostSessionStatuses: [404] } });
     const { sid, home } = await pinnedClient();
     await home.restartInPlace();
-    const res = await post(stack.mcpUrl, sid, '{"jsonrpc":"2.0","id":7,"method":"tools/list"}');
+    const res = await post(fx.stack.mcpUrl, sid, '{"jsonrpc":"2.0","id":7,"method":"tools/list"}');
     expect(res.status).to.equal(400);
     expect(await res.text()).to.equal('Bad Request: No valid session ID provided');
   });
@@ -132,11 +129,11 @@ describe('Python MCP SDK pods and client (issue 20)', function () {
       await up({ pinEnv: { MCP_PIN_LOST_SESSION_STATUSES: statuses.join(',') }, envoy: { lostSessionStatuses: statuses } });
       const { c, sid, home } = await pinnedClient();
       const seenBefore = (await home.record()).requests.length;
-      const initBefore = await initializeCounts(stack.pods);
+      const initBefore = await initializeCounts(fx.stack.pods);
       const times: number[] = [];
       for (let i = 0; i < 5; i++) {
         const started = performance.now();
-        const res = await post(stack.mcpUrl, sid, '{"jsonrpc":"2.0","id":7,"method":');
+        const res = await post(fx.stack.mcpUrl, sid, '{"jsonrpc":"2.0","id":7,"method":');
         expect(res.status).to.equal(400);
         expect(((await res.json()) as { error: { code: number } }).error.code).to.equal(-32700);
         times.push(performance.now() - started);
@@ -148,7 +145,7 @@ describe('Python MCP SDK pods and client (issue 20)', function () {
       );
       // 404 only: the request itself. With 400: the request, mcp-pin's ping, the relayed request.
       expect(reached, 'requests that reached the pinned pod, per request').to.equal(statuses.includes(400) ? 3 : 1);
-      expect(await initializeCounts(stack.pods), 'no re-initialize').to.deep.equal(initBefore);
+      expect(await initializeCounts(fx.stack.pods), 'no re-initialize').to.deep.equal(initBefore);
       expect((await c.echo('still here')).pod).to.equal(home.name);
       expect(c.sessionId()).to.equal(sid);
     });
@@ -161,9 +158,9 @@ describe('Python MCP SDK pods and client (issue 20)', function () {
     it(`${kind} pods: a client's unsupported MCP-Protocol-Version gets the pod's own 400; the session is not re-initialized anywhere and lives on`, async () => {
       await up({ podKind: kind });
       const { c, sid, home } = await pinnedClient();
-      const initBefore = await initializeCounts(stack.pods);
+      const initBefore = await initializeCounts(fx.stack.pods);
       for (let i = 0; i < 3; i++) {
-        const res = await fetch(stack.mcpUrl, {
+        const res = await fetch(fx.stack.mcpUrl, {
           method: 'POST',
           headers: {
             'content-type': 'application/json',
@@ -178,7 +175,7 @@ describe('Python MCP SDK pods and client (issue 20)', function () {
         expect(body, "the pod's own explanation").to.match(/protocol version/i);
         expect(body).to.not.match(/mcp-pin/);
       }
-      expect(await initializeCounts(stack.pods), 'no re-initialize, no orphan session on any pod').to.deep.equal(initBefore);
+      expect(await initializeCounts(fx.stack.pods), 'no re-initialize, no orphan session on any pod').to.deep.equal(initBefore);
       expect((await c.echo('still here')).pod).to.equal(home.name);
       expect(c.sessionId()).to.equal(sid);
       // A real loss is still recovered on these pods (their own 404 or 400 for an unknown session).
@@ -189,21 +186,23 @@ describe('Python MCP SDK pods and client (issue 20)', function () {
 
   it('serves the Python SDK client on TypeScript pods: pinned, recovered after its pod restarts, 10 concurrent calls after a loss, DELETE at the end', async () => {
     await up({ replicas: 2 });
-    const py = await connectPythonClient(stack.mcpUrl, '1.30');
+    const py = await connectPythonClient(fx.stack.mcpUrl, '1.30');
     pyClients.push(py);
+    // Closed before the stack stops, unless the test closed it itself.
+    fx.defer(() => Promise.all(pyClients.splice(0).map((c) => c.close())));
     const first = await py.whoami();
     expect(first.session).to.equal(py.sessionId);
-    const home = stack.podByName(first.pod);
+    const home = fx.stack.podByName(first.pod);
     for (let i = 0; i < 4; i++) expect((await py.echo(`n${i}`)).pod).to.equal(home.name);
     await home.restartInPlace();
     const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => py.echo(`c${i}`)));
     expect(answers.map((a) => a.text)).to.deep.equal(Array.from({ length: 10 }, (_, i) => `c${i}`));
     expect(new Set(answers.map((a) => a.pod)).size, 'all on one pod').to.equal(1);
     expect(
-      await stack.pins.reduce(async (sum, p) => (await sum) + (await p.metric('mcp_pin_recovery_seconds_count{result="recovered"}')), Promise.resolve(0)),
+      await fx.stack.pins.reduce(async (sum, p) => (await sum) + (await p.metric('mcp_pin_recovery_seconds_count{result="recovered"}')), Promise.resolve(0)),
       're-initializes',
     ).to.equal(1);
-    const now = stack.podByName(answers[0]!.pod);
+    const now = fx.stack.podByName(answers[0]!.pod);
     const backendId = (await now.record()).initialize.at(-1)!;
     expect(pyClients.splice(0)[0] === py).to.equal(true);
     expect(await py.close(), 'python client exit code').to.equal(0);

@@ -9,10 +9,11 @@
 import { expect } from 'chai';
 import { LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { Redis } from 'ioredis';
-import { connectClient, type TestClient } from '../helpers/mcp-client.js';
+import { connectClient } from '../helpers/mcp-client.js';
 import { eventually } from '../helpers/net.js';
 import { Pod, type PodKind } from '../helpers/pod.js';
-import { startStack, type Stack } from '../helpers/stack.js';
+import type { Stack } from '../helpers/stack.js';
+import { stackPerTest } from '../helpers/stack-fixture.js';
 
 const address = (p: Pod): string => `${p.host}:${p.port}`;
 
@@ -38,13 +39,10 @@ async function sumMetric(stack: Stack, sample: string): Promise<number> {
 
 describe('rolling update of the MCP server pods (issue 14)', function () {
   this.timeout(240_000);
-  let stack: Stack;
-  const clients: TestClient[] = [];
+  const fx = stackPerTest();
   const extraPods: Pod[] = [];
   afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.close()));
     await Promise.all(extraPods.splice(0).map((p) => p.stop()));
-    await stack?.stop();
   });
 
   /**
@@ -74,19 +72,19 @@ describe('rolling update of the MCP server pods (issue 14)', function () {
 
   for (const kind of ['ts', 'python-1.25', 'python-1.30'] as PodKind[]) {
     it(`replaces every pod one at a time under steady traffic (${kind === 'ts' ? 'TypeScript SDK pods' : 'Python SDK pods under uvicorn, SIGTERM after leaving discovery and draining'}): zero client errors, sessions kept, one re-initialize per lost session, no pin on a retired pod`, async () => {
-      stack = await startStack({ pods: 3, replicas: 2, podKind: kind });
-      for (let i = 0; i < 12; i++) clients.push(await connectClient(stack.mcpUrl, { name: `client-${i}` }));
-      const sids = clients.map((c) => c.sessionId());
+      await fx.start({ pods: 3, replicas: 2, podKind: kind });
+      for (let i = 0; i < 12; i++) fx.clients.push(await connectClient(fx.stack.mcpUrl, { name: `client-${i}` }));
+      const sids = fx.clients.map((c) => c.sessionId());
       // Client 0 listens on its standalone GET stream.
       const heard: string[] = [];
-      clients[0]!.client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => void heard.push(String(n.params.data)));
+      fx.clients[0]!.client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => void heard.push(String(n.params.data)));
 
       // Steady traffic from every client: tool calls with arguments (fast and slow) and list calls.
       let stop = false;
       let sent = 0;
       const errors: string[] = [];
-      const lastPods: string[][] = clients.map(() => []);
-      const traffic = clients.map(async (c, i) => {
+      const lastPods: string[][] = fx.clients.map(() => []);
+      const traffic = fx.clients.map(async (c, i) => {
         for (let n = 0; !stop; n++) {
           sent++;
           try {
@@ -106,7 +104,7 @@ describe('rolling update of the MCP server pods (issue 14)', function () {
         }
       });
       // Whatever happens below, the traffic stops (a failed step must not leave it running).
-      let live = [...stack.pods];
+      let live = [...fx.stack.pods];
       const retired: string[] = [];
       let lost = 0;
       let initializeSeen = 0;
@@ -117,25 +115,25 @@ describe('rolling update of the MCP server pods (issue 14)', function () {
         };
         await flowing('traffic before the rollout');
 
-        for (const [k, old] of stack.pods.entries()) {
+        for (const [k, old] of fx.stack.pods.entries()) {
           // The new pod starts on a new address and becomes ready: discovery adds it.
           const fresh = await new Pod({ name: `pod${4 + k}`, host: `127.0.0.${10 + k}`, kind }).start();
           extraPods.push(fresh);
           live = [...live, fresh];
-          await stack.envoy.setPods(live.map((p) => p.address));
+          await fx.stack.envoy.setPods(live.map((p) => p.address));
           // The sessions this step will lose: those pinned to the old pod now.
-          const onOld = [...(await pins(stack)).values()].filter((pod) => pod === address(old)).length;
+          const onOld = [...(await pins(fx.stack)).values()].filter((pod) => pod === address(old)).length;
           lost += onOld;
           // The old pod leaves discovery, gets SIGTERM, finishes what it is doing, exits.
           live = live.filter((p) => p !== old);
-          await stack.envoy.setPods(live.map((p) => p.address));
+          await fx.stack.envoy.setPods(live.map((p) => p.address));
           await drained(old);
           initializeSeen += (await old.record()).initialize.length;
           // uvicorn shuts down in order, then re-raises the SIGTERM it caught (exit by signal: code null).
           expect(await old.terminate(), `${old.name} exit code`).to.equal(kind === 'ts' ? 0 : null);
           retired.push(address(old));
           // Its sessions come back on the remaining pods as their clients go on.
-          await eventually(async () => ![...(await pins(stack)).values()].includes(address(old)), `no pin left on ${old.name}`, 30_000, 50);
+          await eventually(async () => ![...(await pins(fx.stack)).values()].includes(address(old)), `no pin left on ${old.name}`, 30_000, 50);
           await flowing(`traffic after retiring ${old.name}`);
         }
         // Every client calls again on the new pods only.
@@ -149,10 +147,10 @@ describe('rolling update of the MCP server pods (issue 14)', function () {
       console.log(`      rollout (${kind}): ${sent} requests, ${errors.length} errors, ${lost} sessions lost and recovered`);
       expect(errors, 'client-visible errors').to.deep.equal([]);
       expect(
-        clients.map((c) => c.sessionId()),
+        fx.clients.map((c) => c.sessionId()),
         'every client keeps its session id',
       ).to.deep.equal(sids);
-      const finalPins = await pins(stack);
+      const finalPins = await pins(fx.stack);
       expect([...finalPins.keys()].sort(), 'one pin per client').to.deep.equal([...sids].sort());
       expect(
         [...finalPins.values()].filter((pod) => retired.includes(pod)),
@@ -162,7 +160,7 @@ describe('rolling update of the MCP server pods (issue 14)', function () {
       const byAddress = new Map(live.map((p) => [address(p), p.name]));
       for (const [i, l] of lastPods.entries()) expect(new Set(l), `client ${i}`).to.deep.equal(new Set([byAddress.get(finalPins.get(sids[i]!)!)]));
       // Each lost session: exactly one re-initialize (as mcp-pin counts it, and as the pods saw it).
-      expect(await sumMetric(stack, 'mcp_pin_recovery_seconds_count{result="recovered"}'), 're-initializes by mcp-pin').to.equal(lost);
+      expect(await sumMetric(fx.stack, 'mcp_pin_recovery_seconds_count{result="recovered"}'), 're-initializes by mcp-pin').to.equal(lost);
       for (const p of live) initializeSeen += (await p.record()).initialize.length;
       expect(initializeSeen, 'initialize requests the pods saw').to.equal(12 + lost);
       expect(lost, 'every original session was lost at least once').to.be.at.least(12);

@@ -8,23 +8,18 @@
  */
 import { expect } from 'chai';
 import { connectClient, connectModernClient, type TestClient } from '../helpers/mcp-client.js';
-import { startStack, type Stack } from '../helpers/stack.js';
+import { stackPerTest } from '../helpers/stack-fixture.js';
 
 describe('session-less traffic skips mcp-pin', function () {
   this.timeout(60_000);
-  let stack: Stack;
-  const closers: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    await Promise.all(closers.splice(0).map((c) => c()));
-    await stack?.stop();
-  });
-  const streams = (): Promise<number> => stack.pins[0]!.metric('mcp_pin_streams_total');
+  const fx = stackPerTest();
+  const streams = (): Promise<number> => fx.stack.pins[0]!.metric('mcp_pin_streams_total');
 
   it('a 2026-07-28 client (v2 SDK) on session-less pods: every request answered, not one ext_proc stream', async () => {
-    stack = await startStack({ pods: 2, store: 'memory', podEnv: { POD_MODERN: '1' } });
+    await fx.start({ pods: 2, store: 'memory', podEnv: { POD_MODERN: '1' } });
     const before = await streams();
-    const c = await connectModernClient(stack.mcpUrl);
-    closers.push(c.close);
+    const c = await connectModernClient(fx.stack.mcpUrl);
+    fx.defer(c.close);
     const pods = new Set<string>();
     for (let i = 0; i < 6; i++) {
       const r = await c.echo(`m${i}`);
@@ -43,24 +38,24 @@ describe('session-less traffic skips mcp-pin', function () {
   });
 
   it('a 2025 client (v1 SDK) on a stateless server: only its initialize reaches mcp-pin', async () => {
-    stack = await startStack({ pods: 2, store: 'memory', podEnv: { POD_MODERN: '1' } });
+    await fx.start({ pods: 2, store: 'memory', podEnv: { POD_MODERN: '1' } });
     const before = await streams();
-    const c: TestClient = await connectClient(stack.mcpUrl);
-    closers.push(c.close);
+    const c: TestClient = await connectClient(fx.stack.mcpUrl);
+    fx.defer(c.close);
     for (let i = 0; i < 6; i++) expect((await c.echo(`l${i}`)).text).to.equal(`l${i}`);
-    const seen = (await Promise.all(stack.pods.map((p) => p.record()))).flatMap((r) => r.requests);
+    const seen = (await Promise.all(fx.stack.pods.map((p) => p.record()))).flatMap((r) => r.requests);
     const withVersion = seen.filter((r) => r.protocolVersion !== undefined);
     expect(withVersion.length, 'requests after initialize carry MCP-Protocol-Version').to.be.at.least(7);
     expect(seen.filter((r) => r.rpcMethod === 'initialize').every((r) => r.protocolVersion === undefined)).to.equal(true);
     expect(await streams(), 'ext_proc streams: the initialize only').to.equal(before + 1);
-    expect(await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="initialize_recorded"}')).to.equal(0);
+    expect(await fx.stack.pins[0]!.metric('mcp_pin_requests_total{outcome="initialize_recorded"}')).to.equal(0);
   });
 
   it('an initialize that carries MCP-Protocol-Version skips mcp-pin; its session is adopted on its first follow-up', async () => {
-    stack = await startStack({ pods: 2, store: 'memory' });
+    await fx.start({ pods: 2, store: 'memory' });
     const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' };
     const before = await streams();
-    const init = await fetch(stack.mcpUrl, {
+    const init = await fetch(fx.stack.mcpUrl, {
       method: 'POST',
       headers,
       body: JSON.stringify({
@@ -74,9 +69,9 @@ describe('session-less traffic skips mcp-pin', function () {
     await init.text();
     expect(init.status).to.equal(200);
     expect(await streams(), 'the initialize went past mcp-pin').to.equal(before);
-    expect(await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="initialize_recorded"}')).to.equal(0);
+    expect(await fx.stack.pins[0]!.metric('mcp_pin_requests_total{outcome="initialize_recorded"}')).to.equal(0);
     const call = async (): Promise<number> => {
-      const r = await fetch(stack.mcpUrl, {
+      const r = await fetch(fx.stack.mcpUrl, {
         method: 'POST',
         headers: { ...headers, 'mcp-session-id': sid },
         body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}',
@@ -85,17 +80,17 @@ describe('session-less traffic skips mcp-pin', function () {
       return r.status;
     };
     for (let i = 0; i < 4; i++) expect(await call()).to.equal(200);
-    expect(await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="adopted"}'), 'found by the session search, then pinned').to.equal(1);
-    expect(await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="pinned"}')).to.equal(3);
+    expect(await fx.stack.pins[0]!.metric('mcp_pin_requests_total{outcome="adopted"}'), 'found by the session search, then pinned').to.equal(1);
+    expect(await fx.stack.pins[0]!.metric('mcp_pin_requests_total{outcome="pinned"}')).to.equal(3);
   });
 
   it('a 2026-07-28 request that still carries a (stale) session id reaches the pod without it: never a 404 "session not found"', async () => {
-    stack = await startStack({ pods: 2, store: 'memory' });
+    await fx.start({ pods: 2, store: 'memory' });
     // A live session on a 2025 pod: its id, sent again by a client that now
     // speaks 2026-07-28. (Raw requests: an SDK client would open its GET
     // stream at a moment of its own, an ext_proc stream this test would count.)
     const base = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
-    const init = await fetch(stack.mcpUrl, {
+    const init = await fetch(fx.stack.mcpUrl, {
       method: 'POST',
       headers: base,
       body: JSON.stringify({
@@ -110,7 +105,7 @@ describe('session-less traffic skips mcp-pin', function () {
     expect(init.status).to.equal(200);
     const before = await streams();
     for (const id of [sid, 'some-session-no-pod-holds']) {
-      const r = await fetch(stack.mcpUrl, {
+      const r = await fetch(fx.stack.mcpUrl, {
         method: 'POST',
         headers: { ...base, 'mcp-protocol-version': '2026-07-28', 'mcp-session-id': id },
         body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/list' }),
@@ -118,7 +113,7 @@ describe('session-less traffic skips mcp-pin', function () {
       await r.text();
       expect(r.status, id).to.not.equal(404);
     }
-    const seen = (await Promise.all(stack.pods.map((p) => p.record()))).flatMap((r) => r.requests).filter((r) => r.protocolVersion === '2026-07-28');
+    const seen = (await Promise.all(fx.stack.pods.map((p) => p.record()))).flatMap((r) => r.requests).filter((r) => r.protocolVersion === '2026-07-28');
     expect(seen).to.have.length(2);
     expect(
       seen.map((r) => r.sessionId),
@@ -128,15 +123,15 @@ describe('session-less traffic skips mcp-pin', function () {
   });
 
   it('a v2 client in auto mode still gets a pinned session from a 2025 stateful server', async () => {
-    stack = await startStack({ pods: 2, store: 'memory' });
-    const c = await connectModernClient(stack.mcpUrl);
-    closers.push(c.close);
+    await fx.start({ pods: 2, store: 'memory' });
+    const c = await connectModernClient(fx.stack.mcpUrl);
+    fx.defer(c.close);
     // The 2026-07-28 probe went past mcp-pin to a 2025 server, which refused it; the client fell back to initialize.
     expect(c.sent[0]!.protocolVersion).to.equal('2026-07-28');
     const homes = new Set<string>();
     for (let i = 0; i < 6; i++) homes.add((await c.echo(`p${i}`)).pod);
     expect(homes.size, 'every call on the pod that answered initialize').to.equal(1);
-    expect(await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="initialize_recorded"}')).to.equal(1);
-    expect(await stack.pins[0]!.metric('mcp_pin_requests_total{outcome="pinned"}')).to.be.at.least(6);
+    expect(await fx.stack.pins[0]!.metric('mcp_pin_requests_total{outcome="initialize_recorded"}')).to.equal(1);
+    expect(await fx.stack.pins[0]!.metric('mcp_pin_requests_total{outcome="pinned"}')).to.be.at.least(6);
   });
 });

@@ -6,9 +6,8 @@
  */
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
-import { connectClient } from '../helpers/mcp-client.js';
 import { startRedis, startRedisCluster, type ProcsHandle, type RedisHandle } from '../helpers/redis.js';
-import { startStack } from '../helpers/stack.js';
+import { stackPerTest } from '../helpers/stack-fixture.js';
 import { Redis } from 'ioredis';
 import { RedisStore } from '../../src/sessions/redis-store.js';
 
@@ -23,6 +22,7 @@ function cli(env: Record<string, string>, ...args: string[]): Promise<{ code: nu
 }
 
 describe('mcp-pin sessions on Redis (issue 20)', function () {
+  const fx = stackPerTest();
   this.timeout(90_000);
 
   for (const kind of ['redis', 'redis-cluster'] as const) {
@@ -92,52 +92,38 @@ describe('mcp-pin sessions on Redis (issue 20)', function () {
   });
 
   it('shows where a real session is pinned, the pod the client reaches', async () => {
-    const stack = await startStack({ pods: 2 });
-    const c = await connectClient(stack.mcpUrl);
-    try {
-      const pod = stack.podByName((await c.whoami()).pod);
-      const r = await cli({ MCP_PIN_STORE_URL: stack.storeUrl, MCP_PIN_KEY_PREFIX: stack.keyPrefix }, 'get', c.sessionId());
-      expect(r.code, r.stderr).to.equal(0);
-      expect(r.stdout).to.contain(`pod          ${pod.host}:${pod.port}`);
-      const l = await cli({ MCP_PIN_STORE_URL: stack.storeUrl, MCP_PIN_KEY_PREFIX: stack.keyPrefix }, 'list', '--pod', `${pod.host}:${pod.port}`);
-      expect(l.stdout).to.contain(c.sessionId());
-    } finally {
-      await c.close();
-      await stack.stop();
-    }
+    const stack = await fx.start({ pods: 2 });
+    const c = await fx.client();
+    const pod = stack.podByName((await c.whoami()).pod);
+    const r = await cli({ MCP_PIN_STORE_URL: stack.storeUrl, MCP_PIN_KEY_PREFIX: stack.keyPrefix }, 'get', c.sessionId());
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stdout).to.contain(`pod          ${pod.host}:${pod.port}`);
+    const l = await cli({ MCP_PIN_STORE_URL: stack.storeUrl, MCP_PIN_KEY_PREFIX: stack.keyPrefix }, 'list', '--pod', `${pod.host}:${pod.port}`);
+    expect(l.stdout).to.contain(c.sessionId());
   });
 
   it('never ends a live session by surprise: drop refuses a recovered session, and a dropped one is found again (issue 27, item 6)', async () => {
-    const stack = await startStack({ pods: 2, pinEnv: { MCP_PIN_PIN_CACHE_MS: '0' } });
+    const stack = await fx.start({ pods: 2, pinEnv: { MCP_PIN_PIN_CACHE_MS: '0' } });
     const env = { MCP_PIN_STORE_URL: stack.storeUrl, MCP_PIN_KEY_PREFIX: stack.keyPrefix };
-    const c = await connectClient(stack.mcpUrl);
-    try {
-      const home = stack.podByName((await c.whoami()).pod);
-      // Recovered: its pod knows it by another id. Refused, and it lives on.
-      await home.restartInPlace();
-      await c.echo('recovered');
-      const refused = await cli(env, 'drop', c.sessionId());
-      expect(refused.code).to.equal(4);
-      expect(refused.stderr).to.contain('not dropped: it was recovered');
-      expect((await c.echo('still here')).text).to.equal('still here');
-      // A session found again by a search (adopted after the store lost it, no initialize kept): dropped, found again.
-      const d = await connectClient(stack.mcpUrl);
-      try {
-        const where = (await d.whoami()).pod;
-        const redis = new Redis(stack.redis!.url);
-        await redis.del(`${stack.keyPrefix}{${d.sessionId()}}`);
-        redis.disconnect();
-        expect((await d.echo('adopted')).pod).to.equal(where);
-        const dropped = await cli(env, 'drop', d.sessionId());
-        expect(dropped.code, dropped.stderr).to.equal(0);
-        expect((await d.echo('found again')).pod).to.equal(where);
-        expect((await cli(env, 'get', d.sessionId())).code, 'pinned again').to.equal(0);
-      } finally {
-        await d.close();
-      }
-    } finally {
-      await c.close();
-      await stack.stop();
-    }
+    const c = await fx.client();
+    const home = stack.podByName((await c.whoami()).pod);
+    // Recovered: its pod knows it by another id. Refused, and it lives on.
+    await home.restartInPlace();
+    await c.echo('recovered');
+    const refused = await cli(env, 'drop', c.sessionId());
+    expect(refused.code).to.equal(4);
+    expect(refused.stderr).to.contain('not dropped: it was recovered');
+    expect((await c.echo('still here')).text).to.equal('still here');
+    // A session found again by a search (adopted after the store lost it, no initialize kept): dropped, found again.
+    const d = await fx.client();
+    const where = (await d.whoami()).pod;
+    const redis = new Redis(stack.redis!.url);
+    await redis.del(`${stack.keyPrefix}{${d.sessionId()}}`);
+    redis.disconnect();
+    expect((await d.echo('adopted')).pod).to.equal(where);
+    const dropped = await cli(env, 'drop', d.sessionId());
+    expect(dropped.code, dropped.stderr).to.equal(0);
+    expect((await d.echo('found again')).pod).to.equal(where);
+    expect((await cli(env, 'get', d.sessionId())).code, 'pinned again').to.equal(0);
   });
 });

@@ -45,5 +45,14 @@ export function firstHeader(pairs: HeaderPairs, name: string): string | undefine
   return undefined;
 }
 
+/**
+ * The client's own session id on a request mcp-pin pinned: the one it put
+ * in CLIENT_SESSION_HEADER when the pod knows the session by another id,
+ * else mcp-session-id (client and pod share the id).
+ */
+export function clientSessionIdOf(pairs: HeaderPairs): string | undefined {
+  return firstHeader(pairs, CLIENT_SESSION_HEADER) ?? firstHeader(pairs, SESSION_HEADER);
+}
+
 /** A 2xx status. */
 export const is2xx = (status: number): boolean => status >= 200 && status < 300;

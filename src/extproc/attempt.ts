@@ -9,7 +9,7 @@
  */
 import { ProtocolError } from '../errors.js';
 import { sessionTag, type Logger } from '../log.js';
-import { CLIENT_SESSION_HEADER, REDIRECTED_SESSION_HEADER, SESSION_HEADER, firstHeader, type HeaderPairs } from '../mcp-headers.js';
+import { CLIENT_SESSION_HEADER, REDIRECTED_SESSION_HEADER, SESSION_HEADER, clientSessionIdOf, firstHeader, type HeaderPairs } from '../mcp-headers.js';
 import { countsAsRecovered, type Metrics } from '../metrics.js';
 import type { Recoverer } from '../recovery/http-recoverer.js';
 import type { RelayRequest, RetryAttempt, RetryPlan } from '../recovery/plans.js';
@@ -117,7 +117,7 @@ export class AttemptExchange implements StreamHandler {
     const { cfg, log, recoverer } = this.deps;
     const pairs = headerPairs(msg.request_headers);
     const failedSessionId = firstHeader(pairs, SESSION_HEADER);
-    const clientSessionId = firstHeader(pairs, CLIENT_SESSION_HEADER) ?? failedSessionId;
+    const clientSessionId = clientSessionIdOf(pairs);
     const pod = parsePodAddress(upstreamReport(msg).address);
     const valid = (id: string | undefined): id is string => id !== undefined && isValidSessionId(id, cfg.maxSessionIdLength);
     if (!valid(clientSessionId) || !valid(failedSessionId) || !pod) {

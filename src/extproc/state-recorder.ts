@@ -13,7 +13,7 @@
  */
 import { ProtocolError, StoreError } from '../errors.js';
 import { sessionTag, type Logger } from '../log.js';
-import { CLIENT_SESSION_HEADER, SESSION_HEADER, is2xx, firstHeader, type HeaderPairs } from '../mcp-headers.js';
+import { SESSION_HEADER, clientSessionIdOf, is2xx, firstHeader, type HeaderPairs } from '../mcp-headers.js';
 import type { Metrics } from '../metrics.js';
 import { answerTo, parseStateRequest, type StateChange } from '../session-state.js';
 import type { StateCatchUp } from '../recovery/http-recoverer.js';
@@ -69,7 +69,7 @@ export class StateRecorder implements StreamHandler {
         if (step.phase !== 'request-headers') break;
         const pairs = headerPairs(msg.request_headers);
         // The client's own id: mcp-pin's downstream filter put it here when the pod knows the session by another.
-        const clientSessionId = firstHeader(pairs, CLIENT_SESSION_HEADER) ?? firstHeader(pairs, SESSION_HEADER);
+        const clientSessionId = clientSessionIdOf(pairs);
         this.step = { phase: 'request-body', clientSessionId, sent: { backendSessionId: firstHeader(pairs, SESSION_HEADER), headers: pairs } };
         return [continueRequestHeaders()];
       }

@@ -12,7 +12,7 @@
 import { ProtocolError } from '../errors.js';
 import { sessionTag, type Logger } from '../log.js';
 import { explainUnknownTask } from '../lost-task.js';
-import { CLIENT_SESSION_HEADER, SESSION_HEADER, is2xx, firstHeader } from '../mcp-headers.js';
+import { clientSessionIdOf, is2xx, firstHeader } from '../mcp-headers.js';
 import type { Metrics } from '../metrics.js';
 import type { SessionStore } from '../sessions/store.js';
 import { headerPairs } from './headers.js';
@@ -58,7 +58,7 @@ export class TaskAnswer implements StreamHandler {
         if (step.phase !== 'request-headers') break;
         const pairs = headerPairs(msg.request_headers);
         // The client's own id: mcp-pin's downstream filter put it here when the pod knows the session by another.
-        this.step = { phase: 'response-headers', clientSessionId: firstHeader(pairs, CLIENT_SESSION_HEADER) ?? firstHeader(pairs, SESSION_HEADER) };
+        this.step = { phase: 'response-headers', clientSessionId: clientSessionIdOf(pairs) };
         return [continueRequestHeaders()];
       }
       case 'request_trailers':

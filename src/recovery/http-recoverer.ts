@@ -16,7 +16,7 @@ import { MESSAGE_TIMEOUT_MARGIN_MS } from '../timeouts.js';
 import { ByteBudget } from './byte-budget.js';
 import { EnvoyForwarder, type Forwarder } from './forwarder.js';
 import type { PinAllowlist } from '../pin-allowlist.js';
-import type { RelayOutcome, RelayRequest, RetryAttempt, RetryPlan } from './plans.js';
+import type { CatchUpOutcome, RelayOutcome, RelayRequest, RetryAttempt, RetryPlan } from './plans.js';
 import { SessionRecovery } from './recovery.js';
 
 /** A re-initialize answer is one JSON-RPC result; anything bigger is refused. */
@@ -37,7 +37,7 @@ export interface Recoverer {
 
 /** What the session-state filter needs of recovery: a kept change carried to where the session moved meanwhile. */
 export interface StateCatchUp {
-  catchUpState(clientSessionId: string, answeredBy: string, change: StateChange, headers: HeaderPairs): Promise<'current' | 'sent' | 'refused' | 'failed'>;
+  catchUpState(clientSessionId: string, answeredBy: string, change: StateChange, headers: HeaderPairs): Promise<CatchUpOutcome>;
 }
 
 export interface HttpRecovererDeps {
@@ -139,12 +139,7 @@ export class HttpRecoverer implements Recoverer, StateCatchUp {
     return out;
   }
 
-  async catchUpState(
-    clientSessionId: string,
-    answeredBy: string,
-    change: StateChange,
-    headers: HeaderPairs,
-  ): Promise<'current' | 'sent' | 'refused' | 'failed'> {
+  async catchUpState(clientSessionId: string, answeredBy: string, change: StateChange, headers: HeaderPairs): Promise<CatchUpOutcome> {
     return this.recovery.catchUpState(clientSessionId, answeredBy, change, headers);
   }
 

@@ -54,3 +54,6 @@ export type RelayOutcome =
   /** A standalone GET stream cannot be relayed into one answer: end it; the client's reconnect goes to the session's pod. */
   | { kind: 'reconnect' }
   | { kind: 'failed'; code: PinErrorCode };
+
+/** What a catch-up of a state change did: the session's pod already had it, it was sent, the pod refused it, or it could not be sent. */
+export type CatchUpOutcome = 'current' | 'sent' | 'refused' | 'failed';

@@ -41,7 +41,7 @@ import type { Pin, SessionRecord, SessionStore } from '../sessions/store.js';
 import type { ByteBudget } from './byte-budget.js';
 import type { ForwardResponse, Forwarder } from './forwarder.js';
 import { negotiatedVersion, requestedVersion, saysSessionUnknown } from './lost-session.js';
-import type { RelayOutcome, RelayRequest, RetryAttempt, RetryPlan } from './plans.js';
+import type { CatchUpOutcome, RelayOutcome, RelayRequest, RetryAttempt, RetryPlan } from './plans.js';
 import { Relayer } from './relay.js';
 import { endToEndHeaders } from '../header-rules.js';
 
@@ -284,12 +284,7 @@ export class SessionRecovery {
    * Best effort: a failure is reported, and the next recovery replays the
    * kept state anyway.
    */
-  async catchUpState(
-    clientSessionId: string,
-    answeredBy: string,
-    change: StateChange,
-    headers: HeaderPairs,
-  ): Promise<'current' | 'sent' | 'refused' | 'failed'> {
+  async catchUpState(clientSessionId: string, answeredBy: string, change: StateChange, headers: HeaderPairs): Promise<CatchUpOutcome> {
     const rec = await this.o.store.load(clientSessionId);
     if (!rec || rec.backendSessionId === answeredBy) return 'current';
     const own = this.clock.timeout(this.o.timeoutMs);

@@ -144,6 +144,20 @@ describe('docker compose: the shipped stack, running (issue 22)', function () {
   let c: TestClient;
   let home: string;
   let other: string;
+  /** initialize requests both pods saw. */
+  const inits = async (): Promise<number> => (await record('pod1')).initialize.length + (await record('pod2')).initialize.length;
+  /** Waits until a call of the session is served from its home pod (calls that fail meanwhile are retried). */
+  const servedFromHome = (text: string, what: string): Promise<true> =>
+    eventually(
+      async () =>
+        (await c.echo(text).then(
+          (r) => r.pod,
+          () => null,
+        )) === home || undefined,
+      what,
+      30_000,
+      200,
+    );
 
   it("pins initialize and follow-ups to one pod (the pods' records)", async () => {
     c = await client();
@@ -177,8 +191,8 @@ describe('docker compose: the shipped stack, running (issue 22)', function () {
     const r = await c.echo('after kill');
     expect(r.text).to.equal('after kill');
     expect(c.sessionId()).to.equal(sid);
-    const inits = (await record(other)).initialize.length - before + (await record(home)).initialize.length;
-    expect(inits, 're-initializes on the pods').to.equal(1);
+    const reinits = (await record(other)).initialize.length - before + (await record(home)).initialize.length;
+    expect(reinits, 're-initializes on the pods').to.equal(1);
     home = r.pod;
     other = home === 'pod1' ? 'pod2' : 'pod1';
     expect((await c.echo('again')).pod).to.equal(home);
@@ -230,20 +244,10 @@ describe('docker compose: the shipped stack, running (issue 22)', function () {
 
   it('keeps every session when an mcp-pin replica is killed and restarted', async () => {
     const sid = c.sessionId();
-    const inits = async (): Promise<number> => (await record('pod1')).initialize.length + (await record('pod2')).initialize.length;
     const before = await inits();
     await run('docker', ['kill', await containerOf('mcp-pin-1')]);
     // Envoy sees the replica gone within its health checks; the session is still where it was.
-    await eventually(
-      async () =>
-        (await c.echo('one replica').then(
-          (r) => r.pod,
-          () => null,
-        )) === home || undefined,
-      'a call served with one replica',
-      30_000,
-      200,
-    );
+    await servedFromHome('one replica', 'a call served with one replica');
     await dc('start', 'mcp-pin-1');
     await dc('up', '-d', '--wait', '--wait-timeout', '120', 'mcp-pin-1');
     for (let i = 0; i < 10; i++) expect((await c.echo(`both ${i}`)).pod).to.equal(home);
@@ -258,18 +262,9 @@ describe('docker compose: the shipped stack, running (issue 22)', function () {
     await dc('restart', 'redis');
     await dc('up', '-d', '--wait', '--wait-timeout', '120', 'redis');
     expect(await keys()).to.deep.equal(before);
-    const inits = (await record('pod1')).initialize.length + (await record('pod2')).initialize.length;
-    await eventually(
-      async () =>
-        (await c.echo('after redis').then(
-          (r) => r.pod,
-          () => null,
-        )) === home || undefined,
-      'a call after Redis came back',
-      30_000,
-      200,
-    );
-    expect((await record('pod1')).initialize.length + (await record('pod2')).initialize.length, 'no re-initialize').to.equal(inits);
+    const initsBefore = await inits();
+    await servedFromHome('after redis', 'a call after Redis came back');
+    expect(await inits(), 'no re-initialize').to.equal(initsBefore);
   });
 
   it('ends a session with DELETE: the pod forgets it and so does the store', async () => {

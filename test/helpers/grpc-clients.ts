@@ -5,6 +5,21 @@ import { LOADER_OPTIONS } from '../../src/protos.js';
 
 type Ctor = grpc.ServiceClientConstructor;
 
+/** Headers as a ProcessingRequest carries them on the wire (raw_value bytes). */
+export function wireHeaders(h: Record<string, string>): { key: string; raw_value: Buffer }[] {
+  return Object.entries(h).map(([key, v]) => ({ key, raw_value: Buffer.from(v) }));
+}
+
+/** A request_headers message as a raw ext_proc client writes it. */
+export function wireRequestHeaders(h: Record<string, string>, endOfStream = true): { request_headers: object } {
+  return { request_headers: { headers: { headers: wireHeaders(h) }, end_of_stream: endOfStream } };
+}
+
+/** A response_headers message as a raw ext_proc client writes it. */
+export function wireResponseHeaders(h: Record<string, string>): { response_headers: object } {
+  return { response_headers: { headers: { headers: wireHeaders(h) } } };
+}
+
 /** A TCP port on loopback, or a gRPC target as given (e.g. unix:/path). */
 const targetOf = (at: number | string): string => (typeof at === 'number' ? `127.0.0.1:${at}` : at);
 

@@ -4,7 +4,7 @@
  */
 import { expect } from 'chai';
 import { once } from 'node:events';
-import { healthClient, extProcClient } from '../helpers/grpc-clients.js';
+import { extProcClient, healthClient, wireRequestHeaders, wireResponseHeaders } from '../helpers/grpc-clients.js';
 import { connectClient } from '../helpers/mcp-client.js';
 import { McpPinProcess } from '../helpers/mcp-pin.js';
 import { eventually } from '../helpers/net.js';
@@ -55,18 +55,7 @@ describe('operations (issue 5)', function () {
         await eventually(async () => (await h.check()) === 'SERVING', 'SERVING');
         // An open exchange: request headers answered, response not yet seen.
         const open = client.Process();
-        open.write({
-          request_headers: {
-            headers: {
-              headers: [
-                { key: ':method', raw_value: Buffer.from('GET') },
-                { key: ':path', raw_value: Buffer.from('/mcp') },
-                { key: 'mcp-session-id', raw_value: Buffer.from('unknown') },
-              ],
-            },
-            end_of_stream: true,
-          },
-        });
+        open.write(wireRequestHeaders({ ':method': 'GET', ':path': '/mcp', 'mcp-session-id': 'unknown' }));
         await once(open, 'data');
 
         const refusing = pin.proc.waitForJson((o) => o.msg === 'drain delay over: refusing new streams', 5000);
@@ -74,7 +63,7 @@ describe('operations (issue 5)', function () {
         await eventually(async () => (await h.check()) === 'NOT_SERVING', 'NOT_SERVING at once', 500, 20);
         // During the drain delay new streams are still served (Envoy may not have noticed yet).
         const during = client.Process();
-        during.write({ request_headers: { headers: { headers: [{ key: ':method', raw_value: Buffer.from('GET') }] }, end_of_stream: true } });
+        during.write(wireRequestHeaders({ ':method': 'GET' }));
         const [reply] = (await once(during, 'data')) as [Record<string, unknown>];
         expect(reply.request_headers).to.not.equal(undefined);
         during.end();
@@ -84,12 +73,12 @@ describe('operations (issue 5)', function () {
         const lateErr = await new Promise<{ code: number }>((resolve) => {
           late.on('error', resolve);
           late.on('data', () => {});
-          late.write({ request_headers: { headers: { headers: [{ key: ':method', raw_value: Buffer.from('GET') }] }, end_of_stream: true } });
+          late.write(wireRequestHeaders({ ':method': 'GET' }));
         });
         expect(lateErr.code).to.equal(14); // UNAVAILABLE
         expect(pin.proc.alive, 'waits for the open stream').to.equal(true);
         // The open exchange completes normally, and then the process exits 0.
-        open.write({ response_headers: { headers: { headers: [{ key: ':status', raw_value: Buffer.from('200') }] } } });
+        open.write(wireResponseHeaders({ ':status': '200' }));
         const [resp] = (await once(open, 'data')) as [Record<string, unknown>];
         expect(resp.response_headers).to.not.equal(undefined);
         open.end();
@@ -211,17 +200,7 @@ describe('operations (issue 5)', function () {
         return await new Promise((resolve) => {
           call.on('error', (e: { code: number; details: string }) => resolve({ code: e.code, details: e.details }));
           call.on('data', () => resolve({ code: 0, details: 'accepted' }));
-          call.write({
-            request_headers: {
-              headers: {
-                headers: [
-                  { key: ':method', raw_value: Buffer.from('POST') },
-                  { key: ':path', raw_value: Buffer.from('/mcp') },
-                ],
-              },
-              end_of_stream: false,
-            },
-          });
+          call.write(wireRequestHeaders({ ':method': 'POST', ':path': '/mcp' }, false));
         });
       } finally {
         call.cancel();

@@ -127,15 +127,7 @@ const property = fc.asyncProperty(
       w.checkRequests();
       await w.checkRecords();
       coverage.add(w);
-      if (w.violations.length > 0) {
-        throw new Error(
-          `${w.violations.map((v) => `${v.invariant}: ${v.detail}`).join('\n')}\nscheduler: ${s
-            .report()
-            .slice(-30)
-            .map((t) => t.label)
-            .join(', ')}`,
-        );
-      }
+      w.throwIfViolated(s);
     } finally {
       await w.close();
     }

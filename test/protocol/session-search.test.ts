@@ -13,7 +13,8 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import type { ProcessingRequest } from '../../src/extproc/protocol.js';
 import { SEARCHED_HEADER, SearchAttempt } from '../../src/extproc/search-attempt.js';
-import { newMetrics, wireHeaders } from '../unit/fakes.js';
+import { wireHeaders } from '../helpers/grpc-clients.js';
+import { newMetrics } from '../unit/fakes.js';
 import { routeFor } from './shipped-envoy.js';
 
 // The search route as it ships (a session id, no pin: test/protocol/shipped-envoy.ts reads the rendered config).

@@ -110,14 +110,7 @@ const property = fc.asyncProperty(
       await w.checkState();
       runs++;
       if (w.stateReplays > 0) replayedRuns++;
-      if (w.violations.length > 0)
-        throw new Error(
-          `${w.violations.map((v) => `${v.invariant}: ${v.detail}`).join('\n')}\nscheduler: ${s
-            .report()
-            .slice(-30)
-            .map((t) => t.label)
-            .join(', ')}`,
-        );
+      w.throwIfViolated(s);
     } finally {
       await w.close();
     }

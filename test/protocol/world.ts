@@ -220,6 +220,17 @@ export class World {
     await this.shared.close();
   }
 
+  /** Fails the run with every violation and the scheduler's last 30 steps, if any invariant broke. */
+  throwIfViolated(scheduler: Scheduler): void {
+    if (this.violations.length === 0) return;
+    const steps = scheduler
+      .report()
+      .slice(-30)
+      .map((t) => t.label)
+      .join(', ');
+    throw new Error(`${this.violations.map((v) => `${v.invariant}: ${v.detail}`).join('\n')}\nscheduler: ${steps}`);
+  }
+
   private violate(invariant: string, detail: string): void {
     this.violations.push({ invariant, detail });
   }

@@ -7,7 +7,8 @@ import { AttemptExchange } from '../../src/extproc/attempt.js';
 import type { ProcessingRequest, ProcessingResponse } from '../../src/extproc/protocol.js';
 import type { Recoverer } from '../../src/recovery/http-recoverer.js';
 import type { RelayOutcome, RelayRequest, RetryAttempt, RetryPlan } from '../../src/recovery/plans.js';
-import { newMetrics, requestBody, responseHeaders, silentLog, wireHeaders } from './fakes.js';
+import { wireHeaders } from '../helpers/grpc-clients.js';
+import { newMetrics, requestBody, responseHeaders, silentLog } from './fakes.js';
 
 const cfg = { pinHeader: 'x-mcp-pin-dst', maxSessionIdLength: 64, lostSessionStatuses: [404] };
 const POD = '10.0.1.1:8080';

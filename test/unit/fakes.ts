@@ -1,14 +1,11 @@
 /** Fakes behind the narrow interfaces the units depend on. */
 import { pino } from 'pino';
 import { Metrics } from '../../src/metrics.js';
-import type { ProcessingRequest, WireHeader } from '../../src/extproc/protocol.js';
+import type { ProcessingRequest } from '../../src/extproc/protocol.js';
+import { wireHeaders } from '../helpers/grpc-clients.js';
 
 export const silentLog = pino({ level: 'silent' });
 export const newMetrics = (): Metrics => new Metrics();
-
-export function wireHeaders(h: Record<string, string>): WireHeader[] {
-  return Object.entries(h).map(([key, v]) => ({ key, raw_value: Buffer.from(v) }));
-}
 
 export function requestHeaders(h: Record<string, string>, endOfStream = false): ProcessingRequest {
   return { request: 'request_headers', request_headers: { headers: { headers: wireHeaders(h) }, end_of_stream: endOfStream } };

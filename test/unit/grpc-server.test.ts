@@ -18,33 +18,12 @@ import { ExtProcService } from '../../src/extproc/server.js';
 import { createGrpcServer, listen, shutdown, SOCKET_MODE } from '../../src/grpc-server.js';
 import { Health } from '../../src/health.js';
 import { MemoryStore } from '../../src/sessions/memory-store.js';
-import { extProcClient, healthClient, healthWatch } from '../helpers/grpc-clients.js';
+import { extProcClient, healthClient, healthWatch, wireRequestHeaders, wireResponseHeaders } from '../helpers/grpc-clients.js';
 import { newMetrics, silentLog } from './fakes.js';
 
-const GET = {
-  request_headers: {
-    headers: {
-      headers: [
-        { key: ':method', raw_value: Buffer.from('GET') },
-        { key: ':path', raw_value: Buffer.from('/') },
-      ],
-    },
-    end_of_stream: true,
-  },
-};
+const GET = wireRequestHeaders({ ':method': 'GET', ':path': '/' });
 /** Request headers of a session the store does not know: the exchange then waits for the response phase. */
-const UNKNOWN_SESSION = {
-  request_headers: {
-    headers: {
-      headers: [
-        { key: ':method', raw_value: Buffer.from('GET') },
-        { key: ':path', raw_value: Buffer.from('/mcp') },
-        { key: 'mcp-session-id', raw_value: Buffer.from('unknown') },
-      ],
-    },
-    end_of_stream: true,
-  },
-};
+const UNKNOWN_SESSION = wireRequestHeaders({ ':method': 'GET', ':path': '/mcp', 'mcp-session-id': 'unknown' });
 
 describe('gRPC server (grpc-js)', function () {
   this.timeout(20_000);
@@ -181,7 +160,7 @@ describe('gRPC server (grpc-js)', function () {
       expect((await lateStatus).code).to.equal(grpc.status.UNAVAILABLE);
       expect(stopped, 'waits for the open exchange').to.equal(false);
 
-      open.write({ response_headers: { headers: { headers: [{ key: ':status', raw_value: Buffer.from('200') }] } } });
+      open.write(wireResponseHeaders({ ':status': '200' }));
       const [resp] = (await once(open, 'data')) as [Record<string, unknown>];
       expect(resp.response_headers).to.not.equal(undefined);
       expect((await openStatus).code).to.equal(grpc.status.OK);

@@ -21,6 +21,17 @@ async function ignored(metrics: Metrics, op: string): Promise<number> {
   return (await metrics.ignoredErrors.get()).values.find((v) => v.labels.op === op)?.value ?? 0;
 }
 
+/** A recoverer whose recovery URL answers nothing: only its pods (a fake forwarder) and its store are reached. */
+const recovererCfg = {
+  recoveryUrl: 'http://127.0.0.1:1',
+  recoveryTimeoutMs: 2000,
+  pinHeader: 'x-mcp-pin-dst',
+  upstreamHeader: 'x-mcp-pin-upstream',
+  lostSessionStatuses: [404],
+  maxSessionIdLength: 256,
+  relayBudgetBytes: 64 << 20,
+};
+
 describe('failures carried on after are counted', () => {
   it('dropping a poisoned pin, forgetting a deleted session, adopting a session', async () => {
     const metrics = newMetrics();
@@ -65,15 +76,7 @@ describe('failures carried on after are counted', () => {
       close: async () => {},
     };
     const recoverer = new HttpRecoverer({
-      cfg: {
-        recoveryUrl: 'http://127.0.0.1:1',
-        recoveryTimeoutMs: 2000,
-        pinHeader: 'x-mcp-pin-dst',
-        upstreamHeader: 'x-mcp-pin-upstream',
-        lostSessionStatuses: [404],
-        maxSessionIdLength: 256,
-        relayBudgetBytes: 64 << 20,
-      },
+      cfg: recovererCfg,
       store,
       log: silentLog,
       metrics,
@@ -106,15 +109,7 @@ describe('failures carried on after are counted', () => {
     await adopt.handle(responseHeaders({ ':status': '200', 'mcp-session-id': 'U' }, { 'upstream.address': '10.0.0.5:8080' }));
     store.load = down;
     const recoverer = new HttpRecoverer({
-      cfg: {
-        recoveryUrl: 'http://127.0.0.1:1',
-        recoveryTimeoutMs: 2000,
-        pinHeader: 'x-mcp-pin-dst',
-        upstreamHeader: 'x-mcp-pin-upstream',
-        lostSessionStatuses: [404],
-        maxSessionIdLength: 256,
-        relayBudgetBytes: 64 << 20,
-      },
+      cfg: recovererCfg,
       store,
       log: silentLog,
       metrics,

@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import type { ProcessingRequest, ProcessingResponse } from '../../src/extproc/protocol.js';
 import { SEARCHED_HEADER, SearchAttempt } from '../../src/extproc/search-attempt.js';
-import { newMetrics, wireHeaders } from './fakes.js';
+import { wireHeaders } from '../helpers/grpc-clients.js';
+import { newMetrics } from './fakes.js';
 
 function attempt(pod: string | undefined, h: Record<string, string>): ProcessingRequest {
   return {

@@ -12,7 +12,7 @@ import { message, opensWithMethod, type Msg } from '../helpers/hostile.js';
 import { ExtProcService } from '../../src/extproc/server.js';
 import { createGrpcServer, listen, shutdown } from '../../src/grpc-server.js';
 import { MemoryStore } from '../../src/sessions/memory-store.js';
-import { extProcClient } from '../helpers/grpc-clients.js';
+import { extProcClient, wireRequestHeaders } from '../helpers/grpc-clients.js';
 import { eventually } from '../helpers/net.js';
 import { newMetrics, silentLog } from './fakes.js';
 
@@ -65,20 +65,7 @@ describe('ext_proc stream handler under random input', function () {
     });
   }
 
-  const canary = (): Promise<{ replies: Msg[]; code: number }> =>
-    run([
-      {
-        request_headers: {
-          headers: {
-            headers: [
-              { key: ':method', raw_value: Buffer.from('GET') },
-              { key: ':path', raw_value: Buffer.from('/') },
-            ],
-          },
-          end_of_stream: true,
-        },
-      },
-    ]);
+  const canary = (): Promise<{ replies: Msg[]; code: number }> => run([wireRequestHeaders({ ':method': 'GET', ':path': '/' }) as Msg]);
 
   it('ends every random sequence with OK or INVALID_ARGUMENT, never hangs, never disturbs a concurrent exchange', async () => {
     await fc.assert(

@@ -240,6 +240,7 @@ export function helpText(): string {
     'Usage: mcp-pin [--flag value ...]',
     '       mcp-pin --help | --version',
     '       mcp-pin sessions get <id> | list [--pod ip:port] | drop <id>  (mcp-pin sessions --help)',
+    "       mcp-pin render-envoy --values file.json [--out file] | --list | --eds host:port,...  (Envoy's config, as npm run render:envoy)",
     '',
     'Each flag can also be given as an environment variable.',
     '',

@@ -7,6 +7,16 @@ import { createLogger } from './log.js';
 import { version } from './version.js';
 
 async function main(): Promise<void> {
+  if (process.argv[2] === 'render-envoy') {
+    // The Envoy config from the build that runs: the image needs no checkout to render it.
+    const { runRenderCommand } = await import('../envoy/render-command.js');
+    process.exitCode = runRenderCommand(process.argv.slice(3), {
+      out: (t) => process.stdout.write(t),
+      err: (t) => process.stderr.write(t),
+      command: 'mcp-pin render-envoy',
+    });
+    return;
+  }
   if (process.argv[2] === 'sessions') {
     const { runSessionsCommand } = await import('./cli/sessions.js');
     process.exitCode = await runSessionsCommand(process.argv.slice(3), process.env, { out: (l) => console.log(l), err: (l) => console.error(l) });

@@ -6,8 +6,8 @@
  * (GET /_record inside each pod's container) or from Redis, not from timing.
  */
 import { expect } from 'chai';
-import { execFile } from 'node:child_process';
-import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
 import { renderEds, writeFileAtomically } from '../../envoy/eds.js';
@@ -120,6 +120,27 @@ describe('docker compose: the shipped stack, running (issue 22)', function () {
     const version = (JSON.parse(readFileSync(`${root}package.json`, 'utf8')) as { version: string }).version;
     expect((await dc('exec', '-T', 'mcp-pin-1', 'mcp-pin', '--version')).trim()).to.equal(`mcp-pin ${version}`);
     expect(await dc('exec', '-T', 'mcp-pin-1', 'mcp-pin', '--help')).to.contain('--store-url');
+  });
+
+  it("renders Envoy's config from the image (render-envoy), the same as render:envoy in a checkout", async () => {
+    const dir = mkdtempSync(`${tmpdir()}/mcp-pin-render-`);
+    try {
+      chmodSync(dir, 0o755);
+      const values = {
+        extProc: 'unix:/run/mcp-pin/mcp-pin.sock',
+        internalAddress: 'unix:/run/mcp-pin/envoy-internal.sock',
+        service: 'eds:/etc/envoy/eds/eds.json',
+      };
+      writeFileSync(`${dir}/values.json`, JSON.stringify(values), { mode: 0o644 });
+      // The image as shipped, run on its own (its entrypoint is mcp-pin): `docker run <image> render-envoy --values ...`.
+      const inImage = await dc('run', '--rm', '--no-deps', '-T', '-v', `${dir}:/values:ro`, 'mcp-pin-1', 'render-envoy', '--values', '/values/values.json');
+      const inCheckout = execFileSync(process.execPath, ['--import', 'tsx', `${root}scripts/render-envoy.ts`, '--values', `${dir}/values.json`], {
+        encoding: 'utf8',
+      });
+      expect(inImage).to.equal(inCheckout).and.contain('mcp_pin_internal');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("closes every control surface to the pods: mcp-pin and Envoy's internal listener are sockets on a volume no pod mounts, Redis is on a network no pod joins", async () => {

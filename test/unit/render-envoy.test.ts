@@ -127,4 +127,18 @@ describe('the mcp-pin command (bin/mcp-pin.js)', () => {
     expect(bad.status).to.equal(2);
     expect(bad.stderr).to.contain("unknown option '--bogus'");
   });
+
+  it('renders Envoy as render:envoy does (mcp-pin render-envoy: what the image runs), and says its problems the same way', () => {
+    const args = ['--set', 'service=dns:mcp.example:8080', '--set', 'extProc=unix:/run/mcp-pin/mcp-pin.sock', '--set', 'listenPort=8081'];
+    const viaCommand = cli('render-envoy', ...args);
+    expect(viaCommand.status, viaCommand.stderr).to.equal(0);
+    expect(viaCommand.stdout)
+      .to.equal(render(...args).stdout)
+      .and.contain('port_value: 8081');
+    const bad = cli('render-envoy', ...args, '--set', 'listenPort=x');
+    expect(bad.status).to.equal(2);
+    expect(bad.stderr).to.contain('render:envoy: 1 problem(s):');
+    expect(cli('render-envoy', '--help').stdout).to.contain('usage: mcp-pin render-envoy [--list]');
+    expect(cli('--help').stdout).to.contain('mcp-pin render-envoy --values file.json');
+  });
 });

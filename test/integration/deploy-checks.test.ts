@@ -29,7 +29,7 @@ const sh = (cmd: string, args: string[]): string =>
 
 interface K8sObject {
   kind: string;
-  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
   spec?: Record<string, unknown>;
   data?: Record<string, string>;
 }
@@ -290,5 +290,67 @@ describe('deploy files, checked by the tools operators run', function () {
     expect(JSON.stringify(pin.env!.find((e) => e.name === 'REDIS_PASSWORD'))).to.contain('secretKeyRef');
     expect(JSON.stringify(podOf(named('StatefulSet', 'redis')).containers[0])).to.contain('--requirepass');
     expect(JSON.stringify(base.objects)).to.not.match(/"kind":"Secret"/);
+  });
+
+  it('creates the namespace before anything is created in it: the docs create the Secret after kubectl apply -k made it', () => {
+    const doc = readFileSync(`${root}docs/kubernetes.md`, 'utf8');
+    const commands = [...doc.matchAll(/`(kubectl [^`]+)`/g)].map((m) => m[1]!);
+    const firstApply = commands.findIndex((c) => /^kubectl apply -k deploy\/(k8s|overlays)/.test(c));
+    const firstInNamespace = commands.findIndex((c) => / -n \S+/.test(c));
+    expect(firstApply, 'an apply -k of the base or an overlay').to.be.at.least(0);
+    expect(firstInNamespace, `${commands[firstInNamespace]} comes after ${commands[firstApply]}`).to.be.greaterThan(firstApply);
+    // The base and the overlay each carry their Namespace object.
+    for (const r of [base, prod]) expect(r.objects.filter((o) => o.kind === 'Namespace')).to.have.length(1);
+  });
+
+  it("scales mcp-pin with Envoy's pods (HorizontalPodAutoscaler on CPU, every container with a CPU request); the overlay widens it", () => {
+    const hpa = (objects: K8sObject[]) =>
+      objects.find((o) => o.kind === 'HorizontalPodAutoscaler')!.spec as {
+        scaleTargetRef: { kind: string; name: string };
+        minReplicas: number;
+        maxReplicas: number;
+        metrics: { resource: { name: string } }[];
+      };
+    const h = hpa(base.objects);
+    expect(h.scaleTargetRef).to.include({ kind: 'Deployment', name: 'envoy' });
+    expect(podOf(named('Deployment', 'envoy')).containers.map((c) => c.name)).to.include('mcp-pin');
+    // Utilization is measured against requests: a container without one would make the HPA fail.
+    for (const c of podOf(named('Deployment', 'envoy')).containers) expect(c.resources?.requests?.cpu, c.name).to.be.a('string');
+    expect(h.metrics.map((m) => m.resource.name)).to.deep.equal(['cpu']);
+    expect([h.minReplicas, h.maxReplicas]).to.deep.equal([2, 10]);
+    // At least as many as the PodDisruptionBudget needs to let one go.
+    const p = hpa(prod.objects);
+    expect([p.minReplicas, p.maxReplicas]).to.deep.equal([3, 20]);
+  });
+
+  it('exposes Envoy in the overlay through an Ingress that does not buffer SSE or cut long calls, to a Service port that exists', () => {
+    const ing = prod.objects.find((o) => o.kind === 'Ingress')!;
+    const annotations = ing.metadata.annotations ?? {};
+    expect(annotations['nginx.ingress.kubernetes.io/proxy-buffering']).to.equal('off');
+    expect(Number(annotations['nginx.ingress.kubernetes.io/proxy-read-timeout'])).to.be.at.least(600);
+    const backend = (ing.spec as { rules: { http: { paths: { backend: { service: { name: string; port: { name: string } } } }[] } }[] }).rules[0]!.http
+      .paths[0]!.backend.service;
+    const svc = prod.objects.find((o) => o.kind === 'Service' && o.metadata.name === backend.name)!;
+    expect((svc.spec as { ports: { name: string }[] }).ports.map((x) => x.name)).to.include(backend.port.name);
+  });
+
+  it("monitors the overlay in the overlay's namespace, labelled for the Prometheus Operator's selectors (base and overlay)", () => {
+    const mon = render('deploy/overlays/production/monitoring').objects;
+    expect(mon.map((o) => `${o.kind}/${o.metadata.name}`).sort()).to.deep.equal([
+      'ConfigMap/mcp-pin-dashboard',
+      'PodMonitor/envoy',
+      'PodMonitor/mcp-pin',
+      'PrometheusRule/mcp-pin',
+    ]);
+    for (const o of mon) {
+      expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).to.equal('mcp-prod');
+      expect(o.metadata.labels?.release, `${o.kind}/${o.metadata.name}`).to.equal('prometheus');
+    }
+    for (const o of render('deploy/k8s-monitoring').objects.filter((x) => x.kind !== 'ConfigMap'))
+      expect(o.metadata.labels?.release, `${o.kind}/${o.metadata.name}`).to.equal('kube-prometheus-stack');
+    // The dashboard keeps the label Grafana's sidecar looks for; the PodMonitors' selectors are untouched.
+    expect(mon.find((o) => o.kind === 'ConfigMap')!.metadata.labels?.grafana_dashboard).to.equal('1');
+    for (const pm of mon.filter((o) => o.kind === 'PodMonitor'))
+      expect((pm.spec as { selector: { matchLabels: Record<string, string> } }).selector.matchLabels).to.deep.equal({ app: 'envoy' });
   });
 });

@@ -11,12 +11,16 @@
  */
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { parseAllDocuments } from 'yaml';
 import { renderK8sEnvoyConfig } from '../../scripts/render-deploy.js';
+import { makeCerts } from '../helpers/certs.js';
 import { findEnvoy } from '../helpers/envoy.js';
-import { eventually } from '../helpers/net.js';
+import { healthClient } from '../helpers/grpc-clients.js';
+import { eventually, freePort } from '../helpers/net.js';
+import { ManagedProcess } from '../helpers/process.js';
 
 const eventuallyOk = (fn: () => Promise<boolean>, what: string): Promise<true> =>
   eventually(async () => (await fn()) || undefined, what, 10_000, 100) as Promise<true>;
@@ -36,7 +40,7 @@ interface K8sObject {
 interface PodSpec {
   securityContext?: { runAsNonRoot?: boolean; runAsUser?: number; runAsGroup?: number; fsGroup?: number; seccompProfile?: { type: string } };
   terminationGracePeriodSeconds?: number;
-  volumes?: { name: string; configMap?: { name: string }; emptyDir?: Record<string, unknown> }[];
+  volumes?: { name: string; configMap?: { name: string }; emptyDir?: Record<string, unknown>; secret?: { secretName: string } }[];
   containers: {
     name: string;
     image: string;
@@ -62,6 +66,7 @@ describe('deploy files, checked by the tools operators run', function () {
   this.timeout(120_000);
   const base = render('deploy/k8s');
   const prod = render('deploy/overlays/production');
+  const mtls = render('deploy/overlays/mtls');
   const workloads = base.objects.filter((o) => o.kind === 'Deployment' || o.kind === 'StatefulSet');
   const podOf = (o: K8sObject): PodSpec => (o.spec as { template: { spec: PodSpec } }).template.spec;
   const named = (kind: string, name: string): K8sObject => base.objects.find((o) => o.kind === kind && o.metadata.name === name)!;
@@ -78,9 +83,9 @@ describe('deploy files, checked by the tools operators run', function () {
   });
 
   it('passes kubernetes-validate --strict (Kubernetes 1.32 schemas), base and overlay', () => {
-    const out = sh(`${bin}/kubernetes-validate`, ['--strict', '-k', '1.32.0', base.file, prod.file]);
+    const out = sh(`${bin}/kubernetes-validate`, ['--strict', '-k', '1.32.0', base.file, prod.file, mtls.file]);
     expect(out).to.not.match(/ERROR|WARN/);
-    expect(out.match(/passed/g)?.length).to.equal(base.objects.length + prod.objects.length);
+    expect(out.match(/passed/g)?.length).to.equal(base.objects.length + prod.objects.length + mtls.objects.length);
   });
 
   it('passes checkov on the manifests, the Dockerfile and the compose file, but for the skips listed with reasons', () => {
@@ -92,6 +97,8 @@ describe('deploy files, checked by the tools operators run', function () {
       base.file,
       '-f',
       prod.file,
+      '-f',
+      mtls.file,
       '-f',
       'Dockerfile',
       '-f',
@@ -352,5 +359,65 @@ describe('deploy files, checked by the tools operators run', function () {
     expect(mon.find((o) => o.kind === 'ConfigMap')!.metadata.labels?.grafana_dashboard).to.equal('1');
     for (const pm of mon.filter((o) => o.kind === 'PodMonitor'))
       expect((pm.spec as { selector: { matchLabels: Record<string, string> } }).selector.matchLabels).to.deep.equal({ app: 'envoy' });
+  });
+
+  it('has an mTLS overlay: mcp-pin starts from its values with TLS on its loopback gRPC port, the probes reach plain /healthz, Envoy accepts its config', async () => {
+    // What the overlay changes: two Secrets mounted, the one values file (mcp-pin's TLS, Envoy's extProcTls), nothing else.
+    const pod = podOf(mtls.objects.find((o) => o.kind === 'Deployment' && o.metadata.name === 'envoy')!);
+    const secrets = (pod.volumes ?? []).flatMap((v) => (v.secret ? [v.secret.secretName] : []));
+    expect(secrets.sort()).to.deep.equal(['mcp-pin-client-tls', 'mcp-pin-server-tls']);
+    const pin = pod.containers.find((c) => c.name === 'mcp-pin')!;
+    expect(pin.readinessProbe).to.deep.include({ httpGet: { path: '/healthz', port: 'metrics' } });
+    expect((pin.ports ?? []).map((p) => p.containerPort)).to.deep.equal([9464]);
+    const config = (name: string, file: string): string =>
+      mtls.objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith(`${name}-`))!.data![file]!;
+
+    // The overlay's values as mcp-pin reads them, with the certificates where the Secrets would put them.
+    const dir = mkdtempSync(`${tmpdir()}/mcp-pin-mtls-overlay-`);
+    makeCerts(dir);
+    for (const [sub, cert, key] of [
+      ['server', 'server.pem', 'server.key'],
+      ['client', 'envoy.pem', 'envoy.key'],
+    ] as const) {
+      mkdirSync(`${dir}/${sub}`);
+      copyFileSync(`${dir}/${cert}`, `${dir}/${sub}/tls.crt`);
+      copyFileSync(`${dir}/${key}`, `${dir}/${sub}/tls.key`);
+      copyFileSync(`${dir}/ca.pem`, `${dir}/${sub}/ca.crt`);
+    }
+    const port = await freePort();
+    const here = (text: string): string =>
+      text.replaceAll('/etc/mcp-pin-tls', `${dir}/server`).replaceAll('/etc/envoy-tls', `${dir}/client`).replaceAll('127.0.0.1:50051', `127.0.0.1:${port}`);
+    const values = JSON.parse(here(config('mcp-pin-config', 'values.json'))) as { mcpPin: Record<string, unknown> };
+    // The pods' DNS name does not resolve here; everything else as shipped.
+    values.mcpPin.pinAllow = '127.0.0.0/8';
+    writeFileSync(`${dir}/values.json`, JSON.stringify(values));
+    const mcpPin = new ManagedProcess('mcp-pin', process.execPath, [`${root}bin/mcp-pin.js`, '--config', `${dir}/values.json`], {
+      MCP_PIN_STORE_URL: 'memory:',
+      MCP_PIN_METRICS_LISTEN: '127.0.0.1:0',
+    }).start();
+    try {
+      const ready = await mcpPin.waitForJson((o) => o.ready === true);
+      expect(mcpPin.output).to.contain('"mutual":true');
+      // The kubelet's readiness target: plain HTTP, TLS or not.
+      expect((await fetch(`http://127.0.0.1:${String(ready.metricsPort)}/healthz`)).status).to.equal(200);
+      const check = async (creds: grpc.ChannelCredentials): Promise<string> => {
+        const h = healthClient(port, creds);
+        try {
+          return await h.check();
+        } catch (err) {
+          return `refused: ${(err as grpc.ServiceError).code}`;
+        } finally {
+          h.close();
+        }
+      };
+      const ca = readFileSync(`${dir}/ca.pem`);
+      expect(await check(grpc.credentials.createInsecure())).to.match(/^refused/);
+      expect(await check(grpc.credentials.createSsl(ca, readFileSync(`${dir}/client/tls.key`), readFileSync(`${dir}/client/tls.crt`)))).to.equal('SERVING');
+    } finally {
+      await mcpPin.stop();
+    }
+    // Envoy accepts the overlay's config with the certificates in place.
+    writeFileSync(`${dir}/envoy.yaml`, here(config('envoy-config', 'envoy.yaml')));
+    expect(sh(findEnvoy(), ['--mode', 'validate', '-c', `${dir}/envoy.yaml`, '--disable-hot-restart'])).to.contain('OK');
   });
 });

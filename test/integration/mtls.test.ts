@@ -7,27 +7,12 @@
  */
 import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { makeCerts } from '../helpers/certs.js';
 import { healthClient } from '../helpers/grpc-clients.js';
 import { connectClient } from '../helpers/mcp-client.js';
 import { stackPerTest } from '../helpers/stack-fixture.js';
-
-/** A CA, a server certificate for 127.0.0.1, a client certificate from the CA, and one from another CA. */
-function makeCerts(dir: string): void {
-  const ssl = (...args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
-  writeFileSync(`${dir}/san.ext`, 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  for (const ca of ['ca', 'other-ca'])
-    ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${ca}.key`, '-out', `${ca}.pem`, '-days', '1', '-subj', `/CN=${ca}`);
-  const sign = (name: string, ca: string, ext: string[] = []): void => {
-    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
-    ssl('x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-out', `${name}.pem`, '-days', '1', ...ext);
-  };
-  sign('server', 'ca', ['-extfile', 'san.ext']);
-  sign('envoy', 'ca');
-  sign('stranger', 'other-ca');
-}
 
 describe('mutual TLS between Envoy and mcp-pin (issue 19)', function () {
   this.timeout(120_000);
@@ -73,5 +58,7 @@ describe('mutual TLS between Envoy and mcp-pin (issue 19)', function () {
     expect(await tryCheck(grpc.credentials.createInsecure())).to.match(/^refused/);
     // With Envoy's certificate: served (the refusals above are about the certificate).
     expect(await tryCheck(grpc.credentials.createSsl(ca, readFileSync(`${dir}/envoy.key`), readFileSync(`${dir}/envoy.pem`)))).to.equal('SERVING');
+    // What the kubelet probes (deploy/k8s, deploy/overlays/mtls): the metrics port's /healthz, plain HTTP whatever the gRPC port's TLS.
+    expect((await fetch(`http://127.0.0.1:${fx.stack.pins[0]!.metricsPort}/healthz`)).status).to.equal(200);
   });
 });

@@ -16,6 +16,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { parseAllDocuments } from 'yaml';
 import { renderK8sEnvoyConfig } from '../../scripts/render-deploy.js';
+import { parseRedisUrl } from '../../src/sessions/redis-url.js';
 import { makeCerts } from '../helpers/certs.js';
 import { findEnvoy } from '../helpers/envoy.js';
 import { healthClient } from '../helpers/grpc-clients.js';
@@ -67,6 +68,7 @@ describe('deploy files, checked by the tools operators run', function () {
   const base = render('deploy/k8s');
   const prod = render('deploy/overlays/production');
   const mtls = render('deploy/overlays/mtls');
+  const sentinel = render('deploy/overlays/redis-sentinel');
   const workloads = base.objects.filter((o) => o.kind === 'Deployment' || o.kind === 'StatefulSet');
   const podOf = (o: K8sObject): PodSpec => (o.spec as { template: { spec: PodSpec } }).template.spec;
   const named = (kind: string, name: string): K8sObject => base.objects.find((o) => o.kind === kind && o.metadata.name === name)!;
@@ -82,10 +84,11 @@ describe('deploy files, checked by the tools operators run', function () {
     expect(readFileSync(`${root}deploy/k8s/envoy/envoy.yaml`, 'utf8')).to.not.match(/svc\.cluster\.local/);
   });
 
-  it('passes kubernetes-validate --strict (Kubernetes 1.32 schemas), base and overlay', () => {
-    const out = sh(`${bin}/kubernetes-validate`, ['--strict', '-k', '1.32.0', base.file, prod.file, mtls.file]);
+  it('passes kubernetes-validate --strict (Kubernetes 1.32 schemas), base and overlays', () => {
+    const all = [base, prod, mtls, sentinel];
+    const out = sh(`${bin}/kubernetes-validate`, ['--strict', '-k', '1.32.0', ...all.map((r) => r.file)]);
     expect(out).to.not.match(/ERROR|WARN/);
-    expect(out.match(/passed/g)?.length).to.equal(base.objects.length + prod.objects.length + mtls.objects.length);
+    expect(out.match(/passed/g)?.length).to.equal(all.reduce((n, r) => n + r.objects.length, 0));
   });
 
   it('passes checkov on the manifests, the Dockerfile and the compose file, but for the skips listed with reasons', () => {
@@ -99,6 +102,8 @@ describe('deploy files, checked by the tools operators run', function () {
       prod.file,
       '-f',
       mtls.file,
+      '-f',
+      sentinel.file,
       '-f',
       'Dockerfile',
       '-f',
@@ -419,5 +424,41 @@ describe('deploy files, checked by the tools operators run', function () {
     // Envoy accepts the overlay's config with the certificates in place.
     writeFileSync(`${dir}/envoy.yaml`, here(config('envoy-config', 'envoy.yaml')));
     expect(sh(findEnvoy(), ['--mode', 'validate', '-c', `${dir}/envoy.yaml`, '--disable-hot-restart'])).to.contain('OK');
+  });
+
+  it('has a Redis Sentinel overlay: three members, mcp-pin asks every Sentinel for the master the script names, the policies let it', () => {
+    const sts = sentinel.objects.find((o) => o.kind === 'StatefulSet' && o.metadata.name === 'redis')!;
+    expect((sts.spec as { replicas: number }).replicas).to.equal(3);
+    const pod = podOf(sts);
+    expect(pod.containers.map((c) => c.name).sort()).to.deep.equal(['redis', 'sentinel']);
+    const envOf = (c: PodSpec['containers'][number], name: string): string | undefined => c.env?.find((e) => e.name === name)?.value;
+    const members = envOf(pod.containers[0]!, 'SENTINEL_HOSTS')!.split(' ');
+    const master = envOf(pod.containers[0]!, 'MASTER_NAME')!;
+    for (const c of pod.containers) expect([envOf(c, 'SENTINEL_HOSTS'), envOf(c, 'MASTER_NAME')], c.name).to.deep.equal([members.join(' '), master]);
+    // The script the members run is the one the example test runs.
+    const script = sentinel.objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('redis-ha-'))!.data!['redis-ha.sh'];
+    expect(script).to.equal(readFileSync(`${root}deploy/overlays/redis-sentinel/redis-ha.sh`, 'utf8'));
+    // mcp-pin's store URL: every member's Sentinel, the monitored master's name, the password from the Secret.
+    const pinEnv = podOf(sentinel.objects.find((o) => o.kind === 'Deployment' && o.metadata.name === 'envoy')!).containers.find((c) => c.name === 'mcp-pin')!
+      .env!;
+    const url = pinEnv.find((e) => e.name === 'MCP_PIN_STORE_URL')!.value!;
+    expect(url).to.equal(`redis-sentinel://:$(REDIS_PASSWORD)@${members.map((m) => `${m}:26379`).join(',')}/${master}`);
+    expect(parseRedisUrl(url)).to.deep.include({ kind: 'sentinel', name: master });
+    expect(pinEnv.findIndex((e) => e.name === 'REDIS_PASSWORD')).to.be.lessThan(pinEnv.findIndex((e) => e.name === 'MCP_PIN_STORE_URL'));
+    // Names resolve before readiness (a first start), and the Sentinels' port is served.
+    const svc = sentinel.objects.find((o) => o.kind === 'Service' && o.metadata.name === 'redis')!.spec as {
+      publishNotReadyAddresses: boolean;
+      ports: { port: number }[];
+    };
+    expect(svc.publishNotReadyAddresses).to.equal(true);
+    expect(svc.ports.map((p) => p.port)).to.deep.equal([6379, 26379]);
+    const policy = sentinel.objects.find((o) => o.kind === 'NetworkPolicy' && o.metadata.name === 'redis')!.spec as {
+      ingress: { from: { podSelector: { matchLabels: { app: string } } }[]; ports: { port: number }[] }[];
+    };
+    expect(policy.ingress.map((r) => [r.from[0]!.podSelector.matchLabels.app, r.ports.map((p) => p.port)])).to.deep.equal([
+      ['envoy', [6379, 26379]],
+      ['redis', [6379, 26379]],
+    ]);
+    expect(sentinel.objects.some((o) => o.kind === 'PodDisruptionBudget' && o.metadata.name === 'redis')).to.equal(true);
   });
 });

@@ -8,7 +8,7 @@
  */
 import { expect } from 'chai';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findEnvoy } from '../helpers/envoy.js';
@@ -31,14 +31,15 @@ describe('one values file for Envoy and mcp-pin (issue 20)', function () {
   let client: TestClient | undefined;
   // A failing run prints every process's last output.
   const unregister = registerForReport(() => [...procs, ...pods.map((p) => p.proc)]);
-  before(() => (dir = mkdtempSync(join(tmpdir(), 'mcp-pin-own-envoy-'))));
-  after(async () => {
-    unregister();
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'mcp-pin-own-envoy-'))));
+  afterEach(async () => {
     await client?.close();
-    await Promise.all(procs.map((p) => p.stop()));
-    await Promise.all(pods.map((p) => p.stop()));
+    client = undefined;
+    await Promise.all(procs.splice(0).map((p) => p.stop()));
+    await Promise.all(pods.splice(0).map((p) => p.stop()));
     rmSync(dir, { recursive: true, force: true });
   });
+  after(() => unregister());
 
   it('renders Envoy and starts mcp-pin from the same file; a session is pinned and recovered through them', async () => {
     // As the doc: mcp-pin beside Envoy, each reaching the other through a Unix socket.
@@ -111,5 +112,82 @@ describe('one values file for Envoy and mcp-pin (issue 20)', function () {
     expect(record.length, 'one re-initialize reached a pod').to.equal(1);
     const metrics = await fetch(`http://127.0.0.1:${String(ready.metricsPort)}/metrics`).then((r) => r.text());
     expect(metrics).to.match(/mcp_pin_requests_total\{outcome="recovered"\} [1-9]/);
+  });
+
+  it("runs docs/own-envoy.md as written (its shell block, with this machine's paths, ports, pods and an in-memory store)", async () => {
+    const doc = readFileSync(`${root}docs/own-envoy.md`, 'utf8');
+    const block = /```sh\n([\s\S]*?)```/.exec(doc)?.[1];
+    expect(block, 'the walk-through block').to.be.a('string');
+    pods = await startPods(2);
+    let [listen, admin] = [await freePort(), await freePort()];
+    // What differs on this machine, and nothing else: its folders for /etc/envoy and
+    // /run/mcp-pin, the checkout's commands for npm/npx outside it, the test's pods,
+    // free ports, and the memory store for the doc's Redis.
+    const here = (text: string): string =>
+      text
+        .replaceAll('/etc/envoy', `${dir}/etc/envoy`)
+        .replaceAll('/run/mcp-pin', `${dir}/run`)
+        .replaceAll(' values.json', ` ${dir}/values.json`)
+        .replaceAll('npm run render:envoy --', `npm --prefix ${root} run render:envoy --`)
+        .replaceAll('npx mcp-pin', `${process.execPath} ${MCP_PIN}`)
+        .replace(/^envoy -c (\S+)$/m, `${findEnvoy()} -c $1 --disable-hot-restart`)
+        .replace('"extProc":', `"listenAddress": "127.0.0.1", "listenPort": ${listen}, "adminPort": ${admin}, "extProc":`)
+        .replace('"mcpPin": { ', '"mcpPin": { "metricsListen": "127.0.0.1:0", ')
+        .replace('redis://10.0.1.9:6379', 'memory:')
+        .replace('10.0.2.0/24:8080', '127.0.0.0/8')
+        .replace('10.0.2.11:8080,10.0.2.12:8080', pods.map((p) => `${p.host}:${p.port}`).join(','))
+        .replaceAll('localhost:9901', `127.0.0.1:${admin}`)
+        .replaceAll('localhost:10000', `127.0.0.1:${listen}`);
+    const steps = (text: string): { setup: string; mcpPin: string; envoy: string; checks: string[] } => {
+      const at = (n: number): number => text.indexOf(`# ${n}.`);
+      const commands = (from: number, to: number): string[] =>
+        text
+          .slice(from, to)
+          .replace(/\\\n\s*/g, ' ')
+          .split('\n')
+          .filter((l) => l.trim() && !l.startsWith('#'));
+      return {
+        setup: text.slice(0, at(4)),
+        mcpPin: commands(at(4), at(5)).join('\n'),
+        envoy: commands(at(5), at(6)).join('\n'),
+        checks: commands(at(6), text.length),
+      };
+    };
+    let s = steps(here(block!));
+    const bash = (script: string): string =>
+      execFileSync('bash', ['-euo', 'pipefail', '-c', script], { cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    // 1-3: the values file, Envoy's config, the EDS file.
+    bash(s.setup);
+    // 4. mcp-pin from the same file; 5. Envoy.
+    procs.push(new ManagedProcess('mcp-pin', 'bash', ['-c', `exec ${s.mcpPin}`]).start());
+    await procs[0]!.waitForJson((o) => o.ready === true);
+    for (let attempt = 1; ; attempt++) {
+      const envoy = new ManagedProcess('envoy', 'bash', ['-c', `exec ${s.envoy}`]).start();
+      procs.push(envoy);
+      // 6. The doc's own checks, as written: mcp-pin healthy in Envoy, then an initialize answered with a session.
+      const checked = await eventually(
+        async () => {
+          if (!envoy.alive) return 'exited';
+          if (!bash(s.checks[0]!).includes('health_flags::healthy')) return undefined;
+          const answer = bash(s.checks[1]!);
+          return /^HTTP\/1\.1 200/m.test(answer) && /^mcp-session-id: \S+/im.test(answer) ? 'served' : undefined;
+        },
+        "the doc's checks",
+        30_000,
+        200,
+      );
+      if (checked === 'served') break;
+      // A port probed free can be taken before Envoy binds it: new ports, the steps again.
+      expect(/address already in use/i.test(envoy.output) && attempt < 3, `Envoy exited:\n${envoy.output.slice(-2000)}`).to.equal(true);
+      [listen, admin] = [await freePort(), await freePort()];
+      s = steps(here(block!));
+      bash(s.setup);
+    }
+    // And the deployment does what the doc promises: a session pinned, and recovered after its pod restarts.
+    client = await connectClient(`http://127.0.0.1:${listen}/mcp`);
+    const home = (await client.whoami()).pod;
+    for (let i = 0; i < 3; i++) expect((await client.echo(`n${i}`)).pod).to.equal(home);
+    await pods.find((p) => p.name === home)!.restartInPlace();
+    expect((await client.echo('after restart')).text).to.equal('after restart');
   });
 });

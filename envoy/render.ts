@@ -9,7 +9,7 @@ import { TemplateError } from '../src/errors.js';
 import { REDIRECTED_SESSION_HEADER } from '../src/mcp-headers.js';
 import { TASK_METHODS } from '../src/lost-task.js';
 import { STATE_METHODS } from '../src/session-state.js';
-import { CIDR_PATTERN, PIPE_MODE, internalSocketPath, isSocketPath, type EnvoyParams, type ExtProcEndpoint } from './params.js';
+import { CIDR_PATTERN, PIPE_MODE, internalSocketPath, isSocketPath, mcpMetadataNamespace, type EnvoyParams, type ExtProcEndpoint } from './params.js';
 
 export const ENVOY_TEMPLATE_PATH = fileURLToPath(new URL('./envoy.template.yaml', import.meta.url));
 
@@ -42,10 +42,10 @@ function safeToolsRoute(params: EnvoyParams): string {
     `                  - name: "${params.pinHeader}"`,
     '                    present_match: true',
     '                  dynamic_metadata:',
-    '                  - filter: envoy.filters.http.mcp',
+    `                  - filter: ${mcpMetadataNamespace(params.envoyVersion)}`,
     '                    path: [ { key: method } ]',
     '                    value: { string_match: { exact: "tools/call" } }',
-    '                  - filter: envoy.filters.http.mcp',
+    `                  - filter: ${mcpMetadataNamespace(params.envoyVersion)}`,
     '                    path: [ { key: params }, { key: name } ]',
     `                    value: ${exactMatcher(params.replaySafeTools)}`,
     '                response_headers_to_add: *client_session_id_back',
@@ -271,6 +271,7 @@ export function renderEnvoyConfig(params: EnvoyParams, template = readFileSync(E
     PINNED_DISCOVERY: podDiscovery(params.service, 'mcp_pinned'),
     SEARCH_DISCOVERY: podDiscovery(params.service, 'mcp_search'),
     LOST_SESSION_STATUSES: `[${params.lostSessionStatuses.join(', ')}]`,
+    MCP_METADATA: mcpMetadataNamespace(params.envoyVersion),
     // A Unix socket's door is its file mode (who can open it); RBAC on peer addresses has none to check.
     INTERNAL_CLIENTS: internalSocketPath(params) ? '[ { any: true } ]' : cidrPrincipals(params.internalClients),
     REPLAY_AFTER_RESET: replayMatcher(params.replayAfterReset),

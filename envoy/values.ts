@@ -6,7 +6,7 @@
  */
 import { PinError } from '../src/errors.js';
 import { parseListenAddress, UNIX_PREFIX } from '../src/listen-address.js';
-import { CIDR_PATTERN, ENVOY_DEFAULTS, ENVOY_MINORS, OLDER_ENVOYS, isSocketPath, type EnvoyParams, type ExtProcEndpoint } from './params.js';
+import { CIDR_PATTERN, ENVOY_DEFAULTS, ENVOY_MINORS, OLDER_ENVOYS, envoyMinor, isSocketPath, type EnvoyParams, type ExtProcEndpoint } from './params.js';
 import { splitHostPort, type HostPort } from '../src/host-port.js';
 
 type Raw = string | number | readonly (string | number)[];
@@ -152,12 +152,11 @@ export const TEMPLATE_VALUES: Record<Exclude<keyof EnvoyParams, 'extProcDiscover
   envoyVersion: {
     default: d('envoyVersion'),
     meaning:
-      'the Envoy the config is for (a patch version may follow); only 1.40 so far: older ones are refused with what was measured on them (docs/own-envoy.md, Envoy versions)',
+      "the Envoy the config is for (a patch version may follow): 1.37 to 1.40 (where they differ, the config follows: 1.37 reads the MCP filter's metadata as mcp_proxy); older ones are refused with what was measured on them (docs/own-envoy.md, Envoy versions)",
     parse: (r) => {
-      const [, minor] = /^1\.(\d+)(?:\.\d+)?$/.exec(text(r)) ?? [];
-      const m = Number(minor);
+      const m = envoyMinor(text(r));
       if (!(m >= ENVOY_MINORS.oldest && m <= ENVOY_MINORS.newest))
-        throw new ValueProblem(`"${text(r)}": only Envoy 1.${ENVOY_MINORS.newest} is supported so far: ${OLDER_ENVOYS}`);
+        throw new ValueProblem(`"${text(r)}": Envoy 1.${ENVOY_MINORS.oldest} to 1.${ENVOY_MINORS.newest} are supported: ${OLDER_ENVOYS}`);
       return `1.${m}`;
     },
   },

@@ -183,3 +183,34 @@ describe('Envoy routes: replay after a connection reset', () => {
     expect(accepts(two, 'tools/call') && accepts(two, 'x/y') && !accepts(two, 'tools/list')).to.equal(true);
   });
 });
+
+describe("Envoy's MCP filter metadata, by Envoy version (issue 30 item 1)", () => {
+  const render = (envoyVersion: string): string =>
+    renderEnvoyConfig({
+      ...ENVOY_DEFAULTS,
+      envoyVersion,
+      replaySafeTools: ['echo'],
+      extProc: [{ host: '127.0.0.1', port: 50051 }],
+      service: { edsPath: '/tmp/eds.json' },
+    });
+  /** Every place the config reads the method (route matchers, the composite's inputs, the access log), by namespace. */
+  const readers = (yaml: string): Record<string, number> => {
+    const out: Record<string, number> = {};
+    for (const m of yaml.matchAll(/filter: ([\w.]+)\n\s+path: \[ \{ key: (?:method|params) \}|%DYNAMIC_METADATA\(([\w.]+):method\)%/g)) {
+      const ns = (m[1] ?? m[2])!;
+      out[ns] = (out[ns] ?? 0) + 1;
+    }
+    return out;
+  };
+
+  it('reads the method where each Envoy writes it: mcp_proxy before 1.38, envoy.filters.http.mcp from 1.38 (seen on 1.36-1.40)', () => {
+    const modern = readers(render('1.40'));
+    expect(Object.keys(modern)).to.deep.equal(['envoy.filters.http.mcp']);
+    // Route matchers (replay, the safe tool's two), the state and task inputs, the access log.
+    expect(modern['envoy.filters.http.mcp']).to.be.at.least(6);
+    for (const v of ['1.38', '1.39.3']) expect(readers(render(v)), v).to.deep.equal(modern);
+    expect(readers(render('1.37.0'))).to.deep.equal({ mcp_proxy: modern['envoy.filters.http.mcp'] });
+    // The filter itself keeps its name: only where it writes changed.
+    expect(render('1.37')).to.contain('- name: envoy.filters.http.mcp\n');
+  });
+});

@@ -51,13 +51,19 @@ describe('npm run render:envoy (your own Envoy)', () => {
     expect(r.stdout).to.equal('');
   });
 
-  it('takes envoyVersion 1.40 (any patch), and refuses older Envoys with what was measured on them', () => {
+  it('takes envoyVersion 1.37 to 1.40 (any patch), and refuses older (and unknown newer) Envoys with what was measured on them', () => {
     const base = { extProc: '127.0.0.1:50051', service: 'eds:/tmp/eds.json' };
-    expect(paramsFromValues({ ...base, envoyVersion: '1.40.0' }).envoyVersion).to.equal('1.40');
-    for (const older of ['1.39', '1.37.0', '1.36.2', '1.35'])
-      expect(() => paramsFromValues({ ...base, envoyVersion: older }), older).to.throw(
+    for (const [given, kept] of [
+      ['1.40.0', '1.40'],
+      ['1.39.3', '1.39'],
+      ['1.38', '1.38'],
+      ['1.37.0', '1.37'],
+    ] as const)
+      expect(paramsFromValues({ ...base, envoyVersion: given }).envoyVersion, given).to.equal(kept);
+    for (const other of ['1.36.2', '1.35', '1.41', '2.0'])
+      expect(() => paramsFromValues({ ...base, envoyVersion: other }), other).to.throw(
         TemplateValuesError,
-        /only Envoy 1\.40 is supported so far: on Envoy 1\.37\.0 and 1\.36\.2/,
+        /Envoy 1\.37 to 1\.40 are supported: Envoy 1\.36's MCP filter cannot clear the route cache/,
       );
   });
 

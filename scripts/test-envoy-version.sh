@@ -18,5 +18,5 @@ export ENVOY_BIN="$venv/bin/envoy"
 echo "mcp-pin: testing against $("$ENVOY_BIN" --version | sed -n 's/.*version: \([^ ]*\).*/\1/p')"
 cd "$root"
 core=()
-for f in pinning recovery recovery-protocol sessionless replica-loss control-plane reset-replay session-state; do core+=("test/integration/$f.test.ts"); done
+for f in pinning recovery recovery-protocol sessionless rollout replica-loss control-plane reset-replay session-state; do core+=("test/integration/$f.test.ts"); done
 exec npx mocha "${core[@]}"

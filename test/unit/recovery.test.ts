@@ -9,6 +9,10 @@ import { HttpRecoverer } from '../../src/recovery/http-recoverer.js';
 import { ResponseTooLargeError, type ForwardRequest, type ForwardResponse, type Forwarder } from '../../src/recovery/forwarder.js';
 import type { RelayPlan, RetryAttempt, RetryPlan } from '../../src/recovery/plans.js';
 import { MemoryStore } from '../../src/sessions/memory-store.js';
+import { pino } from 'pino';
+import type { Metrics } from '../../src/metrics.js';
+import { MESSAGE_TIMEOUT_MARGIN_MS } from '../../src/timeouts.js';
+import { StoreError } from '../../src/errors.js';
 import { newMetrics, silentLog } from './fakes.js';
 
 const INIT = Buffer.from('{"jsonrpc":"2.0","id":0,"method":"initialize"}');
@@ -72,11 +76,15 @@ async function setup(
   await store.create('client-1', { pod: OLD_POD, backendSessionId: 'client-1', initBody, initPath: '/mcp' });
   const pods = new FakePods();
   const allowlist = more.allows ? ({ allowsFresh: async (p: string) => more.allows!(p) } as never) : undefined;
+  // What an operator sees: the metrics, and the log lines (captured, as pino writes them).
+  const metrics = newMetrics();
+  const logs: Record<string, unknown>[] = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
   const recoverer = new HttpRecoverer({
     cfg: { ...cfg, recoveryTimeoutMs, ...more },
     store,
-    log: silentLog,
-    metrics: newMetrics(),
+    log,
+    metrics,
     forwarder: pods,
     ...(allowlist ? { allowlist } : {}),
   });
@@ -99,7 +107,7 @@ async function setup(
     ],
     ...over,
   });
-  return { store, pods, recoverer, attempt };
+  return { store, pods, recoverer, attempt, metrics, logs };
 }
 
 const failed = (o: RetryPlan): string => (o.kind === 'failed' ? o.code : `not failed: ${o.kind}`);
@@ -591,5 +599,105 @@ describe('recovery: the session state the client set (issue 29)', () => {
     const { pods, recoverer, attempt } = await setup();
     await recoverer.planRetry(attempt(), never);
     expect(pods.sent).to.have.length(3);
+  });
+});
+
+describe('recovery: what an operator sees of each plan (metrics and log lines)', () => {
+  /** A counter's or histogram count's value for these labels. */
+  const value = async (metric: { get(): Promise<{ values: { labels: object; value: number; metricName?: string }[] }> }, labels: object, name?: string) =>
+    (await metric.get()).values.find(
+      (v) => (name === undefined || v.metricName === name) && Object.entries(labels).every(([k, x]) => (v.labels as Record<string, unknown>)[k] === x),
+    )?.value ?? 0;
+  const outcome = (m: Metrics, o: string) => value(m.requests, { outcome: o });
+  const recoveries = (m: Metrics, result: string) => value(m.recoverySeconds, { result }, 'mcp_pin_recovery_seconds_count');
+  const line = (logs: Record<string, unknown>[], msg: string) => logs.find((l) => l.msg === msg);
+
+  it('gives Envoy the recovery deadline plus the margin for one message', async () => {
+    const { recoverer } = await setup(INIT, 3000);
+    expect(recoverer.messageTimeoutMs).to.equal(3000 + MESSAGE_TIMEOUT_MARGIN_MS);
+  });
+
+  it('a re-initialize: one recovery counted as recovered (in seconds), and a "session re-initialized" line with the new pod and generation', async () => {
+    const { recoverer, attempt, metrics, logs } = await setup();
+    await recoverer.planRetry(attempt(), never);
+    expect(await recoveries(metrics, 'recovered')).to.equal(1);
+    expect(await recoveries(metrics, 'failed')).to.equal(0);
+    const sum = await value(metrics.recoverySeconds, { result: 'recovered' }, 'mcp_pin_recovery_seconds_sum');
+    expect(sum, 'seconds, not milliseconds').to.be.within(0, 2);
+    expect(line(logs, 'session re-initialized')).to.deep.include({ pod: RETRY_POD, generation: 2, level: 30 });
+    expect(line(logs, 'recovery failed')).to.equal(undefined);
+  });
+
+  it('a failed recovery: counted as failed (outcome and seconds), two warnings with its code, and no store error when the store did not fail', async () => {
+    const { pods, recoverer, attempt, metrics, logs } = await setup();
+    pods.init = () => ({ status: 400 });
+    await recoverer.planRetry(attempt(), never);
+    expect(await outcome(metrics, 'recovery_failed')).to.equal(1);
+    expect(await recoveries(metrics, 'failed')).to.equal(1);
+    expect(await value(metrics.storeErrors, { op: 'recovery' })).to.equal(0);
+    expect(line(logs, 'recovery failed')).to.deep.include({ code: 'MCP_PIN_RECOVERY_REINIT_REFUSED', level: 40 });
+    expect(line(logs, "retry not sent: the session's recovery failed")).to.deep.include({ code: 'MCP_PIN_RECOVERY_REINIT_REFUSED', pod: RETRY_POD, level: 40 });
+  });
+
+  for (const code of ['MCP_PIN_STORE_UNAVAILABLE', 'MCP_PIN_STORE_TIMEOUT', 'MCP_PIN_STORE_CORRUPT'] as const) {
+    it(`a store that fails the plan (${code}): also a store error of op "recovery"`, async () => {
+      const { store, recoverer, attempt, metrics } = await setup();
+      store.load = async () => {
+        throw new StoreError(code, 'store down');
+      };
+      const plan = await recoverer.planRetry(attempt(), never);
+      expect(failed(plan)).to.equal(code);
+      expect(await value(metrics.storeErrors, { op: 'recovery', code })).to.equal(1);
+      expect(await outcome(metrics, 'recovery_failed')).to.equal(1);
+    });
+  }
+
+  it('a client that left: counted as client_left (not a failure), one info line', async () => {
+    const { pods, recoverer, attempt, metrics, logs } = await setup();
+    pods.delayMs = 50;
+    const left = new AbortController();
+    const planned = recoverer.planRetry(attempt(), left.signal);
+    left.abort();
+    expect(failed(await planned)).to.equal('MCP_PIN_RECOVERY_CANCELLED');
+    expect(await outcome(metrics, 'client_left')).to.equal(1);
+    expect(await outcome(metrics, 'recovery_failed')).to.equal(0);
+    expect(line(logs, 'client left while its session was being recovered')).to.deep.include({ pod: RETRY_POD, level: 30 });
+    expect(line(logs, "retry not sent: the session's recovery failed")).to.equal(undefined);
+  });
+
+  it('a session not lost, and a request off its MCP path: each counted and said as what it is', async () => {
+    const held = await setup();
+    held.pods.probe = () => ({ status: 200 });
+    await held.recoverer.planRetry(held.attempt(), never);
+    expect([await outcome(held.metrics, 'not_lost'), await outcome(held.metrics, 'off_path')]).to.deep.equal([1, 0]);
+    expect(line(held.logs, 'session not lost (its pod still holds it): request goes back there')).to.deep.include({ pod: OLD_POD });
+    const typo = await setup();
+    await typo.recoverer.planRetry(typo.attempt({ path: '/typo' }), never);
+    expect([await outcome(typo.metrics, 'not_lost'), await outcome(typo.metrics, 'off_path')]).to.deep.equal([0, 1]);
+    expect(line(typo.logs, "not the session's MCP path: the pod's own answer stands")).to.deep.include({ pod: OLD_POD, path: '/typo' });
+  });
+
+  it('a relay to a moved session counts relayed, and recovered only when the answer is no lost-session status; a failed relay counts and says its code', async () => {
+    const { pods, recoverer, attempt, metrics, logs } = await setup();
+    const req = (why: RelayPlan['why']) => ({
+      plan: { kind: 'relay', why, pin: { pod: '10.0.2.2:8080', backendSessionId: 'theirs', generation: 3 } } as RelayPlan,
+      method: 'POST',
+      attempt: attempt(),
+      body: Buffer.from('{}'),
+    });
+    pods.notify = () => ({ status: 200 });
+    await recoverer.relay(req('moved'), never);
+    expect([await outcome(metrics, 'relayed'), await outcome(metrics, 'recovered')]).to.deep.equal([1, 1]);
+    pods.notify = () => ({ status: 404 });
+    await recoverer.relay(req('moved'), never);
+    expect([await outcome(metrics, 'relayed'), await outcome(metrics, 'recovered')]).to.deep.equal([2, 1]);
+    // A relay back to a pod that still holds the session is no recovery at all.
+    pods.notify = () => ({ status: 200 });
+    await recoverer.relay(req('not-lost'), never);
+    expect([await outcome(metrics, 'relayed'), await outcome(metrics, 'recovered')]).to.deep.equal([2, 1]);
+    pods.send = async () => Promise.reject(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
+    await recoverer.relay(req('moved'), never);
+    expect(await outcome(metrics, 'recovery_failed')).to.equal(1);
+    expect(line(logs, "relay to the session's pod failed")).to.deep.include({ pod: '10.0.2.2:8080', code: 'MCP_PIN_RELAY_FAILED', level: 40 });
   });
 });

@@ -13,7 +13,7 @@ import type { Pin } from '../sessions/store.js';
 import type { ByteBudget } from './byte-budget.js';
 import { ResponseTooLargeError, envoyNeverConnected, neverSent, type Forwarder } from './forwarder.js';
 import { saysSessionUnknown } from './lost-session.js';
-import type { RelayOutcome, RelayRequest, RetryAttempt, RetryPlan } from './plans.js';
+import type { RelayOutcome, RelayPlan, RelayRequest, RetryAttempt, RetryPlan } from './plans.js';
 
 export interface RelayOptions {
   forwarder: Forwarder;
@@ -48,10 +48,7 @@ export class Relayer {
     // The pod answers a lost session: it restarted since the session moved
     // there, or since it proved it held the session (A1: a session mcp-pin
     // can still recover is never reported gone to its client).
-    const lostSince =
-      first.kind === 'answered' &&
-      this.o.lostSessionStatuses.includes(first.status) &&
-      (req.plan.why === 'moved' || (req.plan.why === 'not-lost' && saysSessionUnknown(first.status, first.body)));
+    const lostSince = this.saysLost(first, req.plan.why);
     if (!lostSince) return first;
     const again = await this.o.planRetry({ ...req.attempt, failedSessionId: req.plan.pin.backendSessionId }, signal);
     switch (again.kind) {
@@ -63,8 +60,27 @@ export class Relayer {
       case 'send':
         // That pod holds the session after all: the answer it gave is its own (I1: no third send).
         if (again.kind === 'relay' && again.why === 'not-lost') return first;
-        return this.relayOnce(again.pin, req, signal);
+        return this.stillRecoverable(await this.relayOnce(again.pin, req, signal));
     }
+  }
+
+  /** A relay's answer that says the pod does not hold the session (nothing ran there). */
+  private saysLost(out: RelayOutcome, why: RelayPlan['why']): boolean {
+    return (
+      out.kind === 'answered' &&
+      this.o.lostSessionStatuses.includes(out.status) &&
+      (why === 'moved' || (why === 'not-lost' && saysSessionUnknown(out.status, out.body)))
+    );
+  }
+
+  /**
+   * The last relay's answer. Its pod, too, lost the session meanwhile (it
+   * restarted while this request was relayed twice): the record still
+   * stands, so the client must not read "session not found" (A1); it is
+   * told to try again (nothing ran), and its next request recovers.
+   */
+  private stillRecoverable(out: RelayOutcome): RelayOutcome {
+    return this.saysLost(out, 'moved') ? { kind: 'failed', code: 'MCP_PIN_RECOVERY_UNAVAILABLE' } : out;
   }
 
   /** One send to the session's pod under its backend id; failures say whether it may have run there (I2). */

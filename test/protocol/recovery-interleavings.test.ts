@@ -153,6 +153,11 @@ const REGRESSIONS: { seed: number; path: string; why: string }[] = [
     path: '13375',
     why: 'a pod that proved it held the session restarted before the relay back, and a retry sent toward a newer pin met a pod that had lost it: the client was told its recoverable session was gone (A1)',
   },
+  {
+    seed: 2139550954,
+    path: '160',
+    why: "a request Envoy had started again was relayed twice, and both pods had lost the session meanwhile: the second pod's 404 told the client its recoverable session was gone (A1)",
+  },
 ];
 
 describe('recovery protocol: invariants over generated interleavings', function () {

@@ -688,16 +688,20 @@ describe('recovery: what an operator sees of each plan (metrics and log lines)',
     pods.notify = () => ({ status: 200 });
     await recoverer.relay(req('moved'), never);
     expect([await outcome(metrics, 'relayed'), await outcome(metrics, 'recovered')]).to.deep.equal([1, 1]);
+    // Its pod lost the session, and so did the pod the session is recovered on before the
+    // second relay arrived: nothing ran, the record stands, so "try again", never the pod's 404 (A1).
     pods.notify = () => ({ status: 404 });
-    await recoverer.relay(req('moved'), never);
-    expect([await outcome(metrics, 'relayed'), await outcome(metrics, 'recovered')]).to.deep.equal([2, 1]);
+    expect(await recoverer.relay(req('moved'), never)).to.deep.equal({ kind: 'failed', code: 'MCP_PIN_RECOVERY_UNAVAILABLE' });
+    expect([await outcome(metrics, 'relayed'), await outcome(metrics, 'recovered'), await outcome(metrics, 'recovery_failed')]).to.deep.equal([1, 1, 1]);
     // A relay back to a pod that still holds the session is no recovery at all.
     pods.notify = () => ({ status: 200 });
     await recoverer.relay(req('not-lost'), never);
-    expect([await outcome(metrics, 'relayed'), await outcome(metrics, 'recovered')]).to.deep.equal([2, 1]);
+    expect([await outcome(metrics, 'relayed'), await outcome(metrics, 'recovered')]).to.deep.equal([1, 1]);
     pods.send = async () => Promise.reject(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
     await recoverer.relay(req('moved'), never);
-    expect(await outcome(metrics, 'recovery_failed')).to.equal(1);
-    expect(line(logs, "relay to the session's pod failed")).to.deep.include({ pod: '10.0.2.2:8080', code: 'MCP_PIN_RELAY_FAILED', level: 40 });
+    expect(await outcome(metrics, 'recovery_failed')).to.equal(2);
+    const relayFailures = logs.filter((l) => l.msg === "relay to the session's pod failed").map((l) => l.code);
+    expect(relayFailures).to.deep.equal(['MCP_PIN_RECOVERY_UNAVAILABLE', 'MCP_PIN_RELAY_FAILED']);
+    expect(line(logs, "relay to the session's pod failed")).to.deep.include({ pod: '10.0.2.2:8080', level: 40 });
   });
 });

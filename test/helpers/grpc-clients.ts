@@ -77,3 +77,15 @@ export function healthWatch(port: number, service: string): { next(): Promise<st
     },
   };
 }
+
+/** One grpc.health.v1 Check: its status, or "refused: <gRPC code>" when the call fails (e.g. a TLS handshake mcp-pin refuses). */
+export async function healthStatus(port: number | string, credentials: grpc.ChannelCredentials): Promise<string> {
+  const h = healthClient(port, credentials);
+  try {
+    return await h.check();
+  } catch (err) {
+    return `refused: ${(err as grpc.ServiceError).code}`;
+  } finally {
+    h.close();
+  }
+}

@@ -19,7 +19,7 @@ import { renderK8sEnvoyConfig } from '../../scripts/render-deploy.js';
 import { parseRedisUrl } from '../../src/sessions/redis-url.js';
 import { makeCerts } from '../helpers/certs.js';
 import { findEnvoy } from '../helpers/envoy.js';
-import { healthClient } from '../helpers/grpc-clients.js';
+import { healthStatus } from '../helpers/grpc-clients.js';
 import { eventually, freePort } from '../helpers/net.js';
 import { ManagedProcess } from '../helpers/process.js';
 
@@ -405,16 +405,7 @@ describe('deploy files, checked by the tools operators run', function () {
       expect(mcpPin.output).to.contain('"mutual":true');
       // The kubelet's readiness target: plain HTTP, TLS or not.
       expect((await fetch(`http://127.0.0.1:${String(ready.metricsPort)}/healthz`)).status).to.equal(200);
-      const check = async (creds: grpc.ChannelCredentials): Promise<string> => {
-        const h = healthClient(port, creds);
-        try {
-          return await h.check();
-        } catch (err) {
-          return `refused: ${(err as grpc.ServiceError).code}`;
-        } finally {
-          h.close();
-        }
-      };
+      const check = (creds: grpc.ChannelCredentials): Promise<string> => healthStatus(port, creds);
       const ca = readFileSync(`${dir}/ca.pem`);
       expect(await check(grpc.credentials.createInsecure())).to.match(/^refused/);
       expect(await check(grpc.credentials.createSsl(ca, readFileSync(`${dir}/client/tls.key`), readFileSync(`${dir}/client/tls.crt`)))).to.equal('SERVING');

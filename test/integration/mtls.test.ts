@@ -10,7 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { makeCerts } from '../helpers/certs.js';
-import { healthClient } from '../helpers/grpc-clients.js';
+import { healthStatus } from '../helpers/grpc-clients.js';
 import { connectClient } from '../helpers/mcp-client.js';
 import { stackPerTest } from '../helpers/stack-fixture.js';
 
@@ -42,16 +42,7 @@ describe('mutual TLS between Envoy and mcp-pin (issue 19)', function () {
 
     const port = fx.stack.pins[0]!.port;
     const ca = readFileSync(`${dir}/ca.pem`);
-    const tryCheck = async (creds: grpc.ChannelCredentials): Promise<string> => {
-      const h = healthClient(port, creds);
-      try {
-        return await h.check();
-      } catch (err) {
-        return `refused: ${(err as grpc.ServiceError).code}`;
-      } finally {
-        h.close();
-      }
-    };
+    const tryCheck = (creds: grpc.ChannelCredentials): Promise<string> => healthStatus(port, creds);
     // Without a client certificate, with one from another CA, or in plain text: refused.
     expect(await tryCheck(grpc.credentials.createSsl(ca))).to.match(/^refused/);
     expect(await tryCheck(grpc.credentials.createSsl(ca, readFileSync(`${dir}/stranger.key`), readFileSync(`${dir}/stranger.pem`)))).to.match(/^refused/);

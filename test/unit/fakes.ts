@@ -26,3 +26,14 @@ export function responseHeaders(h: Record<string, string>, attrs: Record<string,
     attributes: { 'envoy.filters.http.ext_proc': { fields } },
   };
 }
+
+/** A recoverer's config whose recovery URL answers nothing: only its pods (a fake forwarder) and its store are reached. */
+export const recovererCfg = {
+  recoveryUrl: 'http://127.0.0.1:1',
+  recoveryTimeoutMs: 2000,
+  pinHeader: 'x-mcp-pin-dst',
+  upstreamHeader: 'x-mcp-pin-upstream',
+  lostSessionStatuses: [404],
+  maxSessionIdLength: 256,
+  relayBudgetBytes: 64 << 20,
+};

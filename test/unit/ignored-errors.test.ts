@@ -11,7 +11,7 @@ import { HttpRecoverer } from '../../src/recovery/http-recoverer.js';
 import type { Forwarder } from '../../src/recovery/forwarder.js';
 import { MemoryStore } from '../../src/sessions/memory-store.js';
 import { StoreError } from '../../src/errors.js';
-import { newMetrics, requestHeaders, responseHeaders, silentLog } from './fakes.js';
+import { newMetrics, requestHeaders, responseHeaders, silentLog, recovererCfg } from './fakes.js';
 
 const cfg = { pinHeader: 'x-mcp-pin-dst', maxInitBodyBytes: 1024, maxSessionIdLength: 64, lostSessionStatuses: [404] };
 const fail = async (): Promise<never> => {
@@ -20,17 +20,6 @@ const fail = async (): Promise<never> => {
 async function ignored(metrics: Metrics, op: string): Promise<number> {
   return (await metrics.ignoredErrors.get()).values.find((v) => v.labels.op === op)?.value ?? 0;
 }
-
-/** A recoverer whose recovery URL answers nothing: only its pods (a fake forwarder) and its store are reached. */
-const recovererCfg = {
-  recoveryUrl: 'http://127.0.0.1:1',
-  recoveryTimeoutMs: 2000,
-  pinHeader: 'x-mcp-pin-dst',
-  upstreamHeader: 'x-mcp-pin-upstream',
-  lostSessionStatuses: [404],
-  maxSessionIdLength: 256,
-  relayBudgetBytes: 64 << 20,
-};
 
 describe('failures carried on after are counted', () => {
   it('dropping a poisoned pin, forgetting a deleted session, adopting a session', async () => {

@@ -13,7 +13,7 @@ import { pino } from 'pino';
 import type { Metrics } from '../../src/metrics.js';
 import { MESSAGE_TIMEOUT_MARGIN_MS } from '../../src/timeouts.js';
 import { StoreError } from '../../src/errors.js';
-import { newMetrics, silentLog } from './fakes.js';
+import { newMetrics, silentLog, recovererCfg } from './fakes.js';
 
 const INIT = Buffer.from('{"jsonrpc":"2.0","id":0,"method":"initialize"}');
 const OLD_POD = '10.0.0.9:8080';
@@ -56,15 +56,7 @@ class FakePods implements Forwarder {
   }
 }
 
-const cfg = {
-  recoveryUrl: 'http://127.0.0.1:1',
-  recoveryTimeoutMs: 2000,
-  pinHeader: 'x-mcp-pin-dst',
-  upstreamHeader: 'x-mcp-pin-upstream',
-  lostSessionStatuses: [404],
-  maxSessionIdLength: 256,
-  relayBudgetBytes: 64 << 20,
-};
+const cfg = recovererCfg;
 const never = new AbortController().signal;
 
 async function setup(

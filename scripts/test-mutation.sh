@@ -8,11 +8,8 @@
 # reports/mutation/ (git-ignored); the score's break threshold is in the config.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-node24="$(bash "$root/scripts/ensure-node24.sh")"
-bindir="$root/.node24-venv/path"
-mkdir -p "$bindir"
-ln -sf "$node24" "$bindir/node"
-export PATH="$bindir:$PATH"
+# shellcheck source=scripts/node24-path.sh
+source "$root/scripts/node24-path.sh"
 cd "$root"
 echo "mcp-pin: mutation testing on $(node --version)"
 export PROTOCOL_RUNS="${PROTOCOL_RUNS:-300}"

@@ -16,11 +16,8 @@
 # 30 minutes on the 2-core CI machine. NODE24_ALL=1 runs everything.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-node24="$(bash "$root/scripts/ensure-node24.sh")"
-bindir="$root/.node24-venv/path"
-mkdir -p "$bindir"
-ln -sf "$node24" "$bindir/node"
-export PATH="$bindir:$PATH"
+# shellcheck source=scripts/node24-path.sh
+source "$root/scripts/node24-path.sh"
 echo "mcp-pin: running the tests on $(node --version) ($node24)"
 cd "$root"
 if [[ "${NODE24_ALL:-}" == 1 ]]; then exec npm test; fi

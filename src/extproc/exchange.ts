@@ -20,6 +20,8 @@ import { errorResponse } from './error-responses.js';
 import {
   continueRequestBody,
   continueRequestHeaders,
+  WITH_RESPONSE,
+  WITHOUT_RESPONSE,
   continueRequestTrailers,
   continueResponseBody,
   continueResponseHeaders,
@@ -218,7 +220,7 @@ export class Exchange implements StreamHandler {
       const response = redirected
         ? continueRequestHeaders(
             { set: [[SESSION_HEADER, sid]], remove: [cfg.pinHeader, CLIENT_SESSION_HEADER, REDIRECTED_SESSION_HEADER] },
-            { clearRouteCache: true },
+            { clearRouteCache: true, mode: WITH_RESPONSE },
           )
         : this.replies.unknownSession;
       return { response, next: { phase: 'response-headers', kind: 'unknown-session', path, method, clientSessionId: sid } };
@@ -231,7 +233,7 @@ export class Exchange implements StreamHandler {
     const needResponse = method === 'DELETE';
     const next: State = needResponse ? { phase: 'response-headers', kind: 'delete', path, clientSessionId: sid, pin, sessionPath } : DONE;
     if (pin.backendSessionId === sid && !redirected) return { response: this.replies.pinnedTo(pin.pod, needResponse), next };
-    const mode = needResponse ? { clearRouteCache: true } : { clearRouteCache: true, mode: { response_header_mode: 'SKIP' as const } };
+    const mode = { clearRouteCache: true, mode: needResponse ? WITH_RESPONSE : WITHOUT_RESPONSE };
     if (pin.backendSessionId === sid) {
       // Redirected, under its own id: that id goes back on the request.
       return {

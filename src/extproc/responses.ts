@@ -39,6 +39,16 @@ function common(m?: Mutation, clearRouteCache = false): CommonResponse {
   return r;
 }
 
+/**
+ * The response phase, asked for per request: the public ext_proc skips it by
+ * default, so a reply another filter makes before mcp-pin saw the request
+ * (an auth filter's 401, a CORS preflight, a 413 or 431) opens no stream to
+ * mcp-pin. Both are said explicitly, so a config rendered before that
+ * default changed gets the same answer.
+ */
+export const WITH_RESPONSE: ProcessingMode = { response_header_mode: 'SEND' };
+export const WITHOUT_RESPONSE: ProcessingMode = { response_header_mode: 'SKIP' };
+
 export function continueRequestHeaders(m?: Mutation, opts: { clearRouteCache?: boolean; mode?: ProcessingMode } = {}): ProcessingResponse {
   const r: ProcessingResponse = { request_headers: { response: common(m, opts.clearRouteCache) } };
   if (opts.mode) r.mode_override = opts.mode;
@@ -96,9 +106,9 @@ export class HeaderReplies {
 
   constructor(private readonly pinHeader: string) {
     const strip = { remove: [pinHeader, CLIENT_SESSION_HEADER, REDIRECTED_SESSION_HEADER] };
-    this.passthrough = precoded(continueRequestHeaders(strip, { clearRouteCache: true, mode: { response_header_mode: 'SKIP' } }));
-    this.maybeInitialize = precoded(continueRequestHeaders(strip, { clearRouteCache: true, mode: { request_body_mode: 'BUFFERED' } }));
-    this.unknownSession = precoded(continueRequestHeaders(strip, { clearRouteCache: true }));
+    this.passthrough = precoded(continueRequestHeaders(strip, { clearRouteCache: true, mode: WITHOUT_RESPONSE }));
+    this.maybeInitialize = precoded(continueRequestHeaders(strip, { clearRouteCache: true, mode: { request_body_mode: 'BUFFERED', ...WITH_RESPONSE } }));
+    this.unknownSession = precoded(continueRequestHeaders(strip, { clearRouteCache: true, mode: WITH_RESPONSE }));
   }
 
   /** Routes to `pod` (the pin header), strips the client-session header; the response phase only when `withResponse`. */
@@ -108,7 +118,7 @@ export class HeaderReplies {
     if (r === undefined) {
       if (this.pinned.size >= MAX_PINNED_REPLIES) this.pinned.clear();
       const m: Mutation = { set: [[this.pinHeader, pod]], remove: [CLIENT_SESSION_HEADER] };
-      r = precoded(continueRequestHeaders(m, withResponse ? { clearRouteCache: true } : { clearRouteCache: true, mode: { response_header_mode: 'SKIP' } }));
+      r = precoded(continueRequestHeaders(m, { clearRouteCache: true, mode: withResponse ? WITH_RESPONSE : WITHOUT_RESPONSE }));
       this.pinned.set(key, r);
     }
     return r;

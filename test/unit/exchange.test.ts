@@ -37,7 +37,7 @@ describe('Exchange', () => {
   it('asks for the body of a JSON POST without session, and records an initialize with the pod Envoy reported', async () => {
     const { ex, store } = make();
     const [h] = await ex.handle(requestHeaders(POST_JSON));
-    expect(h!.mode_override).to.deep.equal({ request_body_mode: 'BUFFERED' });
+    expect(h!.mode_override, 'the body, then the response').to.deep.equal({ request_body_mode: 'BUFFERED', response_header_mode: 'SEND' });
     await ex.handle(requestBody(INIT));
     const [r] = await ex.handle(responseHeaders({ ':status': '200', 'mcp-session-id': 'S1' }, { 'upstream.address': '10.1.2.3:8080' }));
     expect(r!.response_headers).to.deep.equal({ response: {} });
@@ -129,7 +129,7 @@ describe('Exchange', () => {
     await store.replacePin('C', 1, '10.0.0.8:9000', 'B2');
     const [r] = await ex.handle(requestHeaders({ ':method': 'DELETE', ':path': '/mcp', 'mcp-session-id': 'C' }, true));
     expect(setHeaders(r!)).to.deep.equal({ 'x-mcp-pin-dst': '10.0.0.8:9000', 'mcp-session-id': 'B2', 'x-mcp-pin-client-session': 'C' });
-    expect(r!.mode_override).to.equal(undefined);
+    expect(r!.mode_override).to.deep.equal({ response_header_mode: 'SEND' });
     const [resp] = await ex.handle(responseHeaders({ ':status': '200', 'mcp-session-id': 'B2' }, { 'upstream.address': '10.0.0.8:9000' }));
     const set = resp!.response_headers!.response!.header_mutation!.set_headers!;
     expect(set.map((s) => [s.header.key, s.header.raw_value.toString(), s.append_action])).to.deep.equal([['mcp-session-id', 'C', 'OVERWRITE_IF_EXISTS']]);
@@ -241,7 +241,7 @@ describe('Exchange', () => {
       const { ex, store } = make();
       await store.create('D', { pod: '10.0.0.7:9000', backendSessionId: 'D', initBody: Buffer.from(INIT), initPath: '/mcp' });
       const [h] = await ex.handle(requestHeaders({ ':method': 'DELETE', ':path': '/mcp?x=1', 'mcp-session-id': 'D' }, true));
-      expect(h!.mode_override, 'response phase wanted').to.equal(undefined);
+      expect(h!.mode_override, 'response phase wanted').to.deep.equal({ response_header_mode: 'SEND' });
       await ex.handle(responseHeaders({ ':status': status }, attrs));
       expect(await store.lookup('D'), status).to.equal(null);
     }

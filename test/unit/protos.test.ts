@@ -82,7 +82,10 @@ describe('the tuned ext_proc codec (src/protos.ts)', () => {
       ),
     );
     expect(replies.pinnedTo('10.0.0.7:8080', true)).to.deep.equal(
-      continueRequestHeaders({ set: [['x-mcp-pin-pod', '10.0.0.7:8080']], remove: [CLIENT_SESSION_HEADER] }, { clearRouteCache: true }),
+      continueRequestHeaders(
+        { set: [['x-mcp-pin-pod', '10.0.0.7:8080']], remove: [CLIENT_SESSION_HEADER] },
+        { clearRouteCache: true, mode: { response_header_mode: 'SEND' } },
+      ),
     );
     expect(replies.pinnedTo('10.0.0.8:8080', false)).to.not.deep.equal(a);
     expect(

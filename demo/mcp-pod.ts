@@ -67,6 +67,8 @@ interface Seen {
   status?: number;
   /** Any x-mcp-pin-* header that reached the pod, as "name: value" (none should, but mcp-pin's own x-mcp-pin-searched on a session search). */
   pinHeaders?: string[];
+  traceparent?: string;
+  authorization?: string;
 }
 const record = { name, initialize: [] as string[], initialized: [] as string[], requests: [] as Seen[], deleted: [] as string[], reads: [] as string[] };
 const sessions = new Map<string, { transport: StreamableHTTPServerTransport; server: McpServer; subscriptions: Set<string> }>();
@@ -274,6 +276,9 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
     .filter(([h]) => h.startsWith('x-mcp-pin'))
     .map(([h, v]) => `${h}: ${String(v)}`);
   if (leaked.length > 0) seen.pinHeaders = leaked;
+  // What a proxy in between may change: trace context and credentials (tests check they pass).
+  if (typeof req.headers.traceparent === 'string') seen.traceparent = req.headers.traceparent;
+  if (typeof req.headers.authorization === 'string') seen.authorization = req.headers.authorization;
   record.requests.push(seen);
   res.on('finish', () => (seen.status = res.statusCode));
   lastRequestAt = Date.now();

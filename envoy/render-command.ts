@@ -9,10 +9,12 @@
  * at once (exit 2). --eds writes the EDS file the service=eds:<path>
  * discovery watches.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { TemplateError } from '../src/errors.js';
 import { renderEds, writeFileAtomically } from './eds.js';
+import { cutPieces, type Pieces } from './pieces.js';
 import { renderEnvoyConfig } from './render.js';
 import { TEMPLATE_VALUES, TemplateValuesError, ValueProblem, hostPorts, paramsFromValues } from './values.js';
 
@@ -24,12 +26,15 @@ export interface RenderIo {
 }
 
 const usageText = (command: string): string => `usage: ${command} [--list] [--values file.json] [--set name=value ...] [--eds host:port,...] [--out file]
+       ${command} --values file.json [--set ...] --pieces folder [--route-prefix /path]
 
   --values file.json   template values, a JSON object (see --list)
   --set name=value     one value, over the file's (repeatable)
   --list               every template value with its default and meaning
   --eds host:port,...  write the EDS file that service=eds:<path> watches, instead of the config
   --out file           write to this file (atomically: a temporary file renamed over it); default: stdout
+  --pieces folder      write the pieces to merge into an Envoy config of your own instead (docs/own-envoy.md)
+  --route-prefix path  with --pieces: mcp-pin's routes match paths under this prefix (default /)
   --help               this text`;
 
 /** Runs the command; returns its exit code (0 done, 2 a usage or value problem, said on err). */
@@ -38,7 +43,16 @@ export function runRenderCommand(argv: string[], io: RenderIo): number {
     io.err(`render:envoy: ${problem} (see ${io.command} --help)\n`);
     return 2;
   };
-  let args: { help?: boolean; list?: boolean; values?: string; set?: string[]; eds?: string; out?: string };
+  let args: {
+    help?: boolean;
+    list?: boolean;
+    values?: string;
+    set?: string[];
+    eds?: string;
+    out?: string;
+    pieces?: string;
+    'route-prefix'?: string;
+  };
   try {
     args = parseArgs({
       args: argv,
@@ -49,6 +63,8 @@ export function runRenderCommand(argv: string[], io: RenderIo): number {
         set: { type: 'string', multiple: true },
         eds: { type: 'string' },
         out: { type: 'string' },
+        pieces: { type: 'string' },
+        'route-prefix': { type: 'string' },
       },
       strict: true,
       allowPositionals: false,
@@ -66,6 +82,8 @@ export function runRenderCommand(argv: string[], io: RenderIo): number {
     const folder = dirname(resolve(args.out));
     if (!existsSync(folder) || !statSync(folder).isDirectory()) return usage(`--out ${args.out}: folder ${folder} does not exist`);
   }
+  if (args.pieces !== undefined && (args.out !== undefined || args.eds !== undefined)) return usage('--pieces writes a folder: not with --out or --eds');
+  if (args['route-prefix'] !== undefined && args.pieces === undefined) return usage('--route-prefix goes with --pieces');
   if (args.list) {
     for (const [name, spec] of Object.entries(TEMPLATE_VALUES)) io.out(`${name} = ${spec.default ?? '(required)'}\n    ${spec.meaning}\n`);
     return 0;
@@ -86,6 +104,7 @@ export function runRenderCommand(argv: string[], io: RenderIo): number {
       return 2;
     }
     text = rendered.text;
+    if (args.pieces !== undefined) return writePieces(text, args.pieces, args['route-prefix'] ?? '/', io, usage);
   }
 
   if (!args.out) {
@@ -99,6 +118,26 @@ export function runRenderCommand(argv: string[], io: RenderIo): number {
     return 2;
   }
   io.err(`render:envoy: wrote ${args.eds !== undefined ? 'the EDS file' : 'the Envoy config'} ${resolve(args.out)} (${Buffer.byteLength(text)} bytes)\n`);
+  return 0;
+}
+
+/** Writes each piece into the folder (made if missing), naming each on err. */
+function writePieces(config: string, folder: string, routePrefix: string, io: RenderIo, usage: (problem: string) => number): number {
+  let pieces: Pieces;
+  try {
+    pieces = cutPieces(config, { routePrefix });
+  } catch (err) {
+    if (!(err instanceof TemplateError)) throw err;
+    return usage(err.message);
+  }
+  try {
+    mkdirSync(folder, { recursive: true });
+    for (const [name, text] of pieces) writeFileAtomically(join(folder, name), text);
+  } catch (err) {
+    io.err(`render:envoy: cannot write ${folder}: ${(err as Error).message}\n`);
+    return 2;
+  }
+  io.err(`render:envoy: wrote the pieces ${[...pieces.keys()].join(', ')} into ${resolve(folder)} (where each goes: docs/own-envoy.md)\n`);
   return 0;
 }
 

@@ -7,7 +7,7 @@
  */
 import { expect } from 'chai';
 import { execFile, execFileSync } from 'node:child_process';
-import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
 import { renderEds, writeFileAtomically } from '../../envoy/eds.js';
@@ -138,6 +138,29 @@ describe('docker compose: the shipped stack, running (issue 22)', function () {
         encoding: 'utf8',
       });
       expect(inImage).to.equal(inCheckout).and.contain('mcp_pin_internal');
+      // The pieces for an Envoy of one's own too (written by the image's user into a folder it may write).
+      mkdirSync(`${dir}/out`, { mode: 0o777 });
+      chmodSync(`${dir}/out`, 0o777);
+      await dc(
+        'run',
+        '--rm',
+        '--no-deps',
+        '-T',
+        '-v',
+        `${dir}:/values`,
+        'mcp-pin-1',
+        'render-envoy',
+        '--values',
+        '/values/values.json',
+        '--pieces',
+        '/values/out/pieces',
+      );
+      execFileSync(process.execPath, ['--import', 'tsx', `${root}scripts/render-envoy.ts`, '--values', `${dir}/values.json`, '--pieces', `${dir}/here`]);
+      const names = readdirSync(`${dir}/here`).sort();
+      expect(readdirSync(`${dir}/out/pieces`).sort())
+        .to.deep.equal(names)
+        .and.include('http-filters.yaml');
+      for (const name of names) expect(readFileSync(`${dir}/out/pieces/${name}`, 'utf8'), name).to.equal(readFileSync(`${dir}/here/${name}`, 'utf8'));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -28,10 +28,10 @@ function textOf(result: unknown): string {
   return first.text;
 }
 
-export async function connectClient(url: string, opts: { headers?: Record<string, string>; name?: string } = {}): Promise<TestClient> {
+export async function connectClient(url: string, opts: { headers?: Record<string, string>; name?: string; fetch?: typeof fetch } = {}): Promise<TestClient> {
   const seen: SeenResponse[] = [];
   const recordingFetch: typeof fetch = async (input, init) => {
-    const res = await fetch(input, init);
+    const res = await (opts.fetch ?? fetch)(input, init);
     seen.push({ method: init?.method ?? 'GET', status: res.status, sessionId: res.headers.get('mcp-session-id') });
     return res;
   };

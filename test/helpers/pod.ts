@@ -32,7 +32,16 @@ export interface PodRecord {
   deleted: string[];
   /** resources/read URIs, in order. */
   reads: string[];
-  requests: { httpMethod: string; sessionId: string | null; rpcMethod: string | null; protocolVersion?: string; status?: number; pinHeaders?: string[] }[];
+  requests: {
+    httpMethod: string;
+    sessionId: string | null;
+    rpcMethod: string | null;
+    protocolVersion?: string;
+    status?: number;
+    pinHeaders?: string[];
+    traceparent?: string;
+    authorization?: string;
+  }[];
   /** Python pods only: POST/DELETE requests not yet answered in full. */
   inFlight?: number;
 }

@@ -144,6 +144,33 @@ function templatePieces(): { pinnedOptions: Obj; searchOptions: Obj; internalLis
   return { pinnedOptions: cluster('mcp_pinned'), searchOptions: cluster('mcp_search'), internalListener: { ...internal, name: EG_NAMES.internalListener } };
 }
 
+/**
+ * mcp-pin as a container of the gateway's Envoy pod (as in deploy/k8s): its
+ * values file from the ConfigMap, the store URL built from the Redis Secret
+ * in its environment, the sockets on the pod's own emptyDir.
+ */
+function mcpPinContainer(image: string, redisNamespace: string): Obj {
+  return {
+    name: 'mcp-pin',
+    image,
+    env: [
+      { name: 'REDIS_PASSWORD', valueFrom: { secretKeyRef: { name: 'redis-auth', key: 'password' } } },
+      { name: 'MCP_PIN_STORE_URL', value: `redis://:$(REDIS_PASSWORD)@redis.${redisNamespace}.svc.cluster.local:6379` },
+      { name: 'MCP_PIN_CONFIG', value: '/etc/mcp-pin/values.json' },
+    ],
+    volumeMounts: [
+      { name: 'mcp-pin-config', mountPath: '/etc/mcp-pin', readOnly: true },
+      { name: 'mcp-pin-sockets', mountPath: '/run/mcp-pin' },
+    ],
+    ports: [{ name: 'metrics', containerPort: 9464 }],
+    // Ready only while the store answers; alive is not the same as ready.
+    readinessProbe: { httpGet: { path: '/healthz', port: 'metrics' }, periodSeconds: 2 },
+    livenessProbe: { tcpSocket: { port: 'metrics' }, periodSeconds: 10 },
+    resources: { requests: { cpu: '100m', memory: '160Mi' }, limits: { memory: '320Mi' } },
+    securityContext: { runAsUser: 10001, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+  };
+}
+
 /** Every resource of the recipe, in the order to apply them. */
 export function envoyGatewayRecipe(mcpPinImage = 'mcp-pin:0.1.0'): Obj[] {
   const { pinnedOptions, searchOptions, internalListener } = templatePieces();
@@ -181,29 +208,7 @@ export function envoyGatewayRecipe(mcpPinImage = 'mcp-pin:0.1.0'): Obj[] {
                       spec: {
                         containers: [
                           { name: 'envoy', volumeMounts: [{ name: 'mcp-pin-sockets', mountPath: '/run/mcp-pin' }] },
-                          {
-                            name: 'mcp-pin',
-                            image: mcpPinImage,
-                            env: [
-                              { name: 'REDIS_PASSWORD', valueFrom: { secretKeyRef: { name: 'redis-auth', key: 'password' } } },
-                              { name: 'MCP_PIN_STORE_URL', value: `redis://:$(REDIS_PASSWORD)@redis.${ns}.svc.cluster.local:6379` },
-                              { name: 'MCP_PIN_CONFIG', value: '/etc/mcp-pin/values.json' },
-                            ],
-                            volumeMounts: [
-                              { name: 'mcp-pin-config', mountPath: '/etc/mcp-pin', readOnly: true },
-                              { name: 'mcp-pin-sockets', mountPath: '/run/mcp-pin' },
-                            ],
-                            ports: [{ name: 'metrics', containerPort: 9464 }],
-                            readinessProbe: { httpGet: { path: '/healthz', port: 'metrics' }, periodSeconds: 2 },
-                            livenessProbe: { tcpSocket: { port: 'metrics' }, periodSeconds: 10 },
-                            resources: { requests: { cpu: '100m', memory: '160Mi' }, limits: { memory: '320Mi' } },
-                            securityContext: {
-                              runAsUser: 10001,
-                              allowPrivilegeEscalation: false,
-                              readOnlyRootFilesystem: true,
-                              capabilities: { drop: ['ALL'] },
-                            },
-                          },
+                          mcpPinContainer(mcpPinImage, ns),
                         ],
                         volumes: [
                           { name: 'mcp-pin-sockets', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } },
@@ -322,4 +327,246 @@ export function envoyGatewayRecipe(mcpPinImage = 'mcp-pin:0.1.0'): Obj[] {
       },
     },
   ];
+}
+
+/**
+ * The Istio recipe (deploy/gateway/istio.yaml and istio-gateway-patch.yaml):
+ * an ingress gateway's routes as a VirtualService (retries, timeouts, the
+ * client's session id back), the pinned and search clusters as
+ * DestinationRule subsets of the same pods, and an EnvoyFilter carrying
+ * mcp-pin's filters, the clusters' load balancing and upstream filters, the
+ * mcp-pin cluster and the internal listener, cut from the template's pieces.
+ *
+ * Written from Istio 1.30.3 (istio/istio at that tag: the CRDs in
+ * manifests/charts/base/files/crd-all.gen.yaml, pilot's gateway, route,
+ * retry and EnvoyFilter code), whose proxy builds Envoy main of 2026-06-30
+ * (istio/proxy 81864a1, between 1.38 and 1.39).
+ */
+export const ISTIO = {
+  version: '1.30.3',
+  envoy: '1.38',
+  namespace: 'mcp',
+  /** The ingress gateway's namespace and its pods' label (Istio's defaults). */
+  gatewayNamespace: 'istio-system',
+  gatewayLabels: { istio: 'ingressgateway' },
+  gatewayDeployment: 'istio-ingressgateway',
+  /** Service port 80 on the gateway's container port 8080 (the default ingress gateway). */
+  serverPort: 80,
+  targetPort: 8080,
+  host: `${ENVOY_GATEWAY.service.name}.mcp.svc.cluster.local`,
+  mcpPinSocket: '/run/mcp-pin/mcp-pin.sock',
+  internalSocket: '/run/mcp-pin/envoy-internal.sock',
+} as const;
+
+/** Names Istio 1.30.3 gives what it generates (gatewayRDSRouteName, util.DomainName, BuildSubsetKey). */
+export const ISTIO_NAMES = {
+  listener: `0.0.0.0_${ISTIO.targetPort}`,
+  routeConfig: `http.${ISTIO.targetPort}`,
+  virtualHost: `*:${ISTIO.serverPort}`,
+  cluster: (subset: 'pinned' | 'search' | ''): string => `outbound|${ENVOY_GATEWAY.service.port}|${subset}|${ISTIO.host}`,
+};
+
+export const ISTIO_ROUTES = ['mcp-pinned-delete', 'mcp-pinned', 'mcp-search', 'mcp'] as const;
+/** Each route's place in the whole config's route list (envoy/envoy.template.yaml): pinned DELETE, pinned, search, service. */
+const WHOLE_CONFIG_ROUTE: Record<(typeof ISTIO_ROUTES)[number], number> = { 'mcp-pinned-delete': 2, 'mcp-pinned': 4, 'mcp-search': 5, mcp: 6 };
+
+export function istioValues(): Record<string, unknown> {
+  const pods = `dns:${ENVOY_GATEWAY.podsService}.${ISTIO.namespace}.svc.cluster.local:${ENVOY_GATEWAY.service.port}`;
+  return {
+    extProc: `unix:${ISTIO.mcpPinSocket}`,
+    internalAddress: `unix:${ISTIO.internalSocket}`,
+    service: pods,
+    envoyVersion: ISTIO.envoy,
+    holdSafeResponses: false,
+    replayAfterReset: '',
+    mcpPin: { pinAllow: pods },
+  };
+}
+
+/** The pieces the EnvoyFilter carries, with the template's cluster names replaced by Istio's. */
+function istioPieces(): { filters: Obj[]; clusters: Obj[]; internalListener: Obj; routeFilters: (i: number) => Obj } {
+  const rendered = renderEnvoyConfig(paramsFromValues(istioValues() as Parameters<typeof paramsFromValues>[0]));
+  const pieces = cutPieces(rendered, { routePrefix: ENVOY_GATEWAY.path });
+  const renamed: Record<string, Record<string, string>> = { cluster: { mcp_pinned: ISTIO_NAMES.cluster('pinned') } };
+  const rename = (v: unknown, key = ''): unknown => {
+    if (Array.isArray(v)) return v.map((x) => rename(x));
+    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, rename(x, k)]));
+    return typeof v === 'string' ? (renamed[key]?.[v] ?? v) : v;
+  };
+  const get = (name: string): unknown => rename(parse(pieces.get(name) as string));
+  // Only what works without Envoy's MCP filter: the header strip, the body buffer, ext_proc.
+  const kept = ['mcp_pin.header_mutation', 'mcp_pin.buffer', 'mcp_pin.ext_proc'];
+  const filters = (get('http-filters.yaml') as Obj[]).filter((f) => kept.includes(f.name as string));
+  const vhost = get('virtual-host.yaml') as { routes: Obj[] };
+  const listeners = get('listeners.yaml') as Obj[];
+  return {
+    filters,
+    clusters: get('clusters.yaml') as Obj[],
+    internalListener: { ...(listeners.find((l) => l.name === 'mcp_pin_internal') as Obj), name: 'mcp-pin-internal' },
+    // The filters the whole config's route of the same kind turns on, those kept here.
+    routeFilters: (i: number) =>
+      Object.fromEntries(Object.entries((vhost.routes[i] as { typed_per_filter_config: Obj }).typed_per_filter_config).filter(([k]) => kept.includes(k))),
+  };
+}
+
+function istioRoute(name: (typeof ISTIO_ROUTES)[number], match: Obj, subset: string, extra: Obj): Obj {
+  return {
+    name,
+    match: [{ uri: { prefix: ENVOY_GATEWAY.path }, ...match }],
+    route: [{ destination: { host: ISTIO.host, ...(subset ? { subset } : {}), port: { number: ENVOY_GATEWAY.service.port } } }],
+    // SSE streams live as long as they need.
+    timeout: '0s',
+    ...extra,
+  };
+}
+
+/** Every resource of the Istio recipe, in the order to apply them. */
+export function istioRecipe(): Obj[] {
+  const { filters, clusters, internalListener, routeFilters } = istioPieces();
+  const clusterOf = (name: string): Obj => clusters.find((c) => c.name === name) as Obj;
+  const pinned = clusterOf('mcp_pinned');
+  const gatewayMatch = { context: 'GATEWAY' };
+  const routeMatch = (route: string): Obj => ({
+    ...gatewayMatch,
+    routeConfiguration: { vhost: { name: ISTIO_NAMES.virtualHost, route: { name: route } } },
+  });
+  const clientSessionBack = { headers: { response: { set: { 'mcp-session-id': '%REQ(x-mcp-pin-client-session)%' } } } };
+  const lost = '404,400';
+  return [
+    {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'mcp-pin-config', namespace: ISTIO.gatewayNamespace },
+      data: { 'values.json': `${JSON.stringify(istioValues(), null, 2)}\n` },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: ENVOY_GATEWAY.podsService, namespace: ISTIO.namespace },
+      spec: { clusterIP: 'None', selector: { app: ENVOY_GATEWAY.service.name }, ports: [{ name: 'http', port: ENVOY_GATEWAY.service.port }] },
+    },
+    {
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'Gateway',
+      metadata: { name: 'mcp', namespace: ISTIO.namespace },
+      spec: { selector: ISTIO.gatewayLabels, servers: [{ port: { number: ISTIO.serverPort, name: 'http', protocol: 'HTTP' }, hosts: ['*'] }] },
+    },
+    {
+      // The pinned and search clusters: the same pods, clusters of their own (their own upstream filters).
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'DestinationRule',
+      metadata: { name: ENVOY_GATEWAY.service.name, namespace: ISTIO.namespace },
+      spec: {
+        host: ISTIO.host,
+        subsets: [
+          { name: 'pinned', labels: { app: ENVOY_GATEWAY.service.name } },
+          { name: 'search', labels: { app: ENVOY_GATEWAY.service.name } },
+        ],
+      },
+    },
+    {
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'VirtualService',
+      metadata: { name: 'mcp', namespace: ISTIO.namespace },
+      spec: {
+        hosts: ['*'],
+        gateways: ['mcp'],
+        http: [
+          // A pinned DELETE ends the session: never retried elsewhere.
+          istioRoute('mcp-pinned-delete', { headers: { 'x-mcp-pin-dst': { regex: '.+' } }, method: { exact: 'DELETE' } }, 'pinned', {
+            retries: { attempts: 0 },
+            ...clientSessionBack,
+          }),
+          istioRoute('mcp-pinned', { headers: { 'x-mcp-pin-dst': { regex: '.+' } } }, 'pinned', {
+            retries: { attempts: 2, retryOn: `connect-failure,retriable-status-codes,${lost}`, retryIgnorePreviousHosts: true },
+            ...clientSessionBack,
+          }),
+          istioRoute('mcp-search', { headers: { 'mcp-session-id': { regex: '.+' } } }, 'search', {
+            retries: { attempts: 63, retryOn: `connect-failure,retriable-status-codes,${lost}`, retryIgnorePreviousHosts: true },
+          }),
+          istioRoute('mcp', {}, '', { retries: { attempts: 63, retryOn: 'connect-failure', retryIgnorePreviousHosts: true } }),
+        ],
+      },
+    },
+    {
+      apiVersion: 'networking.istio.io/v1alpha3',
+      kind: 'EnvoyFilter',
+      metadata: { name: 'mcp-pin', namespace: ISTIO.gatewayNamespace },
+      spec: {
+        workloadSelector: { labels: ISTIO.gatewayLabels },
+        configPatches: [
+          // mcp-pin's filters, before the router: the strip on, the others off unless a route of mcp-pin's turns them on.
+          ...filters.map((value) => ({
+            applyTo: 'HTTP_FILTER',
+            match: {
+              ...gatewayMatch,
+              listener: {
+                portNumber: ISTIO.targetPort,
+                filterChain: { filter: { name: 'envoy.filters.network.http_connection_manager', subFilter: { name: 'envoy.filters.http.router' } } },
+              },
+            },
+            patch: { operation: 'INSERT_BEFORE', value },
+          })),
+          // The VirtualService's routes turn them on (the whole config's pinned routes' filters).
+          ...ISTIO_ROUTES.map((route) => ({
+            applyTo: 'HTTP_ROUTE',
+            match: routeMatch(route),
+            patch: { operation: 'MERGE', value: { typed_per_filter_config: routeFilters(WHOLE_CONFIG_ROUTE[route]) } },
+          })),
+          // A search asks each pod once: enough host picks to find one not yet asked.
+          {
+            applyTo: 'HTTP_ROUTE',
+            match: routeMatch('mcp-search'),
+            patch: { operation: 'MERGE', value: { route: { retry_policy: { host_selection_retry_max_attempts: 64 } } } },
+          },
+          // The pinned subset: the pod named by the pin header; the pin header off once it is chosen; mcp-pin on retries.
+          {
+            applyTo: 'CLUSTER',
+            match: { ...gatewayMatch, cluster: { service: ISTIO.host, portNumber: ENVOY_GATEWAY.service.port, subset: 'pinned' } },
+            patch: {
+              operation: 'MERGE',
+              value: { load_balancing_policy: pinned.load_balancing_policy, typed_extension_protocol_options: pinned.typed_extension_protocol_options },
+            },
+          },
+          // The search subset: mcp-pin ends a search at the first pod asked twice.
+          {
+            applyTo: 'CLUSTER',
+            match: { ...gatewayMatch, cluster: { service: ISTIO.host, portNumber: ENVOY_GATEWAY.service.port, subset: 'search' } },
+            patch: { operation: 'MERGE', value: { typed_extension_protocol_options: clusterOf('mcp_search').typed_extension_protocol_options } },
+          },
+          // mcp-pin, on the pod's socket, health-checked.
+          { applyTo: 'CLUSTER', match: gatewayMatch, patch: { operation: 'ADD', value: clusterOf('mcp_pin') } },
+          // The internal listener mcp-pin re-initializes through.
+          { applyTo: 'LISTENER', match: gatewayMatch, patch: { operation: 'ADD', value: internalListener } },
+        ],
+      },
+    },
+  ];
+}
+
+/**
+ * The ingress gateway Deployment's patch (kubectl patch --type strategic):
+ * mcp-pin as a container of each gateway pod, the sockets on the pod's own
+ * emptyDir, and Envoy's runtime flag (Istio's runtimeValues).
+ */
+export function istioGatewayPatch(mcpPinImage = 'mcp-pin:0.1.0'): Obj {
+  return {
+    spec: {
+      template: {
+        metadata: {
+          annotations: { 'proxy.istio.io/config': JSON.stringify({ runtimeValues: { 'envoy.reloadable_features.ext_proc_graceful_grpc_close': 'true' } }) },
+        },
+        spec: {
+          containers: [
+            { name: 'istio-proxy', volumeMounts: [{ name: 'mcp-pin-sockets', mountPath: '/run/mcp-pin' }] },
+            mcpPinContainer(mcpPinImage, ISTIO.namespace),
+          ],
+          volumes: [
+            { name: 'mcp-pin-sockets', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } },
+            { name: 'mcp-pin-config', configMap: { name: 'mcp-pin-config' } },
+          ],
+        },
+      },
+    },
+  };
 }

@@ -293,6 +293,164 @@ export const EnvoyPatchPolicy = z.strictObject({
   }),
 });
 
+// Istio (networking.istio.io), written from Istio 1.30.3's CRDs (manifests/charts/base/files/crd-all.gen.yaml).
+const istioDuration = z.string().regex(/^([0-9]+(\.[0-9]+)?(h|m|s|ms|us|ns))+$/, 'a protobuf Duration');
+const stringMatch = z
+  .strictObject({ exact: z.string().optional(), prefix: z.string().optional(), regex: z.string().optional() })
+  .refine((m) => [m.exact, m.prefix, m.regex].filter((x) => x !== undefined).length === 1, 'exactly one of exact, prefix, regex');
+const headerOperations = z.strictObject({
+  set: z.record(z.string(), z.string()).optional(),
+  add: z.record(z.string(), z.string()).optional(),
+  remove: z.array(z.string()).optional(),
+});
+export const IstioGateway = z.strictObject({
+  apiVersion: z.enum(['networking.istio.io/v1', 'networking.istio.io/v1beta1', 'networking.istio.io/v1alpha3']),
+  kind: z.literal('Gateway'),
+  metadata,
+  spec: z.strictObject({
+    selector: z.record(z.string(), z.string()).optional(),
+    servers: z.array(
+      z.strictObject({
+        port: z.strictObject({
+          number: z.number().int().min(0).max(4294967295),
+          protocol: z.string(),
+          name: z.string(),
+          targetPort: z.number().int().optional(),
+        }),
+        hosts: z.array(z.string()).min(1),
+        bind: z.string().optional(),
+        name: z.string().optional(),
+      }),
+    ),
+  }),
+});
+export const VirtualService = z.strictObject({
+  apiVersion: z.enum(['networking.istio.io/v1', 'networking.istio.io/v1beta1', 'networking.istio.io/v1alpha3']),
+  kind: z.literal('VirtualService'),
+  metadata,
+  spec: z.strictObject({
+    hosts: z.array(z.string()).optional(),
+    gateways: z.array(z.string()).optional(),
+    http: z
+      .array(
+        z.strictObject({
+          name: z.string().optional(),
+          match: z
+            .array(
+              z.strictObject({
+                name: z.string().optional(),
+                uri: stringMatch.optional(),
+                method: stringMatch.optional(),
+                headers: z.record(z.string(), stringMatch).optional(),
+                ignoreUriCase: z.boolean().optional(),
+              }),
+            )
+            .optional(),
+          route: z
+            .array(
+              z.strictObject({
+                destination: z.strictObject({
+                  host: z.string(),
+                  subset: z.string().optional(),
+                  port: z.strictObject({ number: z.number().int().min(0).max(4294967295) }).optional(),
+                }),
+                weight: z.number().int().optional(),
+              }),
+            )
+            .optional(),
+          timeout: istioDuration.optional(),
+          retries: z
+            .strictObject({
+              attempts: z.number().int().optional(),
+              perTryTimeout: istioDuration.optional(),
+              retryOn: z.string().optional(),
+              retryRemoteLocalities: z.boolean().optional(),
+              retryIgnorePreviousHosts: z.boolean().optional(),
+              backoff: istioDuration.optional(),
+            })
+            .optional(),
+          headers: z.strictObject({ request: headerOperations.optional(), response: headerOperations.optional() }).optional(),
+        }),
+      )
+      .optional(),
+  }),
+});
+export const DestinationRule = z.strictObject({
+  apiVersion: z.enum(['networking.istio.io/v1', 'networking.istio.io/v1beta1', 'networking.istio.io/v1alpha3']),
+  kind: z.literal('DestinationRule'),
+  metadata,
+  spec: z.strictObject({
+    host: z.string(),
+    subsets: z.array(z.strictObject({ name: z.string(), labels: z.record(z.string(), z.string()).optional() })).optional(),
+  }),
+});
+const envoyFilterMatch = z
+  .strictObject({
+    context: z.enum(['ANY', 'SIDECAR_INBOUND', 'SIDECAR_OUTBOUND', 'GATEWAY', 'WAYPOINT']).optional(),
+    listener: z
+      .strictObject({
+        portNumber: z.number().int().optional(),
+        name: z.string().optional(),
+        filterChain: z
+          .strictObject({
+            name: z.string().optional(),
+            filter: z.strictObject({ name: z.string().optional(), subFilter: z.strictObject({ name: z.string().optional() }).optional() }).optional(),
+          })
+          .optional(),
+      })
+      .optional(),
+    routeConfiguration: z
+      .strictObject({
+        portNumber: z.number().int().optional(),
+        name: z.string().optional(),
+        gateway: z.string().optional(),
+        vhost: z
+          .strictObject({
+            name: z.string().optional(),
+            route: z.strictObject({ name: z.string().optional(), action: z.enum(['ANY', 'ROUTE', 'REDIRECT', 'DIRECT_RESPONSE']).optional() }).optional(),
+          })
+          .optional(),
+      })
+      .optional(),
+    cluster: z
+      .strictObject({ portNumber: z.number().int().optional(), service: z.string().optional(), subset: z.string().optional(), name: z.string().optional() })
+      .optional(),
+  })
+  .refine((m) => [m.listener, m.routeConfiguration, m.cluster].filter((x) => x !== undefined).length <= 1, 'one of listener, routeConfiguration, cluster');
+export const EnvoyFilter = z.strictObject({
+  apiVersion: z.literal('networking.istio.io/v1alpha3'),
+  kind: z.literal('EnvoyFilter'),
+  metadata,
+  spec: z.strictObject({
+    workloadSelector: z.strictObject({ labels: z.record(z.string(), z.string()) }).optional(),
+    priority: z.number().int().optional(),
+    configPatches: z.array(
+      z.strictObject({
+        applyTo: z.enum([
+          'INVALID',
+          'LISTENER',
+          'FILTER_CHAIN',
+          'NETWORK_FILTER',
+          'HTTP_FILTER',
+          'ROUTE_CONFIGURATION',
+          'VIRTUAL_HOST',
+          'HTTP_ROUTE',
+          'CLUSTER',
+          'EXTENSION_CONFIG',
+          'BOOTSTRAP',
+          'LISTENER_FILTER',
+        ]),
+        match: envoyFilterMatch.optional(),
+        patch: z.strictObject({
+          operation: z.enum(['INVALID', 'MERGE', 'ADD', 'REMOVE', 'INSERT_BEFORE', 'INSERT_AFTER', 'INSERT_FIRST', 'REPLACE']),
+          value: z.record(z.string(), z.unknown()).optional(),
+          filterClass: z.enum(['UNSPECIFIED', 'AUTHN', 'AUTHZ', 'STATS']).optional(),
+        }),
+      }),
+    ),
+  }),
+});
+
 /** Core kinds the recipes carry, checked for the fields they use. */
 export const ConfigMap = z.strictObject({ apiVersion: z.literal('v1'), kind: z.literal('ConfigMap'), metadata, data: z.record(z.string(), z.string()) });
 export const Service = z.strictObject({
@@ -306,6 +464,7 @@ export const Service = z.strictObject({
   }),
 });
 
+/** Envoy Gateway's and Gateway API's kinds, and the core ones. */
 export const SCHEMAS: Record<string, z.ZodType> = {
   HTTPRoute,
   EnvoyExtensionPolicy,
@@ -318,12 +477,28 @@ export const SCHEMAS: Record<string, z.ZodType> = {
   Service,
 };
 
+/** Istio's kinds, and the core ones (Gateway is Istio's own here, not Gateway API's). */
+export const ISTIO_SCHEMAS: Record<string, z.ZodType> = { Gateway: IstioGateway, VirtualService, DestinationRule, EnvoyFilter, ConfigMap, Service };
+
+/** The ingress gateway Deployment's strategic-merge patch: what it adds (containers by name, volumes, the pod annotation). */
+export const DeploymentPatch = z.strictObject({
+  spec: z.strictObject({
+    template: z.strictObject({
+      metadata: z.strictObject({ annotations: z.record(z.string(), z.string()) }).optional(),
+      spec: z.strictObject({
+        containers: z.array(z.looseObject({ name: z.string() })),
+        volumes: z.array(z.looseObject({ name: z.string() })).optional(),
+      }),
+    }),
+  }),
+});
+
 /** Every problem of every document, or none. */
-export function validateManifests(docs: unknown[]): string[] {
+export function validateManifests(docs: unknown[], schemas: Record<string, z.ZodType> = SCHEMAS): string[] {
   const problems: string[] = [];
   docs.forEach((doc, i) => {
     const k = (doc as { kind?: string }).kind ?? '(no kind)';
-    const schema = SCHEMAS[k];
+    const schema = schemas[k];
     if (!schema) {
       problems.push(`document ${i}: kind ${k} is not in the schema subset`);
       return;

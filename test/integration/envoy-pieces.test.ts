@@ -236,7 +236,12 @@ describe('mcp-pin merged into an Envoy config of your own (issue 30 item 2)', fu
             (r) => r.text(),
             () => '',
           );
-          return text.includes('mcp_pin::') && text.includes('health_flags::healthy') && 'healthy';
+          // mcp-pin healthy, and the server live (its listeners bound: they come up after the clusters).
+          const live = await fetch(`http://127.0.0.1:${ports.admin}/ready`).then(
+            (r) => r.ok,
+            () => false,
+          );
+          return live && text.includes('mcp_pin::') && text.includes('health_flags::healthy') && 'healthy';
         },
         'mcp-pin healthy in the merged Envoy',
         30_000,

@@ -32,6 +32,8 @@ import type { ForwardRequest, ForwardResponse, Forwarder } from '../../src/recov
 import { HttpRecoverer } from '../../src/recovery/http-recoverer.js';
 import { CachedStore } from '../../src/sessions/cached-store.js';
 import { MemoryStore } from '../../src/sessions/memory-store.js';
+import { TimedStore } from '../../src/sessions/timed-store.js';
+import { StoreError } from '../../src/errors.js';
 import type { SessionStore } from '../../src/sessions/store.js';
 import { ENVOY_DEFAULTS } from '../../envoy/params.js';
 import { CLIENT_SESSION_HEADER } from '../../src/mcp-headers.js';
@@ -113,12 +115,54 @@ export interface Violation {
   detail: string;
 }
 
+/**
+ * What one store call meets on its way (issue 28 item 2): nothing; a store
+ * that never got it (Redis down: the call fails, nothing was written); or an
+ * answer that never came back (a timeout after Redis ran it: the write may
+ * have happened, and the caller cannot know).
+ */
+export type StoreFault = 'none' | 'unreachable' | 'lost-answer';
+
+/** The store with a fault plan: each call, of either replica, takes the plan's next entry (past its end: none). */
+function faultyStore(inner: SessionStore, nextFault: () => StoreFault): SessionStore {
+  const wrap =
+    <A extends unknown[], R>(op: string, fn: (...a: A) => Promise<R>) =>
+    async (...a: A): Promise<R> => {
+      const fault = nextFault();
+      if (fault === 'unreachable') throw new StoreError('MCP_PIN_STORE_UNAVAILABLE', `sim: ${op} did not reach the store`);
+      const result = await fn(...a);
+      if (fault === 'lost-answer') throw new StoreError('MCP_PIN_STORE_TIMEOUT', `sim: ${op} ran, its answer was lost`);
+      return result;
+    };
+  return {
+    lookup: wrap('lookup', inner.lookup.bind(inner)),
+    create: wrap('create', inner.create.bind(inner)),
+    adopt: wrap('adopt', inner.adopt.bind(inner)),
+    load: wrap('load', inner.load.bind(inner)),
+    replacePin: wrap('replacePin', inner.replacePin.bind(inner)),
+    changeState: wrap('changeState', inner.changeState.bind(inner)),
+    remove: wrap('remove', inner.remove.bind(inner)),
+    removeIfGeneration: wrap('removeIfGeneration', inner.removeIfGeneration.bind(inner)),
+    rememberUnknown: wrap('rememberUnknown', inner.rememberUnknown.bind(inner)),
+    isRememberedUnknown: wrap('isRememberedUnknown', inner.isRememberedUnknown.bind(inner)),
+    tryLock: wrap('tryLock', inner.tryLock.bind(inner)),
+    unlock: wrap('unlock', inner.unlock.bind(inner)),
+    ping: wrap('ping', inner.ping.bind(inner)),
+    close: () => inner.close(),
+  };
+}
+
 /** The store as one process sees another: every call answers in an order the scheduler picks. */
 function scheduledStore(inner: SessionStore, s: Scheduler): SessionStore {
   const wrap =
     <A extends unknown[], R>(fn: (...a: A) => Promise<R>) =>
-    (...a: A): Promise<R> =>
-      s.schedule(fn(...a));
+    (...a: A): Promise<R> => {
+      // The call runs now; its answer (or error) comes when the scheduler says. An error is
+      // observed here too, so one whose answer the run never delivers is not an unhandled rejection.
+      const answer = fn(...a);
+      answer.catch(() => {});
+      return s.schedule(answer);
+    };
   return {
     lookup: wrap(inner.lookup.bind(inner)),
     create: wrap(inner.create.bind(inner)),
@@ -159,6 +203,10 @@ function wire(h: Headers): { headers: { headers: { key: string; raw_value: Buffe
 export interface WorldOptions {
   /** Each replica's pin cache (--pin-cache-ms); 0: off. */
   pinCacheMs?: number;
+  /** The shared store, given the world's clock (default: a MemoryStore); a RedisStore runs the real Lua scripts. */
+  store?: (now: () => number) => SessionStore;
+  /** What each replica's store calls meet, in order (default: nothing). */
+  storeFaults?: readonly StoreFault[];
 }
 
 export class World {
@@ -170,7 +218,7 @@ export class World {
   );
   /** Why a client's record may be gone: DELETE answered, or a pod refused its stored initialize (4xx). */
   readonly mayBeGone = new Map<string, string>();
-  private readonly shared: MemoryStore;
+  private readonly shared: SessionStore;
   private readonly replicas: { exchangeDeps: ConstructorParameters<typeof Exchange>[0]; recoverer: HttpRecoverer; store: SessionStore }[];
   /** Re-initializes on the wire now, per client: at most one (I4). */
   private readonly reinitInFlight = new Map<string, number>();
@@ -180,13 +228,15 @@ export class World {
   reinitializes = 0;
   /** How many requests recoveries sent to rebuild session state (I8's coverage). */
   stateReplays = 0;
+  /** Store calls the replicas made through the fault plan (its entries used). */
+  storeCalls = 0;
 
   constructor(
     private readonly s: Scheduler,
     readonly clients: string[],
     opts: WorldOptions = {},
   ) {
-    this.shared = new MemoryStore({ sessionTtlMs: 3_600_000, now: this.clock.now });
+    this.shared = opts.store ? opts.store(this.clock.now) : new MemoryStore({ sessionTtlMs: 3_600_000, now: this.clock.now });
     const log = pino({ level: 'silent' });
     const cfg = {
       pinHeader: PIN_HEADER,
@@ -198,9 +248,12 @@ export class World {
       maxInitBodyBytes: 65536,
       relayBudgetBytes: 64 << 20,
     };
+    const nextFault = (): StoreFault => opts.storeFaults?.[this.storeCalls++] ?? 'none';
     this.replicas = [0, 1].map(() => {
       const metrics = new Metrics();
-      const scheduled = scheduledStore(this.shared, s);
+      // As it ships (src/sessions/index.ts): the store timed for metrics, under the pin cache.
+      const timed = new TimedStore(this.shared, () => {});
+      const scheduled = scheduledStore(opts.storeFaults?.length ? faultyStore(timed, nextFault) : timed, s);
       const store = (opts.pinCacheMs ?? 0) > 0 ? new CachedStore(scheduled, { ttlMs: opts.pinCacheMs!, now: this.clock.now }) : scheduled;
       const recoverer = new HttpRecoverer({ cfg, store, log, metrics, forwarder: this.forwarder(), clock: this.clock });
       return { exchangeDeps: { store, cfg, log, metrics }, recoverer, store };
@@ -209,6 +262,8 @@ export class World {
 
   /** Each client starts with a session on a pod, made by an initialize at /mcp. */
   async seed(): Promise<void> {
+    // A RedisStore connects first (it queues nothing while offline, as it ships).
+    await (this.shared as { connect?: () => Promise<void> }).connect?.();
     for (const [i, c] of this.clients.entries()) {
       const pod = PODS[i % PODS.length]!;
       this.pods.get(pod)!.sessions.add(c);

@@ -4,9 +4,10 @@
  * recovery-interleavings.test.ts, but part of them run on RedisStore, with
  * its Lua scripts, against a redis-server of this test's own (each run
  * under a key prefix of its own), and every run gives the replicas' store
- * calls a fault plan: a call that never reaches the store (nothing written)
- * or whose answer is lost after the store ran it (the write happened, the
- * caller cannot know).
+ * calls a fault plan: a call that never reaches the store (nothing written),
+ * whose answer is lost after the store ran it (the write happened, the
+ * caller cannot know), or that times out (--store-timeout-ms of virtual
+ * time) after the store ran it.
  *
  * `PROTOCOL_STORE_RUNS` sets the number of schedules (default 1,000);
  * `PROTOCOL_SEED` and `PROTOCOL_PATH` replay one, as for the other property.
@@ -21,13 +22,15 @@ import { Coverage, type StoreFault, World } from './world.js';
 let redis: RedisHandle | undefined;
 let run = 0;
 const coverage = new Coverage();
-const faultsSeen = { unreachable: 0, 'lost-answer': 0, redisRuns: 0 };
+const faultsSeen = { unreachable: 0, 'lost-answer': 0, timeout: 0, redisRuns: 0 };
 
 const faultPlan = fc.oneof(
   { weight: 1, arbitrary: fc.constant<StoreFault[]>([]) },
   {
     weight: 3,
-    arbitrary: fc.array(fc.constantFrom<StoreFault>('none', 'none', 'none', 'none', 'none', 'none', 'unreachable', 'lost-answer'), { maxLength: 40 }),
+    arbitrary: fc.array(fc.constantFrom<StoreFault>('none', 'none', 'none', 'none', 'none', 'none', 'none', 'none', 'unreachable', 'lost-answer', 'timeout'), {
+      maxLength: 40,
+    }),
   },
 );
 
@@ -73,7 +76,7 @@ const property = fc.asyncProperty(
 /** Schedules that once failed: replayed on every run. */
 const REGRESSIONS: { seed: number; path: string; why: string }[] = [
   // Found with src/sessions/lua/lock-1.lua made to take a lock someone else held (the run as generated, replayed from its seed).
-  { seed: 566746220, path: '198', why: "RedisStore's lock script taking a held lock: two replicas re-initialized one session at once (I6)" },
+  { seed: -1334046262, path: '207', why: "RedisStore's lock script taking a held lock: two replicas re-initialized one session at once (I6)" },
 ];
 
 describe('recovery protocol: invariants on the real store, with store calls that fail (issue 28 item 2)', function () {
@@ -90,14 +93,16 @@ describe('recovery protocol: invariants on the real store, with store calls that
     const seed = process.env.PROTOCOL_SEED ? Number(process.env.PROTOCOL_SEED) : undefined;
     const path = process.env.PROTOCOL_PATH;
     const started = Date.now();
-    await fc.assert(property, { numRuns, ...(seed !== undefined ? { seed } : {}), ...(path ? { path, endOnFailure: true } : {}) });
+    // No shrinking: on Redis it takes minutes, and the failing run as generated (its seed and path) is what a regression case keeps.
+    await fc.assert(property, { numRuns, endOnFailure: true, ...(seed !== undefined ? { seed } : {}), ...(path ? { path } : {}) });
     console.log(
-      `      ${numRuns} schedules in ${((Date.now() - started) / 1000).toFixed(1)} s (${faultsSeen.redisRuns} on Redis; store calls that failed: ${faultsSeen.unreachable} unreachable, ${faultsSeen['lost-answer']} answers lost); runs that exercised: ${coverage.toString()}`,
+      `      ${numRuns} schedules in ${((Date.now() - started) / 1000).toFixed(1)} s (${faultsSeen.redisRuns} on Redis; store calls that failed: ${faultsSeen.unreachable} unreachable, ${faultsSeen['lost-answer']} answers lost, ${faultsSeen.timeout} timed out); runs that exercised: ${coverage.toString()}`,
     );
     if (!seed && !path && numRuns >= 1000) {
       expect(faultsSeen.redisRuns, 'runs on RedisStore').to.be.greaterThan(numRuns / 2);
       expect(faultsSeen.unreachable, 'calls that never reached the store').to.be.greaterThan(numRuns / 10);
       expect(faultsSeen['lost-answer'], 'calls whose answer was lost').to.be.greaterThan(numRuns / 10);
+      expect(faultsSeen.timeout, 'calls that timed out').to.be.greaterThan(numRuns / 10);
       expect(coverage.counts['re-initialize'] ?? 0, 'runs with a re-initialize').to.be.greaterThan(numRuns / 20);
     }
   });

@@ -200,6 +200,8 @@ export const SHIPPED = {
   lostSessionStatuses: MCP_PIN.lostSessionStatuses,
   /** mcp-pin's --recovery-timeout-ms default. */
   recoveryTimeoutMs: MCP_PIN.recoveryTimeoutMs,
+  /** mcp-pin's --store-timeout-ms default: how long a store call may take before it fails. */
+  storeTimeoutMs: MCP_PIN.storeTimeoutMs,
   upstreamExtProcOn: SHIPPED_ENVOY.upstreamExtProcOn,
   messageTimeoutMs: SHIPPED_ENVOY.messageTimeoutMs,
   maxMessageTimeoutMs: SHIPPED_ENVOY.maxMessageTimeoutMs,

@@ -117,14 +117,15 @@ export interface Violation {
 
 /**
  * What one store call meets on its way (issue 28 item 2): nothing; a store
- * that never got it (Redis down: the call fails, nothing was written); or an
- * answer that never came back (a timeout after Redis ran it: the write may
- * have happened, and the caller cannot know).
+ * that never got it (Redis down: the call fails, nothing was written); an
+ * answer lost after the store ran it (the write happened, the caller cannot
+ * know); or a store so slow that the call times out (--store-timeout-ms of
+ * virtual time), its write done meanwhile.
  */
-export type StoreFault = 'none' | 'unreachable' | 'lost-answer';
+export type StoreFault = 'none' | 'unreachable' | 'lost-answer' | 'timeout';
 
 /** The store with a fault plan: each call, of either replica, takes the plan's next entry (past its end: none). */
-function faultyStore(inner: SessionStore, nextFault: () => StoreFault): SessionStore {
+function faultyStore(inner: SessionStore, nextFault: () => StoreFault, sleep: (ms: number) => Promise<void>): SessionStore {
   const wrap =
     <A extends unknown[], R>(op: string, fn: (...a: A) => Promise<R>) =>
     async (...a: A): Promise<R> => {
@@ -132,6 +133,10 @@ function faultyStore(inner: SessionStore, nextFault: () => StoreFault): SessionS
       if (fault === 'unreachable') throw new StoreError('MCP_PIN_STORE_UNAVAILABLE', `sim: ${op} did not reach the store`);
       const result = await fn(...a);
       if (fault === 'lost-answer') throw new StoreError('MCP_PIN_STORE_TIMEOUT', `sim: ${op} ran, its answer was lost`);
+      if (fault === 'timeout') {
+        await sleep(SHIPPED.storeTimeoutMs);
+        throw new StoreError('MCP_PIN_STORE_TIMEOUT', `sim: ${op} ran, and timed out after ${SHIPPED.storeTimeoutMs} ms`);
+      }
       return result;
     };
   return {
@@ -253,7 +258,10 @@ export class World {
       const metrics = new Metrics();
       // As it ships (src/sessions/index.ts): the store timed for metrics, under the pin cache.
       const timed = new TimedStore(this.shared, () => {});
-      const scheduled = scheduledStore(opts.storeFaults?.length ? faultyStore(timed, nextFault) : timed, s);
+      // Faults wrap the scheduled store: a timed-out call waits on the virtual clock after the scheduler delivered
+      // it (inside a scheduled task, that wait would block the scheduler that the clock waits for).
+      const delivered = scheduledStore(timed, s);
+      const scheduled = opts.storeFaults?.length ? faultyStore(delivered, nextFault, (ms) => this.clock.sleep(ms)) : delivered;
       const store = (opts.pinCacheMs ?? 0) > 0 ? new CachedStore(scheduled, { ttlMs: opts.pinCacheMs!, now: this.clock.now }) : scheduled;
       const recoverer = new HttpRecoverer({ cfg, store, log, metrics, forwarder: this.forwarder(), clock: this.clock });
       return { exchangeDeps: { store, cfg, log, metrics }, recoverer, store };

@@ -9,7 +9,7 @@ import { MemoryStore } from '../../src/sessions/memory-store.js';
 import { RedisStore } from '../../src/sessions/redis-store.js';
 import { CachedStore } from '../../src/sessions/cached-store.js';
 import type { SessionStore } from '../../src/sessions/store.js';
-import { eventually } from '../helpers/net.js';
+import { eventually, freePort } from '../helpers/net.js';
 import { startRedis, startRedisCluster, startRedisSentinel, type ProcsHandle, type RedisHandle } from '../helpers/redis.js';
 
 /** A clock the test moves by hand: TTLs are checked without waiting for them. */
@@ -298,6 +298,36 @@ describe('RedisStore', () => {
     return s;
   };
   contract('RedisStore', (ttl) => make(ttl));
+
+  it('names the operation and the connection state in the error of every call Redis could not take', async () => {
+    // Nothing listens there: every call fails at once (no offline queue), each with its own operation in the message.
+    const s = new RedisStore({ url: `redis://127.0.0.1:${await freePort()}`, keyPrefix: 'down:', sessionTtlMs: 60_000, storeTimeoutMs: 200 });
+    const calls: [string, () => Promise<unknown>][] = [
+      ['lookup', () => s.lookup('x')],
+      ['create', () => s.create('x', { pod: '10.0.0.1:1', backendSessionId: 'x', initBody: null })],
+      ['adopt', () => s.adopt('x', '10.0.0.1:1')],
+      ['load', () => s.load('x')],
+      ['replacePin', () => s.replacePin('x', 1, '10.0.0.1:1', 'y')],
+      ['changeState', () => s.changeState('x', { op: 'subscribe', uri: 'u' } as never)],
+      ['remove', () => s.remove('x')],
+      ['remove', () => s.removeIfGeneration('x', 1)],
+      ['remember_unknown', () => s.rememberUnknown('x', 1000)],
+      ['is_unknown', () => s.isRememberedUnknown('x')],
+      ['lock', () => s.tryLock('x', 't', 1000)],
+      ['unlock', () => s.unlock('x', 't')],
+      ['ping', () => s.ping()],
+    ];
+    for (const [op, call] of calls) {
+      const err = await call().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err, op).to.be.instanceOf(StoreError);
+      expect((err as StoreError).code, op).to.equal('MCP_PIN_STORE_UNAVAILABLE');
+      expect((err as Error).message, op).to.match(new RegExp(`^Redis ${op} failed \\(connection [a-z]+\\)$`));
+    }
+    await s.close();
+  });
   contract('CachedStore over RedisStore (100 ms pin cache)', async (ttl) => new CachedStore(await make(ttl), { ttlMs: 100, touchEveryMs: 50 }));
   corruption('RedisStore', () => make(60_000));
 

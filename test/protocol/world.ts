@@ -235,6 +235,8 @@ export class World {
   stateReplays = 0;
   /** Store calls the replicas made through the fault plan (its entries used). */
   storeCalls = 0;
+  /** Checks that read the store as something happened (I6), still answering. */
+  private readonly pendingChecks: Promise<void>[] = [];
 
   constructor(
     private readonly s: Scheduler,
@@ -280,6 +282,7 @@ export class World {
   }
 
   async close(): Promise<void> {
+    await Promise.allSettled(this.pendingChecks);
     await this.shared.close();
   }
 
@@ -432,11 +435,14 @@ export class World {
     const n = (this.reinitInFlight.get(client) ?? 0) + 1;
     this.reinitInFlight.set(client, n);
     if (n > 1) this.violate('I4', `${client}: ${n} re-initializes on the wire at once`);
-    // The record still names the pin that was found lost (it is replaced only after).
-    void this.shared.load(client).then((rec) => {
-      if (rec && this.pods.get(rec.pod)!.sessions.has(rec.backendSessionId))
-        this.violate('I6', `${client}: re-initialized while ${rec.pod} still holds ${rec.backendSessionId}`);
-    });
+    // The record still names the pin that was found lost (it is replaced only after: on Redis too, the read
+    // goes out first on the one connection). Awaited before the records are checked and the store closed.
+    this.pendingChecks.push(
+      this.shared.load(client).then((rec) => {
+        if (rec && this.pods.get(rec.pod)!.sessions.has(rec.backendSessionId))
+          this.violate('I6', `${client}: re-initialized while ${rec.pod} still holds ${rec.backendSessionId}`);
+      }),
+    );
   }
 
   // ---- clients and Envoy ----
@@ -803,6 +809,7 @@ export class World {
 
   /** I3 and I5: a record leaves the store only by DELETE or by proof that it can never be recovered (never because a client left). A1: a session mcp-pin still holds is never reported gone. */
   async checkRecords(): Promise<void> {
+    await Promise.all(this.pendingChecks);
     for (const c of this.clients) {
       // A1: the spec's 404 tells a client to abandon its session: only for one that is gone.
       const toldGone = this.requests.filter(

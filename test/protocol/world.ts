@@ -124,66 +124,65 @@ export interface Violation {
  */
 export type StoreFault = 'none' | 'unreachable' | 'lost-answer' | 'timeout';
 
+/**
+ * Every call of a store through one wrapper (close passes straight through;
+ * connect, the app's start-up wait, is the shared store's and never wrapped):
+ * the fault plan and the scheduler share it.
+ */
+type CallWrapper = <R>(op: string, call: () => Promise<R>) => Promise<R>;
+const CALLS = [
+  'lookup',
+  'create',
+  'adopt',
+  'load',
+  'replacePin',
+  'changeState',
+  'remove',
+  'removeIfGeneration',
+  'rememberUnknown',
+  'isRememberedUnknown',
+  'tryLock',
+  'unlock',
+  'ping',
+] as const satisfies readonly Exclude<keyof SessionStore, 'close' | 'connect'>[];
+
+// Every call of the interface is listed: a new one fails to compile here rather than go unwrapped.
+const everyCallListed: Exclude<Exclude<keyof SessionStore, 'close' | 'connect'>, (typeof CALLS)[number]> extends never ? true : never = true;
+void everyCallListed;
+
+function wrapStore(inner: SessionStore, wrap: CallWrapper): SessionStore {
+  const out: Record<string, unknown> = { close: () => inner.close() };
+  for (const op of CALLS) {
+    const fn = (inner[op] as (...a: unknown[]) => Promise<unknown>).bind(inner);
+    out[op] = (...a: unknown[]) => wrap(op, () => fn(...a));
+  }
+  return out as unknown as SessionStore;
+}
+
 /** The store with a fault plan: each call, of either replica, takes the plan's next entry (past its end: none). */
 function faultyStore(inner: SessionStore, nextFault: () => StoreFault, sleep: (ms: number) => Promise<void>): SessionStore {
-  const wrap =
-    <A extends unknown[], R>(op: string, fn: (...a: A) => Promise<R>) =>
-    async (...a: A): Promise<R> => {
-      const fault = nextFault();
-      if (fault === 'unreachable') throw new StoreError('MCP_PIN_STORE_UNAVAILABLE', `sim: ${op} did not reach the store`);
-      const result = await fn(...a);
-      if (fault === 'lost-answer') throw new StoreError('MCP_PIN_STORE_TIMEOUT', `sim: ${op} ran, its answer was lost`);
-      if (fault === 'timeout') {
-        await sleep(SHIPPED.storeTimeoutMs);
-        throw new StoreError('MCP_PIN_STORE_TIMEOUT', `sim: ${op} ran, and timed out after ${SHIPPED.storeTimeoutMs} ms`);
-      }
-      return result;
-    };
-  return {
-    lookup: wrap('lookup', inner.lookup.bind(inner)),
-    create: wrap('create', inner.create.bind(inner)),
-    adopt: wrap('adopt', inner.adopt.bind(inner)),
-    load: wrap('load', inner.load.bind(inner)),
-    replacePin: wrap('replacePin', inner.replacePin.bind(inner)),
-    changeState: wrap('changeState', inner.changeState.bind(inner)),
-    remove: wrap('remove', inner.remove.bind(inner)),
-    removeIfGeneration: wrap('removeIfGeneration', inner.removeIfGeneration.bind(inner)),
-    rememberUnknown: wrap('rememberUnknown', inner.rememberUnknown.bind(inner)),
-    isRememberedUnknown: wrap('isRememberedUnknown', inner.isRememberedUnknown.bind(inner)),
-    tryLock: wrap('tryLock', inner.tryLock.bind(inner)),
-    unlock: wrap('unlock', inner.unlock.bind(inner)),
-    ping: wrap('ping', inner.ping.bind(inner)),
-    close: () => inner.close(),
-  };
+  return wrapStore(inner, async (op, call) => {
+    const fault = nextFault();
+    if (fault === 'unreachable') throw new StoreError('MCP_PIN_STORE_UNAVAILABLE', `sim: ${op} did not reach the store`);
+    const result = await call();
+    if (fault === 'lost-answer') throw new StoreError('MCP_PIN_STORE_TIMEOUT', `sim: ${op} ran, its answer was lost`);
+    if (fault === 'timeout') {
+      await sleep(SHIPPED.storeTimeoutMs);
+      throw new StoreError('MCP_PIN_STORE_TIMEOUT', `sim: ${op} ran, and timed out after ${SHIPPED.storeTimeoutMs} ms`);
+    }
+    return result;
+  });
 }
 
 /** The store as one process sees another: every call answers in an order the scheduler picks. */
 function scheduledStore(inner: SessionStore, s: Scheduler): SessionStore {
-  const wrap =
-    <A extends unknown[], R>(fn: (...a: A) => Promise<R>) =>
-    (...a: A): Promise<R> => {
-      // The call runs now; its answer (or error) comes when the scheduler says. An error is
-      // observed here too, so one whose answer the run never delivers is not an unhandled rejection.
-      const answer = fn(...a);
-      answer.catch(() => {});
-      return s.schedule(answer);
-    };
-  return {
-    lookup: wrap(inner.lookup.bind(inner)),
-    create: wrap(inner.create.bind(inner)),
-    adopt: wrap(inner.adopt.bind(inner)),
-    load: wrap(inner.load.bind(inner)),
-    replacePin: wrap(inner.replacePin.bind(inner)),
-    changeState: wrap(inner.changeState.bind(inner)),
-    remove: wrap(inner.remove.bind(inner)),
-    removeIfGeneration: wrap(inner.removeIfGeneration.bind(inner)),
-    rememberUnknown: wrap(inner.rememberUnknown.bind(inner)),
-    isRememberedUnknown: wrap(inner.isRememberedUnknown.bind(inner)),
-    tryLock: wrap(inner.tryLock.bind(inner)),
-    unlock: wrap(inner.unlock.bind(inner)),
-    ping: wrap(inner.ping.bind(inner)),
-    close: () => inner.close(),
-  };
+  return wrapStore(inner, (_op, call) => {
+    // The call runs now; its answer (or error) comes when the scheduler says. An error is
+    // observed here too, so one whose answer the run never delivers is not an unhandled rejection.
+    const answer = call();
+    answer.catch(() => {});
+    return s.schedule(answer);
+  });
 }
 
 const hdr = (h: Headers, name: string): string | undefined => h.find(([k]) => k === name)?.[1];
@@ -273,7 +272,7 @@ export class World {
   /** Each client starts with a session on a pod, made by an initialize at /mcp. */
   async seed(): Promise<void> {
     // A RedisStore connects first (it queues nothing while offline, as it ships).
-    await (this.shared as { connect?: () => Promise<void> }).connect?.();
+    await this.shared.connect?.(5000);
     for (const [i, c] of this.clients.entries()) {
       const pod = PODS[i % PODS.length]!;
       this.pods.get(pod)!.sessions.add(c);

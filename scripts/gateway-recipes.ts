@@ -117,28 +117,36 @@ function trafficPolicy(route: EgRoute, spec: Obj): Obj {
   };
 }
 
-/** The pinned and search clusters' upstream filters and the internal listener, cut from the rendered template and renamed for Envoy Gateway. */
-function templatePieces(): { pinnedOptions: Obj; searchOptions: Obj; internalListener: Obj } {
-  const rendered = renderEnvoyConfig(paramsFromValues(envoyGatewayValues() as Parameters<typeof paramsFromValues>[0]));
+/**
+ * The pieces rendered from these values (envoy/pieces.ts), parsed, with the
+ * template's names replaced (field -> old value -> new value). An ext_proc
+ * call to a renamed cluster gets Envoy Gateway's authority: Envoy sends the
+ * cluster name as the gRPC :authority unless told otherwise, and Envoy
+ * Gateway's has slashes, which Node's HTTP/2 refuses as a protocol error.
+ */
+function renamedPieces(values: Record<string, unknown>, renamed: Record<string, Record<string, string>>): (file: string) => unknown {
+  const rendered = renderEnvoyConfig(paramsFromValues(values as Parameters<typeof paramsFromValues>[0]));
   const pieces = cutPieces(rendered, { routePrefix: ENVOY_GATEWAY.path });
-  // The template's cluster names become Envoy Gateway's.
-  const renamed = { cluster_name: { mcp_pin: EG_NAMES.extProcCluster }, cluster: { mcp_pinned: EG_NAMES.cluster('mcp-pinned') } } as Record<
-    string,
-    Record<string, string>
-  >;
   const rename = (v: unknown, key = ''): unknown => {
     if (Array.isArray(v)) return v.map((x) => rename(x));
     if (v && typeof v === 'object') {
       const out = Object.fromEntries(Object.entries(v).map(([k, x]) => [k, rename(x, k)]));
-      // Envoy sends the cluster name as the gRPC :authority unless told otherwise, and Envoy Gateway's has
-      // slashes, which Node's HTTP/2 refuses as a protocol error: the authority Envoy Gateway gives its own filter.
       if (out.cluster_name === EG_NAMES.extProcCluster) out.authority = EG_NAMES.extProcAuthority;
       return out;
     }
     return typeof v === 'string' ? (renamed[key]?.[v] ?? v) : v;
   };
-  const clusters = rename(parse(pieces.get('clusters.yaml') as string)) as Obj[];
-  const listeners = rename(parse(pieces.get('listeners.yaml') as string)) as Obj[];
+  return (file) => rename(parse(pieces.get(file) as string));
+}
+
+/** The pinned and search clusters' upstream filters and the internal listener, cut from the rendered template and renamed for Envoy Gateway. */
+function templatePieces(): { pinnedOptions: Obj; searchOptions: Obj; internalListener: Obj } {
+  const pieces = renamedPieces(envoyGatewayValues(), {
+    cluster_name: { mcp_pin: EG_NAMES.extProcCluster },
+    cluster: { mcp_pinned: EG_NAMES.cluster('mcp-pinned') },
+  });
+  const clusters = pieces('clusters.yaml') as Obj[];
+  const listeners = pieces('listeners.yaml') as Obj[];
   const cluster = (name: string): Obj => clusters.find((c) => c.name === name)?.typed_extension_protocol_options as Obj;
   const internal = listeners.find((l) => l.name === 'mcp_pin_internal') as Obj;
   return { pinnedOptions: cluster('mcp_pinned'), searchOptions: cluster('mcp_search'), internalListener: { ...internal, name: EG_NAMES.internalListener } };
@@ -168,6 +176,17 @@ function mcpPinContainer(image: string, redisNamespace: string): Obj {
     livenessProbe: { tcpSocket: { port: 'metrics' }, periodSeconds: 10 },
     resources: { requests: { cpu: '100m', memory: '160Mi' }, limits: { memory: '320Mi' } },
     securityContext: { runAsUser: 10001, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+  };
+}
+
+/** What a gateway's pod spec gets (a strategic-merge patch): mcp-pin, its values file, the sockets it shares with the proxy container. */
+function mcpPinPodSpec(proxyContainer: string, image: string, redisNamespace: string): Obj {
+  return {
+    containers: [{ name: proxyContainer, volumeMounts: [{ name: 'mcp-pin-sockets', mountPath: '/run/mcp-pin' }] }, mcpPinContainer(image, redisNamespace)],
+    volumes: [
+      { name: 'mcp-pin-sockets', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } },
+      { name: 'mcp-pin-config', configMap: { name: 'mcp-pin-config' } },
+    ],
   };
 }
 
@@ -205,16 +224,7 @@ export function envoyGatewayRecipe(mcpPinImage = 'mcp-pin:0.1.0'): Obj[] {
                 value: {
                   spec: {
                     template: {
-                      spec: {
-                        containers: [
-                          { name: 'envoy', volumeMounts: [{ name: 'mcp-pin-sockets', mountPath: '/run/mcp-pin' }] },
-                          mcpPinContainer(mcpPinImage, ns),
-                        ],
-                        volumes: [
-                          { name: 'mcp-pin-sockets', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } },
-                          { name: 'mcp-pin-config', configMap: { name: 'mcp-pin-config' } },
-                        ],
-                      },
+                      spec: mcpPinPodSpec('envoy', mcpPinImage, ns),
                     },
                   },
                 },
@@ -385,15 +395,7 @@ export function istioValues(): Record<string, unknown> {
 
 /** The pieces the EnvoyFilter carries, with the template's cluster names replaced by Istio's. */
 function istioPieces(): { filters: Obj[]; clusters: Obj[]; internalListener: Obj; routeFilters: (i: number) => Obj } {
-  const rendered = renderEnvoyConfig(paramsFromValues(istioValues() as Parameters<typeof paramsFromValues>[0]));
-  const pieces = cutPieces(rendered, { routePrefix: ENVOY_GATEWAY.path });
-  const renamed: Record<string, Record<string, string>> = { cluster: { mcp_pinned: ISTIO_NAMES.cluster('pinned') } };
-  const rename = (v: unknown, key = ''): unknown => {
-    if (Array.isArray(v)) return v.map((x) => rename(x));
-    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, rename(x, k)]));
-    return typeof v === 'string' ? (renamed[key]?.[v] ?? v) : v;
-  };
-  const get = (name: string): unknown => rename(parse(pieces.get(name) as string));
+  const get = renamedPieces(istioValues(), { cluster: { mcp_pinned: ISTIO_NAMES.cluster('pinned') } });
   // Only what works without Envoy's MCP filter: the header strip, the body buffer, ext_proc.
   const kept = ['mcp_pin.header_mutation', 'mcp_pin.buffer', 'mcp_pin.ext_proc'];
   const filters = (get('http-filters.yaml') as Obj[]).filter((f) => kept.includes(f.name as string));
@@ -556,16 +558,7 @@ export function istioGatewayPatch(mcpPinImage = 'mcp-pin:0.1.0'): Obj {
         metadata: {
           annotations: { 'proxy.istio.io/config': JSON.stringify({ runtimeValues: { 'envoy.reloadable_features.ext_proc_graceful_grpc_close': 'true' } }) },
         },
-        spec: {
-          containers: [
-            { name: 'istio-proxy', volumeMounts: [{ name: 'mcp-pin-sockets', mountPath: '/run/mcp-pin' }] },
-            mcpPinContainer(mcpPinImage, ISTIO.namespace),
-          ],
-          volumes: [
-            { name: 'mcp-pin-sockets', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } },
-            { name: 'mcp-pin-config', configMap: { name: 'mcp-pin-config' } },
-          ],
-        },
+        spec: mcpPinPodSpec('istio-proxy', mcpPinImage, ISTIO.namespace),
       },
     },
   };

@@ -204,3 +204,40 @@ export async function startEnvoy(opts: EnvoyOptions): Promise<EnvoyHandle> {
   } as EnvoyHandle;
   return handle;
 }
+
+/**
+ * Envoy on a config of the test's own (not the template's), with fresh
+ * ports: `configFor` writes the config for the ports and names its file;
+ * `up` says when it serves (the admin port is `ports.admin`). Envoy's admin
+ * must say /ready too: listeners bind after the clusters warm. A port
+ * probed free can be taken before Envoy binds it: then new ports, at most
+ * three tries; any other exit fails with Envoy's last output.
+ */
+export async function startEnvoyOnFreePorts<P extends { admin: number }>(opts: {
+  ports: () => Promise<P>;
+  configFor: (ports: P) => string;
+  up: (ports: P) => Promise<boolean>;
+  what: string;
+  procs: ManagedProcess[];
+}): Promise<P> {
+  for (let attempt = 1; ; attempt++) {
+    const ports = await opts.ports();
+    const envoy = new ManagedProcess('envoy', findEnvoy(), ['-c', opts.configFor(ports), '--disable-hot-restart']).start();
+    opts.procs.push(envoy);
+    const state = await eventually(
+      async () => {
+        if (!envoy.alive) return 'exited';
+        const live = await fetch(`http://127.0.0.1:${ports.admin}/ready`).then(
+          (r) => r.ok,
+          () => false,
+        );
+        return live && (await opts.up(ports)) && 'up';
+      },
+      opts.what,
+      30_000,
+      100,
+    );
+    if (state === 'up') return ports;
+    if (!/address already in use/i.test(envoy.output) || attempt >= 3) throw new Error(`Envoy exited:\n${envoy.output.slice(-3000)}`);
+  }
+}

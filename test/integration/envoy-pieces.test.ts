@@ -18,9 +18,9 @@ import { join } from 'node:path';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { parse, stringify } from 'yaml';
 import { makeCerts } from '../helpers/certs.js';
-import { findEnvoy } from '../helpers/envoy.js';
+import { startEnvoyOnFreePorts } from '../helpers/envoy.js';
 import { connectClient, type TestClient } from '../helpers/mcp-client.js';
-import { eventually, freePort } from '../helpers/net.js';
+import { freePort } from '../helpers/net.js';
 import { startPods, type Pod } from '../helpers/pod.js';
 import { ManagedProcess } from '../helpers/process.js';
 import { registerForReport } from '../helpers/root-hooks.js';
@@ -224,36 +224,25 @@ describe('mcp-pin merged into an Envoy config of your own (issue 30 item 2)', fu
     procs.push(pin);
     await pin.waitForJson((o) => o.ready === true);
 
-    for (let attempt = 1; ; attempt++) {
-      const ports = { listen: await freePort(), admin: await freePort(), api: apiPort, collector: await freePort() };
-      writeFileSync(join(dir, 'envoy.yaml'), stringify(mergePieces(teamConfig(dir, ports, jwks), join(dir, 'pieces'))));
-      const envoy = new ManagedProcess('envoy', findEnvoy(), ['-c', join(dir, 'envoy.yaml'), '--disable-hot-restart']).start();
-      procs.push(envoy);
-      const healthy = await eventually(
-        async () => {
-          if (!envoy.alive) return 'exited';
-          const text = await fetch(`http://127.0.0.1:${ports.admin}/clusters`).then(
-            (r) => r.text(),
-            () => '',
-          );
-          // mcp-pin healthy, and the server live (its listeners bound: they come up after the clusters).
-          const live = await fetch(`http://127.0.0.1:${ports.admin}/ready`).then(
-            (r) => r.ok,
-            () => false,
-          );
-          return live && text.includes('mcp_pin::') && text.includes('health_flags::healthy') && 'healthy';
-        },
-        'mcp-pin healthy in the merged Envoy',
-        30_000,
-        100,
-      );
-      if (healthy === 'healthy') {
-        base = `https://localhost:${ports.listen}`;
-        admin = ports.admin;
-        break;
-      }
-      expect(/address already in use/i.test(envoy.output) && attempt < 3, `Envoy exited:\n${envoy.output.slice(-3000)}`).to.equal(true);
-    }
+    const ports = await startEnvoyOnFreePorts({
+      ports: async () => ({ listen: await freePort(), admin: await freePort(), api: apiPort, collector: await freePort() }),
+      configFor: (p) => {
+        writeFileSync(join(dir, 'envoy.yaml'), stringify(mergePieces(teamConfig(dir, p, jwks), join(dir, 'pieces'))));
+        return join(dir, 'envoy.yaml');
+      },
+      // mcp-pin healthy in it.
+      up: async (p) => {
+        const text = await fetch(`http://127.0.0.1:${p.admin}/clusters`).then(
+          (r) => r.text(),
+          () => '',
+        );
+        return text.includes('mcp_pin::') && text.includes('health_flags::healthy');
+      },
+      what: 'mcp-pin healthy in the merged Envoy',
+      procs,
+    });
+    base = `https://localhost:${ports.listen}`;
+    admin = ports.admin;
   });
   afterEach(async () => {
     await client?.close();

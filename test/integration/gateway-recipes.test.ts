@@ -18,9 +18,9 @@ import { EG_NAMES, ISTIO_NAMES } from '../../scripts/gateway-recipes.js';
 import { DeploymentPatch, ISTIO_SCHEMAS, validateManifests } from '../gateway/crd-schemas.js';
 import { envoyGatewayXds } from '../gateway/envoy-gateway-xds.js';
 import { istioXds } from '../gateway/istio-xds.js';
-import { findEnvoy } from '../helpers/envoy.js';
+import { startEnvoyOnFreePorts } from '../helpers/envoy.js';
 import { connectClient, type TestClient } from '../helpers/mcp-client.js';
-import { eventually, freePort } from '../helpers/net.js';
+import { freePort } from '../helpers/net.js';
 import { startPods, type Pod } from '../helpers/pod.js';
 import { ManagedProcess } from '../helpers/process.js';
 import { registerForReport } from '../helpers/root-hooks.js';
@@ -136,35 +136,25 @@ function runsPinningAndRecovery(setup: {
     }).start();
     procs.push(pin);
     metricsPort = Number((await pin.waitForJson((o) => o.ready === true)).metricsPort);
-    for (let attempt = 1; ; attempt++) {
-      const env = { listenPort: await freePort(), adminPort: await freePort(), edsPath };
-      writeFileSync(join(dir, 'envoy.yaml'), stringify(setup.build(docs, env), { aliasDuplicateObjects: false }));
-      const envoy = new ManagedProcess('envoy', findEnvoy(), ['-c', join(dir, 'envoy.yaml'), '--disable-hot-restart']).start();
-      procs.push(envoy);
-      const up = await eventually(
-        async () => {
-          if (!envoy.alive) return 'exited';
-          const text = await fetch(`http://127.0.0.1:${env.adminPort}/clusters`).then(
-            (r) => r.text(),
-            () => '',
-          );
-          // The pods known, and the server live (its listeners bound: they come up after the clusters).
-          const live = await fetch(`http://127.0.0.1:${env.adminPort}/ready`).then(
-            (r) => r.ok,
-            () => false,
-          );
-          return live && text.includes(`${setup.serviceCluster}::${pods[0]!.host}:${pods[0]!.port}::`) && 'up';
-        },
-        'the generated Envoy up',
-        30_000,
-        100,
-      );
-      if (up === 'up') {
-        url = `http://127.0.0.1:${env.listenPort}/mcp`;
-        break;
-      }
-      expect(/address already in use/i.test(envoy.output) && attempt < 3, `Envoy exited:\n${envoy.output.slice(-3000)}`).to.equal(true);
-    }
+    const ports = await startEnvoyOnFreePorts({
+      ports: async () => ({ listen: await freePort(), admin: await freePort() }),
+      configFor: (p) => {
+        const env = { listenPort: p.listen, adminPort: p.admin, edsPath };
+        writeFileSync(join(dir, 'envoy.yaml'), stringify(setup.build(docs, env), { aliasDuplicateObjects: false }));
+        return join(dir, 'envoy.yaml');
+      },
+      // The pods known to it.
+      up: async (p) => {
+        const text = await fetch(`http://127.0.0.1:${p.admin}/clusters`).then(
+          (r) => r.text(),
+          () => '',
+        );
+        return text.includes(`${setup.serviceCluster}::${pods[0]!.host}:${pods[0]!.port}::`);
+      },
+      what: 'the generated Envoy up',
+      procs,
+    });
+    url = `http://127.0.0.1:${ports.listen}/mcp`;
   });
   afterEach(async () => {
     await client?.close();

@@ -119,6 +119,44 @@ describe('recovery correctness (issue 12)', function () {
     const e2 = (await noPin.json()) as { error: { code: number; message: string } };
     expect(e2.error.code).to.equal(-32603);
     expect(e2.error.message).to.match(/ext_proc_error/);
+    // The first pass, before any pod was chosen: nothing was sent, and the answer does not say it may have run.
+    expect(e2.error.message).to.not.match(/may have run/);
+  });
+
+  it('a replica that stalls while it works on a retry: Envoy gives up on it, and the client is told the request may have run (never a bare proxy error)', async () => {
+    // Found by the wider protocol simulation (issue 28 item 3): a stall longer than the message timeout
+    // mcp-pin asked for, while it relayed a call that then ran, gave the client Envoy's bare 504.
+    stack = await fx.start({ pods: 2, pinEnv: { MCP_PIN_RECOVERY_TIMEOUT_MS: '2000' } });
+    const c = await connectClient(stack.mcpUrl);
+    clients.push(c);
+    const home = stack.podByName((await c.whoami()).pod);
+    const other = stack.pods.find((p) => p !== home)!;
+    // The retry's pod answers initialize slowly, so the recovery is still under way when the replica stops.
+    await other.restartInPlace({ POD_INIT_DELAY_MS: '8000' });
+    await home.restartInPlace();
+    const call = rawPost(
+      stack.mcpUrl,
+      [
+        ['content-type', 'application/json'],
+        ['accept', 'application/json, text/event-stream'],
+        ['mcp-protocol-version', '2025-11-25'],
+        ['mcp-session-id', c.sessionId()],
+      ],
+      JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'echo', arguments: { text: 'stalled' } } }),
+    );
+    const pin = stack.pins[0]!;
+    await eventually(async () => (await other.record()).requests.some((r) => r.rpcMethod === 'initialize'), 'the re-initialize reached the slow pod', 10_000);
+    pin.proc.child!.kill('SIGSTOP');
+    try {
+      const r = await call;
+      expect(r.status, r.body).to.equal(504);
+      const e = (JSON.parse(r.body) as { error: { code: number; message: string } }).error;
+      expect(e.code).to.equal(-32603);
+      expect(e.message).to.match(/may have run/);
+      expect(e.message).to.match(/ext_proc_error_per-message_timeout_exceeded/);
+    } finally {
+      pin.proc.child!.kill('SIGCONT');
+    }
   });
 
   it("recovers only a session that is really lost: a 400 for a malformed body on a live session is the pod's own answer", async () => {

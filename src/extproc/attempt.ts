@@ -210,11 +210,15 @@ export class AttemptExchange implements StreamHandler {
     const status = Number(firstHeader(headerPairs(msg.response_headers), ':status') ?? 0);
     const lost = cfg.lostSessionStatuses.includes(status);
     if (awaiting.kind === 'refusal') {
-      if (lost) return this.redirect(clientSessionId, awaiting.location);
-      // It did not refuse: its answer is its own, and nothing is sent again.
+      // This pod never held the session (its id is another pod's), so it ran
+      // nothing: its lost-session status, or the 5xx of a pod that is
+      // overloaded or failing, is a refusal, and the request goes where the
+      // session lives. (Left standing, a 5xx would fail a healthy session.)
+      if (lost || status >= 500) return this.redirect(clientSessionId, awaiting.location);
+      // Any other answer is its own, and nothing is sent again.
       log.warn(
         { session: sessionTag(clientSessionId), status },
-        'a pod answered a request of a session it does not hold with something other than a lost-session status: its answer stands',
+        'a pod answered a request of a session it does not hold with something other than a refusal: its answer stands',
       );
     } else if (awaiting.plan.onPath && status !== 400 && lost) {
       // The pod the plan counted on does not hold the session after all (it

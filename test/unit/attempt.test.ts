@@ -143,12 +143,26 @@ describe('AttemptExchange (a retry of a pinned request)', () => {
     expect(setOf(t!).location![0]).to.equal('https://h/mcp');
   });
 
-  it('lets an answer other than a lost-session status stand (the pod did not refuse it): no redirect, the client id put back', async () => {
-    const { ex, metrics } = make({ kind: 'relay', pin: { pod: '10.0.2.2:8080', backendSessionId: 'b', generation: 3 }, why: 'moved' });
-    await ex.handle(attemptHeaders({ ':authority': 'h', 'mcp-session-id': 'client-1' }));
-    const [r] = await ex.handle(responseHeaders({ ':status': '200', 'mcp-session-id': 'client-1' }));
-    expect(setOf(r!)).to.deep.equal({ 'mcp-session-id': ['client-1', 'OVERWRITE_IF_EXISTS'] });
-    expect((await metrics.registry.getSingleMetric('mcp_pin_requests_total')!.get()).values.find((v) => v.labels.outcome === 'redirected')?.value).to.equal(0);
+  it("redirects also when this attempt's pod answers 5xx (overloaded or failing: it never held the session, so nothing ran)", async () => {
+    for (const status of ['500', '502', '503']) {
+      const { ex } = make({ kind: 'relay', pin: { pod: '10.0.2.2:8080', backendSessionId: 'b', generation: 3 }, why: 'moved' });
+      await ex.handle(attemptHeaders({ ':authority': 'h', 'mcp-session-id': 'backend-1', 'x-mcp-pin-client-session': 'client-1' }));
+      const [r] = await ex.handle(responseHeaders({ ':status': status }));
+      expect(setOf(r!)[':status'], status).to.deep.equal(['308', 'OVERWRITE_IF_EXISTS_OR_ADD']);
+      expect(setOf(r!)['mcp-pin-redirected-session'], status).to.deep.equal(['client-1', 'OVERWRITE_IF_EXISTS_OR_ADD']);
+    }
+  });
+
+  it('lets an answer other than a refusal stand (a 2xx, or a 4xx other than a lost-session status): no redirect, the client id put back', async () => {
+    for (const status of ['200', '401']) {
+      const { ex, metrics } = make({ kind: 'relay', pin: { pod: '10.0.2.2:8080', backendSessionId: 'b', generation: 3 }, why: 'moved' });
+      await ex.handle(attemptHeaders({ ':authority': 'h', 'mcp-session-id': 'client-1' }));
+      const [r] = await ex.handle(responseHeaders({ ':status': status, 'mcp-session-id': 'client-1' }));
+      expect(setOf(r!), status).to.deep.equal({ 'mcp-session-id': ['client-1', 'OVERWRITE_IF_EXISTS'] });
+      expect((await metrics.registry.getSingleMetric('mcp_pin_requests_total')!.get()).values.find((v) => v.labels.outcome === 'redirected')?.value).to.equal(
+        0,
+      );
+    }
   });
 
   it('never redirects a session that was not lost, a wrong path, or a request Envoy already started again (it would not follow a second redirect)', async () => {

@@ -5,7 +5,7 @@
  * the same thing wherever it runs.
  */
 import fc from 'fast-check';
-import { PODS, type Kind, type World } from './world.js';
+import { MCP_PATH, PODS, SLOW_MS, type Kind, type World } from './world.js';
 
 export interface Model {
   requests: number;
@@ -65,13 +65,47 @@ class Delete implements Cmd {
   constructor(
     readonly client: number,
     readonly steps: number,
+    readonly path: string = MCP_PATH,
   ) {}
   check = (): boolean => true;
   async run(_m: Model, w: World): Promise<void> {
-    void w.delete(w.clients[this.client % w.clients.length]!);
+    void w.delete(w.clients[this.client % w.clients.length]!, this.path);
     await w.step(this.steps);
   }
-  toString = (): string => `delete(c${this.client}, then ${this.steps} steps)`;
+  toString = (): string => `delete(c${this.client}${this.path === MCP_PATH ? '' : ` ${this.path}`}, then ${this.steps} steps)`;
+}
+
+/** What the wider world (issue 28 item 3) adds to a pod: slowness, overload (503 for BUSY_MS), leaving and rejoining discovery. */
+class WiderPodEvent implements Cmd {
+  constructor(
+    readonly pod: number,
+    readonly what: 'slow' | 'busy' | 'unlist' | 'list',
+    readonly slow: number,
+    readonly steps: number,
+  ) {}
+  check = (): boolean => true;
+  async run(_m: Model, w: World): Promise<void> {
+    const p = PODS[this.pod % PODS.length]!;
+    if (this.what === 'unlist' || this.what === 'list') w.list(p, this.what === 'list');
+    else w.fault(p, this.what === 'busy' ? 'busy' : { slowMs: SLOW_MS[this.slow % SLOW_MS.length]! });
+    await w.step(this.steps);
+  }
+  toString = (): string =>
+    `${this.what}(${PODS[this.pod % PODS.length]}${this.what === 'slow' ? ` ${SLOW_MS[this.slow % SLOW_MS.length]} ms` : ''}, then ${this.steps} steps)`;
+}
+
+/** The whole machine stops for a while: every timer due meanwhile fires late, at once. */
+class Stall implements Cmd {
+  constructor(
+    readonly ms: number,
+    readonly steps: number,
+  ) {}
+  check = (): boolean => true;
+  async run(_m: Model, w: World): Promise<void> {
+    w.stall(this.ms);
+    await w.step(this.steps);
+  }
+  toString = (): string => `stall(${this.ms} ms, then ${this.steps} steps)`;
 }
 
 const steps = fc.oneof(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 12 }));
@@ -97,4 +131,37 @@ export const commands = fc.commands(
     fc.tuple(fc.nat(2), steps).map(([c, n]) => new Delete(c, n)),
   ],
   { maxCommands: 12 },
+);
+
+/**
+ * The wider world (issue 28 item 3), a generator of its own so the schedules
+ * above keep their seeds: everything above, and pods that are slow (past
+ * Envoy's message timeout, the recovery's deadline, the lock's TTL: SLOW_MS,
+ * from what ships), overloaded, or out of discovery; stalls of the machine;
+ * DELETEs of a wrong path; up to 24 commands.
+ */
+const widerPodEvent = fc
+  .tuple(
+    fc.nat(2),
+    fc.constantFrom('slow', 'slow', 'busy', 'unlist', 'unlist', 'list') as fc.Arbitrary<WiderPodEvent['what']>,
+    fc.nat(SLOW_MS.length - 1),
+    steps,
+  )
+  .map(([p, what, slow, n]) => new WiderPodEvent(p, what, slow, n));
+const stall = fc.tuple(fc.constantFrom(500, 2_000, 12_000), steps).map(([ms, n]) => new Stall(ms, n));
+export const widerCommands = fc.commands(
+  [
+    request,
+    request,
+    request,
+    request,
+    podEvent,
+    podEvent,
+    widerPodEvent,
+    widerPodEvent,
+    stall,
+    fc.tuple(fc.nat(5), steps).map(([i, n]) => new Cancel(i, n)),
+    fc.tuple(fc.nat(2), steps, fc.constantFrom(MCP_PATH, MCP_PATH, '/typo')).map(([c, n, path]) => new Delete(c, n, path)),
+  ],
+  { maxCommands: 24 },
 );

@@ -117,4 +117,21 @@ describe('recovery protocol: invariants over generated interleavings', function 
       { numRuns: 1 },
     );
   });
+
+  it('I3/I5 hold for a client that sends DELETE, up to its DELETE: a record dropped before it is reported', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.scheduler(), async (s) => {
+        const w = new World(s, ['c0']);
+        await w.seed();
+        await (w as unknown as { shared: { remove(id: string): Promise<void> } }).shared.remove('c0');
+        const deleted = w.delete('c0');
+        await w.settle();
+        await deleted;
+        await w.checkRecords();
+        await w.close();
+        expect(w.violations.map((v) => `${v.invariant}: ${v.detail}`)).to.deep.equal(['I5: c0: record removed before its DELETE, without proof']);
+      }),
+      { numRuns: 1 },
+    );
+  });
 });

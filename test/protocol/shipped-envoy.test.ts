@@ -158,4 +158,20 @@ describe('the simulations run the Envoy that ships (issue 28 item 1)', () => {
     expect(retriesAfter(changed.routeFor(pinned, { method: 'tools/call', params: { name: 'other' } }), 'reset')).to.equal(false);
     expect(SHIPPED.lostSessionStatuses, "mcp-pin's default list is the template's").to.deep.equal([...ENVOY_DEFAULTS.lostSessionStatuses]);
   });
+
+  it("reads what Envoy's own replies tell the client from the shipped local-reply mappers: whether the request may have run", () => {
+    const says = (status: number, details: string, flags: string[], upstream: boolean) => SHIPPED.localReply(status, { details, flags, upstream });
+    // A reset after the pod took the request: it may have run.
+    expect(says(503, 'upstream_reset_before_response_started{connection_termination}', ['UC'], true).saysMayHaveRun).to.equal(true);
+    // A connection that never opened: nothing ran, and nothing says it may have.
+    expect(says(503, 'upstream_reset_before_response_started{connection_failure}', ['UF'], true).saysMayHaveRun).to.equal(false);
+    // mcp-pin too slow on a retry (its pod chosen; it may have been relaying): may have run.
+    const retry = says(504, 'ext_proc_error_per-message_timeout_exceeded', [], true);
+    expect(retry.saysMayHaveRun).to.equal(true);
+    expect(retry.status).to.equal(504);
+    // The same on the first pass, before any pod was chosen: nothing was sent.
+    expect(says(504, 'ext_proc_error_per-message_timeout_exceeded', [], false).saysMayHaveRun).to.equal(false);
+    // The header-room refusal keeps its own status.
+    expect(says(403, 'rbac_access_denied_matched_policy[mcp-pin-header-room]', [], false).status).to.equal(431);
+  });
 });

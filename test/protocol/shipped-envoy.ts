@@ -93,13 +93,65 @@ export function retriesAfter(route: ShippedRoute, outcome: { status: number } | 
 
 export const maxAttempts = (route: ShippedRoute): number => 1 + (route.retry?.num_retries ?? 0);
 
+/** A reply Envoy makes itself, as its local-reply mappers see it. */
+export interface EnvoyReply {
+  details: string;
+  /** Response flags (UF, UC, UH, ...). */
+  flags: string[];
+  /** Whether a pod had been chosen (the upstream address is set): a retry's upstream filter, a reset, a connect failure. */
+  upstream: boolean;
+}
+
+interface Mapper {
+  filter: Yaml;
+  status_code?: number;
+  body_format_override?: { json_format?: { error?: { message?: string } } };
+}
+
+/**
+ * Envoy's access-log CEL filter, for the expressions the template writes
+ * (terms joined by &&): code_details equal to or starting with a string,
+ * either negated, and whether the upstream address is set. Anything else
+ * fails loudly, so the model never guesses.
+ */
+function celHolds(expression: string, r: EnvoyReply): boolean {
+  return expression.split(' && ').every((term) => {
+    const starts = /^(!?)response\.code_details\.startsWith\('([^']*)'\)$/.exec(term);
+    if (starts) return r.details.startsWith(starts[2]!) !== (starts[1] === '!');
+    const equals = /^response\.code_details == '([^']*)'$/.exec(term);
+    if (equals) return r.details === equals[1];
+    if (term === "upstream.address != ''") return r.upstream;
+    throw new Error(`shipped-envoy: a local-reply expression the model cannot read: ${term}`);
+  });
+}
+
+function mapperHolds(filter: Yaml, r: EnvoyReply): boolean {
+  if (filter.response_flag_filter) return (filter.response_flag_filter as { flags: string[] }).flags.some((f) => r.flags.includes(f));
+  if (filter.extension_filter) return celHolds((filter.extension_filter as { typed_config: { expression: string } }).typed_config.expression, r);
+  throw new Error(`shipped-envoy: a local-reply filter the model cannot read: ${JSON.stringify(filter)}`);
+}
+
 /** The model's Envoy, read from one rendered config. */
 export function readEnvoy(rendered: string) {
   const config = parse(rendered) as Yaml;
   const listeners = (config.static_resources as { listeners: Yaml[] }).listeners;
   const clusters = (config.static_resources as { clusters: Yaml[] }).clusters;
   const publicHcm = (listeners.find((l) => l.name === 'mcp') ?? listeners[0]) as { filter_chains: { filters: { typed_config: Yaml }[] }[] };
-  const hcm = publicHcm.filter_chains[0]!.filters[0]!.typed_config as { route_config: { virtual_hosts: { routes: Yaml[] }[] } };
+  const hcm = publicHcm.filter_chains[0]!.filters[0]!.typed_config as {
+    route_config: { virtual_hosts: { routes: Yaml[] }[] };
+    local_reply_config: { mappers: Mapper[] };
+  };
+
+  /**
+   * What the client reads in a reply Envoy made itself: the first mapper
+   * whose filter holds (Envoy's order) sets its status and message; whether
+   * that message says the request may have run is what I2 holds it to.
+   */
+  const localReply = (status: number, r: EnvoyReply): { status: number; message: string; saysMayHaveRun: boolean } => {
+    const m = hcm.local_reply_config.mappers.find((x) => mapperHolds(x.filter, r));
+    const message = m?.body_format_override?.json_format?.error?.message ?? '';
+    return { status: m?.status_code ?? status, message, saysMayHaveRun: /may have run/.test(message) };
+  };
 
   const routes: ShippedRoute[] = hcm.route_config.virtual_hosts[0]!.routes.map((r, index) => {
     const match = r.match as {
@@ -181,6 +233,7 @@ export function readEnvoy(rendered: string) {
         ),
         'reset',
       ),
+    localReply,
     /** The upstream ext_proc runs on attempts the matcher does not skip (it skips the first). */
     upstreamExtProcOn: (attempt: number): boolean => !skippedAttempts.includes(attempt),
     /** The upstream ext_proc's message_timeout and max_message_timeout. */
@@ -203,6 +256,7 @@ export const SHIPPED = {
   /** mcp-pin's --store-timeout-ms default: how long a store call may take before it fails. */
   storeTimeoutMs: MCP_PIN.storeTimeoutMs,
   upstreamExtProcOn: SHIPPED_ENVOY.upstreamExtProcOn,
+  localReply: SHIPPED_ENVOY.localReply,
   messageTimeoutMs: SHIPPED_ENVOY.messageTimeoutMs,
   maxMessageTimeoutMs: SHIPPED_ENVOY.maxMessageTimeoutMs,
 };

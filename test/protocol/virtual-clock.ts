@@ -51,6 +51,14 @@ export class VirtualClock implements Clock {
     return c.signal;
   };
 
+  /** Moves time on by `ms` at once (a stall): every timer due by then fires, in order. */
+  jump(ms: number): void {
+    this.t += ms;
+    const due = this.timers.filter((x) => x.at <= this.t).sort((a, b) => a.at - b.at || a.seq - b.seq);
+    this.timers = this.timers.filter((x) => x.at > this.t);
+    for (const x of due) x.fire();
+  }
+
   /** Moves to the next timer and fires every timer due then. False when none is left. */
   advance(): boolean {
     if (this.timers.length === 0) return false;

@@ -30,6 +30,7 @@ import { untilAborted } from '../../src/clock.js';
 import { Metrics } from '../../src/metrics.js';
 import type { ForwardRequest, ForwardResponse, Forwarder } from '../../src/recovery/forwarder.js';
 import { HttpRecoverer } from '../../src/recovery/http-recoverer.js';
+import { LOCK_MARGIN_MS } from '../../src/recovery/recovery.js';
 import { CachedStore } from '../../src/sessions/cached-store.js';
 import { MemoryStore } from '../../src/sessions/memory-store.js';
 import { TimedStore } from '../../src/sessions/timed-store.js';
@@ -37,7 +38,7 @@ import { StoreError } from '../../src/errors.js';
 import type { SessionStore } from '../../src/sessions/store.js';
 import { ENVOY_DEFAULTS } from '../../envoy/params.js';
 import { CLIENT_SESSION_HEADER } from '../../src/mcp-headers.js';
-import { SHIPPED, maxAttempts, replayedAfterReset, retriesAfter, routeFor, type ShippedRoute } from './shipped-envoy.js';
+import { type EnvoyReply, SHIPPED, maxAttempts, replayedAfterReset, retriesAfter, routeFor, type ShippedRoute } from './shipped-envoy.js';
 import { VirtualClock } from './virtual-clock.js';
 
 export const PODS = ['10.0.0.1:80', '10.0.0.2:80', '10.0.0.3:80'] as const;
@@ -74,6 +75,63 @@ interface PodState {
   refuseInit: boolean;
   /** The next client request runs, then its connection resets before the answer. */
   resetNext: boolean;
+  /** In Envoy's discovery (EDS): a pod that left it gets no request, though it may still run. */
+  listed: boolean;
+  /** The next request of any kind (a ping, an initialize too) takes this long to arrive; 0: none. */
+  slowNextMs: number;
+  /** Until then, every request of any kind is answered 503 before it runs (an overloaded pod that still holds its sessions). */
+  busyUntil: number;
+  /** When it last came back into discovery (-Infinity: never left). */
+  relistedAt: number;
+  /** Every backend session this pod made: for which client, and whether a restart lost it since. */
+  created: Map<string, { client: string; lostByRestart: boolean }>;
+}
+
+/**
+ * Durations of a slow pod, from what ships: just past Envoy's message
+ * timeout, just short of and past the recovery's deadline, and past the
+ * recovery lock's TTL (the deadline plus LOCK_MARGIN_MS).
+ */
+export const SLOW_MS = [
+  SHIPPED.messageTimeoutMs + 50,
+  SHIPPED.recoveryTimeoutMs - 50,
+  SHIPPED.recoveryTimeoutMs + 50,
+  SHIPPED.recoveryTimeoutMs + LOCK_MARGIN_MS + 50,
+] as const;
+
+export type PodFault = 'init-500-once' | 'init-400' | 'reset-next' | 'busy' | { slowMs: number };
+
+/** How long an overloaded pod answers 503: past the recovery's deadline, so pings, re-initializes, relays and retries meet it. */
+export const BUSY_MS = SHIPPED.recoveryTimeoutMs + 500;
+
+/** A recovery lock a replica was given (tryLock answered true): until it called unlock. */
+interface Tenure {
+  replica: number;
+  client: string;
+  token: string;
+  /** When it was asked for, and when the store may hand it to another: that plus the TTL asked for. */
+  from: number;
+  expiresAt: number;
+  ended?: number;
+  reinits: number;
+  /** The machine's stalled time when the lock was asked for: a lock may outlive its TTL by the stalls since (the generation's compare-and-set then fences). */
+  stalledBefore: number;
+}
+
+/** What a DELETE's client got, and what its request carried to the pod. */
+export interface DeleteAnswer {
+  client: string;
+  path: string;
+  status: number;
+  from: 'pod' | 'mcp-pin' | 'envoy';
+  sessionId: string | undefined;
+  /** The backend session id the DELETE reached the pod with (undefined: it reached none). */
+  sentAs?: string;
+  pod?: string;
+  /** Disturbances (pod events, store faults) while it ran: none means every part behaved. */
+  calm: boolean;
+  /** The session's pod was listed, up and held it when the DELETE started. */
+  heldAtStart: boolean;
 }
 
 export interface Delivery {
@@ -108,6 +166,8 @@ export interface ClientRequest {
   redirects: number;
   /** A state request's URI or level. */
   param?: string;
+  /** A2: whether the session's pod was listed, up and held it at the start; the disturbances then. */
+  calm: { heldAtStart: Promise<boolean>; disturbances: number; stayed?: boolean };
 }
 
 export interface Violation {
@@ -129,7 +189,7 @@ export type StoreFault = 'none' | 'unreachable' | 'lost-answer' | 'timeout';
  * connect, the app's start-up wait, is the shared store's and never wrapped):
  * the fault plan and the scheduler share it.
  */
-type CallWrapper = <R>(op: string, call: () => Promise<R>) => Promise<R>;
+type CallWrapper = <R>(op: string, call: () => Promise<R>, args: unknown[]) => Promise<R>;
 const CALLS = [
   'lookup',
   'create',
@@ -154,7 +214,7 @@ function wrapStore(inner: SessionStore, wrap: CallWrapper): SessionStore {
   const out: Record<string, unknown> = { close: () => inner.close() };
   for (const op of CALLS) {
     const fn = (inner[op] as (...a: unknown[]) => Promise<unknown>).bind(inner);
-    out[op] = (...a: unknown[]) => wrap(op, () => fn(...a));
+    out[op] = (...a: unknown[]) => wrap(op, () => fn(...a), a);
   }
   return out as unknown as SessionStore;
 }
@@ -187,6 +247,15 @@ function scheduledStore(inner: SessionStore, s: Scheduler): SessionStore {
 
 const hdr = (h: Headers, name: string): string | undefined => h.find(([k]) => k === name)?.[1];
 
+/** A reply Envoy makes itself, as the client reads it: the shipped local-reply mappers decide what it says. */
+function envoyReply(status: number, r: EnvoyReply): Answer {
+  const out = SHIPPED.localReply(status, r);
+  return { from: 'envoy', status: out.status, details: r.details, saysMayHaveRun: out.saysMayHaveRun };
+}
+
+/** Envoy giving up on an ext_proc message of a retry's upstream filter (the attempt already has its pod). */
+const EXT_PROC_TIMEOUT: EnvoyReply = { details: 'ext_proc_error_per-message_timeout_exceeded', flags: [], upstream: true };
+
 function applyMutation(h: Headers, m: HeaderMutation | undefined): Headers {
   if (!m) return h;
   let out = h.filter(([k]) => !(m.remove_headers ?? []).includes(k));
@@ -218,8 +287,44 @@ export class World {
   readonly violations: Violation[] = [];
   readonly requests: ClientRequest[] = [];
   readonly pods = new Map<string, PodState>(
-    PODS.map((p) => [p, { up: true, sessions: new Set(), state: new Map(), n: 0, initFault: 0, refuseInit: false, resetNext: false }]),
+    PODS.map((p) => [
+      p,
+      {
+        up: true,
+        sessions: new Set(),
+        state: new Map(),
+        n: 0,
+        initFault: 0,
+        refuseInit: false,
+        resetNext: false,
+        listed: true,
+        slowNextMs: 0,
+        busyUntil: Number.NEGATIVE_INFINITY,
+        relistedAt: Number.NEGATIVE_INFINITY,
+        created: new Map(),
+      },
+    ]),
   );
+  /**
+   * Everything that may make a healthy session's request fail: pod events,
+   * stalls and store faults. A request that starts and ends with none of them
+   * meets only parts that behave (the availability invariant, A2).
+   */
+  private disturbances = 0;
+  /** DELETEs of the session's MCP path sent per client: one may end its session at any moment after. */
+  private readonly deletesSent = new Map<string, number>();
+  /** Every recovery lock a replica held (I4 over time). */
+  private readonly tenures: Tenure[] = [];
+  /** When each client's session last moved (a recovery stored a new pin): a replica's cached pin may be stale until its TTL. */
+  private readonly movedAt = new Map<string, number>();
+  private readonly pinCacheMs: number;
+  /** How long the machine stalled in all. */
+  private stalledMs = 0;
+  /** client@generation for every pin a recovery stored over that generation (I4's fence). */
+  private readonly fenced = new Set<string>();
+  readonly deleteAnswers: DeleteAnswer[] = [];
+  /** Envoy's round robin among listed pods, where override_host falls back. */
+  private fallbackRr = 0;
   /** Why a client's record may be gone: DELETE answered, or a pod refused its stored initialize (4xx). */
   readonly mayBeGone = new Map<string, string>();
   private readonly shared: SessionStore;
@@ -232,10 +337,15 @@ export class World {
   reinitializes = 0;
   /** How many requests recoveries sent to rebuild session state (I8's coverage). */
   stateReplays = 0;
+  /** Times a recovery found the lock taken (and waited), and re-initializes Envoy sent to another pod than asked: coverage. */
+  lockWaits = 0;
+  reinitsElsewhere = 0;
   /** Store calls the replicas made through the fault plan (its entries used). */
   storeCalls = 0;
   /** Checks that read the store as something happened (I6), still answering. */
   private readonly pendingChecks: Promise<void>[] = [];
+  /** DELETEs under way (each checks D1 as it ends). */
+  private readonly deletes: Promise<void>[] = [];
 
   constructor(
     private readonly s: Scheduler,
@@ -243,6 +353,7 @@ export class World {
     opts: WorldOptions = {},
   ) {
     this.shared = opts.store ? opts.store(this.clock.now) : new MemoryStore({ sessionTtlMs: 3_600_000, now: this.clock.now });
+    this.pinCacheMs = opts.pinCacheMs ?? 0;
     const log = pino({ level: 'silent' });
     const cfg = {
       pinHeader: PIN_HEADER,
@@ -254,8 +365,12 @@ export class World {
       maxInitBodyBytes: 65536,
       relayBudgetBytes: 64 << 20,
     };
-    const nextFault = (): StoreFault => opts.storeFaults?.[this.storeCalls++] ?? 'none';
-    this.replicas = [0, 1].map(() => {
+    const nextFault = (): StoreFault => {
+      const f = opts.storeFaults?.[this.storeCalls++] ?? 'none';
+      if (f !== 'none') this.disturbances++;
+      return f;
+    };
+    this.replicas = [0, 1].map((replica) => {
       const metrics = new Metrics();
       // As it ships (src/sessions/index.ts): the store timed for metrics, under the pin cache.
       const timed = new TimedStore(this.shared, () => {});
@@ -263,8 +378,9 @@ export class World {
       // it (inside a scheduled task, that wait would block the scheduler that the clock waits for).
       const delivered = scheduledStore(timed, s);
       const scheduled = opts.storeFaults?.length ? faultyStore(delivered, nextFault, (ms) => this.clock.sleep(ms)) : delivered;
-      const store = (opts.pinCacheMs ?? 0) > 0 ? new CachedStore(scheduled, { ttlMs: opts.pinCacheMs!, now: this.clock.now }) : scheduled;
-      const recoverer = new HttpRecoverer({ cfg, store, log, metrics, forwarder: this.forwarder(), clock: this.clock });
+      const seen = this.recordLocks(replica, scheduled);
+      const store = (opts.pinCacheMs ?? 0) > 0 ? new CachedStore(seen, { ttlMs: opts.pinCacheMs!, now: this.clock.now }) : seen;
+      const recoverer = new HttpRecoverer({ cfg, store, log, metrics, forwarder: this.forwarder(replica), clock: this.clock });
       return { exchangeDeps: { store, cfg, log, metrics }, recoverer, store };
     });
   }
@@ -276,6 +392,7 @@ export class World {
     for (const [i, c] of this.clients.entries()) {
       const pod = PODS[i % PODS.length]!;
       this.pods.get(pod)!.sessions.add(c);
+      this.pods.get(pod)!.created.set(c, { client: c, lostByRestart: false });
       await this.shared.create(c, { pod, backendSessionId: c, initBody: initBody(c), initPath: MCP_PATH });
     }
   }
@@ -303,13 +420,16 @@ export class World {
   // ---- pods ----
 
   kill(pod: string): void {
+    this.disturbances++;
     const p = this.pods.get(pod)!;
     p.up = false;
+    for (const id of p.sessions) p.created.get(id)!.lostByRestart = true;
     p.sessions.clear();
     p.state.clear();
   }
 
   start(pod: string): void {
+    this.disturbances++;
     this.pods.get(pod)!.up = true;
   }
 
@@ -318,11 +438,29 @@ export class World {
     this.start(pod);
   }
 
-  fault(pod: string, f: 'init-500-once' | 'init-400' | 'reset-next'): void {
+  /** The pod leaves Envoy's discovery (it may still run and hold its sessions), or comes back into it. */
+  list(pod: string, listed: boolean): void {
+    this.disturbances++;
+    const p = this.pods.get(pod)!;
+    if (listed && !p.listed) p.relistedAt = this.clock.now();
+    p.listed = listed;
+  }
+
+  /** Every process stops for `ms` (an event-loop stall of the whole machine): every timer due meanwhile fires late, at once. */
+  stall(ms: number): void {
+    this.disturbances++;
+    this.stalledMs += ms;
+    this.clock.jump(ms);
+  }
+
+  fault(pod: string, f: PodFault): void {
+    this.disturbances++;
     const p = this.pods.get(pod)!;
     if (f === 'init-500-once') p.initFault = 500;
-    if (f === 'init-400') p.refuseInit = true;
-    if (f === 'reset-next') p.resetNext = true;
+    else if (f === 'init-400') p.refuseInit = true;
+    else if (f === 'reset-next') p.resetNext = true;
+    else if (f === 'busy') p.busyUntil = this.clock.now() + BUSY_MS;
+    else p.slowNextMs = f.slowMs;
   }
 
   /**
@@ -339,12 +477,21 @@ export class World {
   ): Promise<{ status: number; headers: Headers; body: string } | 'refused' | 'reset'> {
     await this.s.schedule(Promise.resolve(), `arrive ${podAddr}`);
     const pod = this.pods.get(podAddr)!;
+    if (pod.slowNextMs > 0) {
+      const ms = pod.slowNextMs;
+      pod.slowNextMs = 0;
+      await this.clock.sleep(ms);
+    }
     if (!pod.up) return 'refused';
     const rpc = JSON.parse(body || '{}') as { id?: string; method?: string; params?: { clientInfo?: { name?: string } } };
     const sid = hdr(headers, 'mcp-session-id');
     const client = typeof rpc.id === 'string' && rpc.id.startsWith('r') ? this.requests.find((r) => r.rid === rpc.id) : undefined;
+    if (this.clock.now() < pod.busyUntil) {
+      // Overloaded: refused before it runs (the session stays).
+      return { status: 503, headers: [], body: '' };
+    }
     if (method === 'DELETE') {
-      if (sid && pod.sessions.delete(sid)) return { status: 200, headers: [], body: '' };
+      if (path === MCP_PATH && sid && pod.sessions.delete(sid)) return { status: 200, headers: [], body: '' };
       return { status: 404, headers: [], body: '' };
     }
     if (!sid) {
@@ -358,6 +505,7 @@ export class World {
       }
       const id = `${podAddr}/s${++pod.n}/${forClient}`;
       pod.sessions.add(id);
+      pod.created.set(id, { client: forClient, lostByRestart: false });
       return { status: 200, headers: [['mcp-session-id', id]], body: '{}' };
     }
     const held = pod.sessions.has(sid);
@@ -392,16 +540,20 @@ export class World {
   }
 
   /** Envoy's internal listener, as mcp-pin's recovery reaches the pods through it. */
-  private forwarder(): Forwarder {
+  private forwarder(replica: number): Forwarder {
     return {
       send: async (req: ForwardRequest): Promise<ForwardResponse> => {
         const body = req.body?.toString() ?? '';
         const isInit = body.includes('"initialize"');
         if (body.includes('"mcp-pin-replay-')) this.stateReplays++;
         const forClient = isInit ? (JSON.parse(body) as { params: { clientInfo: { name: string } } }).params.clientInfo.name : undefined;
-        if (forClient) this.onReinitialize(forClient);
+        // The internal listener's override_host: the pod asked for while it is in discovery, else Envoy's fallback pick.
+        const pod = this.routed(req.pod!);
+        if (!pod) return { status: 503, headers: [], body: Buffer.alloc(0), upstream: undefined, envoyReply: 'no_healthy_upstream' };
+        if (forClient) this.onReinitialize(forClient, replica);
+        if (forClient && pod !== req.pod) this.reinitsElsewhere++;
         try {
-          const res = await untilAborted(this.atPod(req.pod!, req.method, req.path, req.headers, body, req.signal), req.signal);
+          const res = await untilAborted(this.atPod(pod, req.method, req.path, req.headers, body, req.signal), req.signal);
           if (res === 'refused')
             return {
               status: 503,
@@ -419,7 +571,7 @@ export class World {
               envoyReply: 'upstream_reset_before_response_started{connection_termination}',
             };
           if (isInit && res.status >= 400 && res.status < 500) this.mayBeGone.set(forClient!, `a pod refused its initialize with ${res.status}`);
-          return { status: res.status, headers: res.headers, body: Buffer.from(res.body), upstream: req.pod };
+          return { status: res.status, headers: res.headers, body: Buffer.from(res.body), upstream: pod };
         } finally {
           if (forClient) this.reinitInFlight.set(forClient, (this.reinitInFlight.get(forClient) ?? 1) - 1);
         }
@@ -428,17 +580,82 @@ export class World {
     };
   }
 
+  /** Where Envoy sends a request for `pod` (override_host): there while it is listed, else to another listed pod; none listed: nowhere. */
+  private routed(pod: string): string | undefined {
+    if (this.pods.get(pod)?.listed) return pod;
+    const listed = PODS.filter((p) => this.pods.get(p)!.listed);
+    return listed[this.fallbackRr++ % Math.max(1, listed.length)];
+  }
+
+  /**
+   * The store calls of one replica, as they leave it: the recovery locks it
+   * was given (tryLock answered true) and when it let each go (its unlock
+   * call, whatever the store then did with it). A lock held past its TTL
+   * is I4 broken: the store may have given it to another recovery.
+   */
+  private recordLocks(replica: number, inner: SessionStore): SessionStore {
+    return wrapStore(inner, async (op, call, args) => {
+      const calledAt = this.clock.now();
+      const stalledBefore = this.stalledMs;
+      if (op === 'unlock') {
+        const t = this.tenures.find((x) => x.replica === replica && x.token === args[1] && x.ended === undefined);
+        if (t) {
+          t.ended = calledAt;
+          const stalled = this.stalledMs - t.stalledBefore;
+          if (calledAt >= t.expiresAt + stalled)
+            this.violate('I4', `${t.client}: a recovery held its lock ${calledAt - t.expiresAt} ms past its TTL (stalled ${stalled} ms meanwhile)`);
+        }
+        return call();
+      }
+      const result = await call();
+      if (op === 'tryLock' && result === false) this.lockWaits++;
+      // The fence: one pin stored per lost generation, whatever the locks did.
+      if (op === 'replacePin' && result) {
+        this.movedAt.set(String(args[0]), this.clock.now());
+        const key = `${String(args[0])}@${String(args[1])}`;
+        if (this.fenced.has(key)) this.violate('I4', `${String(args[0])}: a second pin stored over generation ${String(args[1])}`);
+        this.fenced.add(key);
+      }
+      if (op === 'tryLock' && result === true)
+        this.tenures.push({
+          replica,
+          client: String(args[0]),
+          token: String(args[1]),
+          from: calledAt,
+          expiresAt: calledAt + Number(args[2]),
+          reinits: 0,
+          stalledBefore,
+        });
+      return result;
+    });
+  }
+
   /** I4 and I6, checked at the moment a re-initialize leaves. */
-  private onReinitialize(client: string): void {
+  private onReinitialize(client: string, replica: number): void {
     this.reinitializes++;
     const n = (this.reinitInFlight.get(client) ?? 0) + 1;
     this.reinitInFlight.set(client, n);
     if (n > 1) this.violate('I4', `${client}: ${n} re-initializes on the wire at once`);
+    // I4 over time: one re-initialize per lost session while the lock lives.
+    const now = this.clock.now();
+    const live = (t: Tenure): boolean => t.client === client && t.ended === undefined && now < t.expiresAt;
+    const mine = this.tenures.find((t) => t.replica === replica && t.client === client && t.ended === undefined);
+    if (!mine) this.violate('I4', `${client}: re-initialized by replica ${replica} without the recovery lock`);
+    else if (now >= mine.expiresAt + this.stalledMs - mine.stalledBefore)
+      this.violate('I4', `${client}: re-initialized by replica ${replica} after its lock expired`);
+    else if (++mine.reinits > 1) this.violate('I4', `${client}: ${mine.reinits} re-initializes under one lock`);
+    for (const t of this.tenures)
+      if (t !== mine && live(t) && t.reinits > 0)
+        this.violate('I4', `${client}: re-initialized while the lock of replica ${t.replica}'s recovery, which re-initialized it, lives`);
     // The record still names the pin that was found lost (it is replaced only after: on Redis too, the read
     // goes out first on the one connection). Awaited before the records are checked and the store closed.
     this.pendingChecks.push(
       this.shared.load(client).then((rec) => {
-        if (rec && this.pods.get(rec.pod)!.sessions.has(rec.backendSessionId))
+        // A pod out of Envoy's discovery cannot be reached through it: its sessions count as lost, also when
+        // it comes back while the recovery runs (the proof was made while it was out).
+        const pod = rec ? this.pods.get(rec.pod) : undefined;
+        const outDuringRecovery = mine !== undefined && pod !== undefined && pod.relistedAt >= mine.from;
+        if (rec && pod?.listed && !outDuringRecovery && pod.sessions.has(rec.backendSessionId))
           this.violate('I6', `${client}: re-initialized while ${rec.pod} still holds ${rec.backendSessionId}`);
       }),
     );
@@ -466,6 +683,11 @@ export class World {
       redirects: 0,
       ...(param !== undefined ? { param } : {}),
     } as unknown as ClientRequest;
+    // A session that moved less than a pin-cache TTL ago may still be routed to its old pod by a replica's
+    // stale cached pin; that pod refuses it (and the retry finds the session), unless it answers 5xx
+    // (overloaded): a limit of the pin cache (docs/configuration.md), not promised by A2.
+    const cacheMayBeStale = this.clock.now() < (this.movedAt.get(client) ?? Number.NEGATIVE_INFINITY) + this.pinCacheMs;
+    req.calm = { heldAtStart: cacheMayBeStale ? Promise.resolve(false) : this.heldNow(client), disturbances: this.disturbances };
     this.requests.push(req);
     req.done = this.throughEnvoy(req, hostPicks).then(
       (a) => this.onAnswer(req, a),
@@ -474,36 +696,106 @@ export class World {
     return req;
   }
 
-  /** A DELETE of the client's session (the pinned DELETE route: no retries). */
-  async delete(client: string): Promise<void> {
-    // The client ends its session: whatever the pod answers, the record may go.
-    this.mayBeGone.set(client, 'deleted');
+  /**
+   * Whether the client's session is, right now, on a pod that is listed, up,
+   * has no fault armed and holds it (per the shared store's record). Pods are read now, the
+   * record as the store answers a read sent now (before any later call).
+   */
+  private heldNow(client: string): Promise<boolean> {
+    const holding = new Map<string, Set<string>>();
+    // A pod with a fault armed (its next request resets, or arrives late) is not behaving.
+    const now = this.clock.now();
+    for (const [p, st] of this.pods)
+      if (st.up && st.listed && !st.resetNext && now >= st.busyUntil && st.slowNextMs === 0) holding.set(p, new Set(st.sessions));
+    const held = this.shared.load(client).then(
+      (rec) => rec !== null && holding.get(rec.pod)?.has(rec.backendSessionId) === true,
+      () => false,
+    );
+    this.pendingChecks.push(held.then(() => {}));
+    return held;
+  }
+
+  /** A DELETE of the client's session (the pinned DELETE route: no retries), its answer kept for D1; checked once it ends. */
+  delete(client: string, path: string = MCP_PATH): Promise<void> {
+    const done = this.deleteOnce(client, path);
+    // Awaited by the checks; a run that failed before it ended never waits for it (nor reports it twice).
+    done.catch(() => {});
+    this.deletes.push(done);
+    return done;
+  }
+
+  private async deleteOnce(client: string, path: string): Promise<void> {
+    // I3/I5 up to the DELETE: until it is sent, the record stays unless a proof removed it.
+    const couldBeGone = this.mayBeGone.has(client);
+    this.pendingChecks.push(
+      this.shared.load(client).then((rec) => {
+        if (!rec && !couldBeGone) this.violate('I5', `${client}: record removed before its DELETE, without proof`);
+      }),
+    );
+    const heldAtStart = this.heldNow(client);
+    const calmAt = this.disturbances;
+    const deletesBefore = this.deletesSent.get(client) ?? 0;
+    const own = path === MCP_PATH ? 1 : 0;
+    if (own) this.deletesSent.set(client, deletesBefore + 1);
+    // Calm: no pod event or store fault, and no other DELETE of this session, before or meanwhile.
+    const calmNow = (): boolean => this.disturbances === calmAt && deletesBefore === 0 && (this.deletesSent.get(client) ?? 0) === own;
+    // The client ends its session: whatever the pod answers, the record may go. A DELETE of a wrong
+    // path is the pod's router answering: it ends nothing, and the record stays (I5).
+    if (path === MCP_PATH) this.mayBeGone.set(client, 'deleted');
+    const answered = async (a: Omit<DeleteAnswer, 'client' | 'calm' | 'heldAtStart' | 'path'>): Promise<void> => {
+      this.deleteAnswers.push({ client, path, ...a, calm: calmNow(), heldAtStart: await heldAtStart });
+    };
     const r = this.replica();
     const ex = new Exchange(r.exchangeDeps);
     let headers: Headers = [
       [':method', 'DELETE'],
-      [':path', MCP_PATH],
+      [':path', path],
       ['mcp-session-id', client],
     ];
     const [first] = await ex.handle({ request: 'request_headers', request_headers: { ...wire(headers), end_of_stream: true } });
-    if (first?.immediate_response) return;
+    if (first?.immediate_response) {
+      const a = this.mcpPinAnswer(first);
+      if (a.from === 'mcp-pin') await answered({ from: 'mcp-pin', status: a.status, sessionId: a.sessionId });
+      return;
+    }
     headers = applyMutation(headers, first?.request_headers?.response?.header_mutation);
-    const pod = hdr(headers, PIN_HEADER);
-    if (!pod) return;
+    const pin = hdr(headers, PIN_HEADER);
+    // A session mcp-pin does not know: the service route; no pod of the simulation holds one.
+    if (!pin) return answered({ from: 'pod', status: 404, sessionId: undefined });
+    // The DELETE route's override_host: the pinned pod while it is in discovery, else the fallback's pick.
+    const pod = this.routed(pin);
+    if (!pod) return answered({ from: 'envoy', status: 503, sessionId: undefined });
+    const sentAs = hdr(headers, 'mcp-session-id');
     const res = await this.atPod(
       pod,
       'DELETE',
-      MCP_PATH,
+      path,
       headers.filter(([k]) => k !== PIN_HEADER),
       '',
     );
     const status = res === 'refused' ? 503 : res === 'reset' ? 503 : res.status;
-    if (!ex.complete)
-      await ex.handle({
+    let out: Headers = res === 'refused' || res === 'reset' ? [] : res.headers;
+    if (!ex.complete) {
+      const [after] = await ex.handle({
         request: 'response_headers',
-        response_headers: wire([[':status', String(status)]]),
+        response_headers: wire([[':status', String(status)], ...out]),
         attributes: { 'envoy.filters.http.ext_proc': { fields: { 'upstream.address': { kind: 'stringValue', stringValue: pod } } } },
       } as ProcessingRequest);
+      out = applyMutation(out, after?.response_headers?.response?.header_mutation);
+    }
+    // The pinned routes put the client's own id back where the answer has one.
+    const clientId = hdr(headers, CLIENT_SESSION);
+    if (clientId !== undefined && hdr(out, 'mcp-session-id') !== undefined)
+      out = [...out.filter(([k]) => k !== 'mcp-session-id'), ['mcp-session-id', clientId]];
+    const from = res === 'refused' || res === 'reset' ? 'envoy' : 'pod';
+    await answered({ from, status, sessionId: hdr(out, 'mcp-session-id'), ...(sentAs !== undefined ? { sentAs } : {}), pod });
+    // D1: a DELETE that ended the session on its pod leaves no record naming that session.
+    const calm = calmNow();
+    if (status >= 200 && status < 300 && sentAs !== undefined) {
+      const rec = await this.shared.load(client);
+      if (calm && rec && rec.pod === pod && rec.backendSessionId === sentAs)
+        this.violate('D1', `${client}: its DELETE ended ${sentAs} on ${pod}, and the store still pins it there`);
+    }
   }
 
   /**
@@ -571,9 +863,19 @@ export class World {
     let final: { status: number; headers: Headers; body: string } | Answer | undefined;
     for (let attempt = 1; attempt <= maxAttempts(route); attempt++) {
       if (req.abort.signal.aborted) return { from: 'nobody', why: 'client left' };
-      // override_host on attempt 1; previous_hosts on retries (the pin header was removed after attempt 1 chose).
-      const candidates = PODS.filter((p) => !tried.includes(p));
-      const host = attempt === 1 && PODS.includes(pin as (typeof PODS)[number]) ? pin : (candidates[(hostPicks[attempt] ?? 0) % candidates.length] ?? PODS[0]);
+      // override_host on attempt 1 (to a pod in discovery; else the fallback's pick); previous_hosts on retries
+      // (the pin header was removed after attempt 1 chose). Only pods in discovery are picked.
+      // With every listed pod tried, previous_hosts gives up after its picks and one of them is taken again.
+      const listed = PODS.filter((p) => this.pods.get(p)!.listed);
+      const fresh = listed.filter((p) => !tried.includes(p));
+      const candidates = fresh.length > 0 ? fresh : listed;
+      const pinned = attempt === 1 && this.pods.get(pin)?.listed === true;
+      const host = pinned ? pin : candidates[(hostPicks[attempt] ?? 0) % Math.max(1, candidates.length)];
+      if (host === undefined) {
+        // No pod in discovery: Envoy's own reply, nothing was sent.
+        final = envoyReply(503, { details: 'no_healthy_upstream', flags: ['UH'], upstream: false });
+        break;
+      }
       tried.push(host);
       let attemptHeaders = headers.filter(([k]) => k !== PIN_HEADER);
       let upstream: AttemptExchange | undefined;
@@ -600,7 +902,7 @@ export class World {
           attributes: { 'envoy.filters.http.ext_proc': { fields: { 'upstream.address': { kind: 'stringValue', stringValue: host } } } },
         };
         const onHeaders = await this.withMessageTimeout(upstream.handle(msg), () => extended, upstreamGone);
-        if (onHeaders === 'timeout') return { from: 'envoy', status: 504, details: 'ext_proc_error_per-message_timeout_exceeded', saysMayHaveRun: false };
+        if (onHeaders === 'timeout') return envoyReply(504, EXT_PROC_TIMEOUT);
         const h = onHeaders[0]!;
         if (h.immediate_response) return this.answerByMcpPin(req, headers, body, h);
         if (h.mode_override?.request_body_mode === 'BUFFERED') {
@@ -610,7 +912,7 @@ export class World {
             () => extended,
             upstreamGone,
           );
-          if (onBody === 'timeout') return { from: 'envoy', status: 504, details: 'ext_proc_error_per-message_timeout_exceeded', saysMayHaveRun: false };
+          if (onBody === 'timeout') return envoyReply(504, EXT_PROC_TIMEOUT);
           return this.answerByMcpPin(req, headers, body, onBody[0]!);
         }
         // Header changes stay on the request for later attempts (Envoy keeps them).
@@ -620,12 +922,12 @@ export class World {
       }
       const res = await this.atPod(host, 'POST', path, attemptHeaders, body);
       if (res === 'refused') {
-        final = { from: 'envoy', status: 503, details: 'upstream_reset_before_response_started{connection_failure}', saysMayHaveRun: false };
+        final = envoyReply(503, { details: 'upstream_reset_before_response_started{connection_failure}', flags: ['UF'], upstream: true });
         if (retriesAfter(route, 'connect-failure')) continue;
         break;
       }
       if (res === 'reset') {
-        final = { from: 'envoy', status: 503, details: 'upstream_reset_before_response_started{connection_termination}', saysMayHaveRun: true };
+        final = envoyReply(503, { details: 'upstream_reset_before_response_started{connection_termination}', flags: ['UC'], upstream: true });
         if (retriesAfter(route, 'reset')) continue;
         break;
       }
@@ -649,7 +951,7 @@ export class World {
       if (retriesAfter(route, { status })) continue;
       break;
     }
-    if (!final || 'from' in final) return final ?? { from: 'envoy', status: 503, details: 'no attempt', saysMayHaveRun: false };
+    if (!final || 'from' in final) return final ?? envoyReply(503, { details: 'no attempt', flags: [], upstream: false });
     // The pinned routes' response_headers_to_add: the client's own id back
     // (from x-mcp-pin-client-session, where mcp-pin set one; OVERWRITE_IF_EXISTS).
     let out = final.headers;
@@ -732,6 +1034,8 @@ export class World {
   // ---- checks ----
 
   private onAnswer(req: ClientRequest, answer: Answer): void {
+    // A DELETE sent before the answer (even one still in flight) may have ended the session meanwhile.
+    req.calm.stayed = this.disturbances === req.calm.disturbances && !this.deletesSent.has(req.client);
     req.answer = req.abort.signal.aborted && answer.from !== 'pod' ? { from: 'nobody', why: 'client left' } : answer;
     if (isStateKind(req.kind)) this.intend(req, req.answer);
   }
@@ -790,8 +1094,10 @@ export class World {
     // after a redirect is a pass of its own), reached any one pod at most
     // twice: the second time only as the relay back after a proof that it
     // holds the session.
+    // (A pod that did not hold the session refused it before dispatch: when fewer pods are in discovery
+    // than Envoy has attempts, previous_hosts takes one of them again, which runs nothing.)
     const perPod = new Map<string, number>();
-    for (const d of req.deliveries) perPod.set(`${d.pass}/${d.pod}`, (perPod.get(`${d.pass}/${d.pod}`) ?? 0) + 1);
+    for (const d of req.deliveries) if (d.held) perPod.set(`${d.pass}/${d.pod}`, (perPod.get(`${d.pass}/${d.pod}`) ?? 0) + 1);
     for (const [pod, n] of perPod) if (n > 2) this.violate('I1', `${req.rid} reached ${pod} ${n} times: ${JSON.stringify(req.deliveries)}`);
     // I7: only the client's own session id.
     if ((answer.from === 'pod' || answer.from === 'mcp-pin') && answer.sessionId !== undefined && answer.sessionId !== req.client)
@@ -806,9 +1112,78 @@ export class World {
       this.violate('I2', `${req.rid} ran on a pod but the client got Envoy's bare ${answer.status} ${answer.details}`);
   }
 
-  /** I3 and I5: a record leaves the store only by DELETE or by proof that it can never be recovered (never because a client left). A1: a session mcp-pin still holds is never reported gone. */
+  /**
+   * A2 (availability): a request of a session whose pod was listed, up and
+   * held it, that started and ended with every part behaving (no pod event,
+   * stall, store fault or DELETE of its session meanwhile) and whose client
+   * stayed, gets that pod's own answer: a 2xx, or the pod's 404 for a wrong
+   * path; never an error of mcp-pin's or Envoy's. DELETEs too.
+   */
+  private async checkAvailability(): Promise<void> {
+    for (const req of this.requests) {
+      const a = req.answer;
+      if (!a || !req.calm.stayed || req.abort.signal.aborted || !(await req.calm.heldAtStart)) continue;
+      const fine = a.from === 'pod' && (req.kind === 'typo' ? a.status === 404 : a.status >= 200 && a.status < 300);
+      if (!fine) this.violate('A2', `${req.rid} (${req.method}) of ${req.client}, whose pod held its session and all was calm, got ${JSON.stringify(a)}`);
+    }
+    for (const d of this.deleteAnswers) {
+      const fine = d.from === 'pod' && (d.path === MCP_PATH ? d.status >= 200 && d.status < 300 : d.status === 404);
+      if (d.calm && d.heldAtStart && !fine)
+        this.violate('A2', `a DELETE of ${d.path} of ${d.client}, whose pod held its session and all was calm, got ${d.from} ${d.status}`);
+    }
+  }
+
+  /**
+   * D1 (DELETE answers): the client sees only its own session id; a DELETE a
+   * pod answered 2xx ended a session that pod made for this client (never
+   * another client's).
+   */
+  private checkDeletes(): void {
+    for (const d of this.deleteAnswers) {
+      if (d.sessionId !== undefined && d.sessionId !== d.client) this.violate('I7', `a DELETE of ${d.client} saw session id ${d.sessionId}`);
+      if (d.from !== 'pod' || d.status < 200 || d.status >= 300 || d.sentAs === undefined || d.pod === undefined) continue;
+      const made = this.pods.get(d.pod)!.created.get(d.sentAs);
+      if (made?.client !== d.client) this.violate('D1', `a DELETE of ${d.client} ended ${d.sentAs} on ${d.pod}, made for ${made?.client ?? 'nobody'}`);
+    }
+  }
+
+  /**
+   * A3: the stored pin names a session its pod made for this client; and
+   * once a request of the client started after the last disturbance and got
+   * its pod's 2xx, the pin's pod is listed, up and holds that session.
+   */
+  private async checkFinalPins(): Promise<void> {
+    for (const c of this.clients) {
+      if (this.mayBeGone.get(c) === 'deleted') continue;
+      const rec = await this.shared.load(c);
+      if (!rec) continue;
+      const pod = this.pods.get(rec.pod);
+      const made = pod?.created.get(rec.backendSessionId);
+      if (made?.client !== c) {
+        this.violate('A3', `${c}: its pin names ${rec.backendSessionId} on ${rec.pod}, made for ${made?.client ?? 'nobody'}`);
+        continue;
+      }
+      const settled = this.requests.some(
+        (r) =>
+          r.client === c &&
+          r.kind !== 'typo' &&
+          r.calm.disturbances === this.disturbances &&
+          r.answer?.from === 'pod' &&
+          r.answer.status >= 200 &&
+          r.answer.status < 300,
+      );
+      if (settled && !(pod?.up && pod.listed && pod.sessions.has(rec.backendSessionId)))
+        this.violate('A3', `${c}: after a calm 2xx, its pin names ${rec.backendSessionId} on ${rec.pod}, which does not hold it`);
+    }
+  }
+
+  /** I3 and I5: a record leaves the store only by DELETE or by proof that it can never be recovered (never because a client left). A1: a session mcp-pin still holds is never reported gone. A2, A3, D1. */
   async checkRecords(): Promise<void> {
+    await Promise.all(this.deletes);
     await Promise.all(this.pendingChecks);
+    await this.checkAvailability();
+    this.checkDeletes();
+    await this.checkFinalPins();
     for (const c of this.clients) {
       // A1: the spec's 404 tells a client to abandon its session: only for one that is gone.
       const toldGone = this.requests.filter(
@@ -875,6 +1250,8 @@ export class Coverage {
     this.runs++;
     const seen = new Set<string>();
     if (w.reinitializes > 0) seen.add('re-initialize');
+    if (w.lockWaits > 0) seen.add('recovery lock waited for');
+    if (w.reinitsElsewhere > 0) seen.add('re-initialized on a pod Envoy chose');
     for (const r of w.requests) {
       if (r.deliveries.some((d) => d.via === 'relay'))
         seen.add(

@@ -94,6 +94,20 @@ class WiderPodEvent implements Cmd {
     `${this.what}(${PODS[this.pod % PODS.length]}${this.what === 'slow' ? ` ${SLOW_MS[this.slow % SLOW_MS.length]} ms` : ''}, then ${this.steps} steps)`;
 }
 
+/** An mcp-pin replica dies mid-stream and starts again: its open streams fail, its locks stay until their TTL. */
+class ReplicaCrash implements Cmd {
+  constructor(
+    readonly slot: number,
+    readonly steps: number,
+  ) {}
+  check = (): boolean => true;
+  async run(_m: Model, w: World): Promise<void> {
+    w.crashReplica(this.slot);
+    await w.step(this.steps);
+  }
+  toString = (): string => `crash-replica(${this.slot}, then ${this.steps} steps)`;
+}
+
 /** The whole machine stops for a while: every timer due meanwhile fires late, at once. */
 class Stall implements Cmd {
   constructor(
@@ -149,19 +163,20 @@ const widerPodEvent = fc
   )
   .map(([p, what, slow, n]) => new WiderPodEvent(p, what, slow, n));
 const stall = fc.tuple(fc.constantFrom(500, 2_000, 12_000), steps).map(([ms, n]) => new Stall(ms, n));
-export const widerCommands = fc.commands(
-  [
-    request,
-    request,
-    request,
-    request,
-    podEvent,
-    podEvent,
-    widerPodEvent,
-    widerPodEvent,
-    stall,
-    fc.tuple(fc.nat(5), steps).map(([i, n]) => new Cancel(i, n)),
-    fc.tuple(fc.nat(2), steps, fc.constantFrom(MCP_PATH, MCP_PATH, '/typo')).map(([c, n, path]) => new Delete(c, n, path)),
-  ],
-  { maxCommands: 24 },
-);
+const wider = [
+  request,
+  request,
+  request,
+  request,
+  podEvent,
+  podEvent,
+  widerPodEvent,
+  widerPodEvent,
+  stall,
+  fc.tuple(fc.nat(5), steps).map(([i, n]) => new Cancel(i, n)),
+  fc.tuple(fc.nat(2), steps, fc.constantFrom(MCP_PATH, MCP_PATH, '/typo')).map(([c, n, path]) => new Delete(c, n, path)),
+];
+export const widerCommands = fc.commands(wider, { maxCommands: 24 });
+
+/** The wider world with mcp-pin replicas that die mid-stream and start again (a generator of its own: the one above keeps its seeds). */
+export const widerCommandsWithCrashes = fc.commands([...wider, fc.tuple(fc.nat(1), steps).map(([r, n]) => new ReplicaCrash(r, n))], { maxCommands: 24 });

@@ -52,12 +52,12 @@ const NOT_MODELLED: Known[] = [
   {
     where: /grpc_service$/,
     key: /^retry_policy$/,
-    why: 'ext_proc streams retried on another mcp-pin replica (issue 27 item 2): a replica dying is not modelled yet (issue 28 item 3); tested with real Envoy in replica-loss.test.ts',
+    why: 'a new ext_proc stream retried on another mcp-pin replica (issue 27 item 2): the model opens each new stream on a live replica (a replica that dies starts again at once, wider-world.test.ts), which that retry gives; an open stream is not retried; tested with real Envoy in replica-loss.test.ts',
   },
   {
     where: /^\.static_resources\.listeners\[mcp\]\..*http_filters\[envoy\.filters\.http\.ext_proc\]\.typed_config$/,
     key: /^(message_timeout|max_message_timeout)$/,
-    why: "the public filter's one message is answered from the store; a store slower than the timer is not modelled yet (issue 28 item 2)",
+    why: "the public filter's one message is answered from the store within --store-timeout-ms (250 ms), under this timer; only a stall outlasts it, failing the first pass before any pod is chosen (nothing sent, so nothing for I2 to hold)",
   },
   {
     where: /http_filters\[mcp_pin\.session_state\]/,
@@ -90,7 +90,7 @@ const NOT_MODELLED: Known[] = [
   {
     where: /^\.static_resources\.clusters\[mcp_pin\](\.health_checks\[0\])?$/,
     key: /^(health_checks|timeout)$/,
-    why: 'mcp-pin replicas health-checked: a replica dying is not modelled yet (issue 28 item 3)',
+    why: 'mcp-pin replicas health-checked: in the model new streams go to live replicas only; how soon the checks notice a dead one is not modelled',
   },
   { where: /^\.static_resources\.clusters\[mcp_service\]$/, key: /^outlier_detection$/, why: 'initialize and session-less traffic: no session to keep' },
   {

@@ -11,17 +11,11 @@
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { widerCommands } from './commands.js';
+import { widerCommands, widerCommandsWithCrashes } from './commands.js';
 import { Coverage, World } from './world.js';
 
-const coverage = new Coverage();
-
-const property = fc.asyncProperty(
-  fc.scheduler(),
-  widerCommands,
-  fc.integer({ min: 1, max: 2 }),
-  fc.constantFrom(0, 0, 1000),
-  async (s, cmds, clientCount, pinCacheMs) => {
+const worldOf = (generator: typeof widerCommands, coverage: Coverage) =>
+  fc.asyncProperty(fc.scheduler(), generator, fc.integer({ min: 1, max: 2 }), fc.constantFrom(0, 0, 1000), async (s, cmds, clientCount, pinCacheMs) => {
     const w = new World(
       s,
       Array.from({ length: clientCount }, (_, i) => `c${i}`),
@@ -38,8 +32,7 @@ const property = fc.asyncProperty(
     } finally {
       await w.close();
     }
-  },
-);
+  });
 
 /**
  * Schedules that once failed: replayed on every run. Each was found with
@@ -64,18 +57,39 @@ const REGRESSIONS: { seed: number; path: string; why: string }[] = [
   { seed: -1777012955, path: '3', why: 'a DELETE the pod answered 200 left the pin of the session it ended (D1)' },
 ];
 
+const coverage = new Coverage();
+const property = worldOf(widerCommands, coverage);
+const crashCoverage = new Coverage();
+const withCrashes = worldOf(widerCommandsWithCrashes, crashCoverage);
+
+/** Schedules with replica deaths that once failed. */
+const CRASH_REGRESSIONS: { seed: number; path: string; why: string }[] = [
+  {
+    seed: -514998588,
+    path: '12483',
+    why: "a replica died after the pod ran a request it relayed: without the template's ext_proc mapper the client got a bare proxy error (I2)",
+  },
+];
+
+const replayOrRun = async (p: typeof property, numRuns: number): Promise<void> => {
+  const seed = process.env.PROTOCOL_SEED ? Number(process.env.PROTOCOL_SEED) : undefined;
+  const path = process.env.PROTOCOL_PATH;
+  await fc.assert(p, { numRuns, ...(seed !== undefined ? { seed } : {}), ...(path ? { path, endOnFailure: true } : {}) });
+};
+const replaying = (): boolean => Boolean(process.env.PROTOCOL_SEED || process.env.PROTOCOL_PATH);
+
 describe('recovery protocol: the wider world (issue 28 item 3)', function () {
   const numRuns = Number(process.env.PROTOCOL_WIDER_RUNS ?? 10_000);
+  const crashRuns = Math.ceil(numRuns / 3);
   // About 1-2.5 ms a schedule here: room for a slow machine, and for long runs.
   this.timeout(Math.max(180_000, numRuns * 10));
 
   it(`holds I1-I7, A1-A3 and D1 over ${numRuns} schedules with slow, overloaded and unlisted pods, stalls and wrong-path DELETEs`, async () => {
-    const seed = process.env.PROTOCOL_SEED ? Number(process.env.PROTOCOL_SEED) : undefined;
-    const path = process.env.PROTOCOL_PATH;
+    if (replaying() && process.env.PROTOCOL_CRASHES) return;
     const started = Date.now();
-    await fc.assert(property, { numRuns, ...(seed !== undefined ? { seed } : {}), ...(path ? { path, endOnFailure: true } : {}) });
+    await replayOrRun(property, numRuns);
     console.log(`      ${numRuns} schedules in ${((Date.now() - started) / 1000).toFixed(1)} s; runs that exercised: ${coverage.toString()}`);
-    if (!seed && !path && numRuns >= 1000) {
+    if (!replaying() && numRuns >= 1000) {
       for (const k of [
         're-initialize',
         'mcp-pin error mcp_pin_recovery_timeout',
@@ -90,9 +104,26 @@ describe('recovery protocol: the wider world (issue 28 item 3)', function () {
     }
   });
 
+  it(`holds them over ${crashRuns} more in which mcp-pin replicas also die mid-stream and start again (PROTOCOL_CRASHES=1 replays these)`, async () => {
+    if (replaying() && !process.env.PROTOCOL_CRASHES) return;
+    const started = Date.now();
+    await replayOrRun(withCrashes, crashRuns);
+    console.log(`      ${crashRuns} schedules in ${((Date.now() - started) / 1000).toFixed(1)} s; runs that exercised: ${crashCoverage.toString()}`);
+    if (!replaying() && crashRuns >= 1000) {
+      for (const k of ['a replica died', 're-initialize', 'relay back (not lost)']) {
+        expect(crashCoverage.counts[k] ?? 0, `runs that exercised "${k}"`).to.be.greaterThan(crashRuns / 1000);
+      }
+    }
+  });
+
   for (const r of REGRESSIONS) {
     it(`regression: ${r.why} (seed ${r.seed})`, async () => {
       await fc.assert(property, { seed: r.seed, path: r.path, numRuns: 1, endOnFailure: true });
+    });
+  }
+  for (const r of CRASH_REGRESSIONS) {
+    it(`regression, with replica deaths: ${r.why} (seed ${r.seed})`, async () => {
+      await fc.assert(withCrashes, { seed: r.seed, path: r.path, numRuns: 1, endOnFailure: true });
     });
   }
 });

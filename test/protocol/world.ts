@@ -104,6 +104,39 @@ export type PodFault = 'init-500-once' | 'init-400' | 'reset-next' | 'busy' | { 
 /** How long an overloaded pod answers 503: past the recovery's deadline, so pings, re-initializes, relays and retries meet it. */
 export const BUSY_MS = SHIPPED.recoveryTimeoutMs + 500;
 
+/** One mcp-pin process of the simulation. */
+interface Replica {
+  /** Unique per process: a replica that starts again after dying is a new one. */
+  id: number;
+  alive: boolean;
+  /** Settles when it dies. */
+  died: Promise<'died'>;
+  kill(): void;
+  exchangeDeps: ConstructorParameters<typeof Exchange>[0];
+  recoverer: HttpRecoverer;
+  store: SessionStore;
+}
+
+const never = <T>(): Promise<T> => new Promise<T>(() => {});
+
+/** A call of a process that may die: once dead it makes none, and reads no answer. */
+async function whileAlive<R>(rep: { alive: boolean }, call: () => Promise<R>): Promise<R> {
+  if (!rep.alive) return never();
+  let out: R;
+  try {
+    out = await call();
+  } catch (err) {
+    if (!rep.alive) return never();
+    throw err;
+  }
+  return rep.alive ? out : never();
+}
+
+/** Envoy's reply when an ext_proc stream fails (failure_mode_allow false): its details start with ext_proc_error. */
+const EXT_PROC_STREAM_FAILED = 'ext_proc_error_gRPC_error_14';
+/** ... on a stream of a retry's upstream filter, or in a response phase: a pod had been chosen. */
+const EXT_PROC_FAILED_ON_RETRY: EnvoyReply = { details: EXT_PROC_STREAM_FAILED, flags: [], upstream: true };
+
 /** A recovery lock a replica was given (tryLock answered true): until it called unlock. */
 interface Tenure {
   replica: number;
@@ -328,7 +361,13 @@ export class World {
   /** Why a client's record may be gone: DELETE answered, or a pod refused its stored initialize (4xx). */
   readonly mayBeGone = new Map<string, string>();
   private readonly shared: SessionStore;
-  private readonly replicas: { exchangeDeps: ConstructorParameters<typeof Exchange>[0]; recoverer: HttpRecoverer; store: SessionStore }[];
+  private readonly replicas: Replica[];
+  private replicaIds = 0;
+  /** Replicas that died in this run (coverage). */
+  replicaDeaths = 0;
+  private readonly log = pino({ level: 'silent' });
+  private readonly cfg: ConstructorParameters<typeof Exchange>[0]['cfg'] & ConstructorParameters<typeof HttpRecoverer>[0]['cfg'];
+  private readonly nextFault: () => StoreFault;
   /** Re-initializes on the wire now, per client: at most one (I4). */
   private readonly reinitInFlight = new Map<string, number>();
   private rr = 0;
@@ -350,12 +389,11 @@ export class World {
   constructor(
     private readonly s: Scheduler,
     readonly clients: string[],
-    opts: WorldOptions = {},
+    private readonly opts: WorldOptions = {},
   ) {
     this.shared = opts.store ? opts.store(this.clock.now) : new MemoryStore({ sessionTtlMs: 3_600_000, now: this.clock.now });
     this.pinCacheMs = opts.pinCacheMs ?? 0;
-    const log = pino({ level: 'silent' });
-    const cfg = {
+    this.cfg = {
       pinHeader: PIN_HEADER,
       upstreamHeader: 'x-mcp-pin-upstream',
       recoveryUrl: 'http://sim.invalid',
@@ -365,24 +403,55 @@ export class World {
       maxInitBodyBytes: 65536,
       relayBudgetBytes: 64 << 20,
     };
-    const nextFault = (): StoreFault => {
+    this.nextFault = (): StoreFault => {
       const f = opts.storeFaults?.[this.storeCalls++] ?? 'none';
       if (f !== 'none') this.disturbances++;
       return f;
     };
-    this.replicas = [0, 1].map((replica) => {
-      const metrics = new Metrics();
-      // As it ships (src/sessions/index.ts): the store timed for metrics, under the pin cache.
-      const timed = new TimedStore(this.shared, () => {});
-      // Faults wrap the scheduled store: a timed-out call waits on the virtual clock after the scheduler delivered
-      // it (inside a scheduled task, that wait would block the scheduler that the clock waits for).
-      const delivered = scheduledStore(timed, s);
-      const scheduled = opts.storeFaults?.length ? faultyStore(delivered, nextFault, (ms) => this.clock.sleep(ms)) : delivered;
-      const seen = this.recordLocks(replica, scheduled);
-      const store = (opts.pinCacheMs ?? 0) > 0 ? new CachedStore(seen, { ttlMs: opts.pinCacheMs!, now: this.clock.now }) : seen;
-      const recoverer = new HttpRecoverer({ cfg, store, log, metrics, forwarder: this.forwarder(replica), clock: this.clock });
-      return { exchangeDeps: { store, cfg, log, metrics }, recoverer, store };
-    });
+    this.replicas = [this.startReplica(), this.startReplica()];
+  }
+
+  /** One mcp-pin process: as it ships (src/sessions/index.ts), the store timed for metrics, under the pin cache. */
+  private startReplica(): Replica {
+    const { s, opts, cfg } = this;
+    const id = this.replicaIds++;
+    let died!: (v: 'died') => void;
+    const rep = { id, alive: true, died: new Promise<'died'>((resolve) => (died = resolve)), kill: () => died('died') } as Replica;
+    const metrics = new Metrics();
+    const timed = new TimedStore(this.shared, () => {});
+    // Faults wrap the scheduled store: a timed-out call waits on the virtual clock after the scheduler delivered
+    // it (inside a scheduled task, that wait would block the scheduler that the clock waits for).
+    const delivered = scheduledStore(timed, s);
+    const scheduled = opts.storeFaults?.length ? faultyStore(delivered, this.nextFault, (ms) => this.clock.sleep(ms)) : delivered;
+    // A dead process makes no more calls and reads no more answers.
+    const seen = this.recordLocks(
+      id,
+      wrapStore(scheduled, (_op, call) => whileAlive(rep, call)),
+    );
+    const store = (opts.pinCacheMs ?? 0) > 0 ? new CachedStore(seen, { ttlMs: opts.pinCacheMs!, now: this.clock.now }) : seen;
+    const recoverer = new HttpRecoverer({ cfg, store, log: this.log, metrics, forwarder: this.forwarder(rep), clock: this.clock });
+    return Object.assign(rep, { exchangeDeps: { store, cfg, log: this.log, metrics }, recoverer, store });
+  }
+
+  /**
+   * An mcp-pin replica dies (OOM, node loss) and its container starts again
+   * at once: what it was doing stops where it stands (its locks stay until
+   * their TTL), Envoy sees each of its open ext_proc streams fail, and new
+   * streams go to the live replicas (the mcp_pin cluster's health checks).
+   */
+  crashReplica(slot: number): void {
+    this.disturbances++;
+    const i = slot % this.replicas.length;
+    const old = this.replicas[i]!;
+    old.alive = false;
+    old.kill();
+    this.replicaDeaths++;
+    this.replicas[i] = this.startReplica();
+  }
+
+  /** An ext_proc message to a replica: its answer, or 'died' when the replica died first (Envoy sees the stream fail). */
+  private via<T>(r: Replica, work: Promise<T>): Promise<T | 'died'> {
+    return Promise.race([work, r.died]);
   }
 
   /** Each client starts with a session on a pod, made by an initialize at /mcp. */
@@ -540,44 +609,46 @@ export class World {
   }
 
   /** Envoy's internal listener, as mcp-pin's recovery reaches the pods through it. */
-  private forwarder(replica: number): Forwarder {
+  private forwarder(rep: Replica): Forwarder {
     return {
-      send: async (req: ForwardRequest): Promise<ForwardResponse> => {
-        const body = req.body?.toString() ?? '';
-        const isInit = body.includes('"initialize"');
-        if (body.includes('"mcp-pin-replay-')) this.stateReplays++;
-        const forClient = isInit ? (JSON.parse(body) as { params: { clientInfo: { name: string } } }).params.clientInfo.name : undefined;
-        // The internal listener's override_host: the pod asked for while it is in discovery, else Envoy's fallback pick.
-        const pod = this.routed(req.pod!);
-        if (!pod) return { status: 503, headers: [], body: Buffer.alloc(0), upstream: undefined, envoyReply: 'no_healthy_upstream' };
-        if (forClient) this.onReinitialize(forClient, replica);
-        if (forClient && pod !== req.pod) this.reinitsElsewhere++;
-        try {
-          const res = await untilAborted(this.atPod(pod, req.method, req.path, req.headers, body, req.signal), req.signal);
-          if (res === 'refused')
-            return {
-              status: 503,
-              headers: [],
-              body: Buffer.alloc(0),
-              upstream: undefined,
-              envoyReply: 'upstream_reset_before_response_started{connection_failure}',
-            };
-          if (res === 'reset')
-            return {
-              status: 503,
-              headers: [],
-              body: Buffer.alloc(0),
-              upstream: undefined,
-              envoyReply: 'upstream_reset_before_response_started{connection_termination}',
-            };
-          if (isInit && res.status >= 400 && res.status < 500) this.mayBeGone.set(forClient!, `a pod refused its initialize with ${res.status}`);
-          return { status: res.status, headers: res.headers, body: Buffer.from(res.body), upstream: pod };
-        } finally {
-          if (forClient) this.reinitInFlight.set(forClient, (this.reinitInFlight.get(forClient) ?? 1) - 1);
-        }
-      },
+      send: (req: ForwardRequest): Promise<ForwardResponse> => whileAlive(rep, () => this.forward(rep.id, req)),
       close: async () => {},
     };
+  }
+
+  private async forward(replica: number, req: ForwardRequest): Promise<ForwardResponse> {
+    const body = req.body?.toString() ?? '';
+    const isInit = body.includes('"initialize"');
+    if (body.includes('"mcp-pin-replay-')) this.stateReplays++;
+    const forClient = isInit ? (JSON.parse(body) as { params: { clientInfo: { name: string } } }).params.clientInfo.name : undefined;
+    // The internal listener's override_host: the pod asked for while it is in discovery, else Envoy's fallback pick.
+    const pod = this.routed(req.pod!);
+    if (!pod) return { status: 503, headers: [], body: Buffer.alloc(0), upstream: undefined, envoyReply: 'no_healthy_upstream' };
+    if (forClient) this.onReinitialize(forClient, replica);
+    if (forClient && pod !== req.pod) this.reinitsElsewhere++;
+    try {
+      const res = await untilAborted(this.atPod(pod, req.method, req.path, req.headers, body, req.signal), req.signal);
+      if (res === 'refused')
+        return {
+          status: 503,
+          headers: [],
+          body: Buffer.alloc(0),
+          upstream: undefined,
+          envoyReply: 'upstream_reset_before_response_started{connection_failure}',
+        };
+      if (res === 'reset')
+        return {
+          status: 503,
+          headers: [],
+          body: Buffer.alloc(0),
+          upstream: undefined,
+          envoyReply: 'upstream_reset_before_response_started{connection_termination}',
+        };
+      if (isInit && res.status >= 400 && res.status < 500) this.mayBeGone.set(forClient!, `a pod refused its initialize with ${res.status}`);
+      return { status: res.status, headers: res.headers, body: Buffer.from(res.body), upstream: pod };
+    } finally {
+      if (forClient) this.reinitInFlight.set(forClient, (this.reinitInFlight.get(forClient) ?? 1) - 1);
+    }
   }
 
   /** Where Envoy sends a request for `pod` (override_host): there while it is listed, else to another listed pod; none listed: nowhere. */
@@ -752,7 +823,10 @@ export class World {
       [':path', path],
       ['mcp-session-id', client],
     ];
-    const [first] = await ex.handle({ request: 'request_headers', request_headers: { ...wire(headers), end_of_stream: true } });
+    const onHeaders = await this.via(r, ex.handle({ request: 'request_headers', request_headers: { ...wire(headers), end_of_stream: true } }));
+    // The replica died: Envoy fails the request (nothing was sent).
+    if (onHeaders === 'died') return answered({ from: 'envoy', status: 500, sessionId: undefined });
+    const [first] = onHeaders;
     if (first?.immediate_response) {
       const a = this.mcpPinAnswer(first);
       if (a.from === 'mcp-pin') await answered({ from: 'mcp-pin', status: a.status, sessionId: a.sessionId });
@@ -776,12 +850,17 @@ export class World {
     const status = res === 'refused' ? 503 : res === 'reset' ? 503 : res.status;
     let out: Headers = res === 'refused' || res === 'reset' ? [] : res.headers;
     if (!ex.complete) {
-      const [after] = await ex.handle({
-        request: 'response_headers',
-        response_headers: wire([[':status', String(status)], ...out]),
-        attributes: { 'envoy.filters.http.ext_proc': { fields: { 'upstream.address': { kind: 'stringValue', stringValue: pod } } } },
-      } as ProcessingRequest);
-      out = applyMutation(out, after?.response_headers?.response?.header_mutation);
+      const onResponse = await this.via(
+        r,
+        ex.handle({
+          request: 'response_headers',
+          response_headers: wire([[':status', String(status)], ...out]),
+          attributes: { 'envoy.filters.http.ext_proc': { fields: { 'upstream.address': { kind: 'stringValue', stringValue: pod } } } },
+        } as ProcessingRequest),
+      );
+      // The replica died after the pod answered: Envoy's reply replaces the pod's answer.
+      if (onResponse === 'died') return answered({ from: 'envoy', status: 500, sessionId: undefined, ...(sentAs !== undefined ? { sentAs } : {}), pod });
+      out = applyMutation(out, onResponse[0]?.response_headers?.response?.header_mutation);
     }
     // The pinned routes put the client's own id back where the answer has one.
     const clientId = hdr(headers, CLIENT_SESSION);
@@ -846,8 +925,12 @@ export class World {
     const path = hdr(clientHeaders, ':path')!;
     let headers = clientHeaders;
     // Downstream ext_proc: one message for a pinned request.
-    const down = new Exchange(this.replica().exchangeDeps);
-    const [first] = await down.handle({ request: 'request_headers', request_headers: { ...wire(headers), end_of_stream: false } });
+    const dr = this.replica();
+    const down = new Exchange(dr.exchangeDeps);
+    const onHeaders = await this.via(dr, down.handle({ request: 'request_headers', request_headers: { ...wire(headers), end_of_stream: false } }));
+    // The replica died before it answered: the first pass fails, before any pod was chosen.
+    if (onHeaders === 'died') return envoyReply(500, { details: EXT_PROC_STREAM_FAILED, flags: [], upstream: false });
+    const [first] = onHeaders;
     if (!first) throw new Error('no answer to request headers');
     if (first.immediate_response) return this.mcpPinAnswer(first);
     headers = applyMutation(headers, first.request_headers?.response?.header_mutation);
@@ -880,14 +963,16 @@ export class World {
       let attemptHeaders = headers.filter(([k]) => k !== PIN_HEADER);
       let upstream: AttemptExchange | undefined;
       let upstreamGone: AbortController | undefined;
+      // The replica of this attempt's upstream ext_proc stream, where it has one.
+      let ur: Replica | undefined;
       if (SHIPPED.upstreamExtProcOn(attempt)) {
         // The upstream ext_proc (composite filter), on retries only.
         upstreamGone = new AbortController();
         req.abort.signal.addEventListener('abort', () => upstreamGone!.abort(), { once: true });
-        const r = this.replica();
+        ur = this.replica();
         let extended: Extension | undefined;
         upstream = new AttemptExchange(
-          { cfg: r.exchangeDeps.cfg, log: r.exchangeDeps.log, metrics: r.exchangeDeps.metrics, recoverer: r.recoverer },
+          { cfg: ur.exchangeDeps.cfg, log: ur.exchangeDeps.log, metrics: ur.exchangeDeps.metrics, recoverer: ur.recoverer },
           (m) => {
             if (!m.override_message_timeout) return;
             const ms = Number(m.override_message_timeout.seconds) * 1000 + Math.round(m.override_message_timeout.nanos / 1e6);
@@ -901,18 +986,20 @@ export class World {
           request_headers: { ...wire([...attemptHeaders, ['x-envoy-attempt-count', String(attempt)]]), end_of_stream: false },
           attributes: { 'envoy.filters.http.ext_proc': { fields: { 'upstream.address': { kind: 'stringValue', stringValue: host } } } },
         };
-        const onHeaders = await this.withMessageTimeout(upstream.handle(msg), () => extended, upstreamGone);
+        const onHeaders = await this.withMessageTimeout(this.via(ur, upstream.handle(msg)), () => extended, upstreamGone);
         if (onHeaders === 'timeout') return envoyReply(504, EXT_PROC_TIMEOUT);
+        if (onHeaders === 'died') return envoyReply(500, EXT_PROC_FAILED_ON_RETRY);
         const h = onHeaders[0]!;
         if (h.immediate_response) return this.answerByMcpPin(req, headers, body, h);
         if (h.mode_override?.request_body_mode === 'BUFFERED') {
           extended = undefined;
           const onBody = await this.withMessageTimeout(
-            upstream.handle({ request: 'request_body', request_body: { body: Buffer.from(body), end_of_stream: true } }),
+            this.via(ur, upstream.handle({ request: 'request_body', request_body: { body: Buffer.from(body), end_of_stream: true } })),
             () => extended,
             upstreamGone,
           );
           if (onBody === 'timeout') return envoyReply(504, EXT_PROC_TIMEOUT);
+          if (onBody === 'died') return envoyReply(500, EXT_PROC_FAILED_ON_RETRY);
           return this.answerByMcpPin(req, headers, body, onBody[0]!);
         }
         // Header changes stay on the request for later attempts (Envoy keeps them).
@@ -934,10 +1021,16 @@ export class World {
       let outHeaders = res.headers;
       let status = res.status;
       if (upstream && !upstream.complete) {
-        const [r] = await upstream.handle({
-          request: 'response_headers',
-          response_headers: wire([[':status', String(res.status)], ...outHeaders]),
-        } as ProcessingRequest);
+        const onResponse = await this.via(
+          ur!,
+          upstream.handle({
+            request: 'response_headers',
+            response_headers: wire([[':status', String(res.status)], ...outHeaders]),
+          } as ProcessingRequest),
+        );
+        // The replica died after the pod answered this attempt: Envoy's reply replaces the pod's answer.
+        if (onResponse === 'died') return envoyReply(500, EXT_PROC_FAILED_ON_RETRY);
+        const [r] = onResponse;
         if (r?.immediate_response) return this.answerByMcpPin(req, headers, body, r);
         // The upstream filters change the answer before the router sees it (its status too).
         const mutated = applyMutation([[':status', String(res.status)], ...outHeaders], r?.response_headers?.response?.header_mutation);
@@ -960,7 +1053,13 @@ export class World {
       out = [...out.filter(([k]) => k !== 'mcp-session-id'), ['mcp-session-id', clientId]];
     // The downstream ext_proc's response phase, where it asked for one.
     if (!down.complete) {
-      const [r] = await down.handle({ request: 'response_headers', response_headers: wire([[':status', String(final.status)], ...out]) } as ProcessingRequest);
+      const onResponse = await this.via(
+        dr,
+        down.handle({ request: 'response_headers', response_headers: wire([[':status', String(final.status)], ...out]) } as ProcessingRequest),
+      );
+      // The replica died after the pod answered: Envoy's reply replaces the pod's answer (a pod had been chosen).
+      if (onResponse === 'died') return envoyReply(500, EXT_PROC_FAILED_ON_RETRY);
+      const [r] = onResponse;
       out = applyMutation(out, r?.response_headers?.response?.header_mutation);
     }
     // The session-state route's filter: the request and its answer, before the client gets it.
@@ -989,18 +1088,21 @@ export class World {
   ): Promise<void> {
     const r = this.replica();
     const rec = new StateRecorder({ store: r.store, log: r.exchangeDeps.log, metrics: r.exchangeDeps.metrics, recoverer: r.recoverer });
-    await rec.handle({ request: 'request_headers', request_headers: { ...wire(requestHeaders), end_of_stream: false } });
-    await rec.handle({ request: 'request_body', request_body: { body: Buffer.from(body), end_of_stream: true } });
-    await rec.handle({ request: 'response_headers', response_headers: wire([[':status', String(status)], ...responseHeaders]) } as ProcessingRequest);
-    if (!rec.complete) await rec.handle({ request: 'response_body', response_body: { body: Buffer.from(responseBody), end_of_stream: true } });
+    // The filter fails open (failure_mode_allow): a replica that dies under it costs the client nothing.
+    const messages: ProcessingRequest[] = [
+      { request: 'request_headers', request_headers: { ...wire(requestHeaders), end_of_stream: false } },
+      { request: 'request_body', request_body: { body: Buffer.from(body), end_of_stream: true } },
+      { request: 'response_headers', response_headers: wire([[':status', String(status)], ...responseHeaders]) } as ProcessingRequest,
+      { request: 'response_body', response_body: { body: Buffer.from(responseBody), end_of_stream: true } },
+    ];
+    for (const [i, m] of messages.entries()) {
+      if (i === 3 && rec.complete) break;
+      if ((await this.via(r, rec.handle(m))) === 'died') return;
+    }
   }
 
   /** Envoy waits message_timeout for an answer, or what mcp-pin extended it to; past it, it gives up on the stream. */
-  private async withMessageTimeout(
-    p: Promise<ProcessingResponse[]>,
-    extendedTo: () => Extension | undefined,
-    gone: AbortController,
-  ): Promise<ProcessingResponse[] | 'timeout'> {
+  private async withMessageTimeout<T>(p: Promise<T>, extendedTo: () => Extension | undefined, gone: AbortController): Promise<T | 'timeout'> {
     const started = this.clock.now();
     let settled = false;
     const result = p.finally(() => (settled = true));
@@ -1252,6 +1354,7 @@ export class Coverage {
     if (w.reinitializes > 0) seen.add('re-initialize');
     if (w.lockWaits > 0) seen.add('recovery lock waited for');
     if (w.reinitsElsewhere > 0) seen.add('re-initialized on a pod Envoy chose');
+    if (w.replicaDeaths > 0) seen.add('a replica died');
     for (const r of w.requests) {
       if (r.deliveries.some((d) => d.via === 'relay'))
         seen.add(

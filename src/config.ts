@@ -220,7 +220,8 @@ export const OPTIONS = {
     'unknown-session-cache-ms',
     ms(0, 600_000),
     '5000',
-    'remember a session id that no pod held (its search ended in 404) this long: repeats get 404 from mcp-pin after a store lookup, and reach no pod (0: off)',
+    'remember a session id that no pod held (its search ended in 404) this long, at the path it was searched at: repeats there get 404 from ' +
+      'mcp-pin after a store lookup, and reach no pod (0: off)',
   ),
   drainDelayMs: opt(
     'drain-delay-ms',

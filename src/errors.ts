@@ -53,7 +53,10 @@ export const ERROR_CODES = {
     meaning:
       'a session id no pod could have issued (longer than --max-session-id-length, or outside visible ASCII): answered as an unknown session, never looked up',
   },
-  MCP_PIN_UNKNOWN_SESSION: { seen: 'client', meaning: 'a session id searched for on every pod moments ago (--unknown-session-cache-ms) and held by none' },
+  MCP_PIN_UNKNOWN_SESSION: {
+    seen: 'client',
+    meaning: 'a session id searched for on every pod moments ago at this path (--unknown-session-cache-ms) and held by none',
+  },
   MCP_PIN_NO_UPSTREAM_ADDRESS: { seen: 'client', meaning: 'Envoy did not say which pod answered an initialize, so the new session cannot be pinned' },
   MCP_PIN_SESSION_ID_TAKEN: {
     seen: 'client',

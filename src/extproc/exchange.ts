@@ -31,7 +31,7 @@ import {
 } from './responses.js';
 import { isValidSessionId } from '../session-id.js';
 import { onSessionPath } from '../session-path.js';
-import type { RecentlyUnknown } from './recently-unknown.js';
+import { type RecentlyUnknown, unknownKey } from './recently-unknown.js';
 import type { PinAllowlist } from '../pin-allowlist.js';
 import { parsePodAddress } from '../pod-address.js';
 import { isConnectFailure, upstreamReport } from './upstream.js';
@@ -207,8 +207,9 @@ export class Exchange implements StreamHandler {
       await this.deps.store.removeIfGeneration(sid, pin.generation).catch(() => metrics.ignored('drop_poisoned_pin'));
       pin = null;
     }
-    if (!pin && (this.deps.recentlyUnknown?.has(sid) || (await this.rememberedUnknown(sid)))) {
-      // Searched for moments ago (by this replica or another) and found on no pod: not again.
+    const unknownAs = unknownKey(sid, path);
+    if (!pin && unknownAs !== null && (this.deps.recentlyUnknown?.has(unknownAs) || (await this.rememberedUnknown(unknownAs)))) {
+      // Searched for moments ago at this path (by this replica or another) and found on no pod: not again.
       metrics.outcome('unknown_session_remembered');
       return { response: errorResponse('MCP_PIN_UNKNOWN_SESSION'), next: DONE };
     }
@@ -362,15 +363,15 @@ export class Exchange implements StreamHandler {
   }
 
   /** Remembered by another replica (through the store); a store that cannot say is no reason to refuse: the search then runs. */
-  private async rememberedUnknown(sid: string): Promise<boolean> {
+  private async rememberedUnknown(key: string): Promise<boolean> {
     const local = this.deps.recentlyUnknown;
     if (!local || local.ttlMs <= 0) return false;
-    const known = await this.deps.store.isRememberedUnknown(sid).catch(() => {
+    const known = await this.deps.store.isRememberedUnknown(key).catch(() => {
       this.deps.metrics.ignored('check_unknown_session');
       return false;
     });
     // Seen once from the store, kept here too: a burst of repeats asks the store once.
-    if (known) local.remember(sid);
+    if (known) local.remember(key);
     return known;
   }
 
@@ -392,11 +393,12 @@ export class Exchange implements StreamHandler {
     // The search ended in "no such session" (a lost-session status: Envoy
     // retries other pods on it first, and mcp-pin ends it with 404 once every
     // pod was asked): remember that, so repeats cost no pod a request.
-    if (this.deps.cfg.lostSessionStatuses.includes(status) && this.deps.recentlyUnknown) {
-      this.deps.recentlyUnknown.remember(sid);
+    const key = unknownKey(sid, unknown.path);
+    if (this.deps.cfg.lostSessionStatuses.includes(status) && this.deps.recentlyUnknown && key !== null) {
+      this.deps.recentlyUnknown.remember(key);
       // And for every replica: the store keeps it as long.
       const ttl = this.deps.recentlyUnknown.ttlMs;
-      if (ttl > 0) await this.deps.store.rememberUnknown(sid, ttl).catch(() => this.deps.metrics.ignored('remember_unknown_session'));
+      if (ttl > 0) await this.deps.store.rememberUnknown(key, ttl).catch(() => this.deps.metrics.ignored('remember_unknown_session'));
     }
     if (!is2xx(status) || unknown.method === 'DELETE') return continueResponseHeaders();
     // Proof that the pod holds this session: it names it in its answer (the

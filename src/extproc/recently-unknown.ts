@@ -7,6 +7,7 @@
  * initialize, an adoption) wins. Bounded: the oldest entries go first.
  */
 import { ExpiringIds } from '../expiring-ids.js';
+import { MAX_INIT_PATH_LENGTH } from '../sessions/store.js';
 
 export class RecentlyUnknown {
   private readonly ids: ExpiringIds;
@@ -30,4 +31,16 @@ export class RecentlyUnknown {
   has(sid: string): boolean {
     return this.ids.has(sid);
   }
+}
+
+/**
+ * What a search that ended in 404 is remembered under: the session id and
+ * the path it was searched at (its query left out). A pod's 404 at a wrong
+ * path says nothing about the session, so a client's request to a wrong
+ * path (after the store lost the session) must not make its session
+ * unknown at its real one. A path too long to keep is not remembered.
+ */
+export function unknownKey(sid: string, path: string): string | null {
+  const bare = path.split('?', 1)[0] ?? path;
+  return bare.length <= MAX_INIT_PATH_LENGTH ? `${sid} ${bare}` : null;
 }

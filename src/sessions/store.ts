@@ -70,11 +70,12 @@ export interface SessionStore {
   /**
    * Remembers, for ttlMs, that a search for this id asked every pod and none
    * held it: every replica then answers a repeat itself (one pass over the
-   * pods per made-up id, whatever the replica count).
+   * pods per made-up id, whatever the replica count). The id is the
+   * exchange's `unknownKey`: the session id and the path it was searched at.
    */
-  rememberUnknown(clientSessionId: string, ttlMs: number): Promise<void>;
+  rememberUnknown(searchedId: string, ttlMs: number): Promise<void>;
   /** Whether rememberUnknown was told of this id less than its ttlMs ago. */
-  isRememberedUnknown(clientSessionId: string): Promise<boolean>;
+  isRememberedUnknown(searchedId: string): Promise<boolean>;
   /** Recovery lock: true when taken by `token`; expires by itself after ttlMs. */
   tryLock(clientSessionId: string, token: string, ttlMs: number): Promise<boolean>;
   /** Releases the lock only if `token` still holds it. */

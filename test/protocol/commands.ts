@@ -108,6 +108,17 @@ class ReplicaCrash implements Cmd {
   toString = (): string => `crash-replica(${this.slot}, then ${this.steps} steps)`;
 }
 
+/** The store loses everything (Redis restarted without persistence). */
+class StoreFlush implements Cmd {
+  constructor(readonly steps: number) {}
+  check = (): boolean => true;
+  async run(_m: Model, w: World): Promise<void> {
+    await w.flushStore();
+    await w.step(this.steps);
+  }
+  toString = (): string => `flush-store(then ${this.steps} steps)`;
+}
+
 /** The whole machine stops for a while: every timer due meanwhile fires late, at once. */
 class Stall implements Cmd {
   constructor(
@@ -178,5 +189,12 @@ const wider = [
 ];
 export const widerCommands = fc.commands(wider, { maxCommands: 24 });
 
-/** The wider world with mcp-pin replicas that die mid-stream and start again (a generator of its own: the one above keeps its seeds). */
-export const widerCommandsWithCrashes = fc.commands([...wider, fc.tuple(fc.nat(1), steps).map(([r, n]) => new ReplicaCrash(r, n))], { maxCommands: 24 });
+/**
+ * The wider world with restarts: mcp-pin replicas that die mid-stream and
+ * start again, and a store that loses everything (a generator of its own:
+ * the one above keeps its seeds).
+ */
+export const widerCommandsWithRestarts = fc.commands(
+  [...wider, fc.tuple(fc.nat(1), steps).map(([r, n]) => new ReplicaCrash(r, n)), steps.map((n) => new StoreFlush(n))],
+  { maxCommands: 24 },
+);

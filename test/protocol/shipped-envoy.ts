@@ -255,6 +255,8 @@ export const SHIPPED = {
   recoveryTimeoutMs: MCP_PIN.recoveryTimeoutMs,
   /** mcp-pin's --store-timeout-ms default: how long a store call may take before it fails. */
   storeTimeoutMs: MCP_PIN.storeTimeoutMs,
+  /** mcp-pin's --unknown-session-cache-ms default: how long a search that ended in 404 is remembered. */
+  unknownSessionCacheMs: MCP_PIN.unknownSessionCacheMs,
   upstreamExtProcOn: SHIPPED_ENVOY.upstreamExtProcOn,
   localReply: SHIPPED_ENVOY.localReply,
   messageTimeoutMs: SHIPPED_ENVOY.messageTimeoutMs,

@@ -11,15 +11,15 @@
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { widerCommands, widerCommandsWithCrashes } from './commands.js';
+import { widerCommands, widerCommandsWithRestarts } from './commands.js';
 import { Coverage, World } from './world.js';
 
-const worldOf = (generator: typeof widerCommands, coverage: Coverage) =>
+const worldOf = (generator: typeof widerCommands, coverage: Coverage, restarts = false) =>
   fc.asyncProperty(fc.scheduler(), generator, fc.integer({ min: 1, max: 2 }), fc.constantFrom(0, 0, 1000), async (s, cmds, clientCount, pinCacheMs) => {
     const w = new World(
       s,
       Array.from({ length: clientCount }, (_, i) => `c${i}`),
-      { pinCacheMs },
+      { pinCacheMs, rememberUnknown: restarts },
     );
     try {
       await w.seed();
@@ -60,14 +60,19 @@ const REGRESSIONS: { seed: number; path: string; why: string }[] = [
 const coverage = new Coverage();
 const property = worldOf(widerCommands, coverage);
 const crashCoverage = new Coverage();
-const withCrashes = worldOf(widerCommandsWithCrashes, crashCoverage);
+const withCrashes = worldOf(widerCommandsWithRestarts, crashCoverage, true);
 
 /** Schedules with replica deaths that once failed. */
 const CRASH_REGRESSIONS: { seed: number; path: string; why: string }[] = [
   {
-    seed: -514998588,
-    path: '12483',
-    why: "a replica died after the pod ran a request it relayed: without the template's ext_proc mapper the client got a bare proxy error (I2)",
+    seed: -1044238733,
+    path: '202',
+    why: "a replica died after a pod ran the request: without the template's ext_proc mapper the client got a bare proxy error (I2)",
+  },
+  {
+    seed: 1320216066,
+    path: '9',
+    why: 'after a store flush, a request to a wrong path made its session unknown at its own path for the unknown-session cache: a calm call got 404 (A2)',
   },
 ];
 
@@ -104,13 +109,13 @@ describe('recovery protocol: the wider world (issue 28 item 3)', function () {
     }
   });
 
-  it(`holds them over ${crashRuns} more in which mcp-pin replicas also die mid-stream and start again (PROTOCOL_CRASHES=1 replays these)`, async () => {
+  it(`holds them over ${crashRuns} more in which mcp-pin replicas also die mid-stream and start again, and the store loses everything (PROTOCOL_CRASHES=1 replays these)`, async () => {
     if (replaying() && !process.env.PROTOCOL_CRASHES) return;
     const started = Date.now();
     await replayOrRun(withCrashes, crashRuns);
     console.log(`      ${crashRuns} schedules in ${((Date.now() - started) / 1000).toFixed(1)} s; runs that exercised: ${crashCoverage.toString()}`);
     if (!replaying() && crashRuns >= 1000) {
-      for (const k of ['a replica died', 're-initialize', 'relay back (not lost)']) {
+      for (const k of ['a replica died', 'the store was flushed', 'a session adopted after a flush', 're-initialize', 'relay back (not lost)']) {
         expect(crashCoverage.counts[k] ?? 0, `runs that exercised "${k}"`).to.be.greaterThan(crashRuns / 1000);
       }
     }
@@ -122,7 +127,7 @@ describe('recovery protocol: the wider world (issue 28 item 3)', function () {
     });
   }
   for (const r of CRASH_REGRESSIONS) {
-    it(`regression, with replica deaths: ${r.why} (seed ${r.seed})`, async () => {
+    it(`regression, with restarts: ${r.why} (seed ${r.seed})`, async () => {
       await fc.assert(withCrashes, { seed: r.seed, path: r.path, numRuns: 1, endOnFailure: true });
     });
   }

@@ -23,6 +23,8 @@ import { pino } from 'pino';
 import { AttemptExchange } from '../../src/extproc/attempt.js';
 import { CLIENT_ERRORS } from '../../src/extproc/error-responses.js';
 import { Exchange } from '../../src/extproc/exchange.js';
+import { RecentlyUnknown } from '../../src/extproc/recently-unknown.js';
+import { SearchAttempt } from '../../src/extproc/search-attempt.js';
 import { StateRecorder } from '../../src/extproc/state-recorder.js';
 import { REDIRECTED_SESSION_HEADER } from '../../src/mcp-headers.js';
 import type { HeaderMutation, ProcessingRequest, ProcessingResponse } from '../../src/extproc/protocol.js';
@@ -147,6 +149,8 @@ interface Tenure {
   expiresAt: number;
   ended?: number;
   reinits: number;
+  /** A store flush took the lock: it no longer excludes anyone, and nothing expires it. */
+  flushed?: boolean;
   /** The machine's stalled time when the lock was asked for: a lock may outlive its TTL by the stalls since (the generation's compare-and-set then fences). */
   stalledBefore: number;
 }
@@ -252,6 +256,29 @@ function wrapStore(inner: SessionStore, wrap: CallWrapper): SessionStore {
   return out as unknown as SessionStore;
 }
 
+/**
+ * The shared store that can be flushed (Redis restarted without
+ * persistence, or FLUSHALL): every record, lock and remembered id is gone
+ * at once, and the store goes on empty.
+ */
+class FlushableStore {
+  private current: SessionStore;
+  readonly store: SessionStore;
+
+  constructor(private readonly fresh: () => SessionStore) {
+    this.current = fresh();
+    const out: Record<string, unknown> = { close: () => this.current.close(), connect: (ms: number) => this.current.connect?.(ms) };
+    for (const op of CALLS) out[op] = (...a: unknown[]) => (this.current[op] as (...x: unknown[]) => Promise<unknown>)(...a);
+    this.store = out as unknown as SessionStore;
+  }
+
+  async flush(): Promise<void> {
+    const old = this.current;
+    this.current = this.fresh();
+    await old.close();
+  }
+}
+
 /** The store with a fault plan: each call, of either replica, takes the plan's next entry (past its end: none). */
 function faultyStore(inner: SessionStore, nextFault: () => StoreFault, sleep: (ms: number) => Promise<void>): SessionStore {
   return wrapStore(inner, async (op, call) => {
@@ -313,6 +340,12 @@ export interface WorldOptions {
   store?: (now: () => number) => SessionStore;
   /** What each replica's store calls meet, in order (default: nothing). */
   storeFaults?: readonly StoreFault[];
+  /**
+   * Each replica remembers searches that ended in 404 (--unknown-session-cache-ms, as it ships). Only
+   * worlds whose store can be flushed need it: elsewhere no pod holds a session the store forgot, the
+   * answer is a 404 either way, and leaving out its store read keeps those schedules' seeds.
+   */
+  rememberUnknown?: boolean;
 }
 
 export class World {
@@ -361,10 +394,16 @@ export class World {
   /** Why a client's record may be gone: DELETE answered, or a pod refused its stored initialize (4xx). */
   readonly mayBeGone = new Map<string, string>();
   private readonly shared: SessionStore;
+  /** The default MemoryStore, which a run may flush. */
+  private readonly flushable?: FlushableStore;
+  /** Clients whose record a flush took: found again only on the pods (adopted), and never promised A1. */
+  private readonly flushed = new Set<string>();
   private readonly replicas: Replica[];
   private replicaIds = 0;
-  /** Replicas that died in this run (coverage). */
+  /** Replicas that died, store flushes, and sessions adopted after one, in this run (coverage). */
   replicaDeaths = 0;
+  flushes = 0;
+  adoptions = 0;
   private readonly log = pino({ level: 'silent' });
   private readonly cfg: ConstructorParameters<typeof Exchange>[0]['cfg'] & ConstructorParameters<typeof HttpRecoverer>[0]['cfg'];
   private readonly nextFault: () => StoreFault;
@@ -391,7 +430,11 @@ export class World {
     readonly clients: string[],
     private readonly opts: WorldOptions = {},
   ) {
-    this.shared = opts.store ? opts.store(this.clock.now) : new MemoryStore({ sessionTtlMs: 3_600_000, now: this.clock.now });
+    if (opts.store) this.shared = opts.store(this.clock.now);
+    else {
+      this.flushable = new FlushableStore(() => new MemoryStore({ sessionTtlMs: 3_600_000, now: this.clock.now }));
+      this.shared = this.flushable.store;
+    }
     this.pinCacheMs = opts.pinCacheMs ?? 0;
     this.cfg = {
       pinHeader: PIN_HEADER,
@@ -430,7 +473,8 @@ export class World {
     );
     const store = (opts.pinCacheMs ?? 0) > 0 ? new CachedStore(seen, { ttlMs: opts.pinCacheMs!, now: this.clock.now }) : seen;
     const recoverer = new HttpRecoverer({ cfg, store, log: this.log, metrics, forwarder: this.forwarder(rep), clock: this.clock });
-    return Object.assign(rep, { exchangeDeps: { store, cfg, log: this.log, metrics }, recoverer, store });
+    const recentlyUnknown = opts.rememberUnknown ? { recentlyUnknown: new RecentlyUnknown(SHIPPED.unknownSessionCacheMs, 10_000, this.clock.now) } : {};
+    return Object.assign(rep, { exchangeDeps: { store, cfg, log: this.log, metrics, ...recentlyUnknown }, recoverer, store });
   }
 
   /**
@@ -447,6 +491,27 @@ export class World {
     old.kill();
     this.replicaDeaths++;
     this.replicas[i] = this.startReplica();
+  }
+
+  /**
+   * The store loses everything (Redis restarted without persistence): each
+   * session is then searched for on the pods and adopted where one holds it
+   * under the client's own id (a session recovered before, whose pod holds
+   * another id, cannot be found again: the client gets the 404 that tells
+   * it to start a new one).
+   */
+  async flushStore(): Promise<void> {
+    if (!this.flushable) return;
+    this.disturbances++;
+    this.flushes++;
+    await this.flushable.flush();
+    for (const c of this.clients) {
+      this.flushed.add(c);
+      if (!this.mayBeGone.has(c)) this.mayBeGone.set(c, 'flushed');
+      for (const key of [...this.fenced]) if (key.startsWith(`${c}@`)) this.fenced.delete(key);
+    }
+    // The locks went with it: recoveries that held one hold nothing now.
+    for (const t of this.tenures) if (t.ended === undefined) t.flushed = true;
   }
 
   /** An ext_proc message to a replica: its answer, or 'died' when the replica died first (Envoy sees the stream fail). */
@@ -673,7 +738,7 @@ export class World {
         if (t) {
           t.ended = calledAt;
           const stalled = this.stalledMs - t.stalledBefore;
-          if (calledAt >= t.expiresAt + stalled)
+          if (!t.flushed && calledAt >= t.expiresAt + stalled)
             this.violate('I4', `${t.client}: a recovery held its lock ${calledAt - t.expiresAt} ms past its TTL (stalled ${stalled} ms meanwhile)`);
         }
         return call();
@@ -709,9 +774,10 @@ export class World {
     if (n > 1) this.violate('I4', `${client}: ${n} re-initializes on the wire at once`);
     // I4 over time: one re-initialize per lost session while the lock lives.
     const now = this.clock.now();
-    const live = (t: Tenure): boolean => t.client === client && t.ended === undefined && now < t.expiresAt;
+    const live = (t: Tenure): boolean => t.client === client && t.ended === undefined && !t.flushed && now < t.expiresAt;
     const mine = this.tenures.find((t) => t.replica === replica && t.client === client && t.ended === undefined);
     if (!mine) this.violate('I4', `${client}: re-initialized by replica ${replica} without the recovery lock`);
+    else if (mine.flushed) mine.reinits++;
     else if (now >= mine.expiresAt + this.stalledMs - mine.stalledBefore)
       this.violate('I4', `${client}: re-initialized by replica ${replica} after its lock expired`);
     else if (++mine.reinits > 1) this.violate('I4', `${client}: ${mine.reinits} re-initializes under one lock`);
@@ -758,7 +824,7 @@ export class World {
     // stale cached pin; that pod refuses it (and the retry finds the session), unless it answers 5xx
     // (overloaded): a limit of the pin cache (docs/configuration.md), not promised by A2.
     const cacheMayBeStale = this.clock.now() < (this.movedAt.get(client) ?? Number.NEGATIVE_INFINITY) + this.pinCacheMs;
-    req.calm = { heldAtStart: cacheMayBeStale ? Promise.resolve(false) : this.heldNow(client), disturbances: this.disturbances };
+    req.calm = { heldAtStart: cacheMayBeStale ? Promise.resolve(false) : this.heldNow(client, true), disturbances: this.disturbances };
     this.requests.push(req);
     req.done = this.throughEnvoy(req, hostPicks).then(
       (a) => this.onAnswer(req, a),
@@ -772,14 +838,20 @@ export class World {
    * has no fault armed and holds it (per the shared store's record). Pods are read now, the
    * record as the store answers a read sent now (before any later call).
    */
-  private heldNow(client: string): Promise<boolean> {
+  private heldNow(client: string, searched = false): Promise<boolean> {
     const holding = new Map<string, Set<string>>();
-    // A pod with a fault armed (its next request resets, or arrives late) is not behaving.
+    // A pod with a fault armed (its next request resets, or arrives late, or it is overloaded) is not behaving.
     const now = this.clock.now();
-    for (const [p, st] of this.pods)
-      if (st.up && st.listed && !st.resetNext && now >= st.busyUntil && st.slowNextMs === 0) holding.set(p, new Set(st.sessions));
+    const faulty = (st: PodState): boolean => st.resetNext || now < st.busyUntil || st.slowNextMs > 0;
+    for (const [p, st] of this.pods) if (st.up && st.listed && !faulty(st)) holding.set(p, new Set(st.sessions));
+    // With no record after a flush, the search asks the listed pods in turn: all must behave, one hold it under the client's id.
+    const findable =
+      searched &&
+      this.flushed.has(client) &&
+      [...this.pods.values()].every((st) => !st.listed || !faulty(st)) &&
+      [...holding.values()].some((ids) => ids.has(client));
     const held = this.shared.load(client).then(
-      (rec) => rec !== null && holding.get(rec.pod)?.has(rec.backendSessionId) === true,
+      (rec) => (rec === null ? findable : holding.get(rec.pod)?.has(rec.backendSessionId) === true),
       () => false,
     );
     this.pendingChecks.push(held.then(() => {}));
@@ -936,9 +1008,12 @@ export class World {
     headers = applyMutation(headers, first.request_headers?.response?.header_mutation);
     const pin = hdr(headers, PIN_HEADER);
     if (!pin) {
-      // The service route: a session mcp-pin does not know. No pod of the
-      // simulation holds a session mcp-pin forgot, so each answers 404.
-      return { from: 'pod', status: 404, sessionId: undefined };
+      // A session mcp-pin does not know: the session-search route. Only a
+      // flush makes the store forget a session a pod still holds; any other
+      // forgotten session no pod holds, and each answers 404 (taken as read,
+      // so the schedules before flushes existed keep their seeds).
+      if (!this.flushed.has(req.client)) return { from: 'pod', status: 404, sessionId: undefined };
+      return this.search(req, headers, body, hostPicks, down, dr);
     }
     // The route Envoy picks again once the MCP filter named the method (clear_route_cache).
     const route = routeFor(headers, { method: req.method });
@@ -1065,6 +1140,80 @@ export class World {
     // The session-state route's filter: the request and its answer, before the client gets it.
     if (isStateKind(req.kind)) await this.recordState(req, headers, body, final.status, out, final.body);
     return { from: 'pod', status: final.status, sessionId: hdr(out, 'mcp-session-id') };
+  }
+
+  /**
+   * The session-search route, as the template sets it: Envoy asks pod after
+   * pod (previous_hosts), each attempt through the search ext_proc
+   * (the real SearchAttempt, x-mcp-pin-searched carried from attempt to
+   * attempt), retrying on the route's lost-session statuses, until a pod
+   * answers otherwise; the downstream Exchange then sees the answer and
+   * adopts the session a 2xx names.
+   */
+  private async search(req: ClientRequest, clientHeaders: Headers, body: string, hostPicks: number[], down: Exchange, dr: Replica): Promise<Answer> {
+    const path = hdr(clientHeaders, ':path')!;
+    const route = routeFor(clientHeaders, { method: req.method });
+    let headers = clientHeaders;
+    const tried: string[] = [];
+    let final: { status: number; headers: Headers; body: string; pod: string } | Answer | undefined;
+    for (let attempt = 1; attempt <= maxAttempts(route); attempt++) {
+      if (req.abort.signal.aborted) return { from: 'nobody', why: 'client left' };
+      const listed = PODS.filter((p) => this.pods.get(p)!.listed);
+      const fresh = listed.filter((p) => !tried.includes(p));
+      const candidates = fresh.length > 0 ? fresh : listed;
+      const host = candidates[(hostPicks[attempt - 1] ?? 0) % Math.max(1, candidates.length)];
+      if (host === undefined) {
+        final = envoyReply(503, { details: 'no_healthy_upstream', flags: ['UH'], upstream: false });
+        break;
+      }
+      tried.push(host);
+      // The search cluster's ext_proc: one message per attempt (synchronous in mcp-pin).
+      const [s] = new SearchAttempt({ metrics: this.replica().exchangeDeps.metrics }).handle({
+        request: 'request_headers',
+        request_headers: { ...wire(headers), end_of_stream: false },
+        attributes: { 'envoy.filters.http.ext_proc': { fields: { 'upstream.address': { kind: 'stringValue', stringValue: host } } } },
+      } as ProcessingRequest);
+      if (s?.immediate_response) {
+        // Every pod was asked: mcp-pin's 404 (the downstream filters see it, and remember the id).
+        final = this.mcpPinAnswer(s);
+        break;
+      }
+      headers = applyMutation(headers, s?.request_headers?.response?.header_mutation);
+      const res = await this.atPod(host, 'POST', path, headers, body);
+      if (res === 'refused') {
+        final = envoyReply(503, { details: 'upstream_reset_before_response_started{connection_failure}', flags: ['UF'], upstream: true });
+        if (retriesAfter(route, 'connect-failure')) continue;
+        break;
+      }
+      if (res === 'reset') {
+        final = envoyReply(503, { details: 'upstream_reset_before_response_started{connection_termination}', flags: ['UC'], upstream: true });
+        if (retriesAfter(route, 'reset')) continue;
+        break;
+      }
+      final = { ...res, pod: host };
+      if (retriesAfter(route, { status: res.status })) continue;
+      break;
+    }
+    if (!final) return envoyReply(503, { details: 'no attempt', flags: [], upstream: false });
+    if ('from' in final && final.from === 'nobody') return final;
+    const status = final.status;
+    const outHeaders: Headers = 'from' in final ? [] : final.headers;
+    if (!down.complete) {
+      const onResponse = await this.via(
+        dr,
+        down.handle({
+          request: 'response_headers',
+          response_headers: wire([[':status', String(status)], ...outHeaders]),
+          ...('from' in final
+            ? {}
+            : { attributes: { 'envoy.filters.http.ext_proc': { fields: { 'upstream.address': { kind: 'stringValue', stringValue: final.pod } } } } }),
+        } as ProcessingRequest),
+      );
+      if (onResponse === 'died') return envoyReply(500, EXT_PROC_FAILED_ON_RETRY);
+    }
+    if ('from' in final) return final;
+    if (status >= 200 && status < 300) this.adoptions++;
+    return { from: 'pod', status, sessionId: hdr(outHeaders, 'mcp-session-id') };
   }
 
   /** An answer mcp-pin made on a retry (a relay, an error): the session-state filter sees it too. */
@@ -1225,7 +1374,9 @@ export class World {
     for (const req of this.requests) {
       const a = req.answer;
       if (!a || !req.calm.stayed || req.abort.signal.aborted || !(await req.calm.heldAtStart)) continue;
-      const fine = a.from === 'pod' && (req.kind === 'typo' ? a.status === 404 : a.status >= 200 && a.status < 300);
+      // A wrong path gets a 404: its pod's router's, or, for a session the store lost, mcp-pin's once the search asked every pod.
+      const wrongPath404 = a.from === 'pod' || (a.from === 'mcp-pin' && a.details === 'mcp_pin_unknown_session' && this.flushed.has(req.client));
+      const fine = req.kind === 'typo' ? wrongPath404 && 'status' in a && a.status === 404 : a.from === 'pod' && a.status >= 200 && a.status < 300;
       if (!fine) this.violate('A2', `${req.rid} (${req.method}) of ${req.client}, whose pod held its session and all was calm, got ${JSON.stringify(a)}`);
     }
     for (const d of this.deleteAnswers) {
@@ -1291,7 +1442,7 @@ export class World {
       const toldGone = this.requests.filter(
         (r) => r.client === c && r.kind !== 'typo' && (r.answer?.from === 'pod' || r.answer?.from === 'mcp-pin') && r.answer.status === 404,
       );
-      if (toldGone.length > 0 && this.mayBeGone.get(c) !== 'deleted' && (await this.shared.load(c)))
+      if (toldGone.length > 0 && this.mayBeGone.get(c) !== 'deleted' && !this.flushed.has(c) && (await this.shared.load(c)))
         this.violate(
           'A1',
           `${c}: told its session is gone (${toldGone.map((r) => `${r.rid} ${r.method}: ${JSON.stringify(r.deliveries)}${r.redirects ? `, redirected ${r.redirects}x` : ''}${r.startedAgain ? ', started again' : ''}`).join('; ')}) while mcp-pin still holds it`,
@@ -1355,6 +1506,8 @@ export class Coverage {
     if (w.lockWaits > 0) seen.add('recovery lock waited for');
     if (w.reinitsElsewhere > 0) seen.add('re-initialized on a pod Envoy chose');
     if (w.replicaDeaths > 0) seen.add('a replica died');
+    if (w.flushes > 0) seen.add('the store was flushed');
+    if (w.adoptions > 0) seen.add('a session adopted after a flush');
     for (const r of w.requests) {
       if (r.deliveries.some((d) => d.via === 'relay'))
         seen.add(

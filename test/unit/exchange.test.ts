@@ -209,6 +209,24 @@ describe('Exchange', () => {
     expect((await send('gone')).immediate_response, 'expired: searched again').to.equal(undefined);
   });
 
+  it('remembers a search that ended in 404 only at the path it ran at: a wrong path never makes a session unknown at its own path', async () => {
+    // Found by the protocol simulation: after a store flush, one request to a wrong path (every pod's router
+    // answers 404) made the session unknown for --unknown-session-cache-ms, and its real requests got 404.
+    for (const replicas of ['one', 'two'] as const) {
+      const store = new MemoryStore({ sessionTtlMs: 60_000 });
+      const replica = (): ExchangeDeps => ({ store, cfg, log: silentLog, metrics: newMetrics(), recentlyUnknown: new RecentlyUnknown(5_000) });
+      const a = replica();
+      const b = replicas === 'one' ? a : replica();
+      const typo = new Exchange(a);
+      await typo.handle(requestHeaders({ ...POST_JSON, ':path': '/typo', 'mcp-session-id': 'lost' }));
+      await typo.handle(responseHeaders({ ':status': '404' }, {}));
+      const at = async (path: string) => (await new Exchange(b).handle(requestHeaders({ ...POST_JSON, ':path': path, 'mcp-session-id': 'lost' })))[0]!;
+      expect((await at('/mcp')).immediate_response, `${replicas}: its own path is searched`).to.equal(undefined);
+      expect((await at('/typo')).immediate_response!.status.code, `${replicas}: the wrong path is remembered`).to.equal(404);
+      expect((await at('/typo?x=1')).immediate_response!.status.code, `${replicas}: whatever the query`).to.equal(404);
+    }
+  });
+
   it("answers a made-up id another replica searched for moments ago without searching again (the store's memory)", async () => {
     const store = new MemoryStore({ sessionTtlMs: 60_000 });
     const replica = (): ExchangeDeps => ({ store, cfg, log: silentLog, metrics: newMetrics(), recentlyUnknown: new RecentlyUnknown(5_000) });

@@ -134,9 +134,13 @@ class Stall implements Cmd {
 }
 
 const steps = fc.oneof(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 12 }));
-const request = fc
-  .tuple(fc.nat(2), fc.constantFrom<Kind>('call', 'call', 'slow-call', 'slow-call', 'read', 'typo'), fc.array(fc.nat(5), { minLength: 4, maxLength: 4 }), steps)
-  .map(([c, k, h, n]) => new Request(c, k, h, n));
+const requestOf = (kinds: Kind[]) =>
+  fc
+    .tuple(fc.nat(2), fc.constantFrom<Kind>(...kinds), fc.array(fc.nat(5), { minLength: 4, maxLength: 4 }), steps)
+    .map(([c, k, h, n]) => new Request(c, k, h, n));
+const request = requestOf(['call', 'call', 'slow-call', 'slow-call', 'read', 'typo']);
+/** With the client's GET stream too (its reconnects after a pod or a recovery ended it). */
+const requestOrGet = requestOf(['call', 'call', 'slow-call', 'slow-call', 'read', 'typo', 'get']);
 const podEvent = fc
   .tuple(
     fc.nat(2),
@@ -195,6 +199,6 @@ export const widerCommands = fc.commands(wider, { maxCommands: 24 });
  * the one above keeps its seeds).
  */
 export const widerCommandsWithRestarts = fc.commands(
-  [...wider, fc.tuple(fc.nat(1), steps).map(([r, n]) => new ReplicaCrash(r, n)), steps.map((n) => new StoreFlush(n))],
+  [...wider, requestOrGet, requestOrGet, fc.tuple(fc.nat(1), steps).map(([r, n]) => new ReplicaCrash(r, n)), steps.map((n) => new StoreFlush(n))],
   { maxCommands: 24 },
 );

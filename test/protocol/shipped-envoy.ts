@@ -183,7 +183,7 @@ export function readEnvoy(rendered: string) {
    * order), given its headers and the MCP filter's metadata (method, and
    * params.name of a tools/call).
    */
-  const routeFor = (headers: [string, string][], metadata: { method: string; params?: { name?: string } }): ShippedRoute => {
+  const routeFor = (headers: [string, string][], metadata: { method?: string; params?: { name?: string } }): ShippedRoute => {
     const has = (name: string): string | undefined => headers.find(([k]) => k === name)?.[1];
     const meta = (path: string[]): string | undefined => {
       let v: unknown = metadata;

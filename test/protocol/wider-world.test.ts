@@ -65,13 +65,13 @@ const withCrashes = worldOf(widerCommandsWithRestarts, crashCoverage, true);
 /** Schedules with replica deaths that once failed. */
 const CRASH_REGRESSIONS: { seed: number; path: string; why: string }[] = [
   {
-    seed: -1044238733,
-    path: '202',
+    seed: -1788518224,
+    path: '130',
     why: "a replica died after a pod ran the request: without the template's ext_proc mapper the client got a bare proxy error (I2)",
   },
   {
-    seed: 1320216066,
-    path: '9',
+    seed: 1486891007,
+    path: '171',
     why: 'after a store flush, a request to a wrong path made its session unknown at its own path for the unknown-session cache: a calm call got 404 (A2)',
   },
 ];
@@ -115,7 +115,14 @@ describe('recovery protocol: the wider world (issue 28 item 3)', function () {
     await replayOrRun(withCrashes, crashRuns);
     console.log(`      ${crashRuns} schedules in ${((Date.now() - started) / 1000).toFixed(1)} s; runs that exercised: ${crashCoverage.toString()}`);
     if (!replaying() && crashRuns >= 1000) {
-      for (const k of ['a replica died', 'the store was flushed', 'a session adopted after a flush', 're-initialize', 'relay back (not lost)']) {
+      for (const k of [
+        'a replica died',
+        'the store was flushed',
+        'a session adopted after a flush',
+        'a GET stream opened after a loss',
+        're-initialize',
+        'relay back (not lost)',
+      ]) {
         expect(crashCoverage.counts[k] ?? 0, `runs that exercised "${k}"`).to.be.greaterThan(crashRuns / 1000);
       }
     }

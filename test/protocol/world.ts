@@ -53,7 +53,8 @@ interface Extension {
 }
 const CLIENT_SESSION = CLIENT_SESSION_HEADER;
 
-export type Kind = 'call' | 'slow-call' | 'read' | 'typo' | StateKind;
+/** `get`: the client's GET stream (SSE) of its session, opened again after it ended. */
+export type Kind = 'call' | 'slow-call' | 'read' | 'typo' | 'get' | StateKind;
 /** Requests that set session state (session-state.ts): they take the session-state route. */
 export type StateKind = 'subscribe' | 'unsubscribe' | 'set-level';
 const STATE_METHOD: Record<StateKind, string> = { subscribe: 'resources/subscribe', unsubscribe: 'resources/unsubscribe', 'set-level': 'logging/setLevel' };
@@ -307,6 +308,9 @@ function scheduledStore(inner: SessionStore, s: Scheduler): SessionStore {
 
 const hdr = (h: Headers, name: string): string | undefined => h.find(([k]) => k === name)?.[1];
 
+/** Names a client's GET (no JSON-RPC id) at the pod; end to end, so relays carry it too. */
+const REQUEST_ID_HEADER = 'x-sim-request';
+
 /** A reply Envoy makes itself, as the client reads it: the shipped local-reply mappers decide what it says. */
 function envoyReply(status: number, r: EnvoyReply): Answer {
   const out = SHIPPED.localReply(status, r);
@@ -381,6 +385,8 @@ export class World {
   private readonly deletesSent = new Map<string, number>();
   /** Every recovery lock a replica held (I4 over time). */
   private readonly tenures: Tenure[] = [];
+  /** When a search for a client's session at a path last ended in 404 (the unknown-session cache remembers it). */
+  private readonly searchedIn404At = new Map<string, number>();
   /** When each client's session last moved (a recovery stored a new pin): a replica's cached pin may be stale until its TTL. */
   private readonly movedAt = new Map<string, number>();
   private readonly pinCacheMs: number;
@@ -507,6 +513,8 @@ export class World {
     await this.flushable.flush();
     for (const c of this.clients) {
       this.flushed.add(c);
+      // A replica's cached pin outlives the record for up to its TTL (a change the store made is seen that late).
+      this.movedAt.set(c, this.clock.now());
       if (!this.mayBeGone.has(c)) this.mayBeGone.set(c, 'flushed');
       for (const key of [...this.fenced]) if (key.startsWith(`${c}@`)) this.fenced.delete(key);
     }
@@ -619,7 +627,10 @@ export class World {
     if (!pod.up) return 'refused';
     const rpc = JSON.parse(body || '{}') as { id?: string; method?: string; params?: { clientInfo?: { name?: string } } };
     const sid = hdr(headers, 'mcp-session-id');
-    const client = typeof rpc.id === 'string' && rpc.id.startsWith('r') ? this.requests.find((r) => r.rid === rpc.id) : undefined;
+    // Which client request this is: its JSON-RPC id, or (a GET has no body) the simulation's own header.
+    // (mcp-pin's own requests carry the client's end-to-end headers: a POST is named by its body alone.)
+    const rid = method === 'GET' ? hdr(headers, REQUEST_ID_HEADER) : typeof rpc.id === 'string' && rpc.id.startsWith('r') ? rpc.id : undefined;
+    const client = rid !== undefined ? this.requests.find((r) => r.rid === rid) : undefined;
     if (this.clock.now() < pod.busyUntil) {
       // Overloaded: refused before it runs (the session stays).
       return { status: 503, headers: [], body: '' };
@@ -807,7 +818,7 @@ export class World {
   /** A client sends one request of its session; it runs concurrently with everything else. */
   request(client: string, kind: Kind, hostPicks: number[], param?: string): ClientRequest {
     const rid = `r${++this.nextRid}`;
-    const method = isStateKind(kind) ? STATE_METHOD[kind] : kind === 'read' ? 'resources/read' : 'tools/call';
+    const method = isStateKind(kind) ? STATE_METHOD[kind] : kind === 'read' ? 'resources/read' : kind === 'get' ? 'GET' : 'tools/call';
     // hostPicks[0] picks no host (attempt 1 follows the pin): one request in three says it was started again.
     const req = {
       rid,
@@ -824,7 +835,16 @@ export class World {
     // stale cached pin; that pod refuses it (and the retry finds the session), unless it answers 5xx
     // (overloaded): a limit of the pin cache (docs/configuration.md), not promised by A2.
     const cacheMayBeStale = this.clock.now() < (this.movedAt.get(client) ?? Number.NEGATIVE_INFINITY) + this.pinCacheMs;
-    req.calm = { heldAtStart: cacheMayBeStale ? Promise.resolve(false) : this.heldNow(client, true), disturbances: this.disturbances };
+    // A search for this session at this path ended in 404 moments ago (its pod was out of reach then): mcp-pin
+    // answers 404 until --unknown-session-cache-ms has passed, by design (it bounds made-up ids' cost).
+    const path = kind === 'typo' ? '/typo' : MCP_PATH;
+    const rememberedUnknown =
+      this.opts.rememberUnknown === true &&
+      this.clock.now() < (this.searchedIn404At.get(`${client} ${path}`) ?? Number.NEGATIVE_INFINITY) + SHIPPED.unknownSessionCacheMs;
+    req.calm = {
+      heldAtStart: cacheMayBeStale || rememberedUnknown ? Promise.resolve(false) : this.heldNow(client, true),
+      disturbances: this.disturbances,
+    };
     this.requests.push(req);
     req.done = this.throughEnvoy(req, hostPicks).then(
       (a) => this.onAnswer(req, a),
@@ -959,13 +979,23 @@ export class World {
    */
   private async throughEnvoy(req: ClientRequest, hostPicks: number[]): Promise<Answer> {
     const path = req.kind === 'typo' ? '/typo' : MCP_PATH;
-    let headers: Headers = [
-      [':method', 'POST'],
-      [':path', path],
-      [':authority', 'mcp.test'],
-      ['mcp-session-id', req.client],
-      ['content-type', 'application/json'],
-    ];
+    let headers: Headers =
+      req.kind === 'get'
+        ? [
+            [':method', 'GET'],
+            [':path', path],
+            [':authority', 'mcp.test'],
+            ['mcp-session-id', req.client],
+            ['accept', 'text/event-stream'],
+            [REQUEST_ID_HEADER, req.rid],
+          ]
+        : [
+            [':method', 'POST'],
+            [':path', path],
+            [':authority', 'mcp.test'],
+            ['mcp-session-id', req.client],
+            ['content-type', 'application/json'],
+          ];
     // A request that says Envoy started it again already (a client's own
     // header, or a redirect before): mcp-pin relays it rather than redirect.
     if (req.startedAgain) headers.push(['x-envoy-original-url', `http://mcp.test${path}`]);
@@ -993,7 +1023,8 @@ export class World {
     hostPicks: number[],
   ): Promise<Answer | { redirect: true; headers: Headers; responseHeaders: Headers; attempts: number; route: ShippedRoute }> {
     const params = req.kind === 'set-level' ? { level: req.param } : isStateKind(req.kind) ? { uri: req.param } : undefined;
-    const body = JSON.stringify({ jsonrpc: '2.0', id: req.rid, method: req.method, ...(params ? { params } : {}) });
+    const get = req.kind === 'get';
+    const body = get ? '' : JSON.stringify({ jsonrpc: '2.0', id: req.rid, method: req.method, ...(params ? { params } : {}) });
     const path = hdr(clientHeaders, ':path')!;
     let headers = clientHeaders;
     // Downstream ext_proc: one message for a pinned request.
@@ -1016,7 +1047,8 @@ export class World {
       return this.search(req, headers, body, hostPicks, down, dr);
     }
     // The route Envoy picks again once the MCP filter named the method (clear_route_cache).
-    const route = routeFor(headers, { method: req.method });
+    // A GET carries no JSON-RPC method: the MCP filter sets none.
+    const route = routeFor(headers, get ? {} : { method: req.method });
     const tried: string[] = [];
     let final: { status: number; headers: Headers; body: string } | Answer | undefined;
     for (let attempt = 1; attempt <= maxAttempts(route); attempt++) {
@@ -1058,7 +1090,7 @@ export class World {
         );
         const msg: ProcessingRequest = {
           request: 'request_headers',
-          request_headers: { ...wire([...attemptHeaders, ['x-envoy-attempt-count', String(attempt)]]), end_of_stream: false },
+          request_headers: { ...wire([...attemptHeaders, ['x-envoy-attempt-count', String(attempt)]]), end_of_stream: get },
           attributes: { 'envoy.filters.http.ext_proc': { fields: { 'upstream.address': { kind: 'stringValue', stringValue: host } } } },
         };
         const onHeaders = await this.withMessageTimeout(this.via(ur, upstream.handle(msg)), () => extended, upstreamGone);
@@ -1082,7 +1114,7 @@ export class World {
         attemptHeaders = headers.filter(([k]) => k !== PIN_HEADER);
         if (h.mode_override?.response_header_mode === 'SKIP') upstream = undefined;
       }
-      const res = await this.atPod(host, 'POST', path, attemptHeaders, body);
+      const res = await this.atPod(host, get ? 'GET' : 'POST', path, attemptHeaders, body);
       if (res === 'refused') {
         final = envoyReply(503, { details: 'upstream_reset_before_response_started{connection_failure}', flags: ['UF'], upstream: true });
         if (retriesAfter(route, 'connect-failure')) continue;
@@ -1152,7 +1184,7 @@ export class World {
    */
   private async search(req: ClientRequest, clientHeaders: Headers, body: string, hostPicks: number[], down: Exchange, dr: Replica): Promise<Answer> {
     const path = hdr(clientHeaders, ':path')!;
-    const route = routeFor(clientHeaders, { method: req.method });
+    const route = routeFor(clientHeaders, req.kind === 'get' ? {} : { method: req.method });
     let headers = clientHeaders;
     const tried: string[] = [];
     let final: { status: number; headers: Headers; body: string; pod: string } | Answer | undefined;
@@ -1179,7 +1211,7 @@ export class World {
         break;
       }
       headers = applyMutation(headers, s?.request_headers?.response?.header_mutation);
-      const res = await this.atPod(host, 'POST', path, headers, body);
+      const res = await this.atPod(host, req.kind === 'get' ? 'GET' : 'POST', path, headers, body);
       if (res === 'refused') {
         final = envoyReply(503, { details: 'upstream_reset_before_response_started{connection_failure}', flags: ['UF'], upstream: true });
         if (retriesAfter(route, 'connect-failure')) continue;
@@ -1211,6 +1243,7 @@ export class World {
       );
       if (onResponse === 'died') return envoyReply(500, EXT_PROC_FAILED_ON_RETRY);
     }
+    if (status === 404) this.searchedIn404At.set(`${req.client} ${path}`, this.clock.now());
     if ('from' in final) return final;
     if (status >= 200 && status < 300) this.adoptions++;
     return { from: 'pod', status, sessionId: hdr(outHeaders, 'mcp-session-id') };
@@ -1519,6 +1552,7 @@ export class Coverage {
       if (r.answer?.from === 'mcp-pin') seen.add(`mcp-pin error ${r.answer.details}`);
       if (r.kind === 'slow-call' && r.deliveries.some((d) => d.via === 'relay')) seen.add('slow relayed call');
       if (r.redirects > 0) seen.add(r.kind === 'slow-call' ? 'slow call redirected to a moved session' : 'redirected to a moved session');
+      if (r.kind === 'get' && r.answer?.from === 'pod' && (r.redirects > 0 || r.deliveries.some((d) => !d.held))) seen.add('a GET stream opened after a loss');
     }
     for (const k of seen) this.counts[k] = (this.counts[k] ?? 0) + 1;
   }

@@ -123,6 +123,24 @@ describe('recovery correctness (issue 12)', function () {
     expect(e2.error.message).to.not.match(/may have run/);
   });
 
+  it("a recovery longer than the pods' keep-alive (5 s): the retry's idle connection, closed by its pod meanwhile, costs the client nothing", async () => {
+    // Node's and uvicorn's keep-alive close an idle connection after 5 s; a retry attempt holds one to its pod
+    // while mcp-pin recovers. The retry's pod answers initialize after 6.5 s.
+    stack = await fx.start({ pods: 2 });
+    const c = await connectClient(stack.mcpUrl);
+    clients.push(c);
+    const home = stack.podByName((await c.whoami()).pod);
+    const other = stack.pods.find((p) => p !== home)!;
+    await other.restartInPlace({ POD_INIT_DELAY_MS: '6500' });
+    await home.restartInPlace();
+    expect((await c.echo('after a slow recovery')).text).to.equal('after a slow recovery');
+    const calls = [...(await home.record()).requests, ...(await other.record()).requests].filter((x) => x.rpcMethod === 'tools/call');
+    expect(
+      calls.map((x) => x.status),
+      'refused once by the restarted pod, run once on the recovered session',
+    ).to.deep.equal([404, 200]);
+  });
+
   it('a replica that stalls while it works on a retry: Envoy gives up on it, and the client is told the request may have run (never a bare proxy error)', async () => {
     // Found by the wider protocol simulation (issue 28 item 3): a stall longer than the message timeout
     // mcp-pin asked for, while it relayed a call that then ran, gave the client Envoy's bare 504.

@@ -88,7 +88,7 @@ export function continueResponseTrailers(): ProcessingResponse {
 }
 
 /** Pods whose pinned replies are kept; past it the cache starts over (pods come and go; a rebuild is cheap). */
-const MAX_PINNED_REPLIES = 4096;
+export const MAX_PINNED_REPLIES = 4096;
 
 /**
  * The answers to request headers that repeat: per pin header, the ones

@@ -517,6 +517,49 @@ describe('recovery: relaying a request to the pod that holds its session', () =>
 });
 
 describe('recovery races', () => {
+  it("never calls a pin another recovery made 're-initialized' by this one, however it learns of it (after waiting for the lock, right after taking it, or by losing the compare-and-set)", async () => {
+    // Where the other recovery landed on this attempt's own pod, the plan is 'send': its `reinitialized` decides
+    // whether this retry counts as recovered, so it must say who re-initialized.
+    const expected = { kind: 'send', reinitialized: false, onPath: true, pin: { pod: RETRY_POD, backendSessionId: 'theirs', generation: 2 } };
+    // 1. Found once the other replica let go of the lock.
+    {
+      const { store, pods, recoverer, attempt } = await setup();
+      await store.tryLock('client-1', 'other-replica', 5000);
+      const tryLock = store.tryLock.bind(store);
+      let tries = 0;
+      store.tryLock = async (...args) => {
+        tries++;
+        return tryLock(...args);
+      };
+      const pending = recoverer.planRetry(attempt(), never);
+      await eventually(async () => tries > 0, 'the recovery found the lock held');
+      await store.replacePin('client-1', 1, RETRY_POD, 'theirs');
+      await store.unlock('client-1', 'other-replica');
+      expect(await pending, 'after waiting').to.deep.equal(expected);
+      expect(pods.count('"initialize"')).to.equal(0);
+    }
+    // 2. Stored between this recovery's read and its lock.
+    {
+      const { store, pods, recoverer, attempt } = await setup();
+      const tryLock = store.tryLock.bind(store);
+      store.tryLock = async (...args) => {
+        await store.replacePin('client-1', 1, RETRY_POD, 'theirs');
+        return tryLock(...args);
+      };
+      expect(await recoverer.planRetry(attempt(), never), 'read again under the lock').to.deep.equal(expected);
+      expect(pods.count('"ping"'), 'no proof needed').to.equal(0);
+    }
+    // 3. Stored while this recovery's re-initialize was on the wire.
+    {
+      const { store, pods, recoverer, attempt } = await setup();
+      pods.init = () => {
+        void store.replacePin('client-1', 1, RETRY_POD, 'theirs');
+        return {};
+      };
+      expect(await recoverer.planRetry(attempt(), never), 'lost the compare-and-set').to.deep.equal(expected);
+    }
+  });
+
   it('follows the winner pin when its compare-and-set loses (lock expired under it)', async () => {
     const { store, pods, recoverer, attempt } = await setup();
     // While our re-init is on the wire, another replica stores its own recovery.

@@ -57,19 +57,14 @@ const property = fc.asyncProperty(
           : {}),
       },
     );
-    try {
-      await w.seed();
-      await fc.asyncModelRun(() => ({ model: { requests: 0 }, real: w }), cmds);
-      await w.settle();
-      w.checkRequests();
-      await w.checkRecords();
-      coverage.add(w);
-      for (const f of storeFaults.slice(0, w.storeCalls)) if (f !== 'none') faultsSeen[f]++;
-      if (storeKind === 'redis') faultsSeen.redisRuns++;
-      w.throwIfViolated(s);
-    } finally {
-      await w.close();
-    }
+    await w.runSchedule(
+      () => fc.asyncModelRun(() => ({ model: { requests: 0 }, real: w }), cmds),
+      (run) => {
+        coverage.add(run);
+        for (const f of storeFaults.slice(0, run.storeCalls)) if (f !== 'none') faultsSeen[f]++;
+        if (storeKind === 'redis') faultsSeen.redisRuns++;
+      },
+    );
   },
 );
 

@@ -29,17 +29,10 @@ const property = fc.asyncProperty(
       Array.from({ length: clientCount }, (_, i) => `c${i}`),
       { pinCacheMs },
     );
-    try {
-      await w.seed();
-      await fc.asyncModelRun(() => ({ model: { requests: 0 }, real: w }), cmds);
-      await w.settle();
-      w.checkRequests();
-      await w.checkRecords();
-      coverage.add(w);
-      w.throwIfViolated(s);
-    } finally {
-      await w.close();
-    }
+    await w.runSchedule(
+      () => fc.asyncModelRun(() => ({ model: { requests: 0 }, real: w }), cmds),
+      (run) => coverage.add(run),
+    );
   },
 );
 

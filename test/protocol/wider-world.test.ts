@@ -21,17 +21,10 @@ const worldOf = (generator: typeof widerCommands, coverage: Coverage, restarts =
       Array.from({ length: clientCount }, (_, i) => `c${i}`),
       { pinCacheMs, rememberUnknown: restarts },
     );
-    try {
-      await w.seed();
-      await fc.asyncModelRun(() => ({ model: { requests: 0 }, real: w }), cmds);
-      await w.settle();
-      w.checkRequests();
-      await w.checkRecords();
-      coverage.add(w);
-      w.throwIfViolated(s);
-    } finally {
-      await w.close();
-    }
+    await w.runSchedule(
+      () => fc.asyncModelRun(() => ({ model: { requests: 0 }, real: w }), cmds),
+      (run) => coverage.add(run),
+    );
   });
 
 /**

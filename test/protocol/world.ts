@@ -317,6 +317,13 @@ function envoyReply(status: number, r: EnvoyReply): Answer {
   return { from: 'envoy', status: out.status, details: r.details, saysMayHaveRun: out.saysMayHaveRun };
 }
 
+/** Envoy's reply for an attempt its pod did not answer: it refused the connection (nothing ran), or reset it after taking the request. */
+function unanswered(res: 'refused' | 'reset'): Answer {
+  return res === 'refused'
+    ? envoyReply(503, { details: 'upstream_reset_before_response_started{connection_failure}', flags: ['UF'], upstream: true })
+    : envoyReply(503, { details: 'upstream_reset_before_response_started{connection_termination}', flags: ['UC'], upstream: true });
+}
+
 /** Envoy giving up on an ext_proc message of a retry's upstream filter (the attempt already has its pod). */
 const EXT_PROC_TIMEOUT: EnvoyReply = { details: 'ext_proc_error_per-message_timeout_exceeded', flags: [], upstream: true };
 
@@ -525,6 +532,26 @@ export class World {
   /** An ext_proc message to a replica: its answer, or 'died' when the replica died first (Envoy sees the stream fail). */
   private via<T>(r: Replica, work: Promise<T>): Promise<T | 'died'> {
     return Promise.race([work, r.died]);
+  }
+
+  /**
+   * One generated schedule from start to end: the sessions made, `drive`
+   * (the commands), everything that can still happen, every invariant
+   * checked; `seen` records what the run exercised before a violation fails
+   * it. The store is closed whatever happens.
+   */
+  async runSchedule(drive: () => Promise<void>, seen: (w: World) => void): Promise<void> {
+    try {
+      await this.seed();
+      await drive();
+      await this.settle();
+      this.checkRequests();
+      await this.checkRecords();
+      seen(this);
+      this.throwIfViolated(this.s);
+    } finally {
+      await this.close();
+    }
   }
 
   /** Each client starts with a session on a pod, made by an initialize at /mcp. */
@@ -1115,14 +1142,9 @@ export class World {
         if (h.mode_override?.response_header_mode === 'SKIP') upstream = undefined;
       }
       const res = await this.atPod(host, get ? 'GET' : 'POST', path, attemptHeaders, body);
-      if (res === 'refused') {
-        final = envoyReply(503, { details: 'upstream_reset_before_response_started{connection_failure}', flags: ['UF'], upstream: true });
-        if (retriesAfter(route, 'connect-failure')) continue;
-        break;
-      }
-      if (res === 'reset') {
-        final = envoyReply(503, { details: 'upstream_reset_before_response_started{connection_termination}', flags: ['UC'], upstream: true });
-        if (retriesAfter(route, 'reset')) continue;
+      if (res === 'refused' || res === 'reset') {
+        final = unanswered(res);
+        if (retriesAfter(route, res === 'refused' ? 'connect-failure' : 'reset')) continue;
         break;
       }
       let outHeaders = res.headers;
@@ -1212,14 +1234,9 @@ export class World {
       }
       headers = applyMutation(headers, s?.request_headers?.response?.header_mutation);
       const res = await this.atPod(host, req.kind === 'get' ? 'GET' : 'POST', path, headers, body);
-      if (res === 'refused') {
-        final = envoyReply(503, { details: 'upstream_reset_before_response_started{connection_failure}', flags: ['UF'], upstream: true });
-        if (retriesAfter(route, 'connect-failure')) continue;
-        break;
-      }
-      if (res === 'reset') {
-        final = envoyReply(503, { details: 'upstream_reset_before_response_started{connection_termination}', flags: ['UC'], upstream: true });
-        if (retriesAfter(route, 'reset')) continue;
+      if (res === 'refused' || res === 'reset') {
+        final = unanswered(res);
+        if (retriesAfter(route, res === 'refused' ? 'connect-failure' : 'reset')) continue;
         break;
       }
       final = { ...res, pod: host };

@@ -5,7 +5,7 @@
  * transport: its 404 says nothing about the session, and it must change no
  * stored state. Paths compare without their query.
  */
-const pathOnly = (p: string): string => {
+export const pathOnly = (p: string): string => {
   const q = p.indexOf('?');
   return q < 0 ? p : p.slice(0, q);
 };

@@ -207,8 +207,8 @@ export class Exchange implements StreamHandler {
       await this.deps.store.removeIfGeneration(sid, pin.generation).catch(() => metrics.ignored('drop_poisoned_pin'));
       pin = null;
     }
-    const unknownAs = unknownKey(sid, path);
-    if (!pin && unknownAs !== null && (this.deps.recentlyUnknown?.has(unknownAs) || (await this.rememberedUnknown(unknownAs)))) {
+    const unknownAs = pin ? null : unknownKey(sid, path);
+    if (unknownAs !== null && (this.deps.recentlyUnknown?.has(unknownAs) || (await this.rememberedUnknown(unknownAs)))) {
       // Searched for moments ago at this path (by this replica or another) and found on no pod: not again.
       metrics.outcome('unknown_session_remembered');
       return { response: errorResponse('MCP_PIN_UNKNOWN_SESSION'), next: DONE };

@@ -7,6 +7,7 @@
  * initialize, an adoption) wins. Bounded: the oldest entries go first.
  */
 import { ExpiringIds } from '../expiring-ids.js';
+import { pathOnly } from '../session-path.js';
 import { MAX_INIT_PATH_LENGTH } from '../sessions/store.js';
 
 export class RecentlyUnknown {
@@ -41,6 +42,6 @@ export class RecentlyUnknown {
  * unknown at its real one. A path too long to keep is not remembered.
  */
 export function unknownKey(sid: string, path: string): string | null {
-  const bare = path.split('?', 1)[0] ?? path;
+  const bare = pathOnly(path);
   return bare.length <= MAX_INIT_PATH_LENGTH ? `${sid} ${bare}` : null;
 }

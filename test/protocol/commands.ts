@@ -5,7 +5,7 @@
  * the same thing wherever it runs.
  */
 import fc from 'fast-check';
-import { MCP_PATH, PODS, SLOW_MS, type Kind, type World } from './world.js';
+import { type Coverage, MCP_PATH, PODS, SLOW_MS, type Kind, World } from './world.js';
 
 export interface Model {
   requests: number;
@@ -202,3 +202,22 @@ export const widerCommandsWithRestarts = fc.commands(
   [...wider, requestOrGet, requestOrGet, fc.tuple(fc.nat(1), steps).map(([r, n]) => new ReplicaCrash(r, n)), steps.map((n) => new StoreFlush(n))],
   { maxCommands: 24 },
 );
+
+/**
+ * One property over a generator: one or two clients, a third of the runs with
+ * a 1 s pin cache, each schedule run to its end and checked (World.runSchedule);
+ * `coverage` adds up what the runs exercised. `rememberUnknown`: the
+ * replicas keep --unknown-session-cache-ms (worlds whose store is flushed).
+ */
+export const scheduleProperty = (generator: typeof commands, coverage: Coverage, rememberUnknown = false) =>
+  fc.asyncProperty(fc.scheduler(), generator, fc.integer({ min: 1, max: 2 }), fc.constantFrom(0, 0, 1000), async (s, cmds, clientCount, pinCacheMs) => {
+    const w = new World(
+      s,
+      Array.from({ length: clientCount }, (_, i) => `c${i}`),
+      { pinCacheMs, rememberUnknown },
+    );
+    await w.runSchedule(
+      () => fc.asyncModelRun(() => ({ model: { requests: 0 }, real: w }), cmds),
+      (run) => coverage.add(run),
+    );
+  });

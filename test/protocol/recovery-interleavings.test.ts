@@ -13,28 +13,12 @@
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { commands } from './commands.js';
+import { commands, scheduleProperty } from './commands.js';
 import { Coverage, World } from './world.js';
 
 const coverage = new Coverage();
 
-const property = fc.asyncProperty(
-  fc.scheduler(),
-  commands,
-  fc.integer({ min: 1, max: 2 }),
-  fc.constantFrom(0, 0, 1000),
-  async (s, cmds, clientCount, pinCacheMs) => {
-    const w = new World(
-      s,
-      Array.from({ length: clientCount }, (_, i) => `c${i}`),
-      { pinCacheMs },
-    );
-    await w.runSchedule(
-      () => fc.asyncModelRun(() => ({ model: { requests: 0 }, real: w }), cmds),
-      (run) => coverage.add(run),
-    );
-  },
-);
+const property = scheduleProperty(commands, coverage);
 
 /** Schedules that once failed: replayed on every run. */
 const REGRESSIONS: { seed: number; path: string; why: string }[] = [

@@ -11,21 +11,8 @@
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { widerCommands, widerCommandsWithRestarts } from './commands.js';
-import { Coverage, World } from './world.js';
-
-const worldOf = (generator: typeof widerCommands, coverage: Coverage, restarts = false) =>
-  fc.asyncProperty(fc.scheduler(), generator, fc.integer({ min: 1, max: 2 }), fc.constantFrom(0, 0, 1000), async (s, cmds, clientCount, pinCacheMs) => {
-    const w = new World(
-      s,
-      Array.from({ length: clientCount }, (_, i) => `c${i}`),
-      { pinCacheMs, rememberUnknown: restarts },
-    );
-    await w.runSchedule(
-      () => fc.asyncModelRun(() => ({ model: { requests: 0 }, real: w }), cmds),
-      (run) => coverage.add(run),
-    );
-  });
+import { scheduleProperty, widerCommands, widerCommandsWithRestarts } from './commands.js';
+import { Coverage } from './world.js';
 
 /**
  * Schedules that once failed: replayed on every run. Each was found with
@@ -51,9 +38,9 @@ const REGRESSIONS: { seed: number; path: string; why: string }[] = [
 ];
 
 const coverage = new Coverage();
-const property = worldOf(widerCommands, coverage);
+const property = scheduleProperty(widerCommands, coverage);
 const crashCoverage = new Coverage();
-const withCrashes = worldOf(widerCommandsWithRestarts, crashCoverage, true);
+const withCrashes = scheduleProperty(widerCommandsWithRestarts, crashCoverage, true);
 
 /** Schedules with replica deaths that once failed. */
 const CRASH_REGRESSIONS: { seed: number; path: string; why: string }[] = [

@@ -317,6 +317,21 @@ function envoyReply(status: number, r: EnvoyReply): Answer {
   return { from: 'envoy', status: out.status, details: r.details, saysMayHaveRun: out.saysMayHaveRun };
 }
 
+/** A reply the internal listener's Envoy made itself (marked so for mcp-pin: no pod answered). */
+function internalReply(details: string): ForwardResponse {
+  return { status: 503, headers: [], body: Buffer.alloc(0), upstream: undefined, envoyReply: details };
+}
+
+/** Where a client request of this kind goes: a typo's wrong path, else the MCP path. */
+const pathOf = (kind: Kind): string => (kind === 'typo' ? '/typo' : MCP_PATH);
+
+/** The pinned routes' response_headers_to_add: the client's own id (x-mcp-pin-client-session) where the answer names a session. */
+function withClientSessionId(requestHeaders: Headers, answer: Headers): Headers {
+  const clientId = hdr(requestHeaders, CLIENT_SESSION);
+  if (clientId === undefined || hdr(answer, 'mcp-session-id') === undefined) return answer;
+  return [...answer.filter(([k]) => k !== 'mcp-session-id'), ['mcp-session-id', clientId]];
+}
+
 /** Envoy's reply for an attempt its pod did not answer: it refused the connection (nothing ran), or reset it after taking the request. */
 function unanswered(res: 'refused' | 'reset'): Answer {
   return res === 'refused'
@@ -726,32 +741,31 @@ export class World {
     const forClient = isInit ? (JSON.parse(body) as { params: { clientInfo: { name: string } } }).params.clientInfo.name : undefined;
     // The internal listener's override_host: the pod asked for while it is in discovery, else Envoy's fallback pick.
     const pod = this.routed(req.pod!);
-    if (!pod) return { status: 503, headers: [], body: Buffer.alloc(0), upstream: undefined, envoyReply: 'no_healthy_upstream' };
+    if (!pod) return internalReply('no_healthy_upstream');
     if (forClient) this.onReinitialize(forClient, replica);
     if (forClient && pod !== req.pod) this.reinitsElsewhere++;
     try {
       const res = await untilAborted(this.atPod(pod, req.method, req.path, req.headers, body, req.signal), req.signal);
-      if (res === 'refused')
-        return {
-          status: 503,
-          headers: [],
-          body: Buffer.alloc(0),
-          upstream: undefined,
-          envoyReply: 'upstream_reset_before_response_started{connection_failure}',
-        };
-      if (res === 'reset')
-        return {
-          status: 503,
-          headers: [],
-          body: Buffer.alloc(0),
-          upstream: undefined,
-          envoyReply: 'upstream_reset_before_response_started{connection_termination}',
-        };
+      if (res === 'refused') return internalReply('upstream_reset_before_response_started{connection_failure}');
+      if (res === 'reset') return internalReply('upstream_reset_before_response_started{connection_termination}');
       if (isInit && res.status >= 400 && res.status < 500) this.mayBeGone.set(forClient!, `a pod refused its initialize with ${res.status}`);
       return { status: res.status, headers: res.headers, body: Buffer.from(res.body), upstream: pod };
     } finally {
       if (forClient) this.reinitInFlight.set(forClient, (this.reinitInFlight.get(forClient) ?? 1) - 1);
     }
+  }
+
+  /**
+   * Envoy's pick for a retry (previous_hosts): a listed pod not tried yet, the
+   * generated `pick` choosing among them; with every listed pod tried, the
+   * predicate gives up after its picks and one of them is taken again; none
+   * listed: nowhere.
+   */
+  private previousHostsPick(tried: string[], pick: number): string | undefined {
+    const listed = PODS.filter((p) => this.pods.get(p)!.listed);
+    const fresh = listed.filter((p) => !tried.includes(p));
+    const candidates = fresh.length > 0 ? fresh : listed;
+    return candidates[pick % Math.max(1, candidates.length)];
   }
 
   /** Where Envoy sends a request for `pod` (override_host): there while it is listed, else to another listed pod; none listed: nowhere. */
@@ -864,7 +878,7 @@ export class World {
     const cacheMayBeStale = this.clock.now() < (this.movedAt.get(client) ?? Number.NEGATIVE_INFINITY) + this.pinCacheMs;
     // A search for this session at this path ended in 404 moments ago (its pod was out of reach then): mcp-pin
     // answers 404 until --unknown-session-cache-ms has passed, by design (it bounds made-up ids' cost).
-    const path = kind === 'typo' ? '/typo' : MCP_PATH;
+    const path = pathOf(kind);
     const rememberedUnknown =
       this.opts.rememberUnknown === true &&
       this.clock.now() < (this.searchedIn404At.get(`${client} ${path}`) ?? Number.NEGATIVE_INFINITY) + SHIPPED.unknownSessionCacheMs;
@@ -981,10 +995,7 @@ export class World {
       if (onResponse === 'died') return answered({ from: 'envoy', status: 500, sessionId: undefined, ...(sentAs !== undefined ? { sentAs } : {}), pod });
       out = applyMutation(out, onResponse[0]?.response_headers?.response?.header_mutation);
     }
-    // The pinned routes put the client's own id back where the answer has one.
-    const clientId = hdr(headers, CLIENT_SESSION);
-    if (clientId !== undefined && hdr(out, 'mcp-session-id') !== undefined)
-      out = [...out.filter(([k]) => k !== 'mcp-session-id'), ['mcp-session-id', clientId]];
+    out = withClientSessionId(headers, out);
     const from = res === 'refused' || res === 'reset' ? 'envoy' : 'pod';
     await answered({ from, status, sessionId: hdr(out, 'mcp-session-id'), ...(sentAs !== undefined ? { sentAs } : {}), pod });
     // D1: a DELETE that ended the session on its pod leaves no record naming that session.
@@ -1005,7 +1016,7 @@ export class World {
    * listener's first filter drops every x-mcp-pin- header again.
    */
   private async throughEnvoy(req: ClientRequest, hostPicks: number[]): Promise<Answer> {
-    const path = req.kind === 'typo' ? '/typo' : MCP_PATH;
+    const path = pathOf(req.kind);
     let headers: Headers =
       req.kind === 'get'
         ? [
@@ -1082,12 +1093,8 @@ export class World {
       if (req.abort.signal.aborted) return { from: 'nobody', why: 'client left' };
       // override_host on attempt 1 (to a pod in discovery; else the fallback's pick); previous_hosts on retries
       // (the pin header was removed after attempt 1 chose). Only pods in discovery are picked.
-      // With every listed pod tried, previous_hosts gives up after its picks and one of them is taken again.
-      const listed = PODS.filter((p) => this.pods.get(p)!.listed);
-      const fresh = listed.filter((p) => !tried.includes(p));
-      const candidates = fresh.length > 0 ? fresh : listed;
       const pinned = attempt === 1 && this.pods.get(pin)?.listed === true;
-      const host = pinned ? pin : candidates[(hostPicks[attempt] ?? 0) % Math.max(1, candidates.length)];
+      const host = pinned ? pin : this.previousHostsPick(tried, hostPicks[attempt] ?? 0);
       if (host === undefined) {
         // No pod in discovery: Envoy's own reply, nothing was sent.
         final = envoyReply(503, { details: 'no_healthy_upstream', flags: ['UH'], upstream: false });
@@ -1174,12 +1181,7 @@ export class World {
       break;
     }
     if (!final || 'from' in final) return final ?? envoyReply(503, { details: 'no attempt', flags: [], upstream: false });
-    // The pinned routes' response_headers_to_add: the client's own id back
-    // (from x-mcp-pin-client-session, where mcp-pin set one; OVERWRITE_IF_EXISTS).
-    let out = final.headers;
-    const clientId = hdr(headers, CLIENT_SESSION);
-    if (clientId !== undefined && hdr(out, 'mcp-session-id') !== undefined)
-      out = [...out.filter(([k]) => k !== 'mcp-session-id'), ['mcp-session-id', clientId]];
+    let out = withClientSessionId(headers, final.headers);
     // The downstream ext_proc's response phase, where it asked for one.
     if (!down.complete) {
       const onResponse = await this.via(
@@ -1212,10 +1214,7 @@ export class World {
     let final: { status: number; headers: Headers; body: string; pod: string } | Answer | undefined;
     for (let attempt = 1; attempt <= maxAttempts(route); attempt++) {
       if (req.abort.signal.aborted) return { from: 'nobody', why: 'client left' };
-      const listed = PODS.filter((p) => this.pods.get(p)!.listed);
-      const fresh = listed.filter((p) => !tried.includes(p));
-      const candidates = fresh.length > 0 ? fresh : listed;
-      const host = candidates[(hostPicks[attempt - 1] ?? 0) % Math.max(1, candidates.length)];
+      const host = this.previousHostsPick(tried, hostPicks[attempt - 1] ?? 0);
       if (host === undefined) {
         final = envoyReply(503, { details: 'no_healthy_upstream', flags: ['UH'], upstream: false });
         break;

@@ -35,6 +35,11 @@ const REGRESSIONS: { seed: number; path: string; why: string }[] = [
     why: 'a recovery stored the pod it asked for, not the one Envoy sent the re-initialize to: the pin named a session that pod never made (A3)',
   },
   { seed: -1777012955, path: '3', why: 'a DELETE the pod answered 200 left the pin of the session it ended (D1)' },
+  {
+    seed: -581739962,
+    path: '2951',
+    why: "a request that started after the store moved its session, before the mover read the answer: a stale cached pin sent it to the old, overloaded pod (the model's pin-cache window, A2)",
+  },
 ];
 
 const coverage = new Coverage();
@@ -53,6 +58,11 @@ const CRASH_REGRESSIONS: { seed: number; path: string; why: string }[] = [
     seed: 1486891007,
     path: '171',
     why: 'after a store flush, a request to a wrong path made its session unknown at its own path for the unknown-session cache: a calm call got 404 (A2)',
+  },
+  {
+    seed: 1210624274,
+    path: '1538',
+    why: "a wrong-path request, with one pod left in discovery and no record after a flush, reached that pod's router three times: nothing ran (I1 counts the MCP path)",
   },
 ];
 

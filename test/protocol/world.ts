@@ -181,6 +181,8 @@ export interface Delivery {
   via: 'envoy' | 'relay';
   /** 0, or 1 once Envoy started the request again after mcp-pin's redirect. */
   pass: number;
+  /** At the MCP path, where the pod's MCP transport takes it (elsewhere its router answers, running nothing). */
+  atMcpPath: boolean;
 }
 
 export type Answer =
@@ -205,7 +207,7 @@ export interface ClientRequest {
   /** A state request's URI or level. */
   param?: string;
   /** A2: whether the session's pod was listed, up and held it at the start; the disturbances then. */
-  calm: { heldAtStart: Promise<boolean>; disturbances: number; stayed?: boolean };
+  calm: { heldAtStart: Promise<boolean>; disturbances: number; startedAt: number; stayed?: boolean; answeredAt?: number };
 }
 
 export interface Violation {
@@ -407,10 +409,27 @@ export class World {
   private readonly deletesSent = new Map<string, number>();
   /** Every recovery lock a replica held (I4 over time). */
   private readonly tenures: Tenure[] = [];
+  private moved(client: string, at: number): void {
+    this.moves.set(client, [...(this.moves.get(client) ?? []), at]);
+  }
+
+  /**
+   * A session that moved (or was flushed) less than a pin-cache TTL before a
+   * request, or while it ran, may still be routed to its old pod by a
+   * replica's stale cached pin; that pod refuses it (and the retry finds the
+   * session), unless it answers 5xx (overloaded): a limit of the pin cache
+   * (docs/configuration.md), not promised by A2.
+   */
+  private cacheMayBeStale(req: ClientRequest): boolean {
+    if (this.pinCacheMs <= 0) return false;
+    const { startedAt, answeredAt = Number.POSITIVE_INFINITY } = req.calm;
+    return (this.moves.get(req.client) ?? []).some((t) => t >= startedAt - this.pinCacheMs && t <= answeredAt);
+  }
+
   /** When a search for a client's session at a path last ended in 404 (the unknown-session cache remembers it). */
   private readonly searchedIn404At = new Map<string, number>();
   /** When each client's session last moved (a recovery stored a new pin): a replica's cached pin may be stale until its TTL. */
-  private readonly movedAt = new Map<string, number>();
+  private readonly moves = new Map<string, number[]>();
   private readonly pinCacheMs: number;
   /** How long the machine stalled in all. */
   private stalledMs = 0;
@@ -536,7 +555,7 @@ export class World {
     for (const c of this.clients) {
       this.flushed.add(c);
       // A replica's cached pin outlives the record for up to its TTL (a change the store made is seen that late).
-      this.movedAt.set(c, this.clock.now());
+      this.moved(c, this.clock.now());
       if (!this.mayBeGone.has(c)) this.mayBeGone.set(c, 'flushed');
       for (const key of [...this.fenced]) if (key.startsWith(`${c}@`)) this.fenced.delete(key);
     }
@@ -697,7 +716,7 @@ export class World {
     }
     const held = pod.sessions.has(sid);
     const ok = path === MCP_PATH && held;
-    if (client) client.deliveries.push({ pod: podAddr, held, ran: ok, via: signal ? 'relay' : 'envoy', pass: client.redirects });
+    if (client) client.deliveries.push({ pod: podAddr, held, ran: ok, via: signal ? 'relay' : 'envoy', pass: client.redirects, atMcpPath: path === MCP_PATH });
     if (!ok) return { status: 404, headers: [['content-type', 'application/json']], body: '{"error":{"code":-32001}}' };
     // The state changes when the pod takes the request (as the method runs).
     if (rpc.method === 'resources/subscribe' || rpc.method === 'resources/unsubscribe' || rpc.method === 'logging/setLevel') {
@@ -799,7 +818,8 @@ export class World {
       if (op === 'tryLock' && result === false) this.lockWaits++;
       // The fence: one pin stored per lost generation, whatever the locks did.
       if (op === 'replacePin' && result) {
-        this.movedAt.set(String(args[0]), this.clock.now());
+        // When the store changed (the call's time): a request may start before this replica reads the answer.
+        this.moved(String(args[0]), calledAt);
         const key = `${String(args[0])}@${String(args[1])}`;
         if (this.fenced.has(key)) this.violate('I4', `${String(args[0])}: a second pin stored over generation ${String(args[1])}`);
         this.fenced.add(key);
@@ -872,10 +892,8 @@ export class World {
       redirects: 0,
       ...(param !== undefined ? { param } : {}),
     } as unknown as ClientRequest;
-    // A session that moved less than a pin-cache TTL ago may still be routed to its old pod by a replica's
-    // stale cached pin; that pod refuses it (and the retry finds the session), unless it answers 5xx
-    // (overloaded): a limit of the pin cache (docs/configuration.md), not promised by A2.
-    const cacheMayBeStale = this.clock.now() < (this.movedAt.get(client) ?? Number.NEGATIVE_INFINITY) + this.pinCacheMs;
+    // (A stale cached pin is judged once the request ended: cacheMayBeStale.)
+    const startedAt = this.clock.now();
     // A search for this session at this path ended in 404 moments ago (its pod was out of reach then): mcp-pin
     // answers 404 until --unknown-session-cache-ms has passed, by design (it bounds made-up ids' cost).
     const path = pathOf(kind);
@@ -883,7 +901,8 @@ export class World {
       this.opts.rememberUnknown === true &&
       this.clock.now() < (this.searchedIn404At.get(`${client} ${path}`) ?? Number.NEGATIVE_INFINITY) + SHIPPED.unknownSessionCacheMs;
     req.calm = {
-      heldAtStart: cacheMayBeStale || rememberedUnknown ? Promise.resolve(false) : this.heldNow(client, true),
+      heldAtStart: rememberedUnknown ? Promise.resolve(false) : this.heldNow(client, true),
+      startedAt,
       disturbances: this.disturbances,
     };
     this.requests.push(req);
@@ -1336,6 +1355,7 @@ export class World {
   private onAnswer(req: ClientRequest, answer: Answer): void {
     // A DELETE sent before the answer (even one still in flight) may have ended the session meanwhile.
     req.calm.stayed = this.disturbances === req.calm.disturbances && !this.deletesSent.has(req.client);
+    req.calm.answeredAt = this.clock.now();
     req.answer = req.abort.signal.aborted && answer.from !== 'pod' ? { from: 'nobody', why: 'client left' } : answer;
     if (isStateKind(req.kind)) this.intend(req, req.answer);
   }
@@ -1394,10 +1414,11 @@ export class World {
     // after a redirect is a pass of its own), reached any one pod at most
     // twice: the second time only as the relay back after a proof that it
     // holds the session.
-    // (A pod that did not hold the session refused it before dispatch: when fewer pods are in discovery
-    // than Envoy has attempts, previous_hosts takes one of them again, which runs nothing.)
+    // (A pod that did not hold the session refused it before dispatch, and at a wrong path its router
+    // answered: when fewer pods are in discovery than Envoy has attempts, previous_hosts takes one of
+    // them again, which runs nothing.)
     const perPod = new Map<string, number>();
-    for (const d of req.deliveries) if (d.held) perPod.set(`${d.pass}/${d.pod}`, (perPod.get(`${d.pass}/${d.pod}`) ?? 0) + 1);
+    for (const d of req.deliveries) if (d.held && d.atMcpPath) perPod.set(`${d.pass}/${d.pod}`, (perPod.get(`${d.pass}/${d.pod}`) ?? 0) + 1);
     for (const [pod, n] of perPod) if (n > 2) this.violate('I1', `${req.rid} reached ${pod} ${n} times: ${JSON.stringify(req.deliveries)}`);
     // I7: only the client's own session id.
     if ((answer.from === 'pod' || answer.from === 'mcp-pin') && answer.sessionId !== undefined && answer.sessionId !== req.client)
@@ -1422,7 +1443,7 @@ export class World {
   private async checkAvailability(): Promise<void> {
     for (const req of this.requests) {
       const a = req.answer;
-      if (!a || !req.calm.stayed || req.abort.signal.aborted || !(await req.calm.heldAtStart)) continue;
+      if (!a || !req.calm.stayed || req.abort.signal.aborted || this.cacheMayBeStale(req) || !(await req.calm.heldAtStart)) continue;
       // A wrong path gets a 404: its pod's router's, or, for a session the store lost, mcp-pin's once the search asked every pod.
       const wrongPath404 = a.from === 'pod' || (a.from === 'mcp-pin' && a.details === 'mcp_pin_unknown_session' && this.flushed.has(req.client));
       const fine = req.kind === 'typo' ? wrongPath404 && 'status' in a && a.status === 404 : a.from === 'pod' && a.status >= 200 && a.status < 300;

@@ -8,7 +8,7 @@ import { StoreError } from '../../src/errors.js';
 import { MemoryStore } from '../../src/sessions/memory-store.js';
 import { RedisStore } from '../../src/sessions/redis-store.js';
 import { CachedStore } from '../../src/sessions/cached-store.js';
-import type { SessionStore } from '../../src/sessions/store.js';
+import type { SessionInspector, SessionInfo, SessionStore } from '../../src/sessions/store.js';
 import { eventually, freePort } from '../helpers/net.js';
 import { startRedis, startRedisCluster, startRedisSentinel, type ProcsHandle, type RedisHandle } from '../helpers/redis.js';
 
@@ -211,6 +211,76 @@ function contract(name: string, make: (ttlMs: number) => Promise<SessionStore>, 
 }
 
 /**
+ * What an operator reads (mcp-pin sessions get/list): the same on every store.
+ * A page may hold more than `limit` on Redis (the rest of one SCAN batch), so
+ * the paging checks are: every session exactly once, none of another pod, a
+ * page that is not the last holds at least `limit`.
+ */
+function inspection(name: string, make: () => Promise<SessionStore & SessionInspector>): void {
+  describe(`SessionInspector contract: ${name}`, () => {
+    let store: SessionStore & SessionInspector;
+    beforeEach(async () => {
+      store = await make();
+    });
+    afterEach(async () => store.close());
+
+    const allPages = async (limit: number, pod?: string): Promise<{ ids: string[]; pages: SessionInfo[][] }> => {
+      const pages: SessionInfo[][] = [];
+      let cursor: string | undefined;
+      for (let i = 0; i < 1000; i++) {
+        const page = await store.list({ limit, ...(pod !== undefined ? { pod } : {}), ...(cursor !== undefined ? { cursor } : {}) });
+        pages.push(page.sessions);
+        if (page.cursor === null) break;
+        expect(page.sessions.length, 'a page that is not the last').to.be.at.least(limit);
+        cursor = page.cursor;
+      }
+      return { ids: pages.flat().map((s) => s.clientSessionId), pages };
+    };
+
+    it('inspects a session: its pin, times, TTL left and whether it can be recovered; null for an unknown or lock-only id', async () => {
+      await store.create('kept', { pod: '10.0.0.1:8080', backendSessionId: 'b-kept', initBody: Buffer.from('{"method":"initialize"}') });
+      await store.create('bare', { pod: '10.0.0.2:8080', backendSessionId: 'b-bare', initBody: null });
+      await store.tryLock('only-a-lock', 'tok', 10_000);
+      const kept = (await store.inspect('kept'))!;
+      expect(kept).to.include({ clientSessionId: 'kept', pod: '10.0.0.1:8080', backendSessionId: 'b-kept', generation: 1, recoverable: true });
+      expect(kept.createdAtMs, 'created').to.be.greaterThan(0);
+      expect(kept.lastSeenAtMs, 'last seen').to.be.at.least(kept.createdAtMs);
+      expect(kept.ttlMs, 'TTL left').to.be.greaterThan(0).and.at.most(60_000);
+      expect((await store.inspect('bare'))!).to.include({ backendSessionId: 'b-bare', recoverable: false });
+      expect(await store.inspect('nope')).to.equal(null);
+      expect(await store.inspect('only-a-lock')).to.equal(null);
+      await store.replacePin('kept', 1, '10.0.0.3:8080', 'b-new');
+      expect(await store.inspect('kept')).to.include({ pod: '10.0.0.3:8080', backendSessionId: 'b-new', generation: 2 });
+    });
+
+    it('lists every session exactly once over pages, only those of the pod asked for, and no lock', async () => {
+      const onA: string[] = [];
+      for (let i = 0; i < 250; i++) {
+        const id = `s${String(i).padStart(3, '0')}`;
+        const pod = i % 5 < 3 ? '10.0.0.1:8080' : '10.0.0.2:8080';
+        if (pod === '10.0.0.1:8080') onA.push(id);
+        await store.create(id, { pod, backendSessionId: `b${i}`, initBody: i % 2 ? null : Buffer.from('{}') });
+      }
+      await store.tryLock('s000', 'tok', 10_000);
+      await store.tryLock('lock-only', 'tok', 10_000);
+      const a = await allPages(10, '10.0.0.1:8080');
+      expect(a.ids.length, 'no session twice').to.equal(new Set(a.ids).size);
+      expect([...a.ids].sort()).to.deep.equal(onA);
+      expect(
+        a.pages.flat().every((s) => s.pod === '10.0.0.1:8080' && s.generation === 1 && s.backendSessionId === `b${Number(s.clientSessionId.slice(1))}`),
+      ).to.equal(true);
+      expect(a.pages.flat().find((s) => s.clientSessionId === 's001')!.recoverable).to.equal(false);
+      expect(a.pages.flat().find((s) => s.clientSessionId === 's000')!.recoverable).to.equal(true);
+      const all = await allPages(7);
+      expect(all.ids.length).to.equal(250);
+      expect(new Set(all.ids).size).to.equal(250);
+      expect((await store.list({ limit: 1000 })).sessions.length, 'one page with room for all').to.equal(250);
+      expect((await allPages(10, '10.0.0.9:1')).ids).to.deep.equal([]);
+    });
+  });
+}
+
+/**
  * Garbage in a store others can write to (Redis: by hand, a restore of old or
  * foreign data, another program on the same keys). The memory store lives in
  * mcp-pin's own process: nobody else can write to it.
@@ -283,6 +353,7 @@ function corruption(name: string, make: () => Promise<RedisStore>): void {
 
 const memoryClock = new FakeClock();
 contract('MemoryStore', async (ttlMs) => new MemoryStore({ sessionTtlMs: ttlMs, now: memoryClock.now }), memoryClock);
+inspection('MemoryStore', async () => new MemoryStore({ sessionTtlMs: 60_000 }));
 
 describe('RedisStore', () => {
   let redis: RedisHandle;
@@ -330,6 +401,31 @@ describe('RedisStore', () => {
   });
   contract('CachedStore over RedisStore (100 ms pin cache)', async (ttl) => new CachedStore(await make(ttl), { ttlMs: 100, touchEveryMs: 50 }));
   corruption('RedisStore', () => make(60_000));
+  inspection('RedisStore', () => make(60_000));
+
+  it("lists only its own prefix's sessions, a prefix with SCAN's pattern characters too, and refuses a cursor it did not give", async () => {
+    const odd = await make(60_000, 'a*[x]?\\:');
+    const plain = await make(60_000, 'ab:');
+    const wide = await make(60_000, 'aZx1:');
+    try {
+      await odd.create('mine', { pod: '10.0.0.1:1', backendSessionId: 'm', initBody: null });
+      await plain.create('theirs', { pod: '10.0.0.1:1', backendSessionId: 't', initBody: null });
+      await wide.create('other', { pod: '10.0.0.1:1', backendSessionId: 'o', initBody: null });
+      expect((await odd.list({ limit: 100 })).sessions.map((s) => s.clientSessionId)).to.deep.equal(['mine']);
+      expect((await plain.list({ limit: 100 })).sessions.map((s) => s.clientSessionId)).to.deep.equal(['theirs']);
+      for (const bad of ['nonsense', '1', ':5', '1:', 'x:1', '1:2:3']) {
+        const err = await odd.list({ limit: 10, cursor: bad }).then(
+          () => null,
+          (e: unknown) => e,
+        );
+        expect((err as { code?: string })?.code, bad).to.equal('MCP_PIN_BAD_CURSOR');
+      }
+      expect((await odd.list({ limit: 10, cursor: '0:0' })).sessions.map((s) => s.clientSessionId)).to.deep.equal(['mine']);
+      expect((await odd.list({ limit: 10, cursor: '1:0' })).sessions, 'past the last node').to.deep.equal([]);
+    } finally {
+      await Promise.all([odd.close(), plain.close(), wide.close()]);
+    }
+  });
 
   it('keeps stores with different key prefixes apart', async () => {
     const a = await make(60_000, 'pa:');
@@ -450,6 +546,11 @@ for (const [kind, start] of [
     let n = 0;
     contract(`RedisStore on ${kind}`, async (ttlMs) => {
       const s = new RedisStore({ url: target.url, keyPrefix: `k${n++}:`, sessionTtlMs: ttlMs, storeTimeoutMs: 500 });
+      await s.connect(10_000);
+      return s;
+    });
+    inspection(`RedisStore on ${kind}`, async () => {
+      const s = new RedisStore({ url: target.url, keyPrefix: `i${n++}:`, sessionTtlMs: 60_000, storeTimeoutMs: 2000 });
       await s.connect(10_000);
       return s;
     });

@@ -37,6 +37,68 @@ describe('memory store: bounded', () => {
     await store.close();
   });
 
+  it('sweeps only while full, at most once a second: an expired session makes room from the first sweep after it expired', async () => {
+    let now = 0;
+    const store = new MemoryStore({ sessionTtlMs: 5_500, maxEntries: 2, now: () => now });
+    const create = async (id: string): Promise<string | undefined> =>
+      store.create(id, session('10.0.0.1:1')).then(
+        () => undefined,
+        (e: unknown) => (e as StoreError).code,
+      );
+    await create('a');
+    now = 500;
+    await create('b');
+    now = 5_000;
+    expect(await create('c'), 'full, swept, nothing expired').to.equal('MCP_PIN_STORE_FULL');
+    now = 5_999;
+    expect(await create('c'), "'a' expired at 5,500, but the last sweep was 999 ms ago").to.equal('MCP_PIN_STORE_FULL');
+    now = 6_000;
+    expect(await create('c'), "swept: 'a' and 'b' (expiring now) are gone").to.equal(undefined);
+    expect(store.size).to.equal(1);
+    await store.close();
+
+    // A create that does not find the store full does not sweep (nor use up the second).
+    now = 0;
+    const small = new MemoryStore({ sessionTtlMs: 300, maxEntries: 2, now: () => now });
+    await small.create('a', session('10.0.0.1:1'));
+    now = 500;
+    await small.create('b', session('10.0.0.1:1'));
+    now = 600;
+    await small.create('c', session('10.0.0.1:1'));
+    expect(await small.lookup('c')).to.not.equal(null);
+    await small.close();
+  });
+
+  it('counts a session as gone at its expiry exactly, drops it when read then, and close forgets everything', async () => {
+    let now = 0;
+    const store = new MemoryStore({ sessionTtlMs: 1_000, now: () => now });
+    await store.create('a', session('10.0.0.1:1'));
+    await store.create('b', session('10.0.0.1:1'));
+    now = 1_000;
+    expect(await store.lookup('a')).to.equal(null);
+    expect(store.size, 'an expired session read is dropped').to.equal(1);
+    expect((await store.list({ limit: 10 })).sessions, 'nor listed').to.deep.equal([]);
+    await store.create('c', session('10.0.0.1:1'));
+    await store.tryLock('c', 't', 60_000);
+    await store.rememberUnknown('u', 60_000);
+    await store.close();
+    expect(store.size).to.equal(0);
+    expect(await store.tryLock('c', 'other', 60_000), 'locks forgotten').to.equal(true);
+    expect(await store.isRememberedUnknown('u'), 'remembered ids forgotten').to.equal(false);
+  });
+
+  it('lists in id order, a page ending at the last id with no cursor', async () => {
+    const store = new MemoryStore({ sessionTtlMs: 60_000 });
+    for (const id of ['d', 'b', 'a', 'c']) await store.create(id, session('10.0.0.1:1'));
+    const first = await store.list({ limit: 2 });
+    expect(first.sessions.map((s) => s.clientSessionId)).to.deep.equal(['a', 'b']);
+    expect(first.cursor).to.equal('b');
+    const last = await store.list({ limit: 2, cursor: 'b' });
+    expect(last.sessions.map((s) => s.clientSessionId)).to.deep.equal(['c', 'd']);
+    expect(last.cursor, 'the page ended at the last id').to.equal(null);
+    await store.close();
+  });
+
   it('answers the initialize that finds it full with 503, JSON-RPC -32603 and Retry-After', async () => {
     const store = new MemoryStore({ sessionTtlMs: 10_000, maxEntries: 1 });
     await store.create('taken', session('10.0.0.1:1'));

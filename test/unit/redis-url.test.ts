@@ -34,4 +34,31 @@ describe('parseRedisUrl', () => {
     expect(() => parseRedisUrl('redis-sentinel://h:1')).to.throw(/master name/);
     expect(() => parseRedisUrl('http://u:secret@h')).to.throw(/not a Redis URL: http:\/\/\*\*\*@h/);
   });
+  it('takes ports 1 to 65535 and the default port where none is given, a bare [v6] included; refuses a host without a name or a port out of range', () => {
+    expect(parseRedisUrl('redis-cluster://a:1,b:65535,[fd00::1],c')).to.deep.equal({
+      kind: 'cluster',
+      nodes: [
+        { host: 'a', port: 1 },
+        { host: 'b', port: 65535 },
+        { host: 'fd00::1', port: 6379 },
+        { host: 'c', port: 6379 },
+      ],
+    });
+    expect(parseRedisUrl('redis-sentinel://[fd00::2]/m')).to.deep.include({ sentinels: [{ host: 'fd00::2', port: 26379 }] });
+    for (const bad of ['a:0', 'a:65536', 'a:x', ':7000', '[]:7000', 'a:1,,b:2', 'a:-1']) {
+      expect(() => parseRedisUrl(`redis-cluster://${bad}`), bad).to.throw(ConfigValueError, /bad host:port/);
+    }
+  });
+  it('reads a user name, and only a whole URL of a known scheme', () => {
+    expect(parseRedisUrl('redis-cluster://ops%20team:pw@h:1')).to.deep.equal({
+      kind: 'cluster',
+      nodes: [{ host: 'h', port: 1 }],
+      username: 'ops team',
+      password: 'pw',
+    });
+    expect(parseRedisUrl('redis-cluster://ops@h:1')).to.deep.equal({ kind: 'cluster', nodes: [{ host: 'h', port: 1 }], username: 'ops' });
+    for (const bad of ['xredis://h:1', 'redis://h:1 trailing?x#y/', 'redis-cluster://h:1/x?y', ' redis://h:1']) {
+      expect(() => parseRedisUrl(bad), bad).to.throw(ConfigValueError, /not a Redis URL/);
+    }
+  });
 });

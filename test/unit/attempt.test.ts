@@ -8,7 +8,8 @@ import type { ProcessingRequest, ProcessingResponse } from '../../src/extproc/pr
 import type { Recoverer } from '../../src/recovery/http-recoverer.js';
 import type { RelayOutcome, RelayRequest, RetryAttempt, RetryPlan } from '../../src/recovery/plans.js';
 import { wireHeaders } from '../helpers/grpc-clients.js';
-import { newMetrics, requestBody, responseHeaders, silentLog } from './fakes.js';
+import { capturedLog, LOG_LEVEL, newMetrics, requestBody, responseHeaders, silentLog } from './fakes.js';
+import { sessionTag } from '../../src/log.js';
 
 const cfg = { pinHeader: 'x-mcp-pin-dst', maxSessionIdLength: 64, lostSessionStatuses: [404] };
 const POD = '10.0.1.1:8080';
@@ -37,6 +38,7 @@ function make(
     ],
     body: Buffer.from('{"r":"ok"}'),
   },
+  log = silentLog,
 ) {
   const asked: RetryAttempt[] = [];
   const relays: RelayRequest[] = [];
@@ -54,7 +56,7 @@ function make(
   };
   const interim: ProcessingResponse[] = [];
   const metrics = newMetrics();
-  const ex = new AttemptExchange({ cfg, log: silentLog, metrics, recoverer }, (r) => interim.push(r), new AbortController().signal);
+  const ex = new AttemptExchange({ cfg, log, metrics, recoverer }, (r) => interim.push(r), new AbortController().signal);
   return { ex, asked, relays, interim, metrics };
 }
 
@@ -257,5 +259,65 @@ describe('AttemptExchange (a retry of a pinned request)', () => {
     let err: unknown;
     await ex.handle(responseHeaders({ ':status': '200' })).catch((e) => (err = e));
     expect((err as { code?: string })?.code).to.equal('MCP_PIN_PROTOCOL');
+  });
+});
+
+describe('AttemptExchange: what it logs (the session by its tag, never its id)', () => {
+  const pin = { pod: '10.0.2.2:8080', backendSessionId: 'backend-2', generation: 2 };
+  const CLIENT = 'client-session-4e7b19';
+  const run = async (plan: RetryPlan, headers: Record<string, string>, status?: string) => {
+    const { log, lines } = capturedLog();
+    const { ex } = make(plan, undefined, log);
+    await ex.handle(attemptHeaders(headers));
+    if (status !== undefined) await ex.handle(responseHeaders({ ':status': status }));
+    expect(JSON.stringify(lines)).to.not.include(CLIENT);
+    return lines;
+  };
+
+  it('an attempt it cannot plan: warn, with the pod', async () => {
+    const lines = await run({ kind: 'unknown' }, {});
+    expect(lines).to.have.length(1);
+    expect(lines[0]).to.include({ level: LOG_LEVEL.warn, pod: POD, msg: 'retry attempt without a usable session id or pod: sent untouched' });
+  });
+
+  it('a retry sent to the recovered session: info, with the pod and whether it was re-initialized', async () => {
+    const lines = await run({ kind: 'send', reinitialized: true, onPath: true, pin }, { 'mcp-session-id': CLIENT });
+    expect(lines).to.deep.equal([
+      { ...lines[0], level: LOG_LEVEL.info, session: sessionTag(CLIENT), pod: POD, reinitialized: true, msg: 'retry sent to the recovered session' },
+    ]);
+  });
+
+  it('a redirect, a relay: info, with the pod it came from, the one it goes to and the method or why', async () => {
+    const redirect = await run({ kind: 'relay', pin, why: 'moved' }, { ':authority': 'h', 'mcp-session-id': CLIENT });
+    expect(redirect[0]).to.include({
+      level: LOG_LEVEL.info,
+      session: sessionTag(CLIENT),
+      pod: POD,
+      to: pin.pod,
+      method: 'POST',
+      msg: "redirecting to the session's pod",
+    });
+    const relay = await run({ kind: 'relay', pin, why: 'moved' }, { 'mcp-session-id': CLIENT });
+    expect(relay[0]).to.include({
+      level: LOG_LEVEL.info,
+      session: sessionTag(CLIENT),
+      pod: POD,
+      to: pin.pod,
+      why: 'moved',
+      msg: "relaying the request to the session's pod",
+    });
+  });
+
+  it('answers that are not what the plan counted on: warn, with the status', async () => {
+    const stands = await run({ kind: 'relay', pin, why: 'moved' }, { ':authority': 'h', 'mcp-session-id': CLIENT }, '200');
+    expect(stands[1]).to.include({ level: LOG_LEVEL.warn, session: sessionTag(CLIENT), status: 200 });
+    expect(stands[1]!.msg).to.match(/^a pod answered a request of a session it does not hold with something other than a refusal/);
+    const gone = await run({ kind: 'send', reinitialized: false, onPath: true, pin }, { ':authority': 'h', 'mcp-session-id': CLIENT }, '404');
+    expect(gone[1]).to.include({
+      level: LOG_LEVEL.warn,
+      session: sessionTag(CLIENT),
+      status: 404,
+      msg: "the session's pod no longer holds it: the request starts again",
+    });
   });
 });

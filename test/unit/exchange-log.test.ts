@@ -5,7 +5,6 @@
  * the code that explain it.
  */
 import { expect } from 'chai';
-import pino from 'pino';
 import { StoreError } from '../../src/errors.js';
 import { Exchange, type ExchangeDeps } from '../../src/extproc/exchange.js';
 import { RecentlyUnknown } from '../../src/extproc/recently-unknown.js';
@@ -13,7 +12,7 @@ import { sessionTag } from '../../src/log.js';
 import { PinAllowlist } from '../../src/pin-allowlist.js';
 import { MemoryStore } from '../../src/sessions/memory-store.js';
 import type { SessionStore } from '../../src/sessions/store.js';
-import { newMetrics, requestBody, requestHeaders, responseHeaders } from './fakes.js';
+import { capturedLog, LOG_LEVEL, type LogLine, newMetrics, requestBody, requestHeaders, responseHeaders } from './fakes.js';
 
 const cfg = { pinHeader: 'x-mcp-pin-dst', maxInitBodyBytes: 1024, maxSessionIdLength: 64, lostSessionStatuses: [404] };
 const INIT = JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25' } });
@@ -22,14 +21,9 @@ const POD = '10.1.2.3:8080';
 /** A session id long enough that it could not turn up in a log line by chance. */
 const SID = 'session-7f3a9c2e41d84b6f';
 
-type Line = Record<string, unknown> & { level: number; msg: string };
-const LEVEL = { info: 30, warn: 40, error: 50 };
-
-function logged(): { log: pino.Logger; lines: Line[] } {
-  const lines: Line[] = [];
-  const log = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s) as Line) });
-  return { log, lines };
-}
+type Line = LogLine;
+const LEVEL = LOG_LEVEL;
+const logged = capturedLog;
 
 function make(over: Partial<ExchangeDeps> = {}): { ex: () => Exchange; store: MemoryStore; lines: Line[] } {
   const { log, lines } = logged();

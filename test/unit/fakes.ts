@@ -1,10 +1,21 @@
 /** Fakes behind the narrow interfaces the units depend on. */
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { Metrics } from '../../src/metrics.js';
 import type { ProcessingRequest } from '../../src/extproc/protocol.js';
 import { wireHeaders } from '../helpers/grpc-clients.js';
 
 export const silentLog = pino({ level: 'silent' });
+
+/** One JSON log line as pino writes it. */
+export type LogLine = Record<string, unknown> & { level: number; msg: string };
+export const LOG_LEVEL = { info: 30, warn: 40, error: 50 } as const;
+
+/** A logger at info whose lines the test reads. */
+export function capturedLog(): { log: Logger; lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  const log = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s) as LogLine) });
+  return { log, lines };
+}
 export const newMetrics = (): Metrics => new Metrics();
 
 export function requestHeaders(h: Record<string, string>, endOfStream = false): ProcessingRequest {

@@ -13,6 +13,7 @@ import { pino } from 'pino';
 import type { Metrics } from '../../src/metrics.js';
 import { MESSAGE_TIMEOUT_MARGIN_MS } from '../../src/timeouts.js';
 import { StoreError } from '../../src/errors.js';
+import { sessionTag } from '../../src/log.js';
 import { newMetrics, silentLog, recovererCfg } from './fakes.js';
 
 const INIT = Buffer.from('{"jsonrpc":"2.0","id":0,"method":"initialize"}');
@@ -607,7 +608,7 @@ describe('recovery: the session state the client set (issue 29)', () => {
   });
 
   it('leaves out a subscription the new pod refuses (its resource is gone): the session is recovered without it, and it is no longer kept', async () => {
-    const { store, pods, recoverer, attempt } = await setup();
+    const { store, pods, recoverer, attempt, metrics, logs } = await setup();
     await store.changeState('client-1', { op: 'subscribe', uri: 'demo://gone' });
     await store.changeState('client-1', { op: 'subscribe', uri: 'demo://here' });
     pods.notify = (req) => {
@@ -618,6 +619,12 @@ describe('recovery: the session state the client set (issue 29)', () => {
     };
     expect(await recoverer.planRetry(attempt(), never)).to.deep.include({ kind: 'send', reinitialized: true });
     expect((await store.load('client-1'))!.state.subscriptions).to.deep.equal(['demo://here']);
+    // What an operator sees: one refused replay, one kept, and a warning that names the session by its tag.
+    const replays = async (result: string) => (await metrics.stateReplays.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
+    expect([await replays('refused'), await replays('replayed')]).to.deep.equal([1, 1]);
+    const warned = logs.filter((l) => l.msg === "the new pod refused a request that rebuilds the session's state: left out of the session");
+    expect(warned).to.have.length(1);
+    expect(warned[0]).to.deep.include({ level: 40, method: 'resources/subscribe', status: 200, session: sessionTag('client-1') });
   });
 
   it('a replay that fails for now (5xx, no connection) fails the recovery for now: the session and its state are kept, nothing is sent', async () => {
@@ -653,7 +660,8 @@ describe('recovery: what an operator sees of each plan (metrics and log lines)',
   });
 
   it('a re-initialize: one recovery counted as recovered (in seconds), and a "session re-initialized" line with the new pod and generation', async () => {
-    const { recoverer, attempt, metrics, logs } = await setup();
+    const { pods, recoverer, attempt, metrics, logs } = await setup();
+    pods.delayMs = 20;
     await recoverer.planRetry(attempt(), never);
     expect(await recoveries(metrics, 'recovered')).to.equal(1);
     expect(await recoveries(metrics, 'failed')).to.equal(0);
@@ -666,9 +674,13 @@ describe('recovery: what an operator sees of each plan (metrics and log lines)',
   it('a failed recovery: counted as failed (outcome and seconds), two warnings with its code, and no store error when the store did not fail', async () => {
     const { pods, recoverer, attempt, metrics, logs } = await setup();
     pods.init = () => ({ status: 400 });
+    pods.delayMs = 20;
     await recoverer.planRetry(attempt(), never);
     expect(await outcome(metrics, 'recovery_failed')).to.equal(1);
     expect(await recoveries(metrics, 'failed')).to.equal(1);
+    const sum = await value(metrics.recoverySeconds, { result: 'failed' }, 'mcp_pin_recovery_seconds_sum');
+    expect(sum, 'seconds it took, not milliseconds').to.be.within(0.02, 2);
+    expect(line(logs, 'recovery failed')!.ms, 'milliseconds it took').to.be.within(20, 2000);
     expect(await value(metrics.storeErrors, { op: 'recovery' })).to.equal(0);
     expect(line(logs, 'recovery failed')).to.deep.include({ code: 'MCP_PIN_RECOVERY_REINIT_REFUSED', level: 40 });
     expect(line(logs, "retry not sent: the session's recovery failed")).to.deep.include({ code: 'MCP_PIN_RECOVERY_REINIT_REFUSED', pod: RETRY_POD, level: 40 });
@@ -710,6 +722,14 @@ describe('recovery: what an operator sees of each plan (metrics and log lines)',
     await typo.recoverer.planRetry(typo.attempt({ path: '/typo' }), never);
     expect([await outcome(typo.metrics, 'not_lost'), await outcome(typo.metrics, 'off_path')]).to.deep.equal([0, 1]);
     expect(line(typo.logs, "not the session's MCP path: the pod's own answer stands")).to.deep.include({ pod: OLD_POD, path: '/typo' });
+    // A pin another replica already moved: followed, not counted as either, and no re-initialize said.
+    const moved = await setup();
+    await moved.store.replacePin('client-1', 1, '10.0.5.5:8080', 'theirs');
+    expect(await moved.recoverer.planRetry(moved.attempt(), never)).to.deep.include({ kind: 'relay', why: 'moved' });
+    expect([await outcome(moved.metrics, 'not_lost'), await outcome(moved.metrics, 'off_path')]).to.deep.equal([0, 0]);
+    await moved.store.replacePin('client-1', 2, RETRY_POD, 'theirs-2');
+    expect(await moved.recoverer.planRetry(moved.attempt({ failedSessionId: 'theirs' }), never)).to.deep.include({ kind: 'send', reinitialized: false });
+    expect(moved.logs.map((l) => l.msg)).to.deep.equal([]);
   });
 
   it('a relay to a moved session counts relayed, and recovered only when the answer is no lost-session status; a failed relay counts and says its code', async () => {

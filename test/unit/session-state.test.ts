@@ -4,6 +4,11 @@
  * and the recorder that keeps a change once the pod accepted it.
  */
 import { expect } from 'chai';
+import type { SessionStore } from '../../src/sessions/store.js';
+import type { Recoverer, StateCatchUp } from '../../src/recovery/http-recoverer.js';
+import { StoreError } from '../../src/errors.js';
+import { sessionTag } from '../../src/log.js';
+import { capturedLog, LOG_LEVEL } from './fakes.js';
 import { StateRecorder } from '../../src/extproc/state-recorder.js';
 import {
   EMPTY_STATE,
@@ -191,6 +196,84 @@ describe('session state (issue 29)', () => {
       const [out] = await r.handle({ request: 'response_body', response_body: { body: body({ jsonrpc: '2.0', id: 1, result: {} }), end_of_stream: true } });
       expect(out!.response_body).to.deep.equal({ response: {} });
       expect(await count(metrics, 'store_error')).to.equal(1);
+    });
+  });
+
+  describe('StateRecorder: what operators see (metrics and log lines), and the catch-up after a move', () => {
+    const SUB = { jsonrpc: '2.0', id: 1, method: 'resources/subscribe', params: { uri: 'a://1' } };
+    async function record(store: SessionStore, recoverer?: Recoverer & StateCatchUp) {
+      const { log, lines } = capturedLog();
+      const metrics = newMetrics();
+      const r = new StateRecorder({ store, log, metrics, ...(recoverer ? { recoverer } : {}) });
+      await r.handle(requestHeaders({ ':method': 'POST', ':path': '/mcp', 'mcp-session-id': 'C' }));
+      await r.handle(requestBody(JSON.stringify(SUB)));
+      await r.handle(responseHeaders({ ':status': '200', 'content-type': 'application/json' }));
+      await r.handle({ request: 'response_body', response_body: { body: body({ jsonrpc: '2.0', id: 1, result: {} }), end_of_stream: true } });
+      const result = async (x: string) =>
+        (await metrics.registry.getSingleMetric('mcp_pin_session_state_total')!.get()).values.find((v) => v.labels.result === x)?.value ?? 0;
+      const storeErrors = (await metrics.storeErrors.get()).values.filter((v) => v.labels.op === 'change_state').map((v) => v.labels.code);
+      expect(JSON.stringify(lines), 'the raw session id is not logged').to.not.include('"C"');
+      return { lines, result, storeErrors };
+    }
+    const fresh = async (): Promise<MemoryStore> => {
+      const store = new MemoryStore({ sessionTtlMs: 60_000 });
+      await store.create('C', { pod: '10.0.0.1:80', backendSessionId: 'C', initBody: null });
+      return store;
+    };
+    const catching = (answer: 'current' | 'sent' | 'refused' | 'failed', asked: unknown[][]): Recoverer & StateCatchUp => ({
+      messageTimeoutMs: 1,
+      deadline: (c) => c,
+      planRetry: async () => ({ kind: 'unknown' }),
+      relay: async () => ({ kind: 'failed', code: 'MCP_PIN_RECOVERY_UNAVAILABLE' }),
+      catchUpState: async (...args) => {
+        asked.push(args);
+        return answer as never;
+      },
+    });
+
+    it('a change over the bounds: counted over_limit, one warning with the op', async () => {
+      const store = await fresh();
+      store.changeState = async () => 'over_limit';
+      const { lines, result } = await record(store);
+      expect(await result('over_limit')).to.equal(1);
+      expect(lines).to.have.length(1);
+      expect(lines[0]).to.include({ level: LOG_LEVEL.warn, op: 'subscribe', session: sessionTag('C') });
+      expect(lines[0]!.msg).to.match(/^session state over its bounds/);
+    });
+
+    it('a kept change is caught up on the pod the session moved to meanwhile: said when it was, silent when the pin was current', async () => {
+      const asked: unknown[][] = [];
+      const quiet = await record(await fresh(), catching('current', asked));
+      expect(quiet.lines).to.deep.equal([]);
+      expect(asked).to.have.length(1);
+      expect(asked[0]!.slice(0, 3)).to.deep.equal(['C', 'C', { op: 'subscribe', uri: 'a://1' }]);
+      const moved = await record(await fresh(), catching('sent', asked));
+      expect(moved.lines).to.have.length(1);
+      expect(moved.lines[0]).to.include({ level: LOG_LEVEL.info, op: 'subscribe', result: 'sent', session: sessionTag('C') });
+      expect(moved.lines[0]!.msg).to.equal('a change of session state reached the pod the session moved to meanwhile');
+      const overLimit = await fresh();
+      overLimit.changeState = async () => 'over_limit';
+      await record(overLimit, catching('sent', asked));
+      expect(asked, 'a change not kept is not caught up').to.have.length(2);
+    });
+
+    it('a store that failed: counted store_error, a store error by code when it was the store, and a warning with the error', async () => {
+      const coded = await fresh();
+      coded.changeState = async () => Promise.reject(new StoreError('MCP_PIN_STORE_TIMEOUT', 'slow'));
+      const a = await record(coded);
+      expect(await a.result('store_error')).to.equal(1);
+      expect(a.storeErrors).to.deep.equal(['MCP_PIN_STORE_TIMEOUT']);
+      expect(a.lines[0]).to.include({
+        level: LOG_LEVEL.warn,
+        op: 'subscribe',
+        err: 'slow',
+        msg: 'could not keep a change of session state: a recovery will not restore it',
+      });
+      const plain = await fresh();
+      plain.changeState = async () => Promise.reject(new Error('bug'));
+      const b = await record(plain);
+      expect(b.storeErrors, 'not a store error').to.deep.equal([]);
+      expect(b.lines[0]).to.include({ err: 'bug' });
     });
   });
 });

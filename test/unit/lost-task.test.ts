@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import { TaskAnswer } from '../../src/extproc/task-answer.js';
 import { LOST_TASK_MESSAGE, LOST_TASK_REASON, explainUnknownTask } from '../../src/lost-task.js';
 import { MemoryStore } from '../../src/sessions/memory-store.js';
-import { newMetrics, requestHeaders, responseHeaders, silentLog } from './fakes.js';
+import { capturedLog, LOG_LEVEL, newMetrics, requestHeaders, responseHeaders, silentLog } from './fakes.js';
+import { sessionTag } from '../../src/log.js';
 
 const TS_NOT_FOUND = { jsonrpc: '2.0', id: 7, error: { code: -32602, message: 'MCP error -32602: Failed to retrieve task: Task not found' } };
 const json = (m: unknown): Buffer => Buffer.from(JSON.stringify(m));
@@ -110,6 +111,40 @@ describe('a task lost with its pod (lost-task.ts)', () => {
       await t.handle(responseHeaders({ ':status': '200', 'content-type': 'application/json' }));
       const [out] = await t.handle({ request: 'response_body', response_body: { body: json(TS_NOT_FOUND), end_of_stream: true } });
       expect(out!.response_body).to.deep.equal({ response: {} });
+    });
+
+    it('explains one "Task not found" per answer (a stream that repeats it passes the rest as they are), and says so by the session\'s tag', async () => {
+      const store = new MemoryStore({ sessionTtlMs: 60_000 });
+      await store.create('client-7a', { pod: '10.0.0.1:80', backendSessionId: 'client-7a', initBody: null });
+      await store.replacePin('client-7a', 1, '10.0.0.2:80', 'B2');
+      const { log, lines } = capturedLog();
+      const metrics = newMetrics();
+      const t = new TaskAnswer({ store, log, metrics });
+      await t.handle(requestHeaders({ 'mcp-session-id': 'B2', 'x-mcp-pin-client-session': 'client-7a' }));
+      await t.handle(responseHeaders({ ':status': '200', 'content-type': 'text/event-stream' }));
+      const sse = Buffer.from(`data: ${JSON.stringify(TS_NOT_FOUND)}\n\n`);
+      const out = [];
+      for (const [i, body] of [sse, sse, Buffer.alloc(0)].entries()) {
+        const [r] = await t.handle({ request: 'response_body', response_body: { body, end_of_stream: i === 2 } });
+        out.push(r!.response_body?.response?.body_mutation?.body?.toString());
+      }
+      expect(out[0]).to.include(LOST_TASK_MESSAGE);
+      expect(out.slice(1)).to.deep.equal([undefined, undefined]);
+      expect((await metrics.registry.getSingleMetric('mcp_pin_lost_tasks_total')!.get()).values[0]?.value).to.equal(1);
+      expect(lines).to.have.length(1);
+      expect(lines[0]).to.include({ level: LOG_LEVEL.info, session: sessionTag('client-7a') });
+      expect(lines[0]!.msg).to.equal('a task of a moved session was not found on its new pod: the client is told it was lost with its pod');
+
+      const failing = Object.assign(Object.create(store) as MemoryStore, { load: async () => Promise.reject(new Error('down')) });
+      const quiet = capturedLog();
+      const f = new TaskAnswer({ store: failing, log: quiet.log, metrics: newMetrics() });
+      await f.handle(requestHeaders({ 'mcp-session-id': 'B2', 'x-mcp-pin-client-session': 'client-7a' }));
+      await f.handle(responseHeaders({ ':status': '200', 'content-type': 'application/json' }));
+      await f.handle({ request: 'response_body', response_body: { body: json(TS_NOT_FOUND), end_of_stream: true } });
+      expect(quiet.lines).to.have.length(1);
+      expect(quiet.lines[0]).to.include({ level: LOG_LEVEL.warn, session: sessionTag('client-7a'), err: 'down' });
+      expect(quiet.lines[0]!.msg).to.match(/^could not read the session to explain a task not found/);
+      expect(JSON.stringify([...lines, ...quiet.lines])).to.not.include('"client-7a"');
     });
   });
 });

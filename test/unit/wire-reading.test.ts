@@ -6,6 +6,7 @@
  * the tests that reach them only through whole exchanges).
  */
 import { expect } from 'chai';
+import { negotiatedVersion, requestedVersion } from '../../src/recovery/lost-session.js';
 import { attributeNumber, attributeString, headerPairs } from '../../src/extproc/headers.js';
 import { isInitializeRequest, isJsonContentType } from '../../src/extproc/mcp-body.js';
 import type { ProcessingRequest, WireValue } from '../../src/extproc/protocol.js';
@@ -159,5 +160,23 @@ describe('the unknown-session memory', () => {
     // A path too long to keep is not remembered at all.
     expect(unknownKey('s1', `/${'a'.repeat(MAX_INIT_PATH_LENGTH)}`)).to.equal(null);
     expect(unknownKey('s1', `/${'a'.repeat(MAX_INIT_PATH_LENGTH - 1)}`)).to.equal(`s1 /${'a'.repeat(MAX_INIT_PATH_LENGTH - 1)}`);
+  });
+});
+
+describe('protocol versions read from an initialize and its answer (lost-session.ts)', () => {
+  it('reads the version a stored initialize asked for; nothing from a body that is no JSON, names none, or names no date', () => {
+    expect(requestedVersion(Buffer.from('{"method":"initialize","params":{"protocolVersion":"2025-06-18"}}'))).to.equal('2025-06-18');
+    for (const body of ['{"method":"initialize"', 'null', '{"params":{"protocolVersion":"latest"}}', '{"params":{"protocolVersion":20250618}}']) {
+      expect(requestedVersion(Buffer.from(body)), body).to.equal(undefined);
+    }
+    expect(requestedVersion(null)).to.equal(undefined);
+  });
+
+  it('reads the version an answer settled on, as JSON or from an SSE data line', () => {
+    expect(negotiatedVersion(Buffer.from('{"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"2025-03-26"}}'))).to.equal('2025-03-26');
+    const sse = 'event: message\nid: 1\ndata: {"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"2025-11-25"}}\n\n';
+    expect(negotiatedVersion(Buffer.from(sse))).to.equal('2025-11-25');
+    expect(negotiatedVersion(Buffer.from('data: null\n\nnull'))).to.equal(undefined);
+    expect(negotiatedVersion(Buffer.from('{"result":{"protocolVersion":"soon"}}'))).to.equal(undefined);
   });
 });

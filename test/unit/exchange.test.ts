@@ -4,6 +4,7 @@ import { Exchange, type ExchangeDeps } from '../../src/extproc/exchange.js';
 import { RecentlyUnknown } from '../../src/extproc/recently-unknown.js';
 import type { ProcessingResponse } from '../../src/extproc/protocol.js';
 import { MemoryStore } from '../../src/sessions/memory-store.js';
+import { MAX_INIT_PATH_LENGTH } from '../../src/sessions/store.js';
 import { StoreError } from '../../src/errors.js';
 import { newMetrics, requestBody, requestHeaders, responseHeaders, silentLog } from './fakes.js';
 
@@ -377,6 +378,33 @@ describe('Exchange', () => {
     await store.create('E', { pod: '10.0.0.9:1', backendSessionId: 'E', initBody: null });
     expect(await store.adopt('E', '10.0.0.5:8080')).to.equal(false);
     expect((await store.lookup('E'))!.pod).to.equal('10.0.0.9:1');
+    // A DELETE that a pod answered 2xx ended the session there: nothing to adopt.
+    const del = make();
+    await del.ex.handle(requestHeaders({ ':method': 'DELETE', ':path': '/mcp', 'mcp-session-id': 'U' }, true));
+    await del.ex.handle(responseHeaders({ ':status': '200', 'mcp-session-id': 'U' }, { 'upstream.address': '10.0.0.5:8080' }));
+    expect(await del.store.lookup('U')).to.equal(null);
+    // Found at a path of the longest length kept: adopted with it; one longer: adopted without a path.
+    for (const [path, kept] of [
+      [`/${'p'.repeat(MAX_INIT_PATH_LENGTH - 1)}`, true],
+      [`/${'p'.repeat(MAX_INIT_PATH_LENGTH)}`, false],
+    ] as const) {
+      const x = make();
+      await x.ex.handle(requestHeaders({ ':method': 'GET', ':path': path, 'mcp-session-id': 'U' }, true));
+      await x.ex.handle(responseHeaders({ ':status': '200', 'mcp-session-id': 'U' }, { 'upstream.address': '10.0.0.5:8080' }));
+      expect((await x.store.load('U'))!.initPath, `${path.length}`).to.equal(kept ? path : null);
+    }
+  });
+
+  it('keeps an initialize body of maxInitBodyBytes exactly, not one byte more', async () => {
+    for (const extra of [0, 1]) {
+      const { ex, store } = make();
+      await ex.handle(requestHeaders(POST_JSON));
+      const shell = JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { pad: '' } });
+      const body = JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { pad: 'x'.repeat(cfg.maxInitBodyBytes - shell.length + extra) } });
+      await ex.handle(requestBody(body));
+      await ex.handle(responseHeaders({ ':status': '200', 'mcp-session-id': 'S' }, { 'upstream.address': '10.1.2.3:8080' }));
+      expect((await store.load('S'))!.initBody === null, `${body.length} bytes`).to.equal(extra === 1);
+    }
   });
 
   it('tells the stream when nothing more will come', async () => {

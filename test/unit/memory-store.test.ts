@@ -23,6 +23,7 @@ describe('memory store: bounded', () => {
     );
     expect(err).to.be.instanceOf(StoreError);
     expect((err as StoreError).code).to.equal('MCP_PIN_STORE_FULL');
+    expect((err as StoreError).message, 'names the cap and the flag that sets it').to.equal('memory store holds 2 sessions (--memory-store-max-sessions)');
     expect(await store.lookup('a')).to.not.equal(null);
     expect(await store.lookup('b')).to.not.equal(null);
     expect(await store.lookup('c')).to.equal(null);

@@ -7,6 +7,7 @@
 import { expect } from 'chai';
 import { ProtocolError } from '../../src/errors.js';
 import type { ProcessingRequest, ProcessingResponse } from '../../src/extproc/protocol.js';
+import { Exchange } from '../../src/extproc/exchange.js';
 import { SearchAttempt } from '../../src/extproc/search-attempt.js';
 import { StateRecorder } from '../../src/extproc/state-recorder.js';
 import type { StreamHandler } from '../../src/extproc/stream-handler.js';
@@ -81,5 +82,28 @@ describe('route handlers: the order of messages they accept', () => {
     expect(kinds(await h.handle(HEADERS))).to.deep.equal(['request_headers']);
     expect(h.complete).to.equal(true);
     expect(await refusal(h, HEADERS)).to.equal('request_headers not expected in a session search attempt');
+  });
+
+  it("client request (Exchange): one answer of each phase's kind while it waits for the response, and anything out of order refused by name", async () => {
+    const cfg = { pinHeader: 'x-mcp-pin-dst', maxInitBodyBytes: 1024, maxSessionIdLength: 64, lostSessionStatuses: [404] };
+    const make = () => new Exchange({ store, cfg, log: silentLog, metrics: newMetrics() });
+    const h = make();
+    expect(kinds(await h.handle(requestHeaders({ ':method': 'POST', ':path': '/mcp', 'content-type': 'application/json' })))).to.deep.equal([
+      'request_headers',
+    ]);
+    expect(await refusal(h, requestHeaders({ ':method': 'POST', ':path': '/mcp' }))).to.equal('request_headers received twice');
+    expect(kinds(await h.handle(requestBody('{"jsonrpc":"2.0","id":1,"method":"tools/list"}')))).to.deep.equal(['request_body']);
+    expect(kinds(await h.handle(REQUEST_TRAILERS))).to.deep.equal(['request_trailers']);
+    expect(kinds(await h.handle(responseHeaders({ ':status': '200' })))).to.deep.equal(['response_headers']);
+    expect(
+      kinds(await h.handle({ request: 'response_body', response_body: { body: Buffer.from('{}'), end_of_stream: true } } as ProcessingRequest)),
+    ).to.deep.equal(['response_body']);
+    expect(kinds(await h.handle(RESPONSE_TRAILERS))).to.deep.equal(['response_trailers']);
+    expect(await refusal(make(), NO_PHASE)).to.equal('ProcessingRequest carries no known phase');
+    expect(await refusal(make(), RESPONSE_TRAILERS)).to.equal('response_trailers received before request_headers');
+    expect(await refusal(make(), { request: 'response_body', response_body: { body: Buffer.alloc(0), end_of_stream: true } } as ProcessingRequest)).to.equal(
+      'response_body received before request_headers',
+    );
+    expect(await refusal(make(), requestHeaders({ ':path': '/mcp' }))).to.equal('request_headers without :method');
   });
 });

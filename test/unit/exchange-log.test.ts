@@ -21,26 +21,16 @@ const POD = '10.1.2.3:8080';
 /** A session id long enough that it could not turn up in a log line by chance. */
 const SID = 'session-7f3a9c2e41d84b6f';
 
-type Line = LogLine;
-const LEVEL = LOG_LEVEL;
-const logged = capturedLog;
-
-function make(over: Partial<ExchangeDeps> = {}): { ex: () => Exchange; store: MemoryStore; lines: Line[] } {
-  const { log, lines } = logged();
+function make(over: Partial<ExchangeDeps> = {}): { ex: () => Exchange; store: MemoryStore; lines: LogLine[] } {
+  const { log, lines } = capturedLog();
   const store = new MemoryStore({ sessionTtlMs: 60_000 });
   const deps: ExchangeDeps = { store, cfg, log, metrics: newMetrics(), ...over };
   return { ex: () => new Exchange(deps), store, lines };
 }
 
-/** A store whose every call of `op` fails with `code`. */
-function failing(inner: SessionStore, op: keyof SessionStore, code: ConstructorParameters<typeof StoreError>[0]): SessionStore {
-  return new Proxy(inner, {
-    get(target, prop, receiver) {
-      if (prop === op) return async () => Promise.reject(new StoreError(code, `${String(op)} failed: test`));
-      const v = Reflect.get(target, prop, receiver);
-      return typeof v === 'function' ? v.bind(target) : v;
-    },
-  });
+/** A store whose every call of `op` fails with `code` (the idiom of the other unit tests: the store with one method replaced). */
+function failing(inner: MemoryStore, op: keyof SessionStore, code: ConstructorParameters<typeof StoreError>[0]): MemoryStore {
+  return Object.assign(Object.create(inner) as MemoryStore, { [op]: async () => Promise.reject(new StoreError(code, `${String(op)} failed: test`)) });
 }
 
 const initialize = async (ex: Exchange, sid: string, attrs: Record<string, string> = { 'upstream.address': POD }): Promise<void> => {
@@ -49,7 +39,7 @@ const initialize = async (ex: Exchange, sid: string, attrs: Record<string, strin
   await ex.handle(responseHeaders({ ':status': '200', 'mcp-session-id': sid }, attrs));
 };
 
-const noRawId = (lines: Line[]): void => {
+const noRawId = (lines: LogLine[]): void => {
   expect(JSON.stringify(lines), 'the raw session id is never logged').to.not.include(SID);
 };
 
@@ -58,7 +48,7 @@ describe('Exchange: what it logs', () => {
     const { ex, lines } = make();
     await initialize(ex(), SID);
     expect(lines).to.have.length(1);
-    expect(lines[0]).to.include({ level: LEVEL.info, msg: 'pin recorded', session: sessionTag(SID), pod: POD, initBodyKept: true });
+    expect(lines[0]).to.include({ level: LOG_LEVEL.info, msg: 'pin recorded', session: sessionTag(SID), pod: POD, initBodyKept: true });
     const big = ex();
     await big.handle(requestHeaders(POST_JSON));
     await big.handle(requestBody(JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { pad: 'x'.repeat(2000) } })));
@@ -71,12 +61,12 @@ describe('Exchange: what it logs', () => {
     const { ex, lines } = make();
     await initialize(ex(), SID, {});
     expect(lines).to.have.length(1);
-    expect(lines[0]).to.include({ level: LEVEL.error, validSessionId: true });
+    expect(lines[0]).to.include({ level: LOG_LEVEL.error, validSessionId: true });
     expect(lines[0]!.msg).to.match(/^initialize not pinned: Envoy reported no usable upstream.address/);
     await initialize(ex(), SID, { 'upstream.address': 'not-an-address' });
-    expect(lines[1]).to.include({ level: LEVEL.error, reported: 'not-an-address', validSessionId: true });
+    expect(lines[1]).to.include({ level: LOG_LEVEL.error, reported: 'not-an-address', validSessionId: true });
     await initialize(ex(), 'bad id with spaces', { 'upstream.address': POD });
-    expect(lines[2]).to.include({ level: LEVEL.error, reported: POD, validSessionId: false });
+    expect(lines[2]).to.include({ level: LOG_LEVEL.error, reported: POD, validSessionId: false });
     noRawId(lines);
   });
 
@@ -84,7 +74,7 @@ describe('Exchange: what it logs', () => {
     const { ex, lines } = make();
     await initialize(ex(), SID);
     await initialize(ex(), SID);
-    expect(lines[1]).to.include({ level: LEVEL.error, session: sessionTag(SID), pod: POD });
+    expect(lines[1]).to.include({ level: LOG_LEVEL.error, session: sessionTag(SID), pod: POD });
     expect(lines[1]!.msg).to.match(/^initialize answered with a session id already pinned/);
     noRawId(lines);
   });
@@ -95,7 +85,7 @@ describe('Exchange: what it logs', () => {
     const del = ex();
     await del.handle(requestHeaders({ ':method': 'DELETE', ':path': '/mcp', 'mcp-session-id': SID }, true));
     await del.handle(responseHeaders({ ':status': '200' }));
-    expect(lines[1]).to.include({ level: LEVEL.info, msg: 'session forgotten', session: sessionTag(SID), status: 200 });
+    expect(lines[1]).to.include({ level: LOG_LEVEL.info, msg: 'session forgotten', session: sessionTag(SID), status: 200 });
 
     const broken = make({ store: failing(store, 'removeIfGeneration', 'MCP_PIN_STORE_TIMEOUT') });
     await initialize(broken.ex(), 'other-session-5c1d');
@@ -103,7 +93,7 @@ describe('Exchange: what it logs', () => {
     await del2.handle(requestHeaders({ ':method': 'DELETE', ':path': '/mcp', 'mcp-session-id': 'other-session-5c1d' }, true));
     await del2.handle(responseHeaders({ ':status': '200' }));
     expect(broken.lines.at(-1)).to.include({
-      level: LEVEL.warn,
+      level: LOG_LEVEL.warn,
       msg: 'could not forget deleted session',
       session: sessionTag('other-session-5c1d'),
       err: 'removeIfGeneration failed: test',
@@ -117,7 +107,7 @@ describe('Exchange: what it logs', () => {
     await search.handle(requestHeaders({ ':method': 'GET', ':path': '/mcp', 'mcp-session-id': SID }, true));
     await search.handle(responseHeaders({ ':status': '200', 'mcp-session-id': SID }, { 'upstream.address': POD }));
     expect(lines).to.have.length(1);
-    expect(lines[0]).to.include({ level: LEVEL.info, msg: 'pin adopted from a pod that holds the session', session: sessionTag(SID), pod: POD });
+    expect(lines[0]).to.include({ level: LOG_LEVEL.info, msg: 'pin adopted from a pod that holds the session', session: sessionTag(SID), pod: POD });
 
     const broken = make({ store: failing(store, 'adopt', 'MCP_PIN_STORE_UNAVAILABLE') });
     const s2 = broken.ex();
@@ -125,7 +115,7 @@ describe('Exchange: what it logs', () => {
     await s2.handle(responseHeaders({ ':status': '200', 'mcp-session-id': 'lost-session-88aa' }, { 'upstream.address': POD }));
     expect(broken.lines).to.have.length(1);
     expect(broken.lines[0]).to.include({
-      level: LEVEL.warn,
+      level: LOG_LEVEL.warn,
       msg: 'could not adopt session',
       session: sessionTag('lost-session-88aa'),
       err: 'adopt failed: test',
@@ -139,7 +129,7 @@ describe('Exchange: what it logs', () => {
     await down.ex().handle(requestHeaders({ ':method': 'POST', ':path': '/mcp', 'mcp-session-id': SID }, true));
     expect(down.lines).to.have.length(1);
     expect(down.lines[0]).to.include({
-      level: LEVEL.error,
+      level: LOG_LEVEL.error,
       msg: 'session store failed',
       op: 'lookup',
       code: 'MCP_PIN_STORE_TIMEOUT',
@@ -150,7 +140,7 @@ describe('Exchange: what it logs', () => {
     await corrupt.ex().handle(requestHeaders({ ':method': 'POST', ':path': '/mcp', 'mcp-session-id': SID }, true));
     expect(corrupt.lines).to.have.length(1);
     expect(corrupt.lines[0]).to.include({
-      level: LEVEL.error,
+      level: LOG_LEVEL.error,
       msg: 'session record unreadable: dropped; the session is searched for on the pods',
       op: 'lookup',
       code: 'MCP_PIN_STORE_CORRUPT',
@@ -166,7 +156,7 @@ describe('Exchange: what it logs', () => {
     await ex().handle(requestHeaders({ ':method': 'POST', ':path': '/mcp', 'mcp-session-id': SID }, true));
     expect(lines).to.have.length(1);
     expect(lines[0]).to.include({
-      level: LEVEL.error,
+      level: LOG_LEVEL.error,
       msg: 'stored pin outside --pin-allow: dropped, not routed',
       session: sessionTag(SID),
       pod: '192.168.9.9:8080',

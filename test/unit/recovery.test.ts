@@ -9,12 +9,11 @@ import { HttpRecoverer } from '../../src/recovery/http-recoverer.js';
 import { ResponseTooLargeError, type ForwardRequest, type ForwardResponse, type Forwarder } from '../../src/recovery/forwarder.js';
 import type { RelayPlan, RetryAttempt, RetryPlan } from '../../src/recovery/plans.js';
 import { MemoryStore } from '../../src/sessions/memory-store.js';
-import { pino } from 'pino';
 import type { Metrics } from '../../src/metrics.js';
 import { MESSAGE_TIMEOUT_MARGIN_MS } from '../../src/timeouts.js';
 import { StoreError } from '../../src/errors.js';
 import { sessionTag } from '../../src/log.js';
-import { newMetrics, silentLog, recovererCfg } from './fakes.js';
+import { capturedLog, newMetrics, silentLog, recovererCfg } from './fakes.js';
 
 const INIT = Buffer.from('{"jsonrpc":"2.0","id":0,"method":"initialize"}');
 const OLD_POD = '10.0.0.9:8080';
@@ -71,8 +70,7 @@ async function setup(
   const allowlist = more.allows ? ({ allowsFresh: async (p: string) => more.allows!(p) } as never) : undefined;
   // What an operator sees: the metrics, and the log lines (captured, as pino writes them).
   const metrics = newMetrics();
-  const logs: Record<string, unknown>[] = [];
-  const log = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
+  const { log, lines: logs } = capturedLog();
   const recoverer = new HttpRecoverer({
     cfg: { ...cfg, recoveryTimeoutMs, ...more },
     store,

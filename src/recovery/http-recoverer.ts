@@ -79,9 +79,9 @@ export class HttpRecoverer implements Recoverer, StateCatchUp {
           );
       },
       // Each recovery counted once, as what it was, whoever still waits for it.
-      onRecoveryDone: ({ clientSessionId, result, code, ms }) => {
+      onRecoveryDone: ({ clientSessionId, result, code, reason, ms }) => {
         deps.metrics.recoverySeconds.observe({ result }, ms / 1000);
-        if (result === 'failed') deps.log.warn({ session: sessionTag(clientSessionId), code, ms }, 'recovery failed');
+        if (result === 'failed') deps.log.warn({ session: sessionTag(clientSessionId), code, reason, ms }, 'recovery failed');
       },
       ...(deps.allowlist ? { allows: allowsFresh(deps.allowlist) } : {}),
       ...(deps.clock ? { clock: deps.clock } : {}),

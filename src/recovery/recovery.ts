@@ -76,9 +76,16 @@ export interface RecoveryOptions {
   /**
    * Told once per shared recovery, when it ends, of what it was (whoever is
    * still waiting for it, or nobody): the session re-initialized, found not
-   * lost, or the recovery failed (its code); and how long it took.
+   * lost, or the recovery failed (its code, and why in words: the step and
+   * what the pod or the store said); and how long it took.
    */
-  onRecoveryDone?: (outcome: { clientSessionId: string; result: 'recovered' | 'not_lost' | 'failed'; code?: PinErrorCode; ms: number }) => void;
+  onRecoveryDone?: (outcome: {
+    clientSessionId: string;
+    result: 'recovered' | 'not_lost' | 'failed';
+    code?: PinErrorCode;
+    reason?: string;
+    ms: number;
+  }) => void;
   /** Told of each request a recovery sent to rebuild the session's state on the new pod, and whether the pod took it. */
   onStateReplayed?: (r: { clientSessionId: string; method: string; result: 'replayed' | 'refused'; status: number }) => void;
   /** Told of a failure recovery carries on after (a lock it could not release expires by itself). */
@@ -186,6 +193,7 @@ export class SessionRecovery {
           clientSessionId: sid,
           result: 'failed',
           code: err instanceof PinError ? err.code : 'MCP_PIN_UNEXPECTED',
+          reason: reasonOf(err),
           ms: this.clock.now() - started,
         }),
     );
@@ -469,4 +477,16 @@ function failureCode(err: unknown, signal: AbortSignal): PinErrorCode {
   if (err instanceof PinError) return err.code;
   if (signal.aborted) return abortedByDeadline(signal) ? 'MCP_PIN_RECOVERY_TIMEOUT' : 'MCP_PIN_RECOVERY_CANCELLED';
   return 'MCP_PIN_UNEXPECTED';
+}
+
+/**
+ * Why a recovery failed, for the operator's log line: the error's message
+ * and its cause's (the connection error under "re-initialize request
+ * failed"). Messages name steps, statuses and pods, never a session id.
+ */
+function reasonOf(err: unknown): string {
+  const text = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+  // A deadline's own abort adds nothing to "took longer than".
+  const told = (c: unknown): c is Error => c instanceof Error && c.name !== 'AbortError' && c.name !== 'TimeoutError';
+  return err instanceof Error && told(err.cause) ? `${text(err)}: ${err.cause.message}` : text(err);
 }

@@ -14,6 +14,9 @@ import { MESSAGE_TIMEOUT_MARGIN_MS } from '../../src/timeouts.js';
 import { StoreError } from '../../src/errors.js';
 import { sessionTag } from '../../src/log.js';
 import { capturedLog, newMetrics, silentLog, recovererCfg } from './fakes.js';
+import { VirtualClock } from '../protocol/virtual-clock.js';
+import { abortedByDeadline } from '../../src/clock.js';
+import { SessionRecovery } from '../../src/recovery/recovery.js';
 
 const INIT = Buffer.from('{"jsonrpc":"2.0","id":0,"method":"initialize"}');
 const OLD_POD = '10.0.0.9:8080';
@@ -24,7 +27,9 @@ class FakePods implements Forwarder {
   sent: ForwardRequest[] = [];
   n = 0;
   init: (req: ForwardRequest) => Partial<ForwardResponse> | Error = () => ({});
-  notify: (req: ForwardRequest) => Partial<ForwardResponse> = () => ({ status: 202 });
+  notify: (req: ForwardRequest) => Partial<ForwardResponse> | Error = () => ({ status: 202 });
+  /** Requests that never get an answer: they end only when their signal does. */
+  hangs: (req: ForwardRequest) => boolean = () => false;
   /** The ping that asks the failed pod whether it still holds the session: by default it does not. */
   probe: (req: ForwardRequest) => Partial<ForwardResponse> | Error = () => ({ status: 404 });
   delayMs = 0;
@@ -32,6 +37,11 @@ class FakePods implements Forwarder {
   async send(req: ForwardRequest): Promise<ForwardResponse> {
     this.sent.push(req);
     if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
+    if (this.hangs(req))
+      await new Promise((_, reject) => {
+        if (req.signal.aborted) reject(req.signal.reason);
+        req.signal.addEventListener('abort', () => reject(req.signal.reason), { once: true });
+      });
     const body = req.body?.toString() ?? '';
     let out: Partial<ForwardResponse> | Error;
     if (body.includes('"initialize"')) {
@@ -756,5 +766,447 @@ describe('recovery: what an operator sees of each plan (metrics and log lines)',
     const relayFailures = logs.filter((l) => l.msg === "relay to the session's pod failed").map((l) => l.code);
     expect(relayFailures).to.deep.equal(['MCP_PIN_RECOVERY_UNAVAILABLE', 'MCP_PIN_RELAY_FAILED']);
     expect(line(logs, "relay to the session's pod failed")).to.deep.include({ pod: '10.0.2.2:8080', level: 40 });
+  });
+});
+
+describe('recovery: why a recovery failed, as the operator reads it', () => {
+  /** The one "recovery failed" line: its code and its reason. */
+  const failure = (logs: Record<string, unknown>[]) => {
+    const lines = logs.filter((l) => l.msg === 'recovery failed');
+    expect(lines, 'one "recovery failed" line').to.have.length(1);
+    return { code: lines[0]!.code, reason: lines[0]!.reason };
+  };
+  const replayAnswer = (req: ForwardRequest): Partial<ForwardResponse> | undefined =>
+    JSON.parse(req.body!.toString()).id === undefined ? { status: 202 } : undefined;
+
+  for (const [name, arrange, code, reason] of [
+    ['the re-initialize answered 503', (p: FakePods) => (p.init = () => ({ status: 503 })), 'MCP_PIN_RECOVERY_UNAVAILABLE', 're-initialize answered 503'],
+    [
+      'the re-initialize could not be sent',
+      (p: FakePods) => (p.init = () => new Error('connect ECONNREFUSED 10.0.1.1:8080')),
+      'MCP_PIN_RECOVERY_UNAVAILABLE',
+      're-initialize request failed: connect ECONNREFUSED 10.0.1.1:8080',
+    ],
+    [
+      'Envoy answered the re-initialize itself',
+      (p: FakePods) => (p.init = () => ({ status: 503, upstream: undefined, envoyReply: 'no_healthy_upstream' })),
+      'MCP_PIN_RECOVERY_UNAVAILABLE',
+      'no pod answered the re-initialize (no_healthy_upstream)',
+    ],
+    [
+      'the re-initialize came back without a session id',
+      (p: FakePods) => (p.init = () => ({ headers: [] })),
+      'MCP_PIN_RECOVERY_UNAVAILABLE',
+      're-initialize answered without a usable session id',
+    ],
+    [
+      'Envoy did not say which pod answered',
+      (p: FakePods) => (p.init = () => ({ upstream: undefined })),
+      'MCP_PIN_RECOVERY_UNAVAILABLE',
+      'Envoy reported no usable upstream for re-initialize (none)',
+    ],
+    [
+      'a pod refused the stored initialize',
+      (p: FakePods) => (p.init = () => ({ status: 422 })),
+      'MCP_PIN_RECOVERY_REINIT_REFUSED',
+      'the stored initialize was refused with 422',
+    ],
+    [
+      'notifications/initialized was refused',
+      (p: FakePods) => (p.notify = () => ({ status: 400 })),
+      'MCP_PIN_RECOVERY_UNAVAILABLE',
+      'notifications/initialized answered 400',
+    ],
+    [
+      'notifications/initialized could not be sent',
+      (p: FakePods) => (p.notify = () => new Error('socket hang up')),
+      'MCP_PIN_RECOVERY_UNAVAILABLE',
+      'notifications/initialized failed: socket hang up',
+    ],
+    [
+      'a replayed setLevel answered 503',
+      (p: FakePods) => (p.notify = (req) => replayAnswer(req) ?? { status: 503 }),
+      'MCP_PIN_RECOVERY_UNAVAILABLE',
+      'replaying logging/setLevel answered 503',
+    ],
+    [
+      'a replayed setLevel could not be sent',
+      (p: FakePods) => (p.notify = (req) => replayAnswer(req) ?? new Error('other side closed')),
+      'MCP_PIN_RECOVERY_UNAVAILABLE',
+      'replaying logging/setLevel failed: other side closed',
+    ],
+  ] as const) {
+    it(`${name}: "${reason}"`, async () => {
+      const { store, pods, recoverer, attempt, logs } = await setup();
+      await store.changeState('client-1', { op: 'setLevel', level: 'error' });
+      arrange(pods);
+      expect(failed(await recoverer.planRetry(attempt(), never))).to.equal(code);
+      expect(failure(logs)).to.deep.equal({ code, reason });
+    });
+  }
+
+  it('no initialize was kept: "no initialize body stored for this session"', async () => {
+    const { recoverer, attempt, logs } = await setup(null);
+    await recoverer.planRetry(attempt(), never);
+    expect(failure(logs)).to.deep.equal({ code: 'MCP_PIN_RECOVERY_NO_INIT_BODY', reason: 'no initialize body stored for this session' });
+  });
+
+  it('the re-initialized pod is outside --pin-allow: nothing more is sent to it, the record is kept', async () => {
+    const { store, pods, recoverer, attempt, logs } = await setup(INIT, cfg.recoveryTimeoutMs, { allows: (pod) => pod !== RETRY_POD });
+    expect(failed(await recoverer.planRetry(attempt(), never))).to.equal('MCP_PIN_RECOVERY_UNAVAILABLE');
+    expect(failure(logs).reason).to.equal(`re-initialized pod ${RETRY_POD} is outside --pin-allow`);
+    expect(pods.count('notifications/initialized')).to.equal(0);
+    expect(await store.lookup('client-1')).to.deep.include({ pod: OLD_POD, generation: 1 });
+  });
+
+  it('an Envoy reply of 404 to the re-initialize (no route, no pod) is no refusal by a pod: the record is kept', async () => {
+    const { store, pods, recoverer, attempt } = await setup();
+    pods.init = () => ({ status: 404, upstream: undefined, envoyReply: 'route_not_found' });
+    expect(failed(await recoverer.planRetry(attempt(), never))).to.equal('MCP_PIN_RECOVERY_UNAVAILABLE');
+    expect(await store.lookup('client-1')).to.deep.include({ pod: OLD_POD, generation: 1 });
+  });
+
+  it('another replica held the lock past the deadline: "recovery took longer than 150 ms"', async () => {
+    const { store, recoverer, attempt, logs } = await setup(INIT, 150);
+    await store.tryLock('client-1', 'stuck', 60_000);
+    await recoverer.planRetry(attempt(), never);
+    expect(failure(logs)).to.deep.equal({ code: 'MCP_PIN_RECOVERY_TIMEOUT', reason: 'recovery took longer than 150 ms' });
+  });
+
+  /** Makes the store's load answer null from its `n`th call on (the session was deleted meanwhile). */
+  const goneAfter = (store: MemoryStore, n: number) => {
+    const load = store.load.bind(store);
+    let calls = 0;
+    store.load = async (sid) => (++calls >= n ? null : load(sid));
+  };
+
+  it('the session left the store while it was being recovered: before the lock, under it, or after a lost compare-and-set', async () => {
+    // 1. Gone before the lock was taken (the plan read it, the recovery did not find it).
+    const before = await setup();
+    goneAfter(before.store, 2);
+    expect(failed(await before.recoverer.planRetry(before.attempt(), never))).to.equal('MCP_PIN_RECOVERY_GONE');
+    expect(failure(before.logs).reason).to.equal('session no longer in the store');
+    expect(before.pods.sent, 'nothing sent').to.have.length(0);
+    // 2. Gone once the lock was taken.
+    const under = await setup();
+    goneAfter(under.store, 3);
+    expect(failed(await under.recoverer.planRetry(under.attempt(), never))).to.equal('MCP_PIN_RECOVERY_GONE');
+    expect(failure(under.logs).reason).to.equal('session no longer in the store');
+    expect(under.pods.sent, 'no proof for a session that is gone').to.have.length(0);
+    // 3. Its compare-and-set lost, and the winner is gone too.
+    const after = await setup();
+    after.pods.init = () => {
+      void after.store.remove('client-1');
+      return {};
+    };
+    expect(failed(await after.recoverer.planRetry(after.attempt(), never))).to.equal('MCP_PIN_RECOVERY_GONE');
+    expect(failure(after.logs).reason).to.equal('session vanished while recovering');
+  });
+
+  for (const [step, hangs] of [
+    ['its proof (a ping nobody answers)', (r: ForwardRequest) => r.body!.toString().includes('"ping"')],
+    ['its re-initialize', (r: ForwardRequest) => r.body!.toString().includes('"initialize"')],
+    ['its notifications/initialized', (r: ForwardRequest) => r.body!.toString().includes('notifications/initialized')],
+    ['the replay of its state', (r: ForwardRequest) => r.body!.toString().includes('logging/setLevel')],
+  ] as const) {
+    it(`a recovery stuck in ${step} past the deadline fails with RECOVERY_TIMEOUT, sends nothing after it, and keeps the record`, async () => {
+      const { store, pods, recoverer, attempt, logs } = await setup(INIT, 100);
+      await store.changeState('client-1', { op: 'setLevel', level: 'error' });
+      pods.hangs = hangs;
+      expect(failed(await recoverer.planRetry(attempt(), never))).to.equal('MCP_PIN_RECOVERY_TIMEOUT');
+      // The deadline's own abort is no cause worth a word.
+      expect(failure(logs)).to.deep.equal({ code: 'MCP_PIN_RECOVERY_TIMEOUT', reason: 'recovery took longer than 100 ms' });
+      expect(pods.sent.findIndex(hangs), 'the request that hung was the last one sent').to.equal(pods.sent.length - 1);
+      expect(await store.lookup('client-1')).to.deep.include({ pod: OLD_POD, generation: 1 });
+    });
+  }
+
+  it('an error no step expects (a bug) is MCP_PIN_UNEXPECTED, in the plan and in the recovery, never a timeout or a cancel', async () => {
+    const inPlan = await setup();
+    inPlan.store.load = async () => {
+      throw new TypeError('undefined is not a function');
+    };
+    expect(failed(await inPlan.recoverer.planRetry(inPlan.attempt(), never))).to.equal('MCP_PIN_UNEXPECTED');
+    const inRecovery = await setup();
+    inRecovery.store.tryLock = async () => {
+      throw new TypeError('undefined is not a function');
+    };
+    expect(failed(await inRecovery.recoverer.planRetry(inRecovery.attempt(), never))).to.equal('MCP_PIN_UNEXPECTED');
+    expect(failure(inRecovery.logs)).to.deep.equal({ code: 'MCP_PIN_UNEXPECTED', reason: 'undefined is not a function' });
+  });
+
+  it('no reason carries the session id (a bearer credential)', async () => {
+    const { pods, recoverer, attempt, logs } = await setup();
+    pods.init = () => new Error('connect ECONNREFUSED');
+    await recoverer.planRetry(attempt(), never);
+    expect(JSON.stringify(logs)).to.not.contain('client-1');
+  });
+});
+
+describe('recovery: the details each step gets right', () => {
+  /** A pod that answers each replayed request with `answer(id, method)`, and the rest as FakePods does. */
+  const replaying = (pods: FakePods, answer: (id: string, uri: string | undefined) => Partial<ForwardResponse>) => {
+    pods.notify = (req) => {
+      const msg = JSON.parse(req.body!.toString()) as { id?: string; params?: { uri?: string } };
+      return msg.id === undefined ? { status: 202 } : answer(msg.id, msg.params?.uri);
+    };
+  };
+  const ok = (id: string): Partial<ForwardResponse> => ({
+    status: 200,
+    headers: [['content-type', 'application/json']],
+    body: Buffer.from(`{"jsonrpc":"2.0","id":"${id}","result":{}}`),
+  });
+
+  it("gives a caller's deadline the recovery timeout, as a deadline (not a cancel)", async () => {
+    const { recoverer } = await setup(INIT, 30);
+    const d = recoverer.deadline(never);
+    await eventually(async () => d.aborted, 'the deadline passed');
+    expect(abortedByDeadline(d)).to.equal(true);
+  });
+
+  it("sends every request of its own as a POST, with one accept, one content-type and no last-event-id of the client's", async () => {
+    const { store, pods, recoverer, attempt } = await setup();
+    await store.changeState('client-1', { op: 'subscribe', uri: 'demo://a' });
+    replaying(pods, ok);
+    const headers = [
+      ...attempt().headers.filter(([k]) => k !== 'accept'),
+      ['accept', 'text/event-stream'],
+      ['content-type', 'text/plain'],
+      ['last-event-id', 'ev-7'],
+    ] as [string, string][];
+    expect(await recoverer.planRetry(attempt({ headers }), never)).to.deep.include({ kind: 'send', reinitialized: true });
+    expect(pods.sent.map((r) => JSON.parse(r.body!.toString()).method)).to.deep.equal([
+      'ping',
+      'initialize',
+      'notifications/initialized',
+      'resources/subscribe',
+    ]);
+    for (const r of pods.sent) {
+      expect(r.method).to.equal('POST');
+      const names = r.headers.map(([k]) => k);
+      expect(
+        names.filter((k) => k === 'accept'),
+        'one accept',
+      ).to.have.length(1);
+      expect(
+        names.filter((k) => k === 'content-type'),
+        'one content-type',
+      ).to.have.length(1);
+      expect(names, 'the GET stream position is not ours to send').to.not.include('last-event-id');
+    }
+  });
+
+  it('replays the state in the version the new pod settled on, and reads a refusal sent as an SSE event', async () => {
+    const init = Buffer.from('{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18"}}');
+    const { store, pods, recoverer, attempt } = await setup(init);
+    await store.changeState('client-1', { op: 'subscribe', uri: 'demo://gone' });
+    pods.init = () => ({ body: Buffer.from('event: message\ndata: {"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"2025-03-26"}}\n\n') });
+    replaying(pods, (id) => ({
+      status: 200,
+      headers: [['content-type', 'text/event-stream']],
+      body: Buffer.from(`event: message\ndata: {"jsonrpc":"2.0","id":"${id}","error":{"code":-32002,"message":"Resource not found"}}\n\n`),
+    }));
+    expect(await recoverer.planRetry(attempt(), never)).to.deep.include({ kind: 'send', reinitialized: true });
+    const replay = pods.sent.find((r) => r.body!.toString().includes('resources/subscribe'))!;
+    expect(Object.fromEntries(replay.headers)['mcp-protocol-version']).to.equal('2025-03-26');
+    expect((await store.load('client-1'))!.state.subscriptions, 'the refused subscription is no longer kept').to.deep.equal([]);
+  });
+
+  it('carries on when the store cannot drop a refused subscription (counted as ignored): the session is recovered, the next recovery asks again', async () => {
+    const { store, pods, recoverer, attempt, metrics } = await setup();
+    await store.changeState('client-1', { op: 'subscribe', uri: 'demo://gone' });
+    replaying(pods, (id) => ({ status: 200, body: Buffer.from(`{"jsonrpc":"2.0","id":"${id}","error":{"code":-32002,"message":"gone"}}`) }));
+    const changeState = store.changeState.bind(store);
+    store.changeState = async () => {
+      throw new StoreError('MCP_PIN_STORE_UNAVAILABLE', 'down');
+    };
+    expect(await recoverer.planRetry(attempt(), never)).to.deep.include({ kind: 'send', reinitialized: true });
+    expect((await metrics.ignoredErrors.get()).values.find((v) => v.labels.op === 'drop_refused_state')?.value).to.equal(1);
+    store.changeState = changeState;
+    expect((await store.load('client-1'))!.state.subscriptions).to.deep.equal(['demo://gone']);
+  });
+
+  it('replays to the new pod a change the old pod took while the recovery ran (I8), and only that change', async () => {
+    const { store, pods, recoverer, attempt, metrics } = await setup();
+    await store.changeState('client-1', { op: 'subscribe', uri: 'demo://a' });
+    // The old pod answered a subscribe just before it died: it is kept while the re-initialize is on the wire.
+    pods.init = () => {
+      void store.changeState('client-1', { op: 'subscribe', uri: 'demo://late' });
+      return {};
+    };
+    replaying(pods, ok);
+    expect(await recoverer.planRetry(attempt(), never)).to.deep.include({ kind: 'send', reinitialized: true });
+    const subscribes = pods.sent.filter((r) => r.body!.toString().includes('resources/subscribe')).map((r) => JSON.parse(r.body!.toString()).params.uri);
+    expect(subscribes).to.deep.equal(['demo://a', 'demo://late']);
+    // A late change the new pod cannot take (it died too): the recovery stands, the failure is counted, the change kept for the next one.
+    const second = await setup();
+    await second.store.changeState('client-1', { op: 'subscribe', uri: 'demo://a' });
+    second.pods.init = () => {
+      void second.store.changeState('client-1', { op: 'subscribe', uri: 'demo://late' });
+      return {};
+    };
+    replaying(second.pods, (id, uri) => (uri === 'demo://late' ? { status: 503 } : ok(id)));
+    expect(await second.recoverer.planRetry(second.attempt(), never)).to.deep.include({ kind: 'send', reinitialized: true });
+    expect((await second.metrics.ignoredErrors.get()).values.find((v) => v.labels.op === 'replay_late_state')?.value).to.equal(1);
+    expect((await second.store.load('client-1'))!.state.subscriptions).to.deep.equal(['demo://a', 'demo://late']);
+    expect(await metrics.ignoredErrors.get().then((m) => m.values.every((v) => v.value === 0)), 'nothing ignored the first time').to.equal(true);
+  });
+
+  it("sends no late change when a newer recovery replaced this one's pin before it looked", async () => {
+    const { store, pods, recoverer, attempt } = await setup();
+    const replacePin = store.replacePin.bind(store);
+    store.replacePin = async (...args) => {
+      const pin = await replacePin(...args);
+      // Another replica moved the session again, and a change was kept under that newer pin.
+      await replacePin('client-1', pin!.generation, '10.0.7.7:8080', 'newer');
+      await store.changeState('client-1', { op: 'subscribe', uri: 'demo://theirs' });
+      return pin;
+    };
+    replaying(pods, ok);
+    await recoverer.planRetry(attempt(), never);
+    expect(pods.count('resources/subscribe'), "the newer pin's pod is that recovery's business").to.equal(0);
+  });
+
+  it('counts a recovery once, as what it was: not lost is not "recovered", and another replica\'s recovery is not counted here', async () => {
+    const count = async (m: Metrics) =>
+      Object.fromEntries(
+        (await m.recoverySeconds.get()).values.filter((v) => v.metricName === 'mcp_pin_recovery_seconds_count').map((v) => [v.labels.result, v.value]),
+      );
+    const held = await setup();
+    held.pods.probe = () => ({ status: 200 });
+    await held.recoverer.planRetry(held.attempt(), never);
+    expect(await count(held.metrics)).to.deep.include({ not_lost: 1, recovered: 0, failed: 0 });
+    const theirs = await setup();
+    const tryLock = theirs.store.tryLock.bind(theirs.store);
+    theirs.store.tryLock = async (...args) => {
+      await theirs.store.replacePin('client-1', 1, RETRY_POD, 'theirs');
+      return tryLock(...args);
+    };
+    await theirs.recoverer.planRetry(theirs.attempt(), never);
+    expect(await count(theirs.metrics)).to.deep.include({ not_lost: 0, recovered: 0, failed: 0 });
+  });
+
+  it('where the session MCP path is not known, a send is never marked as on it (its lost statuses prove nothing)', async () => {
+    const store = new MemoryStore({ sessionTtlMs: 60_000 });
+    await store.create('client-1', { pod: OLD_POD, backendSessionId: 'client-1', initBody: INIT, initPath: null });
+    const pods = new FakePods();
+    pods.probe = () => new Error('ECONNREFUSED');
+    const recoverer = new HttpRecoverer({ cfg, store, log: silentLog, metrics: newMetrics(), forwarder: pods });
+    const attempt = { clientSessionId: 'client-1', failedSessionId: 'client-1', pod: RETRY_POD, path: '/mcp', headers: [] as [string, string][] };
+    expect(await recoverer.planRetry(attempt, never)).to.deep.include({ kind: 'send', reinitialized: true, onPath: false });
+    // A newer pin followed: the same.
+    expect(await recoverer.planRetry(attempt, never)).to.deep.include({ kind: 'send', reinitialized: false, onPath: false });
+  });
+
+  it('waits for a lock another replica holds with polls that double from 20 ms up to 200 ms', async () => {
+    const clock = new VirtualClock();
+    const store = new MemoryStore({ sessionTtlMs: 60_000, now: clock.now });
+    await store.create('client-1', { pod: OLD_POD, backendSessionId: 'client-1', initBody: INIT, initPath: '/mcp' });
+    await store.tryLock('client-1', 'other-replica', 60_000);
+    const tries: number[] = [];
+    const tryLock = store.tryLock.bind(store);
+    store.tryLock = async (...args) => {
+      tries.push(clock.now());
+      return tryLock(...args);
+    };
+    const recovery = new SessionRecovery({
+      store,
+      forwarder: new FakePods(),
+      timeoutMs: 10_000,
+      maxResponseBytes: 1 << 20,
+      maxRelayBytes: 1 << 20,
+      maxSessionIdLength: 256,
+      lostSessionStatuses: [404],
+      clock,
+    });
+    const planned = recovery.planRetry({ clientSessionId: 'client-1', failedSessionId: 'client-1', pod: RETRY_POD, path: '/mcp', headers: [] }, never);
+    while (tries.length < 8) {
+      await new Promise((r) => setImmediate(r));
+      if (tries.length < 8) clock.advance();
+    }
+    expect(tries.slice(1).map((t, i) => t - tries[i]!)).to.deep.equal([20, 40, 80, 160, 200, 200, 200]);
+    clock.jump(10_000);
+    expect(failed(await planned)).to.equal('MCP_PIN_RECOVERY_TIMEOUT');
+  });
+});
+
+describe('recovery: catching a new pod up on a change its old pod took (I8)', () => {
+  const MOVED = 'backend-now';
+  async function moved() {
+    const s = await setup();
+    await s.store.replacePin('client-1', 1, RETRY_POD, MOVED);
+    const recovery = new SessionRecovery({
+      store: s.store,
+      forwarder: s.pods,
+      timeoutMs: 2000,
+      maxResponseBytes: 1 << 20,
+      maxRelayBytes: 1 << 20,
+      maxSessionIdLength: 256,
+      lostSessionStatuses: [404],
+    });
+    return { ...s, recovery };
+  }
+  const subscribe = { op: 'subscribe', uri: 'demo://late' } as const;
+
+  it("sends a change of a session whose MCP path was not kept to '/' (where a pod that kept no path serves it)", async () => {
+    const { recovery, pods, store } = await moved();
+    await store.remove('client-1');
+    await store.create('client-1', { pod: RETRY_POD, backendSessionId: MOVED, initBody: INIT, initPath: null });
+    pods.notify = (req) => ({ status: 200, body: Buffer.from(`{"jsonrpc":"2.0","id":"${JSON.parse(req.body!.toString()).id}","result":{}}`) });
+    expect(await recovery.catchUpState('client-1', 'client-1', subscribe, [])).to.equal('sent');
+    expect(pods.sent.map((r) => r.path)).to.deep.equal(['/']);
+  });
+
+  it('sends nothing when the pod that answered is the one the session is on ("current")', async () => {
+    const { recovery, pods } = await moved();
+    expect(await recovery.catchUpState('client-1', MOVED, subscribe, [])).to.equal('current');
+    expect(await recovery.catchUpState('nobody', 'x', subscribe, [])).to.equal('current');
+    expect(pods.sent).to.have.length(0);
+  });
+
+  it("sends the change to the session's pod, in the client's protocol version: 'sent' when taken, 'refused' (and dropped) when not", async () => {
+    const { recovery, pods, store } = await moved();
+    await store.changeState('client-1', subscribe);
+    pods.notify = (req) => {
+      const id = JSON.parse(req.body!.toString()).id as string;
+      return { status: 200, body: Buffer.from(`{"jsonrpc":"2.0","id":"${id}","result":{}}`) };
+    };
+    expect(await recovery.catchUpState('client-1', 'client-1', subscribe, [['mcp-protocol-version', '2025-06-18']])).to.equal('sent');
+    const [sent] = pods.sent;
+    expect(sent).to.deep.include({ pod: RETRY_POD, method: 'POST', path: '/mcp' });
+    expect(Object.fromEntries(sent!.headers)).to.include({ 'mcp-session-id': MOVED, 'mcp-protocol-version': '2025-06-18' });
+    pods.notify = (req) => {
+      const id = JSON.parse(req.body!.toString()).id as string;
+      return { status: 200, body: Buffer.from(`{"jsonrpc":"2.0","id":"${id}","error":{"code":-32002,"message":"gone"}}`) };
+    };
+    expect(await recovery.catchUpState('client-1', 'client-1', subscribe, [])).to.equal('refused');
+    expect((await store.load('client-1'))!.state.subscriptions).to.deep.equal([]);
+  });
+
+  it("'failed' when that pod lost the session too (its next recovery replays the kept state); a store that cannot drop a refusal is counted", async () => {
+    const { recovery, pods, store } = await moved();
+    pods.notify = () => ({ status: 404 });
+    expect(await recovery.catchUpState('client-1', 'client-1', subscribe, [])).to.equal('failed');
+    const ignored: string[] = [];
+    const counting = new SessionRecovery({
+      store: Object.assign(Object.create(store) as MemoryStore, {
+        changeState: async () => {
+          throw new StoreError('MCP_PIN_STORE_UNAVAILABLE', 'down');
+        },
+      }),
+      forwarder: pods,
+      timeoutMs: 2000,
+      maxResponseBytes: 1 << 20,
+      maxRelayBytes: 1 << 20,
+      maxSessionIdLength: 256,
+      lostSessionStatuses: [404],
+      onIgnoredError: (op) => ignored.push(op),
+    });
+    pods.notify = (req) => {
+      const id = JSON.parse(req.body!.toString()).id as string;
+      return { status: 200, body: Buffer.from(`{"jsonrpc":"2.0","id":"${id}","error":{"code":-32002,"message":"gone"}}`) };
+    };
+    expect(await counting.catchUpState('client-1', 'client-1', subscribe, [])).to.equal('refused');
+    expect(ignored).to.deep.equal(['drop_refused_state']);
   });
 });

@@ -3,11 +3,14 @@
  * redis-server of the test's own) must behave the same.
  */
 import { expect } from 'chai';
-import { Redis } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { StoreError } from '../../src/errors.js';
 import { MemoryStore } from '../../src/sessions/memory-store.js';
 import { RedisStore } from '../../src/sessions/redis-store.js';
 import { CachedStore } from '../../src/sessions/cached-store.js';
+import { TimedStore } from '../../src/sessions/timed-store.js';
+import { createStore } from '../../src/sessions/index.js';
+import type { StoreOp } from '../../src/sessions/timed-store.js';
 import type { SessionInspector, SessionInfo, SessionStore } from '../../src/sessions/store.js';
 import { eventually, freePort } from '../helpers/net.js';
 import { startRedis, startRedisCluster, startRedisSentinel, type ProcsHandle, type RedisHandle } from '../helpers/redis.js';
@@ -387,6 +390,8 @@ describe('RedisStore', () => {
       ['lock', () => s.tryLock('x', 't', 1000)],
       ['unlock', () => s.unlock('x', 't')],
       ['ping', () => s.ping()],
+      ['scan', () => s.list({ limit: 10 })],
+      ['inspect', () => s.inspect('x')],
     ];
     for (const [op, call] of calls) {
       const err = await call().then(
@@ -419,6 +424,7 @@ describe('RedisStore', () => {
           (e: unknown) => e,
         );
         expect((err as { code?: string })?.code, bad).to.equal('MCP_PIN_BAD_CURSOR');
+        expect((err as Error).message, bad).to.equal(`"${bad}" is not a cursor this store returned`);
       }
       expect((await odd.list({ limit: 10, cursor: '0:0' })).sessions.map((s) => s.clientSessionId)).to.deep.equal(['mine']);
       expect((await odd.list({ limit: 10, cursor: '1:0' })).sessions, 'past the last node').to.deep.equal([]);
@@ -498,10 +504,178 @@ describe('RedisStore', () => {
       await admin.call('CLIENT', 'UNPAUSE');
       expect(err).to.be.instanceOf(StoreError);
       expect((err as StoreError).code).to.equal('MCP_PIN_STORE_TIMEOUT');
+      expect((err as Error).message).to.equal('Redis lookup took longer than 200 ms');
       expect(took).to.be.lessThan(500);
     } finally {
       admin.disconnect();
       await s.close();
+    }
+  });
+
+  it('keeps when a session was created and last seen, by its own clock, and moves "last seen" with the sliding TTL', async () => {
+    const clock = new FakeClock();
+    const s = await make(100_000, undefined, clock.now);
+    try {
+      const created = clock.nowMs;
+      await s.create('seen', { pod: '10.0.0.1:1', backendSessionId: 'seen', initBody: null });
+      expect(await s.load('seen')).to.deep.include({ createdAtMs: created, lastSeenAtMs: created });
+      clock.advance(5_000);
+      await s.lookup('seen');
+      expect(await s.load('seen')).to.deep.include({ createdAtMs: created, lastSeenAtMs: created + 5_000 });
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('loads a live session in one round trip (HMGET), asking whether the key exists only when no field came back', async () => {
+    const s = await make(60_000);
+    const admin = new Redis(redis.url);
+    const calls = async (cmd: string): Promise<number> => {
+      const line = ((await admin.info('commandstats')) as string).split('\n').find((l) => l.startsWith(`cmdstat_${cmd}:`));
+      return Number(/calls=(\d+)/.exec(line ?? '')?.[1] ?? 0);
+    };
+    try {
+      await s.create('live', { pod: '10.0.0.1:1', backendSessionId: 'live', initBody: null });
+      await admin.config('RESETSTAT');
+      expect(await s.load('live')).to.deep.include({ pod: '10.0.0.1:1' });
+      expect([await calls('hmget'), await calls('exists')]).to.deep.equal([1, 0]);
+      expect(await s.load('nobody')).to.equal(null);
+      expect([await calls('hmget'), await calls('exists')]).to.deep.equal([2, 1]);
+    } finally {
+      admin.disconnect();
+      await s.close();
+    }
+  });
+
+  it('inspects a key Redis keeps without expiry (set by hand) as having no TTL, not a negative one', async () => {
+    const s = await make(60_000, 'persist:');
+    const admin = new Redis(redis.url);
+    try {
+      await s.create('kept', { pod: '10.0.0.1:1', backendSessionId: 'kept', initBody: null });
+      await admin.persist('persist:{kept}');
+      expect(await s.inspect('kept')).to.deep.include({ ttlMs: null });
+    } finally {
+      admin.disconnect();
+      await s.close();
+    }
+  });
+
+  it('connects only when asked, waits for "ready" within its time, and leaves no listener behind either way', async () => {
+    const down = new RedisStore({ url: `redis://127.0.0.1:${await freePort()}`, keyPrefix: 'c:', sessionTtlMs: 60_000, storeTimeoutMs: 200 });
+    expect(down.redis.status, 'nothing dialled before connect()').to.equal('wait');
+    const before = down.redis.listenerCount('ready');
+    const err = await down.connect(150).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).to.be.instanceOf(StoreError);
+    expect((err as StoreError).code).to.equal('MCP_PIN_STORE_UNAVAILABLE');
+    expect((err as Error).message).to.equal('Redis not ready after 150 ms');
+    expect(down.redis.listenerCount('ready')).to.equal(before);
+    // Closing a store that never connected does not throw (QUIT cannot be sent: it disconnects instead).
+    await down.close();
+    const up = await make(60_000);
+    try {
+      const ready = up.redis.listenerCount('ready');
+      // Already connected: at once, not after the wait.
+      const started = Date.now();
+      await up.connect(2_000);
+      expect(Date.now() - started).to.be.lessThan(1_000);
+      expect(up.redis.listenerCount('ready')).to.equal(ready);
+    } finally {
+      await up.close();
+    }
+    await eventually(async () => up.redis.status === 'end', 'the connection ends after QUIT', 2_000);
+  });
+
+  it('is what createStore makes of a Redis URL: timed for mcp_pin_store_seconds, under the pin cache when --pin-cache-ms > 0', async () => {
+    const calls: { store: StoreOp[]; cache: boolean[] } = { store: [], cache: [] };
+    const metrics = { storeCall: (op: StoreOp) => calls.store.push(op), pinCache: (hit: boolean) => calls.cache.push(hit) };
+    const cfg = { storeUrl: redis.url, keyPrefix: 'made:', sessionTtlMs: 60_000, storeTimeoutMs: 200, pinCacheMs: 500, memoryStoreMaxSessions: 2 };
+    const cached = createStore(cfg, metrics);
+    const timed = createStore({ ...cfg, pinCacheMs: 0 }, metrics);
+    const bare = createStore({ ...cfg, pinCacheMs: 0 });
+    try {
+      expect(cached).to.be.instanceOf(CachedStore);
+      expect(timed).to.be.instanceOf(TimedStore);
+      expect(bare).to.be.instanceOf(RedisStore);
+      await Promise.all([cached.connect!(5000), (bare as RedisStore).connect()]);
+      await cached.create('made', { pod: '10.0.0.1:1', backendSessionId: 'made', initBody: null });
+      await cached.lookup('made');
+      await cached.lookup('made');
+      expect(calls.store).to.include.members(['create', 'lookup']);
+      expect(calls.cache).to.deep.equal([false, true]);
+      // Its prefix and TTL are the config's.
+      const ttl = await (bare as RedisStore).redis.pttl('made:{made}');
+      expect(ttl).to.be.within(50_000, 60_000);
+    } finally {
+      await Promise.all([cached.close(), timed.close(), bare.close()]);
+    }
+    const memory = createStore({ ...cfg, storeUrl: 'memory:' }, metrics);
+    expect(memory).to.be.instanceOf(MemoryStore);
+    await memory.create('a', { pod: '10.0.0.1:1', backendSessionId: 'a', initBody: null });
+    await memory.create('b', { pod: '10.0.0.1:1', backendSessionId: 'b', initBody: null });
+    const full = await memory.create('c', { pod: '10.0.0.1:1', backendSessionId: 'c', initBody: null }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect((full as StoreError | null)?.code, '--memory-store-max-sessions').to.equal('MCP_PIN_STORE_FULL');
+    await memory.close();
+  });
+
+  it('keeps its fail-fast settings on every topology, whatever extra ioredis options it is given', async () => {
+    const loose: RedisOptions = {
+      lazyConnect: false,
+      enableOfflineQueue: true,
+      maxRetriesPerRequest: 20,
+      commandTimeout: 60_000,
+      connectTimeout: 60_000,
+      retryStrategy: () => 60_000,
+      autoResendUnfulfilledCommands: true,
+      enableAutoPipelining: false,
+    };
+    const failFast = (o: RedisOptions, storeTimeoutMs: number) => {
+      expect(o).to.include({
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 0,
+        commandTimeout: storeTimeoutMs * 2,
+        connectTimeout: Math.max(1000, storeTimeoutMs),
+        autoResendUnfulfilledCommands: false,
+        enableAutoPipelining: true,
+      });
+      // Reconnects for ever, 50 ms more each time, never slower than once a second.
+      expect([1, 2, 10, 20, 21, 1000].map((t) => o.retryStrategy!(t))).to.deep.equal([50, 100, 500, 1000, 1000, 1000]);
+    };
+    const stores: RedisStore[] = [];
+    const store = (url: string, storeTimeoutMs: number) => {
+      const s = new RedisStore({ url, keyPrefix: 'ff:', sessionTtlMs: 60_000, storeTimeoutMs, redisOptions: loose });
+      stores.push(s);
+      return s;
+    };
+    try {
+      failFast(store('redis://127.0.0.1:1', 200).redis.options as RedisOptions, 200);
+      failFast(store('redis://127.0.0.1:1', 3000).redis.options as RedisOptions, 3000);
+      const sentinel = store('redis-sentinel://u:p@127.0.0.1:1,127.0.0.1:2/main', 200).redis as Redis;
+      expect(sentinel.status).to.equal('wait');
+      failFast(sentinel.options, 200);
+      expect(sentinel.options).to.deep.include({ name: 'main', username: 'u', password: 'p' });
+      expect(sentinel.options.sentinels).to.deep.equal([
+        { host: '127.0.0.1', port: 1 },
+        { host: '127.0.0.1', port: 2 },
+      ]);
+      expect([1, 5, 10, 11].map((t) => sentinel.options.sentinelRetryStrategy!(t))).to.deep.equal([100, 500, 1000, 1000]);
+      const cluster = store('redis-cluster://u:p@127.0.0.1:1', 200).redis as Cluster;
+      expect(cluster).to.be.instanceOf(Cluster);
+      expect(cluster.status).to.equal('wait');
+      const co = cluster.options as ClusterOptions;
+      expect(co).to.include({ lazyConnect: true, enableOfflineQueue: false, enableAutoPipelining: true, maxRedirections: 4 });
+      expect([1, 5, 10, 11].map((t) => co.clusterRetryStrategy!(t, null as never))).to.deep.equal([100, 500, 1000, 1000]);
+      // Each node's connection: the same fail-fast settings (it connects when the cluster does), and the URL's credentials.
+      failFast({ ...co.redisOptions, lazyConnect: true } as RedisOptions, 200);
+      expect(co.redisOptions).to.include({ lazyConnect: false, username: 'u', password: 'p' });
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
     }
   });
 

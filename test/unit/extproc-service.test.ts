@@ -13,7 +13,7 @@ import type { Recoverer, StateCatchUp } from '../../src/recovery/http-recoverer.
 import { MemoryStore } from '../../src/sessions/memory-store.js';
 import { eventually } from '../helpers/net.js';
 import { extProcClient, wireRequestHeaders } from '../helpers/grpc-clients.js';
-import { newMetrics, silentLog } from './fakes.js';
+import { capturedLog, newMetrics, type LogLine } from './fakes.js';
 
 const GET = wireRequestHeaders({ ':method': 'GET', ':path': '/' });
 /** Request headers of a session the store does not know: the exchange then waits for the response phase. */
@@ -48,15 +48,18 @@ describe('ExtProcService: streams as Envoy sees them', function () {
   let port: number;
   let service: ExtProcService;
   let metrics: Metrics;
+  let logs: LogLine[];
   const store = new MemoryStore({ sessionTtlMs: 60_000 });
 
   const start = async (opts: { startClosed?: boolean; recoverer?: Recoverer & StateCatchUp } = {}): Promise<void> => {
     server = createGrpcServer({ maxMessageBytes: 64 * 1024 });
     metrics = newMetrics();
+    const captured = capturedLog();
+    logs = captured.lines;
     service = new ExtProcService({
       store,
       cfg: { pinHeader: 'x-mcp-pin-dst', maxInitBodyBytes: 1024, maxSessionIdLength: 64, lostSessionStatuses: [404] },
-      log: silentLog,
+      log: captured.log,
       metrics,
       ...opts,
     });
@@ -137,6 +140,23 @@ describe('ExtProcService: streams as Envoy sees them', function () {
     expect(status.details).to.equal('mcp-pin: request_trailers received before request_headers');
     expect(replies, 'the request headers after it are not answered').to.deep.equal([]);
     expect(await metricValue(metrics, 'mcp_pin_stream_errors_total', { code: 'MCP_PIN_PROTOCOL' })).to.equal(1);
+    const failed = logs.filter((l) => l.msg === 'ext_proc stream failed');
+    expect(failed).to.have.length(1);
+    expect(failed[0]).to.deep.include({ level: 40, code: 'MCP_PIN_PROTOCOL', err: 'request_trailers received before request_headers' });
+  });
+
+  it('ends a stream whose handler fails in a way nothing expects (a bug) with INTERNAL, counted and logged as MCP_PIN_UNEXPECTED', async () => {
+    await start({ recoverer: idleRecoverer });
+    const retry = {
+      ...wireRequestHeaders({ ':method': 'POST', ':path': '/mcp', 'mcp-session-id': 'lost-one' }),
+      attributes: { 'envoy.filters.http.ext_proc': { fields: { 'upstream.address': { stringValue: '10.0.0.2:8080' } } } },
+    };
+    // The recoverer throws where it never does (planRetry "never throws"): a bug.
+    const { status } = await exchange([retry], 'attempt');
+    expect(status.code).to.equal(grpc.status.INTERNAL);
+    expect(status.details).to.equal('mcp-pin: not asked in these tests');
+    expect(await metricValue(metrics, 'mcp_pin_stream_errors_total', { code: 'MCP_PIN_UNEXPECTED' })).to.equal(1);
+    expect(logs.find((l) => l.msg === 'ext_proc stream failed')).to.deep.include({ code: 'MCP_PIN_UNEXPECTED', err: 'not asked in these tests' });
   });
 
   it('times each message it answers, in seconds', async () => {

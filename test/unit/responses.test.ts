@@ -24,7 +24,11 @@ function shape(r: ProcessingResponse): unknown {
 }
 
 describe('replies to request headers', () => {
-  const replies = new HeaderReplies(PIN);
+  // Built in each test, not when the file loads: a mutation run switches mutants between tests.
+  let replies: HeaderReplies;
+  beforeEach(() => {
+    replies = new HeaderReplies(PIN);
+  });
   const strip = [PIN, CLIENT_SESSION_HEADER, REDIRECTED_SESSION_HEADER];
 
   it('a request without a session: strips every routing header a client may send, re-routes, skips the response', () => {

@@ -287,12 +287,16 @@ describe('Exchange', () => {
       ['503', { 'response.flags': 0 }],
       ['500', {}],
     ] as const) {
-      const { ex, store } = make();
-      await store.create('N', { pod: '10.0.0.7:9000', backendSessionId: 'N', initBody: null });
-      await ex.handle(requestHeaders({ ':method': 'DELETE', ':path': '/mcp', 'mcp-session-id': 'N' }, true));
-      const [r] = await ex.handle(responseHeaders({ ':status': status }, attrs));
-      expect(r!.response_headers, status).to.not.equal(undefined);
-      expect(await store.lookup('N'), status).to.not.equal(null);
+      // At its MCP path, and where that path is not known.
+      for (const initPath of ['/mcp', null]) {
+        const { ex, store } = make();
+        await store.create('N', { pod: '10.0.0.7:9000', backendSessionId: 'N', initBody: null, initPath });
+        await ex.handle(requestHeaders({ ':method': 'DELETE', ':path': '/mcp', 'mcp-session-id': 'N' }, true));
+        const [r] = await ex.handle(responseHeaders({ ':status': status }, attrs));
+        // The client's own id is the one the pod knows: nothing on the answer changes.
+        expect(r!.response_headers, status).to.deep.equal({ response: {} });
+        expect(await store.lookup('N'), `${status} at ${initPath}`).to.not.equal(null);
+      }
     }
   });
 
@@ -324,6 +328,9 @@ describe('Exchange', () => {
       const [r] = await ex.handle(requestHeaders({ ':method': 'POST', ':path': '/mcp', 'mcp-session-id': 'B-old', 'mcp-pin-redirected-session': 'C' }));
       expect(setHeaders(r!)).to.deep.equal({ 'mcp-session-id': 'C' });
       expect(r!.request_headers!.response!.header_mutation!.remove_headers).to.include('mcp-pin-redirected-session');
+      // Routed afresh (the service route), and its answer wanted: a 2xx adopts the session.
+      expect(r!.request_headers!.response!.clear_route_cache).to.equal(true);
+      expect(r!.mode_override).to.deep.equal({ response_header_mode: 'SEND' });
     });
 
     it('an invalid id in it is refused like an invalid mcp-session-id', async () => {
@@ -448,7 +455,87 @@ describe('Exchange', () => {
   });
 });
 
+describe('Exchange: what is read as a possible initialize, and the unknown-id memory at its edges', () => {
+  it('asks for the body of a POST with a JSON body only: any other method, a POST without a body or with another type passes through', async () => {
+    for (const [h, endOfStream] of [
+      [{ ':method': 'GET', ':path': '/mcp', 'content-type': 'application/json' }, false],
+      [{ ':method': 'PUT', ':path': '/mcp', 'content-type': 'application/json' }, false],
+      [POST_JSON, true],
+      [{ ':method': 'POST', ':path': '/mcp', 'content-type': 'text/plain' }, false],
+      [{ ':method': 'POST', ':path': '/mcp' }, false],
+    ] as const) {
+      const { ex, deps } = make();
+      const [r] = await ex.handle(requestHeaders(h, endOfStream));
+      expect(r!.mode_override, JSON.stringify(h)).to.deep.equal({ response_header_mode: 'SKIP' });
+      expect(ex.complete, JSON.stringify(h)).to.equal(true);
+      expect(await deps.metrics.registry.getSingleMetricAsString('mcp_pin_requests_total')).to.match(/outcome="passthrough"} 1/);
+    }
+  });
+
+  const unknownMetric = async (deps: ExchangeDeps, what: string) =>
+    (await deps.metrics.registry.getSingleMetric('mcp_pin_ignored_errors_total')!.get()).values.find((v) => v.labels.op === what)?.value ?? 0;
+  const search = async (deps: ExchangeDeps, sid: string, status: string): Promise<void> => {
+    const ex = new Exchange(deps);
+    await ex.handle(requestHeaders({ ...POST_JSON, 'mcp-session-id': sid }));
+    await ex.handle(responseHeaders({ ':status': status }, {}));
+  };
+
+  it('with --unknown-session-cache-ms 0 remembers nothing: the store is neither told nor asked', async () => {
+    const { store, deps } = make({ recentlyUnknown: new RecentlyUnknown(0) });
+    let told = 0;
+    let asked = 0;
+    store.rememberUnknown = async () => void told++;
+    store.isRememberedUnknown = async () => {
+      asked++;
+      return true;
+    };
+    await search(deps, 'gone', '404');
+    const [r] = await new Exchange(deps).handle(requestHeaders({ ...POST_JSON, 'mcp-session-id': 'gone' }));
+    expect(r!.immediate_response, 'searched again').to.equal(undefined);
+    expect([told, asked]).to.deep.equal([0, 0]);
+  });
+
+  it('a store that cannot say whether an id was searched for is no reason to refuse it: the search runs, counted as ignored', async () => {
+    const { store, deps } = make({ recentlyUnknown: new RecentlyUnknown(5_000) });
+    store.isRememberedUnknown = () => Promise.reject(new StoreError('MCP_PIN_STORE_UNAVAILABLE', 'down'));
+    const [r] = await new Exchange(deps).handle(requestHeaders({ ...POST_JSON, 'mcp-session-id': 'never-seen' }));
+    expect(r!.immediate_response).to.equal(undefined);
+    expect(r!.mode_override).to.deep.equal({ response_header_mode: 'SEND' });
+    expect(await unknownMetric(deps, 'check_unknown_session')).to.equal(1);
+  });
+
+  it('a store that cannot keep a searched-for id: this replica still remembers it, counted as ignored', async () => {
+    const { store, deps } = make({ recentlyUnknown: new RecentlyUnknown(5_000) });
+    store.rememberUnknown = () => Promise.reject(new StoreError('MCP_PIN_STORE_UNAVAILABLE', 'down'));
+    store.isRememberedUnknown = async () => false;
+    await search(deps, 'gone', '404');
+    expect(await unknownMetric(deps, 'remember_unknown_session')).to.equal(1);
+    const [r] = await new Exchange(deps).handle(requestHeaders({ ...POST_JSON, 'mcp-session-id': 'gone' }));
+    expect(r!.immediate_response!.status.code).to.equal(404);
+  });
+});
+
 describe('store errors are counted under the store call that failed', () => {
+  const errors = async (deps: ExchangeDeps) =>
+    (await deps.metrics.registry.getSingleMetric('mcp_pin_store_errors_total')!.get()).values.filter((v) => v.value > 0).map((v) => [v.labels, v.value]);
+
+  it('an initialize the store could not record counts op="create"', async () => {
+    const { ex, store, deps } = make();
+    store.create = () => Promise.reject(new StoreError('MCP_PIN_STORE_TIMEOUT', 'slow'));
+    await ex.handle(requestHeaders(POST_JSON));
+    await ex.handle(requestBody(INIT));
+    const [r] = await ex.handle(responseHeaders({ ':status': '200', 'mcp-session-id': 'S9' }, { 'upstream.address': '10.1.2.3:8080' }));
+    expect(r!.immediate_response?.status.code).to.equal(503);
+    expect(await errors(deps)).to.deep.equal([[{ op: 'create', code: 'MCP_PIN_STORE_TIMEOUT' }, 1]]);
+  });
+
+  it('a record the store dropped as corrupt counts op and code', async () => {
+    const { ex, store, deps } = make();
+    store.lookup = () => Promise.reject(new StoreError('MCP_PIN_STORE_CORRUPT', 'not a session record'));
+    await ex.handle(requestHeaders({ ...POST_JSON, 'mcp-session-id': 'odd' }));
+    expect(await errors(deps)).to.deep.equal([[{ op: 'lookup', code: 'MCP_PIN_STORE_CORRUPT' }, 1]]);
+  });
+
   it('a DELETE (which reads the full record) counts op="load"; any other request op="lookup"', async () => {
     const count = async (deps: ExchangeDeps, op: string): Promise<number> =>
       (await deps.metrics.registry.getSingleMetric('mcp_pin_store_errors_total')!.get()).values.find(

@@ -3,7 +3,7 @@
  * Recoverer: what Envoy is told for each plan recovery returns.
  */
 import { expect } from 'chai';
-import { AttemptExchange } from '../../src/extproc/attempt.js';
+import { AttemptExchange, redirectLocation } from '../../src/extproc/attempt.js';
 import type { ProcessingRequest, ProcessingResponse } from '../../src/extproc/protocol.js';
 import type { Recoverer } from '../../src/recovery/http-recoverer.js';
 import type { RelayOutcome, RelayRequest, RetryAttempt, RetryPlan } from '../../src/recovery/plans.js';
@@ -39,6 +39,7 @@ function make(
     body: Buffer.from('{"r":"ok"}'),
   },
   log = silentLog,
+  lostSessionStatuses = cfg.lostSessionStatuses,
 ) {
   const asked: RetryAttempt[] = [];
   const relays: RelayRequest[] = [];
@@ -56,7 +57,7 @@ function make(
   };
   const interim: ProcessingResponse[] = [];
   const metrics = newMetrics();
-  const ex = new AttemptExchange({ cfg, log, metrics, recoverer }, (r) => interim.push(r), new AbortController().signal);
+  const ex = new AttemptExchange({ cfg: { ...cfg, lostSessionStatuses }, log, metrics, recoverer }, (r) => interim.push(r), new AbortController().signal);
   return { ex, asked, relays, interim, metrics };
 }
 
@@ -135,6 +136,8 @@ describe('AttemptExchange (a retry of a pinned request)', () => {
       location: ['http://mcp.example:8080/mcp?x=1', 'OVERWRITE_IF_EXISTS_OR_ADD'],
       'mcp-pin-redirected-session': ['client-1', 'OVERWRITE_IF_EXISTS_OR_ADD'],
     });
+    // The refusing pod's session id (another pod's backend id) never reaches the client.
+    expect(r!.response_headers!.response!.header_mutation!.remove_headers).to.deep.equal(['mcp-session-id']);
     expect(relays, 'nothing relayed').to.have.length(0);
     expect(ex.complete).to.equal(true);
     expect((await metrics.registry.getSingleMetric('mcp_pin_requests_total')!.get()).values.find((v) => v.labels.outcome === 'redirected')?.value).to.equal(1);
@@ -209,7 +212,8 @@ describe('AttemptExchange (a retry of a pinned request)', () => {
     const [g] = await get.ex.handle({ ...attemptHeaders({ ':method': 'GET', 'mcp-session-id': 'client-1' }, POD, true) });
     expect(g!.immediate_response!.status.code).to.equal(200);
     const gh = Object.fromEntries(g!.immediate_response!.headers!.set_headers!.map((s) => [s.header.key, s.header.raw_value.toString()]));
-    expect(gh).to.include({ 'content-type': 'text/event-stream', 'mcp-session-id': 'client-1' });
+    expect(gh).to.deep.equal({ 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'mcp-session-id': 'client-1' });
+    expect(g!.immediate_response!.details).to.equal('mcp_pin_relayed_reconnect');
     expect(get.relays[0]!.method).to.equal('GET');
     const big = make(
       { kind: 'relay', why: 'moved', pin: { pod: '10.0.2.2:8080', backendSessionId: 'b', generation: 3 } },
@@ -259,6 +263,78 @@ describe('AttemptExchange (a retry of a pinned request)', () => {
     let err: unknown;
     await ex.handle(responseHeaders({ ':status': '200' })).catch((e) => (err = e));
     expect((err as { code?: string })?.code).to.equal('MCP_PIN_PROTOCOL');
+  });
+
+  it('rejects, in each phase, every message but the one it waits for', async () => {
+    const pin = { pod: '10.0.2.2:8080', backendSessionId: 'b', generation: 3 };
+    const refused = async (ex: AttemptExchange, msg: ProcessingRequest): Promise<string | undefined> =>
+      ex.handle(msg).then(
+        () => undefined,
+        (e: { code?: string; message?: string }) => `${e.code}: ${e.message}`,
+      );
+    // Waiting for the response (the attempt was sent): neither more request headers nor a body.
+    for (const msg of [attemptHeaders({ 'mcp-session-id': 'client-1' }), requestBody('{}')]) {
+      const sent = make({ kind: 'send', reinitialized: false, onPath: true, pin: { ...pin, pod: POD } });
+      await sent.ex.handle(attemptHeaders({ 'mcp-session-id': 'client-1' }));
+      expect(await refused(sent.ex, msg), msg.request).to.equal(`MCP_PIN_PROTOCOL: ${msg.request} not expected in a retry attempt's response phase`);
+    }
+    // Waiting for the body of a request to relay: not its response headers, nor its headers again.
+    for (const msg of [responseHeaders({ ':status': '200' }), attemptHeaders({ 'mcp-session-id': 'client-1' })]) {
+      const relay = make({ kind: 'relay', why: 'not-lost', pin });
+      await relay.ex.handle(attemptHeaders({ 'mcp-session-id': 'client-1' }));
+      expect(await refused(relay.ex, msg), msg.request).to.equal(`MCP_PIN_PROTOCOL: ${msg.request} not expected in a retry attempt's body phase`);
+      expect(relay.relays, 'nothing relayed').to.have.length(0);
+    }
+  });
+
+  it('leaves a 400 of the pod the plan counted on as it is, though 400 is a lost-session status (only its body would say)', async () => {
+    const { ex, metrics } = make(
+      { kind: 'send', reinitialized: false, onPath: true, pin: { pod: POD, backendSessionId: 'b', generation: 2 } },
+      undefined,
+      silentLog,
+      [404, 400],
+    );
+    await ex.handle(attemptHeaders({ ':authority': 'h', 'mcp-session-id': 'client-1' }));
+    const [r] = await ex.handle(responseHeaders({ ':status': '400' }));
+    expect(setOf(r!)).to.deep.equal({ 'mcp-session-id': ['client-1', 'OVERWRITE_IF_EXISTS'] });
+    expect((await metrics.registry.getSingleMetric('mcp_pin_requests_total')!.get()).values.find((v) => v.labels.outcome === 'recovered')?.value).to.equal(0);
+  });
+
+  it("counts a sent attempt as recovered unless its answer is a lost-session status (a tool's 500 is the session's own answer)", async () => {
+    for (const [onPath, status, recovered] of [
+      [true, '500', 1],
+      [false, '404', 0],
+    ] as const) {
+      const { ex, metrics } = make({ kind: 'send', reinitialized: true, onPath, pin: { pod: POD, backendSessionId: 'b', generation: 2 } });
+      await ex.handle(attemptHeaders({ 'mcp-session-id': 'client-1' }));
+      await ex.handle(responseHeaders({ ':status': status }));
+      const counted = (await metrics.registry.getSingleMetric('mcp_pin_requests_total')!.get()).values.find((v) => v.labels.outcome === 'recovered')?.value;
+      expect(counted, status).to.equal(recovered);
+    }
+  });
+
+  it('builds the redirect URL only for an origin-form path (a "*" or an absolute path has none)', () => {
+    expect(
+      redirectLocation([
+        [':authority', 'h:1'],
+        [':path', '/mcp?a=1'],
+      ]),
+    ).to.equal('http://h:1/mcp?a=1');
+    expect(
+      redirectLocation([
+        [':authority', 'h:1'],
+        [':path', '/mcp'],
+        ['x-forwarded-proto', 'https'],
+      ]),
+    ).to.equal('https://h:1/mcp');
+    for (const path of ['*', 'mcp', ''])
+      expect(
+        redirectLocation([
+          [':authority', 'h:1'],
+          [':path', path],
+        ]),
+        path,
+      ).to.equal(undefined);
   });
 });
 

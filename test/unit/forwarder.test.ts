@@ -120,6 +120,7 @@ describe('EnvoyForwarder', () => {
       (e: unknown) => e,
     );
     expect(over).to.be.instanceOf(ResponseTooLargeError);
+    expect((over as Error).message).to.equal('response body over 1024 bytes (or over the shared relay budget)');
     size = 100;
     const budget = new ByteBudget(99);
     const lease = budget.lease();
@@ -147,6 +148,16 @@ describe('EnvoyForwarder', () => {
     expect(ok.body.length).to.equal(100);
     expect(room.inUse, 'held until the relay hands the answer on').to.equal(100);
     enough.release();
+  });
+
+  it('sends nothing more once closed (mcp-pin shutting down)', async () => {
+    const closing = new EnvoyForwarder(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, 'x-mcp-pin-dst', 'x-mcp-pin-upstream', 2000);
+    await closing.close();
+    const err = await closing.send({ method: 'POST', path: '/mcp', headers: [], body: null, signal: AbortSignal.timeout(2000), maxBodyBytes: 1024 }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect((err as { code?: string })?.code).to.equal('UND_ERR_DESTROYED');
   });
 
   it('speaks HTTP over a Unix socket when the recovery URL is unix:/path (the shipped deployments)', async () => {

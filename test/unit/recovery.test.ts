@@ -587,7 +587,7 @@ describe('recovery races', () => {
 
 describe('recovery: the session state the client set (issue 29)', () => {
   it('replays the log level, then each subscription, on the new backend session, after notifications/initialized and before the retry is sent', async () => {
-    const { store, pods, recoverer, attempt } = await setup();
+    const { store, pods, recoverer, attempt, logs } = await setup();
     await store.changeState('client-1', { op: 'subscribe', uri: 'demo://a' });
     await store.changeState('client-1', { op: 'setLevel', level: 'warning' });
     await store.changeState('client-1', { op: 'subscribe', uri: 'demo://b' });
@@ -613,6 +613,10 @@ describe('recovery: the session state the client set (issue 29)', () => {
       expect(Object.fromEntries(r.headers)).to.include({ 'mcp-session-id': 'backend-1', 'content-type': 'application/json' });
     }
     expect((await store.load('client-1'))!.state, 'kept for the next recovery').to.deep.equal({ level: 'warning', subscriptions: ['demo://a', 'demo://b'] });
+    expect(
+      logs.filter((l) => l.level === 40),
+      'nothing refused: no warning',
+    ).to.deep.equal([]);
   });
 
   it('leaves out a subscription the new pod refuses (its resource is gone): the session is recovered without it, and it is no longer kept', async () => {
@@ -662,6 +666,28 @@ describe('recovery: what an operator sees of each plan (metrics and log lines)',
   const recoveries = (m: Metrics, result: string) => value(m.recoverySeconds, { result }, 'mcp_pin_recovery_seconds_count');
   const line = (logs: Record<string, unknown>[], msg: string) => logs.find((l) => l.msg === msg);
 
+  it('runs on the clock it is given (deadlines too), and closes its forwarder when it closes', async () => {
+    const clock = new VirtualClock();
+    const pods = new FakePods();
+    let closed = 0;
+    pods.close = async () => void closed++;
+    const recoverer = new HttpRecoverer({
+      cfg,
+      store: new MemoryStore({ sessionTtlMs: 60_000 }),
+      log: silentLog,
+      metrics: newMetrics(),
+      forwarder: pods,
+      clock,
+    });
+    const d = recoverer.deadline(never);
+    clock.jump(cfg.recoveryTimeoutMs - 1);
+    expect(d.aborted, 'not before its time on that clock').to.equal(false);
+    clock.jump(1);
+    expect(d.aborted).to.equal(true);
+    await recoverer.close();
+    expect(closed).to.equal(1);
+  });
+
   it('gives Envoy the recovery deadline plus the margin for one message', async () => {
     const { recoverer } = await setup(INIT, 3000);
     expect(recoverer.messageTimeoutMs).to.equal(3000 + MESSAGE_TIMEOUT_MARGIN_MS);
@@ -689,7 +715,8 @@ describe('recovery: what an operator sees of each plan (metrics and log lines)',
     const sum = await value(metrics.recoverySeconds, { result: 'failed' }, 'mcp_pin_recovery_seconds_sum');
     expect(sum, 'seconds it took, not milliseconds').to.be.within(0.02, 2);
     expect(line(logs, 'recovery failed')!.ms, 'milliseconds it took').to.be.within(20, 2000);
-    expect(await value(metrics.storeErrors, { op: 'recovery' })).to.equal(0);
+    const storeErrors = (await metrics.storeErrors.get()).values.filter((v) => v.labels.op === 'recovery').reduce((n, v) => n + v.value, 0);
+    expect(storeErrors, 'no store error of any code').to.equal(0);
     expect(line(logs, 'recovery failed')).to.deep.include({ code: 'MCP_PIN_RECOVERY_REINIT_REFUSED', level: 40 });
     expect(line(logs, "retry not sent: the session's recovery failed")).to.deep.include({ code: 'MCP_PIN_RECOVERY_REINIT_REFUSED', pod: RETRY_POD, level: 40 });
   });
@@ -760,6 +787,9 @@ describe('recovery: what an operator sees of each plan (metrics and log lines)',
     pods.notify = () => ({ status: 200 });
     await recoverer.relay(req('not-lost'), never);
     expect([await outcome(metrics, 'relayed'), await outcome(metrics, 'recovered')]).to.deep.equal([1, 1]);
+    // A GET is answered "reconnect" (to the session's pod): relayed, not yet recovered.
+    await recoverer.relay({ ...req('moved'), method: 'GET' }, never);
+    expect([await outcome(metrics, 'relayed'), await outcome(metrics, 'recovered')]).to.deep.equal([2, 1]);
     pods.send = async () => Promise.reject(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
     await recoverer.relay(req('moved'), never);
     expect(await outcome(metrics, 'recovery_failed')).to.equal(2);

@@ -38,5 +38,9 @@ describe('SearchAttempt (one attempt of a session search)', () => {
     expect(r!.immediate_response).to.equal(undefined);
     expect(ex.complete).to.equal(true);
     expect(() => ex.handle(attempt('10.0.0.1:8080', {}))).to.throw(/not expected/);
+    // Nor without a session id: there is no search to keep track of, even where a pod is named and asked before.
+    const [n] = new SearchAttempt({ metrics: newMetrics() }).handle(attempt('10.0.0.1:8080', { [SEARCHED_HEADER]: '10.0.0.1:8080' }));
+    expect(n!.immediate_response).to.equal(undefined);
+    expect(setOf(n!)).to.deep.equal({});
   });
 });

@@ -185,6 +185,28 @@ describe('session state (issue 29)', () => {
       expect((await malformed.store.load('C'))!.state.subscriptions).to.deep.equal([]);
     });
 
+    it('answers each response phase once, and counts as refused only a state request it understood', async () => {
+      // A request that is no state request mcp-pin reads (a method it does not keep), answered 200: nothing counted.
+      const other = await run({ req: { jsonrpc: '2.0', id: 1, method: 'tools/list' }, status: '200', answer: body({ jsonrpc: '2.0', id: 1, result: {} }) });
+      expect(other.complete).to.equal(true);
+      expect([await count(other.metrics, 'refused'), await count(other.metrics, 'kept')]).to.deep.equal([0, 0]);
+      // A request whose body never came (Envoy sends none for an empty one): its response is answered, nothing counted.
+      const store = new MemoryStore({ sessionTtlMs: 60_000 });
+      const metrics = newMetrics();
+      const r = new StateRecorder({ store, log: silentLog, metrics });
+      await r.handle(requestHeaders({ ':method': 'POST', ':path': '/mcp', 'mcp-session-id': 'C' }));
+      const answered = await r.handle(responseHeaders({ ':status': '202' }));
+      expect(answered).to.have.length(1);
+      expect(r.complete).to.equal(true);
+      expect(await count(metrics, 'refused')).to.equal(0);
+      // An accepted state request: its response headers answered once, then its body.
+      const kept = new StateRecorder({ store, log: silentLog, metrics });
+      await kept.handle(requestHeaders({ ':method': 'POST', ':path': '/mcp', 'mcp-session-id': 'C' }));
+      await kept.handle(requestBody(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'logging/setLevel', params: { level: 'info' } })));
+      const headers = await kept.handle(responseHeaders({ ':status': '200', 'content-type': 'application/json' }));
+      expect(headers).to.deep.equal([{ response_headers: { response: {} } }]);
+    });
+
     it('counts a store that failed, and the request still gets its answer', async () => {
       const store = new MemoryStore({ sessionTtlMs: 60_000 });
       const failing = Object.assign(Object.create(store) as MemoryStore, { changeState: async () => Promise.reject(new Error('down')) });

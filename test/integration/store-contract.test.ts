@@ -274,6 +274,10 @@ function inspection(name: string, make: () => Promise<SessionStore & SessionInsp
       ).to.equal(true);
       expect(a.pages.flat().find((s) => s.clientSessionId === 's001')!.recoverable).to.equal(false);
       expect(a.pages.flat().find((s) => s.clientSessionId === 's000')!.recoverable).to.equal(true);
+      // A page stops once it holds its limit: 250 sessions do not come back in one page of 7.
+      const first = await store.list({ limit: 7 });
+      expect(first.cursor, 'more to come').to.not.equal(null);
+      expect(first.sessions.length).to.be.below(250);
       const all = await allPages(7);
       expect(all.ids.length).to.equal(250);
       expect(new Set(all.ids).size).to.equal(250);
@@ -328,6 +332,8 @@ function corruption(name: string, make: () => Promise<RedisStore>): void {
           expect(err, `${read}: ${what}`).to.be.instanceOf(StoreError);
           expect((err as StoreError).code).to.equal('MCP_PIN_STORE_CORRUPT');
           expect((err as StoreError).message).to.match(/dropped/);
+          if (what.startsWith('a key of another type'))
+            expect((err as StoreError).message, 'says what it found').to.equal(`Redis ${read}: the key is not a session record (wrong type): dropped`);
           expect(await store.redis.exists(key(sid)), 'dropped').to.equal(0);
           expect(await store.lookup(sid)).to.equal(null);
           expect(await store.create(sid, { pod: '10.0.0.2:8080', backendSessionId: sid, initBody: null })).to.equal(true);

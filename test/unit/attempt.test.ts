@@ -287,6 +287,25 @@ describe('AttemptExchange (a retry of a pinned request)', () => {
     }
   });
 
+  it('takes what Envoy left out as the defaults: no path is "/", no method is POST; a message with no phase is named so', async () => {
+    const pin = { pod: '10.0.2.2:8080', backendSessionId: 'b', generation: 3 };
+    const bare = (h: Record<string, string>): ProcessingRequest => {
+      const m = attemptHeaders({ 'mcp-session-id': 'client-1' }, POD, true);
+      m.request_headers!.headers!.headers = wireHeaders(h);
+      return m;
+    };
+    const { ex, asked, relays } = make({ kind: 'relay', why: 'not-lost', pin });
+    await ex.handle(bare({ 'mcp-session-id': 'client-1' }));
+    expect(asked[0]!.path).to.equal('/');
+    expect(relays[0]!.method).to.equal('POST');
+    const odd = make({ kind: 'unknown' });
+    const err = await odd.ex.handle({} as ProcessingRequest).then(
+      () => null,
+      (e: Error) => e.message,
+    );
+    expect(err).to.equal("no phase not expected in a retry attempt's request phase");
+  });
+
   it('leaves a 400 of the pod the plan counted on as it is, though 400 is a lost-session status (only its body would say)', async () => {
     const { ex, metrics } = make(
       { kind: 'send', reinitialized: false, onPath: true, pin: { pod: POD, backendSessionId: 'b', generation: 2 } },
@@ -354,6 +373,13 @@ describe('AttemptExchange: what it logs (the session by its tag, never its id)',
     const lines = await run({ kind: 'unknown' }, {});
     expect(lines).to.have.length(1);
     expect(lines[0]).to.include({ level: LOG_LEVEL.warn, pod: POD, msg: 'retry attempt without a usable session id or pod: sent untouched' });
+    // Envoy named no pod: said so.
+    const { log, lines: noPod } = capturedLog();
+    const { ex } = make({ kind: 'unknown' }, undefined, log);
+    const m = attemptHeaders({ 'mcp-session-id': CLIENT });
+    delete m.attributes;
+    await ex.handle(m);
+    expect(noPod[0]).to.include({ pod: 'unknown' });
   });
 
   it('a retry sent to the recovered session: info, with the pod and whether it was re-initialized', async () => {

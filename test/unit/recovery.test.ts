@@ -478,6 +478,13 @@ describe('recovery: relaying a request to the pod that holds its session', () =>
     expect(await store.lookup('client-1')).to.deep.include({ pod: RETRY_POD, generation: 3 });
   });
 
+  it('answers with the recovery error when the relayed-to pod lost the session too and it cannot be recovered (no initialize kept)', async () => {
+    const { store, pods, recoverer, attempt } = await setup(null);
+    await store.replacePin('client-1', 1, '10.0.2.2:8080', 'theirs');
+    pods.notify = () => ({ status: 404, body: Buffer.from('{"jsonrpc":"2.0","error":{"code":-32001,"message":"Session not found"},"id":1}') });
+    expect(await recoverer.relay(relayReq(attempt), never)).to.deep.equal({ kind: 'failed', code: 'MCP_PIN_RECOVERY_NO_INIT_BODY' });
+  });
+
   it('keeps the answer a moved-to pod gave when the proof then shows it holds the session: not sent there a third time', async () => {
     const { store, pods, recoverer, attempt } = await setup();
     await store.replacePin('client-1', 1, '10.0.2.2:8080', 'theirs');

@@ -4,6 +4,7 @@
  * phases it asks for. A wrong shape routes by a client's header, keeps a
  * stale route, or opens a response stream for nothing (issue 28 item 5).
  */
+import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
 import { CLIENT_SESSION_HEADER, REDIRECTED_SESSION_HEADER } from '../../src/mcp-headers.js';
 import { HeaderReplies, MAX_PINNED_REPLIES, continueRequestHeaders, extendMessageTimeout, immediate, jsonRpcError } from '../../src/extproc/responses.js';
@@ -87,7 +88,9 @@ describe('replies to request headers', () => {
   });
 
   it('one set of replies per pin header, shared', () => {
-    expect(HeaderReplies.for('x-a')).to.equal(HeaderReplies.for('x-a'));
+    // A header name of this test's own: the shared set outlives a test (a mutation run reuses the process).
+    const own = `x-a-${randomUUID()}`;
+    expect(HeaderReplies.for(own)).to.equal(HeaderReplies.for(own));
     expect(HeaderReplies.for('x-a')).to.not.equal(HeaderReplies.for('x-b'));
     expect((shape(HeaderReplies.for('x-b').pinnedTo('p:1', false)) as { set: unknown[] }).set[0]).to.deep.equal(['x-b', 'p:1', 'OVERWRITE_IF_EXISTS_OR_ADD']);
   });

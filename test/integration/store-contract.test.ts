@@ -566,6 +566,16 @@ describe('RedisStore', () => {
     }
   });
 
+  it('loads a record written before the MCP path was kept (no path field) with no path, not as corrupt', async () => {
+    const s = await make(60_000, 'old:');
+    try {
+      await s.redis.hset('old:{before}', { pod: '10.0.0.1:1', bsid: 'before', gen: '3', init: '{}' });
+      expect(await s.load('before')).to.deep.include({ pod: '10.0.0.1:1', backendSessionId: 'before', generation: 3, initPath: null });
+    } finally {
+      await s.close();
+    }
+  });
+
   it('connects only when asked, waits for "ready" within its time, and leaves no listener behind either way', async () => {
     const down = new RedisStore({ url: `redis://127.0.0.1:${await freePort()}`, keyPrefix: 'c:', sessionTtlMs: 60_000, storeTimeoutMs: 200 });
     expect(down.redis.status, 'nothing dialled before connect()').to.equal('wait');
@@ -580,6 +590,11 @@ describe('RedisStore', () => {
     expect(down.redis.listenerCount('ready')).to.equal(before);
     // Closing a store that never connected does not throw (QUIT cannot be sent: it disconnects instead).
     await down.close();
+    const fresh = new RedisStore({ url: redis.url, keyPrefix: 'c:', sessionTtlMs: 60_000, storeTimeoutMs: 200 });
+    const waiting = fresh.redis.listenerCount('ready');
+    await fresh.connect(2_000);
+    expect(fresh.redis.listenerCount('ready'), 'connected: its listener gone').to.equal(waiting);
+    await fresh.close();
     const up = await make(60_000);
     try {
       const ready = up.redis.listenerCount('ready');

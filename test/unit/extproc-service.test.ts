@@ -188,6 +188,23 @@ describe('ExtProcService: streams as Envoy sees them', function () {
     });
   });
 
+  it('ends a stream whose handler rejects with no error object at all (null) with INTERNAL, and goes on serving', async () => {
+    await start({
+      recoverer: {
+        ...idleRecoverer,
+        planRetry: () => Promise.reject(null),
+      },
+    });
+    const retry = {
+      ...wireRequestHeaders({ ':method': 'POST', ':path': '/mcp', 'mcp-session-id': 'lost-one' }),
+      attributes: { 'envoy.filters.http.ext_proc': { fields: { 'upstream.address': { stringValue: '10.0.0.2:8080' } } } },
+    };
+    const { status } = await exchange([retry], 'attempt');
+    expect(status.code).to.equal(grpc.status.INTERNAL);
+    expect(status.details).to.equal('mcp-pin: null');
+    expect((await exchange([GET])).status.code, 'the next stream is served').to.equal(grpc.status.OK);
+  });
+
   it('treats an attempt stream as a client request when it has no recoverer (the client filter alone)', async () => {
     await start();
     const { status } = await exchange([TRAILERS_FIRST], 'attempt');

@@ -576,6 +576,30 @@ describe('recovery races', () => {
     }
   });
 
+  it('never joins a recovery of an older generation: a loss of the newer pin gets a recovery of its own', async () => {
+    const { store, pods, recoverer, attempt } = await setup();
+    const THEIR_POD = '10.0.2.2:8080';
+    // Another replica holds the lock: this replica's recovery of generation 1 waits for it.
+    await store.tryLock('client-1', 'other-replica', 5000);
+    const tryLock = store.tryLock.bind(store);
+    let tries = 0;
+    store.tryLock = async (...args) => {
+      tries++;
+      return tryLock(...args);
+    };
+    const first = recoverer.planRetry(attempt(), never);
+    await eventually(async () => tries > 0, 'the first recovery waits for the lock');
+    // That replica re-initialized on its pod, which has died too (its ping finds nothing); a request of the new pin fails there.
+    await store.replacePin('client-1', 1, THEIR_POD, 'theirs');
+    pods.probe = () => ({ status: 404 });
+    const second = recoverer.planRetry(attempt({ failedSessionId: 'theirs' }), never);
+    await eventually(async () => tries > 1 + 1, 'the second recovery waits for the lock too');
+    await store.unlock('client-1', 'other-replica');
+    expect(await first, 'the first follows the newer pin').to.deep.include({ kind: 'relay', why: 'moved' });
+    expect(await second, 'the second proved its own loss and recovered').to.deep.include({ kind: 'send', reinitialized: true });
+    expect(pods.sent.filter((r) => r.body!.toString().includes('"ping"')).map((r) => r.pod)).to.deep.equal([THEIR_POD]);
+  });
+
   it('follows the winner pin when its compare-and-set loses (lock expired under it)', async () => {
     const { store, pods, recoverer, attempt } = await setup();
     // While our re-init is on the wire, another replica stores its own recovery.

@@ -149,7 +149,7 @@ export class ExtProcService {
       case 'search':
         return new SearchAttempt(this.deps);
       case 'state':
-        return new StateRecorder({ ...this.deps, ...(recoverer ? { recoverer } : {}) });
+        return new StateRecorder(this.deps);
       case 'task':
         return new TaskAnswer(this.deps);
       case 'request':

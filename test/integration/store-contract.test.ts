@@ -2,6 +2,7 @@
  * One contract, two stores: MemoryStore and RedisStore (against a
  * redis-server of the test's own) must behave the same.
  */
+import { spawn } from 'node:child_process';
 import { expect } from 'chai';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { StoreError } from '../../src/errors.js';
@@ -573,6 +574,40 @@ describe('RedisStore', () => {
       expect(await s.load('before')).to.deep.include({ pod: '10.0.0.1:1', backendSessionId: 'before', generation: 3, initPath: null });
     } finally {
       await s.close();
+    }
+  });
+
+  it('leaves nothing behind once closed (no timer, no reconnect): a process that closes its store exits, whether Redis answered or was down', async function () {
+    this.timeout(60_000);
+    const src = new URL('../../src/sessions/redis-store.ts', import.meta.url).href;
+    // Every wait is 30 s long, so a timer left running would hold the process that long; a reconnect loop, for ever.
+    const script = (url: string, connectMs: number) => `
+      import { RedisStore } from ${JSON.stringify(src)};
+      const s = new RedisStore({ url: ${JSON.stringify(url)}, keyPrefix: 'exit:', sessionTtlMs: 60000, storeTimeoutMs: 30000 });
+      await s.connect(${connectMs}).then(() => s.lookup('x')).catch(() => {});
+      await s.close();
+      console.log('closed');`;
+    // Redis down: connect gives up after 1 s, and the store keeps reconnecting until it is closed.
+    for (const [url, connectMs] of [
+      [redis.url, 30_000],
+      [`redis://127.0.0.1:${await freePort()}`, 1_000],
+    ] as const) {
+      const started = Date.now();
+      const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script(url, connectMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      const code = await new Promise<number | null>((resolve) => {
+        const t = setTimeout(() => {
+          child.kill('SIGKILL');
+          resolve(null);
+        }, 20_000);
+        child.on('exit', (c) => {
+          clearTimeout(t);
+          resolve(c);
+        });
+      });
+      expect(out.trim(), url).to.equal('closed');
+      expect(code, `${url}: exited by itself, ${Date.now() - started} ms after it started`).to.equal(0);
     }
   });
 

@@ -205,6 +205,37 @@ describe('ExtProcService: streams as Envoy sees them', function () {
     expect((await exchange([GET])).status.code, 'the next stream is served').to.equal(grpc.status.OK);
   });
 
+  it("gives a session-state stream the recoverer, so a change kept under a moved session's old backend id reaches its new pod (I8)", async () => {
+    const asked: unknown[][] = [];
+    const catchUpState = async (...args: unknown[]) => {
+      asked.push(args);
+      return 'current' as const;
+    };
+    await start({ recoverer: { ...idleRecoverer, catchUpState } });
+    await store.create('state-c', { pod: '10.0.0.1:80', backendSessionId: 'state-c', initBody: null });
+    const { status } = await exchange(
+      [
+        wireRequestHeaders({ ':method': 'POST', ':path': '/mcp', 'mcp-session-id': 'state-c' }),
+        { request_body: { body: Buffer.from('{"jsonrpc":"2.0","id":1,"method":"logging/setLevel","params":{"level":"info"}}'), end_of_stream: true } },
+        {
+          response_headers: {
+            headers: {
+              headers: [
+                { key: ':status', raw_value: Buffer.from('200') },
+                { key: 'content-type', raw_value: Buffer.from('application/json') },
+              ],
+            },
+          },
+        },
+        { response_body: { body: Buffer.from('{"jsonrpc":"2.0","id":1,"result":{}}'), end_of_stream: true } },
+      ],
+      'state',
+    );
+    expect(status.code).to.equal(grpc.status.OK);
+    expect((await store.load('state-c'))!.state.level).to.equal('info');
+    expect(asked.map((a) => a.slice(0, 2))).to.deep.equal([['state-c', 'state-c']]);
+  });
+
   it('treats an attempt stream as a client request when it has no recoverer (the client filter alone)', async () => {
     await start();
     const { status } = await exchange([TRAILERS_FIRST], 'attempt');

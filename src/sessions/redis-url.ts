@@ -19,7 +19,9 @@ function hosts(list: string, scheme: string): { host: string; port: number }[] {
     const split = hasPort ? splitHostPort(hp) : { host: hp.replace(/^\[(.*)\]$/, '$1'), port: scheme === 'redis-sentinel' ? 26379 : 6379 };
     const host = split?.host ?? '';
     const port = split?.port ?? Number.NaN;
-    if (!host || !Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigValueError(`bad host:port "${hp}" in ${scheme} URL`);
+    // Brackets only ever wrap a whole IPv6 literal: anything else with one is no host.
+    if (!host || /[[\]]/.test(host) || !Number.isInteger(port) || port < 1 || port > 65535)
+      throw new ConfigValueError(`bad host:port "${hp}" in ${scheme} URL`);
     return { host, port };
   });
   if (out.length === 0) throw new ConfigValueError(`${scheme} URL names no host`);

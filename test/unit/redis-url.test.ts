@@ -45,7 +45,7 @@ describe('parseRedisUrl', () => {
       ],
     });
     expect(parseRedisUrl('redis-sentinel://[fd00::2]/m')).to.deep.include({ sentinels: [{ host: 'fd00::2', port: 26379 }] });
-    for (const bad of ['a:0', 'a:65536', 'a:x', ':7000', '[]:7000', 'a:1,,b:2', 'a:-1']) {
+    for (const bad of ['a:0', 'a:65536', 'a:x', ':7000', '[]:7000', 'a:1,,b:2', 'a:-1', '[y]x', 'x[y]', '[::1]x', '[::1]x:7000', 'a]:1']) {
       expect(() => parseRedisUrl(`redis-cluster://${bad}`), bad).to.throw(ConfigValueError, /bad host:port/);
     }
   });

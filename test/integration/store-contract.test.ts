@@ -435,6 +435,7 @@ describe('RedisStore', () => {
       }
       expect((await odd.list({ limit: 10, cursor: '0:0' })).sessions.map((s) => s.clientSessionId)).to.deep.equal(['mine']);
       expect((await odd.list({ limit: 10, cursor: '1:0' })).sessions, 'past the last node').to.deep.equal([]);
+      expect(await odd.list({ limit: 10, cursor: '12:0' }), 'a node number of two digits').to.deep.equal({ sessions: [], cursor: null });
     } finally {
       await Promise.all([odd.close(), plain.close(), wide.close()]);
     }
@@ -567,6 +568,62 @@ describe('RedisStore', () => {
     }
   });
 
+  it("names load's second call too in its error (a user that may not run EXISTS)", async () => {
+    const admin = new Redis(redis.url);
+    await admin.call('ACL', 'SETUSER', 'no-exists', 'on', '>pw', '~*', '+@all', '-exists');
+    const url = redis.url.replace('redis://', 'redis://no-exists:pw@');
+    const s = new RedisStore({ url, keyPrefix: 'acl:', sessionTtlMs: 60_000, storeTimeoutMs: 500 });
+    try {
+      await s.connect();
+      const err = await s.load('nobody').then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect((err as StoreError).code).to.equal('MCP_PIN_STORE_UNAVAILABLE');
+      expect((err as Error).message).to.equal('Redis load failed (connection ready)');
+    } finally {
+      await s.close();
+      await admin.call('ACL', 'DELUSER', 'no-exists');
+      admin.disconnect();
+    }
+  });
+
+  it('pages with SCAN COUNT of at least 100: small pages cost few round trips', async () => {
+    const s = await make(60_000, 'count:');
+    const admin = new Redis(redis.url);
+    try {
+      for (let i = 0; i < 250; i++) await s.create(`k${i}`, { pod: '10.0.0.1:1', backendSessionId: `k${i}`, initBody: null });
+      await admin.config('RESETSTAT');
+      let cursor: string | null | undefined;
+      let seen = 0;
+      do {
+        const page = await s.list({ limit: 10, ...(cursor ? { cursor } : {}) });
+        seen += page.sessions.length;
+        cursor = page.cursor;
+      } while (cursor);
+      const scans = Number(/cmdstat_scan:calls=(\d+)/.exec((await admin.info('commandstats')) as string)?.[1] ?? 0);
+      expect(seen).to.equal(250);
+      expect(scans, 'SCAN calls for 250 sessions, 10 a page').to.be.at.most(6);
+    } finally {
+      admin.disconnect();
+      await s.close();
+    }
+  });
+
+  it('keeps ioredis quiet: its connection errors reach callers as StoreErrors, never stderr', async () => {
+    const printed: unknown[][] = [];
+    const error = console.error;
+    console.error = (...args: unknown[]) => void printed.push(args);
+    try {
+      const down = new RedisStore({ url: `redis://127.0.0.1:${await freePort()}`, keyPrefix: 'q:', sessionTtlMs: 60_000, storeTimeoutMs: 200 });
+      await down.connect(300).catch(() => {});
+      await down.close();
+    } finally {
+      console.error = error;
+    }
+    expect(printed.map((a) => String(a[0]))).to.deep.equal([]);
+  });
+
   it('loads a record written before the MCP path was kept (no path field) with no path, not as corrupt', async () => {
     const s = await make(60_000, 'old:');
     try {
@@ -584,7 +641,8 @@ describe('RedisStore', () => {
     const script = (url: string, connectMs: number) => `
       import { RedisStore } from ${JSON.stringify(src)};
       const s = new RedisStore({ url: ${JSON.stringify(url)}, keyPrefix: 'exit:', sessionTtlMs: 60000, storeTimeoutMs: 30000 });
-      await s.connect(${connectMs}).then(() => s.lookup('x')).catch(() => {});
+      await s.connect(${connectMs}).catch(() => {});
+      await s.lookup('x').catch(() => {});
       await s.close();
       console.log('closed');`;
     // Redis down: connect gives up after 1 s, and the store keeps reconnecting until it is closed.

@@ -982,6 +982,16 @@ describe('recovery: why a recovery failed, as the operator reads it', () => {
     });
   }
 
+  it("a store error that arrives as the deadline passes is reported as the store's, not as a timeout", async () => {
+    const { store, recoverer, attempt, logs } = await setup(INIT, 50);
+    store.tryLock = async () => {
+      await new Promise((r) => setTimeout(r, 120));
+      throw new StoreError('MCP_PIN_STORE_TIMEOUT', 'Redis lock took longer than 100 ms');
+    };
+    expect(failed(await recoverer.planRetry(attempt(), never))).to.equal('MCP_PIN_STORE_TIMEOUT');
+    expect(failure(logs)).to.deep.equal({ code: 'MCP_PIN_STORE_TIMEOUT', reason: 'Redis lock took longer than 100 ms' });
+  });
+
   it('an error no step expects (a bug) is MCP_PIN_UNEXPECTED, in the plan and in the recovery, never a timeout or a cancel', async () => {
     const inPlan = await setup();
     inPlan.store.load = async () => {

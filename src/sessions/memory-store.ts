@@ -16,6 +16,8 @@ import { applyChange, EMPTY_STATE, type ChangeResult, type StateChange } from '.
 export interface MemoryStoreOptions extends StoreOptions {
   /** Most sessions held at once (--memory-store-max-sessions). */
   maxEntries?: number;
+  /** How often expired sessions and locks are dropped (30 s; tests shorten it). */
+  sweepEveryMs?: number;
 }
 
 interface Entry extends SessionRecord {
@@ -42,7 +44,7 @@ export class MemoryStore implements SessionStore, SessionInspector {
     this.maxEntries = opts.maxEntries ?? 1_000_000;
     this.now = opts.now ?? Date.now;
     this.unknown = new ExpiringIds(MAX_REMEMBERED_UNKNOWN, this.now);
-    this.sweeper = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS).unref();
+    this.sweeper = setInterval(() => this.sweep(), opts.sweepEveryMs ?? SWEEP_INTERVAL_MS).unref();
   }
 
   get size(): number {

@@ -4,6 +4,7 @@
  * live one; and what the client of that initialize gets.
  */
 import { expect } from 'chai';
+import { eventually } from '../helpers/net.js';
 import { StoreError } from '../../src/errors.js';
 import { Exchange } from '../../src/extproc/exchange.js';
 import { MemoryStore } from '../../src/sessions/memory-store.js';
@@ -86,6 +87,21 @@ describe('memory store: bounded', () => {
     expect(store.size).to.equal(0);
     expect(await store.tryLock('c', 'other', 60_000), 'locks forgotten').to.equal(true);
     expect(await store.isRememberedUnknown('u'), 'remembered ids forgotten').to.equal(false);
+  });
+
+  it('drops expired sessions on its sweep timer, not full and unread, and keeps the live ones', async () => {
+    let now = 1_000;
+    const store = new MemoryStore({ sessionTtlMs: 1_000, now: () => now, sweepEveryMs: 10 });
+    try {
+      await store.create('old', { pod: '10.0.0.1:1', backendSessionId: 'old', initBody: null });
+      now += 600;
+      await store.create('young', { pod: '10.0.0.1:1', backendSessionId: 'young', initBody: null });
+      now += 500;
+      await eventually(async () => store.size === 1, 'the expired one swept');
+      expect(await store.lookup('young')).to.not.equal(null);
+    } finally {
+      await store.close();
+    }
   });
 
   it('lists in id order, a page ending at the last id with no cursor', async () => {

@@ -20,6 +20,11 @@ const GET = wireRequestHeaders({ ':method': 'GET', ':path': '/' });
 const UNKNOWN_SESSION = wireRequestHeaders({ ':method': 'GET', ':path': '/mcp', 'mcp-session-id': 'unknown' });
 const TRAILERS_FIRST = { request_trailers: { trailers: { headers: [] } } };
 const BODY_FIRST = { request_body: { body: Buffer.from('{}'), end_of_stream: true } };
+/** A retry attempt of a pinned request, with the pod Envoy chose for it: what an attempt stream plans with its recoverer. */
+const RETRY_ATTEMPT = {
+  ...wireRequestHeaders({ ':method': 'POST', ':path': '/mcp', 'mcp-session-id': 'lost-one' }),
+  attributes: { 'envoy.filters.http.ext_proc': { fields: { 'upstream.address': { stringValue: '10.0.0.2:8080' } } } },
+};
 
 /** A recoverer that is never asked anything here: an attempt stream only needs one to be an AttemptExchange. */
 const idleRecoverer: Recoverer & StateCatchUp = {
@@ -147,12 +152,8 @@ describe('ExtProcService: streams as Envoy sees them', function () {
 
   it('ends a stream whose handler fails in a way nothing expects (a bug) with INTERNAL, counted and logged as MCP_PIN_UNEXPECTED', async () => {
     await start({ recoverer: idleRecoverer });
-    const retry = {
-      ...wireRequestHeaders({ ':method': 'POST', ':path': '/mcp', 'mcp-session-id': 'lost-one' }),
-      attributes: { 'envoy.filters.http.ext_proc': { fields: { 'upstream.address': { stringValue: '10.0.0.2:8080' } } } },
-    };
     // The recoverer throws where it never does (planRetry "never throws"): a bug.
-    const { status } = await exchange([retry], 'attempt');
+    const { status } = await exchange([RETRY_ATTEMPT], 'attempt');
     expect(status.code).to.equal(grpc.status.INTERNAL);
     expect(status.details).to.equal('mcp-pin: not asked in these tests');
     expect(await metricValue(metrics, 'mcp_pin_stream_errors_total', { code: 'MCP_PIN_UNEXPECTED' })).to.equal(1);
@@ -195,11 +196,7 @@ describe('ExtProcService: streams as Envoy sees them', function () {
         planRetry: () => Promise.reject(null),
       },
     });
-    const retry = {
-      ...wireRequestHeaders({ ':method': 'POST', ':path': '/mcp', 'mcp-session-id': 'lost-one' }),
-      attributes: { 'envoy.filters.http.ext_proc': { fields: { 'upstream.address': { stringValue: '10.0.0.2:8080' } } } },
-    };
-    const { status } = await exchange([retry], 'attempt');
+    const { status } = await exchange([RETRY_ATTEMPT], 'attempt');
     expect(status.code).to.equal(grpc.status.INTERNAL);
     expect(status.details).to.equal('mcp-pin: null');
     expect((await exchange([GET])).status.code, 'the next stream is served').to.equal(grpc.status.OK);

@@ -16,7 +16,8 @@ import { sessionTag } from '../../src/log.js';
 import { capturedLog, newMetrics, silentLog, recovererCfg } from './fakes.js';
 import { VirtualClock } from '../protocol/virtual-clock.js';
 import { abortedByDeadline } from '../../src/clock.js';
-import { SessionRecovery } from '../../src/recovery/recovery.js';
+import { SessionRecovery, type RecoveryOptions } from '../../src/recovery/recovery.js';
+import type { SessionStore } from '../../src/sessions/store.js';
 
 const INIT = Buffer.from('{"jsonrpc":"2.0","id":0,"method":"initialize"}');
 const OLD_POD = '10.0.0.9:8080';
@@ -112,6 +113,30 @@ async function setup(
 }
 
 const failed = (o: RetryPlan): string => (o.kind === 'failed' ? o.code : `not failed: ${o.kind}`);
+
+/** Counts the store's tryLock calls (how a test sees a recovery waiting for a lock). */
+function countLockTries(store: MemoryStore): () => number {
+  const tryLock = store.tryLock.bind(store);
+  let tries = 0;
+  store.tryLock = async (...args) => {
+    tries++;
+    return tryLock(...args);
+  };
+  return () => tries;
+}
+
+/** A SessionRecovery of its own (no HttpRecoverer around it), with the limits the unit tests use. */
+const sessionRecovery = (store: SessionStore, forwarder: Forwarder, more: Partial<RecoveryOptions> = {}) =>
+  new SessionRecovery({
+    store,
+    forwarder,
+    timeoutMs: 2000,
+    maxResponseBytes: 1 << 20,
+    maxRelayBytes: 1 << 20,
+    maxSessionIdLength: 256,
+    lostSessionStatuses: [404],
+    ...more,
+  });
 
 describe('recovery: planning a retry attempt', () => {
   it("re-initializes on the attempt's pod, notifies, and stores the new pin", async () => {
@@ -339,14 +364,9 @@ describe('recovery: planning a retry attempt', () => {
   it('waits for a recovery held by another replica (lock contention) and follows its result', async () => {
     const { store, pods, recoverer, attempt } = await setup();
     expect(await store.tryLock('client-1', 'other-replica', 5000)).to.equal(true);
-    let lockTries = 0;
-    const tryLock = store.tryLock.bind(store);
-    store.tryLock = async (...args) => {
-      lockTries++;
-      return tryLock(...args);
-    };
+    const lockTries = countLockTries(store);
     const pending = recoverer.planRetry(attempt(), never);
-    await eventually(async () => lockTries > 0, 'the recovery found the lock held');
+    await eventually(async () => lockTries() > 0, 'the recovery found the lock held');
     // The other replica finishes its recovery on another pod and releases the lock.
     await store.replacePin('client-1', 1, '10.0.2.2:8080', 'their-backend');
     await store.unlock('client-1', 'other-replica');
@@ -541,14 +561,9 @@ describe('recovery races', () => {
     {
       const { store, pods, recoverer, attempt } = await setup();
       await store.tryLock('client-1', 'other-replica', 5000);
-      const tryLock = store.tryLock.bind(store);
-      let tries = 0;
-      store.tryLock = async (...args) => {
-        tries++;
-        return tryLock(...args);
-      };
+      const tries = countLockTries(store);
       const pending = recoverer.planRetry(attempt(), never);
-      await eventually(async () => tries > 0, 'the recovery found the lock held');
+      await eventually(async () => tries() > 0, 'the recovery found the lock held');
       await store.replacePin('client-1', 1, RETRY_POD, 'theirs');
       await store.unlock('client-1', 'other-replica');
       expect(await pending, 'after waiting').to.deep.equal(expected);
@@ -581,19 +596,14 @@ describe('recovery races', () => {
     const THEIR_POD = '10.0.2.2:8080';
     // Another replica holds the lock: this replica's recovery of generation 1 waits for it.
     await store.tryLock('client-1', 'other-replica', 5000);
-    const tryLock = store.tryLock.bind(store);
-    let tries = 0;
-    store.tryLock = async (...args) => {
-      tries++;
-      return tryLock(...args);
-    };
+    const tries = countLockTries(store);
     const first = recoverer.planRetry(attempt(), never);
-    await eventually(async () => tries > 0, 'the first recovery waits for the lock');
+    await eventually(async () => tries() > 0, 'the first recovery waits for the lock');
     // That replica re-initialized on its pod, which has died too (its ping finds nothing); a request of the new pin fails there.
     await store.replacePin('client-1', 1, THEIR_POD, 'theirs');
     pods.probe = () => ({ status: 404 });
     const second = recoverer.planRetry(attempt({ failedSessionId: 'theirs' }), never);
-    await eventually(async () => tries > 1 + 1, 'the second recovery waits for the lock too');
+    await eventually(async () => tries() > 2, 'the second recovery waits for the lock too');
     await store.unlock('client-1', 'other-replica');
     expect(await first, 'the first follows the newer pin').to.deep.include({ kind: 'relay', why: 'moved' });
     expect(await second, 'the second proved its own loss and recovered').to.deep.include({ kind: 'send', reinitialized: true });
@@ -1180,16 +1190,7 @@ describe('recovery: the details each step gets right', () => {
       tries.push(clock.now());
       return tryLock(...args);
     };
-    const recovery = new SessionRecovery({
-      store,
-      forwarder: new FakePods(),
-      timeoutMs: 10_000,
-      maxResponseBytes: 1 << 20,
-      maxRelayBytes: 1 << 20,
-      maxSessionIdLength: 256,
-      lostSessionStatuses: [404],
-      clock,
-    });
+    const recovery = sessionRecovery(store, new FakePods(), { timeoutMs: 10_000, clock });
     const planned = recovery.planRetry({ clientSessionId: 'client-1', failedSessionId: 'client-1', pod: RETRY_POD, path: '/mcp', headers: [] }, never);
     while (tries.length < 8) {
       await new Promise((r) => setImmediate(r));
@@ -1206,16 +1207,7 @@ describe('recovery: catching a new pod up on a change its old pod took (I8)', ()
   async function moved() {
     const s = await setup();
     await s.store.replacePin('client-1', 1, RETRY_POD, MOVED);
-    const recovery = new SessionRecovery({
-      store: s.store,
-      forwarder: s.pods,
-      timeoutMs: 2000,
-      maxResponseBytes: 1 << 20,
-      maxRelayBytes: 1 << 20,
-      maxSessionIdLength: 256,
-      lostSessionStatuses: [404],
-    });
-    return { ...s, recovery };
+    return { ...s, recovery: sessionRecovery(s.store, s.pods) };
   }
   const subscribe = { op: 'subscribe', uri: 'demo://late' } as const;
 
@@ -1259,20 +1251,12 @@ describe('recovery: catching a new pod up on a change its old pod took (I8)', ()
     pods.notify = () => ({ status: 404 });
     expect(await recovery.catchUpState('client-1', 'client-1', subscribe, [])).to.equal('failed');
     const ignored: string[] = [];
-    const counting = new SessionRecovery({
-      store: Object.assign(Object.create(store) as MemoryStore, {
-        changeState: async () => {
-          throw new StoreError('MCP_PIN_STORE_UNAVAILABLE', 'down');
-        },
-      }),
-      forwarder: pods,
-      timeoutMs: 2000,
-      maxResponseBytes: 1 << 20,
-      maxRelayBytes: 1 << 20,
-      maxSessionIdLength: 256,
-      lostSessionStatuses: [404],
-      onIgnoredError: (op) => ignored.push(op),
+    const failing = Object.assign(Object.create(store) as MemoryStore, {
+      changeState: async () => {
+        throw new StoreError('MCP_PIN_STORE_UNAVAILABLE', 'down');
+      },
     });
+    const counting = sessionRecovery(failing, pods, { onIgnoredError: (op) => ignored.push(op) });
     pods.notify = (req) => {
       const id = JSON.parse(req.body!.toString()).id as string;
       return { status: 200, body: Buffer.from(`{"jsonrpc":"2.0","id":"${id}","error":{"code":-32002,"message":"gone"}}`) };

@@ -50,7 +50,6 @@ export const IGNORED_OPS = [
   'drop_poisoned_pin',
   'forget_deleted_session',
   'adopt_session',
-  'drop_stale_pin',
   'drop_refused_state',
   'replay_late_state',
   'release_recovery_lock',

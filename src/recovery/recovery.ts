@@ -89,7 +89,7 @@ export interface RecoveryOptions {
   /** Told of each request a recovery sent to rebuild the session's state on the new pod, and whether the pod took it. */
   onStateReplayed?: (r: { clientSessionId: string; method: string; result: 'replayed' | 'refused'; status: number }) => void;
   /** Told of a failure recovery carries on after (a lock it could not release expires by itself). */
-  onIgnoredError?: (op: 'release_recovery_lock' | 'drop_stale_pin' | 'drop_refused_state' | 'replay_late_state') => void;
+  onIgnoredError?: (op: 'release_recovery_lock' | 'drop_refused_state' | 'replay_late_state') => void;
   newToken?: () => string;
   clock?: Clock;
 }
@@ -246,16 +246,14 @@ export class SessionRecovery {
     // A status alone is no proof (a 404 for a wrong path, a 400 for a
     // malformed body): ask the pod itself (I6).
     if (await this.stillHolds(fresh, attempt, own)) return { pin: pinOf(fresh), reinitialized: false, notLost: true };
-    if (!fresh.initBody) {
-      await this.forget(sid, fresh.generation);
-      throw new RecoveryError('MCP_PIN_RECOVERY_NO_INIT_BODY', 'no initialize body stored for this session');
-    }
+    if (!fresh.initBody)
+      return this.forget(sid, fresh.generation, new RecoveryError('MCP_PIN_RECOVERY_NO_INIT_BODY', 'no initialize body stored for this session'));
     let next: Reinitialized;
     try {
       next = await this.reinitialize(fresh, attempt, own);
     } catch (err) {
       // A pod refused the stored initialize itself: it can never succeed (I5).
-      if (err instanceof RecoveryError && err.code === 'MCP_PIN_RECOVERY_REINIT_REFUSED') await this.forget(sid, fresh.generation);
+      if (err instanceof RecoveryError && err.code === 'MCP_PIN_RECOVERY_REINIT_REFUSED') return this.forget(sid, fresh.generation, err);
       throw err;
     }
     const pin = await store.replacePin(sid, fresh.generation, next.pod, next.backendSessionId);
@@ -314,9 +312,23 @@ export class SessionRecovery {
     return refused.length > 0 ? 'refused' : 'sent';
   }
 
-  /** Drops a record that can never be recovered, unless a newer pin was stored meanwhile. */
-  private async forget(sid: string, generation: number): Promise<void> {
-    await this.o.store.removeIfGeneration(sid, generation).catch(() => this.o.onIgnoredError?.('drop_stale_pin'));
+  /**
+   * Drops a record that can never be recovered (I5) and throws `proof`, the
+   * spec's "session gone", only once the record is no longer stored (A1): a
+   * removal the store did not confirm is a "try again" (the next attempt
+   * proves it anew), and a newer pin stored meanwhile (our lock expired, and
+   * another pod took the initialize) is the session's, not lost.
+   */
+  private async forget(sid: string, generation: number, proof: RecoveryError): Promise<Recovered> {
+    let removed: boolean;
+    try {
+      removed = await this.o.store.removeIfGeneration(sid, generation);
+    } catch (err) {
+      throw new RecoveryError('MCP_PIN_RECOVERY_UNAVAILABLE', `${proof.message}, and the store did not confirm dropping the record`, err);
+    }
+    const now = removed ? null : await this.o.store.load(sid);
+    if (!now) throw proof;
+    return { pin: pinOf(now), reinitialized: false };
   }
 
   /**

@@ -283,9 +283,16 @@ class FlushableStore {
 }
 
 /** The store with a fault plan: each call, of either replica, takes the plan's next entry (past its end: none). */
+/** PROTOCOL_TRACE=1 prints one failing schedule's story: store calls with their fault, what reached a pod, each answer, mcp-pin's log. */
+const TRACING = Boolean(process.env.PROTOCOL_TRACE);
+const trace = (...what: unknown[]): void => {
+  if (TRACING) console.log(...what);
+};
+
 function faultyStore(inner: SessionStore, nextFault: () => StoreFault, sleep: (ms: number) => Promise<void>): SessionStore {
-  return wrapStore(inner, async (op, call) => {
+  return wrapStore(inner, async (op, call, args) => {
     const fault = nextFault();
+    trace('store', op, JSON.stringify(args).slice(0, 80), fault);
     if (fault === 'unreachable') throw new StoreError('MCP_PIN_STORE_UNAVAILABLE', `sim: ${op} did not reach the store`);
     const result = await call();
     if (fault === 'lost-answer') throw new StoreError('MCP_PIN_STORE_TIMEOUT', `sim: ${op} ran, its answer was lost`);
@@ -451,7 +458,7 @@ export class World {
   replicaDeaths = 0;
   flushes = 0;
   adoptions = 0;
-  private readonly log = pino({ level: 'silent' });
+  private readonly log = pino({ level: TRACING ? 'debug' : 'silent' });
   private readonly cfg: ConstructorParameters<typeof Exchange>[0]['cfg'] & ConstructorParameters<typeof HttpRecoverer>[0]['cfg'];
   private readonly nextFault: () => StoreFault;
   /** Re-initializes on the wire now, per client: at most one (I4). */
@@ -761,6 +768,7 @@ export class World {
     // The internal listener's override_host: the pod asked for while it is in discovery, else Envoy's fallback pick.
     const pod = this.routed(req.pod!);
     if (!pod) return internalReply('no_healthy_upstream');
+    trace('to pod', { replica, method: req.method, path: req.path, pod }, body.slice(0, 60));
     if (forClient) this.onReinitialize(forClient, replica);
     if (forClient && pod !== req.pod) this.reinitsElsewhere++;
     try {
@@ -1357,6 +1365,7 @@ export class World {
     req.calm.stayed = this.disturbances === req.calm.disturbances && !this.deletesSent.has(req.client);
     req.calm.answeredAt = this.clock.now();
     req.answer = req.abort.signal.aborted && answer.from !== 'pod' ? { from: 'nobody', why: 'client left' } : answer;
+    trace('answer', req.rid, req.client, req.method, JSON.stringify(req.answer).slice(0, 300));
     if (isStateKind(req.kind)) this.intend(req, req.answer);
   }
 

@@ -345,6 +345,50 @@ describe('recovery: planning a retry attempt', () => {
     expect(await store.lookup('client-1')).to.equal(null);
   });
 
+  // A1: the spec's 404 tells the client to drop its session; it is given only once the record is no longer stored.
+  for (const [proof, code, initBody] of [
+    ['a pod refuses the stored initialize', 'MCP_PIN_RECOVERY_REINIT_REFUSED', INIT],
+    ['no initialize body was stored', 'MCP_PIN_RECOVERY_NO_INIT_BODY', null],
+  ] as const) {
+    it(`when ${proof} and the store does not confirm the removal: RECOVERY_UNAVAILABLE ("try again"), record kept; the next attempt, with the store back, is told ${code}`, async () => {
+      const { store, pods, recoverer, attempt, logs } = await setup(initBody);
+      pods.init = () => ({ status: 400 });
+      const remove = store.removeIfGeneration.bind(store);
+      store.removeIfGeneration = async () => {
+        throw new StoreError('MCP_PIN_STORE_UNAVAILABLE', 'store down');
+      };
+      expect(failed(await recoverer.planRetry(attempt(), never))).to.equal('MCP_PIN_RECOVERY_UNAVAILABLE');
+      expect(await store.load('client-1'), 'record kept').to.deep.include({ pod: OLD_POD, generation: 1 });
+      expect(logs.find((l) => l.msg === 'recovery failed')?.reason).to.match(/, and the store did not confirm dropping the record: store down$/);
+      store.removeIfGeneration = remove;
+      expect(failed(await recoverer.planRetry(attempt(), never))).to.equal(code);
+      expect(await store.load('client-1')).to.equal(null);
+    });
+
+    it(`when ${proof} and the record left the store meanwhile (DELETE): ${code}`, async () => {
+      const { store, pods, recoverer, attempt } = await setup(initBody);
+      pods.init = () => ({ status: 400 });
+      const remove = store.removeIfGeneration.bind(store);
+      store.removeIfGeneration = async (sid, generation) => {
+        await store.remove(sid);
+        return remove(sid, generation);
+      };
+      expect(failed(await recoverer.planRetry(attempt(), never))).to.equal(code);
+    });
+
+    it(`when ${proof} and another replica stored a newer pin meanwhile (our lock expired): the retry follows it, record kept`, async () => {
+      const { store, pods, recoverer, attempt } = await setup(initBody);
+      pods.init = () => ({ status: 400 });
+      const remove = store.removeIfGeneration.bind(store);
+      store.removeIfGeneration = async (sid, generation) => {
+        await store.replacePin(sid, generation, '10.0.2.2:8080', 'backend-2');
+        return remove(sid, generation);
+      };
+      expect(await recoverer.planRetry(attempt(), never)).to.deep.include({ kind: 'relay', why: 'moved' });
+      expect(await store.load('client-1')).to.deep.include({ pod: '10.0.2.2:8080', backendSessionId: 'backend-2', generation: 2 });
+    });
+  }
+
   it('fails with RECOVERY_UNAVAILABLE and keeps the record when notifications/initialized is refused', async () => {
     const { store, pods, recoverer, attempt } = await setup();
     pods.notify = () => ({ status: 400 });

@@ -51,6 +51,11 @@ export class MemoryStore implements SessionStore, SessionInspector {
     return this.sessions.size;
   }
 
+  /** Recovery locks held in memory, expired ones not yet swept included (what they cost). */
+  get lockCount(): number {
+    return this.locks.size;
+  }
+
   private live(sid: string): Entry | null {
     const e = this.sessions.get(sid);
     if (!e) return null;

@@ -847,5 +847,35 @@ for (const [kind, start] of [
       await s.connect(10_000);
       return s;
     });
+    if (start === startRedisCluster)
+      it("a cursor means the same to a store whose seed nodes come in another order (the sessions CLI continuing a replica's page)", async () => {
+        const prefix = `o${n++}:`;
+        // Rotated, so no master keeps its place (a reversal of three keeps the middle one).
+        const [head, ...rest] = target.url.slice('redis-cluster://'.length).split(',');
+        const rotated = `redis-cluster://${[...rest, head].join(',')}`;
+        const open = (url: string) => new RedisStore({ url, keyPrefix: prefix, sessionTtlMs: 60_000, storeTimeoutMs: 2000 });
+        const first = open(target.url);
+        const second = open(rotated);
+        const stores = [first, second];
+        try {
+          for (const st of stores) await st.connect(10_000);
+          const order = (st: RedisStore) => (st.redis as Cluster).nodes('master').map((r) => `${r.options.host}:${r.options.port}`);
+          // ioredis keeps its seed nodes' order: the two see the masters in different orders.
+          expect(order(first)).to.not.deep.equal(order(second));
+          const ids = Array.from({ length: 40 }, (_, i) => `s${i}`);
+          for (const id of ids) await first.create(id, { pod: '10.0.0.1:8080', backendSessionId: id, initBody: null });
+          const seen: string[] = [];
+          let cursor: string | undefined;
+          for (let page = 0; page < 100; page++) {
+            const got = await (page % 2 === 0 ? first : second).list({ limit: 5, ...(cursor !== undefined ? { cursor } : {}) });
+            seen.push(...got.sessions.map((x) => x.clientSessionId));
+            if (got.cursor === null) break;
+            cursor = got.cursor;
+          }
+          expect([...seen].sort(), 'every session once, none twice').to.deep.equal([...ids].sort());
+        } finally {
+          await Promise.all(stores.map((st) => st.close()));
+        }
+      });
   });
 }

@@ -104,6 +104,24 @@ describe('memory store: bounded', () => {
     }
   });
 
+  it('drops expired recovery locks on its sweep timer (one expiring that moment included) and keeps the live ones held', async () => {
+    let now = 1_000;
+    const store = new MemoryStore({ sessionTtlMs: 1_000, now: () => now, sweepEveryMs: 10 });
+    try {
+      await store.create('old', { pod: '10.0.0.1:1', backendSessionId: 'old', initBody: null });
+      expect(await store.tryLock('stale', 'a', 1_500)).to.equal(true);
+      expect(await store.tryLock('live', 'b', 60_000)).to.equal(true);
+      expect(store.lockCount).to.equal(2);
+      now += 1_500;
+      // One sweep drops the expired session and the expired lock together.
+      await eventually(async () => store.size === 0, 'the expired session swept');
+      expect(store.lockCount, 'the expired lock swept with it').to.equal(1);
+      expect(await store.tryLock('live', 'c', 60_000), 'the live lock still held').to.equal(false);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('lists in id order, a page ending at the last id with no cursor', async () => {
     const store = new MemoryStore({ sessionTtlMs: 60_000 });
     for (const id of ['d', 'b', 'a', 'c']) await store.create(id, session('10.0.0.1:1'));

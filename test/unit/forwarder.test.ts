@@ -10,7 +10,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ByteBudget } from '../../src/recovery/byte-budget.js';
-import { EnvoyForwarder, ENVOY_REPLY_HEADER, ResponseTooLargeError } from '../../src/recovery/forwarder.js';
+import { EnvoyForwarder, ENVOY_REPLY_HEADER, neverSent, ResponseTooLargeError } from '../../src/recovery/forwarder.js';
+import { startBlackHole } from '../helpers/black-hole.js';
 
 describe('EnvoyForwarder', () => {
   let server: Server;
@@ -158,6 +159,26 @@ describe('EnvoyForwarder', () => {
       (e: unknown) => e,
     );
     expect((err as { code?: string })?.code).to.equal('UND_ERR_DESTROYED');
+  });
+
+  it('gives up connecting after 2 s, whatever the recovery deadline: a connect that hangs is "never sent", not a deadline spent', async function () {
+    this.timeout(20_000);
+    const hole = await startBlackHole();
+    const slow = new EnvoyForwarder(`http://127.0.0.1:${hole.port}`, 'x-mcp-pin-dst', 'x-mcp-pin-upstream', 10_000);
+    // undici does not end a connect in progress when the signal aborts: its own connect timeout is what ends it.
+    const deadline = AbortSignal.timeout(7_000);
+    try {
+      const err = await slow.send({ method: 'POST', path: '/mcp', headers: [], body: null, pod: undefined, signal: deadline, maxBodyBytes: 1024 }).then(
+        () => new Error('answered'),
+        (e: unknown) => e,
+      );
+      expect(deadline.aborted, 'failed before the deadline').to.equal(false);
+      expect((err as { code?: string }).code, String(err)).to.equal('UND_ERR_CONNECT_TIMEOUT');
+      expect(neverSent(err)).to.equal(true);
+    } finally {
+      await slow.close();
+      await hole.stop();
+    }
   });
 
   it('speaks HTTP over a Unix socket when the recovery URL is unix:/path (the shipped deployments)', async () => {

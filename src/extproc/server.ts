@@ -135,8 +135,9 @@ export class ExtProcService {
     // status went out (ours, or its own for a message it could not read) and
     // when the peer reset it.
     call.on('cancelled', onClosed);
-    // A write racing a cancelled stream: that stream only.
-    call.on('error', () => {});
+    // No 'error' listener of ours: grpc-js listens on every server stream
+    // itself and turns an 'error' (ours above, or a write racing a cancelled
+    // call) into that call's status, so none goes unhandled.
   }
 
   /** The handler for one stream, by its role. */

@@ -669,6 +669,47 @@ describe('RedisStore', () => {
     }
   });
 
+  it('leaves nothing behind once closed, seen in this process: no timer of its own or its client still holds the event loop, whether Redis answered or was down', async () => {
+    // The same as the test above, in-process (so a mutation run's per-test coverage sees it): every wait is 30 s long.
+    // Each timer made while the store lives is followed until it fires or is cleared.
+    const pending = new Set<NodeJS.Timeout>();
+    const realSet = globalThis.setTimeout;
+    const realClear = globalThis.clearTimeout;
+    const follow = ((fn: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) => {
+      const t = realSet(() => {
+        pending.delete(t);
+        fn(...args);
+      }, ms);
+      pending.add(t);
+      return t;
+    }) as typeof setTimeout;
+    const holding = () => [...pending].filter((t) => t.hasRef()).length;
+    for (const [url, connectMs] of [
+      [redis.url, 30_000],
+      [`redis://127.0.0.1:${await freePort()}`, 1_000],
+    ] as const) {
+      pending.clear();
+      globalThis.setTimeout = follow;
+      globalThis.clearTimeout = ((t?: NodeJS.Timeout) => {
+        if (t) pending.delete(t);
+        realClear(t);
+      }) as typeof clearTimeout;
+      try {
+        const s = new RedisStore({ url, keyPrefix: 'exit:', sessionTtlMs: 60_000, storeTimeoutMs: 30_000 });
+        await s.connect(connectMs).catch(() => {});
+        await s.lookup('x').catch(() => {});
+        await s.lookup('y').catch(() => {});
+        await s.close();
+        // Every timer made meanwhile, the client's reconnect timer included, fired or was cleared. (A closed
+        // client that was reconnecting keeps that status, with no timer: status says nothing here.)
+        await eventually(async () => holding() === 0, `${url}: the store's timers all fired or cleared`, 3_000);
+      } finally {
+        globalThis.setTimeout = realSet;
+        globalThis.clearTimeout = realClear;
+      }
+    }
+  });
+
   it('connects only when asked, waits for "ready" within its time, and leaves no listener behind either way', async () => {
     const down = new RedisStore({ url: `redis://127.0.0.1:${await freePort()}`, keyPrefix: 'c:', sessionTtlMs: 60_000, storeTimeoutMs: 200 });
     expect(down.redis.status, 'nothing dialled before connect()').to.equal('wait');

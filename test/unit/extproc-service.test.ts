@@ -13,7 +13,7 @@ import type { Recoverer, StateCatchUp } from '../../src/recovery/http-recoverer.
 import { MemoryStore } from '../../src/sessions/memory-store.js';
 import { eventually } from '../helpers/net.js';
 import { extProcClient, wireRequestHeaders } from '../helpers/grpc-clients.js';
-import { capturedLog, newMetrics, type LogLine } from './fakes.js';
+import { capturedLog, metricValue, newMetrics, type LogLine } from './fakes.js';
 
 const GET = wireRequestHeaders({ ':method': 'GET', ':path': '/' });
 /** Request headers of a session the store does not know: the exchange then waits for the response phase. */
@@ -39,12 +39,6 @@ const idleRecoverer: Recoverer & StateCatchUp = {
   catchUpState: async () => {
     throw new Error('not asked in these tests');
   },
-};
-
-const metricValue = async (metrics: Metrics, name: string, labels: Record<string, string> = {}): Promise<number> => {
-  const m = (await metrics.registry.getMetricsAsJSON()).find((x) => x.name === name);
-  const v = (m?.values ?? []).find((x) => Object.entries(labels).every(([k, want]) => x.labels[k] === want));
-  return Number(v?.value ?? 0);
 };
 
 describe('ExtProcService: streams as Envoy sees them', function () {

@@ -18,6 +18,14 @@ export function capturedLog(): { log: Logger; lines: LogLine[] } {
 }
 export const newMetrics = (): Metrics => new Metrics();
 
+/** One series' value as Prometheus would scrape it (a counter, a gauge, a histogram's `_count` or `_sum`) for these labels; 0 before it has any. */
+export async function metricValue(metrics: Metrics, series: string, labels: Record<string, string> = {}): Promise<number> {
+  for (const m of await metrics.registry.getMetricsAsJSON())
+    for (const v of m.values as { labels: Record<string, unknown>; value: number; metricName?: string }[])
+      if ((v.metricName ?? m.name) === series && Object.entries(labels).every(([k, want]) => v.labels[k] === want)) return Number(v.value);
+  return 0;
+}
+
 export function requestHeaders(h: Record<string, string>, endOfStream = false): ProcessingRequest {
   return { request: 'request_headers', request_headers: { headers: { headers: wireHeaders(h) }, end_of_stream: endOfStream } };
 }

@@ -11,15 +11,13 @@ import { HttpRecoverer } from '../../src/recovery/http-recoverer.js';
 import type { Forwarder } from '../../src/recovery/forwarder.js';
 import { MemoryStore } from '../../src/sessions/memory-store.js';
 import { StoreError } from '../../src/errors.js';
-import { newMetrics, requestHeaders, responseHeaders, silentLog, recovererCfg } from './fakes.js';
+import { metricValue, newMetrics, requestHeaders, responseHeaders, silentLog, recovererCfg } from './fakes.js';
 
 const cfg = { pinHeader: 'x-mcp-pin-dst', maxInitBodyBytes: 1024, maxSessionIdLength: 64, lostSessionStatuses: [404] };
 const fail = async (): Promise<never> => {
   throw new Error('store down');
 };
-async function ignored(metrics: Metrics, op: string): Promise<number> {
-  return (await metrics.ignoredErrors.get()).values.find((v) => v.labels.op === op)?.value ?? 0;
-}
+const ignored = (metrics: Metrics, op: string): Promise<number> => metricValue(metrics, 'mcp_pin_ignored_errors_total', { op });
 
 describe('failures carried on after are counted', () => {
   it('dropping a poisoned pin, forgetting a deleted session, adopting a session', async () => {

@@ -13,7 +13,7 @@ import type { Metrics } from '../../src/metrics.js';
 import { MESSAGE_TIMEOUT_MARGIN_MS } from '../../src/timeouts.js';
 import { StoreError } from '../../src/errors.js';
 import { sessionTag } from '../../src/log.js';
-import { capturedLog, newMetrics, silentLog, recovererCfg } from './fakes.js';
+import { capturedLog, metricValue, newMetrics, silentLog, recovererCfg } from './fakes.js';
 import { VirtualClock } from '../protocol/virtual-clock.js';
 import { abortedByDeadline } from '../../src/clock.js';
 import { SessionRecovery, type RecoveryOptions } from '../../src/recovery/recovery.js';
@@ -742,13 +742,8 @@ describe('recovery: the session state the client set (issue 29)', () => {
 });
 
 describe('recovery: what an operator sees of each plan (metrics and log lines)', () => {
-  /** A counter's or histogram count's value for these labels. */
-  const value = async (metric: { get(): Promise<{ values: { labels: object; value: number; metricName?: string }[] }> }, labels: object, name?: string) =>
-    (await metric.get()).values.find(
-      (v) => (name === undefined || v.metricName === name) && Object.entries(labels).every(([k, x]) => (v.labels as Record<string, unknown>)[k] === x),
-    )?.value ?? 0;
-  const outcome = (m: Metrics, o: string) => value(m.requests, { outcome: o });
-  const recoveries = (m: Metrics, result: string) => value(m.recoverySeconds, { result }, 'mcp_pin_recovery_seconds_count');
+  const outcome = (m: Metrics, o: string) => metricValue(m, 'mcp_pin_requests_total', { outcome: o });
+  const recoveries = (m: Metrics, result: string) => metricValue(m, 'mcp_pin_recovery_seconds_count', { result });
   const line = (logs: Record<string, unknown>[], msg: string) => logs.find((l) => l.msg === msg);
 
   it('runs on the clock it is given (deadlines too), and closes its forwarder when it closes', async () => {
@@ -784,7 +779,7 @@ describe('recovery: what an operator sees of each plan (metrics and log lines)',
     await recoverer.planRetry(attempt(), never);
     expect(await recoveries(metrics, 'recovered')).to.equal(1);
     expect(await recoveries(metrics, 'failed')).to.equal(0);
-    const sum = await value(metrics.recoverySeconds, { result: 'recovered' }, 'mcp_pin_recovery_seconds_sum');
+    const sum = await metricValue(metrics, 'mcp_pin_recovery_seconds_sum', { result: 'recovered' });
     expect(sum, 'seconds, not milliseconds').to.be.within(0, 2);
     expect(line(logs, 'session re-initialized')).to.deep.include({ pod: RETRY_POD, generation: 2, level: 30 });
     expect(line(logs, 'recovery failed')).to.equal(undefined);
@@ -797,7 +792,7 @@ describe('recovery: what an operator sees of each plan (metrics and log lines)',
     await recoverer.planRetry(attempt(), never);
     expect(await outcome(metrics, 'recovery_failed')).to.equal(1);
     expect(await recoveries(metrics, 'failed')).to.equal(1);
-    const sum = await value(metrics.recoverySeconds, { result: 'failed' }, 'mcp_pin_recovery_seconds_sum');
+    const sum = await metricValue(metrics, 'mcp_pin_recovery_seconds_sum', { result: 'failed' });
     expect(sum, 'seconds it took, not milliseconds').to.be.within(0.02, 2);
     expect(line(logs, 'recovery failed')!.ms, 'milliseconds it took').to.be.within(20, 2000);
     const storeErrors = (await metrics.storeErrors.get()).values.filter((v) => v.labels.op === 'recovery').reduce((n, v) => n + v.value, 0);
@@ -814,7 +809,7 @@ describe('recovery: what an operator sees of each plan (metrics and log lines)',
       };
       const plan = await recoverer.planRetry(attempt(), never);
       expect(failed(plan)).to.equal(code);
-      expect(await value(metrics.storeErrors, { op: 'recovery', code })).to.equal(1);
+      expect(await metricValue(metrics, 'mcp_pin_store_errors_total', { op: 'recovery', code })).to.equal(1);
       expect(await outcome(metrics, 'recovery_failed')).to.equal(1);
     });
   }

@@ -70,7 +70,9 @@ export const ERROR_CODES = {
   MCP_PIN_RECOVERY_REINIT_REFUSED: { seen: 'client', meaning: 'the session is lost and a pod refused its stored initialize: it cannot come back' },
   MCP_PIN_RECOVERY_UNAVAILABLE: {
     seen: 'client',
-    meaning: 'the session could not be recovered just now (no pod took the re-initialize, the store failed mid-way); it is kept and the request did not run',
+    meaning:
+      'the session could not be recovered just now (no pod took the re-initialize, the store failed mid-way or did not confirm dropping ' +
+      'a session that cannot come back); the request did not run, and the next one tries again',
   },
   MCP_PIN_RECOVERY_TIMEOUT: {
     seen: 'client',

@@ -1,4 +1,5 @@
 /** A redis-server of the test's own, on a free port, in its own directory. */
+import { createServer } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -92,11 +93,12 @@ async function redisReady(
   timeoutMs = 20_000,
   everyMs = 100,
   alive: () => boolean = () => true,
+  host = '127.0.0.1',
 ): Promise<void> {
   await eventually(
     async () => {
       if (!alive()) return 'exited';
-      const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      const r = new Redis({ port, host, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
       r.on('error', () => {});
       try {
         await r.connect();
@@ -119,16 +121,38 @@ export interface ProcsHandle {
   stop(): Promise<void>;
 }
 
-/** A real three-master Redis Cluster of the test's own (cluster-enabled servers + redis-cli --cluster create). */
+/** Whether port can be bound on host right now. */
+function canBind(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, host, () => s.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A real three-master Redis Cluster of the test's own (cluster-enabled
+ * servers + redis-cli --cluster create), laid out as in Kubernetes: every
+ * master on the same port, each on an address of its own (127.0.0.2-4).
+ */
 export async function startRedisCluster(): Promise<ProcsHandle> {
-  const ports = [await freePort(), await freePort(), await freePort()];
-  const procs = ports.map((port) => {
+  const hosts = ['127.0.0.2', '127.0.0.3', '127.0.0.4'];
+  let port = 0;
+  for (let tries = 0; port === 0 && tries < 50; tries++) {
+    const p = await freePort(hosts[0]);
+    // The cluster bus listens on port + 10000.
+    if (p + 10_000 > 65_535) continue;
+    const free = await Promise.all(hosts.flatMap((h) => [canBind(h, p), canBind(h, p + 10_000)]));
+    if (free.every(Boolean)) port = p;
+  }
+  if (port === 0) throw new Error(`no port free on ${hosts.join(', ')} (and its bus port)`);
+  const procs = hosts.map((host) => {
     const dir = mkdtempSync(join(tmpdir(), 'mcp-pin-cluster-'));
-    return new ManagedProcess(`redis-cluster:${port}`, 'redis-server', [
+    return new ManagedProcess(`redis-cluster:${host}:${port}`, 'redis-server', [
       '--port',
       String(port),
       '--bind',
-      '127.0.0.1',
+      host,
       '--save',
       '',
       '--appendonly',
@@ -141,22 +165,33 @@ export async function startRedisCluster(): Promise<ProcsHandle> {
       join(dir, 'nodes.conf'),
       '--cluster-node-timeout',
       '2000',
+      // Its peers see loopback connections come from 127.0.0.1: the address to gossip is said outright.
+      '--cluster-announce-ip',
+      host,
     ]).start();
   });
-  for (const p of ports) await redisReady(p);
+  for (const h of hosts) await redisReady(port, undefined, 20_000, 100, () => true, h);
   const create = new ManagedProcess('redis-cli --cluster create', 'redis-cli', [
     '--cluster',
     'create',
-    ...ports.map((p) => `127.0.0.1:${p}`),
+    ...hosts.map((h) => `${h}:${port}`),
     '--cluster-replicas',
     '0',
     '--cluster-yes',
   ]).start();
   const code = await create.waitExit(30_000);
   if (code !== 0) throw new Error(`cluster create failed:\n${create.output}`);
-  for (const p of ports) await redisReady(p, async (r) => String(await r.call('CLUSTER', 'INFO')).includes('cluster_state:ok'));
+  for (const h of hosts)
+    await redisReady(
+      port,
+      async (r) => String(await r.call('CLUSTER', 'INFO')).includes('cluster_state:ok'),
+      20_000,
+      100,
+      () => true,
+      h,
+    );
   return {
-    url: `redis-cluster://${ports.map((p) => `127.0.0.1:${p}`).join(',')}`,
+    url: `redis-cluster://${hosts.map((h) => `${h}:${port}`).join(',')}`,
     procs,
     stop: async () => {
       await Promise.all(procs.map((p) => p.stop()));

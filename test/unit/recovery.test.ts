@@ -387,6 +387,18 @@ describe('recovery: planning a retry attempt', () => {
       expect(await recoverer.planRetry(attempt(), never)).to.deep.include({ kind: 'relay', why: 'moved' });
       expect(await store.load('client-1')).to.deep.include({ pod: '10.0.2.2:8080', backendSessionId: 'backend-2', generation: 2 });
     });
+
+    it(`when ${proof} and another replica re-initialized on this attempt's pod meanwhile: the retry goes there, as that replica's recovery, not ours`, async () => {
+      const { store, pods, recoverer, attempt, metrics } = await setup(initBody);
+      pods.init = () => ({ status: 400 });
+      const remove = store.removeIfGeneration.bind(store);
+      store.removeIfGeneration = async (sid, generation) => {
+        await store.replacePin(sid, generation, RETRY_POD, 'backend-2');
+        return remove(sid, generation);
+      };
+      expect(await recoverer.planRetry(attempt(), never)).to.deep.include({ kind: 'send', reinitialized: false });
+      expect(await metricValue(metrics, 'mcp_pin_recovery_seconds_count', { result: 'recovered' }), 'counted by the replica that made it').to.equal(0);
+    });
   }
 
   it('fails with RECOVERY_UNAVAILABLE and keeps the record when notifications/initialized is refused', async () => {

@@ -130,23 +130,34 @@ function canBind(host: string, port: number): Promise<boolean> {
   });
 }
 
-/**
- * A real three-master Redis Cluster of the test's own (cluster-enabled
- * servers + redis-cli --cluster create), laid out as in Kubernetes: every
- * master on the same port, each on an address of its own (127.0.0.2-4).
- */
-export async function startRedisCluster(): Promise<ProcsHandle> {
-  const hosts = ['127.0.0.2', '127.0.0.3', '127.0.0.4'];
-  let port = 0;
-  for (let tries = 0; port === 0 && tries < 50; tries++) {
+/** A port free on every one of hosts, with its cluster bus port (port + 10000). */
+async function portFreeOn(hosts: string[]): Promise<number> {
+  for (let tries = 0; tries < 50; tries++) {
     const p = await freePort(hosts[0]);
-    // The cluster bus listens on port + 10000.
     if (p + 10_000 > 65_535) continue;
     const free = await Promise.all(hosts.flatMap((h) => [canBind(h, p), canBind(h, p + 10_000)]));
-    if (free.every(Boolean)) port = p;
+    if (free.every(Boolean)) return p;
   }
-  if (port === 0) throw new Error(`no port free on ${hosts.join(', ')} (and its bus port)`);
-  const procs = hosts.map((host) => {
+  throw new Error(`no port free on ${hosts.join(', ')} (and its bus port)`);
+}
+
+/**
+ * A real three-master Redis Cluster of the test's own (cluster-enabled
+ * servers + redis-cli --cluster create). Two masters share a port on
+ * addresses of their own (as pods in Kubernetes), two share an address on
+ * ports of their own (as several servers on one machine): both parts of a
+ * node's address decide where it sorts.
+ */
+export async function startRedisCluster(): Promise<ProcsHandle> {
+  const shared = await portFreeOn(['127.0.0.2', '127.0.0.3']);
+  let other = await portFreeOn(['127.0.0.3']);
+  while (other === shared) other = await portFreeOn(['127.0.0.3']);
+  const nodes = [
+    { host: '127.0.0.2', port: shared },
+    { host: '127.0.0.3', port: shared },
+    { host: '127.0.0.3', port: other },
+  ];
+  const procs = nodes.map(({ host, port }) => {
     const dir = mkdtempSync(join(tmpdir(), 'mcp-pin-cluster-'));
     return new ManagedProcess(`redis-cluster:${host}:${port}`, 'redis-server', [
       '--port',
@@ -170,28 +181,28 @@ export async function startRedisCluster(): Promise<ProcsHandle> {
       host,
     ]).start();
   });
-  for (const h of hosts) await redisReady(port, undefined, 20_000, 100, () => true, h);
+  for (const n of nodes) await redisReady(n.port, undefined, 20_000, 100, () => true, n.host);
   const create = new ManagedProcess('redis-cli --cluster create', 'redis-cli', [
     '--cluster',
     'create',
-    ...hosts.map((h) => `${h}:${port}`),
+    ...nodes.map((n) => `${n.host}:${n.port}`),
     '--cluster-replicas',
     '0',
     '--cluster-yes',
   ]).start();
   const code = await create.waitExit(30_000);
   if (code !== 0) throw new Error(`cluster create failed:\n${create.output}`);
-  for (const h of hosts)
+  for (const n of nodes)
     await redisReady(
-      port,
+      n.port,
       async (r) => String(await r.call('CLUSTER', 'INFO')).includes('cluster_state:ok'),
       20_000,
       100,
       () => true,
-      h,
+      n.host,
     );
   return {
-    url: `redis-cluster://${hosts.map((h) => `${h}:${port}`).join(',')}`,
+    url: `redis-cluster://${nodes.map((n) => `${n.host}:${n.port}`).join(',')}`,
     procs,
     stop: async () => {
       await Promise.all(procs.map((p) => p.stop()));

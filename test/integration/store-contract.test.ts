@@ -891,29 +891,37 @@ for (const [kind, start] of [
     if (start === startRedisCluster)
       it("a cursor means the same to a store whose seed nodes come in another order (the sessions CLI continuing a replica's page)", async () => {
         const prefix = `o${n++}:`;
-        // Rotated, so no master keeps its place (a reversal of three keeps the middle one).
-        const [head, ...rest] = target.url.slice('redis-cluster://'.length).split(',');
-        const rotated = `redis-cluster://${[...rest, head].join(',')}`;
-        const open = (url: string) => new RedisStore({ url, keyPrefix: prefix, sessionTtlMs: 60_000, storeTimeoutMs: 2000 });
-        const first = open(target.url);
-        const second = open(rotated);
-        const stores = [first, second];
+        // The seeds in each of their three rotations: ioredis keeps its seed nodes' order, so each store sees the masters in another order.
+        const seeds = target.url.slice('redis-cluster://'.length).split(',');
+        const stores = [0, 1, 2].map(
+          (k) =>
+            new RedisStore({
+              url: `redis-cluster://${[...seeds.slice(k), ...seeds.slice(0, k)].join(',')}`,
+              keyPrefix: prefix,
+              sessionTtlMs: 60_000,
+              storeTimeoutMs: 2000,
+            }),
+        );
         try {
           for (const st of stores) await st.connect(10_000);
           const order = (st: RedisStore) => (st.redis as Cluster).nodes('master').map((r) => `${r.options.host}:${r.options.port}`);
-          // ioredis keeps its seed nodes' order: the two see the masters in different orders.
-          expect(order(first)).to.not.deep.equal(order(second));
+          expect(new Set(stores.map((st) => order(st).join(' '))).size, 'three orders').to.equal(3);
           const ids = Array.from({ length: 40 }, (_, i) => `s${i}`);
-          for (const id of ids) await first.create(id, { pod: '10.0.0.1:8080', backendSessionId: id, initBody: null });
-          const seen: string[] = [];
-          let cursor: string | undefined;
-          for (let page = 0; page < 100; page++) {
-            const got = await (page % 2 === 0 ? first : second).list({ limit: 5, ...(cursor !== undefined ? { cursor } : {}) });
-            seen.push(...got.sessions.map((x) => x.clientSessionId));
-            if (got.cursor === null) break;
-            cursor = got.cursor;
-          }
-          expect([...seen].sort(), 'every session once, none twice').to.deep.equal([...ids].sort());
+          for (const id of ids) await (stores[0] as RedisStore).create(id, { pod: '10.0.0.1:8080', backendSessionId: id, initBody: null });
+          // Every store begins, every other store continues, after each page.
+          for (const [a, from] of stores.entries())
+            for (const [b, to] of stores.entries())
+              for (let switchAt = 1; a !== b && switchAt <= 3; switchAt++) {
+                const seen: string[] = [];
+                let cursor: string | undefined;
+                for (let page = 0; page < 100; page++) {
+                  const got = await (page < switchAt ? from : to).list({ limit: 5, ...(cursor !== undefined ? { cursor } : {}) });
+                  seen.push(...got.sessions.map((x) => x.clientSessionId));
+                  if (got.cursor === null) break;
+                  cursor = got.cursor;
+                }
+                expect([...seen].sort(), `store ${a} for ${switchAt} page(s), then store ${b}: every session once, none twice`).to.deep.equal([...ids].sort());
+              }
         } finally {
           await Promise.all(stores.map((st) => st.close()));
         }

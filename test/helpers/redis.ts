@@ -1,10 +1,9 @@
 /** A redis-server of the test's own, on a free port, in its own directory. */
-import { createServer } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ManagedProcess } from './process.js';
-import { eventually, freePort } from './net.js';
+import { canBind, eventually, freePort } from './net.js';
 import { Redis } from 'ioredis';
 
 export interface RedisHandle {
@@ -61,7 +60,7 @@ function redisOn(port: number, opts: { appendonly?: boolean }): RedisHandle {
   ];
   const proc = new ManagedProcess(`redis:${port}`, 'redis-server', args);
   const url = `redis://127.0.0.1:${port}`;
-  const waitReady = (): Promise<void> => redisReady(port, undefined, 10_000, 50, () => proc.alive);
+  const waitReady = (): Promise<void> => redisReady(port, { timeoutMs: 10_000, everyMs: 50, alive: () => proc.alive });
   return {
     url,
     port,
@@ -86,15 +85,19 @@ function redisOn(port: number, opts: { appendonly?: boolean }): RedisHandle {
   };
 }
 
+interface ReadyOptions {
+  /** What "ready" means (default: PING answers PONG). */
+  check?: (r: Redis) => Promise<boolean>;
+  timeoutMs?: number;
+  everyMs?: number;
+  /** False once the server exited: stop waiting at once. */
+  alive?: () => boolean;
+  host?: string;
+}
+
 /** Waits until the server answers check; gives up at once if it exited (alive false). */
-async function redisReady(
-  port: number,
-  check: (r: Redis) => Promise<boolean> = async (r) => (await r.ping()) === 'PONG',
-  timeoutMs = 20_000,
-  everyMs = 100,
-  alive: () => boolean = () => true,
-  host = '127.0.0.1',
-): Promise<void> {
+async function redisReady(port: number, opts: ReadyOptions = {}): Promise<void> {
+  const { check = async (r: Redis) => (await r.ping()) === 'PONG', timeoutMs = 20_000, everyMs = 100, alive = () => true, host = '127.0.0.1' } = opts;
   await eventually(
     async () => {
       if (!alive()) return 'exited';
@@ -107,11 +110,11 @@ async function redisReady(
         r.disconnect();
       }
     },
-    `redis on ${port}`,
+    `redis on ${host}:${port}`,
     timeoutMs,
     everyMs,
   ).then((state) => {
-    if (state === 'exited') throw new Error(`redis-server on ${port} exited before it was ready`);
+    if (state === 'exited') throw new Error(`redis-server on ${host}:${port} exited before it was ready`);
   });
 }
 
@@ -119,15 +122,6 @@ export interface ProcsHandle {
   url: string;
   procs: ManagedProcess[];
   stop(): Promise<void>;
-}
-
-/** Whether port can be bound on host right now. */
-function canBind(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, host, () => s.close(() => resolve(true)));
-  });
 }
 
 /** A port free on every one of hosts, with its cluster bus port (port + 10000). */
@@ -181,7 +175,7 @@ export async function startRedisCluster(): Promise<ProcsHandle> {
       host,
     ]).start();
   });
-  for (const n of nodes) await redisReady(n.port, undefined, 20_000, 100, () => true, n.host);
+  for (const n of nodes) await redisReady(n.port, { host: n.host });
   const create = new ManagedProcess('redis-cli --cluster create', 'redis-cli', [
     '--cluster',
     'create',
@@ -192,15 +186,7 @@ export async function startRedisCluster(): Promise<ProcsHandle> {
   ]).start();
   const code = await create.waitExit(30_000);
   if (code !== 0) throw new Error(`cluster create failed:\n${create.output}`);
-  for (const n of nodes)
-    await redisReady(
-      n.port,
-      async (r) => String(await r.call('CLUSTER', 'INFO')).includes('cluster_state:ok'),
-      20_000,
-      100,
-      () => true,
-      n.host,
-    );
+  for (const n of nodes) await redisReady(n.port, { host: n.host, check: async (r) => String(await r.call('CLUSTER', 'INFO')).includes('cluster_state:ok') });
   return {
     url: `redis-cluster://${nodes.map((n) => `${n.host}:${n.port}`).join(',')}`,
     procs,
@@ -228,7 +214,7 @@ export async function startRedisSentinel(): Promise<ProcsHandle> {
     ].join('\n'),
   );
   const sentinel = new ManagedProcess(`sentinel:${port}`, 'redis-server', [conf, '--sentinel']).start();
-  await redisReady(port, async (r) => Array.isArray(await r.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', 'mcppin')));
+  await redisReady(port, { check: async (r) => Array.isArray(await r.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', 'mcppin')) });
   return {
     url: `redis-sentinel://127.0.0.1:${port}/mcppin`,
     procs: [master.proc, sentinel],

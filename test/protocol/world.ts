@@ -282,13 +282,13 @@ class FlushableStore {
   }
 }
 
-/** The store with a fault plan: each call, of either replica, takes the plan's next entry (past its end: none). */
 /** PROTOCOL_TRACE=1 prints one failing schedule's story: store calls with their fault, what reached a pod, each answer, mcp-pin's log. */
 const TRACING = Boolean(process.env.PROTOCOL_TRACE);
 const trace = (...what: unknown[]): void => {
   if (TRACING) console.log(...what);
 };
 
+/** The store with a fault plan: each call, of either replica, takes the plan's next entry (past its end: none). */
 function faultyStore(inner: SessionStore, nextFault: () => StoreFault, sleep: (ms: number) => Promise<void>): SessionStore {
   return wrapStore(inner, async (op, call, args) => {
     const fault = nextFault();

@@ -125,6 +125,15 @@ function countLockTries(store: MemoryStore): () => number {
   return () => tries;
 }
 
+/** Runs `meanwhile` just before each removeIfGeneration reaches the store (what another request or replica did in between). */
+function beforeRemoval(store: MemoryStore, meanwhile: (sid: string, generation: number) => Promise<unknown>): void {
+  const remove = store.removeIfGeneration.bind(store);
+  store.removeIfGeneration = async (sid, generation) => {
+    await meanwhile(sid, generation);
+    return remove(sid, generation);
+  };
+}
+
 /** A SessionRecovery of its own (no HttpRecoverer around it), with the limits the unit tests use. */
 const sessionRecovery = (store: SessionStore, forwarder: Forwarder, more: Partial<RecoveryOptions> = {}) =>
   new SessionRecovery({
@@ -368,22 +377,14 @@ describe('recovery: planning a retry attempt', () => {
     it(`when ${proof} and the record left the store meanwhile (DELETE): ${code}`, async () => {
       const { store, pods, recoverer, attempt } = await setup(initBody);
       pods.init = () => ({ status: 400 });
-      const remove = store.removeIfGeneration.bind(store);
-      store.removeIfGeneration = async (sid, generation) => {
-        await store.remove(sid);
-        return remove(sid, generation);
-      };
+      beforeRemoval(store, (sid) => store.remove(sid));
       expect(failed(await recoverer.planRetry(attempt(), never))).to.equal(code);
     });
 
     it(`when ${proof} and another replica stored a newer pin meanwhile (our lock expired): the retry follows it, record kept`, async () => {
       const { store, pods, recoverer, attempt } = await setup(initBody);
       pods.init = () => ({ status: 400 });
-      const remove = store.removeIfGeneration.bind(store);
-      store.removeIfGeneration = async (sid, generation) => {
-        await store.replacePin(sid, generation, '10.0.2.2:8080', 'backend-2');
-        return remove(sid, generation);
-      };
+      beforeRemoval(store, (sid, generation) => store.replacePin(sid, generation, '10.0.2.2:8080', 'backend-2'));
       expect(await recoverer.planRetry(attempt(), never)).to.deep.include({ kind: 'relay', why: 'moved' });
       expect(await store.load('client-1')).to.deep.include({ pod: '10.0.2.2:8080', backendSessionId: 'backend-2', generation: 2 });
     });
@@ -391,11 +392,7 @@ describe('recovery: planning a retry attempt', () => {
     it(`when ${proof} and another replica re-initialized on this attempt's pod meanwhile: the retry goes there, as that replica's recovery, not ours`, async () => {
       const { store, pods, recoverer, attempt, metrics } = await setup(initBody);
       pods.init = () => ({ status: 400 });
-      const remove = store.removeIfGeneration.bind(store);
-      store.removeIfGeneration = async (sid, generation) => {
-        await store.replacePin(sid, generation, RETRY_POD, 'backend-2');
-        return remove(sid, generation);
-      };
+      beforeRemoval(store, (sid, generation) => store.replacePin(sid, generation, RETRY_POD, 'backend-2'));
       expect(await recoverer.planRetry(attempt(), never)).to.deep.include({ kind: 'send', reinitialized: false });
       expect(await metricValue(metrics, 'mcp_pin_recovery_seconds_count', { result: 'recovered' }), 'counted by the replica that made it').to.equal(0);
     });
